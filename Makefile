@@ -1,0 +1,28 @@
+# Everything runs inside .venv, created from nothing by the first target that needs it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test dev bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The example app (official Python SDK) and the runtime, stopped together with Ctrl-C.
+dev: $(STAMP)
+	@bash -c 'trap "kill 0" EXIT; \
+	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python examples/hello_app.py & \
+	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.steps
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,47 @@
+"""The HTTP API, as one powertools resolver: the API Lambda serves it behind API Gateway, and
+`stepline dev` serves the very same resolver by turning each local request into an HTTP API
+(payload v2) event. One set of routes, two front doors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from runtime.api import events_api, register_api, runs_api
+from runtime.api.errors import ApiError, json_response
+from runtime.engine.core import Engine
+from runtime.protocol.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+def build_api(engine: Engine) -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(serializer=lambda obj: json.dumps(obj, separators=(",", ":")))
+
+    events_api.add_routes(app, engine)
+    register_api.add_routes(app, engine)
+    runs_api.add_routes(app, engine)
+
+    @app.get("/health")
+    def health() -> Response:
+        return json_response(200, {"status": "ok", "mode": engine.settings.mode})
+
+    @app.exception_handler(ApiError)
+    def on_api_error(exc: ApiError) -> Response:
+        return json_response(exc.status, exc.body())
+
+    @app.exception_handler(ProtocolError)
+    def on_protocol_error(exc: ProtocolError) -> Response:
+        return json_response(exc.status, {"error": exc.message, "status": exc.status})
+
+    @app.not_found
+    def not_found(exc: Any) -> Response:
+        path = app.current_event.path
+        method = app.current_event.http_method
+        return json_response(404, {"error": f"no route for {method} {path}", "status": 404})
+
+    return app

@@ -1,0 +1,56 @@
+"""The Event API: `POST /e/{key}` (PROTOCOL §11)."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from runtime.api.errors import ApiError, json_response
+from runtime.api.request import header, raw_body
+from runtime.engine.core import Engine
+from runtime.protocol.events import parse_event_batch
+from runtime.protocol.signing import hash_event_key
+
+
+def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
+    settings = engine.settings
+    key_hashes = {hash_event_key(k) for k in settings.event_keys}
+
+    def key_allowed(key: str) -> bool:
+        if settings.mode == "dev":
+            return True  # as Inngest's dev server: any key, including NO_EVENT_KEY_SET
+        presented = hash_event_key(key)
+        return any(hmac.compare_digest(presented, known) for known in key_hashes)
+
+    @app.post("/e/<key>")
+    def send_events(key: str) -> Response:
+        if not key_allowed(key):
+            raise ApiError(401, "event key not found", ids=[])
+        payloads = parse_event_batch(
+            raw_body(app),
+            max_events=settings.max_events_per_request,
+            max_bytes=settings.max_event_body_bytes,
+        )
+        ids = engine.ingest.accept(
+            [p.model_dump() for p in payloads],
+            seed=_parse_seed(header(app, "x-inngest-event-id-seed")),
+        )
+        # "status" is required: the TypeScript SDK treats a reply without it as a failure.
+        return json_response(200, {"ids": ids, "status": 200})
+
+
+def _parse_seed(value: str | None) -> tuple[int, bytes] | None:
+    """``<ms>,<base64 of 10 bytes>``; anything else is ignored (ids are then random)."""
+    if not value:
+        return None
+    try:
+        ms_text, b64 = value.split(",", 1)
+        entropy = base64.b64decode(b64, validate=True)
+        ms = int(ms_text)
+    except ValueError:
+        return None
+    if len(entropy) != 10 or not 0 <= ms < 2**48:
+        return None
+    return ms, entropy

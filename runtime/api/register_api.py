@@ -1,0 +1,28 @@
+"""App sync: `POST /fn/register` (PROTOCOL §4.1)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from runtime.api.auth import require_signing_key
+from runtime.api.errors import ApiError, json_response
+from runtime.api.request import header, raw_body
+from runtime.engine.core import Engine
+from runtime.protocol.register import parse_register
+
+
+def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
+    settings = engine.settings
+
+    @app.post("/fn/register")
+    def register() -> Response:
+        require_signing_key(app, settings)
+        expected = header(app, "x-inngest-expected-server-kind")
+        if expected and expected != settings.mode:
+            raise ApiError(400, f"Expected server kind {expected}, got {settings.mode}", ok=False)
+        body = raw_body(app)
+        if len(body) > settings.max_register_body_bytes:
+            raise ApiError(413, f"body: {len(body)} bytes exceeds {settings.max_register_body_bytes}", ok=False)
+        sync = parse_register(body)
+        modified = engine.registry.register(sync)
+        return json_response(200, {"ok": True, "modified": modified, "status": 200})

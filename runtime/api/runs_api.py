@@ -1,0 +1,137 @@
+"""The Inngest REST API v1 basics (events, runs, cancel) and the v0 routes SDKs call for large
+state (`use_api`)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from runtime.api.auth import require_signing_key
+from runtime.api.errors import ApiError, json_response
+from runtime.api.request import query
+from runtime.engine.core import Engine
+from runtime.engine.ports import Run, RunStatus, StoredEvent
+
+MAX_PAGE = 100
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(name: str, value: str | None) -> int | None:
+    """RFC3339 or epoch milliseconds."""
+    if value is None or value == "":
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError as exc:
+        raise ApiError(400, f"{name}: expected RFC3339 time or epoch milliseconds, got {value!r}") from exc
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    return {
+        "internal_id": event.internal_id,
+        "id": event.id,
+        "name": event.name,
+        "data": event.data,
+        "user": event.user,
+        "ts": event.ts,
+        "v": event.v,
+        "received_at": iso(event.received_at),
+    }
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    # Queued runs read as Running: the REST API's statuses are Running/Completed/Failed/Cancelled.
+    status = RunStatus.RUNNING if run.status == RunStatus.QUEUED else run.status
+    out: dict[str, Any] = {
+        "run_id": run.run_id,
+        "function_id": run.fn_id,
+        "app_id": run.app_id,
+        "status": status.value,
+        "event_id": run.event_ids[0] if run.event_ids else None,
+        "event_ids": run.event_ids,
+        "created_at": iso(run.created_at),
+        "run_started_at": iso(run.started_at or run.created_at),
+        "ended_at": iso(run.ended_at),
+        "output": run.output,
+    }
+    if run.error is not None:
+        out["error"] = run.error
+    return out
+
+
+def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
+    store = engine.backend.store
+    settings = engine.settings
+
+    def envelope(data: Any, **extra: Any) -> Response:
+        now = engine.clock.now_ms()
+        return json_response(200, {"data": data, "metadata": {"fetched_at": iso(now), "cached_until": None}, **extra})
+
+    @app.get("/v1/events")
+    def list_events() -> Response:
+        require_signing_key(app, settings)
+        limit_text = query(app, "limit") or "20"
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
+            raise ApiError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {limit_text!r}")
+        events, cursor = store.list_events(
+            limit=int(limit_text),
+            cursor=query(app, "cursor"),
+            name=query(app, "name"),
+            received_after=parse_time("received_after", query(app, "received_after")),
+            received_before=parse_time("received_before", query(app, "received_before")),
+        )
+        return envelope([event_json(e) for e in events], cursor=cursor)
+
+    @app.get("/v1/events/<event_id>")
+    def get_event(event_id: str) -> Response:
+        require_signing_key(app, settings)
+        event = store.get_event(event_id)
+        if event is None:
+            raise ApiError(404, f"event {event_id!r} not found")
+        return envelope(event_json(event))
+
+    @app.get("/v1/events/<event_id>/runs")
+    def event_runs(event_id: str) -> Response:
+        require_signing_key(app, settings)
+        return envelope([run_json(r) for r in store.runs_for_event(event_id)])
+
+    @app.get("/v1/runs/<run_id>")
+    def get_run(run_id: str) -> Response:
+        require_signing_key(app, settings)
+        run = store.get_run(run_id)
+        if run is None:
+            raise ApiError(404, f"run {run_id!r} not found")
+        return envelope(run_json(run))
+
+    @app.delete("/v1/runs/<run_id>")
+    def cancel_run(run_id: str) -> Response:
+        require_signing_key(app, settings)
+        run = engine.cancel_run(run_id)
+        if run is None:
+            raise ApiError(404, f"run {run_id!r} not found")
+        return envelope(run_json(run))
+
+    @app.get("/v0/runs/<run_id>/batch")
+    def run_batch(run_id: str) -> Response:
+        require_signing_key(app, settings)
+        run = store.get_run(run_id)
+        if run is None:
+            raise ApiError(404, f"run {run_id!r} not found")
+        return json_response(200, run.events)
+
+    @app.get("/v0/runs/<run_id>/actions")
+    def run_actions(run_id: str) -> Response:
+        require_signing_key(app, settings)
+        state = store.load_run(run_id)
+        if state is None:
+            raise ApiError(404, f"run {run_id!r} not found")
+        return json_response(200, state.memo_map())

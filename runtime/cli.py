@@ -1,0 +1,70 @@
+"""The `stepline` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from runtime.settings import Settings
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from runtime.dev.runtime import DevOptions, DevRuntime
+
+    if args.db and os.path.dirname(args.db):
+        os.makedirs(os.path.dirname(args.db), exist_ok=True)
+    settings = Settings.from_env()
+    if settings.mode != "dev":
+        settings = settings.model_copy(update={"mode": "dev"})
+    options = DevOptions(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        backend=args.backend,
+        app_urls=args.url or [],
+        workers=args.workers,
+    )
+    runtime = DevRuntime(options, settings)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    runtime.start()
+    print(f"stepline dev: listening on {runtime.url} (backend {args.backend}, state in {args.db})", flush=True)
+    print("stepline dev: DEV MODE - no event keys, no signatures, no API auth. Never expose this port.", flush=True)
+    for url in options.app_urls:
+        print(f"stepline dev: syncing app {url}", flush=True)
+    done.wait()
+    print("stepline dev: stopping", flush=True)
+    runtime.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepline", description="Durable functions on your own AWS account.")
+    parser.add_argument("--log-level", default=os.environ.get("STEPLINE_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole runtime on this machine (SQLite state, port 8288)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8288)
+    dev.add_argument("-u", "--url", action="append", help="app URL to sync at start (repeatable)")
+    dev.add_argument("--db", default=".stepline/dev.db", help="SQLite state file (default .stepline/dev.db)")
+    dev.add_argument("--backend", choices=["sqlite", "moto"], default="sqlite",
+                     help="sqlite (default) or moto: the AWS adapters against in-process moto")
+    dev.add_argument("--workers", type=int, default=4, help="runs executed concurrently")
+    dev.set_defaults(func=_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

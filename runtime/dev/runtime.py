@@ -1,0 +1,87 @@
+"""`stepline dev` as an object: backend, engine, HTTP server, driver and app syncs, started and
+stopped together. Tests run it in-process exactly as the command does."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from runtime.api.app import build_api
+from runtime.dev.app_sync import sync_in_background
+from runtime.dev.driver import LocalDriver
+from runtime.dev.http_server import DevHttpServer
+from runtime.engine.clock import SystemClock
+from runtime.engine.core import Engine
+from runtime.engine.http import HttpCaller
+from runtime.engine.ports import Backend, Clock
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DevOptions:
+    host: str = "127.0.0.1"
+    port: int = 8288
+    db_path: str = ".stepline/dev.db"
+    backend: str = "sqlite"  # or "moto": the AWS adapters against in-process moto
+    app_urls: list[str] = field(default_factory=list)
+    workers: int = 4
+
+
+class DevRuntime:
+    def __init__(
+        self,
+        options: DevOptions,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        caller: HttpCaller | None = None,
+    ) -> None:
+        self.options = options
+        self.settings = settings or Settings(mode="dev")
+        self.clock = clock or SystemClock()
+        self._exit = contextlib.ExitStack()
+        self._stop = threading.Event()
+        self.backend: Backend = self._exit.enter_context(self._open_backend())
+        self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
+        self.server = DevHttpServer(build_api(self.engine), options.host, options.port)
+        self.driver = LocalDriver(self.engine, workers=options.workers)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.options.host}:{self.server.port}"
+
+    def _open_backend(self):
+        if self.options.backend == "moto":
+            from runtime.aws.moto_env import moto_backend
+
+            return moto_backend(self.clock)
+        from runtime.local import local_backend
+
+        return local_backend(self.options.db_path, self.clock)
+
+    def start(self) -> "DevRuntime":
+        recover = getattr(self.backend.store, "recover_after_restart", None)
+        if recover is not None:
+            # This process is the only one using the file: whatever a killed predecessor held
+            # (leases, in-flight messages) is free now, not after its timeouts.
+            recover()
+        self.server.start()
+        self.driver.start()
+        sync_in_background(self.options.app_urls, self._stop)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop()
+        self.driver.stop()
+        self._exit.close()
+
+    def __enter__(self) -> "DevRuntime":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,79 @@
+"""The Event API's engine side: store events, then start every run they trigger.
+
+Order matters for "nothing accepted is lost": events are durably stored before anything else,
+and the caller answers 200 only after ``accept`` returns. If starting runs fails, the request
+fails, the SDK retries, the store hands back the events stored the first time, and starting the
+runs again is idempotent (derived run ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from runtime.engine.expressions import matches
+from runtime.engine.ids import IdGenerator, seeded_ulid
+from runtime.engine.ports import Backend, Clock, StoredEvent
+from runtime.engine.runs import RunStarter
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    def __init__(self, backend: Backend, clock: Clock, ids: IdGenerator) -> None:
+        self.store = backend.store
+        self.queue = backend.queue
+        self.clock = clock
+        self.ids = ids
+        self.starter = RunStarter(backend, clock)
+
+    def accept(
+        self,
+        events: list[dict[str, Any]],
+        *,
+        seed: tuple[int, bytes] | None = None,
+    ) -> list[str]:
+        """Store and dispatch events given as dicts with name, data and optional id, ts, user, v.
+
+        ``seed`` is the parsed ``x-inngest-event-id-seed`` header: with it, a retried send gets
+        the same internal ids back. Returns the internal id of each event, in order.
+        """
+        now = self.clock.now_ms()
+        fresh: list[StoredEvent] = []
+        for index, raw in enumerate(events):
+            internal_id = seeded_ulid(seed[0], seed[1], index) if seed else self.ids.new()
+            fresh.append(
+                StoredEvent(
+                    internal_id=internal_id,
+                    id=raw.get("id") or internal_id,
+                    name=raw["name"],
+                    data=raw.get("data") or {},
+                    ts=raw.get("ts") or now,
+                    received_at=now,
+                    user=raw.get("user") or {},
+                    v=raw.get("v"),
+                )
+            )
+        stored = self.store.save_events(fresh, now)
+        starts: list[dict[str, Any]] = []
+        for event in stored:
+            starts.extend(self._runs_for(event))
+        if starts:
+            self.queue.send_many(starts)
+        return [e.internal_id for e in stored]
+
+    def _runs_for(self, event: StoredEvent) -> list[dict[str, Any]]:
+        context = {"event": event.wire()}
+        messages: list[dict[str, Any]] = []
+        for fn in self.store.functions_for_event(event.name):
+            triggers = fn.config.get("triggers") or []
+            wanted = any(
+                t.get("event") == event.name and matches(t.get("expression"), context)
+                for t in triggers
+            )
+            if not wanted:
+                continue
+            _, message = self.starter.start_for_event(fn, event)
+            if message is not None:
+                messages.append(message)
+        return messages

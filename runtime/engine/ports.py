@@ -1,0 +1,203 @@
+"""The narrow interfaces the engine runs on.
+
+Two adapter families implement them: ``runtime.aws`` (DynamoDB single table, SQS, EventBridge
+Scheduler) and ``runtime.local`` (one SQLite file). ``tests/contract`` holds the one suite both
+must pass. The engine never imports either family.
+
+Rules every adapter keeps:
+* Conditional writes report a lost race by returning False, never by raising.
+* Time comes from the ``Clock`` passed in, never from ``time.time()``, so a manual clock can skip
+  a year in a test.
+* JSON values round-trip exactly (ints stay ints, nested objects keep their keys).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from runtime.engine.records import (
+    AppRecord,
+    FunctionRecord,
+    Memo,
+    PendingOp,
+    Run,
+    RunState,
+    RunStatus,
+    StoredEvent,
+)
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the Unix epoch."""
+
+
+class StoreError(Exception):
+    """A backend failed in a way the engine cannot resolve (throttled past retries, unreachable).
+    The message is retried by the queue; it is never a user error."""
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    # -- events ------------------------------------------------------------------------------
+    def save_events(self, events: list[StoredEvent], now_ms: int) -> list[StoredEvent]:
+        """Durably store events, deduplicating by ``event.id`` within 24 h.
+
+        Returns, per input event and in order, the event as stored: the input itself when it
+        is new, or the earlier stored event with the same ``id`` when it is a duplicate (its
+        ``internal_id`` differs from the input's). Callers detect duplicates by comparing
+        ``internal_id``. Once this returns, every event is durable.
+        """
+
+    def get_event(self, internal_id: str) -> StoredEvent | None: ...
+
+    def list_events(
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        name: str | None = None,
+        received_after: int | None = None,
+        received_before: int | None = None,
+    ) -> tuple[list[StoredEvent], str | None]:
+        """Newest first. ``cursor`` is the opaque value returned by the previous page; the
+        second element of the result is the next page's cursor or None at the end."""
+
+    # -- apps and functions ------------------------------------------------------------------
+    def put_app(self, app: AppRecord, functions: list[FunctionRecord]) -> None:
+        """Replace the app's whole function set: functions of this app that are not in
+        ``functions`` are removed."""
+
+    def get_app(self, app_id: str) -> AppRecord | None: ...
+
+    def list_apps(self) -> list[AppRecord]: ...
+
+    def get_function(self, fn_id: str) -> FunctionRecord | None: ...
+
+    def list_functions(self) -> list[FunctionRecord]: ...
+
+    def functions_for_event(self, event_name: str) -> list[FunctionRecord]:
+        """Functions with an event trigger on exactly this name (``FunctionRecord.event_triggers``).
+        Expressions are evaluated by the engine, not here."""
+
+    # -- runs --------------------------------------------------------------------------------
+    def create_run(self, run: Run) -> bool:
+        """Insert a new run. False if a run with this id exists (the write is skipped)."""
+
+    def load_run(self, run_id: str) -> RunState | None:
+        """The run with its memos and pending ops, in ONE backend read."""
+
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    def runs_for_event(self, internal_event_id: str) -> list[Run]:
+        """Runs whose ``event_ids`` include this event, oldest first."""
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: dict[str, Any],
+        *,
+        expect_status: set[RunStatus] | None = None,
+        expect_lease_owner: str | None = None,
+    ) -> bool:
+        """Set the named ``Run`` fields. With ``expect_status`` the write happens only while the
+        run's status is one of those; with ``expect_lease_owner`` only while that owner holds
+        the lease. False when a condition fails or the run does not exist."""
+
+    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
+        """Take the run's lease when it is free, expired (``lease_until < now_ms``) or already
+        held by ``owner``; also moves a QUEUED run to RUNNING and sets ``started_at`` once.
+        False when another owner holds a live lease, or the run is terminal or missing."""
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        """Drop the lease if ``owner`` still holds it; otherwise do nothing."""
+
+    # -- steps -------------------------------------------------------------------------------
+    def commit_memo(self, run_id: str, memo: Memo) -> bool:
+        """Write a step result once. False if that step already has a memo (the new value is
+        discarded: the first write wins)."""
+
+    def add_pending(self, run_id: str, op: PendingOp) -> bool:
+        """Record an op the run waits on. False if an op or memo with that step id exists."""
+
+    def remove_pending(self, run_id: str, step_id: str) -> None: ...
+
+
+@dataclass
+class QueueMessage:
+    """A received message. ``handle`` acknowledges it; ``receive_count`` starts at 1."""
+
+    handle: str
+    body: dict[str, Any]
+    receive_count: int = 1
+
+
+@runtime_checkable
+class WorkQueue(Protocol):
+    # Longest delay ``send`` accepts; longer waits go through ``Timers`` (SQS caps at 900 s).
+    max_delay_seconds: int
+
+    def send(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
+        """Enqueue a JSON message, visible after ``delay_seconds`` (0..max_delay_seconds)."""
+
+    def send_many(self, bodies: list[dict[str, Any]], delay_seconds: int = 0) -> None: ...
+
+    def receive(self, max_messages: int, visibility_seconds: int) -> list[QueueMessage]:
+        """Messages visible now, hidden for ``visibility_seconds`` after this call; they come
+        back (``receive_count`` + 1) unless acknowledged."""
+
+    def ack(self, handle: str) -> None: ...
+
+    def retry_later(self, handle: str, delay_seconds: int) -> None:
+        """Make a received message visible again after ``delay_seconds``."""
+
+
+@runtime_checkable
+class Timers(Protocol):
+    def schedule(self, name: str, fire_at_ms: int, body: dict[str, Any]) -> None:
+        """At ``fire_at_ms`` put ``body`` on the work queue. Scheduling an existing name again
+        replaces it. Names are at most 64 characters of ``[0-9A-Za-z_.-]``."""
+
+    def cancel(self, name: str) -> None:
+        """Remove a timer; no error if it does not exist (it may have fired)."""
+
+    def fire_due(self, now_ms: int) -> int:
+        """Send every timer due at ``now_ms`` to the queue and remove it; return how many.
+        Locally this is the timer driver. On AWS, EventBridge Scheduler fires timers itself;
+        this exists for moto (which never fires schedules) and ``--backend moto``."""
+
+
+@dataclass
+class Backend:
+    """One adapter family, wired: what the engine, the dev server and the handlers run on."""
+
+    store: RunStore
+    queue: WorkQueue
+    timers: Timers
+    name: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        closer = self.extras.get("close")
+        if closer:
+            closer()
+
+
+__all__ = [
+    "AppRecord",
+    "Backend",
+    "Clock",
+    "FunctionRecord",
+    "Memo",
+    "PendingOp",
+    "QueueMessage",
+    "Run",
+    "RunState",
+    "RunStatus",
+    "RunStore",
+    "StoreError",
+    "StoredEvent",
+    "Timers",
+    "WorkQueue",
+]

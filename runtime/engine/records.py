@@ -1,0 +1,168 @@
+"""What the engine stores: plain records that every adapter family persists the same way.
+
+These are engine-side shapes, not wire shapes (those live in ``runtime.protocol``). JSON-valued
+fields (``data``, ``output``, memo values, configs) hold plain Python JSON values; adapters
+serialize them as JSON text so that no backend's type system (DynamoDB numbers, SQLite affinity)
+leaks into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+JSON = Any
+
+DAY_MS = 24 * 60 * 60 * 1000
+EVENT_DEDUPE_WINDOW_MS = DAY_MS
+
+
+class RunStatus(str, Enum):
+    """Lifecycle of a run. ``QUEUED`` is reported as ``Running`` by the REST API, as Inngest does."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+@dataclass
+class StoredEvent:
+    """An accepted event.
+
+    ``internal_id`` is the ULID the Event API returns in ``ids`` and the REST API lists by.
+    ``id`` is what the SDK sees as ``event.id``: the user's id when they gave one, else the
+    internal id. ``received_at`` orders events for listing.
+    """
+
+    internal_id: str
+    id: str
+    name: str
+    data: dict[str, JSON]
+    ts: int
+    received_at: int
+    user: dict[str, JSON] = field(default_factory=dict)
+    v: str | None = None
+
+    def wire(self) -> dict[str, JSON]:
+        """The event as call requests carry it: string id, integer ts (PROTOCOL §5.2)."""
+        out: dict[str, JSON] = {
+            "data": self.data,
+            "id": self.id,
+            "name": self.name,
+            "ts": self.ts,
+            "user": self.user,
+        }
+        if self.v is not None:
+            out["v"] = self.v
+        return out
+
+
+@dataclass
+class AppRecord:
+    """A synced app: where it lives and what it told us at its last sync."""
+
+    app_id: str
+    url: str
+    synced_at: int
+    sdk: str = ""
+    framework: str = ""
+    app_version: str = ""
+    function_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FunctionRecord:
+    """One registered function. ``config`` is the function object as registered (normalized by
+    ``runtime.protocol``), ``url`` the call URL (``steps.step.runtime.url``, deployId stripped)."""
+
+    fn_id: str
+    app_id: str
+    name: str
+    url: str
+    config: dict[str, JSON]
+    event_triggers: list[str] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        step = (self.config.get("steps") or {}).get("step") or {}
+        attempts = (step.get("retries") or {}).get("attempts")
+        return 3 if attempts is None else int(attempts)
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+
+@dataclass
+class Run:
+    """One execution of a function. ``events`` are the wire events it was started with."""
+
+    run_id: str
+    fn_id: str
+    app_id: str
+    status: RunStatus
+    events: list[dict[str, JSON]]
+    event_ids: list[str]
+    created_at: int
+    started_at: int | None = None
+    ended_at: int | None = None
+    output: JSON = None
+    error: dict[str, JSON] | None = None
+    # Echo of the SDK's x-inngest-req-version; -1 until the SDK has told us (PROTOCOL §5.4).
+    req_version: int = -1
+    # Set for good once a response held more than one op (PROTOCOL §7.3).
+    disable_immediate: bool = False
+    lease_owner: str | None = None
+    lease_until: int | None = None
+
+
+@dataclass
+class Memo:
+    """A step result, exactly ``{"data": v}`` or ``{"error": {name, message, stack}}``.
+
+    ``seq`` orders memos by commit (the ``ctx.stack`` order); adapters assign nothing, the
+    engine passes a monotonic value from its id generator.
+    """
+
+    step_id: str
+    value: dict[str, JSON]
+    seq: str
+    name: str = ""
+
+
+@dataclass
+class PendingOp:
+    """An op the run is waiting on (sleep, planned step, wait, invoke), keyed by its hashed id
+    so that re-reports are ignored (PROTOCOL §7.6). ``detail`` holds what the op needs to
+    resume (wake time, wait expression, ...)."""
+
+    step_id: str
+    op: str
+    created_at: int
+    name: str = ""
+    detail: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass
+class RunState:
+    """A run with everything it has memoized and is waiting on: what one store read returns."""
+
+    run: Run
+    memos: list[Memo] = field(default_factory=list)
+    pending: dict[str, PendingOp] = field(default_factory=dict)
+
+    def memo_map(self) -> dict[str, dict[str, JSON]]:
+        return {m.step_id: m.value for m in self.memos}
+
+    def stack(self) -> list[str]:
+        return [m.step_id for m in sorted(self.memos, key=lambda m: m.seq)]
+
+    def has_memo(self, step_id: str) -> bool:
+        return any(m.step_id == step_id for m in self.memos)

@@ -1,0 +1,15 @@
+"""Retry backoff: exponential with full jitter, so a burst of failing runs spreads out."""
+
+from __future__ import annotations
+
+import random
+
+
+def backoff_ms(attempt: int, base_ms: int, cap_ms: int, rng: random.Random | None = None) -> int:
+    """Delay before retry number ``attempt + 1`` (``attempt`` is the 0-based attempt that failed).
+
+    Half of the exponential step is fixed and half is jitter, so retries never bunch at zero.
+    """
+    rng = rng or random
+    ceiling = min(cap_ms, base_ms * (2 ** min(attempt, 30)))
+    return ceiling // 2 + int(rng.random() * (ceiling - ceiling // 2))

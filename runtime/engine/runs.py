@@ -1,0 +1,40 @@
+"""Starting runs. Run ids are derived from (event, function) so that starting the same run twice,
+after a crash or a retried request, collides on the conditional insert instead of duplicating."""
+
+from __future__ import annotations
+
+from runtime.engine import messages
+from runtime.engine.ids import derived_ulid
+from runtime.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+
+
+def run_id_for(event: StoredEvent, fn_id: str) -> str:
+    return derived_ulid(event.received_at, event.internal_id, fn_id)
+
+
+class RunStarter:
+    def __init__(self, backend: Backend, clock: Clock) -> None:
+        self.store = backend.store
+        self.queue = backend.queue
+        self.clock = clock
+
+    def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
+        """Create the run (or find it already created). Returns the run id and the queue message
+        that starts it, or None when the run was already picked up."""
+        run = Run(
+            run_id=run_id_for(event, fn.fn_id),
+            fn_id=fn.fn_id,
+            app_id=fn.app_id,
+            status=RunStatus.QUEUED,
+            events=[event.wire()],
+            event_ids=[event.internal_id],
+            created_at=self.clock.now_ms(),
+        )
+        if self.store.create_run(run):
+            return run.run_id, messages.call(run.run_id)
+        existing = self.store.get_run(run.run_id)
+        # Created by an earlier attempt that may have died before enqueueing: enqueue again.
+        # A duplicate start message is harmless (the lease and memos make it a no-op).
+        if existing is not None and existing.status == RunStatus.QUEUED:
+            return run.run_id, messages.call(run.run_id)
+        return run.run_id, None

@@ -1,0 +1,35 @@
+"""API Lambda: the Event API, /fn/register, and the REST API, behind API Gateway (HTTP API, v2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+
+from runtime.api.app import build_api
+from runtime.engine.core import Engine
+from runtime.handlers.wiring import engine_from_env
+
+logger = Logger(service="stepline-api")
+tracer = Tracer(service="stepline-api")
+
+
+def make_handler(engine: Engine):
+    resolver = build_api(engine)
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return resolver.resolve(event, context)
+
+    return handle
+
+
+_handler = None
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _handler
+    if _handler is None:
+        _handler = make_handler(engine_from_env())
+    return _handler(event, context)

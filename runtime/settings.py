@@ -1,0 +1,84 @@
+"""Every setting the runtime reads, in one place.
+
+Deployed Lambdas get these as environment variables (the CDK stack sets exactly these names);
+`stepline dev` fills them from its flags. Nothing else in the package reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "STEPLINE_"
+
+
+class Settings(BaseModel):
+    # "dev": any event key is accepted and calls are unsigned unless a signing key is set, as
+    # Inngest's dev server does. "cloud": only configured event keys, signed calls, bearer auth.
+    mode: Literal["dev", "cloud"] = "dev"
+    signing_key: str | None = None
+    signing_key_fallback: str | None = None
+    event_keys: list[str] = Field(default_factory=list)
+
+    # Executor timing. A call that takes longer than step_timeout_s is a retriable failure.
+    step_timeout_s: float = 120.0
+    # How long one executor invocation keeps looping before it re-enqueues the run (a Lambda
+    # uses the smaller of this and its own remaining time).
+    invocation_budget_s: float = 600.0
+    # Retry backoff: base * 2**attempt with full jitter, capped.
+    retry_base_ms: int = 1_000
+    retry_cap_ms: int = 60 * 60 * 1_000
+
+    # Ingest limits (Inngest's: 3 MiB per request, 5000 events per request).
+    max_event_body_bytes: int = 3 * 1024 * 1024
+    max_events_per_request: int = 5_000
+    max_register_body_bytes: int = 16 * 1024 * 1024
+
+    # AWS adapter wiring (deployed only).
+    table_name: str | None = None
+    queue_url: str | None = None
+    queue_arn: str | None = None
+    dlq_url: str | None = None
+    schedule_group: str | None = None
+    scheduler_role_arn: str | None = None
+    payload_bucket: str | None = None
+    region: str | None = None
+
+    @property
+    def signing_keys(self) -> list[str]:
+        return [k for k in (self.signing_key, self.signing_key_fallback) if k]
+
+    @property
+    def lease_ms(self) -> int:
+        # Long enough that a live executor renews rarely (see Executor._ensure_lease), short
+        # enough that a crashed one's run is picked up again within minutes.
+        return int(self.step_timeout_s * 3 * 1000)
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        return int(self.invocation_budget_s + self.step_timeout_s + 60)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            if name == "event_keys":
+                values[name] = [k.strip() for k in raw.split(",") if k.strip()]
+            else:
+                values[name] = raw
+        return cls.model_validate(values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings (used by the CDK stack)."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            if name == "event_keys":
+                value = ",".join(value)
+            out[ENV_PREFIX + name.upper()] = str(value)
+        return out
