@@ -120,6 +120,15 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             raise ApiError(404, f"run {run_id!r} not found")
         return envelope(run_json(run))
 
+    @app.get("/v1/apps")
+    def list_apps() -> Response:
+        require_signing_key(app, settings)
+        return envelope([
+            {"app_id": a.app_id, "url": a.url, "sdk": a.sdk, "framework": a.framework,
+             "synced_at": iso(a.synced_at), "function_ids": a.function_ids}
+            for a in store.list_apps()
+        ])
+
     @app.get("/v0/runs/<run_id>/batch")
     def run_batch(run_id: str) -> Response:
         require_signing_key(app, settings)

@@ -1,0 +1,50 @@
+"""Deployed ("cloud") mode: only configured event keys, and bearer auth on the API routes in both
+forms the SDKs send (PROTOCOL §3.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.dev.runtime import DevOptions, DevRuntime
+from runtime.protocol.signing import hash_signing_key
+from runtime.settings import Settings
+from tests.e2e.conftest import free_port, http
+
+SIGNING_KEY = "signkey-test-12345678"
+FALLBACK_KEY = "signkey-test-abcdef01"
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    settings = Settings(mode="cloud", event_keys=["evt-good"], signing_key=SIGNING_KEY, signing_key_fallback=FALLBACK_KEY)
+    options = DevOptions(port=free_port(), db_path=str(tmp_path_factory.mktemp("cloud") / "db"))
+    runtime = DevRuntime(options, settings).start()
+    yield runtime.url
+    runtime.stop()
+
+
+def test_unknown_event_key_is_refused(url):
+    code, body = http("POST", f"{url}/e/evt-bad", {"name": "a/b"})
+    assert code == 401 and body["status"] == 401 and body["ids"] == []
+
+
+def test_configured_event_key_is_accepted(url):
+    code, body = http("POST", f"{url}/e/evt-good", {"name": "a/b"})
+    assert code == 200 and len(body["ids"]) == 1
+
+
+@pytest.mark.parametrize(
+    "authorization, status",
+    [
+        (None, 401),
+        ("Bearer nonsense", 401),
+        ("Bearer " + hash_signing_key("signkey-test-99999999"), 401),
+        ("Bearer " + hash_signing_key(SIGNING_KEY), 200),  # Python SDK form
+        ("Bearer signkey-test-" + hash_signing_key(SIGNING_KEY), 200),  # TypeScript SDK form
+        ("Bearer " + hash_signing_key(FALLBACK_KEY), 200),  # after a rotation
+    ],
+)
+def test_rest_api_requires_the_signing_key(url, authorization, status):
+    headers = {"Authorization": authorization} if authorization else {}
+    code, body = http("GET", f"{url}/v1/events", headers=headers)
+    assert code == status, body

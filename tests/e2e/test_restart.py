@@ -1,0 +1,60 @@
+"""Kill -9 `stepline dev` while runs sleep, start it again on the same SQLite file: every run
+finishes, and no step before the sleep runs twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+from tests.e2e.conftest import SdkApp, free_port, http, wait_for
+
+
+def start_dev(port: int, db: str, app_url: str | None) -> subprocess.Popen:
+    args = [sys.executable, "-m", "runtime.cli", "dev", "--port", str(port), "--db", db]
+    if app_url:
+        args += ["-u", app_url]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: _healthy(port), what="stepline dev to listen")
+    return proc
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return http("GET", f"http://127.0.0.1:{port}/health")[0] == 200
+    except OSError:
+        return False
+
+
+def test_kill_9_mid_sleep_loses_nothing(tmp_path):
+    port, app_port = free_port(), free_port()
+    db = str(tmp_path / "dev.db")
+    url = f"http://127.0.0.1:{port}"
+    app = SdkApp(url, port=app_port)
+    dev = start_dev(port, db, app.url)
+    try:
+        wait_for(lambda: http("GET", f"{url}/v1/apps")[1]["data"], what="the app to sync")
+        k = uuid.uuid4().hex[:8]
+        keys = [f"{k}-{i}" for i in range(3)]
+        ids = [http("POST", f"{url}/e/key", {"name": "test/sleep", "data": {"key": kk, "seconds": 4}})[1]["ids"][0] for kk in keys]
+        wait_for(lambda: all(app.count("sleeper", "before", kk) == 1 for kk in keys), what="steps before the sleep")
+
+        dev.send_signal(signal.SIGKILL)
+        dev.wait(10)
+        dev = start_dev(port, db, None)
+
+        def all_done():
+            runs = [http("GET", f"{url}/v1/events/{i}/runs")[1]["data"] for i in ids]
+            return all(len(r) == 1 and r[0]["status"] == "Completed" for r in runs) and runs
+
+        runs = wait_for(all_done, timeout_s=30, what="every run to finish after the restart")
+        assert all(r[0]["output"]["slept"] >= 3.9 for r in runs)
+        for kk in keys:
+            assert app.count("sleeper", "before", kk) == 1
+            assert app.count("sleeper", "after", kk) == 1
+    finally:
+        if dev.poll() is None:
+            os.kill(dev.pid, signal.SIGKILL)
+        app.stop()
