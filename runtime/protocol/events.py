@@ -1,0 +1,125 @@
+"""Event API bodies (PROTOCOL §11): ``POST /e/<event_key>``.
+
+Both SDKs send a JSON array; the Go server also takes a single object, and so do we. Every
+problem is reported with the index of the event and the field, so a client sending a batch of
+hundreds learns which one was wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from runtime.protocol.errors import ProtocolError, from_validation_error
+from runtime.protocol.jsoncanon import loads
+
+DEFAULT_MAX_EVENTS = 5000
+DEFAULT_MAX_BYTES = 3 * 1024 * 1024
+RESERVED_PREFIX = "inngest/"
+
+
+class EventPayload(BaseModel):
+    """One event as a client sent it. ``id`` and ``ts`` stay None until the server fills them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    data: dict[str, Any] = {}
+    id: str | None = None
+    ts: int | None = None
+    user: dict[str, Any] = {}
+    v: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_is_string(cls, v: Any) -> Any:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError("must be a non-empty string")
+        return v
+
+    @field_validator("data", "user", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any) -> Any:
+        # SDKs and users send "data": null for "no data"; users of the event expect an object.
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError("must be an object")
+        return v
+
+    @field_validator("id", "v", mode="before")
+    @classmethod
+    def _optional_string(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, str):
+            raise ValueError("must be a string")
+        return v
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ms_integer(cls, v: Any) -> Any:
+        # Timestamps are integer ms: the Python SDK's strict model refuses a float ``ts`` when
+        # we hand the event back in a call request, so refuse it at the door instead.
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("must be an integer (ms since the epoch)")
+        if isinstance(v, float):
+            if not v.is_integer():
+                raise ValueError("must be an integer (ms since the epoch)")
+            v = int(v)
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as stored and sent to functions: absent optional fields left out, nested
+        nulls inside ``data`` kept as the user wrote them."""
+        out: dict[str, Any] = {"name": self.name, "data": dict(self.data), "user": dict(self.user)}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.ts is not None:
+            out["ts"] = self.ts
+        if self.v is not None:
+            out["v"] = self.v
+        return out
+
+
+def parse_event_batch(
+    body: bytes,
+    *,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[EventPayload]:
+    """Validate an Event API body. Raises ProtocolError (400, or 413 for size limits)."""
+    if len(body) > max_bytes:
+        raise ProtocolError(f"body: {len(body)} bytes exceeds the limit of {max_bytes}", 413)
+    if not body.strip():
+        raise ProtocolError("body: no events sent")
+    raw = loads(body)
+    if isinstance(raw, dict):
+        raw = [raw]
+    elif not isinstance(raw, list):
+        raise ProtocolError("body: must be an event object or an array of events")
+    if not raw:
+        raise ProtocolError("body: no events sent")
+    if len(raw) > max_events:
+        raise ProtocolError(f"body: {len(raw)} events exceeds the limit of {max_events}", 413)
+    return [_parse_one(item, index) for index, item in enumerate(raw)]
+
+
+def _parse_one(item: Any, index: int) -> EventPayload:
+    where = f"events[{index}]"
+    if not isinstance(item, dict):
+        raise ProtocolError(f"{where}: must be an object")
+    try:
+        event = EventPayload.model_validate(item)
+    except pydantic.ValidationError as err:
+        raise from_validation_error(err, where) from None
+    if event.name.startswith(RESERVED_PREFIX):
+        raise ProtocolError(f"{where}.name: names starting with '{RESERVED_PREFIX}' are reserved")
+    # `_inngest` carries server-set metadata (invoke correlation, lifecycle status); a client
+    # must not be able to forge it.
+    event.data.pop("_inngest", None)
+    return event
