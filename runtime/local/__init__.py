@@ -1,0 +1,52 @@
+"""The local adapter family: every engine port on one SQLite file (what ``stepline dev`` runs on).
+
+``open_local_backend`` wires a ``Backend`` whose ``extras["close"]`` closes the file;
+``local_backend`` is the same as a context manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from runtime.engine.ports import Backend, Clock
+from runtime.local.db import Database
+from runtime.local.recovery import recover_after_restart
+from runtime.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
+from runtime.local.store import SqliteRunStore
+from runtime.local.timers import SqliteTimers
+
+
+def open_local_backend(path: str, clock: Clock) -> Backend:
+    db = Database(path)
+    queue = SqliteWorkQueue(db, clock)
+    return Backend(
+        store=SqliteRunStore(db),
+        queue=queue,
+        timers=SqliteTimers(db, queue, clock),
+        name="sqlite",
+        extras={
+            "close": db.close,
+            "path": path,
+            "recover_after_restart": lambda: recover_after_restart(db, clock),
+        },
+    )
+
+
+@contextmanager
+def local_backend(path: str, clock: Clock) -> Iterator[Backend]:
+    backend = open_local_backend(path, clock)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+__all__ = [
+    "MAX_DELAY_SECONDS",
+    "SqliteRunStore",
+    "SqliteTimers",
+    "SqliteWorkQueue",
+    "local_backend",
+    "open_local_backend",
+]

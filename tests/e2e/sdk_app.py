@@ -92,7 +92,18 @@ def filtered(ctx: inngest.ContextSync) -> str:
     return ctx.step.run("work", lambda: bump("filtered", "work", ctx) and "matched")
 
 
-FUNCTIONS = [multi_step, sleeper, flaky, doomed, refuser, fan_a, fan_b, filtered]
+@client.create_function(fn_id="slow", trigger=inngest.TriggerEvent(event="test/slow"))
+def slow(ctx: inngest.ContextSync) -> str:
+    def take_time() -> str:
+        bump("slow", "take-time", ctx)
+        time.sleep(ctx.event.data.get("seconds", 2))
+        return "took time"
+
+    first = ctx.step.run("take-time", take_time)
+    return ctx.step.run("finish", lambda: bump("slow", "finish", ctx) and first + ", finished")
+
+
+FUNCTIONS = [multi_step, sleeper, slow, flaky, doomed, refuser, fan_a, fan_b, filtered]
 inngest.flask.serve(app, client, FUNCTIONS)
 
 

@@ -58,3 +58,35 @@ def test_kill_9_mid_sleep_loses_nothing(tmp_path):
         if dev.poll() is None:
             os.kill(dev.pid, signal.SIGKILL)
         app.stop()
+
+
+def test_kill_9_mid_step_resumes_at_once(tmp_path):
+    """A step cut off by the kill never checkpointed, so it runs again (at-least-once); the run
+    resumes right after the restart, not after the lost worker's timeouts expire."""
+    port, app_port = free_port(), free_port()
+    db = str(tmp_path / "dev.db")
+    url = f"http://127.0.0.1:{port}"
+    app = SdkApp(url, port=app_port)
+    dev = start_dev(port, db, app.url)
+    try:
+        wait_for(lambda: http("GET", f"{url}/v1/apps")[1]["data"], what="the app to sync")
+        k = uuid.uuid4().hex[:8]
+        [event_id] = http("POST", f"{url}/e/key", {"name": "test/slow", "data": {"key": k, "seconds": 2}})[1]["ids"]
+        wait_for(lambda: app.count("slow", "take-time", k) == 1, what="the slow step to start")
+
+        dev.send_signal(signal.SIGKILL)
+        dev.wait(10)
+        dev = start_dev(port, db, None)
+
+        def done():
+            runs = http("GET", f"{url}/v1/events/{event_id}/runs")[1]["data"]
+            return runs and runs[0]["status"] == "Completed" and runs[0]
+
+        run = wait_for(done, timeout_s=20, what="the run to finish after the restart")
+        assert run["output"] == "took time, finished"
+        assert app.count("slow", "take-time", k) == 2
+        assert app.count("slow", "finish", k) == 1
+    finally:
+        if dev.poll() is None:
+            os.kill(dev.pid, signal.SIGKILL)
+        app.stop()

@@ -1,0 +1,153 @@
+"""Rows to records and back. The only place that knows which column holds which field."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from runtime.engine.records import (
+    AppRecord,
+    FunctionRecord,
+    Memo,
+    PendingOp,
+    Run,
+    RunStatus,
+    StoredEvent,
+)
+from runtime.local.db import dumps, loads
+
+
+# -- events ------------------------------------------------------------------------------------
+def event_row(event: StoredEvent) -> tuple[Any, ...]:
+    rest = {"data": event.data, "ts": event.ts, "user": event.user, "v": event.v}
+    return (event.internal_id, event.id, event.name, event.received_at, dumps(rest))
+
+
+def event_from_row(row: sqlite3.Row) -> StoredEvent:
+    rest = loads(row["json"])
+    return StoredEvent(
+        internal_id=row["internal_id"],
+        id=row["id"],
+        name=row["name"],
+        data=rest["data"],
+        ts=rest["ts"],
+        received_at=row["received_at"],
+        user=rest["user"],
+        v=rest["v"],
+    )
+
+
+# -- apps and functions ------------------------------------------------------------------------
+def app_row(app: AppRecord) -> tuple[Any, ...]:
+    return (
+        app.app_id,
+        app.url,
+        app.synced_at,
+        app.sdk,
+        app.framework,
+        app.app_version,
+        dumps(app.function_ids),
+    )
+
+
+def app_from_row(row: sqlite3.Row) -> AppRecord:
+    return AppRecord(
+        app_id=row["app_id"],
+        url=row["url"],
+        synced_at=row["synced_at"],
+        sdk=row["sdk"],
+        framework=row["framework"],
+        app_version=row["app_version"],
+        function_ids=loads(row["function_ids_json"]),
+    )
+
+
+def function_row(fn: FunctionRecord) -> tuple[Any, ...]:
+    return (fn.fn_id, fn.app_id, fn.name, fn.url, dumps(fn.config), dumps(fn.event_triggers))
+
+
+def function_from_row(row: sqlite3.Row) -> FunctionRecord:
+    return FunctionRecord(
+        fn_id=row["fn_id"],
+        app_id=row["app_id"],
+        name=row["name"],
+        url=row["url"],
+        config=loads(row["config_json"]),
+        event_triggers=loads(row["event_triggers_json"]),
+    )
+
+
+# -- runs --------------------------------------------------------------------------------------
+# Run field -> (column, encoder). Every settable field is listed; run_id is the key.
+def _status(value: RunStatus | str) -> str:
+    return RunStatus(value).value
+
+
+def _flag(value: bool) -> int:
+    return 1 if value else 0
+
+
+def _plain(value: Any) -> Any:
+    return value
+
+
+RUN_COLUMNS: dict[str, tuple[str, Any]] = {
+    "fn_id": ("fn_id", _plain),
+    "app_id": ("app_id", _plain),
+    "status": ("status", _status),
+    "events": ("events_json", dumps),
+    "event_ids": ("event_ids_json", dumps),
+    "created_at": ("created_at", _plain),
+    "started_at": ("started_at", _plain),
+    "ended_at": ("ended_at", _plain),
+    "output": ("output_json", dumps),
+    "error": ("error_json", dumps),
+    "req_version": ("req_version", _plain),
+    "disable_immediate": ("disable_immediate", _flag),
+    "lease_owner": ("lease_owner", _plain),
+    "lease_until": ("lease_until", _plain),
+}
+
+
+def run_columns(run: Run) -> dict[str, Any]:
+    out: dict[str, Any] = {"run_id": run.run_id}
+    for field_name, (column, encode) in RUN_COLUMNS.items():
+        out[column] = encode(getattr(run, field_name))
+    return out
+
+
+def run_from_row(row: sqlite3.Row) -> Run:
+    return Run(
+        run_id=row["run_id"],
+        fn_id=row["fn_id"],
+        app_id=row["app_id"],
+        status=RunStatus(row["status"]),
+        events=loads(row["events_json"]),
+        event_ids=loads(row["event_ids_json"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        output=loads(row["output_json"]),
+        error=loads(row["error_json"]),
+        req_version=row["req_version"],
+        disable_immediate=bool(row["disable_immediate"]),
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+    )
+
+
+# -- steps -------------------------------------------------------------------------------------
+def memo_from_row(row: sqlite3.Row) -> Memo:
+    return Memo(
+        step_id=row["step_id"], value=loads(row["value_json"]), seq=row["seq"], name=row["name"]
+    )
+
+
+def pending_from_row(row: sqlite3.Row) -> PendingOp:
+    return PendingOp(
+        step_id=row["step_id"],
+        op=row["op"],
+        created_at=row["created_at"],
+        name=row["name"],
+        detail=loads(row["detail_json"]),
+    )

@@ -1,0 +1,145 @@
+"""Runs: creation, the one-read state load, conditional updates and leases."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from runtime.engine.records import Run, RunState, RunStatus
+from runtime.local.codec import (
+    RUN_COLUMNS,
+    memo_from_row,
+    pending_from_row,
+    run_columns,
+    run_from_row,
+)
+from runtime.local.db import Database
+
+_LIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+
+class RunTable:
+    _db: Database
+
+    def create_run(self, run: Run) -> bool:
+        cols = run_columns(run)
+        with self._db.write() as conn:
+            # ON CONFLICT, not OR IGNORE: only an existing id may skip the write; a NOT NULL
+            # violation is a bug and must raise.
+            inserted = conn.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT (run_id) DO NOTHING",
+                tuple(cols.values()),
+            ).rowcount
+            if inserted:
+                _index_events(conn, run.run_id, run.event_ids)
+        return bool(inserted)
+
+    def load_run(self, run_id: str) -> RunState | None:
+        # One read transaction, so memos and pending ops match the run row they came with.
+        with self._db.snapshot() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            memos = conn.execute(
+                "SELECT * FROM memos WHERE run_id = ? ORDER BY seq, step_id", (run_id,)
+            ).fetchall()
+            pending = conn.execute(
+                "SELECT * FROM pending WHERE run_id = ? ORDER BY created_at, step_id", (run_id,)
+            ).fetchall()
+        return RunState(
+            run=run_from_row(row),
+            memos=[memo_from_row(m) for m in memos],
+            pending={p["step_id"]: pending_from_row(p) for p in pending},
+        )
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self._db.connection() as conn:
+            row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return run_from_row(row) if row else None
+
+    def runs_for_event(self, internal_event_id: str) -> list[Run]:
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT r.* FROM run_events e JOIN runs r ON r.run_id = e.run_id "
+                "WHERE e.internal_event_id = ? ORDER BY r.created_at, r.run_id",
+                (internal_event_id,),
+            ).fetchall()
+        return [run_from_row(r) for r in rows]
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: dict[str, Any],
+        *,
+        expect_status: set[RunStatus] | None = None,
+        expect_lease_owner: str | None = None,
+    ) -> bool:
+        unknown = set(changes) - set(RUN_COLUMNS)
+        if unknown:
+            raise ValueError(f"not settable Run fields: {sorted(unknown)}")
+        sets, args = ["run_id = run_id"], []
+        for field_name, value in changes.items():
+            column, encode = RUN_COLUMNS[field_name]
+            sets.append(f"{column} = ?")
+            args.append(encode(value))
+        where, where_args = ["run_id = ?"], [run_id]
+        if expect_status is not None:
+            statuses = [RunStatus(s).value for s in expect_status]
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            where_args.extend(statuses)
+        if expect_lease_owner is not None:
+            where.append("lease_owner = ?")
+            where_args.append(expect_lease_owner)
+        with self._db.write() as conn:
+            updated = conn.execute(
+                f"UPDATE runs SET {', '.join(sets)} WHERE {' AND '.join(where)}",
+                (*args, *where_args),
+            ).rowcount
+            if updated and "event_ids" in changes:
+                conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,))
+                _index_events(conn, run_id, changes["event_ids"])
+        return bool(updated)
+
+    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
+        # A single UPDATE is atomic in SQLite: the condition and the write cannot be split by
+        # another writer, so of N racing owners exactly one matches.
+        with self._db.connection() as conn:
+            taken = conn.execute(
+                """
+                UPDATE runs SET
+                    lease_owner = :owner,
+                    lease_until = :until,
+                    status = CASE WHEN status = :queued THEN :running ELSE status END,
+                    started_at = COALESCE(started_at, :now)
+                WHERE run_id = :run_id
+                  AND status IN (:queued, :running)
+                  AND (lease_owner IS NULL OR lease_until IS NULL
+                       OR lease_until < :now OR lease_owner = :owner)
+                """,
+                {
+                    "owner": owner,
+                    "until": until_ms,
+                    "now": now_ms,
+                    "run_id": run_id,
+                    "queued": _LIVE[0],
+                    "running": _LIVE[1],
+                },
+            ).rowcount
+        return bool(taken)
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        with self._db.connection() as conn:
+            conn.execute(
+                "UPDATE runs SET lease_owner = NULL, lease_until = NULL "
+                "WHERE run_id = ? AND lease_owner = ?",
+                (run_id, owner),
+            )
+
+
+def _index_events(conn: sqlite3.Connection, run_id: str, event_ids: list[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO run_events (internal_event_id, run_id) VALUES (?, ?)",
+        [(event_id, run_id) for event_id in event_ids],
+    )
+

@@ -1,0 +1,114 @@
+"""Tables of the local backend. JSON-valued fields are JSON text columns (suffix ``_json`` or
+``json``); everything the adapter filters or orders by is a real column with an index."""
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    internal_id TEXT PRIMARY KEY,
+    id          TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    json        TEXT NOT NULL            -- data, ts, user, v
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (received_at, internal_id);
+CREATE INDEX IF NOT EXISTS events_by_name_time ON events (name, received_at, internal_id);
+
+-- Dedupe markers: one per user-visible event id, live until expires_at.
+CREATE TABLE IF NOT EXISTS event_ids (
+    id          TEXT PRIMARY KEY,
+    internal_id TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS apps (
+    app_id            TEXT PRIMARY KEY,
+    url               TEXT NOT NULL,
+    synced_at         INTEGER NOT NULL,
+    sdk               TEXT NOT NULL,
+    framework         TEXT NOT NULL,
+    app_version       TEXT NOT NULL,
+    function_ids_json TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS functions (
+    fn_id               TEXT PRIMARY KEY,
+    app_id              TEXT NOT NULL,
+    name                TEXT NOT NULL,
+    url                 TEXT NOT NULL,
+    config_json         TEXT NOT NULL,
+    event_triggers_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS functions_by_app ON functions (app_id);
+
+CREATE TABLE IF NOT EXISTS function_triggers (
+    event_name TEXT NOT NULL,
+    fn_id      TEXT NOT NULL,
+    PRIMARY KEY (event_name, fn_id)
+);
+CREATE INDEX IF NOT EXISTS function_triggers_by_fn ON function_triggers (fn_id);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id            TEXT PRIMARY KEY,
+    fn_id             TEXT NOT NULL,
+    app_id            TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    events_json       TEXT NOT NULL,
+    event_ids_json    TEXT NOT NULL,
+    created_at        INTEGER NOT NULL,
+    started_at        INTEGER,
+    ended_at          INTEGER,
+    output_json       TEXT NOT NULL,
+    error_json        TEXT NOT NULL,
+    req_version       INTEGER NOT NULL,
+    disable_immediate INTEGER NOT NULL,
+    lease_owner       TEXT,
+    lease_until       INTEGER
+);
+
+-- Which runs an event started (runs_for_event); kept in step with runs.event_ids_json.
+CREATE TABLE IF NOT EXISTS run_events (
+    internal_event_id TEXT NOT NULL,
+    run_id            TEXT NOT NULL,
+    PRIMARY KEY (internal_event_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS run_events_by_run ON run_events (run_id);
+
+CREATE TABLE IF NOT EXISTS memos (
+    run_id     TEXT NOT NULL,
+    step_id    TEXT NOT NULL,
+    seq        TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+);
+CREATE INDEX IF NOT EXISTS memos_by_seq ON memos (run_id, seq);
+
+CREATE TABLE IF NOT EXISTS pending (
+    run_id      TEXT NOT NULL,
+    step_id     TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    detail_json TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+);
+
+-- receipt changes on every receive, so a handle from an earlier delivery cannot ack or
+-- re-time the current one.
+CREATE TABLE IF NOT EXISTS queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    body          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    receipt       TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at, id);
+
+CREATE TABLE IF NOT EXISTS timers (
+    name    TEXT PRIMARY KEY,
+    fire_at INTEGER NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_by_time ON timers (fire_at);
+"""

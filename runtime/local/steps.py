@@ -1,0 +1,39 @@
+"""Step memos (written once) and the ops a run waits on."""
+
+from __future__ import annotations
+
+from runtime.engine.records import Memo, PendingOp
+from runtime.local.db import Database, dumps
+
+
+class StepTable:
+    _db: Database
+
+    def commit_memo(self, run_id: str, memo: Memo) -> bool:
+        # A single INSERT on the (run_id, step_id) key: the first writer wins, later ones are
+        # told so and their value is dropped.
+        with self._db.connection() as conn:
+            inserted = conn.execute(
+                "INSERT INTO memos (run_id, step_id, seq, name, value_json) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id) DO NOTHING",
+                (run_id, memo.step_id, memo.seq, memo.name, dumps(memo.value)),
+            ).rowcount
+        return bool(inserted)
+
+    def add_pending(self, run_id: str, op: PendingOp) -> bool:
+        with self._db.write() as conn:
+            memo = conn.execute(
+                "SELECT 1 FROM memos WHERE run_id = ? AND step_id = ?", (run_id, op.step_id)
+            ).fetchone()
+            if memo:
+                return False
+            inserted = conn.execute(
+                "INSERT INTO pending (run_id, step_id, op, name, created_at, detail_json) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id) DO NOTHING",
+                (run_id, op.step_id, op.op, op.name, op.created_at, dumps(op.detail)),
+            ).rowcount
+        return bool(inserted)
+
+    def remove_pending(self, run_id: str, step_id: str) -> None:
+        with self._db.connection() as conn:
+            conn.execute("DELETE FROM pending WHERE run_id = ? AND step_id = ?", (run_id, step_id))
