@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -95,6 +96,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.open_connections.add(self.connection)  # type: ignore[attr-defined]
+
+    def finish(self) -> None:
+        self.server.open_connections.discard(self.connection)  # type: ignore[attr-defined]
+        super().finish()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s - %s", self.address_string(), format % args)
 
@@ -104,6 +113,9 @@ class DevHttpServer:
         handler = type("Handler", (_Handler,), {"resolver": resolver})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
+        # Keep-alive connections outlive shutdown() (it only stops accepting): track them so
+        # stop() can close them, or a client would keep talking to a stopped engine.
+        self._server.open_connections = set()  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
     @property
@@ -117,3 +129,8 @@ class DevHttpServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        for conn in list(self._server.open_connections):  # type: ignore[attr-defined]
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
