@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-# The example app (official Python SDK) and the runtime, stopped together with Ctrl-C.
+# The example app (five workflows on Stepline's own SDK, examples/app.py, port 8289) and the
+# runtime (port 8288), stopped together with Ctrl-C.
 dev: $(STAMP)
 	@bash -c 'trap "kill 0" EXIT; \
-	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python examples/hello_app.py & \
+	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python -m examples.app & \
 	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'
 
 bench: $(STAMP)

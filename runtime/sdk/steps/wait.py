@@ -1,0 +1,36 @@
+"""``step.wait_for_event``: pause until a matching event arrives, or the timeout passes."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from runtime.sdk.config import duration_str
+from runtime.sdk.errors import SdkError
+from runtime.sdk.events import Event, EventData, event_name_of, from_wire_event, is_event_model
+from runtime.sdk.steps.core import Execution
+
+
+def wait_for_event(
+    ex: Execution,
+    step_id: str,
+    event: str | type[EventData],
+    timeout: str | datetime.timedelta,
+    if_: str | None = None,
+) -> Event[Any] | None:
+    """The matching event, or None on timeout. In ``if_``, ``event`` is this run's trigger and
+    ``async`` the candidate, e.g. ``"async.data.order_id == event.data.order_id"``."""
+    model = event if is_event_model(event) else None
+    name = event_name_of(event) if model is not None else event  # type: ignore[arg-type]
+    if not isinstance(name, str) or not name:
+        raise SdkError(f"wait_for_event {step_id!r}: event must be a name or an EventData model")
+    if timeout is None:
+        raise SdkError(f"wait_for_event {step_id!r}: a timeout is required")
+    timeout_text = duration_str(timeout, f"wait_for_event {step_id!r} timeout")
+    ref = ex.ref(step_id)
+    if ref.memo is not None:
+        raw = ref.value()
+        if raw is None:
+            return None
+        return from_wire_event(raw, {name: model} if model is not None else None)
+    ex.report(ref, ex.op(ref, "WaitForEvent", name=name, opts={"if": if_, "timeout": timeout_text}))
