@@ -1,0 +1,72 @@
+"""The AWS adapter family: DynamoDB (one table), SQS and EventBridge Scheduler behind the
+engine's ports. The only package that imports boto3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from runtime.aws.queue import SqsWorkQueue, message_from_lambda_record
+from runtime.aws.resources import AwsNames, provision
+from runtime.aws.scheduler import SchedulerTimers
+from runtime.aws.table import DynamoRunStore
+from runtime.engine.clock import SystemClock
+from runtime.engine.ports import Backend, Clock
+
+# Standard mode retries throttling and 5xx with backoff before anything reaches the engine.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+def make_clients(session: Any, region: str = "") -> dict[str, Any]:
+    """The three clients the adapters use (boto3 clients are safe to share across threads).
+    An empty region leaves the choice to the session."""
+    return {
+        service: session.client(service, region_name=region or None, config=CLIENT_CONFIG)
+        for service in ("dynamodb", "sqs", "scheduler")
+    }
+
+
+def open_aws_backend(
+    names: AwsNames,
+    clock: Clock | None = None,
+    session: Any = None,
+    *,
+    clients: dict[str, Any] | None = None,
+) -> Backend:
+    """Wire the AWS adapters for the resources in ``names``.
+
+    ``clock`` is the engine's clock: the timers read it to date new cron schedules (for the pump
+    on moto); the store takes times as arguments and SQS keeps its own real-time clock.
+    None means the system clock (deployed Lambdas).
+    """
+    clock = clock or SystemClock()
+    if clients is None:
+        session = session or boto3.Session(region_name=names.region or None)
+        clients = make_clients(session, names.region)
+    ddb, sqs, scheduler = clients["dynamodb"], clients["sqs"], clients["scheduler"]
+
+    def close() -> None:
+        for client in clients.values():
+            client.close()
+
+    return Backend(
+        store=DynamoRunStore(ddb, names.table_name),
+        queue=SqsWorkQueue(sqs, names.queue_url),
+        timers=SchedulerTimers(scheduler, sqs, names, clock),
+        name="aws",
+        extras={"names": names, "clients": clients, "clock": clock, "close": close},
+    )
+
+
+__all__ = [
+    "AwsNames",
+    "DynamoRunStore",
+    "SchedulerTimers",
+    "SqsWorkQueue",
+    "make_clients",
+    "message_from_lambda_record",
+    "open_aws_backend",
+    "provision",
+]

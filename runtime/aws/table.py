@@ -1,0 +1,415 @@
+"""``RunStore`` on one DynamoDB table.
+
+Keys (all strings). ``gsi1`` is sparse and overloaded: only event and run items carry its keys;
+it projects ``name`` and ``status`` besides the keys::
+
+    item              pk                    sk                 gsi1pk / gsi1sk
+    ----------------  --------------------  -----------------  ---------------------------------
+    run               RUN#<run_id>          RUN                FNRUNS#<fn_id> /
+                                                               <created_at:015d>#<run_id>
+    step              RUN#<run_id>          STEP#<step_id>
+    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd> /
+                                                               <received_at:015d>#<internal_id>
+    event -> run link EVENT#<internal_id>   RUN#<run_id>
+    event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
+    event day         EVENTDAYS             <yyyy-mm-dd>
+    waiter            WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
+    app               CATALOG               APP#<app_id>
+    function          CATALOG               FN#<fn_id>
+    trigger           TRIGGER#<event name>  FN#<fn_id>
+
+Access patterns and their cost:
+
+* ``load_run``: one Query on ``RUN#<run_id>`` (run item, then step items). Strongly consistent.
+* ``commit_memo``: one conditional UpdateItem on the step item (``attribute_not_exists``).
+  A step item holds its memo (``memo_*``) and/or its pending op (``pending_*``, and the op's
+  ``claim_*``), so ``add_pending``'s "no op and no memo for this step" is one conditional write
+  too, and a memo can land while the op is still recorded (they are independent, as the port
+  says). ``claim_pending`` and ``remove_pending`` are one UpdateItem each.
+* ``update_run`` / ``acquire_lease`` / ``release_lease``: one conditional UpdateItem on the run
+  item, touching only the named attributes (status is written only when the caller changes it;
+  lease writes never touch ``gsi1``, which does not project them).
+* ``save_events``: per event with a user id, one conditional PutItem on its claim
+  (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
+  deletes lag by up to days, so an expired claim must read as absent); then the event items
+  in one BatchWriteItem (they need no condition: the claims already decided who is new).
+  Events without a user id get one create-only PutItem each.
+* ``list_events``: one Query on the day registry, then Queries on ``gsi1`` per day bucket,
+  newest first, and one BatchGetItem for the page.
+* ``list_runs``: Queries on ``gsi1`` in the function's partition, one BatchGetItem per page.
+* ``runs_for_event``: one Query on the event partition's link items, one BatchGetItem of runs.
+* ``functions_for_event``: one Query on ``TRIGGER#<name>``; trigger items carry the function.
+* ``waiters_for_event``: one Query on ``WAIT#<name>``; ``remove_waiter`` one conditional delete.
+* Apps and functions live in the ``CATALOG`` partition: listing is one consistent Query.
+
+No Scan anywhere. JSON values are stored as JSON text so DynamoDB numbers (Decimal) never reach
+the engine; integers the engine owns (times, versions) are numbers.
+
+Known limits: a function's runs share one ``gsi1`` partition and an event name's waiters one
+table partition (about 1,000 writes/s each before DynamoDB throttles); items over 400 KB are
+refused with ``StoreError`` until large payloads move to S3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.aws.apps import AppRecords
+from runtime.aws.client import TableClient
+from runtime.aws.events import EventRecords
+from runtime.aws.items import (
+    GSI1,
+    check_size,
+    decode_cursor,
+    encode_cursor,
+    encode_run_field,
+    get_int,
+    get_json,
+    get_str,
+    json_attr,
+    num_attr,
+    run_from_item,
+    run_index_keys,
+    run_item,
+    run_key,
+    step_key,
+    str_attr,
+)
+from runtime.aws.waiters import WaiterRecords
+from runtime.engine.records import Memo, PendingOp, Run, RunState, RunStatus
+
+# Everything of a pending op, including its claim, goes when the op is removed.
+_PENDING_ATTRS = (
+    "pending_op", "pending_at", "pending_name", "pending_detail", "claim_owner", "claim_until",
+)
+# A status-filtered listing reads at most this many index pages per call, then returns what it
+# has with a cursor (the port allows short pages), so one call's cost stays bounded.
+_LIST_RUNS_MAX_QUERIES = 5
+_FILTERED_PAGE = 100
+
+
+class DynamoRunStore(EventRecords, AppRecords, WaiterRecords):
+    """The engine's run store on one DynamoDB table (see the module docstring for keys)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._t = TableClient(client, table_name)
+        self._known_days = set()
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(self, run: Run) -> bool:
+        item = run_item(run)
+        check_size(item, f"run {run.run_id}")
+        # Links first: a crash after them leaves links to a run that is not there (skipped on
+        # read), never a run its events cannot find.
+        self._link_events(run.run_id, run.event_ids)
+        created, _ = self._t.conditional(
+            "put_item",
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return created
+
+    def _link_events(self, run_id: str, event_ids: list[str]) -> None:
+        self._t.batch_write(
+            puts=[
+                {"pk": str_attr(f"EVENT#{eid}"), "sk": str_attr(f"RUN#{run_id}")}
+                for eid in dict.fromkeys(event_ids)
+            ]
+        )
+
+    def load_run(self, run_id: str) -> RunState | None:
+        items = self._t.query_partition(f"RUN#{run_id}")
+        head = next((i for i in items if i["sk"]["S"] == "RUN"), None)
+        if head is None:
+            return None
+        state = RunState(run=run_from_item(head))
+        for item in items:
+            sk = item["sk"]["S"]
+            if not sk.startswith("STEP#"):
+                continue
+            step_id = sk.removeprefix("STEP#")
+            if "memo_value" in item:
+                state.memos.append(
+                    Memo(
+                        step_id=step_id,
+                        value=get_json(item, "memo_value"),
+                        seq=get_str(item, "memo_seq", "") or "",
+                        name=get_str(item, "memo_name", "") or "",
+                    )
+                )
+            if "pending_op" in item:
+                state.pending[step_id] = PendingOp(
+                    step_id=step_id,
+                    op=get_str(item, "pending_op") or "",
+                    created_at=get_int(item, "pending_at") or 0,
+                    name=get_str(item, "pending_name", "") or "",
+                    detail=get_json(item, "pending_detail", {}),
+                )
+        state.memos.sort(key=lambda m: m.seq)
+        return state
+
+    def get_run(self, run_id: str) -> Run | None:
+        item = self._t.get(run_key(run_id))
+        return run_from_item(item) if item else None
+
+    def runs_for_event(self, internal_event_id: str) -> list[Run]:
+        links = self._t.query_partition(f"EVENT#{internal_event_id}", "RUN#")
+        run_ids = [link["sk"]["S"].removeprefix("RUN#") for link in links]
+        runs = [run_from_item(i) for i in self._t.batch_get([run_key(r) for r in run_ids])]
+        # A link is a hint; the run item decides (links may outlive a failed create).
+        runs = [r for r in runs if internal_event_id in r.event_ids]
+        return sorted(runs, key=lambda r: (r.created_at, r.run_id))
+
+    def list_runs(
+        self,
+        fn_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: RunStatus | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+    ) -> tuple[list[Run], str | None]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        # Index sort keys are "<created_at:015d>#<run_id>"; bounds are exclusive.
+        low = "0" if created_after is None else f"{created_after + 1:015d}#"
+        high = "~" if created_before is None else f"{created_before - 1:015d}#~"
+        after = decode_cursor(cursor) if cursor else None
+        if after is not None:
+            high = min(high, after)
+        if low > high:
+            return [], None
+        values: dict[str, Any] = {
+            ":pk": str_attr(f"FNRUNS#{fn_id}"), ":lo": str_attr(low), ":hi": str_attr(high),
+        }
+        extra: dict[str, Any] = {}
+        if status is not None:
+            values[":status"] = str_attr(RunStatus(status).value)
+            extra = {"FilterExpression": "#status = :status",
+                     "ExpressionAttributeNames": {"#status": "status"}}
+        found: list[str] = []  # index sort keys, newest first
+        start: dict[str, Any] | None = None
+        for _ in range(_LIST_RUNS_MAX_QUERIES):
+            kwargs: dict[str, Any] = dict(
+                IndexName=GSI1,
+                KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                # One past the page and one for the cursor's row; a filter reads wider pages,
+                # as Limit counts the rows read, not the rows that match.
+                Limit=limit + 2 - len(found) if status is None else max(limit + 2, _FILTERED_PAGE),
+                **extra,
+            )
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self._t.call("query", **kwargs)
+            found += [i["gsi1sk"]["S"] for i in resp.get("Items", []) if i["gsi1sk"]["S"] != after]
+            start = resp.get("LastEvaluatedKey")
+            if start is None or len(found) > limit:
+                break
+        page_keys = found[:limit]
+        if len(found) > limit:
+            next_cursor: str | None = encode_cursor(page_keys[-1])
+        elif start is not None:
+            # Out of query budget before the end: resume below the last row looked at.
+            next_cursor = encode_cursor(start["gsi1sk"]["S"])
+        else:
+            next_cursor = None
+        run_ids = [key.split("#", 1)[1] for key in page_keys]
+        items = self._t.batch_get([run_key(r) for r in run_ids])
+        runs = {run.run_id: run for run in map(run_from_item, items)}
+        # The index lags the table a little on AWS: the run item has the final say on status.
+        return [
+            runs[r] for r in run_ids if r in runs and (status is None or runs[r].status == status)
+        ], next_cursor
+
+    def update_run(
+        self,
+        run_id: str,
+        changes: dict[str, Any],
+        *,
+        expect_status: set[RunStatus] | None = None,
+        expect_lease_owner: str | None = None,
+    ) -> bool:
+        if expect_status is not None and not expect_status:
+            return False
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        sets: list[str] = []
+        removes: list[str] = []
+        for index, (field, value) in enumerate(changes.items()):
+            encoded = encode_run_field(field, value)
+            names[f"#f{index}"] = field
+            if encoded is None:
+                removes.append(f"#f{index}")
+            else:
+                values[f":f{index}"] = encoded
+                sets.append(f"#f{index} = :f{index}")
+        if not sets and not removes:
+            return self._run_matches(run_id, expect_status, expect_lease_owner)
+        if "fn_id" in changes or "created_at" in changes:
+            # The listing index key is made of both: keep it in step with the run.
+            current = self.get_run(run_id)
+            if current is None:
+                return False
+            keys = run_index_keys(
+                changes.get("fn_id", current.fn_id),
+                changes.get("created_at", current.created_at),
+                run_id,
+            )
+            for name, value in keys.items():
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+                sets.append(f"#{name} = :{name}")
+        if "event_ids" in changes:
+            # Links first, as in create_run: links of a failed update are only hints.
+            self._link_events(run_id, list(changes["event_ids"] or []))
+        conditions = ["attribute_exists(pk)"]
+        if expect_status:
+            names["#status"] = "status"
+            placeholders = []
+            for index, status in enumerate(sorted(RunStatus(s).value for s in expect_status)):
+                values[f":st{index}"] = str_attr(status)
+                placeholders.append(f":st{index}")
+            conditions.append(f"#status IN ({', '.join(placeholders)})")
+        if expect_lease_owner is not None:
+            names["#lease_owner"] = "lease_owner"
+            values[":owner"] = str_attr(expect_lease_owner)
+            conditions.append("#lease_owner = :owner")
+        expression = ""
+        if sets:
+            expression += "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        kwargs: dict[str, Any] = dict(
+            Key=run_key(run_id),
+            UpdateExpression=expression.strip(),
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+        )
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        ok, _ = self._t.conditional("update_item", **kwargs)
+        return ok
+
+    def _run_matches(
+        self, run_id: str, expect_status: set[RunStatus] | None, expect_lease_owner: str | None
+    ) -> bool:
+        run = self.get_run(run_id)
+        if run is None:
+            return False
+        if expect_status is not None and run.status not in {RunStatus(s) for s in expect_status}:
+            return False
+        return expect_lease_owner is None or run.lease_owner == expect_lease_owner
+
+    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
+        ok, _ = self._t.conditional(
+            "update_item",
+            Key=run_key(run_id),
+            # Status goes QUEUED -> RUNNING here; a RUNNING run gets the same value back in
+            # the same write, so no extra request is spent on it.
+            UpdateExpression=(
+                "SET #owner = :owner, #until = :until, #status = :running, "
+                "#started = if_not_exists(#started, :now)"
+            ),
+            ConditionExpression=(
+                "attribute_exists(pk) AND #status IN (:queued, :running) AND "
+                "(attribute_not_exists(#owner) OR #until < :now OR #owner = :owner)"
+            ),
+            ExpressionAttributeNames={
+                "#owner": "lease_owner",
+                "#until": "lease_until",
+                "#status": "status",
+                "#started": "started_at",
+            },
+            ExpressionAttributeValues={
+                ":owner": str_attr(owner),
+                ":until": num_attr(until_ms),
+                ":now": num_attr(now_ms),
+                ":queued": str_attr(RunStatus.QUEUED.value),
+                ":running": str_attr(RunStatus.RUNNING.value),
+            },
+        )
+        return ok
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        self._t.conditional(
+            "update_item",
+            Key=run_key(run_id),
+            UpdateExpression="REMOVE #owner, #until",
+            ConditionExpression="#owner = :owner",
+            ExpressionAttributeNames={"#owner": "lease_owner", "#until": "lease_until"},
+            ExpressionAttributeValues={":owner": str_attr(owner)},
+        )
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def commit_memo(self, run_id: str, memo: Memo) -> bool:
+        value = json_attr(memo.value)
+        check_size(
+            {**step_key(run_id, memo.step_id), "memo_value": value},
+            f"memo of step {memo.step_id} in run {run_id}",
+        )
+        ok, _ = self._t.conditional(
+            "update_item",
+            Key=step_key(run_id, memo.step_id),
+            UpdateExpression="SET memo_value = :v, memo_seq = :seq, memo_name = :name",
+            ConditionExpression="attribute_not_exists(memo_value)",
+            ExpressionAttributeValues={
+                ":v": value, ":seq": str_attr(memo.seq), ":name": str_attr(memo.name),
+            },
+        )
+        return ok
+
+    def add_pending(self, run_id: str, op: PendingOp) -> bool:
+        detail = json_attr(op.detail)
+        check_size(
+            {**step_key(run_id, op.step_id), "pending_detail": detail},
+            f"pending op of step {op.step_id} in run {run_id}",
+        )
+        ok, _ = self._t.conditional(
+            "update_item",
+            Key=step_key(run_id, op.step_id),
+            UpdateExpression=(
+                "SET pending_op = :op, pending_at = :at, pending_name = :name, "
+                "pending_detail = :detail"
+            ),
+            ConditionExpression=(
+                "attribute_not_exists(pending_op) AND attribute_not_exists(memo_value)"
+            ),
+            ExpressionAttributeValues={
+                ":op": str_attr(op.op),
+                ":at": num_attr(op.created_at),
+                ":name": str_attr(op.name),
+                ":detail": detail,
+            },
+        )
+        return ok
+
+    def remove_pending(self, run_id: str, step_id: str) -> None:
+        # Only the op's attributes go: a memo on the same step item stays.
+        self._t.conditional(
+            "update_item",
+            Key=step_key(run_id, step_id),
+            UpdateExpression="REMOVE " + ", ".join(_PENDING_ATTRS),
+            ConditionExpression="attribute_exists(pending_op)",
+        )
+
+    def claim_pending(
+        self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int
+    ) -> bool:
+        ok, _ = self._t.conditional(
+            "update_item",
+            Key=step_key(run_id, step_id),
+            UpdateExpression="SET claim_owner = :owner, claim_until = :until",
+            ConditionExpression=(
+                "attribute_exists(pending_op) AND (attribute_not_exists(claim_owner) OR "
+                "claim_until < :now OR claim_owner = :owner)"
+            ),
+            ExpressionAttributeValues={
+                ":owner": str_attr(owner), ":until": num_attr(until_ms), ":now": num_attr(now_ms),
+            },
+        )
+        return ok
