@@ -13,6 +13,8 @@ from runtime.engine.records import (
     Run,
     RunStatus,
     StoredEvent,
+    Waiter,
+    WaiterKind,
 )
 from runtime.local.db import dumps, loads
 
@@ -150,4 +152,31 @@ def pending_from_row(row: sqlite3.Row) -> PendingOp:
         created_at=row["created_at"],
         name=row["name"],
         detail=loads(row["detail_json"]),
+    )
+
+
+# -- waiters -----------------------------------------------------------------------------------
+def waiter_row(waiter: Waiter) -> tuple[Any, ...]:
+    return (
+        waiter.event_name,
+        waiter.run_id,
+        waiter.step_id,
+        WaiterKind(waiter.kind).value,
+        int(waiter.expires_at),
+        int(waiter.created_at),
+        waiter.expression,
+        dumps(waiter.trigger),
+    )
+
+
+def waiter_from_row(row: sqlite3.Row) -> Waiter:
+    return Waiter(
+        event_name=row["event_name"],
+        run_id=row["run_id"],
+        step_id=row["step_id"],
+        kind=WaiterKind(row["kind"]),
+        expires_at=row["expires_at"],
+        created_at=row["created_at"],
+        expression=row["expression"],
+        trigger=loads(row["trigger_json"]),
     )

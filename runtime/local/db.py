@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from runtime.engine.ports import StoreError
-from runtime.local.schema import SCHEMA, SCHEMA_VERSION
+from runtime.local.schema import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 30.0
 # Idle connections kept for reuse; more are opened under load and closed when returned.
@@ -39,6 +39,47 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def schema_statements(script: str) -> list[str]:
+    """``script`` cut into single statements (``sqlite3.complete_statement`` knows about
+    comments and string literals, so a ``;`` inside either does not cut)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    rest = "\n".join(ln for ln in buffer.splitlines() if not ln.strip().startswith("--"))
+    if rest.strip():
+        raise ValueError(f"incomplete SQL statement in schema: {buffer.strip()[:80]!r}")
+    return statements
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the file up to ``SCHEMA_VERSION``: a new file gets every table, a file written by
+    an earlier version gains what it lacks, and its rows stay as they are.
+
+    One IMMEDIATE transaction with the version read inside it, so two processes opening an old
+    file at once cannot both upgrade it (the second waits and then finds it current). Not
+    ``executescript``: that commits first, outside any transaction.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # Columns before the script: a table an earlier version created is skipped by its
+            # CREATE TABLE IF NOT EXISTS, and an index in the script may name a new column.
+            for table, column, declaration in ADDED_COLUMNS:
+                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if have and column not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            for statement in schema_statements(SCHEMA):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class Database:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -49,9 +90,7 @@ class Database:
         with self.connection() as conn:
             # WAL is a property of the file; setting it once here covers every connection.
             conn.execute("PRAGMA journal_mode=WAL")
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                conn.executescript(SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            migrate(conn)
 
     # -- connections -------------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:

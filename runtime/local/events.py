@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 
 from runtime.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
 from runtime.local.codec import event_from_row, event_row
+from runtime.local.cursor import decode_cursor, encode_cursor
 from runtime.local.db import Database
 
 
@@ -48,7 +47,7 @@ class EventTable:
         if cursor is not None:
             # Row-value comparison: strictly older than the last event of the previous page.
             where.append("(received_at, internal_id) < (?, ?)")
-            args.extend(_decode_cursor(cursor))
+            args.extend(decode_cursor(cursor))
         sql = "SELECT * FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -57,7 +56,7 @@ class EventTable:
             rows = conn.execute(sql, (*args, limit + 1)).fetchall()
         page = [event_from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
-        return page, (_encode_cursor(page[-1]) if more else None)
+        return page, (encode_cursor(page[-1].received_at, page[-1].internal_id) if more else None)
 
 
 def _save_one(conn: sqlite3.Connection, event: StoredEvent, now_ms: int) -> StoredEvent:
@@ -83,19 +82,3 @@ def _save_one(conn: sqlite3.Connection, event: StoredEvent, now_ms: int) -> Stor
 def _get(conn: sqlite3.Connection, internal_id: str) -> StoredEvent | None:
     row = conn.execute("SELECT * FROM events WHERE internal_id = ?", (internal_id,)).fetchone()
     return event_from_row(row) if row else None
-
-
-def _encode_cursor(last: StoredEvent) -> str:
-    raw = json.dumps([last.received_at, last.internal_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        received_at, internal_id = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(received_at, int) or not isinstance(internal_id, str):
-            raise TypeError
-    except (ValueError, TypeError) as exc:
-        raise ValueError("invalid cursor") from exc
-    return received_at, internal_id

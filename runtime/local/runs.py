@@ -13,6 +13,7 @@ from runtime.local.codec import (
     run_columns,
     run_from_row,
 )
+from runtime.local.cursor import decode_cursor, encode_cursor
 from runtime.local.db import Database
 
 _LIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
@@ -66,6 +67,43 @@ class RunTable:
                 (internal_event_id,),
             ).fetchall()
         return [run_from_row(r) for r in rows]
+
+    def list_runs(
+        self,
+        fn_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: RunStatus | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+    ) -> tuple[list[Run], str | None]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        # The status filter is part of the query here, so pages are full; the port allows
+        # short pages for backends that filter after reading.
+        where, args = ["fn_id = ?"], [fn_id]
+        if status is not None:
+            where.append("status = ?")
+            args.append(RunStatus(status).value)
+        if created_after is not None:
+            where.append("created_at > ?")
+            args.append(created_after)
+        if created_before is not None:
+            where.append("created_at < ?")
+            args.append(created_before)
+        if cursor is not None:
+            where.append("(created_at, run_id) < (?, ?)")
+            args.extend(decode_cursor(cursor))
+        sql = (
+            f"SELECT * FROM runs WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        )
+        with self._db.connection() as conn:
+            rows = conn.execute(sql, (*args, limit + 1)).fetchall()
+        page = [run_from_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return page, (encode_cursor(page[-1].created_at, page[-1].run_id) if more else None)
 
     def update_run(
         self,

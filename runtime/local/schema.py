@@ -1,7 +1,14 @@
 """Tables of the local backend. JSON-valued fields are JSON text columns (suffix ``_json`` or
-``json``); everything the adapter filters or orders by is a real column with an index."""
+``json``); everything the adapter filters or orders by is a real column with an index.
 
-SCHEMA_VERSION = 1
+Upgrades: every statement is ``IF NOT EXISTS``, so running ``SCHEMA`` on a file of any earlier
+version creates what that file lacks. Columns added to an existing table cannot be written that
+way; they are listed in ``ADDED_COLUMNS`` and added by ``db.migrate`` when missing.
+
+Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by function.
+"""
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -65,6 +72,8 @@ CREATE TABLE IF NOT EXISTS runs (
     lease_owner       TEXT,
     lease_until       INTEGER
 );
+-- list_runs: a function's runs newest first, run_id breaking ties as in the cursor.
+CREATE INDEX IF NOT EXISTS runs_by_fn_time ON runs (fn_id, created_at, run_id);
 
 -- Which runs an event started (runs_for_event); kept in step with runs.event_ids_json.
 CREATE TABLE IF NOT EXISTS run_events (
@@ -91,6 +100,8 @@ CREATE TABLE IF NOT EXISTS pending (
     name        TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     detail_json TEXT NOT NULL,
+    claim_owner TEXT,                    -- who runs this planned step now (claim_pending)
+    claim_until INTEGER,
     PRIMARY KEY (run_id, step_id)
 );
 
@@ -111,4 +122,38 @@ CREATE TABLE IF NOT EXISTS timers (
     body    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timers_by_time ON timers (fire_at);
+
+-- Runs waiting for an event (wait_for_event, cancel_on). Expired rows stay until their timeout
+-- removes them; lookups skip them by expires_at. The index is in listing order (oldest first,
+-- key as tie-break), so a lookup reads one index range and sorts nothing.
+CREATE TABLE IF NOT EXISTS waiters (
+    event_name   TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    step_id      TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expression   TEXT,
+    trigger_json TEXT NOT NULL,
+    PRIMARY KEY (event_name, run_id, step_id)
+);
+CREATE INDEX IF NOT EXISTS waiters_by_event_time
+    ON waiters (event_name, created_at, run_id, step_id);
+
+-- Cron triggers. next_fire_at is the one fire time still to deliver; fire_due moves it on.
+CREATE TABLE IF NOT EXISTS crons (
+    name         TEXT PRIMARY KEY,
+    cron         TEXT NOT NULL,
+    timezone     TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    next_fire_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS crons_by_time ON crons (next_fire_at);
 """
+
+# (table, column, declaration) for columns that tables of earlier versions lack. Added columns
+# must be nullable or carry a default: ALTER TABLE fills existing rows with it.
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("pending", "claim_owner", "TEXT"),
+    ("pending", "claim_until", "INTEGER"),
+]

@@ -37,3 +37,27 @@ class StepTable:
     def remove_pending(self, run_id: str, step_id: str) -> None:
         with self._db.connection() as conn:
             conn.execute("DELETE FROM pending WHERE run_id = ? AND step_id = ?", (run_id, step_id))
+
+    def claim_pending(
+        self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int
+    ) -> bool:
+        # One UPDATE, as for run leases: of N racing owners exactly one matches. A claim is
+        # expired when claim_until < now, the same rule acquire_lease uses. A removed op has no
+        # row to match, and add_pending inserts a fresh, unclaimed one.
+        with self._db.connection() as conn:
+            taken = conn.execute(
+                """
+                UPDATE pending SET claim_owner = :owner, claim_until = :until
+                WHERE run_id = :run_id AND step_id = :step_id
+                  AND (claim_owner IS NULL OR claim_until IS NULL
+                       OR claim_until < :now OR claim_owner = :owner)
+                """,
+                {
+                    "owner": owner,
+                    "until": until_ms,
+                    "now": now_ms,
+                    "run_id": run_id,
+                    "step_id": step_id,
+                },
+            ).rowcount
+        return bool(taken)

@@ -7,8 +7,9 @@ from runtime.local.db import Database
 from runtime.local.events import EventTable
 from runtime.local.runs import RunTable
 from runtime.local.steps import StepTable
+from runtime.local.waiters import WaiterTable
 
 
-class SqliteRunStore(EventTable, AppTable, RunTable, StepTable):
+class SqliteRunStore(EventTable, AppTable, RunTable, StepTable, WaiterTable):
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -1,0 +1,27 @@
+"""Opaque page cursors: the (time, id) position of the last row of a page, as URL-safe text.
+
+Listings order by (time, id) descending; the next page is every row strictly before the cursor,
+so rows sharing a time are neither skipped nor repeated across pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+
+def encode_cursor(at: int, row_id: str) -> str:
+    raw = json.dumps([at, row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The position in ``cursor``; ValueError when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        at, row_id = json.loads(base64.urlsafe_b64decode(padded))
+        if not isinstance(at, int) or isinstance(at, bool) or not isinstance(row_id, str):
+            raise TypeError
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid cursor") from exc
+    return at, row_id
