@@ -9,9 +9,10 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response
-from runtime.api.request import query
+from runtime.api.errors import ApiError, json_response, parse_json_body
+from runtime.api.request import query, raw_body
 from runtime.engine.core import Engine
+from runtime.engine.expressions import ExpressionError, compile_expression
 from runtime.engine.ports import Run, RunStatus, StoredEvent
 
 MAX_PAGE = 100
@@ -33,6 +34,14 @@ def parse_time(name: str, value: str | None) -> int | None:
         return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError as exc:
         raise ApiError(400, f"{name}: expected RFC3339 time or epoch milliseconds, got {value!r}") from exc
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    raise ApiError(400, f"expected an RFC3339 time or epoch milliseconds, got {value!r}")
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:
@@ -119,6 +128,38 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         if run is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return envelope(run_json(run))
+
+    @app.post("/v1/cancellations")
+    def bulk_cancel() -> Response:
+        """Cancel a function's live runs started inside a window, optionally only those whose
+        trigger event matches a CEL expression (`if`)."""
+        require_signing_key(app, settings)
+        body = parse_json_body(raw_body(app))
+        if not isinstance(body, dict):
+            raise ApiError(400, "body: expected a JSON object")
+        fn_id = body.get("function_id")
+        if not isinstance(fn_id, str) or not fn_id:
+            raise ApiError(400, "function_id: required, the function's full id (app id and function id)")
+        if body.get("app_id") and not fn_id.startswith(f"{body['app_id']}-") and store.get_function(f"{body['app_id']}-{fn_id}"):
+            fn_id = f"{body['app_id']}-{fn_id}"
+        if store.get_function(fn_id) is None:
+            raise ApiError(404, f"function_id: no function {fn_id!r}")
+        expression = body.get("if")
+        if expression is not None:
+            if not isinstance(expression, str):
+                raise ApiError(400, "if: expected a CEL expression string")
+            try:
+                compile_expression(expression)
+            except ExpressionError as exc:
+                raise ApiError(400, f"if: {exc}") from exc
+        started_after = parse_time("started_after", _text(body.get("started_after")))
+        started_before = parse_time("started_before", _text(body.get("started_before")))
+        count = engine.cancellation.cancel_many(
+            fn_id, started_after=started_after, started_before=started_before, expression=expression
+        )
+        return json_response(200, {"id": engine.ids.new(), "function_id": fn_id, "cancelled": count,
+                                   "started_after": iso(started_after), "started_before": iso(started_before),
+                                   "if": expression})
 
     @app.get("/v1/apps")
     def list_apps() -> Response:

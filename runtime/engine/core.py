@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from runtime.engine import messages
+from runtime.engine.cancellation import Cancellation
 from runtime.engine.clock import SystemClock
+from runtime.engine.crons import Crons
 from runtime.engine.executor import Executor
 from runtime.engine.http import HttpCaller, PooledHttpCaller
 from runtime.engine.ids import IdGenerator
 from runtime.engine.ingest import Ingest
 from runtime.engine.lifecycle import Lifecycle
-from runtime.engine.ports import Backend, Clock, Run, RunStatus
+from runtime.engine.ports import Backend, Clock, Run
+from runtime.engine.resume import Resumer
 from runtime.engine.sync import Registry
+from runtime.engine.waits import Waits
 from runtime.settings import Settings
 
 
@@ -26,21 +31,33 @@ class Engine:
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self.ids = IdGenerator(self.clock)
+        store = backend.store
         self.ingest = Ingest(backend, self.clock, self.ids)
-        self.registry = Registry(backend, self.clock)
-        self.lifecycle = Lifecycle(self.ingest)
+        self.resumer = Resumer(store, backend.queue, self.ids)
+        self.cancellation = Cancellation(store, self.clock)
+        self.waits = Waits(store, self.resumer, self.cancellation.cancel)
+        self.lifecycle = Lifecycle(self.ingest, self.resumer, self.cancellation, self.waits)
+        # Late links: each of these needs a piece that needs it back.
+        self.ingest.waits = self.waits
+        self.cancellation.lifecycle = self.lifecycle
+        self.cancellation.waits = self.waits
+        self.crons = Crons(backend, self.clock, self.ingest.starter)
+        self.registry = Registry(backend, self.clock, self.crons)
         self.executor = Executor(
-            backend, self.clock, self.ids, self.settings, caller or PooledHttpCaller(), self.lifecycle
+            backend,
+            self.clock,
+            self.ids,
+            self.settings,
+            caller or PooledHttpCaller(),
+            self.lifecycle,
+            self.resumer,
+            self.ingest.starter,
+        )
+        self.executor.handlers[messages.CRON] = self.crons.fire
+        self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
+            body["run_id"], "the run did not finish within timeouts.finish"
         )
 
     def cancel_run(self, run_id: str) -> Run | None:
-        """Cancel a run that has not ended. Its pending timers and messages find it terminal and
-        do nothing. Returns the run as it now is, or None if there is no such run."""
-        live = {RunStatus.QUEUED, RunStatus.RUNNING}
-        changes = {"status": RunStatus.CANCELLED, "ended_at": self.clock.now_ms()}
-        if self.backend.store.update_run(run_id, changes, expect_status=live):
-            run = self.backend.store.get_run(run_id)
-            if run is not None:
-                self.lifecycle.run_finished(run)
-            return run
-        return self.backend.store.get_run(run_id)
+        """Cancel a run that has not ended; see ``Cancellation.cancel``."""
+        return self.cancellation.cancel(run_id)

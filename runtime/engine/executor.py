@@ -3,23 +3,33 @@
 One invocation holds the run's lease, reads the run ONCE, then loops: call the SDK, commit what
 it reports, and call again at once while there is something to run (inline continuation: a
 sequential step costs one memo write and no queue hop). It stops when the run waits (sleep,
-planned parallel work, a retry backoff), ends, or its time budget runs out, and then releases
-the lease with a single write that also persists whatever run fields changed.
+event, invoke, planned parallel work, a retry backoff), ends, or its time budget runs out, and
+then releases the lease with a single write that also persists whatever run fields changed.
+
+A planned parallel step runs as its own job under a claim on that step alone, so branches run
+concurrently; only the discovery call that follows needs the run's lease.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from runtime.engine import messages
 from runtime.engine.http import CallFailed, HttpCaller
 from runtime.engine.ids import IdGenerator
 from runtime.engine.lifecycle import Lifecycle
+from runtime.engine.ops.invoke import start_invoke
+from runtime.engine.ops.sleep import start_sleep
+from runtime.engine.ops.tools import OpTools
+from runtime.engine.ops.wait import start_wait
 from runtime.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
+from runtime.engine.resume import Resumer
 from runtime.engine.retry import backoff_ms
+from runtime.engine.runs import RunStarter
 from runtime.engine.scheduling import Waker
+from runtime.engine.timeouts import first_start_checks
 from runtime.protocol.calls import (
     CallResult,
     Opcode,
@@ -29,7 +39,6 @@ from runtime.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from runtime.protocol.durations import parse_sleep_until_ms
 from runtime.protocol.jsoncanon import canonical_json
 from runtime.protocol.signing import sign
 from runtime.settings import Settings
@@ -39,9 +48,9 @@ log = logging.getLogger(__name__)
 # How long a function config is trusted before it is read again. A sync takes effect for new
 # invocations within this window.
 FUNCTION_CACHE_MS = 5_000
-
-
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
+# Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error.
+MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -49,9 +58,11 @@ class _Invocation:
     """What one executor invocation knows about its run while it loops."""
 
     state: RunState
-    fn: FunctionRecord | None
+    fn: FunctionRecord
     owner: str
     deadline_ms: int
+    holds_run_lease: bool
+    claimed_step: str | None = None
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
 
 
@@ -70,6 +81,8 @@ class Executor:
         settings: Settings,
         caller: HttpCaller,
         lifecycle: Lifecycle,
+        resumer: Resumer,
+        starter: RunStarter,
     ) -> None:
         self.store = backend.store
         self.queue = backend.queue
@@ -79,7 +92,10 @@ class Executor:
         self.caller = caller
         self.lifecycle = lifecycle
         self.waker = Waker(backend.queue, backend.timers, clock)
+        self.tools = OpTools(self.store, self.queue, self.waker, clock, ids, resumer, starter)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
+        # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, body: dict[str, Any], *, budget_ms: int | None = None) -> None:
@@ -89,47 +105,67 @@ class Executor:
             return
         kind = body.get("kind")
         run_id = body.get("run_id")
-        if not isinstance(run_id, str):
-            log.error("dropping malformed message %r", body)
-            return
-        if kind == messages.WAKE:
-            step = body["step"]
-            self.store.commit_memo(run_id, self._memo(step, memo_data(None)))
-            self.store.remove_pending(run_id, step)
-            self._drive(run_id, _Next(messages.DISCOVERY, 0), body, budget_ms)
-        elif kind == messages.CALL:
-            self._drive(run_id, _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0)), body, budget_ms)
+        if kind == messages.CALL and isinstance(run_id, str):
+            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0))
+            self._drive(run_id, nxt, body, budget_ms)
+        elif kind == messages.WAKE and isinstance(run_id, str):
+            self.tools.resumer.resume(run_id, body["step"], memo_data(None))
+        elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
+            # Null unless an event already won the step (the memo write decides).
+            self.tools.resumer.resume(run_id, body["step"], memo_data(None))
+            self.store.remove_waiter(body.get("event", ""), run_id, body["step"])
+        elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
+            error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
+            self.tools.resumer.resume(run_id, body["step"], memo_error(error))
+        elif kind in self.handlers:
+            self.handlers[kind](body)
         else:
-            log.error("dropping message of unknown kind %r", body)
+            log.error("dropping a message of unknown kind: %r", body)
 
     # -- the loop ----------------------------------------------------------------------------
     def _drive(self, run_id: str, nxt: _Next, body: dict[str, Any], budget_ms: int | None) -> None:
         now = self.clock.now_ms()
         owner = self.ids.new()
-        # Lease first, then read: a read taken before the lease could miss the memo the
-        # previous holder wrote just before releasing, and run that step again.
-        if not self.store.acquire_lease(run_id, owner, now + self.settings.lease_ms, now):
-            self._busy_or_gone(run_id, body)
+        until = now + self.settings.lease_ms
+        claimed: str | None = None
+        if nxt.step != messages.DISCOVERY:
+            if self.store.claim_pending(run_id, nxt.step, owner, until, now):
+                claimed = nxt.step
+            else:
+                peek = self.store.load_run(run_id)
+                if peek is None or peek.run.status.terminal or peek.has_memo(nxt.step):
+                    return  # the run ended, or another job already settled this step
+                if nxt.step in peek.pending:
+                    self._busy(run_id, body)  # another job holds the step's claim
+                    return
+        if claimed is None and not self.store.acquire_lease(run_id, owner, until, now):
+            run = self.store.get_run(run_id)
+            if run is not None and not run.status.terminal:
+                self._busy(run_id, body)
             return
+        # Lease (or claim) first, then read: a read taken before could miss the memo the
+        # previous holder wrote just before releasing, and run that step again.
         state = self.store.load_run(run_id)
         if state is None or state.run.status.terminal:
-            self.store.release_lease(run_id, owner)
+            self._let_go(run_id, owner, claimed, now)
             return
         fn = self._function(state.run.fn_id)
-        if fn is None:
-            self._finish_failed(
-                _Invocation(state, None, owner, 0),
-                {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered", "stack": ""},
-            )
-            return
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-        inv = _Invocation(state, fn, owner, now + budget)
-        inv.state.run.lease_until = now + self.settings.lease_ms
+        inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed)  # type: ignore[arg-type]
+        if fn is None:
+            error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
+            self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
+            return
+        inv.state.run.lease_until = until
+        if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
+            return
         step: _Next | None = nxt
         while step is not None:
             if self.clock.now_ms() >= inv.deadline_ms:
                 # Out of time: hand the rest to a fresh invocation rather than race the deadline.
                 self.queue.send(messages.call(run_id, step.step, step.attempt))
+                break
+            if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
                 break
             self._ensure_lease(inv)
             step = self._call_once(inv, step)
@@ -160,17 +196,18 @@ class Executor:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
             result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
         except CallFailed as exc:
+            # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
                 kind="error",
                 error={"name": "CallFailed", "message": f"calling {url}: {exc}", "stack": ""},
                 no_retry=False,
                 status=0,
             )
-        if result.req_version is not None and result.req_version != run.req_version and result.req_version > 0:
+        if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
         if result.kind == "complete":
-            self._finish_completed(inv, result.output)
+            self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
         if result.kind == "ops":
             return self._handle_ops(inv, nxt, result)
@@ -194,30 +231,50 @@ class Executor:
         planned: list[Opcode] = []
         for op in fresh:
             if op.op == "StepRun":
-                self._commit(inv, op, memo_data(op.data))
+                self._commit(inv, op, self._output_memo(op))
                 progressed = True
             elif op.op == "StepFailed" or (op.op == "StepError" and self._error_is_final(inv, nxt, op, result)):
                 self._commit(inv, op, memo_error(op.error))
                 progressed = True
             elif op.op == "StepError":
-                self._retry_later(inv, _Next(op.id, nxt.attempt + 1), None)
+                self._retry_later(inv, _Next(op.id, (nxt.attempt if nxt.step == op.id else 0) + 1), None)
             elif op.op == "StepPlanned":
                 planned.append(op)
             elif op.op == "Sleep":
-                self._sleep(inv, op)
+                start_sleep(self.tools, state, op)
+            elif op.op == "WaitForEvent":
+                start_wait(self.tools, state, op)
+            elif op.op == "InvokeFunction":
+                progressed = start_invoke(self.tools, state, op) or progressed
             else:
-                # Ops this runtime does not run yet fail their step, so the user's code sees a
+                # Ops this runtime does not run fail their step, so the user's code sees a
                 # StepError instead of the run hanging (PROTOCOL §14.9).
                 message = f"step kind {op.op!r} is not supported by this runtime"
-                self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message, "stack": ""}))
+                self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}))
                 progressed = True
-        if len(planned) == 1 and not progressed and len(fresh) == 1:
+        if len(planned) == 1 and len(fresh) == 1 and inv.holds_run_lease:
             return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
         for op in planned:
-            if self.store.add_pending(state.run.run_id, PendingOp(op.id, op.op, self.clock.now_ms(), op.display)):
-                state.pending[op.id] = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
+            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
+            if self.store.add_pending(state.run.run_id, pending):
+                state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
-        return _Next(messages.DISCOVERY, 0) if progressed else None
+        if progressed and self._race_or_default(result):
+            return _Next(messages.DISCOVERY, 0)
+        return None
+
+    @staticmethod
+    def _race_or_default(result: CallResult) -> bool:
+        # Discovery after each completed op is right in race mode and harmless in wait mode:
+        # the SDK re-reports the unfinished ops, which are ignored (PROTOCOL §7.5).
+        return True
+
+    def _output_memo(self, op: Opcode) -> dict[str, Any]:
+        size = len(canonical_json(op.data)) if op.data is not None else 0
+        if size > MAX_STEP_OUTPUT_BYTES:
+            message = f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
+            return memo_error({"name": "OutputTooLarge", "message": message})
+        return memo_data(op.data)
 
     def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:
         attempt = nxt.attempt if nxt.step == op.id else 0
@@ -226,7 +283,7 @@ class Executor:
     def _handle_error(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
         if result.no_retry or nxt.attempt + 1 >= inv.fn.max_attempts:
-            self._finish_failed(inv, error)
+            self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
         self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1), result.retry_at_ms)
@@ -238,19 +295,8 @@ class Executor:
             at = max(at, retry_at_ms)
         self.waker.at(messages.call(inv.state.run.run_id, nxt.step, nxt.attempt), at)
 
-    def _sleep(self, inv: _Invocation, op: Opcode) -> None:
-        spec = (op.opts or {}).get("duration") or op.name
-        now = self.clock.now_ms()
-        wake_at = parse_sleep_until_ms(str(spec), now)
-        pending = PendingOp(op.id, op.op, now, op.display, {"wake_at": wake_at})
-        # The wake time is fixed the first time the sleep is seen (PROTOCOL §7.6): a re-report
-        # carries a new timestamp from Python and is ignored here.
-        if self.store.add_pending(inv.state.run.run_id, pending):
-            inv.state.pending[op.id] = pending
-            self.waker.at(messages.wake(inv.state.run.run_id, op.id), wake_at)
-
     def _commit(self, inv: _Invocation, op: Opcode, value: dict[str, Any]) -> None:
-        memo = self._memo(op.id, value, op.display)
+        memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display)
         if self.store.commit_memo(inv.state.run.run_id, memo):
             inv.state.memos.append(memo)
         else:
@@ -260,37 +306,48 @@ class Executor:
                 inv.state.memos = fresh.memos
         if inv.state.pending.pop(op.id, None) is not None:
             self.store.remove_pending(inv.state.run.run_id, op.id)
-
-    def _memo(self, step_id: str, value: dict[str, Any], name: str = "") -> Memo:
-        return Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name)
+        if inv.claimed_step == op.id:
+            inv.claimed_step = None  # the claim went with the pending op
 
     # -- ends ----------------------------------------------------------------------------------
-    def _finish_completed(self, inv: _Invocation, output: Any) -> None:
-        self._finish(inv, RunStatus.COMPLETED, {"output": output})
-
-    def _finish_failed(self, inv: _Invocation, error: dict[str, Any]) -> None:
-        self._finish(inv, RunStatus.FAILED, {"error": error})
-
-    def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any]) -> None:
+    def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
         run = inv.state.run
-        changes = {
-            **inv.dirty,
-            **fields,
-            "status": status,
-            "ended_at": self.clock.now_ms(),
-            "lease_owner": None,
-            "lease_until": None,
-        }
+        if not inv.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
+            # A claimed step's call ended the run, but another job holds the run: do this call
+            # again once it is free, rather than end the run without the lease.
+            self._busy(run.run_id, messages.call(run.run_id, nxt.step, nxt.attempt))
+            return
+        changes = {**inv.dirty, **fields, "status": status, "ended_at": self.clock.now_ms(),
+                   "lease_owner": None, "lease_until": None}
         if not self.store.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
             log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
             return
         run.status = status
         for key, value in fields.items():
             setattr(run, key, value)
-        self.lifecycle.run_finished(run)
+        self.lifecycle.run_ended(inv.state, inv.fn.config if inv.fn else None)
 
     # -- leases and bookkeeping ---------------------------------------------------------------
+    def _upgrade(self, inv: _Invocation, *, queue_discovery: bool = True) -> bool:
+        """Take the run's lease after a claimed step, to run discovery; re-read the run, since
+        other branches may have finished meanwhile. False if busy (then discovery is queued,
+        unless told not to)."""
+        now = self.clock.now_ms()
+        until = now + self.settings.lease_ms
+        if not self.store.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
+            if queue_discovery:
+                self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
+            return False
+        inv.holds_run_lease = True
+        fresh = self.store.load_run(inv.state.run.run_id)
+        if fresh is not None:
+            fresh.run.lease_until = until
+            inv.state = fresh
+        return True
+
     def _ensure_lease(self, inv: _Invocation) -> None:
+        if not inv.holds_run_lease:
+            return
         now = self.clock.now_ms()
         until = inv.state.run.lease_until or 0
         if until - now > self.settings.step_timeout_s * 1000:
@@ -301,18 +358,27 @@ class Executor:
         inv.state.run.lease_until = new_until
 
     def _release(self, inv: _Invocation) -> None:
-        changes = {**inv.dirty, "lease_owner": None, "lease_until": None}
-        self.store.update_run(inv.state.run.run_id, changes, expect_lease_owner=inv.owner)
+        run_id = inv.state.run.run_id
+        if inv.claimed_step is not None:
+            self._let_go(run_id, inv.owner, inv.claimed_step, self.clock.now_ms())
+        if inv.holds_run_lease:
+            changes = {**inv.dirty, "lease_owner": None, "lease_until": None}
+            self.store.update_run(run_id, changes, expect_lease_owner=inv.owner)
 
-    def _busy_or_gone(self, run_id: str, body: dict[str, Any]) -> None:
-        run = self.store.get_run(run_id)
-        if run is None or run.status.terminal:
-            return
-        # Another executor holds the lease: try again once it is likely done. The message is
-        # idempotent, so running it after the holder finished costs one harmless call.
-        now = self.clock.now_ms()
-        wait_ms = min(max((run.lease_until or now) - now, 1000), 30_000)
-        self.waker.after({k: v for k, v in body.items() if k != "not_before"}, wait_ms)
+    def _let_go(self, run_id: str, owner: str, claimed: str | None, now: int) -> None:
+        if claimed is not None:
+            # Re-claim with an expiry of now: the next job (a retry) can take it at once.
+            self.store.claim_pending(run_id, claimed, owner, now, now)
+        else:
+            self.store.release_lease(run_id, owner)
+
+    def _busy(self, run_id: str, body: dict[str, Any]) -> None:
+        """Someone else holds the run (or the step): try again shortly, backing off. The
+        message is idempotent, so running it after the holder finished costs one harmless call."""
+        busy = int(body.get("busy") or 0) + 1
+        retry = {k: v for k, v in body.items() if k != "not_before"}
+        retry["busy"] = busy
+        self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
 
     def _function(self, fn_id: str) -> FunctionRecord | None:
         now = self.clock.now_ms()

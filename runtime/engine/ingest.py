@@ -9,12 +9,15 @@ runs again is idempotent (derived run ids).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.engine.expressions import matches
 from runtime.engine.ids import IdGenerator, seeded_ulid
 from runtime.engine.ports import Backend, Clock, StoredEvent
 from runtime.engine.runs import RunStarter
+
+if TYPE_CHECKING:
+    from runtime.engine.waits import Waits
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ class Ingest:
         self.clock = clock
         self.ids = ids
         self.starter = RunStarter(backend, clock)
+        self.waits: Waits | None = None  # set by the Engine (waits need cancellation, which needs ingest)
 
     def accept(
         self,
@@ -60,6 +64,11 @@ class Ingest:
             starts.extend(self._runs_for(event))
         if starts:
             self.queue.send_many(starts)
+        if self.waits is not None:
+            for new, event in zip(fresh, stored):
+                # A duplicate (same id within 24 h) resumes no waits: it is the same event.
+                if new.internal_id == event.internal_id:
+                    self.waits.on_event(event, now)
         return [e.internal_id for e in stored]
 
     def _runs_for(self, event: StoredEvent) -> list[dict[str, Any]]:

@@ -1,13 +1,21 @@
-"""The events a run emits when it ends (PROTOCOL §9.2), fed back through ingest like any other
-event, so that `on_failure` handlers and user functions can trigger on them."""
+"""What happens when a run ends: its waiters go, the events of PROTOCOL §9.2 are emitted
+through ingest (so `on_failure` handlers and user functions trigger on them), and a run that
+was invoked hands its result back to the caller's step."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime.engine.ingest import Ingest
-from runtime.engine.ports import Run, RunStatus
+from runtime.engine.ops.invoke import parse_correlation
+from runtime.engine.ports import Run, RunState, RunStatus
+from runtime.protocol.calls import memo_data, memo_error
+
+if TYPE_CHECKING:
+    from runtime.engine.cancellation import Cancellation
+    from runtime.engine.ingest import Ingest
+    from runtime.engine.resume import Resumer
+    from runtime.engine.waits import Waits
 
 log = logging.getLogger(__name__)
 
@@ -17,23 +25,39 @@ CANCELLED = "inngest/function.cancelled"
 
 
 class Lifecycle:
-    def __init__(self, ingest: Ingest) -> None:
+    def __init__(self, ingest: Ingest, resumer: Resumer, cancellation: Cancellation, waits: Waits) -> None:
         self.ingest = ingest
+        self.resumer = resumer
+        self.cancellation = cancellation
+        self.waits = waits
+
+    def cancel(self, run_id: str, reason: str | None = None) -> Run | None:
+        return self.cancellation.cancel(run_id, reason)
+
+    def run_ended(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
+        """The executor finished the run (completed or failed)."""
+        self.waits.remove_all(state, fn_config)
+        self.run_finished(state.run)
 
     def run_finished(self, run: Run) -> None:
+        trigger = run.events[0] if run.events else {}
+        self._answer_invoker(run, trigger)
         data: dict[str, Any] = {
             "function_id": run.fn_id,
             "run_id": run.run_id,
-            "event": run.events[0] if run.events else {},
+            "event": trigger,
             "events": run.events,
             "_inngest": {"status": run.status.value},
         }
+        correlation = ((trigger.get("data") or {}).get("_inngest") or {}).get("correlation_id")
+        if correlation:
+            data["correlation_id"] = correlation
         if run.status == RunStatus.COMPLETED:
             data["result"] = run.output
         elif run.error is not None:
             data["error"] = run.error
-        events = [{"name": FINISHED, "data": data}]
-        # The failed/cancelled event's id is the run id, so emitting it twice starts nothing twice.
+        # Ids derived from the run: emitting twice (a retried finish) stores each event once.
+        events = [{"name": FINISHED, "id": f"{run.run_id}-finished", "data": data}]
         if run.status == RunStatus.FAILED:
             events.append({"name": FAILED, "id": run.run_id, "data": data})
         elif run.status == RunStatus.CANCELLED:
@@ -42,3 +66,15 @@ class Lifecycle:
             self.ingest.accept(events)
         except Exception:  # noqa: BLE001 - the run has ended either way; never undo that
             log.exception("run %s: emitting lifecycle events failed", run.run_id)
+
+    def _answer_invoker(self, run: Run, trigger: dict[str, Any]) -> None:
+        caller = parse_correlation(trigger)
+        if caller is None:
+            return
+        if run.status == RunStatus.COMPLETED:
+            value = memo_data(run.output)
+        elif run.status == RunStatus.CANCELLED:
+            value = memo_error({"name": "FunctionCancelled", "message": f"invoked run {run.run_id} was cancelled"})
+        else:
+            value = memo_error(run.error or {"name": "Error", "message": f"invoked run {run.run_id} failed"})
+        self.resumer.resume(caller[0], caller[1], value)

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from runtime.engine.records import (
     AppRecord,
+    CronSchedule,
     FunctionRecord,
     Memo,
     PendingOp,
@@ -25,6 +26,8 @@ from runtime.engine.records import (
     RunState,
     RunStatus,
     StoredEvent,
+    Waiter,
+    WaiterKind,
 )
 
 
@@ -123,6 +126,37 @@ class RunStore(Protocol):
 
     def remove_pending(self, run_id: str, step_id: str) -> None: ...
 
+    def claim_pending(self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
+        """Lease one pending op (a planned step run by its own job, concurrently with the run's
+        other branches): taken when the op exists and is unclaimed, its claim expired, or
+        ``owner`` holds it. False otherwise (no such op: it was memoized and removed)."""
+
+    # -- listing runs ----------------------------------------------------------------------------
+    def list_runs(
+        self,
+        fn_id: str,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: RunStatus | None = None,
+        created_after: int | None = None,
+        created_before: int | None = None,
+    ) -> tuple[list[Run], str | None]:
+        """A function's runs, newest first (``created_at``), bounds exclusive, with an opaque
+        cursor as in ``list_events``. A status filter may yield short or empty pages with a
+        cursor; the listing ends when the cursor is None."""
+
+    # -- waiters -----------------------------------------------------------------------------
+    def add_waiter(self, waiter: Waiter) -> bool:
+        """Store a waiter. False if one with the same (event_name, run_id, step_id) exists."""
+
+    def waiters_for_event(self, event_name: str, now_ms: int) -> list[Waiter]:
+        """Unexpired waiters (``expires_at > now_ms``) on this event name, oldest first."""
+
+    def remove_waiter(self, event_name: str, run_id: str, step_id: str) -> bool:
+        """Delete a waiter; True only for the one call that actually deleted it. Two events
+        racing for one waiter both call this, and only the winner resumes the run."""
+
 
 @dataclass
 class QueueMessage:
@@ -162,6 +196,16 @@ class Timers(Protocol):
     def cancel(self, name: str) -> None:
         """Remove a timer; no error if it does not exist (it may have fired)."""
 
+    def schedule_cron(self, schedule: CronSchedule) -> None:
+        """Put ``schedule.body`` on the queue at every fire time of the cron, in its zone, with
+        ``"at": <fire time in ms>`` added to the body. Scheduling an existing name again
+        replaces it; ``cancel(name)`` removes it. On AWS this is an EventBridge Scheduler cron
+        schedule (whose message carries no ``at``: the receiver takes the current minute)."""
+
+    def list_crons(self) -> list[str]:
+        """Names of the cron schedules that exist (so a sync can remove the ones it no longer
+        wants)."""
+
     def fire_due(self, now_ms: int) -> int:
         """Send every timer due at ``now_ms`` to the queue and remove it; return how many.
         Locally this is the timer driver. On AWS, EventBridge Scheduler fires timers itself;
@@ -187,6 +231,7 @@ class Backend:
 __all__ = [
     "AppRecord",
     "Backend",
+    "CronSchedule",
     "Clock",
     "FunctionRecord",
     "Memo",
@@ -199,5 +244,7 @@ __all__ = [
     "StoreError",
     "StoredEvent",
     "Timers",
+    "Waiter",
+    "WaiterKind",
     "WorkQueue",
 ]

@@ -150,6 +150,41 @@ class PendingOp:
     detail: dict[str, JSON] = field(default_factory=dict)
 
 
+class WaiterKind(str, Enum):
+    WAIT = "wait"  # step.wait_for_event: the first matching event resumes the run
+    CANCEL = "cancel"  # a cancel_on rule: the first matching event cancels the run
+
+
+@dataclass
+class Waiter:
+    """A run waiting for an event by name (PROTOCOL §6.4 WaitForEvent, and cancel_on rules).
+
+    ``expression`` is CEL over ``event`` (``trigger``, the run's first event) and ``async`` (the
+    incoming event). ``step_id`` is the WaitForEvent op's hashed id, or ``cancel-<n>`` for the
+    n-th cancel rule. A waiter past ``expires_at`` never matches; its timeout timer handles it.
+    """
+
+    event_name: str
+    run_id: str
+    step_id: str
+    kind: WaiterKind
+    expires_at: int
+    created_at: int
+    expression: str | None = None
+    trigger: dict[str, JSON] = field(default_factory=dict)
+
+
+@dataclass
+class CronSchedule:
+    """A cron trigger of a function. ``cron`` is the five- or six-field expression without any
+    ``TZ=`` prefix; ``timezone`` is an IANA zone name ("UTC" when none was given)."""
+
+    name: str
+    cron: str
+    timezone: str
+    body: dict[str, JSON]
+
+
 @dataclass
 class RunState:
     """A run with everything it has memoized and is waiting on: what one store read returns."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from runtime.engine import messages
 from runtime.engine.ids import derived_ulid
+from runtime.engine.waits import add_cancel_rules
 from runtime.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
 
 
@@ -31,10 +32,13 @@ class RunStarter:
             created_at=self.clock.now_ms(),
         )
         if self.store.create_run(run):
+            # Cancel rules watch from the moment the run exists, queued or not.
+            add_cancel_rules(self.store, run, fn, run.created_at)
             return run.run_id, messages.call(run.run_id)
         existing = self.store.get_run(run.run_id)
         # Created by an earlier attempt that may have died before enqueueing: enqueue again.
         # A duplicate start message is harmless (the lease and memos make it a no-op).
         if existing is not None and existing.status == RunStatus.QUEUED:
+            add_cancel_rules(self.store, existing, fn, existing.created_at)
             return run.run_id, messages.call(run.run_id)
         return run.run_id, None

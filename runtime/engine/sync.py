@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from runtime.engine.crons import Crons
 from runtime.engine.ports import AppRecord, Backend, Clock, FunctionRecord
 from runtime.protocol.register import AppSync
 
 
 class Registry:
-    def __init__(self, backend: Backend, clock: Clock) -> None:
+    def __init__(self, backend: Backend, clock: Clock, crons: Crons) -> None:
         self.store = backend.store
         self.clock = clock
+        self.crons = crons
 
     def register(self, sync: AppSync) -> bool:
         """Store the app and replace its function set. Returns whether anything changed."""
@@ -38,6 +40,7 @@ class Registry:
             ),
             functions,
         )
+        self.crons.sync_app(sync.app_id, functions)
         return modified
 
     def _changed(self, previous: AppRecord, functions: list[FunctionRecord]) -> bool:

@@ -10,6 +10,7 @@ Run: INNGEST_DEV=http://127.0.0.1:8288 python tests/e2e/sdk_app.py --port 8289
 from __future__ import annotations
 
 import argparse
+import datetime
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,8 @@ APP_ID = "e2e-app"
 client = inngest.Inngest(app_id=APP_ID, logger=None)
 app = flask.Flask(__name__)
 _counts: Counter[str] = Counter()
+_failures: dict[str, str | None] = {}
+_active: Counter[str] = Counter()
 _lock = threading.Lock()
 
 
@@ -103,7 +106,151 @@ def slow(ctx: inngest.ContextSync) -> str:
     return ctx.step.run("finish", lambda: bump("slow", "finish", ctx) and first + ", finished")
 
 
-FUNCTIONS = [multi_step, sleeper, slow, flaky, doomed, refuser, fan_a, fan_b, filtered]
+@client.create_function(fn_id="approval", trigger=inngest.TriggerEvent(event="test/approval.requested"))
+def approval(ctx: inngest.ContextSync) -> dict:
+    ctx.step.run("ask", lambda: bump("approval", "ask", ctx) and "asked")
+    decision = ctx.step.wait_for_event(
+        "wait-decision",
+        event="test/approval.decided",
+        if_exp="event.data.key == async.data.key",
+        timeout=datetime.timedelta(seconds=ctx.event.data.get("timeout_s", 30)),
+    )
+    return {"decision": decision.data.get("decision") if decision else None}
+
+
+@client.create_function(fn_id="child", trigger=inngest.TriggerEvent(event="test/child.direct"))
+def child(ctx: inngest.ContextSync) -> dict:
+    if ctx.event.data.get("explode"):
+        raise inngest.NonRetriableError("child exploded")
+    if ctx.event.data.get("linger_s"):
+        ctx.step.sleep("linger", datetime.timedelta(seconds=ctx.event.data["linger_s"]))
+    return {"child_got": ctx.event.data.get("value"), "double": ctx.event.data.get("value", 0) * 2}
+
+
+@client.create_function(fn_id="parent", trigger=inngest.TriggerEvent(event="test/parent"))
+def parent(ctx: inngest.ContextSync) -> dict:
+    try:
+        result = ctx.step.invoke(
+            "call-child",
+            function=child,
+            data={"key": ctx.event.data.get("key"), "value": ctx.event.data.get("value", 1),
+                  "explode": ctx.event.data.get("explode", False), "linger_s": ctx.event.data.get("linger_s", 0)},
+            timeout=datetime.timedelta(seconds=ctx.event.data.get("timeout_s", 60)),
+        )
+    except (inngest.StepError, inngest.NonRetriableError) as err:
+        return {"child_error": str(err)}
+    return {"child": result}
+
+
+@client.create_function(fn_id="sender", trigger=inngest.TriggerEvent(event="test/sender"))
+def sender(ctx: inngest.ContextSync) -> dict:
+    ids = ctx.step.send_event(
+        "send-followups",
+        [inngest.Event(name="test/multi", data={"key": ctx.event.data["key"] + "-sent", "x": 5})],
+    )
+    return {"ids": ids}
+
+
+@client.create_function(fn_id="parallel", trigger=inngest.TriggerEvent(event="test/parallel"))
+def parallel(ctx: inngest.ContextSync) -> dict:
+    k = ctx.event.data.get("key", "")
+
+    def branch(name: str, seconds: float):
+        def body() -> str:
+            bump("parallel", name, ctx)
+            # Record how many branches overlap: proof that they run side by side.
+            with _lock:
+                _active[k] += 1
+                peak = f"parallel/max-active/{k}"
+                _counts[peak] = max(_counts[peak], _active[k])
+            time.sleep(seconds)
+            with _lock:
+                _active[k] -= 1
+            return name
+        return lambda: ctx.step.run(name, body)
+
+    started = time.time()
+    results = ctx.group.parallel((branch("p1", 1.0), branch("p2", 1.0), branch("p3", 1.0)))
+    joined = ctx.step.run("join", lambda: bump("parallel", "join", ctx) and list(results))
+    return {"joined": joined, "started": started}
+
+
+@client.create_function(
+    fn_id="cancellable",
+    trigger=inngest.TriggerEvent(event="test/cancellable"),
+    cancel=[inngest.Cancel(event="test/cancel", if_exp="event.data.key == async.data.key")],
+)
+def cancellable(ctx: inngest.ContextSync) -> str:
+    ctx.step.run("before", lambda: bump("cancellable", "before", ctx) and "ok")
+    ctx.step.sleep("long-nap", datetime.timedelta(hours=1))
+    return ctx.step.run("after", lambda: bump("cancellable", "after", ctx) and "never")
+
+
+@client.create_function(
+    fn_id="deadline",
+    trigger=inngest.TriggerEvent(event="test/deadline"),
+    timeouts=inngest.Timeouts(finish=datetime.timedelta(seconds=2)),
+)
+def deadline(ctx: inngest.ContextSync) -> str:
+    ctx.step.run("before", lambda: bump("deadline", "before", ctx) and "ok")
+    ctx.step.sleep("too-long", datetime.timedelta(seconds=30))
+    return "finished"
+
+
+def on_careful_failure(ctx: inngest.ContextSync) -> None:
+    # The handler's event is inngest/function.failed: the failed run's event is inside it.
+    original = ctx.event.data.get("event", {}).get("data", {})
+    with _lock:
+        _counts[f"careful-failure/handler/{original.get('key', '')}"] += 1
+        _failures[original.get("key", "")] = ctx.event.data.get("error", {}).get("message")
+
+
+@client.create_function(
+    fn_id="careful",
+    trigger=inngest.TriggerEvent(event="test/careful"),
+    retries=1,
+    on_failure=on_careful_failure,
+)
+def careful(ctx: inngest.ContextSync) -> dict:
+    def breaks() -> str:
+        bump("careful", "breaks", ctx)
+        raise ValueError("step went boom")
+
+    try:
+        ctx.step.run("breaks", breaks)
+    except inngest.StepError as err:
+        caught = str(err)
+        if ctx.event.data.get("rethrow"):
+            raise
+        return {"caught": caught}
+    return {"caught": None}
+
+
+@client.create_function(fn_id="patient", trigger=inngest.TriggerEvent(event="test/patient"), retries=2)
+def patient(ctx: inngest.ContextSync) -> str:
+    n = bump("patient", "body", ctx)
+    if n == 1:
+        raise inngest.RetryAfterError("later please", datetime.timedelta(seconds=2))
+    return f"attempt {n}"
+
+
+@client.create_function(
+    fn_id="nightly",
+    trigger=[inngest.TriggerCron(cron="TZ=Europe/Paris 0 9 * * *"), inngest.TriggerCron(cron="0 8 * * *")],
+)
+def nightly(ctx: inngest.ContextSync) -> dict:
+    ctx.step.run("report", lambda: bump("nightly", "report", ctx) and "reported")
+    return {"event": ctx.event.name, "cron": ctx.event.data.get("cron")}
+
+
+@client.create_function(fn_id="hibernate", trigger=inngest.TriggerEvent(event="test/hibernate"))
+def hibernate(ctx: inngest.ContextSync) -> str:
+    ctx.step.run("before", lambda: bump("hibernate", "before", ctx) and "ok")
+    ctx.step.sleep("a-year", datetime.timedelta(days=365))
+    return ctx.step.run("after", lambda: bump("hibernate", "after", ctx) and "awake")
+
+
+FUNCTIONS = [nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered]
 inngest.flask.serve(app, client, FUNCTIONS)
 
 
@@ -111,6 +258,12 @@ inngest.flask.serve(app, client, FUNCTIONS)
 def counters() -> flask.Response:
     with _lock:
         return flask.jsonify(dict(_counts))
+
+
+@app.get("/failures")
+def failures() -> flask.Response:
+    with _lock:
+        return flask.jsonify(dict(_failures))
 
 
 @app.post("/send")

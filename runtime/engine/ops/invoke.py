@@ -1,0 +1,83 @@
+"""`InvokeFunction`: start another function's run directly (no trigger matching) with an
+`inngest/function.invoked` event, and memoize its result on the caller when it ends
+(PROTOCOL §9.1). The child finds its way back through `data._inngest.correlation_id`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.engine import messages
+from runtime.engine.ids import derived_ulid
+from runtime.engine.ops.tools import OpTools
+from runtime.engine.ports import PendingOp, RunState, StoredEvent
+from runtime.protocol.calls import Opcode, memo_error
+from runtime.protocol.durations import parse_duration_ms
+
+INVOKED = "inngest/function.invoked"
+# Without a timeout an invoke waits as long as a run can live (Go uses a year too).
+DEFAULT_INVOKE_TIMEOUT_MS = 366 * 24 * 60 * 60 * 1000
+
+
+def correlation_id(run_id: str, step_id: str) -> str:
+    return f"{run_id}.{step_id}"
+
+
+def parse_correlation(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(caller run id, step id) when ``event`` is an invocation, else None."""
+    if event.get("name") != INVOKED:
+        return None
+    meta = (event.get("data") or {}).get("_inngest") or {}
+    value = meta.get("correlation_id")
+    if not isinstance(value, str) or "." not in value:
+        return None
+    run_id, step_id = value.split(".", 1)
+    return run_id, step_id
+
+
+def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> bool:
+    """Returns True when the op was settled at once (an error memo), so the caller runs
+    discovery straight away."""
+    run = state.run
+    opts = op.options
+    fn_id = opts.get("function_id")
+    target = tools.store.get_function(fn_id) if isinstance(fn_id, str) else None
+    if target is None:
+        message = f"invoked function {fn_id!r} is not registered"
+        tools.resumer.resume(run.run_id, op.id, memo_error({"name": "FunctionNotFound", "message": message}), op.display)
+        return True
+    now = tools.clock.now_ms()
+    timeout = opts.get("timeout")
+    expire = now + (parse_duration_ms(timeout) if timeout else DEFAULT_INVOKE_TIMEOUT_MS)
+    payload = opts.get("payload") or {}
+    correlation = correlation_id(run.run_id, op.id)
+    # Deterministic id: a re-dispatch after a crash finds the same event and the same child run.
+    internal_id = derived_ulid(run.created_at, correlation)
+    data = dict(payload.get("data") or {})
+    data["_inngest"] = {
+        "source_app_id": run.app_id,
+        "source_fn_id": run.fn_id,
+        "source_fn_v": 1,
+        "fn_id": target.fn_id,
+        "correlation_id": correlation,
+        "expire": expire,
+        "gid": run.run_id,
+        "name": op.display,
+    }
+    event = StoredEvent(
+        internal_id=internal_id,
+        id=payload.get("id") or internal_id,
+        name=INVOKED,
+        data=data,
+        ts=now,
+        received_at=now,
+        v=payload.get("v"),
+    )
+    tools.waker.at(messages.invoke_timeout(run.run_id, op.id), expire)
+    [stored] = tools.store.save_events([event], now)
+    pending = PendingOp(op.id, op.op, now, op.display, {"function_id": target.fn_id, "correlation_id": correlation})
+    if tools.store.add_pending(run.run_id, pending):
+        state.pending[op.id] = pending
+    _, start = tools.starter.start_for_event(target, stored)
+    if start is not None:
+        tools.queue.send(start)
+    return False

@@ -1,0 +1,37 @@
+"""Resuming a run at a step: the one path every external completion takes (a sleep that ended,
+a matching event, a wait or invoke that timed out, a child run that finished).
+
+The memo's conditional write decides who wins when two of these race (an event and its wait's
+timeout, two events for one waiter): the first commit is the step's result, the others lose
+and do nothing. The winner enqueues discovery before it cleans up, so a winner that dies midway
+leaves the pending op behind, and a later loser finishes its work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.engine import messages
+from runtime.engine.ids import IdGenerator
+from runtime.engine.ports import Memo, RunStore, WorkQueue
+
+
+class Resumer:
+    def __init__(self, store: RunStore, queue: WorkQueue, ids: IdGenerator) -> None:
+        self.store = store
+        self.queue = queue
+        self.ids = ids
+
+    def resume(self, run_id: str, step_id: str, value: dict[str, Any], name: str = "") -> bool:
+        """Memoize ``value`` (``{"data": ...}`` or ``{"error": ...}``) for the step and run
+        discovery. True if this call's value became the step's result."""
+        memo = Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name)
+        if self.store.commit_memo(run_id, memo):
+            self.queue.send(messages.call(run_id))
+            self.store.remove_pending(run_id, step_id)
+            return True
+        state = self.store.load_run(run_id)
+        if state is not None and step_id in state.pending and not state.run.status.terminal:
+            self.queue.send(messages.call(run_id))
+            self.store.remove_pending(run_id, step_id)
+        return False

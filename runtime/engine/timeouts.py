@@ -1,0 +1,33 @@
+"""Function `timeouts` (PROTOCOL §4.1): `start` bounds how long a run may wait in the queue
+before it first runs, `finish` how long it may take once started. A run over either limit is
+cancelled."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runtime.engine import messages
+from runtime.engine.ports import FunctionRecord, RunState
+from runtime.engine.scheduling import Waker
+from runtime.protocol.durations import parse_duration_ms
+
+if TYPE_CHECKING:
+    from runtime.engine.lifecycle import Lifecycle
+
+
+def first_start_checks(lifecycle: Lifecycle, waker: Waker, state: RunState, fn: FunctionRecord, now_ms: int) -> bool:
+    """Called by the executor with the run's lease held. On the run's first start (the lease
+    acquisition just set ``started_at``), enforce ``timeouts.start`` and arm ``timeouts.finish``.
+    False when the run was cancelled and must not be called."""
+    run = state.run
+    if run.started_at != now_ms:
+        return True
+    timeouts = fn.config.get("timeouts") or {}
+    start = timeouts.get("start")
+    if start and now_ms - run.created_at > parse_duration_ms(start):
+        lifecycle.cancel(run.run_id, f"the run did not start within timeouts.start ({start})")
+        return False
+    finish = timeouts.get("finish")
+    if finish:
+        waker.at(messages.run_timeout(run.run_id), now_ms + parse_duration_ms(finish))
+    return True
