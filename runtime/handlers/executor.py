@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -31,7 +32,12 @@ def make_handler(engine: Engine):
                 budget = max(context.get_remaining_time_in_millis() - DEADLINE_MARGIN_MS, 1_000)
             engine.executor.handle(json.loads(record.body), budget_ms=budget)
 
-        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        records = len(event.get("Records") or [])
+        failed = len(response.get("batchItemFailures") or [])
+        metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=records - failed)
+        metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=failed)
+        return response
 
     return handle
 
