@@ -102,6 +102,7 @@ class Result:
     bare_seconds: float
     calls: int
     aws: Counter[str] = field(default_factory=Counter)
+    marginal: dict[str, float] = field(default_factory=dict)  # requests per additional step
 
     @property
     def steps_per_s(self) -> float:
@@ -126,28 +127,36 @@ def run_backend(backend: str, steps: int, port: int, app_url: str, workdir: Path
 
     runtime.engine.lifecycle.run_finished = on_finished  # type: ignore[method-assign]
     counter = AwsRequestCounter(runtime.backend)
-    try:
-        if not sync_app(app_url, attempts=30, interval_s=0.5):
-            raise SystemExit(f"could not sync the bench app at {app_url}")
-        # Warm up connections and caches with a short run, then measure.
-        runtime.engine.ingest.accept([{"name": "bench/sequential", "data": {"steps": 3}}])
-        finished.wait(60)
+
+    def measure(n: int) -> tuple[float, Counter[str], list]:
         finished.clear()
-        caller.recording = True
-        counter.active = True
+        caller.requests = []
+        counter.counts = Counter()
+        caller.recording = counter.active = True
         started = time.perf_counter()
-        runtime.engine.ingest.accept([{"name": "bench/sequential", "data": {"steps": steps}}])
+        runtime.engine.ingest.accept([{"name": "bench/sequential", "data": {"steps": n}}])
         if not finished.wait(600):
             raise SystemExit(f"{backend}: the run did not finish")
         seconds = time.perf_counter() - started
-        counter.active = False
-        caller.recording = False
+        caller.recording = counter.active = False
+        return seconds, counter.counts, caller.requests
+
+    try:
+        if not sync_app(app_url, attempts=30, interval_s=0.5):
+            raise SystemExit(f"could not sync the bench app at {app_url}")
+        measure(3)  # warm up connections and caches
+        # A run of half the size: the difference is what each extra step costs, without the
+        # per-run overhead (start, lease, completion, lifecycle events).
+        _, half_counts, _ = measure(steps // 2)
+        seconds, counts, requests = measure(steps)
         bare = PooledHttpCaller()
         bare_started = time.perf_counter()
-        for url, body, headers in caller.requests:
+        for url, body, headers in requests:
             bare.post(url, body, headers, 60)
         bare_seconds = time.perf_counter() - bare_started
-        return Result(backend, steps, seconds, bare_seconds, len(caller.requests), counter.counts)
+        extra = steps - steps // 2
+        marginal = {op: (counts[op] - half_counts.get(op, 0)) / extra for op in counts}
+        return Result(backend, steps, seconds, bare_seconds, len(requests), counts, marginal)
     finally:
         runtime.stop()
 
@@ -178,17 +187,21 @@ def report(results: list[Result]) -> None:
         if not r.aws:
             continue
         print(f"\nAWS requests per step ({r.backend}), counted with botocore before-call hooks:")
+        print(f"  {'operation':<24} {'run of ' + str(r.steps):>12} {'marginal':>9}")
         for op, n in sorted(r.aws.items()):
             if op not in DRIVER_ONLY_OPS:
-                print(f"  {op:<24} {n / r.steps:8.3f}")
+                print(f"  {op:<24} {n / r.steps:12.3f} {r.marginal.get(op, 0.0):9.3f}")
         polling = {op: n for op, n in r.aws.items() if op in DRIVER_ONLY_OPS}
         if polling:
             print("  local driver polling (not made on AWS): " + ", ".join(f"{op} {n}" for op, n in sorted(polling.items())))
         writes = sum(n for op, n in r.aws.items() if op in DDB_WRITES and op != "BatchWriteItem")
         writes += r.aws.get("BatchWriteItem.items", 0)
         sends = r.aws.get("SendMessage", 0) + r.aws.get("SendMessageBatch", 0)
-        print(f"  {'DynamoDB writes/step':<24} {writes / r.steps:8.3f}")
-        print(f"  {'SQS sends/step':<24} {sends / r.steps:8.3f}")
+        m_writes = sum(v for op, v in r.marginal.items() if op in DDB_WRITES and op != "BatchWriteItem")
+        m_writes += r.marginal.get("BatchWriteItem.items", 0.0)
+        m_sends = r.marginal.get("SendMessage", 0.0) + r.marginal.get("SendMessageBatch", 0.0)
+        print(f"  {'DynamoDB writes/step':<24} {writes / r.steps:12.3f} {m_writes:9.3f}")
+        print(f"  {'SQS sends/step':<24} {sends / r.steps:12.3f} {m_sends:9.3f}")
         costs = dollars_per_million_steps(r)
         print(f"\nUSD per million sequential steps (AWS list prices as of {PRICES_AS_OF}):")
         for part, usd in costs.items():

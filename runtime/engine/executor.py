@@ -39,6 +39,7 @@ from runtime.protocol.calls import (
     memo_error,
     parse_call_response,
 )
+from runtime.protocol.call_encoding import CallEncoder
 from runtime.protocol.jsoncanon import canonical_json
 from runtime.protocol.signing import sign
 from runtime.settings import Settings
@@ -64,6 +65,7 @@ class _Invocation:
     holds_run_lease: bool
     claimed_step: str | None = None
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
+    encoder: CallEncoder = field(default_factory=CallEncoder)  # caches each memo's JCS text
 
 
 @dataclass
@@ -187,7 +189,7 @@ class Executor:
             version=run.req_version,
             step_id=nxt.step,
         )
-        body = canonical_json(request)
+        body = inv.encoder.encode(request)
         headers = {"Content-Type": "application/json"}
         if self.settings.signing_key:
             headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
