@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 
+from runtime.check.cli import add_check_parser
 from runtime.settings import Settings
 
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sqlite (default) or moto: the AWS adapters against in-process moto")
     dev.add_argument("--workers", type=int, default=4, help="runs executed concurrently")
     dev.set_defaults(func=_dev)
+
+    add_check_parser(sub)
     return parser
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runtime.check.on_sync import warn_on_sync
 from runtime.engine.crons import Crons
 from runtime.engine.ports import AppRecord, Backend, Clock, FunctionRecord
 from runtime.protocol.register import AppSync
@@ -41,6 +42,7 @@ class Registry:
             functions,
         )
         self.crons.sync_app(sync.app_id, functions)
+        warn_on_sync(sync)
         return modified
 
     def _changed(self, previous: AppRecord, functions: list[FunctionRecord]) -> bool:
