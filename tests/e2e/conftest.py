@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from runtime.dev.runtime import DevOptions, DevRuntime
+from runtime.engine.http import HttpCaller
 from runtime.settings import Settings
 
 APP_SCRIPT = Path(__file__).parent / "sdk_app.py"
@@ -90,19 +91,25 @@ class SdkApp:
 
 
 class Stepline:
-    """A running `stepline dev` plus helpers to send events and wait for runs."""
+    """A running `stepline dev` plus helpers to send events and wait for runs.
 
-    def __init__(self, runtime: DevRuntime) -> None:
+    In cloud mode, pass a configured ``event_key`` and an ``authorization`` header value
+    (``Bearer <hashed signing key>``): the Event API and the REST API refuse anything else.
+    """
+
+    def __init__(self, runtime: DevRuntime, event_key: str = "test-key", authorization: str | None = None) -> None:
         self.runtime = runtime
         self.url = runtime.url
+        self.event_key = event_key
+        self.auth_headers = {"Authorization": authorization} if authorization else {}
 
     def send(self, *events: dict[str, Any]) -> list[str]:
-        status, body = http("POST", f"{self.url}/e/test-key", list(events))
+        status, body = http("POST", f"{self.url}/e/{self.event_key}", list(events))
         assert status == 200, body
         return body["ids"]
 
     def runs(self, event_id: str) -> list[dict[str, Any]]:
-        status, body = http("GET", f"{self.url}/v1/events/{event_id}/runs")
+        status, body = http("GET", f"{self.url}/v1/events/{event_id}/runs", headers=self.auth_headers)
         assert status == 200, body
         return body["data"]
 
@@ -116,10 +123,18 @@ class Stepline:
         return wait_for(done, timeout_s, what=f"{count} finished run(s) of event {event_id}")
 
 
-def start_runtime(backend: str, tmp_path: Path, app_urls: list[str], port: int | None = None) -> DevRuntime:
-    settings = Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000)
+def start_runtime(
+    backend: str,
+    tmp_path: Path,
+    app_urls: list[str],
+    port: int | None = None,
+    *,
+    settings: Settings | None = None,
+    caller: HttpCaller | None = None,
+) -> DevRuntime:
+    settings = settings or Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000)
     options = DevOptions(port=port or free_port(), db_path=str(tmp_path / "dev.db"), backend=backend, app_urls=app_urls)
-    return DevRuntime(options, settings).start()
+    return DevRuntime(options, settings, caller=caller).start()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "moto"])
@@ -137,3 +152,11 @@ def stack(request, tmp_path_factory):
     finally:
         app.stop()
         runtime.stop()
+
+
+def pytest_collection_finish(session):
+    # test_signed.py runs the TypeScript app too: install its npm packages before the first test
+    # rather than inside one, where a clean clone's install would count against the test timeout.
+    from tests.ts.node import install_before_tests
+
+    install_before_tests(session)
