@@ -26,4 +26,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.steps
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tests/ts/v*/node_modules .cdk-build
