@@ -30,10 +30,17 @@ class Settings(BaseModel):
     # Retry backoff: base * 2**attempt with full jitter, capped.
     retry_base_ms: int = 1_000
     retry_cap_ms: int = 60 * 60 * 1_000
+    # A call request whose events and memos would exceed this many bytes is sent with
+    # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (PROTOCOL §5.3). This
+    # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).
+    use_api_threshold_bytes: int = 1024 * 1024
 
     # Ingest limits (Inngest's: 3 MiB per request, 5000 events per request).
     max_event_body_bytes: int = 3 * 1024 * 1024
     max_events_per_request: int = 5_000
+    # Inngest's largest event. It binds within a batch only when the body limit is raised above
+    # it; a refusal names the event's index.
+    max_event_bytes: int = 3 * 1024 * 1024
     max_register_body_bytes: int = 16 * 1024 * 1024
 
     # AWS adapter wiring (deployed only).
@@ -45,6 +52,16 @@ class Settings(BaseModel):
     scheduler_role_arn: str | None = None
     payload_bucket: str | None = None
     region: str | None = None
+
+    # Deployed, the keys live in Secrets Manager, not in the environment: these name the secrets
+    # (name or ARN), and runtime.handlers.wiring reads them once per container, at cold start.
+    # The signing key secret holds the key, or JSON {"signing_key": ..., "signing_key_fallback":
+    # ...}; the event keys secret holds keys separated by commas or newlines, or a JSON list.
+    signing_key_secret_id: str | None = None
+    event_keys_secret_id: str | None = None
+    # Opaque. Changing it (the stack's keysRevision) replaces every Lambda container, so each
+    # reads the secrets again: the last step of a key rotation.
+    keys_revision: str | None = None
 
     @property
     def signing_keys(self) -> list[str]:

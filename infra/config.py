@@ -1,0 +1,119 @@
+"""What a deployment may choose, and where each choice comes from.
+
+Each field is read from CDK context (``cdk.json`` or ``-c stepline:<name>=...``), else from the
+environment (``STEPLINE_CDK_<NAME>``), else the default below. Keys are never given here, only the
+names of secrets that hold them: a value passed as context would be written into the template.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONTEXT_PREFIX = "stepline:"
+ENV_PREFIX = "STEPLINE_CDK_"
+
+# The retention periods CloudWatch Logs accepts (0 keeps logs forever).
+LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
+                      1827, 2192, 2557, 2922, 3288, 3653)
+
+
+class StackConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stack_name: str = "Stepline"
+    api_memory_mb: int = Field(512, ge=128, le=10240)
+    # The benchmark prices steps at this size (docs/benchmarks.md).
+    executor_memory_mb: int = Field(512, ge=128, le=10240)
+    log_retention_days: int = 30
+    # "retain" keeps the table, the payload bucket and the secrets when the stack is deleted.
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    architecture: Literal["arm64", "x86_64"] = "arm64"
+    # Existing secrets (name or ARN) to use instead of the ones the stack creates.
+    signing_key_secret: str = ""
+    event_keys_secret: str = ""
+    # Bump after changing a secret's value: every Lambda container is replaced and reads it.
+    keys_revision: str = ""
+    # Requests per second across the API, and the burst above it.
+    api_rate_limit: int = Field(1000, ge=1)
+    api_burst_limit: int = Field(2000, ge=1)
+    # Records per executor invocation. Records of one batch run one after another, so 1 keeps
+    # a fan-out's parallel steps in parallel Lambdas.
+    executor_batch_size: int = Field(1, ge=1, le=10)
+    # The most executor Lambdas the queue may keep busy at once (0: no limit; else 2..1000).
+    executor_max_concurrency: int = Field(0, ge=0, le=1000)
+    # Payload objects expire after this many days (0: never). A payload must outlive the
+    # longest run that may read it, sleeps included.
+    payload_expiration_days: int = Field(0, ge=0)
+    # The queue-age alarm fires when the oldest message has waited this long.
+    queue_age_alarm_minutes: int = Field(30, ge=1)
+    # An existing SNS topic the alarms notify (empty: alarms without actions).
+    alarm_topic_arn: str = ""
+
+    @field_validator("stack_name")
+    @classmethod
+    def _stack_name(cls, value: str) -> str:
+        # CloudFormation's rule; the schedule group names derive from it and allow the same.
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,100}", value):
+            raise ValueError("must start with a letter and hold only letters, digits and '-'")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+    @field_validator("executor_max_concurrency")
+    @classmethod
+    def _max_concurrency(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (no limit) or at least 2 (the SQS event source minimum)")
+        return value
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
+
+    @property
+    def schedule_group(self) -> str:
+        """The timers' schedule group; the runtime names the cron group after it."""
+        return f"{self.stack_name}-timers"
+
+    @classmethod
+    def load(cls, context: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> StackConfig:
+        """Context wins over the environment, which wins over the defaults."""
+        env = os.environ if environ is None else environ
+        known = {context_key(name) for name in cls.model_fields}
+        unknown = sorted(k for k in context if k.startswith(CONTEXT_PREFIX) and k not in known)
+        if unknown:
+            raise ValueError(
+                f"Stepline stack configuration: unknown context {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            key = context_key(name)
+            if context.get(key) is not None:
+                values[name] = context[key]
+            elif env.get(ENV_PREFIX + name.upper()) is not None:
+                values[name] = env[ENV_PREFIX + name.upper()]
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{context_key(str(e['loc'][0]))} (or {ENV_PREFIX}{str(e['loc'][0]).upper()}): {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ValueError(f"Stepline stack configuration: {problems}") from None
+
+
+def context_key(field: str) -> str:
+    """``api_memory_mb`` → ``stepline:apiMemoryMb``."""
+    head, *rest = field.split("_")
+    return CONTEXT_PREFIX + head + "".join(part.title() for part in rest)

@@ -1,0 +1,76 @@
+"""The executor Lambda and the SQS event source that feeds it."""
+
+from __future__ import annotations
+
+import math
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.functions import LambdaCode, SteplineFunction
+from runtime.handlers.executor import DEADLINE_MARGIN_MS
+from runtime.settings import Settings
+
+EXECUTOR_HANDLER = "runtime.handlers.executor.handler"
+LAMBDA_MAX_TIMEOUT_S = 900
+
+
+def executor_timeout_s(settings: Settings) -> int:
+    """Long enough for a full invocation budget, one step call that starts at its very end, and
+    the margin the handler keeps for acknowledging and re-enqueueing."""
+    wanted = settings.invocation_budget_s + settings.step_timeout_s + DEADLINE_MARGIN_MS / 1000
+    timeout = math.ceil(wanted)
+    if timeout > LAMBDA_MAX_TIMEOUT_S:
+        raise ValueError(
+            f"invocation_budget_s + step_timeout_s + {DEADLINE_MARGIN_MS // 1000} s = {timeout} s "
+            f"exceeds Lambda's {LAMBDA_MAX_TIMEOUT_S} s"
+        )
+    return timeout
+
+
+class Executor(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        code: LambdaCode,
+        environment: dict[str, str],
+        settings: Settings,
+        queue: sqs.IQueue,
+        visibility_timeout_s: int,
+        memory_mb: int,
+        batch_size: int,
+        max_concurrency: int,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, id)
+        timeout = executor_timeout_s(settings)
+        visibility = visibility_timeout_s
+        if visibility <= timeout:
+            # SQS would hand the message to a second executor while the first still runs.
+            raise ValueError(
+                f"the work queue's visibility timeout ({visibility} s) must exceed the "
+                f"executor's timeout ({timeout} s)"
+            )
+        self.handler = SteplineFunction(
+            self,
+            "Handler",
+            code=code,
+            handler=EXECUTOR_HANDLER,
+            description="Stepline executor: runs steps, one work message at a time",
+            memory_mb=memory_mb,
+            timeout=Duration.seconds(timeout),
+            environment=environment,
+            log_retention_days=log_retention_days,
+        )
+        self.handler.function.add_event_source(
+            sources.SqsEventSource(
+                queue,
+                batch_size=batch_size,
+                report_batch_item_failures=True,
+                max_concurrency=max_concurrency or None,
+            )
+        )

@@ -1,0 +1,43 @@
+"""The work queue and its dead-letter queue."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from runtime.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, DLQ_RETENTION_SECONDS, MAX_MESSAGE_BYTES
+
+# A retried message stays the same message (its visibility is extended), so it may be days old.
+QUEUE_RETENTION = Duration.days(14)
+
+
+class WorkQueue(Construct):
+    """SQS standard queue with a DLQ, both encrypted (SQS-managed keys) and TLS only.
+
+    ``visibility_timeout`` must exceed the executor's timeout: a message comes back only after
+    the invocation that holds it can no longer be running.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, visibility_timeout: Duration) -> None:
+        super().__init__(scope, id)
+        self.dlq = sqs.Queue(
+            self,
+            "DeadLetters",
+            retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            visibility_timeout=visibility_timeout,
+            retention_period=QUEUE_RETENTION,
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dlq, max_receive_count=DEFAULT_MAX_RECEIVE_COUNT
+            ),
+        )

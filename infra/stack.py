@@ -1,0 +1,158 @@
+"""One Stepline deployment: the constructs of infra/, composed, granted and wired together."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, Stack
+from constructs import Construct
+
+from infra import nag
+from infra.config import StackConfig
+from infra.environment import Resources, lambda_environment, timing_settings
+from infra.executor import Executor
+from infra.functions import LambdaCode, SteplineFunction
+from infra.http_api import HttpApi
+from infra.observability import Alarms
+from infra.packaging import LambdaBundle
+from infra.queue import WorkQueue
+from infra.secrets import Keys
+from infra.state import PayloadBucket, StateTable
+from infra.timers import Timers
+
+
+class SteplineStack(Stack):
+    def __init__(
+        self, scope: Construct, id: str, *, config: StackConfig, bundle: LambdaBundle, **kwargs
+    ) -> None:
+        super().__init__(
+            scope,
+            id,
+            stack_name=config.stack_name,
+            description="Stepline: durable execution (Inngest-compatible) in this account",
+            **kwargs,
+        )
+        self.config = config
+        # Timing settings (budget, step timeout) decide the executor's timeout and the queue's
+        # visibility; they are the runtime's defaults, the same for both Lambdas.
+        timing = timing_settings()
+
+        self.state = StateTable(self, "State", retain=config.retain)
+        self.payloads = PayloadBucket(
+            self, "Payloads", retain=config.retain, expiration_days=config.payload_expiration_days
+        )
+        self.work = WorkQueue(
+            self, "Work", visibility_timeout=Duration.seconds(timing.visibility_timeout_s)
+        )
+        self.timers = Timers(self, "Timers", group_name=config.schedule_group, queue=self.work.queue)
+        self.keys = Keys(
+            self,
+            "Keys",
+            stack_name=config.stack_name,
+            signing_key_secret=config.signing_key_secret,
+            event_keys_secret=config.event_keys_secret,
+            retain=config.retain,
+        )
+        self.resources = Resources(
+            table_name=self.state.table.table_name,
+            queue_url=self.work.queue.queue_url,
+            queue_arn=self.work.queue.queue_arn,
+            dlq_url=self.work.dlq.queue_url,
+            schedule_group=self.timers.group_name,
+            scheduler_role_arn=self.timers.role.role_arn,
+            payload_bucket=self.payloads.bucket.bucket_name,
+            signing_key_secret_id=self.keys.signing_key_id,
+            event_keys_secret_id=self.keys.event_keys_id,
+            keys_revision=config.keys_revision,
+        )
+
+        code = LambdaCode(self, "Code", bundle=bundle)
+        self.api = HttpApi(
+            self,
+            "Api",
+            code=code,
+            environment=lambda_environment(self.resources, role="api"),
+            memory_mb=config.api_memory_mb,
+            rate_limit=config.api_rate_limit,
+            burst_limit=config.api_burst_limit,
+            log_retention_days=config.log_retention_days,
+        )
+        self.executor = Executor(
+            self,
+            "Executor",
+            code=code,
+            environment=lambda_environment(self.resources, role="executor"),
+            settings=timing,
+            queue=self.work.queue,
+            visibility_timeout_s=timing.visibility_timeout_s,
+            memory_mb=config.executor_memory_mb,
+            batch_size=config.executor_batch_size,
+            max_concurrency=config.executor_max_concurrency,
+            log_retention_days=config.log_retention_days,
+        )
+
+        self._grant(self.api.handler, reads_event_keys=True)
+        self._grant(self.executor.handler, reads_event_keys=False)
+        # The Lambdas name the schedule groups by name, which CloudFormation cannot see: make
+        # the groups exist before anything can schedule into them.
+        for handler in (self.api.handler, self.executor.handler):
+            handler.function.node.add_dependency(*self.timers.groups)
+
+        Alarms(
+            self,
+            "Alarms",
+            functions={"Api": self.api.handler.function, "Executor": self.executor.handler.function},
+            queue=self.work.queue,
+            dlq=self.work.dlq,
+            queue_age_minutes=config.queue_age_alarm_minutes,
+            topic_arn=config.alarm_topic_arn,
+        )
+
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="Stepline's base URL for apps and SDKs")
+        CfnOutput(self, "SigningKeySecretName", value=self.keys.signing_key_id,
+                  description="Secrets Manager secret holding the signing key")
+        CfnOutput(self, "EventKeysSecretName", value=self.keys.event_keys_id,
+                  description="Secrets Manager secret holding the event keys")
+        CfnOutput(self, "TableName", value=self.state.table.table_name)
+        CfnOutput(self, "WorkQueueUrl", value=self.work.queue.queue_url)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.work.dlq.queue_url)
+        CfnOutput(self, "PayloadBucketName", value=self.payloads.bucket.bucket_name)
+
+    def _grant(self, fn: SteplineFunction, *, reads_event_keys: bool) -> None:
+        """What the runtime does with each resource, granted to one function's role. The queue
+        grant is sending; the executor's receiving comes with its event source."""
+        role = fn.role
+        self.state.grant_use(role)
+        self.payloads.grant_use(role)
+        self.work.queue.grant(role, "sqs:SendMessage")
+        self.timers.grant_manage_schedules(role)
+        # Listing a group's schedules (the crons a sync replaces) has no resource-level
+        # permission.
+        fn.grant_on_any_resource(["scheduler:ListSchedules"], "EventBridge Scheduler's ListSchedules")
+        self.keys.signing_key.grant_read(role)
+        if reads_event_keys:
+            self.keys.event_keys.grant_read(role)
+
+        fn.suppress_any_resource_finding()
+        self.timers.suppress_schedule_wildcards(role)
+        nag.suppress(
+            role,
+            "AwsSolutions-IAM5",
+            "Payload object keys are chosen at run time (one per large value, named by its "
+            "run and content), so the grant covers the objects of the payload bucket, with "
+            "GetObject and PutObject only.",
+            applies_to=[f"Resource::<{self._logical_id(self.payloads.bucket)}.Arn>/*"],
+        )
+        for secret_id in (self.config.signing_key_secret, self.config.event_keys_secret):
+            if secret_id and not secret_id.startswith("arn:"):
+                nag.suppress(
+                    role,
+                    "AwsSolutions-IAM5",
+                    "An existing secret named by its name: Secrets Manager appends a random "
+                    "6-character suffix to a secret's ARN, which the grant matches with '-??????'.",
+                    applies_to=[
+                        f"Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:"
+                        f"<AWS::AccountId>:secret:{secret_id}-??????"
+                    ],
+                )
+
+    def _logical_id(self, construct: Construct) -> str:
+        return self.resolve(self.get_logical_id(construct.node.default_child))

@@ -1,0 +1,133 @@
+"""The state table and the payload bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra import nag
+from runtime.aws.resources import table_definition
+
+# The attribute runtime.aws writes expiry times into (runtime.aws.resources.provision enables
+# TTL on it for moto and dev).
+TTL_ATTRIBUTE = "ttl"
+
+# Every DynamoDB action the adapters in runtime/aws call, listed rather than granted by pattern
+# so the roles hold nothing else (tests/infra checks each call of an end-to-end run against it).
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+]
+# runtime/aws/payloads.py writes each large value once, by content, and reads it back; objects
+# go by the bucket's lifecycle rule, never by a runtime call.
+PAYLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject"]
+
+
+def _attribute(definition: dict, name: str) -> dynamodb.Attribute:
+    types = {a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]}
+    kinds = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
+             "B": dynamodb.AttributeType.BINARY}
+    return dynamodb.Attribute(name=name, type=kinds[types[name]])
+
+
+def _key(definition: dict, schema: list[dict], kind: str) -> dynamodb.Attribute | None:
+    names = [k["AttributeName"] for k in schema if k["KeyType"] == kind]
+    return _attribute(definition, names[0]) if names else None
+
+
+class StateTable(Construct):
+    """The one DynamoDB table, shaped from ``runtime.aws.resources.table_definition`` so its keys
+    and index are the ones the adapters query."""
+
+    def __init__(self, scope: Construct, id: str, *, retain: bool) -> None:
+        super().__init__(scope, id)
+        definition = table_definition("unused")
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=_key(definition, definition["KeySchema"], "HASH"),
+            sort_key=_key(definition, definition["KeySchema"], "RANGE"),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            # Encrypted at rest with the AWS owned key: no KMS requests to pay per step.
+            encryption=dynamodb.TableEncryption.DEFAULT,
+            deletion_protection=retain,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        )
+        self.index_names: list[str] = []
+        for index in definition.get("GlobalSecondaryIndexes", []):
+            projection = index["Projection"]
+            self.table.add_global_secondary_index(
+                index_name=index["IndexName"],
+                partition_key=_key(definition, index["KeySchema"], "HASH"),
+                sort_key=_key(definition, index["KeySchema"], "RANGE"),
+                projection_type=dynamodb.ProjectionType(projection["ProjectionType"]),
+                non_key_attributes=projection.get("NonKeyAttributes"),
+            )
+            self.index_names.append(index["IndexName"])
+
+    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
+        """The adapters' actions on the table and on its indexes by name (no wildcard)."""
+        arns = [self.table.table_arn]
+        arns += [f"{self.table.table_arn}/index/{name}" for name in self.index_names]
+        return iam.Grant.add_to_principal(grantee=grantee, actions=TABLE_ACTIONS, resource_arns=arns)
+
+
+class PayloadBucket(Construct):
+    """Large step outputs and events (over DynamoDB's item limit): private, encrypted, TLS only."""
+
+    def __init__(self, scope: Construct, id: str, *, retain: bool, expiration_days: int) -> None:
+        super().__init__(scope, id)
+        rule = s3.LifecycleRule(
+            id="payloads",
+            abort_incomplete_multipart_upload_after=Duration.days(1),
+            # Payloads are written once and read while their run lives; Intelligent-Tiering
+            # moves the ones nobody reads to cheaper storage without a retrieval fee.
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+                    transition_after=Duration.days(0),
+                )
+            ],
+            expiration=Duration.days(expiration_days) if expiration_days else None,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[rule],
+            # Retained or not, a bucket holding objects is never deleted by CloudFormation:
+            # teardown empties it first (docs/deploy.md).
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+        )
+        nag.suppress(
+            self.bucket,
+            "AwsSolutions-S1",
+            "Only the stack's own Lambda roles read or write this bucket, each object under a "
+            "run's key; server access logs would add a second bucket and cost without telling "
+            "more than CloudTrail data events, which the account owner can enable.",
+        )
+
+    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Read and write objects; object keys are chosen at run time, so the resource is every
+        object of this one bucket."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=PAYLOAD_ACTIONS,
+            resource_arns=[self.bucket.arn_for_objects("*")],
+        )
+        return grant

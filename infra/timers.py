@@ -1,0 +1,82 @@
+"""EventBridge Scheduler: the timers group, the cron group, and the role schedules deliver with."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import nag
+from runtime.aws.resources import CRON_GROUP_SUFFIX
+
+# What the runtime does with schedules (runtime/aws/scheduler.py): create, replace, read back
+# and delete them by name within its two groups.
+SCHEDULE_ACTIONS = [
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:GetSchedule",
+    "scheduler:DeleteSchedule",
+]
+
+
+class Timers(Construct):
+    """Two schedule groups named as the runtime expects (``<group>`` and ``<group>-cron``) and a
+    role Scheduler assumes that may do one thing: send messages to the work queue."""
+
+    def __init__(self, scope: Construct, id: str, *, group_name: str, queue: sqs.IQueue) -> None:
+        super().__init__(scope, id)
+        self.group_name = group_name
+        self.cron_group_name = group_name + CRON_GROUP_SUFFIX
+        # Destroyed with the stack whatever the removal policy: a group holds only in-flight
+        # timers aimed at this stack's own queue, and deleting it deletes them.
+        self.groups = [
+            scheduler.ScheduleGroup(
+                self, construct_id, schedule_group_name=name, removal_policy=RemovalPolicy.DESTROY
+            )
+            for construct_id, name in (("Timers", self.group_name), ("Crons", self.cron_group_name))
+        ]
+        account = Stack.of(self).account
+        self.role = iam.Role(
+            self,
+            "DeliveryRole",
+            description="EventBridge Scheduler delivers Stepline timers to the work queue",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                # Only schedules of this account may use the role (confused-deputy guard).
+                conditions={"StringEquals": {"aws:SourceAccount": account}},
+            ),
+        )
+        queue.grant(self.role, "sqs:SendMessage")
+
+    def schedule_arns(self) -> list[str]:
+        """Every schedule of the two groups (schedule names are chosen at run time)."""
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(service="scheduler", resource="schedule", resource_name=f"{name}/*")
+            for name in (self.group_name, self.cron_group_name)
+        ]
+
+    def grant_manage_schedules(self, grantee: iam.IGrantable) -> None:
+        """Create, update, read and delete schedules in both groups, and hand Scheduler the
+        delivery role (``iam:PassRole`` on that role alone)."""
+        # Not ScheduleGroup.grant(): that one names the group itself, and schedule actions are
+        # authorized against the schedule's ARN.
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=SCHEDULE_ACTIONS, resource_arns=self.schedule_arns()
+        )
+        self.role.grant_pass_role(grantee)
+
+    def suppress_schedule_wildcards(self, construct: Construct) -> None:
+        for name in (self.group_name, self.cron_group_name):
+            nag.suppress(
+                construct,
+                "AwsSolutions-IAM5",
+                f"Schedule names are chosen at run time (one per timer or cron), so the grant "
+                f"covers every schedule of the group {name} and nothing outside it.",
+                applies_to=[
+                    f"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>"
+                    f":schedule/{name}/*"
+                ],
+            )

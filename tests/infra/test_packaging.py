@@ -1,0 +1,108 @@
+"""Lambda packaging without Docker: the layer holds the runtime's dependencies as wheels for the
+Lambda platform, nothing else, built once and cached; the code is the ``runtime`` package."""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from infra import packaging
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bundle(synthesized):
+    # The session's synth built (or found) it; this returns the cached directories.
+    return packaging.build_bundle(synthesized.stack.config.architecture)
+
+
+def test_requirements_are_the_runtime_dependencies_and_the_lambda_extra():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["lambda"]
+    assert packaging.runtime_requirements() == wanted
+    names = " ".join(wanted).lower()
+    for excluded in ("aws-cdk-lib", "constructs", "cdk-nag", "pytest", "moto", "inngest"):
+        assert excluded not in names
+
+
+def test_the_layer_holds_linux_wheels_for_the_lambda_architecture(bundle):
+    site = bundle.dependencies_dir / "python"
+    assert bundle.architecture == "arm64" and bundle.python_version == packaging.PYTHON_VERSION
+    tag = packaging.PYTHON_VERSION.replace(".", "")
+    for package in ("pydantic_core", "cel"):
+        (binary,) = [p for p in (site / package).rglob("*.so")]
+        assert f"cpython-{tag}-aarch64-linux-gnu" in binary.name, binary
+    for package in ("aws_lambda_powertools", "aws_xray_sdk", "pydantic", "boto3", "croniter", "ulid", "jcs", "tzdata"):
+        assert (site / package).is_dir(), package
+    installed = (bundle.dependencies_dir / "installed.txt").read_text().lower()
+    for excluded in ("aws_cdk", "constructs", "jsii", "cdk_nag", "pytest", "moto", "inngest", "flask"):
+        assert excluded not in installed, excluded
+    assert not list(site.rglob("__pycache__"))  # host bytecode is useless on 3.14
+
+
+def test_the_layer_is_cached_by_its_requirements(bundle, monkeypatch):
+    def no_pip(*args, **kwargs):
+        raise AssertionError("pip ran although the layer is cached")
+
+    monkeypatch.setattr(subprocess, "run", no_pip)
+    again = packaging.build_bundle(bundle.architecture)
+    assert again.dependencies_dir == bundle.dependencies_dir
+    key = packaging.dependencies_key(packaging.runtime_requirements(), "arm64")
+    assert key in bundle.dependencies_dir.name
+    assert again.dependencies_hash == bundle.dependencies_hash
+
+
+def test_the_layer_asset_hash_covers_the_versions_installed(tmp_path):
+    """A rebuild that resolves newer versions is a new asset, never mistaken for the one
+    already uploaded."""
+    requirements = ["pydantic>=2"]
+    key = packaging.dependencies_key(requirements, "arm64")
+    built = tmp_path / f"deps-arm64-py{packaging.PYTHON_VERSION.replace('.', '')}-{key}"
+    (built / "python").mkdir(parents=True)
+    (built / "installed.txt").write_text("pydantic-2.14.3\n")
+    _, first = packaging.dependencies_dir(requirements, "arm64", build_dir=tmp_path)
+    (built / "installed.txt").write_text("pydantic-2.15.0\n")
+    _, second = packaging.dependencies_dir(requirements, "arm64", build_dir=tmp_path)
+    assert first != second
+
+
+def test_the_cache_key_follows_requirements_and_architecture():
+    key = packaging.dependencies_key(packaging.runtime_requirements(), "arm64")
+    assert packaging.dependencies_key(packaging.runtime_requirements() + ["extra"], "arm64") != key
+    assert packaging.dependencies_key(packaging.runtime_requirements(), "x86_64") != key
+
+
+def test_platform_tags_match_the_architecture():
+    assert packaging.platform_tags("x86_64")[-1] == "manylinux2014_x86_64"
+    assert all(t.endswith("_aarch64") for t in packaging.platform_tags("arm64"))
+
+
+def test_the_code_directory_is_the_runtime_package(bundle):
+    code = bundle.code_dir / "runtime"
+    assert (code / "handlers" / "api.py").read_text() == (REPO / "runtime/handlers/api.py").read_text()
+    assert (code / "handlers" / "executor.py").is_file() and (code / "settings.py").is_file()
+    assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.pyc"))
+    assert sorted(p.name for p in bundle.code_dir.iterdir()) == ["runtime"]
+    for path in code.rglob("*.py"):
+        assert "aws_cdk" not in path.read_text(), f"{path} imports CDK: the runtime must not"
+
+
+def test_the_code_directory_follows_the_source(tmp_path):
+    source = tmp_path / "runtime"
+    source.mkdir()
+    (source / "a.py").write_text("A = 1\n")
+    first = packaging.code_dir(source, build_dir=tmp_path / "build")
+    assert packaging.code_dir(source, build_dir=tmp_path / "build") == first
+    (source / "a.py").write_text("A = 2\n")
+    second = packaging.code_dir(source, build_dir=tmp_path / "build")
+    assert second != first and (second / "runtime" / "a.py").read_text() == "A = 2\n"
+
+
+def test_a_failed_download_says_what_failed(tmp_path):
+    with pytest.raises(RuntimeError, match="could not fetch the Lambda dependencies"):
+        packaging.dependencies_dir(["no-such-package-stepline-test==0.0.0"], "arm64", build_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-built left to be used

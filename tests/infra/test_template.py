@@ -1,0 +1,353 @@
+"""What the synthesized template holds: resources, their properties, IAM statements, and the
+environment each Lambda gets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.environment import Resources, deployed_settings
+from infra.executor import executor_timeout_s
+from runtime.aws.resources import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    MAX_MESSAGE_BYTES,
+    table_definition,
+)
+from runtime.settings import ENV_PREFIX, Settings
+
+API_HANDLER = "runtime.handlers.api.handler"
+EXECUTOR_HANDLER = "runtime.handlers.executor.handler"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized) -> Template:
+    return Template.from_json(synthesized.template)
+
+
+def function(synthesized, handler: str) -> tuple[str, dict[str, Any]]:
+    for logical_id, resource in synthesized.resources("AWS::Lambda::Function").items():
+        if resource["Properties"]["Handler"] == handler:
+            return logical_id, resource["Properties"]
+    raise AssertionError(f"no function with handler {handler}")
+
+
+def role_statements(synthesized, function_props: dict[str, Any]) -> list[dict[str, Any]]:
+    role_id = function_props["Role"]["Fn::GetAtt"][0]
+    statements = []
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    value = statement["Action"]
+    return value if isinstance(value, list) else [value]
+
+
+def test_synth_makes_no_aws_calls_and_binds_no_account(synthesized):
+    assert synthesized.aws_calls == []
+    text = json.dumps(synthesized.template)
+    assert "123456789012" not in text  # environment-agnostic: resolved at deploy time
+
+
+def test_the_table_has_the_keys_index_and_ttl_the_adapters_use(synthesized):
+    _, table = synthesized.one("AWS::DynamoDB::Table")
+    props = table["Properties"]
+    wanted = table_definition("any")
+    assert props["KeySchema"] == wanted["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(wanted["AttributeDefinitions"], key=str)
+    assert props["GlobalSecondaryIndexes"] == [
+        {**index, "Projection": {**index["Projection"]}} for index in wanted["GlobalSecondaryIndexes"]
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["DeletionPolicy"] == "Retain" and props["DeletionProtectionEnabled"] is True
+
+
+def test_the_ttl_attribute_is_the_one_provisioning_enables():
+    import moto
+
+    from runtime.aws.moto_env import moto_session
+    from runtime.aws.resources import AwsNames, provision
+    from infra.state import TTL_ATTRIBUTE
+
+    with moto.mock_aws():
+        session = moto_session()
+        names = provision(AwsNames.for_prefix("ttl-check"), session)
+        ttl = session.client("dynamodb").describe_time_to_live(TableName=names.table_name)
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == TTL_ATTRIBUTE
+
+
+def test_the_payload_bucket_is_private_encrypted_tls_only_with_a_lifecycle(template, synthesized):
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True, "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                ]
+            },
+            "LifecycleConfiguration": {
+                "Rules": [
+                    Match.object_like(
+                        {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}, "Status": "Enabled"}
+                    )
+                ]
+            },
+        },
+    )
+    _, policy = synthesized.one("AWS::S3::BucketPolicy")
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    _, bucket = synthesized.one("AWS::S3::Bucket")
+    assert "ExpirationInDays" not in json.dumps(bucket)  # payloads kept unless configured
+
+
+def test_the_work_queue_redrives_to_an_encrypted_dlq(synthesized):
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    (dlq_id,) = [k for k in queues if k != work_id]
+    work = queues[work_id]["Properties"]
+    assert work["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": DEFAULT_MAX_RECEIVE_COUNT,
+    }
+    for props in (work, queues[dlq_id]["Properties"]):
+        assert props["SqsManagedSseEnabled"] is True
+        assert props["MaximumMessageSize"] == MAX_MESSAGE_BYTES
+    for policy in synthesized.resources("AWS::SQS::QueuePolicy").values():
+        (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_visibility_timeout_exceeds_the_executor_timeout(synthesized):
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (work,) = [v["Properties"] for v in queues.values() if "RedrivePolicy" in v["Properties"]]
+    _, executor = function(synthesized, EXECUTOR_HANDLER)
+    settings = Settings(mode="cloud")
+    assert executor["Timeout"] == executor_timeout_s(settings) <= 900
+    assert work["VisibilityTimeout"] == settings.visibility_timeout_s > executor["Timeout"]
+
+
+def test_timings_that_do_not_fit_a_lambda_are_refused():
+    with pytest.raises(ValueError, match="exceeds Lambda's 900 s"):
+        executor_timeout_s(Settings(invocation_budget_s=800, step_timeout_s=120))
+
+
+def test_the_executor_consumes_the_queue_with_partial_batch_failures(template, synthesized):
+    executor_id, _ = function(synthesized, EXECUTOR_HANDLER)
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [work_id, "Arn"]},
+            "FunctionName": {"Ref": executor_id},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BatchSize": 1,
+        },
+    )
+
+
+def test_timers_two_groups_and_a_send_only_role(synthesized):
+    groups = sorted(g["Properties"]["Name"] for g in synthesized.resources("AWS::Scheduler::ScheduleGroup").values())
+    assert groups == ["Stepline-timers", "Stepline-timers-cron"]
+    roles = synthesized.resources("AWS::IAM::Role")
+    (role_id,) = [
+        k for k, v in roles.items()
+        if v["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    ]
+    trust = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = [
+        s for p in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    assert statements == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": {"Fn::GetAtt": [work_id, "Arn"]}}]
+
+
+def test_every_route_the_runtime_serves_is_routed_by_the_gateway(synthesized):
+    """The resolver's routes (runtime/api), read from their decorators: a route added there and
+    not here would be a 404 from API Gateway in production only."""
+    import re
+    from pathlib import Path
+
+    from tests.infra.moto_stack import route_matches
+
+    gateway = [r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values()]
+    served = []
+    for source in (Path(__file__).resolve().parents[2] / "runtime" / "api").glob("*.py"):
+        served += re.findall(r'@app\.(get|post|put|delete|patch)\("([^"]+)"', source.read_text())
+    assert len(served) >= 10
+    for method, path in served:
+        sample = re.sub(r"<[^>]+>", "x", path)
+        assert any(route_matches(key, method.upper(), sample) for key in gateway), f"{method.upper()} {path}"
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, EXECUTOR_HANDLER])
+def test_functions_are_created_after_the_schedule_groups_they_name(synthesized, handler):
+    function_id, _ = function(synthesized, handler)
+    depends = synthesized.template["Resources"][function_id].get("DependsOn", [])
+    groups = synthesized.resources("AWS::Scheduler::ScheduleGroup")
+    assert set(groups) <= set(depends)
+
+
+def test_the_http_api_routes_throttles_and_logs(synthesized):
+    routes = sorted(r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values())
+    assert routes == sorted([
+        "POST /e/{key}", "POST /fn/register", "GET /v0/{proxy+}", "GET /v1/{proxy+}",
+        "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /health", "GET /openapi.json",
+        "GET /", "GET /static/{name}",
+    ])
+    _, stage = synthesized.one("AWS::ApiGatewayV2::Stage")
+    props = stage["Properties"]
+    # $default: the SDKs join "/fn/register" and "/e/..." to the origin, dropping any path.
+    assert props["StageName"] == "$default" and props["AutoDeploy"] is True
+    assert props["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 2000, "ThrottlingRateLimit": 1000}
+    log_format = json.loads(props["AccessLogSettings"]["Format"])
+    assert log_format["route"] == "$context.routeKey"
+    assert "$context.path" not in props["AccessLogSettings"]["Format"]  # the path holds event keys
+    api_id, _ = function(synthesized, API_HANDLER)
+    (integration,) = synthesized.resources("AWS::ApiGatewayV2::Integration").values()
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [api_id, "Arn"]}
+    assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, EXECUTOR_HANDLER])
+def test_each_lambda_gets_exactly_the_settings_the_runtime_reads(synthesized, handler):
+    _, props = function(synthesized, handler)
+    env = props["Environment"]["Variables"]
+    stepline = {k for k in env if k.startswith(ENV_PREFIX)}
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    assert stepline <= known, stepline - known
+    role = "api" if handler == API_HANDLER else "executor"
+    expected = deployed_settings(Resources(*(["x"] * 9)), role=role).to_env()
+    expected.pop("STEPLINE_EVENT_KEYS")
+    assert stepline == set(expected)
+    assert env["STEPLINE_MODE"] == "cloud"
+    assert env["STEPLINE_SCHEDULE_GROUP"] == "Stepline-timers"
+    assert env["STEPLINE_SIGNING_KEY_SECRET_ID"] == "Stepline/signing-key"
+    # Keys are read from Secrets Manager at cold start, never passed in the environment.
+    assert not {"STEPLINE_SIGNING_KEY", "STEPLINE_SIGNING_KEY_FALLBACK", "STEPLINE_EVENT_KEYS"} & set(env)
+    assert env["POWERTOOLS_SERVICE_NAME"] == f"stepline-{role}"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Stepline"
+    assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    # The settings the runtime would parse from it are valid.
+    Settings.from_env({k: v if isinstance(v, str) else "token" for k, v in env.items()})
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, EXECUTOR_HANDLER])
+def test_lambdas_share_one_layer_and_run_traced_on_arm(synthesized, handler):
+    _, props = function(synthesized, handler)
+    (layer_id,) = synthesized.resources("AWS::Lambda::LayerVersion")
+    assert props["Layers"] == [{"Ref": layer_id}]
+    assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["MemorySize"] == 512
+    log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+    assert synthesized.template["Resources"][log_group_id]["Properties"]["RetentionInDays"] == 30
+
+
+@pytest.mark.parametrize("handler", [API_HANDLER, EXECUTOR_HANDLER])
+def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(synthesized, handler):
+    _, props = function(synthesized, handler)
+    statements = role_statements(synthesized, props)
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert not [a for a in actions(statement) if "*" in a], statement
+        if statement["Resource"] == "*":
+            assert set(actions(statement)) == {
+                "scheduler:ListSchedules", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+            }
+    by_action = {a: s for s in statements for a in actions(s)}
+    table_id, _ = synthesized.one("AWS::DynamoDB::Table")
+    assert by_action["dynamodb:UpdateItem"]["Resource"] == [
+        {"Fn::GetAtt": [table_id, "Arn"]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi1"]]},
+    ]
+    assert "dynamodb:Scan" not in by_action and "dynamodb:DeleteTable" not in by_action
+    schedules = json.dumps(by_action["scheduler:CreateSchedule"]["Resource"])
+    assert ":schedule/Stepline-timers/*" in schedules and ":schedule/Stepline-timers-cron/*" in schedules
+    assert by_action["iam:PassRole"]["Resource"]["Fn::GetAtt"][0].startswith("TimersDeliveryRole")
+    secrets = json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"])
+    assert "KeysSigningKey" in secrets
+    assert ("KeysEventKeys" in secrets) == (handler == API_HANDLER)
+    assert "sqs:SendMessage" in by_action
+    assert ("sqs:ReceiveMessage" in by_action) == (handler == EXECUTOR_HANDLER)
+
+
+def test_outputs_give_the_api_url_and_the_secret_names(synthesized):
+    outputs = synthesized.template["Outputs"]
+    (api_id,) = synthesized.resources("AWS::ApiGatewayV2::Api")
+    assert {"Ref": api_id} in outputs["ApiUrl"]["Value"]["Fn::Join"][1]
+    assert outputs["SigningKeySecretName"]["Value"] == "Stepline/signing-key"
+    assert outputs["EventKeysSecretName"]["Value"] == "Stepline/event-keys"
+
+
+def test_secrets_are_generated_by_cloudformation_never_written_in_the_template(synthesized):
+    secrets = {v["Properties"]["Name"]: v["Properties"] for v in synthesized.resources("AWS::SecretsManager::Secret").values()}
+    signing = secrets["Stepline/signing-key"]["GenerateSecretString"]
+    assert signing["GenerateStringKey"] == "signing_key" and signing["PasswordLength"] == 64
+    assert "SecretString" not in secrets["Stepline/signing-key"]
+    assert "SecretString" not in secrets["Stepline/event-keys"]
+
+
+def test_alarms_watch_the_dlq_errors_throttles_and_queue_age(synthesized):
+    alarms = synthesized.resources("AWS::CloudWatch::Alarm").values()
+    metrics = sorted((a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms)
+    assert metrics == sorted([
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/Lambda", "Errors"), ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"), ("AWS/Lambda", "Throttles"),
+    ])
+    for alarm in alarms:
+        assert "AlarmActions" not in alarm["Properties"]  # no topic configured
+
+
+def test_a_variant_configuration(variant):
+    template = variant.template
+    assert variant.aws_calls == []
+    resources = template["Resources"]
+    for resource in resources.values():
+        if resource["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket"):
+            assert resource["DeletionPolicy"] == "Delete"
+    (table,) = [r for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    assert "DeletionProtectionEnabled" not in table["Properties"] or not table["Properties"]["DeletionProtectionEnabled"]
+    # Existing secrets: none created, both read by the names given.
+    assert not [r for r in resources.values() if r["Type"] == "AWS::SecretsManager::Secret"]
+    assert template["Outputs"]["SigningKeySecretName"]["Value"] == "shared/stepline-signing"
+    functions = {r["Properties"]["Handler"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function"}
+    api_env = functions[API_HANDLER]["Environment"]["Variables"]
+    assert api_env["STEPLINE_SIGNING_KEY_SECRET_ID"] == "shared/stepline-signing"
+    assert api_env["STEPLINE_EVENT_KEYS_SECRET_ID"].endswith(":secret:shared/events-AbCdEf")
+    assert api_env["STEPLINE_KEYS_REVISION"] == "7"
+    assert api_env["STEPLINE_SCHEDULE_GROUP"] == "SteplineDev-timers"
+    assert functions[API_HANDLER]["MemorySize"] == 1024
+    (mapping,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
+    for alarm in (r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"):
+        assert alarm["Properties"]["AlarmActions"] == ["arn:aws:sns:us-east-1:123456789012:ops"]
+    (bucket,) = [r for r in resources.values() if r["Type"] == "AWS::S3::Bucket"]
+    (rule,) = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 400
+    retention = {r["Properties"].get("RetentionInDays") for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert retention == {7}
+    # Secrets named by name are granted with Secrets Manager's random suffix; by ARN, exactly.
+    statements = json.dumps([r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"])
+    assert ":secret:shared/stepline-signing-??????" in statements
+    assert "secret:shared/events-AbCdEf\"" in statements
