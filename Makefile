@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The dashboard tests drive Debian's chromium: installed here when missing (apt-get, as root).
 test: $(STAMP)
+	$(BIN)/python -m tests.dashboard.chromium
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # The example app (five workflows on Stepline's own SDK, examples/app.py, port 8289) and the
@@ -24,6 +26,7 @@ dev: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
+	$(BIN)/python -m bench.flow
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/ts/v*/node_modules .cdk-build

@@ -1,5 +1,5 @@
-"""The AWS adapter family: DynamoDB (one table), SQS and EventBridge Scheduler behind the
-engine's ports. The only package that imports boto3."""
+"""The AWS adapter family: DynamoDB (one table), SQS, EventBridge Scheduler and S3 (values too
+large for a table item) behind the engine's ports. The only package that imports boto3."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from runtime.aws.payloads import PayloadStore
 from runtime.aws.queue import SqsWorkQueue, message_from_lambda_record
 from runtime.aws.resources import AwsNames, provision
 from runtime.aws.scheduler import SchedulerTimers
@@ -20,11 +21,11 @@ CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
 def make_clients(session: Any, region: str = "") -> dict[str, Any]:
-    """The three clients the adapters use (boto3 clients are safe to share across threads).
+    """The clients the adapters use (boto3 clients are safe to share across threads).
     An empty region leaves the choice to the session."""
     return {
         service: session.client(service, region_name=region or None, config=CLIENT_CONFIG)
-        for service in ("dynamodb", "sqs", "scheduler")
+        for service in ("dynamodb", "sqs", "scheduler", "s3")
     }
 
 
@@ -46,13 +47,22 @@ def open_aws_backend(
         session = session or boto3.Session(region_name=names.region or None)
         clients = make_clients(session, names.region)
     ddb, sqs, scheduler = clients["dynamodb"], clients["sqs"], clients["scheduler"]
+    payloads = None
+    if names.payload_bucket:
+        if "s3" not in clients:
+            clients["s3"] = (session or boto3.Session(region_name=names.region or None)).client(
+                "s3", region_name=names.region or None, config=CLIENT_CONFIG
+            )
+        payloads = PayloadStore(clients["s3"], names.payload_bucket)
 
     def close() -> None:
+        if payloads is not None:
+            payloads.close()
         for client in clients.values():
             client.close()
 
     return Backend(
-        store=DynamoRunStore(ddb, names.table_name),
+        store=DynamoRunStore(ddb, names.table_name, payloads),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
         name="aws",
@@ -63,6 +73,7 @@ def open_aws_backend(
 __all__ = [
     "AwsNames",
     "DynamoRunStore",
+    "PayloadStore",
     "SchedulerTimers",
     "SqsWorkQueue",
     "make_clients",

@@ -1,7 +1,9 @@
 """The DynamoDB calls the store makes, with AWS failures translated and batches completed.
 
 Every method raises ``StoreError`` for anything but success, except ``conditional``, which
-reports a failed condition as ``(False, old item)``: the engine's "lost the race".
+reports a failed condition as ``(False, old item)``: the engine's "lost the race". Items read
+through ``get``, ``query``, ``batch_get`` and ``conditional`` come back with their S3-offloaded
+values already resolved (``runtime.aws.payloads``); raw ``call`` results are left as they are.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from runtime.aws.errors import CONDITION_FAILED, describe, error_code
 from runtime.aws.items import Item, check_size, chunks, str_attr
+from runtime.aws.payloads import PayloadStore
 from runtime.engine.ports import StoreError
 
 _BATCH_WRITE_MAX = 25
@@ -32,9 +35,18 @@ def _backoff(attempt: int) -> None:
 class TableClient:
     """One table through one boto3 client (low-level API: no Decimal, no type guessing)."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, payloads: PayloadStore | None = None) -> None:
         self.client = client
         self.name = table_name
+        # None: no bucket configured, values stay inline up to the item limit.
+        self.payloads = payloads
+
+    def offload(self, attr: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """The attribute to store for a JSON value: itself, or its S3 reference when large."""
+        return attr if self.payloads is None else self.payloads.offload(attr, prefix)
+
+    def _resolved(self, items: list[Item]) -> list[Item]:
+        return items if self.payloads is None else self.payloads.resolve(items)
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -50,13 +62,15 @@ class TableClient:
             return True, None
         except ClientError as exc:
             if error_code(exc) == CONDITION_FAILED:
-                return False, exc.response.get("Item")
+                old = exc.response.get("Item")
+                return False, (self._resolved([old])[0] if old else old)
             raise StoreError(f"{_action(operation)} failed: {describe(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"{_action(operation)} failed: {describe(exc)}") from exc
 
     def get(self, key: Item) -> Item | None:
-        return self.call("get_item", Key=key, ConsistentRead=True).get("Item")
+        item = self.call("get_item", Key=key, ConsistentRead=True).get("Item")
+        return self._resolved([item])[0] if item else None
 
     def query(self, **kwargs: Any) -> list[Item]:
         """All items of a Query, following pages (a page ends at 1 MB)."""
@@ -66,7 +80,7 @@ class TableClient:
             items.extend(resp.get("Items", []))
             last = resp.get("LastEvaluatedKey")
             if not last:
-                return items
+                return self._resolved(items)
             kwargs["ExclusiveStartKey"] = last
 
     def query_partition(self, pk: str, prefix: str | None = None) -> list[Item]:
@@ -119,4 +133,4 @@ class TableClient:
                 _backoff(attempt)
             else:
                 raise StoreError("DynamoDB BatchGetItem kept returning unprocessed keys")
-        return found
+        return self._resolved(found)

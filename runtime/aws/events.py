@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from runtime.aws.client import TableClient
+from runtime.aws.payloads import event_prefix
 from runtime.aws.items import (
     GSI1,
     Item,
@@ -27,6 +28,8 @@ from runtime.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
 # How long a duplicate waits for the first writer's event item before deciding that writer died
 # between its claim and its event write (and taking the id over).
 ORPHAN_WAITS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
+# The event attributes that hold user JSON, and so may be offloaded to S3.
+_EVENT_JSON_ATTRS = ("data", "user")
 
 
 class EventRecords:
@@ -37,9 +40,9 @@ class EventRecords:
     _known_days: set[str]
 
     def save_events(self, events: list[StoredEvent], now_ms: int) -> list[StoredEvent]:
-        # Encode and size-check everything before the first write: a claim whose event then
-        # fails to store would block its id until the orphan take-over below.
-        items = [event_item(e) for e in events]
+        # Encode, offload and size-check everything before the first write: a claim whose
+        # event then fails to store would block its id until the orphan take-over below.
+        items = [self._event_item(e) for e in events]
         for event, item in zip(events, items):
             check_size(item, f"event {event.internal_id} ({event.name})")
         results: list[StoredEvent | None] = [None] * len(events)
@@ -70,6 +73,12 @@ class EventRecords:
         for index, first in duplicates_in_batch:
             results[index] = results[first]
         return [r for r in results if r is not None]
+
+    def _event_item(self, event: StoredEvent) -> Item:
+        item = event_item(event)
+        for name in _EVENT_JSON_ATTRS:
+            item[name] = self._t.offload(item[name], event_prefix(event.internal_id, name))
+        return item
 
     def _put_event_once(self, event: StoredEvent, item: Item) -> StoredEvent:
         self._register_days([event])
@@ -115,7 +124,7 @@ class EventRecords:
         # Day items go first (and in the same batch when it fits): an event whose day is not
         # registered would be stored but never listed.
         if events:
-            items = items if items is not None else [event_item(e) for e in events]
+            items = items if items is not None else [self._event_item(e) for e in events]
             self._t.batch_write(puts=self._new_day_items(events) + items)
             self._known_days |= {day_of(e.received_at) for e in events}
 

@@ -87,11 +87,14 @@ def _item_bytes(item: Item) -> int:
 
 
 def check_size(item: Item, what: str) -> None:
+    """Refuse an item DynamoDB would refuse, before anything is written. Large JSON values are
+    offloaded to S3 first (``runtime.aws.payloads``), so with a payload bucket this only trips
+    on records whose non-JSON attributes are huge."""
     size = _item_bytes(item)
     if size > MAX_ITEM_BYTES:
         raise StoreError(
             f"{what} is {size} bytes, over the {MAX_ITEM_BYTES}-byte DynamoDB item limit "
-            "(payloads larger than an item are not offloaded to S3 yet)"
+            "(large values go to S3 only when a payload bucket is set: STEPLINE_PAYLOAD_BUCKET)"
         )
 
 
@@ -141,7 +144,8 @@ def waiter_key(event_name: str, run_id: str, step_id: str) -> Item:
 
 # -- records <-> items -------------------------------------------------------------------------
 
-# How each Run field is stored: "s" string, "n" integer, "b" bool, "j" JSON text, "status".
+# How each Run field is stored: "s" string, "n" integer, "b" bool, "j" JSON text, "status",
+# "o" JSON text absent when None (small: never offloaded).
 _RUN_FIELDS: dict[str, str] = {
     "fn_id": "s",
     "app_id": "s",
@@ -157,7 +161,12 @@ _RUN_FIELDS: dict[str, str] = {
     "disable_immediate": "b",
     "lease_owner": "s",
     "lease_until": "n",
+    "origin": "o",
 }
+
+
+# The Run fields held as JSON text: the ones that may be large, and so offloaded to S3.
+RUN_JSON_FIELDS = frozenset(name for name, kind in _RUN_FIELDS.items() if kind == "j")
 
 
 def encode_run_field(name: str, value: Any) -> dict[str, Any] | None:
@@ -169,6 +178,8 @@ def encode_run_field(name: str, value: Any) -> dict[str, Any] | None:
         return json_attr(value)
     if value is None:
         return None
+    if kind == "o":
+        return json_attr(value)
     if kind == "status":
         return str_attr(RunStatus(value).value)
     if kind == "n":
@@ -208,6 +219,7 @@ def run_from_item(item: Item) -> Run:
         disable_immediate=bool(item.get("disable_immediate", {}).get("BOOL", False)),
         lease_owner=get_str(item, "lease_owner"),
         lease_until=get_int(item, "lease_until"),
+        origin=get_json(item, "origin"),
     )
 
 

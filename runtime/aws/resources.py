@@ -30,6 +30,8 @@ DEFAULT_MAX_RECEIVE_COUNT = 30
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # The cron group is named after the timer group (settings carry only the latter).
 CRON_GROUP_SUFFIX = "-cron"
+# For moto and dev only: a deployed bucket's name comes from the stack (bucket names are global).
+PAYLOAD_BUCKET_SUFFIX = "-payloads"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class AwsNames:
     cron_group: str = ""
     scheduler_role_arn: str = ""
     region: str = ""
+    # S3 bucket for JSON values too large to keep in a table item; "" keeps every value inline
+    # (and refuses items over DynamoDB's limit).
+    payload_bucket: str = ""
 
     @classmethod
     def for_prefix(cls, prefix: str = "stepline", region: str = "us-east-1") -> AwsNames:
@@ -56,6 +61,7 @@ class AwsNames:
             schedule_group=prefix,
             cron_group=prefix + CRON_GROUP_SUFFIX,
             region=region,
+            payload_bucket=prefix + PAYLOAD_BUCKET_SUFFIX,
         )
 
     @classmethod
@@ -75,6 +81,7 @@ class AwsNames:
             cron_group=group + CRON_GROUP_SUFFIX,
             scheduler_role_arn=settings.scheduler_role_arn or "",
             region=settings.region or region_from_url(queue_url),
+            payload_bucket=settings.payload_bucket or "",
         )
 
     @classmethod
@@ -94,6 +101,7 @@ class AwsNames:
             "schedule_group": self.schedule_group,
             "scheduler_role_arn": self.scheduler_role_arn,
             "region": self.region,
+            "payload_bucket": self.payload_bucket,
         }
 
     @property
@@ -172,7 +180,7 @@ def provision(
     max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
     clients: dict[str, Any] | None = None,
 ) -> AwsNames:
-    """Create the table, queues, scheduler role and schedule group when missing.
+    """Create the table, queues, scheduler role, schedule groups and payload bucket when missing.
 
     Returns ``names`` with queue URLs/ARNs and the role ARN filled in. ``clients`` may supply
     already-made clients by service name (creating clients is the slow part on moto).
@@ -209,6 +217,8 @@ def provision(
     cron_group = names.cron_group or f"{group}-cron"
     _ensure_schedule_group(scheduler, group)
     _ensure_schedule_group(scheduler, cron_group)
+    if names.payload_bucket:
+        _ensure_bucket(client("s3"), names.payload_bucket, region)
     return replace(
         names,
         queue_url=queue_url,
@@ -286,6 +296,36 @@ def _ensure_scheduler_role(iam: Any, role_name: str, queue_arn: str) -> str:
             PolicyDocument=json.dumps(send_only),
         )
     return arn
+
+
+def _ensure_bucket(s3: Any, bucket: str, region: str) -> None:
+    """A private bucket, encrypted at rest by default (each object also asks for it)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region and region != "us-east-1":  # us-east-1 refuses an explicit location constraint
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with translated("S3 CreateBucket"):
+        s3.create_bucket(**kwargs)
+        s3.put_public_access_block(
+            Bucket=bucket,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
 
 
 def _ensure_schedule_group(scheduler: Any, group: str) -> None:

@@ -41,13 +41,23 @@ Access patterns and their cost:
 * ``functions_for_event``: one Query on ``TRIGGER#<name>``; trigger items carry the function.
 * ``waiters_for_event``: one Query on ``WAIT#<name>``; ``remove_waiter`` one conditional delete.
 * Apps and functions live in the ``CATALOG`` partition: listing is one consistent Query.
+* Flow control (throttle, rate limit, debounce, batching, idempotency, singleton, concurrency)
+  has its own items, drawn in ``runtime.aws.flow``: one conditional write per primitive and one
+  Query per concurrency key.
 
 No Scan anywhere. JSON values are stored as JSON text so DynamoDB numbers (Decimal) never reach
 the engine; integers the engine owns (times, versions) are numbers.
 
+Large values: a JSON attribute over ``payloads.INLINE_MAX_BYTES`` (memo values, pending op
+details, run ``events``/``event_ids``/``output``/``error``, event ``data``/``user``, waiter
+triggers) is written to S3 first and the item holds a reference; reads resolve references, so
+``load_run`` is still one Query, plus one S3 GET per offloaded value (fetched in parallel).
+Conditions are unchanged: they test the item, and S3 keys are content-addressed, so a writer
+that loses a race leaves at most an unreferenced object.
+
 Known limits: a function's runs share one ``gsi1`` partition and an event name's waiters one
-table partition (about 1,000 writes/s each before DynamoDB throttles); items over 400 KB are
-refused with ``StoreError`` until large payloads move to S3.
+table partition (about 1,000 writes/s each before DynamoDB throttles). Without a payload bucket,
+items over 400 KB are refused with ``StoreError``.
 """
 
 from __future__ import annotations
@@ -57,8 +67,10 @@ from typing import Any
 from runtime.aws.apps import AppRecords
 from runtime.aws.client import TableClient
 from runtime.aws.events import EventRecords
+from runtime.aws.flow import FlowRecords
 from runtime.aws.items import (
     GSI1,
+    RUN_JSON_FIELDS,
     check_size,
     decode_cursor,
     encode_cursor,
@@ -75,6 +87,7 @@ from runtime.aws.items import (
     step_key,
     str_attr,
 )
+from runtime.aws.payloads import PayloadStore, run_prefix, step_prefix
 from runtime.aws.waiters import WaiterRecords
 from runtime.engine.records import Memo, PendingOp, Run, RunState, RunStatus
 
@@ -88,17 +101,19 @@ _LIST_RUNS_MAX_QUERIES = 5
 _FILTERED_PAGE = 100
 
 
-class DynamoRunStore(EventRecords, AppRecords, WaiterRecords):
+class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
     """The engine's run store on one DynamoDB table (see the module docstring for keys)."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
-        self._t = TableClient(client, table_name)
+    def __init__(self, client: Any, table_name: str, payloads: PayloadStore | None = None) -> None:
+        self._t = TableClient(client, table_name, payloads)
         self._known_days = set()
 
     # -- runs --------------------------------------------------------------------------------
 
     def create_run(self, run: Run) -> bool:
         item = run_item(run)
+        for name in RUN_JSON_FIELDS & item.keys():
+            item[name] = self._t.offload(item[name], run_prefix(run.run_id, name))
         check_size(item, f"run {run.run_id}")
         # Links first: a crash after them leaves links to a run that is not there (skipped on
         # read), never a run its events cannot find.
@@ -136,6 +151,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords):
                         value=get_json(item, "memo_value"),
                         seq=get_str(item, "memo_seq", "") or "",
                         name=get_str(item, "memo_name", "") or "",
+                        detail=get_json(item, "memo_detail", {}) or {},
                     )
                 )
             if "pending_op" in item:
@@ -241,6 +257,8 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords):
         removes: list[str] = []
         for index, (field, value) in enumerate(changes.items()):
             encoded = encode_run_field(field, value)
+            if encoded is not None and field in RUN_JSON_FIELDS:
+                encoded = self._t.offload(encoded, run_prefix(run_id, field))
             names[f"#f{index}"] = field
             if encoded is None:
                 removes.append(f"#f{index}")
@@ -347,24 +365,45 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords):
     # -- steps -------------------------------------------------------------------------------
 
     def commit_memo(self, run_id: str, memo: Memo) -> bool:
-        value = json_attr(memo.value)
+        value = self._t.offload(
+            json_attr(memo.value), step_prefix(run_id, memo.step_id, "memo")
+        )
+        values = {":v": value, ":seq": str_attr(memo.seq), ":name": str_attr(memo.name)}
+        update = "SET memo_value = :v, memo_seq = :seq, memo_name = :name"
+        if memo.detail:
+            # A few small fields (times, op kind, the op's input): kept inline, never offloaded.
+            values[":detail"] = json_attr(memo.detail)
+            update += ", memo_detail = :detail"
         check_size(
-            {**step_key(run_id, memo.step_id), "memo_value": value},
+            {**step_key(run_id, memo.step_id), "memo_value": value,
+             **({"memo_detail": values[":detail"]} if memo.detail else {})},
             f"memo of step {memo.step_id} in run {run_id}",
         )
         ok, _ = self._t.conditional(
             "update_item",
             Key=step_key(run_id, memo.step_id),
-            UpdateExpression="SET memo_value = :v, memo_seq = :seq, memo_name = :name",
+            UpdateExpression=update,
             ConditionExpression="attribute_not_exists(memo_value)",
-            ExpressionAttributeValues={
-                ":v": value, ":seq": str_attr(memo.seq), ":name": str_attr(memo.name),
-            },
+            ExpressionAttributeValues=values,
         )
         return ok
 
+    def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
+        item = self._t.get(step_key(run_id, step_id))
+        if item is None or "pending_op" not in item:
+            return None
+        return PendingOp(
+            step_id=step_id,
+            op=get_str(item, "pending_op") or "",
+            created_at=get_int(item, "pending_at") or 0,
+            name=get_str(item, "pending_name", "") or "",
+            detail=get_json(item, "pending_detail", {}),
+        )
+
     def add_pending(self, run_id: str, op: PendingOp) -> bool:
-        detail = json_attr(op.detail)
+        detail = self._t.offload(
+            json_attr(op.detail), step_prefix(run_id, op.step_id, "pending")
+        )
         check_size(
             {**step_key(run_id, op.step_id), "pending_detail": detail},
             f"pending op of step {op.step_id} in run {run_id}",

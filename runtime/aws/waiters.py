@@ -4,6 +4,7 @@ the events that may resume or cancel runs find their waiters with one Query."""
 from __future__ import annotations
 
 from runtime.aws.client import TableClient
+from runtime.aws.payloads import waiter_prefix
 from runtime.aws.items import (
     check_size,
     num_attr,
@@ -22,6 +23,9 @@ class WaiterRecords:
 
     def add_waiter(self, waiter: Waiter) -> bool:
         item = waiter_item(waiter)
+        # The trigger is the waiting run's first event: up to an event's full size.
+        prefix = waiter_prefix(waiter.run_id, waiter.step_id)
+        item["trigger"] = self._t.offload(item["trigger"], prefix)
         check_size(item, f"waiter {waiter.run_id}/{waiter.step_id} on {waiter.event_name}")
         added, _ = self._t.conditional(
             "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"

@@ -54,6 +54,9 @@ class Engine:
             self.ingest.starter,
         )
         self.executor.handlers[messages.CRON] = self.crons.fire
+        self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
+        self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
+        self.ingest.flow.cancel = self.cancellation.cancel
         self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
             body["run_id"], "the run did not finish within timeouts.finish"
         )

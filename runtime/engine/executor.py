@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from runtime.engine import messages
+from runtime.engine.flow.concurrency import Concurrency
 from runtime.engine.http import CallFailed, HttpCaller
 from runtime.engine.ids import IdGenerator
 from runtime.engine.lifecycle import Lifecycle
@@ -24,6 +25,7 @@ from runtime.engine.ops.invoke import start_invoke
 from runtime.engine.ops.sleep import start_sleep
 from runtime.engine.ops.tools import OpTools
 from runtime.engine.ops.wait import start_wait
+from runtime.engine.payload_policy import call_body, state_limit_error
 from runtime.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
 from runtime.engine.resume import Resumer
 from runtime.engine.retry import backoff_ms
@@ -66,6 +68,7 @@ class _Invocation:
     claimed_step: str | None = None
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
     encoder: CallEncoder = field(default_factory=CallEncoder)  # caches each memo's JCS text
+    call_started: int = 0  # when the current SDK call began (a memo's started_at)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Executor:
         self.lifecycle = lifecycle
         self.waker = Waker(backend.queue, backend.timers, clock)
         self.tools = OpTools(self.store, self.queue, self.waker, clock, ids, resumer, starter)
+        self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
@@ -109,7 +113,11 @@ class Executor:
         run_id = body.get("run_id")
         if kind == messages.CALL and isinstance(run_id, str):
             nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0))
-            self._drive(run_id, nxt, body, budget_ms)
+            # A call queued behind a concurrency limit carries its place in line: it goes on
+            # only once a slot may be its (else it is back on the queue, or a stale copy).
+            with self.concurrency.message(body) as ticket:
+                if self.concurrency.may_run(ticket):
+                    self._drive(run_id, nxt, body, budget_ms)
         elif kind == messages.WAKE and isinstance(run_id, str):
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
         elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
@@ -162,17 +170,21 @@ class Executor:
         if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
             return
         step: _Next | None = nxt
-        while step is not None:
-            if self.clock.now_ms() >= inv.deadline_ms:
-                # Out of time: hand the rest to a fresh invocation rather than race the deadline.
-                self.queue.send(messages.call(run_id, step.step, step.attempt))
-                break
-            if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
-                break
-            self._ensure_lease(inv)
-            step = self._call_once(inv, step)
-            if inv.state.run.status.terminal:
-                return
+        # Concurrency limits hold a slot around each call (None without limits: no cost).
+        with self.concurrency.slots(fn, inv.state, owner) as slots:
+            while step is not None:
+                if self.clock.now_ms() >= inv.deadline_ms:
+                    # Out of time: hand the rest to a fresh invocation rather than race the deadline.
+                    self.queue.send(messages.call(run_id, step.step, step.attempt))
+                    break
+                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
+                    break
+                self._ensure_lease(inv)
+                if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
+                    break  # over a concurrency limit: the call waits in line for a slot
+                step = self._call_once(inv, step)
+                if inv.state.run.status.terminal:
+                    return
         self._release(inv)
 
     def _call_once(self, inv: _Invocation, nxt: _Next) -> _Next | None:
@@ -189,11 +201,12 @@ class Executor:
             version=run.req_version,
             step_id=nxt.step,
         )
-        body = inv.encoder.encode(request)
+        body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
         headers = {"Content-Type": "application/json"}
         if self.settings.signing_key:
             headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
         url = call_url(inv.fn.url, nxt.step)
+        inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
             result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
@@ -233,10 +246,10 @@ class Executor:
         planned: list[Opcode] = []
         for op in fresh:
             if op.op == "StepRun":
-                self._commit(inv, op, self._output_memo(op))
+                self._commit(inv, op, self._output_memo(inv, op), nxt)
                 progressed = True
             elif op.op == "StepFailed" or (op.op == "StepError" and self._error_is_final(inv, nxt, op, result)):
-                self._commit(inv, op, memo_error(op.error))
+                self._commit(inv, op, memo_error(op.error), nxt)
                 progressed = True
             elif op.op == "StepError":
                 self._retry_later(inv, _Next(op.id, (nxt.attempt if nxt.step == op.id else 0) + 1), None)
@@ -252,7 +265,7 @@ class Executor:
                 # Ops this runtime does not run fail their step, so the user's code sees a
                 # StepError instead of the run hanging (PROTOCOL §14.9).
                 message = f"step kind {op.op!r} is not supported by this runtime"
-                self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}))
+                self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
         if len(planned) == 1 and len(fresh) == 1 and inv.holds_run_lease:
             return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
@@ -271,12 +284,14 @@ class Executor:
         # the SDK re-reports the unfinished ops, which are ignored (PROTOCOL §7.5).
         return True
 
-    def _output_memo(self, op: Opcode) -> dict[str, Any]:
+    def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
         size = len(canonical_json(op.data)) if op.data is not None else 0
         if size > MAX_STEP_OUTPUT_BYTES:
             message = f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
             return memo_error({"name": "OutputTooLarge", "message": message})
-        return memo_data(op.data)
+        memo = memo_data(op.data)
+        too_large = state_limit_error(inv.state, memo)
+        return memo_error(too_large) if too_large else memo
 
     def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:
         attempt = nxt.attempt if nxt.step == op.id else 0
@@ -297,8 +312,17 @@ class Executor:
             at = max(at, retry_at_ms)
         self.waker.at(messages.call(inv.state.run.run_id, nxt.step, nxt.attempt), at)
 
-    def _commit(self, inv: _Invocation, op: Opcode, value: dict[str, Any]) -> None:
-        memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display)
+    def _commit(self, inv: _Invocation, op: Opcode, value: dict[str, Any], nxt: _Next) -> None:
+        # What operators see of the step: the call that settled it, and which attempt it was.
+        detail: dict[str, Any] = {
+            "op": op.op,
+            "started_at": inv.call_started,
+            "attempt": nxt.attempt if nxt.step == op.id else 0,
+        }
+        planned = inv.state.pending.get(op.id)
+        if planned is not None:
+            detail["queued_at"] = planned.created_at
+        memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
         if self.store.commit_memo(inv.state.run.run_id, memo):
             inv.state.memos.append(memo)
         else:
@@ -378,7 +402,8 @@ class Executor:
         """Someone else holds the run (or the step): try again shortly, backing off. The
         message is idempotent, so running it after the holder finished costs one harmless call."""
         busy = int(body.get("busy") or 0) + 1
-        retry = {k: v for k, v in body.items() if k != "not_before"}
+        # Without its concurrency line fields: the retry is a fresh call (see flow.concurrency).
+        retry = {k: v for k, v in body.items() if k not in ("not_before", "line", "waits", "woken")}
         retry["busy"] = busy
         self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
 

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from runtime.engine.expressions import matches
+from runtime.engine.flow.admission import FlowControl
 from runtime.engine.ids import IdGenerator, seeded_ulid
 from runtime.engine.ports import Backend, Clock, StoredEvent
 from runtime.engine.runs import RunStarter
@@ -29,6 +30,7 @@ class Ingest:
         self.clock = clock
         self.ids = ids
         self.starter = RunStarter(backend, clock)
+        self.flow = FlowControl(backend, clock, self.starter)
         self.waits: Waits | None = None  # set by the Engine (waits need cancellation, which needs ingest)
 
     def accept(
@@ -60,8 +62,8 @@ class Ingest:
             )
         stored = self.store.save_events(fresh, now)
         starts: list[dict[str, Any]] = []
-        for event in stored:
-            starts.extend(self._runs_for(event))
+        for new, event in zip(fresh, stored):
+            starts.extend(self._runs_for(event, duplicate=new.internal_id != event.internal_id))
         if starts:
             self.queue.send_many(starts)
         if self.waits is not None:
@@ -71,7 +73,7 @@ class Ingest:
                     self.waits.on_event(event, now)
         return [e.internal_id for e in stored]
 
-    def _runs_for(self, event: StoredEvent) -> list[dict[str, Any]]:
+    def _runs_for(self, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:
         context = {"event": event.wire()}
         messages: list[dict[str, Any]] = []
         for fn in self.store.functions_for_event(event.name):
@@ -82,7 +84,7 @@ class Ingest:
             )
             if not wanted:
                 continue
-            _, message = self.starter.start_for_event(fn, event)
-            if message is not None:
-                messages.append(message)
+            # Flow control (rate limit, debounce, batching, idempotency, singleton, throttle)
+            # decides what the event starts; without any, the run simply starts.
+            messages.extend(self.flow.on_event(fn, event, duplicate=duplicate))
         return messages

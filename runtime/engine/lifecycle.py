@@ -37,6 +37,7 @@ class Lifecycle:
     def run_ended(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
         """The executor finished the run (completed or failed)."""
         self.waits.remove_all(state, fn_config)
+        self.ingest.flow.run_ended(state.run, fn_config)
         self.run_finished(state.run)
 
     def run_finished(self, run: Run) -> None:

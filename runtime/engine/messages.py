@@ -11,6 +11,8 @@ WAIT_TIMEOUT = "wait_timeout"  # a wait_for_event expired: memoize null unless a
 INVOKE_TIMEOUT = "invoke_timeout"  # an invoked child did not finish in time
 RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still going
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
+DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
+BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
 
 DISCOVERY = "step"
 

@@ -19,12 +19,16 @@ from typing import Any, Protocol, runtime_checkable
 from runtime.engine.records import (
     AppRecord,
     CronSchedule,
+    FlowState,
     FunctionRecord,
+    LineEntry,
     Memo,
     PendingOp,
     Run,
     RunState,
     RunStatus,
+    SlotHolder,
+    SlotView,
     StoredEvent,
     Waiter,
     WaiterKind,
@@ -86,7 +90,8 @@ class RunStore(Protocol):
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, run: Run) -> bool:
-        """Insert a new run. False if a run with this id exists (the write is skipped)."""
+        """Insert a new run. False if a run with this id exists (the write is skipped). Every
+        ``Run`` field round-trips, ``origin`` included (None stays None)."""
 
     def load_run(self, run_id: str) -> RunState | None:
         """The run with its memos and pending ops, in ONE backend read."""
@@ -119,12 +124,18 @@ class RunStore(Protocol):
     # -- steps -------------------------------------------------------------------------------
     def commit_memo(self, run_id: str, memo: Memo) -> bool:
         """Write a step result once. False if that step already has a memo (the new value is
-        discarded: the first write wins)."""
+        discarded: the first write wins). ``memo.detail`` is stored with it and read back as
+        given ({} when empty)."""
 
     def add_pending(self, run_id: str, op: PendingOp) -> bool:
         """Record an op the run waits on. False if an op or memo with that step id exists."""
 
     def remove_pending(self, run_id: str, step_id: str) -> None: ...
+
+    def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
+        """One pending op, or None when there is none (never recorded, or removed). A point read
+        (one GetItem on DynamoDB), so resuming a step can keep what its op recorded (name, kind,
+        start, input) in the memo without reading the whole run."""
 
     def claim_pending(self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         """Lease one pending op (a planned step run by its own job, concurrently with the run's
@@ -156,6 +167,72 @@ class RunStore(Protocol):
     def remove_waiter(self, event_name: str, run_id: str, step_id: str) -> bool:
         """Delete a waiter; True only for the one call that actually deleted it. Two events
         racing for one waiter both call this, and only the winner resumes the run."""
+
+    # -- flow control: versioned state (throttle, rate limit, debounce, batching) --------------
+    def get_flow_state(self, key: str, now_ms: int) -> FlowState | None:
+        """The state under ``key``; None when there is none or it expired
+        (``expires_at <= now_ms``). Strongly consistent."""
+
+    def put_flow_state(
+        self,
+        key: str,
+        data: dict[str, Any],
+        *,
+        expect_version: int | None,
+        expires_at: int,
+        now_ms: int,
+    ) -> bool:
+        """Compare-and-set. With ``expect_version=None`` the write happens only when there is no
+        live state (none, or expired at ``now_ms``); otherwise only while the stored version
+        equals ``expect_version``, and the state then has version ``expect_version + 1``. Every
+        successful write raises the version (an expired state's version included), so a stale
+        reader can never match. False on a lost race."""
+
+    def delete_flow_state(self, key: str, expect_version: int) -> bool:
+        """Delete the state while its version equals ``expect_version``; True only for the
+        caller that deleted it."""
+
+    # -- flow control: key claims (function idempotency, singleton) -----------------------------
+    def claim_key(
+        self,
+        key: str,
+        holder: str,
+        expires_at: int,
+        now_ms: int,
+        *,
+        replacing: str | None = None,
+    ) -> str:
+        """Take ``key`` for ``holder`` until ``expires_at``. Taken when unclaimed, expired
+        (``expires_at <= now_ms``), already held by ``holder``, or held by ``replacing`` when
+        that is given. Returns who holds the key after the call: ``holder`` when it was taken,
+        otherwise the live holder that kept it. One conditional write."""
+
+    def release_key(self, key: str, holder: str) -> bool:
+        """Drop the claim if ``holder`` still holds it. True only for the call that dropped it."""
+
+    # -- flow control: concurrency slots and their waiting line ---------------------------------
+    def slot_view(self, key: str, line_limit: int) -> SlotView:
+        """Every slot item of ``key`` and the first ``line_limit`` line entries in position
+        order: one read where the backend allows (one Query on DynamoDB). Strongly consistent."""
+
+    def take_slot(
+        self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = ""
+    ) -> bool:
+        """Hold slot ``index`` of ``key`` until ``until_ms``: taken when free, expired
+        (``until < now_ms``) or already held by ``owner`` (a renewal). ``token`` is stored with
+        the holder. Of racing owners exactly one wins a free slot. False otherwise."""
+
+    def release_slot(self, key: str, index: int, owner: str) -> bool:
+        """Free slot ``index`` if ``owner`` holds it; True only for the call that freed it."""
+
+    def join_line(self, key: str, entry: LineEntry) -> bool:
+        """Add a waiting entry; False if one with this position exists (create-only)."""
+
+    def leave_line(self, key: str, position: str) -> bool:
+        """Remove a line entry; True only for the call that removed it."""
+
+    def line_entry(self, key: str, position: str) -> LineEntry | None:
+        """One line entry by position (for an entry beyond the head ``slot_view`` returned)."""
 
 
 @dataclass
@@ -233,7 +310,9 @@ __all__ = [
     "Backend",
     "CronSchedule",
     "Clock",
+    "FlowState",
     "FunctionRecord",
+    "LineEntry",
     "Memo",
     "PendingOp",
     "QueueMessage",
@@ -241,6 +320,8 @@ __all__ = [
     "RunState",
     "RunStatus",
     "RunStore",
+    "SlotHolder",
+    "SlotView",
     "StoreError",
     "StoredEvent",
     "Timers",

@@ -121,6 +121,10 @@ class Run:
     disable_immediate: bool = False
     lease_owner: str | None = None
     lease_until: int | None = None
+    # Where a run started by an operator came from, else None:
+    # {"kind": "replay", "run_id": <original>} or {"kind": "rerun", "run_id": ..., "step_id": ...,
+    # "step_name": ...}. Shown by the REST API and the dashboard; the engine never reads it.
+    origin: dict[str, JSON] | None = None
 
 
 @dataclass
@@ -135,6 +139,13 @@ class Memo:
     value: dict[str, JSON]
     seq: str
     name: str = ""
+    # How the step went, for operators (REST API, dashboard); never sent to the SDK. Keys, all
+    # optional: ``op`` (the opcode that settled it: StepRun, StepError, Sleep, WaitForEvent, ...),
+    # ``started_at`` (ms: the call that produced it, or when the run began waiting),
+    # ``queued_at`` (ms: when a planned step was queued), ``attempt`` (0-based, of the call that
+    # produced it), ``input`` (what a waiting op was given: wake time, event, invoked function),
+    # ``copied_from`` (the run a rerun took this memo from).
+    detail: dict[str, JSON] = field(default_factory=dict)
 
 
 @dataclass
@@ -201,3 +212,49 @@ class RunState:
 
     def has_memo(self, step_id: str) -> bool:
         return any(m.step_id == step_id for m in self.memos)
+
+
+# -- flow control ------------------------------------------------------------------------------
+
+
+@dataclass
+class FlowState:
+    """A small JSON document under a flow-control key: a GCRA arrival time (throttle, rate
+    limit) or a debounce or batch buffer. ``version`` grows on every write, so a
+    compare-and-set on it detects any write in between. Past ``expires_at`` it reads as absent."""
+
+    key: str
+    version: int
+    data: dict[str, JSON]
+    expires_at: int
+
+
+@dataclass
+class SlotHolder:
+    """Concurrency slot ``index`` of a key, held by ``owner`` until ``until`` (free again once
+    ``until < now``, so a crashed holder's slot comes back). ``token`` is the position of the
+    line entry the holder was admitted from, "" when it never waited."""
+
+    index: int
+    owner: str
+    until: int
+    token: str = ""
+
+
+@dataclass
+class LineEntry:
+    """Work waiting for a concurrency slot. ``position`` orders the line (smaller first: enqueue
+    time minus priority); ``body`` is the queue message that carries the work on."""
+
+    position: str
+    body: dict[str, JSON]
+    created_at: int
+
+
+@dataclass
+class SlotView:
+    """A concurrency key as one read sees it: every slot item, live or expired (the engine
+    judges expiry), and the head of the line in position order."""
+
+    holders: list[SlotHolder] = field(default_factory=list)
+    line: list[LineEntry] = field(default_factory=list)

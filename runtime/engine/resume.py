@@ -25,7 +25,16 @@ class Resumer:
     def resume(self, run_id: str, step_id: str, value: dict[str, Any], name: str = "") -> bool:
         """Memoize ``value`` (``{"data": ...}`` or ``{"error": ...}``) for the step and run
         discovery. True if this call's value became the step's result."""
-        memo = Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name)
+        # The op being settled is about to go: its memo keeps what operators want to see of it
+        # (name, kind, since when, what it was given). One point read, not the whole run.
+        op = self.store.get_pending(run_id, step_id)
+        detail: dict[str, Any] = {}
+        if op is not None:
+            name = name or op.name
+            detail = {"op": op.op, "started_at": op.created_at}
+            if op.detail:
+                detail["input"] = op.detail
+        memo = Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name, detail=detail)
         if self.store.commit_memo(run_id, memo):
             self.queue.send(messages.call(run_id))
             self.store.remove_pending(run_id, step_id)

@@ -13,6 +13,14 @@ def run_id_for(event: StoredEvent, fn_id: str) -> str:
     return derived_ulid(event.received_at, event.internal_id, fn_id)
 
 
+def run_id_for_events(events: list[StoredEvent], fn_id: str) -> str:
+    """A batch's run id derives from every event in it, so two different batches can never
+    share one (a retried event may open a second batch after the first one ran)."""
+    if len(events) == 1:
+        return run_id_for(events[0], fn_id)
+    return derived_ulid(events[0].received_at, *(e.internal_id for e in events), fn_id)
+
+
 class RunStarter:
     def __init__(self, backend: Backend, clock: Clock) -> None:
         self.store = backend.store
@@ -22,13 +30,17 @@ class RunStarter:
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
         """Create the run (or find it already created). Returns the run id and the queue message
         that starts it, or None when the run was already picked up."""
+        return self.start_for_events(fn, [event])
+
+    def start_for_events(self, fn: FunctionRecord, events: list[StoredEvent]) -> tuple[str, dict | None]:
+        """As ``start_for_event``, for a run that receives several events (a batch)."""
         run = Run(
-            run_id=run_id_for(event, fn.fn_id),
+            run_id=run_id_for_events(events, fn.fn_id),
             fn_id=fn.fn_id,
             app_id=fn.app_id,
             status=RunStatus.QUEUED,
-            events=[event.wire()],
-            event_ids=[event.internal_id],
+            events=[event.wire() for event in events],
+            event_ids=[event.internal_id for event in events],
             created_at=self.clock.now_ms(),
         )
         if self.store.create_run(run):

@@ -93,6 +93,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
 RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "fn_id": ("fn_id", _plain),
     "app_id": ("app_id", _plain),
@@ -108,6 +112,7 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "disable_immediate": ("disable_immediate", _flag),
     "lease_owner": ("lease_owner", _plain),
     "lease_until": ("lease_until", _plain),
+    "origin": ("origin_json", _json_or_null),
 }
 
 
@@ -135,13 +140,18 @@ def run_from_row(row: sqlite3.Row) -> Run:
         disable_immediate=bool(row["disable_immediate"]),
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
+        origin=loads(row["origin_json"]),
     )
 
 
 # -- steps -------------------------------------------------------------------------------------
 def memo_from_row(row: sqlite3.Row) -> Memo:
     return Memo(
-        step_id=row["step_id"], value=loads(row["value_json"]), seq=row["seq"], name=row["name"]
+        step_id=row["step_id"],
+        value=loads(row["value_json"]),
+        seq=row["seq"],
+        name=row["name"],
+        detail=loads(row["detail_json"]) or {},
     )
 
 

@@ -5,10 +5,13 @@ Upgrades: every statement is ``IF NOT EXISTS``, so running ``SCHEMA`` on a file 
 version creates what that file lacks. Columns added to an existing table cannot be written that
 way; they are listed in ``ADDED_COLUMNS`` and added by ``db.migrate`` when missing.
 
-Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by function.
+Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by function;
+3 flow control (versioned flow state, key claims, concurrency slots and their line);
+4 step details on memos (``memos.detail_json``) and where a replayed run came from
+(``runs.origin_json``).
 """
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -70,7 +73,8 @@ CREATE TABLE IF NOT EXISTS runs (
     req_version       INTEGER NOT NULL,
     disable_immediate INTEGER NOT NULL,
     lease_owner       TEXT,
-    lease_until       INTEGER
+    lease_until       INTEGER,
+    origin_json       TEXT                  -- replay / rerun origin, NULL for event runs
 );
 -- list_runs: a function's runs newest first, run_id breaking ties as in the cursor.
 CREATE INDEX IF NOT EXISTS runs_by_fn_time ON runs (fn_id, created_at, run_id);
@@ -89,6 +93,7 @@ CREATE TABLE IF NOT EXISTS memos (
     seq        TEXT NOT NULL,
     name       TEXT NOT NULL,
     value_json TEXT NOT NULL,
+    detail_json TEXT,                    -- Memo.detail; NULL in files of version 3 and before
     PRIMARY KEY (run_id, step_id)
 );
 CREATE INDEX IF NOT EXISTS memos_by_seq ON memos (run_id, seq);
@@ -149,6 +154,40 @@ CREATE TABLE IF NOT EXISTS crons (
     next_fire_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS crons_by_time ON crons (next_fire_at);
+
+-- Flow control. Versioned JSON state per key (GCRA arrival times, debounce and batch buffers);
+-- a row past expires_at reads as absent.
+CREATE TABLE IF NOT EXISTS flow_state (
+    key        TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    data       TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+
+-- Key claims (function idempotency, singleton): one holder per key until expires_at.
+CREATE TABLE IF NOT EXISTS flow_claims (
+    key        TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+
+-- Concurrency: one row per held slot (free again once until < now), and the work waiting for
+-- one, in position order.
+CREATE TABLE IF NOT EXISTS flow_slots (
+    key        TEXT NOT NULL,
+    slot       INTEGER NOT NULL,
+    owner      TEXT NOT NULL,
+    until      INTEGER NOT NULL,
+    token      TEXT NOT NULL,
+    PRIMARY KEY (key, slot)
+);
+CREATE TABLE IF NOT EXISTS flow_line (
+    key        TEXT NOT NULL,
+    position   TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (key, position)
+);
 """
 
 # (table, column, declaration) for columns that tables of earlier versions lack. Added columns
@@ -156,4 +195,6 @@ CREATE INDEX IF NOT EXISTS crons_by_time ON crons (next_fire_at);
 ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("pending", "claim_owner", "TEXT"),
     ("pending", "claim_until", "INTEGER"),
+    ("memos", "detail_json", "TEXT"),
+    ("runs", "origin_json", "TEXT"),
 ]

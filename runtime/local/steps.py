@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runtime.engine.records import Memo, PendingOp
+from runtime.local.codec import pending_from_row
 from runtime.local.db import Database, dumps
 
 
@@ -14,9 +15,10 @@ class StepTable:
         # told so and their value is dropped.
         with self._db.connection() as conn:
             inserted = conn.execute(
-                "INSERT INTO memos (run_id, step_id, seq, name, value_json) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id) DO NOTHING",
-                (run_id, memo.step_id, memo.seq, memo.name, dumps(memo.value)),
+                "INSERT INTO memos (run_id, step_id, seq, name, value_json, detail_json) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id) DO NOTHING",
+                (run_id, memo.step_id, memo.seq, memo.name, dumps(memo.value),
+                 dumps(memo.detail) if memo.detail else None),
             ).rowcount
         return bool(inserted)
 
@@ -33,6 +35,13 @@ class StepTable:
                 (run_id, op.step_id, op.op, op.name, op.created_at, dumps(op.detail)),
             ).rowcount
         return bool(inserted)
+
+    def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT * FROM pending WHERE run_id = ? AND step_id = ?", (run_id, step_id)
+            ).fetchone()
+        return pending_from_row(row) if row else None
 
     def remove_pending(self, run_id: str, step_id: str) -> None:
         with self._db.connection() as conn:

@@ -26,7 +26,7 @@ class CallEncoder:
 
     def __init__(self) -> None:
         self._memos: dict[str, tuple[int, str]] = {}  # step id -> (id of the memo dict, its JCS text)
-        self._events: tuple[int, str, str] | None = None  # (id of the events list, event, events)
+        self._events: tuple[list[Any], str, str] | None = None  # (events, event text, events text)
 
     def encode(self, request: dict[str, Any]) -> bytes:
         if tuple(sorted(request)) != _TOP_KEYS:
@@ -45,9 +45,10 @@ class CallEncoder:
 
     def _events_text(self, event: Any, events: list[Any]) -> tuple[str, str]:
         cached = self._events
-        if cached is None or cached[0] != id(events):
-            # ``event`` is ``events[0]`` in every request we build; encode both once per list.
-            cached = (id(events), canonical_json(event).decode(), canonical_json(events).decode())
+        # Compared by value: requests are rebuilt on every call, and comparing is far cheaper
+        # than canonicalizing. ``event`` is ``events[0]`` in every request we build.
+        if cached is None or cached[0] != events or event != (events[0] if events else None):
+            cached = (events, canonical_json(event).decode(), canonical_json(events).decode())
             self._events = cached
         return cached[1], cached[2]
 

@@ -7,6 +7,7 @@ hundreds learns which one was wrong.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pydantic
@@ -17,6 +18,8 @@ from runtime.protocol.jsoncanon import loads
 
 DEFAULT_MAX_EVENTS = 5000
 DEFAULT_MAX_BYTES = 3 * 1024 * 1024
+# Inngest's largest event, measured as compact JSON.
+DEFAULT_MAX_EVENT_BYTES = 3 * 1024 * 1024
 RESERVED_PREFIX = "inngest/"
 
 
@@ -91,8 +94,10 @@ def parse_event_batch(
     *,
     max_events: int = DEFAULT_MAX_EVENTS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> list[EventPayload]:
-    """Validate an Event API body. Raises ProtocolError (400, or 413 for size limits)."""
+    """Validate an Event API body. Raises ProtocolError (400, or 413 for size limits: the whole
+    body, the number of events, or one event, named by its index)."""
     if len(body) > max_bytes:
         raise ProtocolError(f"body: {len(body)} bytes exceeds the limit of {max_bytes}", 413)
     if not body.strip():
@@ -106,7 +111,18 @@ def parse_event_batch(
         raise ProtocolError("body: no events sent")
     if len(raw) > max_events:
         raise ProtocolError(f"body: {len(raw)} events exceeds the limit of {max_events}", 413)
+    if len(body) > max_event_bytes:  # no single event can be larger than the whole body
+        for index, item in enumerate(raw):
+            size = _json_bytes(item)
+            if size > max_event_bytes:
+                limit = f"the per-event limit of {max_event_bytes}"
+                raise ProtocolError(f"events[{index}]: {size} bytes exceeds {limit}", 413)
     return [_parse_one(item, index) for index, item in enumerate(raw)]
+
+
+def _json_bytes(value: Any) -> int:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _parse_one(item: Any, index: int) -> EventPayload:

@@ -36,6 +36,9 @@ DEFAULT_RETRIES = 3
 # The Go server caps a function's retries here, whatever the SDK asked for.
 MAX_RETRIES = 20
 DEPLOY_ID_PARAM = "deployId"
+# Inngest's bounds on flow control.
+MAX_CONCURRENCY_LIMITS = 2
+MAX_DEBOUNCE_PERIOD_MS = 7 * 24 * 3600 * 1000
 
 
 # -- field checks -----------------------------------------------------------------------------
@@ -123,6 +126,14 @@ class Concurrency(_Part):
     limit: Limit
     key: Expression | None = None
     scope: Literal["fn", "env", "account"] | None = None
+
+    @model_validator(mode="after")
+    def _shared_limits_need_a_key(self) -> Concurrency:
+        # As Inngest: an env- or account-wide limit is shared by the functions whose key gives
+        # the same value, so it must have one.
+        if self.scope in ("env", "account") and self.key is None:
+            raise ValueError(f"a key is required when scope is {self.scope!r}")
+        return self
 
 
 class RateLimit(_Part):
@@ -256,6 +267,39 @@ class FunctionConfig(_Part):
         if isinstance(v, dict):
             return [v]
         return v
+
+    @field_validator("concurrency")
+    @classmethod
+    def _at_most_two_limits(cls, v: list[Concurrency] | None) -> list[Concurrency] | None:
+        if v is not None and len(v) > MAX_CONCURRENCY_LIMITS:
+            raise ValueError(f"at most {MAX_CONCURRENCY_LIMITS} limits, got {len(v)}")
+        return v
+
+    @field_validator("debounce")
+    @classmethod
+    def _debounce_period_in_range(cls, v: Debounce | None) -> Debounce | None:
+        if v is not None and v.period_ms > MAX_DEBOUNCE_PERIOD_MS:
+            raise ValueError(f"period {v.period!r} is over the 7d maximum")
+        return v
+
+    @model_validator(mode="after")
+    def _compatible_flow_control(self) -> FunctionConfig:
+        # A batched run has many trigger events: rules keyed on "the" event, and cancelling or
+        # prioritizing by it, have no single event to go by (Inngest refuses these too).
+        if self.batch_events is None:
+            return self
+        configured = {
+            "idempotency": self.idempotency is not None,
+            "rateLimit": self.rate_limit is not None,
+            "cancel": bool(self.cancel),
+            "priority": self.priority is not None and self.priority.run is not None,
+            "singleton": self.singleton is not None,
+            "debounce": self.debounce is not None,
+        }
+        clash = next((name for name, present in configured.items() if present), None)
+        if clash is not None:
+            raise ValueError(f"batchEvents and {clash} cannot be used together in one function")
+        return self
 
     @field_validator("steps")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtime.aws.table import DynamoRunStore
 from runtime.engine.ports import StoreError
 from runtime.engine.records import RunStatus
 from tests.contract.helpers import make_app, make_event, make_function, make_memo, make_pending, make_run
@@ -145,25 +146,32 @@ def test_json_is_stored_as_text_and_times_as_numbers(aws, clock):
     assert int(claim["ttl"]["N"]) == expires_at // 1000  # TTL is in seconds
 
 
-def test_oversized_memo_is_a_store_error(aws, busy_run):
+@pytest.fixture
+def inline_store(aws):
+    """The store as deployed without a payload bucket: every value stays in its item, so DynamoDB's
+    item limit binds. (With the bucket, large values go to S3: tests/aws/test_payloads.py.)"""
+    return DynamoRunStore(aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name)
+
+
+def test_oversized_memo_is_a_store_error(inline_store, busy_run):
     with pytest.raises(StoreError, match="item limit"):
-        aws.store.commit_memo(busy_run.run_id, make_memo("big", "x" * 410_000, "0100"))
-    assert not aws.store.load_run(busy_run.run_id).has_memo("big")
+        inline_store.commit_memo(busy_run.run_id, make_memo("big", "x" * 410_000, "0100"))
+    assert not inline_store.load_run(busy_run.run_id).has_memo("big")
 
 
-def test_oversized_event_is_refused_before_its_id_is_claimed(aws, clock):
+def test_oversized_event_is_refused_before_its_id_is_claimed(inline_store, clock):
     big = make_event(clock, event_id="big-1", data={"blob": "x" * 410_000})
     with pytest.raises(StoreError, match="item limit"):
-        aws.store.save_events([big], clock.now_ms())
+        inline_store.save_events([big], clock.now_ms())
 
     small = make_event(clock, event_id="big-1")
-    assert aws.store.save_events([small], clock.now_ms()) == [small]
+    assert inline_store.save_events([small], clock.now_ms()) == [small]
 
 
-def test_oversized_run_update_is_a_store_error(aws, busy_run):
+def test_oversized_run_update_is_a_store_error(inline_store, busy_run):
     with pytest.raises(StoreError):
-        aws.store.update_run(busy_run.run_id, {"output": "x" * 410_000})
-    assert aws.store.get_run(busy_run.run_id).output is None
+        inline_store.update_run(busy_run.run_id, {"output": "x" * 410_000})
+    assert inline_store.get_run(busy_run.run_id).output is None
 
 
 def test_orphaned_claim_is_taken_over(aws, clock, monkeypatch):

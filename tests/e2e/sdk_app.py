@@ -250,7 +250,224 @@ def hibernate(ctx: inngest.ContextSync) -> str:
     return ctx.step.run("after", lambda: bump("hibernate", "after", ctx) and "awake")
 
 
-FUNCTIONS = [nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered]
+# -- large payloads (tests/e2e/test_large_payloads.py) --------------------------------------------
+MIB = 1024 * 1024
+
+
+def big_part(i: int) -> str:
+    return f"part-{i}:" + "x" * MIB
+
+
+@client.create_function(fn_id="big-steps", trigger=inngest.TriggerEvent(event="test/big-steps"))
+def big_steps(ctx: inngest.ContextSync) -> dict:
+    # Each step returns about 1 MiB, so after the first one the run's state is past the use_api
+    # threshold and every later call has the SDK fetch its memos from /v0/runs/{id}/actions.
+    parts = [
+        ctx.step.run(f"part-{i}", lambda i=i: bump("big-steps", f"part-{i}", ctx) and big_part(i))
+        for i in range(ctx.event.data.get("parts", 3))
+    ]
+    return {
+        "sizes": [len(p) for p in parts],
+        "intact": all(p == big_part(i) for i, p in enumerate(parts)),
+        "events": len(ctx.events),
+    }
+
+
+@client.create_function(fn_id="big-output", trigger=inngest.TriggerEvent(event="test/big-output"))
+def big_output(ctx: inngest.ContextSync) -> dict:
+    try:
+        ctx.step.run("too-big", lambda: bump("big-output", "too-big", ctx) and "x" * (5 * MIB))
+        caught = None
+    except inngest.StepError as err:
+        caught = {"name": err.name, "message": err.message}
+    after = ctx.step.run("after", lambda: bump("big-output", "after", ctx) and "still running")
+    return {"caught": caught, "after": after}
+
+
+@client.create_function(fn_id="big-event", trigger=inngest.TriggerEvent(event="test/big-event"))
+def big_event(ctx: inngest.ContextSync) -> dict:
+    blob = ctx.event.data.get("blob", "")
+    return ctx.step.run(
+        "measure",
+        lambda: bump("big-event", "measure", ctx) and {
+            "blob_len": len(blob),
+            "events": len(ctx.events),
+            "batch_matches": [e.data.get("blob") == blob for e in ctx.events],
+        },
+    )
+
+
+LARGE_PAYLOAD_FUNCTIONS = [big_steps, big_output, big_event]
+# -- end of large payloads ------------------------------------------------------------------------
+
+
+# -- flow control (tests/e2e/test_flow_control.py, tests/e2e/test_flow_control_time.py) ----------
+# Each run records what it did under its event's data.group, so one test reads back only its own
+# runs: the order step bodies ran in, when they started, and how many overlapped.
+_fc_log: dict[str, list] = {}
+_fc_active: Counter[str] = Counter()
+_fc_gates: dict[str, threading.Event] = {}
+
+
+def fc_gate(group: str) -> threading.Event:
+    with _lock:
+        return _fc_gates.setdefault(group, threading.Event())
+
+
+def fc_record(group: str, entry: object) -> None:
+    with _lock:
+        _fc_log.setdefault(group, []).append(entry)
+
+
+def fc_busy(names: list[str], seconds: float) -> None:
+    """Hold a "slot" in each named counter for ``seconds``; the peak overlap is recorded."""
+    with _lock:
+        for name in names:
+            _fc_active[name] += 1
+            _counts[f"fc-peak/{name}"] = max(_counts[f"fc-peak/{name}"], _fc_active[name])
+    time.sleep(seconds)
+    with _lock:
+        for name in names:
+            _fc_active[name] -= 1
+
+
+@client.create_function(
+    fn_id="fc-limited",
+    trigger=inngest.TriggerEvent(event="fc/limited"),
+    concurrency=[inngest.Concurrency(limit=1, key="event.data.user"), inngest.Concurrency(limit=2)],
+)
+def fc_limited(ctx: inngest.ContextSync) -> str:
+    group, user = ctx.event.data["group"], ctx.event.data["user"]
+    names = [group, f"{group}/{user}"]
+    for step in ("first", "second"):
+        ctx.step.run(step, lambda step=step: bump("fc-limited", step, ctx) and fc_busy(names, 0.2) or step)
+    return "done"
+
+
+@client.create_function(
+    fn_id="fc-napper",
+    trigger=inngest.TriggerEvent(event="fc/napper"),
+    concurrency=[inngest.Concurrency(limit=1)],
+)
+def fc_napper(ctx: inngest.ContextSync) -> str:
+    group, key = ctx.event.data["group"], ctx.event.data["key"]
+    ctx.step.run("before", lambda: fc_record(group, f"{key}:before") or "ok")
+    ctx.step.sleep("nap", datetime.timedelta(seconds=2))
+    ctx.step.run("after", lambda: fc_record(group, f"{key}:after") or "ok")
+    return "rested"
+
+
+@client.create_function(
+    fn_id="fc-prioritized",
+    trigger=inngest.TriggerEvent(event="fc/prioritized"),
+    concurrency=[inngest.Concurrency(limit=1)],
+    priority=inngest.Priority(run="event.data.priority"),
+)
+def fc_prioritized(ctx: inngest.ContextSync) -> str:
+    group, key = ctx.event.data["group"], ctx.event.data["key"]
+
+    def work() -> str:
+        fc_record(group, key)
+        if ctx.event.data.get("hold"):
+            fc_gate(group).wait(10)  # until the test opens it (POST /fc/open/<group>)
+        return key
+
+    return ctx.step.run("work", work)
+
+
+@client.create_function(
+    fn_id="fc-throttled",
+    trigger=inngest.TriggerEvent(event="fc/throttled"),
+    throttle=inngest.Throttle(limit=2, period=datetime.timedelta(seconds=1)),
+)
+def fc_throttled(ctx: inngest.ContextSync) -> str:
+    group = ctx.event.data["group"]
+    return ctx.step.run("start", lambda: fc_record(group, time.time()) or "started")
+
+
+@client.create_function(
+    fn_id="fc-rate-limited",
+    trigger=inngest.TriggerEvent(event="fc/rate-limited"),
+    rate_limit=inngest.RateLimit(limit=1, period=datetime.timedelta(hours=1), key="event.data.user"),
+)
+def fc_rate_limited(ctx: inngest.ContextSync) -> str:
+    return ctx.step.run("work", lambda: bump("fc-rate-limited", "work", ctx) and ctx.event.data["user"])
+
+
+@client.create_function(
+    fn_id="fc-idempotent",
+    trigger=inngest.TriggerEvent(event="fc/idempotent"),
+    idempotency="event.data.order",
+)
+def fc_idempotent(ctx: inngest.ContextSync) -> str:
+    return ctx.step.run("charge", lambda: bump("fc-idempotent", "charge", ctx) and ctx.event.data["order"])
+
+
+@client.create_function(
+    fn_id="fc-single-skip",
+    trigger=inngest.TriggerEvent(event="fc/single-skip"),
+    singleton=inngest.Singleton(key="event.data.user", mode="skip"),
+)
+def fc_single_skip(ctx: inngest.ContextSync) -> str:
+    ctx.step.run("start", lambda: bump("fc-single-skip", "start", ctx) and "started")
+    ctx.step.sleep("hold", datetime.timedelta(seconds=ctx.event.data.get("hold_s", 0) or 1))
+    return "done"
+
+
+@client.create_function(
+    fn_id="fc-single-cancel",
+    trigger=inngest.TriggerEvent(event="fc/single-cancel"),
+    singleton=inngest.Singleton(key="event.data.user", mode="cancel"),
+)
+def fc_single_cancel(ctx: inngest.ContextSync) -> str:
+    ctx.step.run("start", lambda: bump("fc-single-cancel", "start", ctx) and "started")
+    if ctx.event.data.get("hold_s"):
+        ctx.step.sleep("hold", datetime.timedelta(seconds=ctx.event.data["hold_s"]))
+    return "done"
+
+
+@client.create_function(
+    fn_id="fc-debounced",
+    trigger=inngest.TriggerEvent(event="fc/debounced"),
+    debounce=inngest.Debounce(key="event.data.user", period=datetime.timedelta(hours=1),
+                              timeout=datetime.timedelta(minutes=100)),
+)
+def fc_debounced(ctx: inngest.ContextSync) -> dict:
+    n = ctx.step.run("take", lambda: bump("fc-debounced", "take", ctx) and ctx.event.data["n"])
+    return {"n": n, "events": len(ctx.events)}
+
+
+@client.create_function(
+    fn_id="fc-batched",
+    trigger=inngest.TriggerEvent(event="fc/batched"),
+    batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(minutes=20), key="event.data.user",
+                               if_exp="event.data.batch == true"),
+)
+def fc_batched(ctx: inngest.ContextSync) -> dict:
+    ns = [e.data["n"] for e in ctx.events]
+    return ctx.step.run("sum", lambda: bump("fc-batched", "sum", ctx) and {"ns": ns, "size": len(ns)})
+
+
+@app.post("/fc/open/<group>")
+def fc_open(group: str) -> flask.Response:
+    fc_gate(group).set()
+    return flask.jsonify(True)
+
+
+@app.get("/fc/log/<group>")
+def fc_log(group: str) -> flask.Response:
+    with _lock:
+        return flask.jsonify(list(_fc_log.get(group, [])))
+
+
+FLOW_CONTROL_FUNCTIONS = [
+    fc_limited, fc_napper, fc_prioritized, fc_throttled, fc_rate_limited, fc_idempotent,
+    fc_single_skip, fc_single_cancel, fc_debounced, fc_batched,
+]
+# -- end of flow control --------------------------------------------------------------------------
+
+
+FUNCTIONS = [nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
 inngest.flask.serve(app, client, FUNCTIONS)
 
 

@@ -1,0 +1,139 @@
+"""Large JSON values in S3, referenced from the table.
+
+DynamoDB refuses items over 400 KB, and every byte of a run's partition is read (and paid for)
+by the one Query that loads the run. So any JSON attribute larger than ``INLINE_MAX_BYTES`` is
+written to S3 first, and the item holds a small reference instead: a map attribute
+``{"s3": <key>, "bytes": <size>}`` where the inline form is a string. Reads swap references
+back for the JSON text before any record is decoded, so nothing above ``TableClient`` can tell
+where a value lived; only offloaded values cost an S3 GET.
+
+Keys name the owning record, then the attribute, then the SHA-256 of the content::
+
+    runs/<run_id>/<field>/<sha256>.json                      run events, event_ids, output, error
+    runs/<run_id>/steps/<step_id>/<attribute>/<sha256>.json  memo value, pending op detail
+    runs/<run_id>/waiters/<step_id>/trigger/<sha256>.json    a waiter's trigger event
+    events/<internal_id>/<field>/<sha256>.json               an event's data or user
+
+Content addressing keeps the conditional writes' semantics: the object is written before the
+item, and a writer that then loses the item's condition leaves either the very object the winner
+wrote (same content, same key) or an object nothing references (harmless). Everything of a run
+shares the ``runs/<run_id>/`` prefix, so it can be expired or deleted with the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from runtime.aws.errors import translated
+
+Item = dict[str, dict[str, Any]]
+
+# Values up to this size stay in the item. Well under the 400 KB item limit, so a run item or a
+# step item never nears it, and a run with many steps stays cheap to load in one Query (reads
+# are billed per 4 KB, and a Query page ends at 1 MB).
+INLINE_MAX_BYTES = 64 * 1024
+# Encryption at rest for every object, whatever the bucket's default says.
+SERVER_SIDE_ENCRYPTION = "AES256"
+# A run loads its offloaded values in parallel; boto3 clients are safe to share across threads.
+_FETCH_THREADS = 8
+_REF = "s3"
+
+
+def content_key(prefix: str, data: bytes) -> str:
+    return f"{prefix.rstrip('/')}/{hashlib.sha256(data).hexdigest()}.json"
+
+
+def run_prefix(run_id: str, field: str) -> str:
+    return f"runs/{run_id}/{field}"
+
+
+def step_prefix(run_id: str, step_id: str, attribute: str) -> str:
+    return f"runs/{run_id}/steps/{step_id}/{attribute}"
+
+
+def waiter_prefix(run_id: str, step_id: str) -> str:
+    return f"runs/{run_id}/waiters/{step_id}/trigger"
+
+
+def event_prefix(internal_id: str, field: str) -> str:
+    return f"events/{internal_id}/{field}"
+
+
+def is_ref(attr: Any) -> bool:
+    return isinstance(attr, dict) and "M" in attr and _REF in attr["M"]
+
+
+def ref_key(attr: dict[str, Any]) -> str:
+    return attr["M"][_REF]["S"]
+
+
+class PayloadStore:
+    """One bucket through one boto3 S3 client. Every failure is a ``StoreError``."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        with translated(f"S3 PutObject {key}"):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType="application/json",
+                ServerSideEncryption=SERVER_SIDE_ENCRYPTION,
+            )
+
+    def get(self, key: str) -> bytes:
+        # A reference to a missing object is a broken store, not a lost race: StoreError.
+        with translated(f"S3 GetObject {key}"):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+    # -- attributes ----------------------------------------------------------------------------
+
+    def offload(self, attr: dict[str, Any], prefix: str) -> dict[str, Any]:
+        """``attr`` itself when it is small enough to stay inline; otherwise its text is
+        written to S3 under ``prefix`` and the reference to put in the item is returned."""
+        text = attr.get("S")
+        if text is None:
+            return attr
+        data = text.encode("utf-8", "surrogatepass")
+        if len(data) <= INLINE_MAX_BYTES:
+            return attr
+        key = content_key(prefix, data)
+        self.put(key, data)
+        return {"M": {_REF: {"S": key}, "bytes": {"N": str(len(data))}}}
+
+    def resolve(self, items: list[Item]) -> list[Item]:
+        """Replace every reference in ``items`` (in place) by the JSON text it points at."""
+        refs = [(item, name) for item in items for name, attr in item.items() if is_ref(attr)]
+        if not refs:
+            return items
+        keys = [ref_key(item[name]) for item, name in refs]
+        if len(keys) == 1:
+            texts = [self.get(keys[0])]
+        else:
+            texts = list(self._threads().map(self.get, keys))
+        for (item, name), data in zip(refs, texts):
+            item[name] = {"S": data.decode("utf-8", "surrogatepass")}
+        return items
+
+    def _threads(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(_FETCH_THREADS, thread_name_prefix="stepline-s3")
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)

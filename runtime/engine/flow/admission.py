@@ -1,0 +1,125 @@
+"""Flow control where runs start (the Event API's side): rate limit, debounce and batching
+decide whether and when an event makes a run; idempotency, singleton and throttle apply to
+every run about to start, debounced and batched ones included.
+
+A function that configures none of these costs nothing here: its runs start exactly as without
+flow control. Concurrency is the executor's (``flow.concurrency``): it limits steps, not starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from runtime.engine import messages
+from runtime.engine.expressions import matches
+from runtime.engine.flow import batching, idempotency, ratelimit, singleton, throttle
+from runtime.engine.flow.batching import Batcher
+from runtime.engine.flow.buffers import Buffers
+from runtime.engine.flow.debounce import Debouncer
+from runtime.engine.flow.keys import event_context
+from runtime.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from runtime.engine.runs import RunStarter, run_id_for, run_id_for_events
+from runtime.engine.scheduling import Waker
+
+log = logging.getLogger(__name__)
+
+INGEST_RULES = ("rateLimit", "debounce", "batchEvents", "idempotency", "singleton", "throttle")
+# How long a function config read by a debounce or batch timer is trusted.
+_FUNCTION_CACHE_MS = 5_000
+
+
+class FlowControl:
+    def __init__(self, backend: Backend, clock: Clock, starter: RunStarter) -> None:
+        self.store = backend.store
+        self.queue = backend.queue
+        self.clock = clock
+        self.starter = starter
+        self.waker = Waker(backend.queue, backend.timers, clock)
+        self.buffers = Buffers(self.store)
+        self.debounce = Debouncer(self)
+        self.batching = Batcher(self)
+        # Cancels a run (singleton mode "cancel"); set by the Engine, which owns cancellation.
+        self.cancel: Callable[[str, str], Any] | None = None
+        self._functions: dict[str, tuple[int, FunctionRecord]] = {}
+
+    # -- events ------------------------------------------------------------------------------
+    def on_event(
+        self, fn: FunctionRecord, event: StoredEvent, *, duplicate: bool = False
+    ) -> list[dict[str, Any]]:
+        """Whatever ``event`` starts for ``fn`` (which it triggers): the queue messages to send
+        now. Delayed starts (throttle) and buffered events (debounce, batching) take care of
+        themselves."""
+        config = fn.config
+        if not any(config.get(rule) for rule in INGEST_RULES):
+            _, message = self.starter.start_for_event(fn, event)
+            return [message] if message is not None else []
+        if duplicate:
+            # The same event again (its id within 24 h): it was counted, buffered or started
+            # the first time. Only a run it created but never got onto the queue is resent.
+            return self._resend(fn, event)
+        now = self.clock.now_ms()
+        context = event_context(event.wire())
+        if not ratelimit.allows(self.store, fn, context, now):
+            log.info("rate limit: event %s starts no run of %s", event.internal_id, fn.fn_id)
+            return []
+        if config.get("debounce"):
+            self.debounce.add(fn, event, context, now)
+            return []
+        batch = config.get("batchEvents")
+        if batching.enabled(batch) and matches(batch.get("if"), context):
+            self.batching.add(fn, event, context, now)
+            return []
+        return self.start(fn, [event])
+
+    def start(self, fn: FunctionRecord, events: list[StoredEvent]) -> list[dict[str, Any]]:
+        """Start one run of ``fn`` with ``events`` under the start-time rules. Returns the
+        message to send now, if any (a throttled start is scheduled here for its time)."""
+        now = self.clock.now_ms()
+        context = event_context(events[0].wire())
+        run_id = run_id_for_events(events, fn.fn_id)
+        if not idempotency.claim(self.store, fn, context, run_id, now):
+            log.info("idempotency: run %s of %s skipped, its key has a run", run_id, fn.fn_id)
+            return []
+        if not singleton.claim(self.store, fn, context, run_id, now, self._cancel):
+            return []
+        _, message = self.starter.start_for_events(fn, events)
+        if message is None:
+            return []
+        at = throttle.start_at(self.store, fn, context, now)
+        if at > now:
+            self.waker.at(message, at)
+            return []
+        return [message]
+
+    def start_and_send(self, fn: FunctionRecord, events: list[StoredEvent]) -> None:
+        started = self.start(fn, events)
+        if started:
+            self.queue.send_many(started)
+
+    def _resend(self, fn: FunctionRecord, event: StoredEvent) -> list[dict[str, Any]]:
+        run = self.store.get_run(run_id_for(event, fn.fn_id))
+        if run is not None and run.status == RunStatus.QUEUED:
+            return [messages.call(run.run_id)]
+        return []
+
+    def _cancel(self, run_id: str, reason: str) -> None:
+        if self.cancel is not None:
+            self.cancel(run_id, reason)
+
+    # -- runs ending -------------------------------------------------------------------------
+    def run_ended(self, run: Run, fn_config: dict[str, Any] | None) -> None:
+        """Free what the run held for its whole life (its singleton key)."""
+        if fn_config and fn_config.get("singleton"):
+            singleton.release(self.store, fn_config, run.run_id, run.events[0] if run.events else {})
+
+    # -- timers ------------------------------------------------------------------------------
+    def function(self, fn_id: str) -> FunctionRecord | None:
+        now = self.clock.now_ms()
+        cached = self._functions.get(fn_id)
+        if cached and now - cached[0] < _FUNCTION_CACHE_MS:
+            return cached[1]
+        fn = self.store.get_function(fn_id)
+        if fn is not None:
+            self._functions[fn_id] = (now, fn)
+        return fn

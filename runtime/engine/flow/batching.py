@@ -1,0 +1,126 @@
+"""`batchEvents` {maxSize, timeout, key, if}: one run receives ``events[]`` when a key's batch is
+full or ``timeout`` after its first event, whichever comes first.
+
+A batch is a buffer of events per key. The event that fills it seals it and starts the run; the
+first event schedules a batch message for the timeout, which starts the run of a batch that
+never filled (and does nothing for one that already ran: it names its batch). Events for which
+``if`` is false are not batched: each starts a run of its own at once. A batch whose events
+would pass ``MAX_BATCH_BYTES`` runs early, so a buffer always fits in one store item.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from runtime.engine import messages
+from runtime.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
+from runtime.engine.flow.keys import digest, rule_key
+from runtime.engine.ports import FunctionRecord, StoreError, StoredEvent
+from runtime.engine.records import FlowState
+from runtime.protocol.durations import parse_duration_ms
+
+if TYPE_CHECKING:
+    from runtime.engine.flow.admission import FlowControl
+
+MAX_BATCH_BYTES = 256 * 1024
+
+
+def enabled(config: dict[str, Any] | None) -> bool:
+    """As Inngest: a batch of one, or one without a timeout, is no batch."""
+    return bool(config) and int(config.get("maxSize") or 0) > 1 and bool(config.get("timeout"))
+
+
+class Batcher:
+    def __init__(self, flow: FlowControl) -> None:
+        self.flow = flow
+
+    def add(self, fn: FunctionRecord, event: StoredEvent, context: dict[str, Any], now_ms: int) -> None:
+        config = fn.config["batchEvents"]
+        max_size = int(config["maxSize"])
+        timeout = parse_duration_ms(config["timeout"])
+        key = rule_key("batch", fn.fn_id, config.get("key"), context)
+        doc = event_doc(event)
+        size = len(json.dumps(doc, separators=(",", ":"), default=str))
+        store, buffers = self.flow.store, self.flow.buffers
+
+        def start(events: list[StoredEvent]) -> None:
+            self.flow.start_and_send(fn, events)
+
+        for _ in range(MAX_ATTEMPTS):
+            state = store.get_flow_state(key, now_ms)
+            data = state.data if state else {}
+            events = list(data.get("events") or [])
+            if state is not None and (
+                data.get("sealed")
+                or data["fire_at"] <= now_ms
+                or data.get("bytes", 0) + size > MAX_BATCH_BYTES
+            ):
+                # Full, timed out or too big to take this event: that batch runs first.
+                buffers.finish(key, state, now_ms, start)
+                continue
+            if any(d["internal_id"] == event.internal_id for d in events):
+                return  # a retried request: the event is in this batch already
+            first_at = data.get("first_at", now_ms)
+            batch = {
+                "fn_id": fn.fn_id,
+                "batch_id": data.get("batch_id", event.internal_id),
+                "events": events + [doc],
+                "first_at": first_at,
+                "fire_at": first_at + timeout,
+                "bytes": data.get("bytes", 0) + size,
+            }
+            full = len(batch["events"]) >= max_size
+            if full:
+                batch["sealed"] = True
+            elif state is None:
+                # A new batch's timeout message goes before the batch itself: a crash in between
+                # leaves a message for no batch (ignored), never a batch without one.
+                timeout_message = _message(fn.fn_id, key, batch["batch_id"], batch["fire_at"])
+                self.flow.waker.at(timeout_message, batch["fire_at"])
+            expires_at = batch["fire_at"] + GRACE_MS
+            if not store.put_flow_state(
+                key, batch, expect_version=state.version if state else None,
+                expires_at=expires_at, now_ms=now_ms,
+            ):
+                continue
+            if full:
+                # A compare-and-set leaves version + 1; a create's version is read back.
+                if state is not None:
+                    sealed: FlowState | None = FlowState(key, state.version + 1, batch, expires_at)
+                else:
+                    sealed = store.get_flow_state(key, now_ms)
+                if sealed is not None:
+                    buffers.finish(key, sealed, now_ms, start)
+            return
+        raise StoreError(f"batch {key}: too much contention")
+
+    def fire(self, body: dict[str, Any]) -> None:
+        """A batch's timeout: run it unless it already ran."""
+        key, at = body["key"], int(body["at"])
+        now = self.flow.clock.now_ms()
+        for _ in range(MAX_ATTEMPTS):
+            state = self.flow.store.get_flow_state(key, now)
+            if state is None or state.data.get("batch_id") != body.get("batch_id"):
+                return  # that batch ran when it filled
+            if now < at and not state.data.get("sealed"):
+                self.flow.waker.at(body, at)  # the queue's clock ran ahead of the engine's
+                return
+            fn = self.flow.function(state.data["fn_id"])
+            if fn is None:
+                self.flow.store.delete_flow_state(key, state.version)
+                return
+            if self.flow.buffers.finish(key, state, now, lambda events: self.flow.start_and_send(fn, events)):
+                return
+        raise StoreError(f"batch {key}: too much contention")
+
+
+def _message(fn_id: str, key: str, batch_id: str, at: int) -> dict[str, Any]:
+    return {
+        "kind": messages.BATCH,
+        "fn_id": fn_id,
+        "key": key,
+        "batch_id": batch_id,
+        "at": at,
+        "step": digest(key, batch_id)[:16],
+    }

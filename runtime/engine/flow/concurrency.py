@@ -1,0 +1,424 @@
+"""`concurrency` [{limit, key, scope}] (at most two): at most ``limit`` steps of a key execute
+at once. It limits steps, not runs: a run holds a slot only while the executor is calling the
+app for it, so sleeping and waiting runs hold nothing.
+
+Per key the store keeps counted slots (leases: a crashed holder's slot frees itself when it
+expires) and a line of the work waiting for one, ordered by position = enqueue time minus the
+run's priority (FIFO per key, priority jumps the line). A call goes ahead when, under every
+limit, its rank among the work waiting there is below the number of free slots. Otherwise it
+waits in the line of the limit that stopped it, and its message goes back on the queue with a
+delay: never dropped. Whoever frees a slot wakes the head of that line at once, so the delay is
+only the safety net for a holder that died. A call keeps its position when a second limit
+stops it after the first, so it is not pushed to the back of the other line.
+
+The entry of a waiting message travels in the message (``line``). Copies of it (the wake, the
+safety net, a redelivery) resolve through the store: a copy whose entry is gone, or whose entry
+a live slot was admitted from, is a duplicate and stops. An entry is removed only once the copy
+that was admitted has finished, so a crash never loses the work.
+
+Between two calls of one invocation (inline continuation) the holder keeps its slots unless
+work is waiting for one; then it yields: it frees them, wakes the head and queues itself at
+the back. A function without ``concurrency`` costs nothing here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.engine.flow.keys import digest, event_context, key_value
+from runtime.engine.flow.priority import factor_ms
+from runtime.engine.ids import IdGenerator
+from runtime.engine.ports import Clock, FunctionRecord, RunState, RunStore, WorkQueue
+from runtime.engine.records import LineEntry, SlotView
+from runtime.engine.scheduling import Waker
+from runtime.settings import Settings
+
+MAX_LIMITS = 2
+# Delays of a waiting message's safety net, in order; the last repeats.
+SAFETY_DELAYS_MS = (1_000, 2_000, 4_000, 8_000, 15_000, 30_000)
+# Line entries read beyond twice the limit: enough to rank any entry that could be admitted
+# (those ahead of it are at most the admitted ones plus the free slots).
+_LINE_PAGE_EXTRA = 8
+_TAKE_ATTEMPTS = 3
+# A head this process woke is not woken again by it for this long (its wake is on the way).
+_REWAKE_MS = 500
+# Message fields that belong to one copy of a waiting message, not to the work.
+_COPY_FIELDS = ("line", "waits", "woken", "not_before", "busy")
+
+
+@dataclass(frozen=True)
+class Limit:
+    key: str
+    limit: int
+
+
+def limits_for(fn: FunctionRecord, event: dict[str, Any]) -> list[Limit]:
+    """The function's concurrency limits for a run with this trigger event, tightest first."""
+    context = event_context(event)
+    out: list[Limit] = []
+    for rule in (fn.config.get("concurrency") or [])[:MAX_LIMITS]:
+        limit = int(rule.get("limit") or 0)
+        if limit <= 0:
+            continue  # 0 means no limit of its own
+        expression = rule.get("key")
+        value = key_value(expression, context)
+        scope = rule.get("scope") or "fn"
+        if scope == "fn":
+            key = f"conc:{fn.fn_id}:{digest(expression or '', value)}"
+        else:
+            # Shared by every function whose key gives the same value in this scope.
+            key = f"conc:{scope}:{digest(value)}"
+        out.append(Limit(key, limit))
+    return sorted(out, key=lambda c: c.limit)
+
+
+def line_page(limit: int) -> int:
+    return 2 * limit + _LINE_PAGE_EXTRA
+
+
+@dataclass
+class _Standing:
+    """One key as one read saw it."""
+
+    free: list[int]
+    waiting: list[LineEntry]
+    busy_tokens: set[str] = field(default_factory=set)
+
+    def rank(self, position: str, *, in_line: bool) -> int:
+        """How many waiting entries go before ``position``."""
+        if in_line:
+            for index, entry in enumerate(self.waiting):
+                if entry.position == position:
+                    return index
+            return len(self.waiting)  # beyond the page read: behind everything seen
+        return sum(1 for entry in self.waiting if entry.position < position)
+
+    def admits(self, position: str, *, in_line: bool) -> bool:
+        return self.rank(position, in_line=in_line) < len(self.free)
+
+
+def _standing(view: SlotView, limit: int, now: int, *, mine: str = "") -> _Standing:
+    live = [h for h in view.holders if h.until >= now]
+    taken = {h.index for h in live}
+    busy = {h.token for h in live if h.token and h.token != mine}
+    # Slots numbered past the limit (held since a sync lowered it) still count against it.
+    free = [i for i in range(limit) if i not in taken][: max(limit - len(live), 0)]
+    return _Standing(
+        free=free,
+        waiting=[e for e in view.line if e.position not in busy],
+        busy_tokens=busy,
+    )
+
+
+@dataclass
+class Ticket:
+    """A waiting message's place: its entry in the line of ``key``, and all the limits it needs.
+    ``state`` says what became of it in this delivery: "open" until decided, then "admitted"
+    (it got its slots), "waiting" (back on the queue), "moved" (waiting in another limit's
+    line now) or "duplicate" (another copy has it)."""
+
+    key: str
+    position: str
+    limit: int
+    limits: list[Limit]
+    body: dict[str, Any]
+    state: str = "open"
+    views: dict[str, SlotView] = field(default_factory=dict)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> Ticket | None:
+        line = body.get("line")
+        if not isinstance(line, dict) or not line.get("key") or not line.get("pos"):
+            return None
+        key, limit = str(line["key"]), int(line.get("limit") or 1)
+        limits = [Limit(str(k), int(n)) for k, n in line.get("limits") or []] or [Limit(key, limit)]
+        return cls(key, str(line["pos"]), limit, limits, body)
+
+
+class Concurrency:
+    def __init__(
+        self,
+        store: RunStore,
+        queue: WorkQueue,
+        waker: Waker,
+        clock: Clock,
+        ids: IdGenerator,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.waker = waker
+        self.clock = clock
+        self.ids = ids
+        self.settings = settings
+        self._local = threading.local()
+        self._woken: dict[tuple[str, str], int] = {}
+        self._woken_lock = threading.Lock()
+
+    # -- one delivery of a call message ------------------------------------------------------
+    @contextmanager
+    def message(self, body: dict[str, Any]) -> Iterator[Ticket | None]:
+        """The scope of one call message. A waiting message's entry is removed when this
+        delivery ends normally without having been admitted or queued again: its work is done
+        or obsolete (the run ended, the step was settled). An exception keeps it: the queue
+        delivers the message again."""
+        ticket = Ticket.from_body(body)
+        self._local.ticket = ticket
+        try:
+            yield ticket
+        finally:
+            self._local.ticket = None
+        if ticket is not None and ticket.state == "open":
+            if self.store.leave_line(ticket.key, ticket.position):
+                self.wake(ticket.key, ticket.limit)
+
+    def may_run(self, ticket: Ticket | None) -> bool:
+        """Before the run is touched: may this delivery go on? A waiting message still behind
+        a limit goes back on the queue here, at the cost of one read per limit."""
+        if ticket is None:
+            return True
+        now = self.clock.now_ms()
+        view = self.store.slot_view(ticket.key, line_page(ticket.limit))
+        ticket.views[ticket.key] = view
+        standing = _standing(view, ticket.limit, now)
+        if ticket.position in standing.busy_tokens or not self._entry_exists(ticket, view):
+            ticket.state = "duplicate"  # another copy was admitted, or has finished the work
+            return False
+        if not standing.admits(ticket.position, in_line=True):
+            self.still_waiting(ticket)
+            return False
+        for limit in ticket.limits:
+            if limit.key == ticket.key:
+                continue
+            other = self.store.slot_view(limit.key, line_page(limit.limit))
+            ticket.views[limit.key] = other
+            if not _standing(other, limit.limit, now).admits(ticket.position, in_line=False):
+                self.move(ticket, limit)
+                return False
+        return True
+
+    # -- around the executor's calls ---------------------------------------------------------
+    @contextmanager
+    def slots(self, fn: FunctionRecord | None, state: RunState, owner: str) -> Iterator[Gate | None]:
+        """The slots of one executor invocation, freed when it ends. If it ends in an exception
+        the message is delivered again, so a waiting message keeps its place in the line."""
+        gate = self.gate(fn, state, owner)
+        if gate is None:
+            yield None
+            return
+        try:
+            yield gate
+        except BaseException:
+            gate.release(keep_place=True)
+            raise
+        gate.release()
+
+    def gate(self, fn: FunctionRecord | None, state: RunState, owner: str) -> Gate | None:
+        """The slots one executor invocation takes around its calls; None when the function
+        has no concurrency limit."""
+        if fn is None or not fn.config.get("concurrency"):
+            return None
+        event = state.run.events[0] if state.run.events else {}
+        limits = limits_for(fn, event)
+        if not limits:
+            return None
+        ticket = getattr(self._local, "ticket", None)
+        if ticket is not None and ticket.state != "open":
+            ticket = None
+        first = not state.memos and not state.pending
+        base = state.run.created_at if first else None
+        return Gate(self, limits, owner, base, factor_ms(fn.config, event), ticket)
+
+    # -- the line ----------------------------------------------------------------------------
+    def join(self, limit: Limit, limits: list[Limit], body: dict[str, Any], position: str) -> None:
+        """Queue ``body`` (a call) behind ``limit``: an entry in its line, and the message back
+        on the queue. Read again after joining: a slot freed between the first read and the
+        join woke nobody, so this call wakes itself."""
+        now = self.clock.now_ms()
+        waiting = self._waiting_body(body, limit, limits, position)
+        self.store.join_line(limit.key, LineEntry(position, waiting, now))
+        standing = _standing(self.store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
+        if standing.admits(position, in_line=True):
+            self.queue.send(waiting)
+        else:
+            self.requeue(waiting)
+
+    def move(self, ticket: Ticket, limit: Limit) -> None:
+        """The waiting message may have its slot under its own line's limit but not under
+        ``limit``: it waits in that line now, at the same position. The new entry is written
+        before the old one goes, so a crash in between leaves the message findable."""
+        now = self.clock.now_ms()
+        waiting = self._waiting_body(ticket.body, limit, ticket.limits, ticket.position)
+        self.store.join_line(limit.key, LineEntry(ticket.position, waiting, now))
+        self.requeue(waiting)
+        if self.store.leave_line(ticket.key, ticket.position):
+            self.wake(ticket.key, ticket.limit)
+        ticket.state = "moved"
+
+    def still_waiting(self, ticket: Ticket) -> None:
+        if ticket.body.get("woken"):
+            # A wake that lost its slot to a race: the message's own safety net goes on.
+            ticket.state = "duplicate"
+            return
+        self.requeue(ticket.body)
+        ticket.state = "waiting"
+
+    def requeue(self, body: dict[str, Any]) -> None:
+        waits = int(body.get("waits") or 0)
+        again = {k: v for k, v in body.items() if k not in ("woken", "not_before")}
+        again["waits"] = waits + 1
+        self.waker.after(again, SAFETY_DELAYS_MS[min(waits, len(SAFETY_DELAYS_MS) - 1)])
+
+    def wake(self, key: str, limit: int) -> None:
+        """Send the head of the line as many wakes as there are free slots. Slots freed in
+        quick succession would wake the same head again: an entry this process woke moments
+        ago is skipped (another process may still wake it; the copy is then a duplicate)."""
+        now = self.clock.now_ms()
+        standing = _standing(self.store.slot_view(key, line_page(limit)), limit, now)
+        heads = standing.waiting[: len(standing.free)]
+        with self._woken_lock:
+            self._woken = {k: t for k, t in self._woken.items() if now - t < _REWAKE_MS}
+            heads = [e for e in heads if (key, e.position) not in self._woken]
+            self._woken.update({(key, e.position): now for e in heads})
+        if heads:
+            self.queue.send_many([{**entry.body, "woken": True} for entry in heads])
+
+    def position(self, base_ms: int | None, priority_ms: int) -> str:
+        base = self.clock.now_ms() if base_ms is None else base_ms
+        return f"{max(base - priority_ms, 0):015d}.{self.ids.new()}"
+
+    def _entry_exists(self, ticket: Ticket, view: SlotView) -> bool:
+        if any(e.position == ticket.position for e in view.line):
+            return True
+        if len(view.line) < line_page(ticket.limit):
+            return False  # the whole line was read
+        return self.store.line_entry(ticket.key, ticket.position) is not None
+
+    @staticmethod
+    def _waiting_body(
+        body: dict[str, Any], limit: Limit, limits: list[Limit], position: str
+    ) -> dict[str, Any]:
+        work = {k: v for k, v in body.items() if k not in _COPY_FIELDS}
+        line = {
+            "key": limit.key,
+            "pos": position,
+            "limit": limit.limit,
+            "limits": [[lim.key, lim.limit] for lim in limits],
+        }
+        return {**work, "line": line, "waits": 0}
+
+
+@dataclass
+class _Held:
+    key: str
+    limit: int
+    index: int
+    token: str = ""
+
+
+class Gate:
+    """The concurrency slots of one executor invocation."""
+
+    def __init__(
+        self,
+        concurrency: Concurrency,
+        limits: list[Limit],
+        owner: str,
+        first_base_ms: int | None,
+        priority_ms: int,
+        ticket: Ticket | None,
+    ) -> None:
+        self.c = concurrency
+        self.limits = limits
+        self.owner = owner
+        self.priority_ms = priority_ms
+        self.ticket = ticket
+        self._base = first_base_ms  # a run's first call queues by its creation time
+        self._held: list[_Held] = []
+        self._until = 0
+
+    def admit(self, body: dict[str, Any]) -> bool:
+        """Before a call: True when it may go ahead (its slots are held). False when it was
+        queued behind a limit instead: the invocation stops, the work is not lost."""
+        if self._held:
+            return self._keep(body)
+        return self._acquire(body)
+
+    def release(self, *, keep_place: bool = False) -> None:
+        """After the last call: free the slots and wake what waits for them. The admitted
+        message's entry goes first, so no copy of it can be admitted once the slot is free
+        (unless ``keep_place``: the message will be delivered again and needs it)."""
+        if self.ticket is not None and self.ticket.state == "admitted" and not keep_place:
+            self.c.store.leave_line(self.ticket.key, self.ticket.position)
+            self.ticket.state = "done"
+        self._free()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _acquire(self, body: dict[str, Any]) -> bool:
+        now = self.c.clock.now_ms()
+        until = now + self.c.settings.lease_ms
+        ticket = self.ticket if self.ticket is not None and self.ticket.state == "open" else None
+        position = ticket.position if ticket else self.c.position(self._base, self.priority_ms)
+        for limit in self.limits:
+            in_line = ticket is not None and limit.key == ticket.key
+            cached = ticket.views.pop(limit.key, None) if ticket else None
+            index = self._take(limit, position, in_line=in_line, until=until, now=now, view=cached)
+            if index is None:
+                self._free()
+                if ticket is None:
+                    self.c.join(limit, self.limits, body, position)
+                elif in_line:
+                    self.c.still_waiting(ticket)
+                else:
+                    self.c.move(ticket, limit)
+                return False
+            self._held.append(_Held(limit.key, limit.limit, index, position if in_line else ""))
+        self._until = until
+        if ticket is not None and any(h.key == ticket.key for h in self._held):
+            ticket.state = "admitted"
+        return True
+
+    def _take(
+        self, limit: Limit, position: str, *, in_line: bool, until: int, now: int, view: SlotView | None
+    ) -> int | None:
+        token = position if in_line else ""
+        for _ in range(_TAKE_ATTEMPTS):
+            view = view or self.c.store.slot_view(limit.key, line_page(limit.limit))
+            standing = _standing(view, limit.limit, now, mine=token)
+            rank = standing.rank(position, in_line=in_line)
+            if rank >= len(standing.free):
+                return None
+            if self.c.store.take_slot(limit.key, standing.free[rank], self.owner, until, now, token):
+                return standing.free[rank]
+            view = None  # lost the slot to a racer: read again
+        return None
+
+    def _free(self) -> None:
+        held, self._held = self._held, []
+        for h in held:
+            self.c.store.release_slot(h.key, h.index, self.owner)
+        for h in held:
+            self.c.wake(h.key, h.limit)
+
+    def _keep(self, body: dict[str, Any]) -> bool:
+        """Between two calls: keep the slots unless work waits for them; renew them when their
+        lease runs short."""
+        now = self.c.clock.now_ms()
+        for h in self._held:
+            standing = _standing(self.c.store.slot_view(h.key, line_page(h.limit)), h.limit, now)
+            if len(standing.waiting) > len(standing.free):
+                self.release()
+                self.ticket = None
+                limit = next(lim for lim in self.limits if lim.key == h.key)
+                self.c.join(limit, self.limits, body, self.c.position(None, self.priority_ms))
+                return False
+        if self._until - now <= self.c.settings.step_timeout_s * 1000:
+            until = now + self.c.settings.lease_ms
+            for h in self._held:
+                self.c.store.take_slot(h.key, h.index, self.owner, until, now, h.token)
+            self._until = until
+        return True

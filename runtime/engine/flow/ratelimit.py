@@ -1,0 +1,34 @@
+"""`rateLimit` {limit, period, key}: events beyond the limit start no run (they stay stored and
+listed). Inngest's GCRA with a burst of a tenth of the limit: ``limit // 10 + 1`` runs at once
+on an idle key, then one per ``period / limit``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.engine.expressions import evaluate
+from runtime.engine.flow import gcra
+from runtime.engine.flow.keys import rule_key
+from runtime.engine.ports import FunctionRecord, RunStore
+from runtime.protocol.durations import parse_duration_ms
+
+
+def allows(store: RunStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> bool:
+    config = fn.config.get("rateLimit")
+    if not config:
+        return True
+    expression = config.get("key")
+    if expression and _is_false(expression, context):
+        return True  # Inngest: a key that evaluates to false exempts the event
+    period = parse_duration_ms(config["period"])
+    limit = max(int(config.get("limit") or 1), 1)
+    emission = period / limit
+    key = rule_key("ratelimit", fn.fn_id, expression, context)
+    return gcra.admit(store, key, now_ms, emission, emission * (limit // 10 + 1), wait=False) is not None
+
+
+def _is_false(expression: str, context: dict[str, Any]) -> bool:
+    try:
+        return evaluate(expression, context) is False
+    except Exception:  # noqa: BLE001 - a key that cannot be evaluated is just a key
+        return False

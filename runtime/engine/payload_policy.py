@@ -1,0 +1,97 @@
+"""How big a run may grow, and how its state reaches the SDK.
+
+Every call request carries the run's events and all its memos (PROTOCOL §5.2), so a run whose
+steps return large values would send more bytes on every call: quadratic in the number of steps.
+Past ``Settings.use_api_threshold_bytes`` the request carries ``use_api: true`` instead and leaves
+the memos and the event batch out; the SDK fetches them once per call from
+``GET /v0/runs/{id}/actions`` and ``/batch`` (PROTOCOL §5.3).
+
+Limits are Inngest's: 4 MiB per step output (``Executor``), 32 MiB per run state (events and
+memos together), checked here before a memo is committed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from runtime.engine.records import Memo, RunState
+from runtime.protocol.jsoncanon import canonical_json
+
+# The most a run's state (its events and every memo) may hold; a step whose result would take
+# the run past it gets a RunStateTooLarge error instead, which the user's code can catch.
+MAX_RUN_STATE_BYTES = 32 * 1024 * 1024
+RUN_STATE_TOO_LARGE = "RunStateTooLarge"
+# Cached on each Memo: values never change once committed, and a run may hold a thousand memos.
+_SIZE_ATTR = "_json_bytes"
+
+
+def json_bytes(value: Any) -> int:
+    """The UTF-8 size of ``value`` as compact JSON: the JCS size but for number formatting, and
+    far cheaper to compute (json's encoder is C; JCS walks the value in Python)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def memo_bytes(memo: Memo) -> int:
+    size = memo.__dict__.get(_SIZE_ATTR)
+    if size is None:
+        size = json_bytes(memo.value)
+        memo.__dict__[_SIZE_ATTR] = size
+    return size
+
+
+def run_state_bytes(state: RunState) -> int:
+    """What counts against ``MAX_RUN_STATE_BYTES``: the run's events and memo values."""
+    return json_bytes(state.run.events) + sum(memo_bytes(m) for m in state.memos)
+
+
+def state_limit_error(state: RunState, value: dict[str, Any]) -> dict[str, str] | None:
+    """The error to memoize instead of ``value`` when committing it would take the run past
+    ``MAX_RUN_STATE_BYTES``; None when it fits."""
+    size = json_bytes(value)
+    total = run_state_bytes(state) + size
+    if total <= MAX_RUN_STATE_BYTES:
+        return None
+    message = (
+        f"step output of {size} bytes would make the run's state {total} bytes; "
+        f"the limit is {MAX_RUN_STATE_BYTES} (events and step outputs together)"
+    )
+    return {"name": RUN_STATE_TOO_LARGE, "message": message}
+
+
+def call_body(
+    request: dict[str, Any],
+    state: RunState,
+    threshold_bytes: int,
+    encode: Callable[[dict[str, Any]], bytes] = canonical_json,
+) -> bytes:
+    """The JCS body of a call request: ``encode(request)``, or, when its memos and events would
+    take it past ``threshold_bytes``, a slim request with ``use_api`` set, leaving those for the
+    SDK to fetch.
+
+    What stays in the slim body is what the SDKs read from it even with ``use_api``: ``event``
+    (the Python SDK takes it from the body, never from ``/batch``), ``ctx`` with its ``stack``
+    object and ``run_id``, and empty but present ``steps`` (an object) and ``events`` (a list),
+    which the Python SDK's strict model requires. The slim body is canonicalized directly, not
+    through ``encode``: a caching encoder keyed on the full request's pieces must not mix the two.
+    """
+    if _request_bytes(request, state) <= threshold_bytes:
+        return encode(request)
+    slim = {
+        **request,
+        "steps": {},
+        "events": [],
+        "use_api": True,  # the Python SDK reads this one
+        "ctx": {**request["ctx"], "use_api": True},  # the TypeScript SDK reads this one
+    }
+    return canonical_json(slim)
+
+
+def _request_bytes(request: dict[str, Any], state: RunState) -> int:
+    # Memo sizes are cached, so this stays cheap on every call of a long run; the event batch
+    # appears twice (``event`` is ``events[0]``), and the rest of the request is small.
+    steps = sum(memo_bytes(m) + len(m.step_id) + 4 for m in state.memos)
+    events = json_bytes(request["events"])
+    return steps + events + json_bytes(request["event"]) + 1024

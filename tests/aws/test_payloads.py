@@ -1,0 +1,179 @@
+"""S3 offload on the AWS family: large values go to the payload bucket behind a reference, small
+ones cost exactly what they did (DESIGN §4), and S3 is touched only for the large ones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.stub import Stubber
+
+from runtime.aws import AwsNames, provision
+from runtime.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, PayloadStore
+from runtime.aws.table import DynamoRunStore
+from runtime.engine.ports import StoreError
+from runtime.settings import Settings
+from tests.contract.helpers import make_event, make_memo, make_pending, make_run
+
+BIG = "x" * 200_000  # over the inline threshold, under the item limit: offloaded by choice
+
+
+def raw_item(aws, pk: str, sk: str) -> dict:
+    ddb, table = aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name
+    return ddb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
+
+
+def s3(aws):
+    return aws.extras["clients"]["s3"], aws.extras["names"].payload_bucket
+
+
+@pytest.fixture
+def run(aws, clock):
+    run = make_run(clock)
+    aws.store.create_run(run)
+    return run
+
+
+def test_small_values_cost_what_they_always_did(aws, calls, run, clock):
+    store = aws.store
+    for i in range(3):
+        _, counts = calls.during(store.commit_memo, run.run_id, make_memo(f"s{i}", {"i": i}, f"{i:04d}"))
+        assert counts == {"UpdateItem": 1}
+    _, counts = calls.during(store.add_pending, run.run_id, make_pending("p", "Sleep", wake_at=1))
+    assert counts == {"UpdateItem": 1}
+    state, counts = calls.during(store.load_run, run.run_id)
+    assert counts == {"Query": 1} and len(state.memos) == 3
+    _, counts = calls.during(store.create_run, make_run(clock))
+    assert counts == {"BatchWriteItem": 1, "PutItem": 1}
+    _, counts = calls.during(store.save_events, [make_event(clock)], clock.now_ms())
+    assert "PutObject" not in counts
+
+
+def test_a_large_memo_costs_one_put_and_each_load_one_get_per_large_value(aws, calls, run):
+    store = aws.store
+    _, counts = calls.during(store.commit_memo, run.run_id, make_memo("big-1", BIG, "0001"))
+    assert counts == {"PutObject": 1, "UpdateItem": 1}
+    store.commit_memo(run.run_id, make_memo("big-2", BIG + "y", "0002"))
+    store.commit_memo(run.run_id, make_memo("small", 1, "0003"))
+
+    state, counts = calls.during(store.load_run, run.run_id)
+    assert counts == {"Query": 1, "GetObject": 2}
+    assert state.memo_map() == {
+        "big-1": {"data": BIG}, "big-2": {"data": BIG + "y"}, "small": {"data": 1},
+    }
+
+
+def test_the_item_holds_a_reference_to_an_encrypted_object(aws, run):
+    aws.store.commit_memo(run.run_id, make_memo("big", BIG, "0001"))
+
+    attr = raw_item(aws, f"RUN#{run.run_id}", "STEP#big")["memo_value"]
+    key = attr["M"]["s3"]["S"]
+    assert key.startswith(f"runs/{run.run_id}/steps/big/memo/") and key.endswith(".json")
+    assert int(attr["M"]["bytes"]["N"]) == len(json.dumps({"data": BIG}, separators=(",", ":")))
+    client, bucket = s3(aws)
+    obj = client.get_object(Bucket=bucket, Key=key)
+    assert obj["ServerSideEncryption"] == SERVER_SIDE_ENCRYPTION
+    assert json.loads(obj["Body"].read()) == {"data": BIG}
+
+
+def test_values_up_to_the_threshold_stay_inline(aws, run):
+    overhead = len(json.dumps({"data": ""}, separators=(",", ":")))
+    at_limit = "x" * (INLINE_MAX_BYTES - overhead)
+    aws.store.commit_memo(run.run_id, make_memo("at", at_limit, "0001"))
+    aws.store.commit_memo(run.run_id, make_memo("over", at_limit + "x", "0002"))
+
+    assert "S" in raw_item(aws, f"RUN#{run.run_id}", "STEP#at")["memo_value"]
+    assert "M" in raw_item(aws, f"RUN#{run.run_id}", "STEP#over")["memo_value"]
+    assert aws.store.load_run(run.run_id).memo_map()["over"] == {"data": at_limit + "x"}
+
+
+def test_every_large_field_is_offloaded_under_its_owner(aws, clock):
+    store = aws.store
+    event = make_event(clock, event_id="e-big", data={"blob": BIG})
+    store.save_events([event], clock.now_ms())
+    run = make_run(clock, event_ids=[event.internal_id])
+    run.events = [event.wire()]
+    store.create_run(run)
+    store.update_run(run.run_id, {"output": {"blob": BIG}})
+    store.add_pending(run.run_id, make_pending("p", "WaitForEvent", blob=BIG))
+
+    client, bucket = s3(aws)
+    keys = {o["Key"].rsplit("/", 1)[0] for o in client.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {
+        f"events/{event.internal_id}/data",
+        f"runs/{run.run_id}/events",
+        f"runs/{run.run_id}/output",
+        f"runs/{run.run_id}/steps/p/pending",
+    }
+    assert store.get_event(event.internal_id) == event
+    assert store.get_run(run.run_id).output == {"blob": BIG}
+
+
+def test_a_losing_writer_leaves_the_winner_intact(aws, run):
+    """Content-addressed keys: the loser's object is a different key (or the same bytes)."""
+    assert aws.store.commit_memo(run.run_id, make_memo("s", BIG, "0001"))
+    assert not aws.store.commit_memo(run.run_id, make_memo("s", BIG + "loser", "0002"))
+    assert not aws.store.commit_memo(run.run_id, make_memo("s", BIG, "0003"))
+
+    assert aws.store.load_run(run.run_id).memo_map() == {"s": {"data": BIG}}
+
+
+def test_s3_failures_are_store_errors_and_nothing_is_half_written(aws, run):
+    store = aws.store
+    s3_client = aws.extras["clients"]["s3"]
+    with Stubber(s3_client) as stub:
+        stub.add_client_error("put_object", service_error_code="SlowDown", http_status_code=503)
+        with pytest.raises(StoreError, match="SlowDown"):
+            store.commit_memo(run.run_id, make_memo("s", BIG, "0001"))
+    assert not store.load_run(run.run_id).has_memo("s")
+
+    # A reference whose object is gone is a broken store, never a silently missing value.
+    store.commit_memo(run.run_id, make_memo("s", BIG, "0002"))
+    key = raw_item(aws, f"RUN#{run.run_id}", "STEP#s")["memo_value"]["M"]["s3"]["S"]
+    client, bucket = s3(aws)
+    client.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(StoreError, match="GetObject"):
+        store.load_run(run.run_id)
+
+
+def test_provisioned_bucket_is_private_and_encrypted(aws):
+    client, bucket = s3(aws)
+    assert bucket == "stepline-payloads"
+    rules = client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+    # Provisioning again keeps the bucket and what is in it.
+    client.put_object(Bucket=bucket, Key="keep.json", Body=b"{}")
+    provision(AwsNames.for_prefix("stepline"), aws.extras["session"], clients=aws.extras["clients"])
+    assert client.get_object(Bucket=bucket, Key="keep.json")["Body"].read() == b"{}"
+
+
+def test_the_bucket_name_comes_from_the_settings():
+    names = AwsNames.from_env({"STEPLINE_TABLE_NAME": "t", "STEPLINE_PAYLOAD_BUCKET": "my-payloads"})
+    assert names.payload_bucket == "my-payloads"
+    assert Settings(**names.settings_values()).to_env()["STEPLINE_PAYLOAD_BUCKET"] == "my-payloads"
+    assert AwsNames.from_settings(Settings(table_name="t")).payload_bucket == ""
+
+
+def test_without_a_bucket_nothing_goes_to_s3(aws, calls, run):
+    """A store with no payload bucket keeps small and mid-sized values inline, as before."""
+    inline = DynamoRunStore(aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name)
+    _, counts = calls.during(inline.commit_memo, run.run_id, make_memo("mid", BIG, "0001"))
+    assert counts == {"UpdateItem": 1}
+    assert "S" in raw_item(aws, f"RUN#{run.run_id}", "STEP#mid")["memo_value"]
+    assert aws.store.load_run(run.run_id).memo_map() == {"mid": {"data": BIG}}
+
+
+def test_payload_store_resolves_several_references_at_once(aws):
+    client, bucket = s3(aws)
+    payloads = PayloadStore(client, bucket)
+    items = [
+        {"a": payloads.offload({"S": json.dumps("v" * 100_000 + str(i))}, f"test/{i}"), "b": {"N": "1"}}
+        for i in range(5)
+    ]
+    assert all("M" in item["a"] for item in items)
+    payloads.resolve(items)
+    assert [json.loads(item["a"]["S"]) for item in items] == ["v" * 100_000 + str(i) for i in range(5)]
+    assert all(item["b"] == {"N": "1"} for item in items)
+    payloads.close()
