@@ -10,6 +10,7 @@ import sys
 import threading
 
 from runtime.check.cli import add_check_parser
+from runtime.cli_ops import add_ops_parsers
 from runtime.settings import Settings
 
 
@@ -36,6 +37,7 @@ def _dev(args: argparse.Namespace) -> int:
     runtime.start()
     print(f"stepline dev: listening on {runtime.url} (backend {args.backend}, state in {args.db})", flush=True)
     print("stepline dev: DEV MODE - no event keys, no signatures, no API auth. Never expose this port.", flush=True)
+    print(f"stepline dev: dashboard at {runtime.url}/ (REST API described at {runtime.url}/openapi.json)", flush=True)
     for url in options.app_urls:
         print(f"stepline dev: syncing app {url}", flush=True)
     done.wait()
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=_dev)
 
     add_check_parser(sub)
+    add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail
     return parser
 
 

@@ -11,7 +11,16 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api import events_api, register_api, runs_api
+from runtime.api import (
+    dashboard,
+    events_api,
+    functions_api,
+    openapi,
+    register_api,
+    runs_api,
+    runs_views,
+    send_api,
+)
 from runtime.api.errors import ApiError, json_response
 from runtime.engine.core import Engine
 from runtime.protocol.errors import ProtocolError
@@ -25,6 +34,12 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     events_api.add_routes(app, engine)
     register_api.add_routes(app, engine)
     runs_api.add_routes(app, engine)
+    # Operating it: the rest of the REST API, its OpenAPI document and the dashboard.
+    runs_views.add_routes(app, engine)
+    functions_api.add_routes(app, engine)
+    send_api.add_routes(app, engine)
+    openapi.add_routes(app)
+    dashboard.add_routes(app)
 
     @app.get("/health")
     def health() -> Response:

@@ -32,6 +32,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             raw_body(app),
             max_events=settings.max_events_per_request,
             max_bytes=settings.max_event_body_bytes,
+            max_event_bytes=settings.max_event_bytes,
         )
         ids = engine.ingest.accept(
             [p.model_dump() for p in payloads],

@@ -3,6 +3,8 @@ state (`use_api`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,9 +13,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from runtime.api.auth import require_signing_key
 from runtime.api.errors import ApiError, json_response, parse_json_body
 from runtime.api.request import query, raw_body
+from runtime.api.steps_view import steps_json
 from runtime.engine.core import Engine
 from runtime.engine.expressions import ExpressionError, compile_expression
-from runtime.engine.ports import Run, RunStatus, StoredEvent
+from runtime.engine.ports import Run, RunStatus, StoreError, StoredEvent
 
 MAX_PAGE = 100
 
@@ -74,6 +77,8 @@ def run_json(run: Run) -> dict[str, Any]:
     }
     if run.error is not None:
         out["error"] = run.error
+    if run.origin:
+        out["origin"] = run.origin  # a replay or rerun: which run it came from
     return out
 
 
@@ -116,10 +121,10 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/runs/<run_id>")
     def get_run(run_id: str) -> Response:
         require_signing_key(app, settings)
-        run = store.get_run(run_id)
-        if run is None:
+        state = store.load_run(run_id)
+        if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
-        return envelope(run_json(run))
+        return envelope({**run_json(state.run), "events": state.run.events, "steps": steps_json(state)})
 
     @app.delete("/v1/runs/<run_id>")
     def cancel_run(run_id: str) -> Response:
@@ -170,18 +175,48 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             for a in store.list_apps()
         ])
 
-    @app.get("/v0/runs/<run_id>/batch")
+    @app.get("/v1/apps/<app_id>/functions")
+    def app_functions(app_id: str) -> Response:
+        """Each function of the app with its configuration as registered (read-only; `stepline
+        check --register-via` reads it)."""
+        require_signing_key(app, settings)
+        record = store.get_app(app_id)
+        if record is None:
+            raise ApiError(404, f"app {app_id!r} not found")
+        functions = [store.get_function(fn_id) for fn_id in record.function_ids]
+        return envelope([
+            {"function_id": f.fn_id, "app_id": f.app_id, "name": f.name, "url": f.url,
+             "event_triggers": f.event_triggers, "config": f.config}
+            for f in functions if f is not None
+        ])
+
+    # The SDKs call these two when a call request says `use_api` (PROTOCOL §5.3): the run's
+    # events as an array, and its memos as the object a request's `steps` would hold. They carry
+    # the run's largest state, so they are gzipped when the SDK accepts it (both SDKs do): a
+    # Lambda response is capped at 6 MB. Errors keep the `{"error", "status"}` shape the SDKs
+    # parse; a store failure is a 503, which fails the SDK's call and so retries it.
+    @app.get("/v0/runs/<run_id>/batch", compress=True)
     def run_batch(run_id: str) -> Response:
         require_signing_key(app, settings)
-        run = store.get_run(run_id)
+        with _store_unavailable_is_503():
+            run = store.get_run(run_id)
         if run is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return json_response(200, run.events)
 
-    @app.get("/v0/runs/<run_id>/actions")
+    @app.get("/v0/runs/<run_id>/actions", compress=True)
     def run_actions(run_id: str) -> Response:
         require_signing_key(app, settings)
-        state = store.load_run(run_id)
+        with _store_unavailable_is_503():
+            state = store.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return json_response(200, state.memo_map())
+
+
+@contextmanager
+def _store_unavailable_is_503() -> Iterator[None]:
+    try:
+        yield
+    except StoreError as exc:
+        raise ApiError(503, f"run state is unavailable: {exc}") from exc

@@ -1,0 +1,86 @@
+"""Functions as registered (with their flow-control settings and their app's last sync), and
+syncing an app by URL from the API, the way `stepline dev -u URL` does at start."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+from runtime.api.auth import require_signing_key
+from runtime.api.errors import ApiError, json_response, parse_json_body
+from runtime.api.request import raw_body
+from runtime.api.runs_api import iso
+from runtime.dev.app_sync import sync_app
+from runtime.engine.core import Engine
+from runtime.engine.records import AppRecord, FunctionRecord
+
+# Registered config keys (wire names) that shape when and how often runs start and execute.
+FLOW_CONTROL_KEYS = (
+    "concurrency", "throttle", "rateLimit", "debounce", "batchEvents", "idempotency",
+    "singleton", "priority", "cancel", "timeouts",
+)
+# An API request must answer within API Gateway's 30 s: a couple of quick tries, not dev's minute.
+SYNC_ATTEMPTS = 2
+SYNC_INTERVAL_S = 0.5
+
+
+def app_json(app: AppRecord) -> dict[str, Any]:
+    return {"app_id": app.app_id, "url": app.url, "sdk": app.sdk, "framework": app.framework,
+            "app_version": app.app_version, "synced_at": iso(app.synced_at), "function_ids": app.function_ids}
+
+
+def function_json(fn: FunctionRecord, app: AppRecord | None) -> dict[str, Any]:
+    config = fn.config
+    return {
+        "function_id": fn.fn_id,
+        "app_id": fn.app_id,
+        "name": fn.name,
+        "url": fn.url,
+        "triggers": config.get("triggers") or [],
+        "retries": fn.retries,
+        "flow_control": {key: config[key] for key in FLOW_CONTROL_KEYS if config.get(key) is not None},
+        "last_synced_at": iso(app.synced_at) if app else None,
+        "config": config,
+    }
+
+
+def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
+    store = engine.backend.store
+    settings = engine.settings
+
+    def envelope(data: Any) -> Response:
+        meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
+        return json_response(200, {"data": data, "metadata": meta})
+
+    @app.get("/v1/functions")
+    def list_functions() -> Response:
+        require_signing_key(app, settings)
+        apps = {a.app_id: a for a in store.list_apps()}
+        functions = sorted(store.list_functions(), key=lambda f: (f.app_id, f.fn_id))
+        return envelope([function_json(f, apps.get(f.app_id)) for f in functions])
+
+    @app.get("/v1/functions/<fn_id>")
+    def get_function(fn_id: str) -> Response:
+        require_signing_key(app, settings)
+        fn = store.get_function(fn_id)
+        if fn is None:
+            raise ApiError(404, f"function {fn_id!r} not found")
+        return envelope(function_json(fn, store.get_app(fn.app_id)))
+
+    @app.post("/v1/apps/sync")
+    def sync() -> Response:
+        """Body {"url": <the app's serve URL>}: ask the app to sync (PUT), as `stepline dev -u`
+        does; the SDK then registers its functions with the server it is configured for."""
+        require_signing_key(app, settings)
+        body = parse_json_body(raw_body(app))
+        url = body.get("url") if isinstance(body, dict) else None
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ApiError(400, f"url: expected the app's http(s) serve URL, got {url!r}")
+        if not sync_app(url, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S):
+            raise ApiError(502, f"url: the app at {url} did not answer the sync request (PUT) with 2xx; "
+                                "is it running and serving its Inngest handler there?")
+        synced = [a for a in store.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
+        return envelope({"url": url, "synced": True, "apps": [app_json(a) for a in synced]})

@@ -1,0 +1,384 @@
+"""`stepline send|runs|run|cancel|replay|tail`: operating Stepline from a terminal, through the
+REST API (the same routes the dashboard uses).
+
+They talk to `stepline dev` on 127.0.0.1:8288 unless told otherwise: ``--url`` (or
+STEPLINE_URL) points them at a deployed API, and ``--signing-key`` (or STEPLINE_SIGNING_KEY)
+authenticates them there. The key never leaves this process: requests carry its hash as the
+bearer, as the SDKs do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from typing import Any, TextIO
+
+from runtime.protocol.errors import ProtocolError
+from runtime.protocol.signing import hash_signing_key
+
+DEFAULT_URL = "http://127.0.0.1:8288"
+TERMINAL = ("Completed", "Failed", "Cancelled")
+
+
+class ApiFailure(Exception):
+    """The API answered with an error, or could not be reached."""
+
+
+class Client:
+    def __init__(self, url: str, signing_key: str | None = None, timeout_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if signing_key:
+            try:
+                self.headers["Authorization"] = f"Bearer {hash_signing_key(signing_key)}"
+            except ProtocolError as exc:
+                raise ApiFailure(str(exc)) from None
+
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        query = urllib.parse.urlencode({k: v for k, v in params.items() if v not in (None, "")})
+        url = f"{self.url}{path}" + (f"?{query}" if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers=self.headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:
+                text = resp.read()
+        except urllib.error.HTTPError as err:
+            text = err.read()
+            hint = " (pass --signing-key or set STEPLINE_SIGNING_KEY)" if err.code == 401 else ""
+            try:
+                message = json.loads(text)["error"]
+            except (ValueError, KeyError, TypeError):
+                # Not this API's error shape: some other server answered.
+                message = " ".join(text.decode(errors="replace").split())[:120]
+                hint = f" (is {self.url} a Stepline API?)"
+            raise ApiFailure(f"{method} {path}: {err.code} {message}{hint}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiFailure(f"cannot reach {self.url} ({reason}); is `stepline dev` running?") from None
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            raise ApiFailure(f"{method} {path}: the answer is not JSON; is {self.url} a Stepline API?") from None
+
+
+# -- formatting ----------------------------------------------------------------------------------
+def _ms(text: str | None) -> int | None:
+    if not text:
+        return None
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _clock(text: str | None) -> str:
+    ms = _ms(text)
+    if ms is None:
+        return "-"
+    when = datetime.fromtimestamp(ms / 1000)
+    # A sleep or wait may end days from now: say which day when it is not today.
+    return when.strftime("%H:%M:%S" if when.date() == datetime.now().date() else "%Y-%m-%d %H:%M:%S")
+
+
+def duration(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms}ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f}s"
+    if ms < 3_600_000:
+        return f"{ms // 60_000}m{(ms % 60_000) // 1000:02d}s"
+    return f"{ms // 3_600_000}h{(ms % 3_600_000) // 60_000:02d}m"
+
+
+def _run_duration(run: dict[str, Any], now_ms: int) -> int | None:
+    start = _ms(run.get("run_started_at"))
+    end = _ms(run.get("ended_at")) or now_ms
+    return None if start is None else max(0, end - start)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _origin(run: dict[str, Any]) -> str:
+    origin = run.get("origin") or {}
+    if origin.get("kind") == "replay":
+        return f"replay of {origin.get('run_id')}"
+    if origin.get("kind") == "rerun":
+        return f"rerun of {origin.get('run_id')} from step {origin.get('step_name') or origin.get('step_id')}"
+    return ""
+
+
+def waiting_on(run: dict[str, Any]) -> str:
+    """What a live run is doing now, from its open steps: "sleeping 'nap' until 12:00:03"."""
+    steps = run.get("steps") or []
+    done = sum(1 for s in steps if s["status"] in ("Completed", "Failed"))
+    now = [s for s in steps if s["status"] in ("Sleeping", "Waiting", "Running")]
+    parts = []
+    for step in now:
+        given = step.get("input") or {}
+        if step["status"] == "Sleeping":
+            parts.append(f"sleeping {step['name']!r} until {_clock(given.get('wake_at'))}")
+        elif step["kind"] == "wait":
+            parts.append(f"waiting for {given.get('event')!r} until {_clock(given.get('expires_at'))}")
+        elif step["kind"] == "invoke":
+            parts.append(f"waiting for {given.get('function_id')!r}")
+        else:
+            parts.append(f"running {step['name']!r}")
+    return f"{done} step{'s' if done != 1 else ''} done" + (", " + "; ".join(parts) if parts else "")
+
+
+def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
+    now = _now_ms()
+    out.write(f"run       {run['run_id']}  {run['status']}\n")
+    out.write(f"function  {run['function_id']}\n")
+    events = run.get("events") or []
+    if events:
+        out.write(f"event     {events[0].get('name')}  {run.get('event_id')}\n")
+    if _origin(run):
+        out.write(f"origin    {_origin(run)}\n")
+    out.write(f"started   {run.get('run_started_at')}   ended {run.get('ended_at') or '-'}"
+              f"   took {duration(_run_duration(run, now))}\n")
+    steps = run.get("steps") or []
+    out.write("\n")
+    if not steps:
+        out.write("  (no steps yet)\n")
+    else:
+        start = _ms(run.get("run_started_at")) or now
+        end = _ms(run.get("ended_at")) or now
+        for step in steps:
+            end = max(end, _ms(step.get("ended_at")) or 0)
+        span = max(1, end - start)
+        rows = [["#", "STEP", "KIND", "STATUS", "TRIES", "AT", "TOOK", "TIMELINE"]]
+        for index, step in enumerate(steps, 1):
+            s = _ms(step.get("started_at"))
+            e = _ms(step.get("ended_at")) or (now if step["status"] not in TERMINAL else s)
+            bar = ""
+            if s is not None:
+                left = int((s - start) / span * width)
+                length = max(1, int(((e or s) - s) / span * width))
+                left = min(max(left, 0), width - 1)
+                bar = "|" + " " * left + "=" * min(length, width - left) + " " * max(0, width - left - length) + "|"
+            rows.append([
+                str(index), step["name"], step["kind"], step["status"],
+                str(step["attempts"]) if step.get("attempts") else "-",
+                f"+{duration(s - start)}" if s is not None else "-",
+                duration(step.get("duration_ms")) if step.get("ended_at") else
+                (f"{duration(now - s)}…" if s is not None and step["status"] not in TERMINAL else "-"),
+                bar,
+            ])
+        _table(rows, out)
+        out.write("\n")
+        for index, step in enumerate(steps, 1):
+            if "error" in step:
+                error = step["error"] or {}
+                out.write(f"  {index}. {step['name']}: {error.get('name', 'Error')}: {error.get('message', '')}\n")
+            elif step.get("timed_out"):
+                out.write(f"  {index}. {step['name']}: timed out waiting for {(step.get('input') or {}).get('event')!r}\n")
+            elif step.get("input") and step["status"] not in ("Completed",):
+                out.write(f"  {index}. {step['name']}: {_short(step['input'], 90)}\n")
+            if step.get("copied_from"):
+                out.write(f"  {index}. {step['name']}: result copied from run {step['copied_from']}\n")
+    if run["status"] == "Running":
+        out.write(f"now       {waiting_on(run)}\n")
+    if run.get("output") is not None:
+        out.write(f"output    {_short(run['output'], 200)}\n")
+    if run.get("error"):
+        error = run["error"]
+        out.write(f"error     {error.get('name', 'Error')}: {error.get('message', '')}\n")
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_send(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        data = json.loads(args.data) if args.data else {}
+    except ValueError as exc:
+        raise ApiFailure(f"DATA: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ApiFailure("DATA: expected a JSON object, like '{\"user_id\": \"u-1\"}'")
+    event: dict[str, Any] = {"name": args.name, "data": data}
+    if args.id:
+        event["id"] = args.id
+    reply = client.call("POST", "/v1/events", event)
+    for event_id in reply["ids"]:
+        out.write(f"{event_id}\n")
+    return 0
+
+
+def cmd_runs(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    reply = client.call("GET", "/v1/runs", function_id=args.function, status=args.status, limit=args.limit)
+    runs = reply["data"]
+    if args.json:
+        out.write(json.dumps(runs, indent=2) + "\n")
+        return 0
+    if not runs:
+        out.write("no runs\n")
+        return 0
+    now = _now_ms()
+    rows = [["RUN", "STATUS", "FUNCTION", "EVENT", "STARTED", "TOOK", ""]]
+    for run in runs:
+        rows.append([run["run_id"], run["status"], run["function_id"], run.get("event_name") or "-",
+                     _clock(run.get("run_started_at")), duration(_run_duration(run, now)), _origin(run)])
+    _table(rows, out)
+    return 0
+
+
+def cmd_run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    run = client.call("GET", f"/v1/runs/{_q(args.run_id)}")["data"]
+    if args.json:
+        out.write(json.dumps(run, indent=2) + "\n")
+    else:
+        render_timeline(run, out)
+    return 0
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    run = client.call("DELETE", f"/v1/runs/{_q(args.run_id)}")["data"]
+    if run["status"] == "Cancelled":
+        out.write(f"cancelled {run['run_id']}\n")
+        return 0
+    out.write(f"{run['run_id']} had already ended: {run['status']}\n")
+    return 1
+
+
+def cmd_replay(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.from_step:
+        original = client.call("GET", f"/v1/runs/{_q(args.run_id)}")["data"]
+        steps = original.get("steps") or []
+        match = [s for s in steps if args.from_step in (s["step_id"], s["name"])]
+        if not match:
+            names = ", ".join(s["name"] for s in steps) or "none"
+            raise ApiFailure(f"--from-step: run {args.run_id} has no step {args.from_step!r} (steps: {names})")
+        run = client.call("POST", f"/v1/runs/{_q(args.run_id)}/rerun", {"step_id": match[0]["step_id"]})["data"]
+    else:
+        run = client.call("POST", f"/v1/runs/{_q(args.run_id)}/replay")["data"]
+    out.write(f"{run['run_id']}\n")
+    return 0
+
+
+def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """Follow runs: one line when a run starts, when it ends, and when a live run moves on
+    (a step done, a sleep or wait begun), until interrupted."""
+    seen: dict[str, str] = {}  # run id -> last status line state
+    progress: dict[str, str] = {}
+    first = True
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    out.write(f"following runs on {client.url} (Ctrl-C to stop)\n")
+    out.flush()
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            runs = client.call("GET", "/v1/runs", function_id=args.function, limit=50)["data"]
+            for run in reversed(runs):  # oldest first, so lines come in order
+                run_id, status = run["run_id"], run["status"]
+                before = seen.get(run_id)
+                seen[run_id] = status
+                if first and status in TERMINAL:
+                    continue  # ended before we started watching
+                label = f"{run_id}  {run['function_id']}"
+                if before is None:
+                    extra = f"  ({_origin(run)})" if _origin(run) else ""
+                    event = f"  on {run['event_name']}" if run.get("event_name") else ""
+                    _line(out, f"started    {label}{event}{extra}")
+                if status == "Running":
+                    detail = client.call("GET", f"/v1/runs/{_q(run_id)}")["data"]
+                    now = waiting_on(detail)
+                    if progress.get(run_id) != now:
+                        progress[run_id] = now
+                        _line(out, f"progress   {label}  {now}")
+                elif before != status:
+                    took = duration(_run_duration(run, _now_ms()))
+                    what = {"Completed": "completed", "Failed": "failed", "Cancelled": "cancelled"}[status]
+                    tail = ""
+                    if status == "Failed" and run.get("error"):
+                        tail = f": {run['error'].get('message', '')}"
+                    _line(out, f"{what:<10} {label}  after {took}{tail}")
+            first = False
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _line(out: TextIO, text: str) -> None:
+    out.write(f"{datetime.now().strftime('%H:%M:%S')}  {text}\n")
+    out.flush()
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+COMMANDS = {
+    "send": cmd_send, "runs": cmd_runs, "run": cmd_run, "cancel": cmd_cancel,
+    "replay": cmd_replay, "tail": cmd_tail,
+}
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    try:
+        client = Client(args.api_url, args.signing_key)
+        return COMMANDS[args.command](client, args, out)
+    except ApiFailure as exc:
+        print(f"stepline {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def add_ops_parsers(sub: Any) -> None:
+    """Register the operating commands on the `stepline` parser's subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", dest="api_url", default=os.environ.get("STEPLINE_URL", DEFAULT_URL),
+                        help=f"the Stepline API (default $STEPLINE_URL or {DEFAULT_URL}, `stepline dev`)")
+    common.add_argument("--signing-key", default=os.environ.get("STEPLINE_SIGNING_KEY"),
+                        help="the deployment's signing key (default $STEPLINE_SIGNING_KEY); dev needs none")
+
+    p = sub.add_parser("send", parents=[common], help="send an event")
+    p.add_argument("name", help="event name, e.g. shop/order.placed")
+    p.add_argument("data", nargs="?", help="event data as a JSON object")
+    p.add_argument("--id", help="event id (deduplicates for 24 h)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("runs", parents=[common], help="list runs, newest first")
+    p.add_argument("--function", help="function id")
+    p.add_argument("--status", help="Running, Completed, Failed or Cancelled (comma-separated)")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("run", parents=[common], help="one run with its step timeline")
+    p.add_argument("run_id")
+    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("cancel", parents=[common], help="cancel a run")
+    p.add_argument("run_id")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("replay", parents=[common], help="run a run again with the same events (prints the new run id)")
+    p.add_argument("run_id")
+    p.add_argument("--from-step", help="rerun from this step (name or id), keeping the results of the steps before it")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")
+    p.add_argument("--function", help="only this function's runs")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+    p.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    p.set_defaults(func=_run)

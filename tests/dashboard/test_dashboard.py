@@ -1,0 +1,184 @@
+"""The dashboard in a real browser (Debian's headless chromium, driven by Playwright) against a
+live `stepline dev` with an app on the official SDK: a run started from the page is watched to
+completion and its timeline shows every step; cancel, replay and rerun work from the page; the
+lists filter; deployed, the page asks for the signing key."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from runtime.dev.runtime import DevOptions, DevRuntime
+from runtime.settings import Settings
+from tests.e2e.conftest import free_port
+from tests.operating.harness import key
+
+RUN_URL = re.compile(r"#/runs/([0-9A-Z]{26})$")
+SIGNING_KEY = "signkey-prod-a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+def run_id_of(page) -> str:
+    match = RUN_URL.search(page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def steps(page) -> list[dict[str, str]]:
+    return page.locator(".step-row").evaluate_all(
+        "rows => rows.map(r => ({name: r.dataset.stepName, kind: r.dataset.kind, status: r.dataset.status,"
+        " tags: [...r.querySelectorAll('.tag')].map(t => t.textContent)}))"
+    )
+
+
+def test_a_run_started_from_the_page_is_watched_to_completion(ops, page, tmp_path):
+    k = key()
+    page.goto(f"{ops.url}/")
+    expect(page.locator("#mode")).to_contain_text("dev mode")
+    expect(page.locator("#runs-table")).to_be_visible()
+
+    page.click("#send-open")
+    page.fill("#send-name", "ops/order.placed")
+    page.fill("#send-data", json.dumps({"key": k}))
+    page.click("#send-submit")
+    started = page.locator("#sent-runs a").first
+    expect(started).to_contain_text("ops-app-pipeline")
+    started.click()
+    expect(page).to_have_url(RUN_URL)
+    run_id = run_id_of(page)
+    expect(page.locator("#run-id")).to_have_text(run_id)
+
+    # Live: the page polls until the run is done, adding steps as they report.
+    status = page.locator(".run-head .badge")
+    expect(status).to_have_text("Completed", timeout=30_000)
+    shown = steps(page)
+    api = ops.run(run_id)
+    assert [s["name"] for s in shown] == [s["name"] for s in api["steps"]]
+    kinds = {s["name"]: s["kind"] for s in shown}
+    assert kinds == {"load-order": "run", "check-stock": "run", "check-fraud": "run",
+                     "cool-down": "sleep", "charge": "run", "wait-receipt": "wait"}
+    assert all(s["status"] == "Completed" for s in shown)
+    tags = {s["name"]: s["tags"] for s in shown}
+    assert "parallel" in tags["check-stock"] and "parallel" in tags["check-fraud"]
+    assert "parallel" not in tags["load-order"]
+    assert "2 attempts" in tags["charge"]  # the retry
+    assert "timed out" in tags["wait-receipt"]
+    assert page.locator(".step-row .bar:visible").count() == 6  # one bar per step on the time axis
+
+    # Each step opens to its input and output.
+    page.click('.step-row[data-step-name="charge"]')
+    detail = page.locator('.step-detail[data-step-name="charge"]')
+    expect(detail).to_contain_text('"charged": 2400')
+    expect(detail).to_contain_text("Attempts")
+    page.click('.step-row[data-step-name="cool-down"]')
+    expect(page.locator('.step-detail[data-step-name="cool-down"]')).to_contain_text("wake_at")
+    expect(page.locator("#run-output")).to_contain_text('"charged"')
+    page.screenshot(path=str(tmp_path / "run.png"), full_page=True)
+
+
+def test_cancel_from_the_page(ops, page):
+    run_id = ops.run_of(ops.send("ops/slow", {"key": key()}))["run_id"]
+    page.goto(f"{ops.url}/#/runs/{run_id}")
+    nap = page.locator('.step-row[data-step-name="long-nap"]')
+    expect(nap).to_have_attribute("data-status", "Sleeping")
+    expect(page.locator(".run-head .badge")).to_have_text("Running")
+
+    page.click("#cancel-run")
+    page.click("#confirm-cancel")
+    expect(page.locator(".run-head .badge")).to_have_text("Cancelled")
+    expect(nap).to_have_attribute("data-status", "Cancelled")
+    expect(page.locator("#cancel-run")).to_have_count(0)
+    assert ops.run(run_id)["status"] == "Cancelled"
+
+
+def test_replay_and_rerun_from_the_page(ops, page):
+    k = key()
+    original = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": k}))["run_id"])["run_id"]
+    page.goto(f"{ops.url}/#/runs/{original}")
+    expect(page.locator(".run-head .badge")).to_have_text("Completed")
+
+    page.click("#replay-run")
+    expect(page).not_to_have_url(re.compile(original))
+    replay = run_id_of(page)
+    expect(page.locator("#origin-link")).to_have_text(original)
+    expect(page.locator(".run-head .badge")).to_have_text("Completed")
+    assert ops.run(replay)["origin"] == {"kind": "replay", "run_id": original}
+
+    page.goto(f"{ops.url}/#/runs/{original}")
+    page.click('.step-row[data-step-name="two"]')
+    page.click('.step-detail[data-step-name="two"] button.rerun')
+    expect(page).not_to_have_url(re.compile(original))
+    expect(page.locator(".run-head .badge")).to_have_text("Completed")
+    rerun = run_id_of(page)
+    assert rerun != replay
+    expect(page.locator(".facts")).to_contain_text("Rerun from “two” of")
+    shown = steps(page)
+    assert [s["name"] for s in shown] == ["one", "two", "three"]
+    assert "memoized" in shown[0]["tags"] and "memoized" not in shown[1]["tags"]
+    # one: original only (then copied); two and three: original, replay, rerun.
+    assert [ops.app.count("steps", s, k) for s in ("one", "two", "three")] == [2, 3, 3]
+
+
+def test_runs_events_and_functions_pages(ops, page):
+    k = key()
+    failed = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": k, "fail_at": "three"}))["run_id"])
+    assert failed["status"] == "Failed"
+
+    page.goto(f"{ops.url}/#/runs")
+    row = page.locator(f'tr.run-row[data-run-id="{failed["run_id"]}"]')
+    expect(row).to_contain_text("Failed")
+    page.select_option("#filter-status", "Failed")
+    expect(page).to_have_url(re.compile(r"status=Failed"))
+    # The filtered page replaces the list once the API answers.
+    expect(page.locator('tr.run-row:not([data-status="Failed"])')).to_have_count(0)
+    expect(row).to_be_visible()
+    page.fill("#filter-search", failed["run_id"])
+    expect(page.locator("tr.run-row")).to_have_count(1)
+    page.select_option("#filter-status", "Running")
+    expect(page.locator("tr.run-row")).to_have_count(0)
+
+    # Events, with the runs they started.
+    page.goto(f"{ops.url}/#/events?event={failed['event_id']}")
+    focus = page.locator(f'table.focus tr.event-row[data-event-id="{failed["event_id"]}"], '
+                         f'#events-table tr.event-row[data-event-id="{failed["event_id"]}"]').first
+    expect(focus.locator(".event-runs")).to_contain_text("ops-app-steps")
+    expect(focus.locator(".event-runs .badge")).to_have_text("Failed")
+
+    # Functions with their flow control.
+    page.goto(f"{ops.url}/#/functions")
+    pipeline = page.locator('tr.function-row[data-function-id="ops-app-pipeline"]')
+    expect(pipeline).to_contain_text("concurrency 5 at once per event.data.key")
+    expect(pipeline).to_contain_text("throttle 100 starts / 1m")
+    expect(page.locator('tr.function-row[data-function-id="ops-app-slow"]')).to_contain_text("cancel on ops/slow.cancel")
+    expect(page.locator('article.app[data-app-id="ops-app"]')).to_contain_text("synced")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    settings = Settings(mode="cloud", event_keys=["evt"], signing_key=SIGNING_KEY)
+    options = DevOptions(port=free_port(), db_path=str(tmp_path_factory.mktemp("cloud-page") / "db"))
+    runtime = DevRuntime(options, settings).start()
+    yield runtime.url
+    runtime.stop()
+
+
+def test_deployed_the_page_asks_for_the_signing_key(cloud, page):
+    page.goto(f"{cloud}/")
+    dialog = page.locator("#key-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#mode")).to_contain_text("deployed")
+
+    page.fill("#key-input", "signkey-prod-00ff")
+    page.click("#key-submit")
+    expect(page.locator("#key-error")).to_have_text("That key was refused.")
+
+    page.fill("#key-input", SIGNING_KEY)
+    page.click("#key-submit")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#runs-table")).to_be_visible()
+    expect(page.locator("#view")).to_contain_text("No runs yet")
+    # What the page kept is the key's hash, the bearer the SDKs send, never the key.
+    stored = page.evaluate("sessionStorage.getItem('stepline.bearer')")
+    assert stored and SIGNING_KEY.split("-")[-1] not in stored and len(stored) == 64
