@@ -57,12 +57,13 @@ def wait_for(predicate, timeout_s: float = 20.0, interval_s: float = 0.05, what:
 class SdkApp:
     """The official-SDK app in a subprocess, pointed at a Stepline URL through INNGEST_DEV."""
 
-    def __init__(self, stepline_url: str, port: int | None = None, extra_env: dict | None = None) -> None:
+    def __init__(self, stepline_url: str, port: int | None = None, extra_env: dict | None = None,
+                 script: Path = APP_SCRIPT) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/api/inngest"
         env = {**os.environ, "INNGEST_DEV": stepline_url, **(extra_env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, str(APP_SCRIPT), "--port", str(self.port)],
+            [sys.executable, str(script), "--port", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -142,6 +142,14 @@ def parent(ctx: inngest.ContextSync) -> dict:
     return {"child": result}
 
 
+@client.create_function(fn_id="cross-app", trigger=inngest.TriggerEvent(event="test/cross-app"))
+def cross_app(ctx: inngest.ContextSync) -> dict:
+    result = ctx.step.invoke_by_id(
+        "call-remote", app_id="other-app", function_id="remote-double", data={"value": ctx.event.data.get("value", 1)}
+    )
+    return {"remote_result": result}
+
+
 @client.create_function(fn_id="sender", trigger=inngest.TriggerEvent(event="test/sender"))
 def sender(ctx: inngest.ContextSync) -> dict:
     ids = ctx.step.send_event(
@@ -467,7 +475,7 @@ FLOW_CONTROL_FUNCTIONS = [
 # -- end of flow control --------------------------------------------------------------------------
 
 
-FUNCTIONS = [nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
+FUNCTIONS = [cross_app, nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
 inngest.flask.serve(app, client, FUNCTIONS)
 
 

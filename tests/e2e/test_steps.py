@@ -240,3 +240,21 @@ def test_finished_runs_emit_function_finished(stack):
     event = wait_for(finished_event, what="the function.finished event")
     assert event["data"]["result"] == done["output"]
     assert event["data"]["function_id"] == "e2e-app-multi-step"
+
+
+def test_invoke_reaches_a_function_in_another_app(stack):
+    from pathlib import Path
+
+    from tests.e2e.conftest import SdkApp
+
+    stepline, _ = stack
+    other = SdkApp(stepline.url, script=Path(__file__).parent / "other_app.py")
+    try:
+        assert http("PUT", other.url)[0] == 200
+        wait_for(lambda: stepline.runtime.backend.store.get_function("other-app-remote-double"), what="the other app to sync")
+        [event_id] = stepline.send({"name": "test/cross-app", "data": {"key": key(), "value": 21}})
+        [done] = stepline.wait_runs_done(event_id)
+        assert done["status"] == "Completed", done
+        assert done["output"] == {"remote_result": {"remote": True, "doubled": 42}}
+    finally:
+        other.stop()
