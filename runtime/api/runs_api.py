@@ -39,6 +39,14 @@ def parse_time(name: str, value: str | None) -> int | None:
         raise ApiError(400, f"{name}: expected RFC3339 time or epoch milliseconds, got {value!r}") from exc
 
 
+def page_limit(text: str | None) -> int:
+    """The ``limit`` query parameter of a listing: 1 to MAX_PAGE, 20 when absent."""
+    text = text or "20"
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise ApiError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {text!r}")
+    return int(text)
+
+
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -93,11 +101,8 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/events")
     def list_events() -> Response:
         require_signing_key(app, settings)
-        limit_text = query(app, "limit") or "20"
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-            raise ApiError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {limit_text!r}")
         events, cursor = store.list_events(
-            limit=int(limit_text),
+            limit=page_limit(query(app, "limit")),
             cursor=query(app, "cursor"),
             name=query(app, "name"),
             received_after=parse_time("received_after", query(app, "received_after")),

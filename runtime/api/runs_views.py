@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from runtime.api.auth import require_signing_key
 from runtime.api.errors import ApiError, json_response, parse_json_body
 from runtime.api.request import query, raw_body
-from runtime.api.runs_api import MAX_PAGE, iso, parse_time, run_json
+from runtime.api.runs_api import MAX_PAGE, iso, page_limit, parse_time, run_json
 from runtime.api.steps_view import steps_json
 from runtime.engine.core import Engine
 from runtime.engine.ports import Run, RunStatus, RunStore
@@ -122,9 +122,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         (Running, Completed, Failed, Cancelled; comma-separated), created_after/created_before
         (RFC3339 or epoch ms, exclusive), limit (1-100, default 20), cursor."""
         require_signing_key(app, settings)
-        limit_text = query(app, "limit") or "20"
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE:
-            raise ApiError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {limit_text!r}")
+        limit = page_limit(query(app, "limit"))
         statuses: list[RunStatus] | None = None
         if query(app, "status"):
             statuses = []
@@ -140,7 +138,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             store,
             fn_ids,
             statuses,
-            limit=int(limit_text),
+            limit=limit,
             cursor=query(app, "cursor"),
             created_after=parse_time("created_after", query(app, "created_after")),
             created_before=parse_time("created_before", query(app, "created_before")),
