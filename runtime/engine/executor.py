@@ -274,15 +274,10 @@ class Executor:
             if self.store.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
-        if progressed and self._race_or_default(result):
-            return _Next(messages.DISCOVERY, 0)
-        return None
-
-    @staticmethod
-    def _race_or_default(result: CallResult) -> bool:
-        # Discovery after each completed op is right in race mode and harmless in wait mode:
-        # the SDK re-reports the unfinished ops, which are ignored (PROTOCOL §7.5).
-        return True
+        # Discovery after each completed op, whatever the parallel mode: race mode needs it, and
+        # in wait mode it is harmless, since the SDK re-reports the unfinished ops, which are
+        # ignored (PROTOCOL §7.5).
+        return _Next(messages.DISCOVERY, 0) if progressed else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
         size = len(canonical_json(op.data)) if op.data is not None else 0
