@@ -228,3 +228,20 @@ def test_cancel_on_event_cancels_a_sleeping_run(ts_stack):
     assert app.count("cancellable", "after", k) == 0
     _, cancelled = http("GET", f"{stepline.url}/v1/events?name=inngest/function.cancelled&limit=100")
     assert any(e["id"] == run["run_id"] for e in cancelled["data"])
+
+
+def test_race_mode_goes_on_with_the_first_branch(ts_stack):
+    stepline, app = ts_stack.stepline, ts_stack.app
+    k = key()
+    [event_id] = stepline.send({"name": "test/race", "data": {"key": k, "slow_ms": 10000}})
+    [run] = stepline.wait_runs_done(event_id, timeout_s=20)
+    assert run["status"] == "Completed", run
+    assert run["output"] == {"winner": "fast", "after": "fast won"}
+    # The run went on while the slow branch was still running: its result, if it has landed by
+    # now, was written after the step that followed the race.
+    state = stepline.runtime.backend.store.load_run(run["run_id"])
+    seq = {m.name: m.seq for m in state.memos}
+    assert "slow" not in seq or seq["slow"] > seq["after-race"], seq
+    assert app.count("racer", "after", k) == 1
+    # The slow branch's job may not even have started before the run ended; it never runs twice.
+    assert app.count("racer", "slow", k) <= 1

@@ -197,6 +197,24 @@ const careful = createFunction(
   },
 );
 
+// Race mode: the run goes on as soon as the first branch is done, while the other still runs.
+// SDK 4 tags the steps with parallelMode "race" through group.parallel; SDK 3 has no group
+// tools and races with Promise.race alone (execution version 1 reports each branch as it ends).
+const racer = createFunction({ id: "racer" }, { event: "test/race" }, async ({ event, step, group }) => {
+  const race = () => {
+    const fast = step.run("fast", async () => (bump("racer", "fast", event), "fast"));
+    const slow = step.run("slow", async () => {
+      bump("racer", "slow", event);
+      await pause(event.data.slow_ms ?? 4000);
+      return "slow";
+    });
+    return Promise.race([fast, slow]);
+  };
+  const winner = group && group.parallel ? await group.parallel({ mode: "race" }, race) : await race();
+  const after = await step.run("after-race", () => (bump("racer", "after", event), `${winner} won`));
+  return { winner, after };
+});
+
 const patient = createFunction({ id: "patient", retries: 2 }, { event: "test/patient" }, async ({ event }) => {
   const n = bump("patient", "body", event);
   if (n === 1) throw new RetryAfterError("later please", "2s");
@@ -205,7 +223,7 @@ const patient = createFunction({ id: "patient", retries: 2 }, { event: "test/pat
 
 const functions = [
   multiStep, sleeper, flaky, doomed, refuser, fanA, fanB, filtered, approval,
-  child, parent, sender, parallel, cancellable, careful, patient,
+  child, parent, sender, parallel, cancellable, careful, patient, racer,
 ];
 const handler = serve({ client: inngest, functions });
 
