@@ -13,7 +13,7 @@ from runtime.aws.items import (
     check_size,
     claim_key,
     day_of,
-    decode_cursor,
+    time_key_window,
     encode_cursor,
     event_from_item,
     event_item,
@@ -188,15 +188,11 @@ class EventRecords:
     ) -> tuple[list[StoredEvent], str | None]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        # Sort keys are "<received_at:015d>#<internal_id>"; bounds follow received_at > after
-        # and received_at < before. "0" sorts below and "~" above every key.
-        low = "0" if received_after is None else f"{received_after + 1:015d}#"
-        high = "~" if received_before is None else f"{received_before - 1:015d}#~"
-        after_key = decode_cursor(cursor) if cursor else None
-        if after_key is not None:
-            high = min(high, after_key)
-        if low > high:
+        # Sort keys are "<received_at:015d>#<internal_id>".
+        window = time_key_window(received_after, received_before, cursor)
+        if window is None:
             return [], None
+        low, high, after_key = window
         keys = self._newest_event_keys(low, high, after_key, name, want=limit + 1)
         page_keys = keys[:limit]
         items = {

@@ -348,6 +348,23 @@ def waiter_from_item(item: Item) -> Waiter:
     )
 
 
+def time_key_window(after: int | None, before: int | None, cursor: str | None) -> tuple[str, str, str | None] | None:
+    """The index sort-key range for a newest-first listing of ``<time:015d>#<id>`` keys.
+
+    Time bounds are exclusive; a cursor (the last key already returned) lowers the top. "0"
+    sorts below and "~" above every key. Returns (low, high, cursor key), or None when the
+    window is empty.
+    """
+    low = "0" if after is None else f"{after + 1:015d}#"
+    high = "~" if before is None else f"{before - 1:015d}#~"
+    after_key = decode_cursor(cursor) if cursor else None
+    if after_key is not None:
+        high = min(high, after_key)
+    if low > high:
+        return None
+    return low, high, after_key
+
+
 def encode_cursor(sort_key: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"k": sort_key}).encode()).decode().rstrip("=")
 

@@ -72,7 +72,7 @@ from runtime.aws.items import (
     GSI1,
     RUN_JSON_FIELDS,
     check_size,
-    decode_cursor,
+    time_key_window,
     encode_cursor,
     encode_run_field,
     get_int,
@@ -189,14 +189,11 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
     ) -> tuple[list[Run], str | None]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        # Index sort keys are "<created_at:015d>#<run_id>"; bounds are exclusive.
-        low = "0" if created_after is None else f"{created_after + 1:015d}#"
-        high = "~" if created_before is None else f"{created_before - 1:015d}#~"
-        after = decode_cursor(cursor) if cursor else None
-        if after is not None:
-            high = min(high, after)
-        if low > high:
+        # Index sort keys are "<created_at:015d>#<run_id>".
+        window = time_key_window(created_after, created_before, cursor)
+        if window is None:
             return [], None
+        low, high, after = window
         values: dict[str, Any] = {
             ":pk": str_attr(f"FNRUNS#{fn_id}"), ":lo": str_attr(low), ":hi": str_attr(high),
         }
