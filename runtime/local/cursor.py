@@ -25,3 +25,23 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     except (ValueError, TypeError) as exc:
         raise ValueError("invalid cursor") from exc
     return at, row_id
+
+
+def window_clauses(
+    time_column: str, id_column: str, after: int | None, before: int | None, cursor: str | None
+) -> tuple[list[str], list[object]]:
+    """WHERE clauses and their arguments for a newest-first listing: exclusive time bounds, and
+    (with a cursor) strictly older than the last row of the previous page, by a row-value
+    comparison. Column names are the caller's constants, never user input."""
+    where: list[str] = []
+    args: list[object] = []
+    if after is not None:
+        where.append(f"{time_column} > ?")
+        args.append(after)
+    if before is not None:
+        where.append(f"{time_column} < ?")
+        args.append(before)
+    if cursor is not None:
+        where.append(f"({time_column}, {id_column}) < (?, ?)")
+        args.extend(decode_cursor(cursor))
+    return where, args

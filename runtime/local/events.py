@@ -6,7 +6,7 @@ import sqlite3
 
 from runtime.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
 from runtime.local.codec import event_from_row, event_row
-from runtime.local.cursor import decode_cursor, encode_cursor
+from runtime.local.cursor import encode_cursor, window_clauses
 from runtime.local.db import Database
 
 
@@ -38,16 +38,9 @@ class EventTable:
         if name is not None:
             where.append("name = ?")
             args.append(name)
-        if received_after is not None:
-            where.append("received_at > ?")
-            args.append(received_after)
-        if received_before is not None:
-            where.append("received_at < ?")
-            args.append(received_before)
-        if cursor is not None:
-            # Row-value comparison: strictly older than the last event of the previous page.
-            where.append("(received_at, internal_id) < (?, ?)")
-            args.extend(decode_cursor(cursor))
+        window, window_args = window_clauses("received_at", "internal_id", received_after, received_before, cursor)
+        where += window
+        args += window_args
         sql = "SELECT * FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)

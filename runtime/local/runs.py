@@ -13,7 +13,7 @@ from runtime.local.codec import (
     run_columns,
     run_from_row,
 )
-from runtime.local.cursor import decode_cursor, encode_cursor
+from runtime.local.cursor import encode_cursor, window_clauses
 from runtime.local.db import Database
 
 _LIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
@@ -86,15 +86,9 @@ class RunTable:
         if status is not None:
             where.append("status = ?")
             args.append(RunStatus(status).value)
-        if created_after is not None:
-            where.append("created_at > ?")
-            args.append(created_after)
-        if created_before is not None:
-            where.append("created_at < ?")
-            args.append(created_before)
-        if cursor is not None:
-            where.append("(created_at, run_id) < (?, ?)")
-            args.extend(decode_cursor(cursor))
+        window, window_args = window_clauses("created_at", "run_id", created_after, created_before, cursor)
+        where += window
+        args += window_args
         sql = (
             f"SELECT * FROM runs WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, run_id DESC LIMIT ?"
