@@ -39,13 +39,15 @@ class DevRuntime:
         *,
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.options = options
         self.settings = settings or Settings(mode="dev")
         self.clock = clock or SystemClock()
         self._exit = contextlib.ExitStack()
         self._stop = threading.Event()
-        self.backend: Backend = self._exit.enter_context(self._open_backend())
+        # A backend passed in (already wired, e.g. wrapped by a test) stays its owner's to close.
+        self.backend: Backend = backend or self._exit.enter_context(self._open_backend())
         self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
         self.server = DevHttpServer(build_api(self.engine), options.host, options.port)
         self.driver = LocalDriver(self.engine, workers=options.workers)

@@ -143,8 +143,14 @@ class Executor:
                 claimed = nxt.step
             else:
                 peek = self.store.load_run(run_id)
-                if peek is None or peek.run.status.terminal or peek.has_memo(nxt.step):
-                    return  # the run ended, or another job already settled this step
+                if peek is None or peek.run.status.terminal:
+                    return  # the run ended
+                if peek.has_memo(nxt.step):
+                    # Settled already: this is a copy, or a redelivery after the job that ran it
+                    # failed before its discovery call was made or queued. Queue one: it is
+                    # harmless if another is on its way, and without it the run could stall.
+                    self.queue.send(messages.call(run_id))
+                    return
                 if nxt.step in peek.pending:
                     self._busy(run_id, body)  # another job holds the step's claim
                     return

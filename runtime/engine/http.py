@@ -27,9 +27,15 @@ class HttpCaller(Protocol):
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse: ...
 
 
+# The largest answer read from an app: beyond every legitimate response (step outputs are capped
+# at 4 MiB, Lambda answers at 6 MB), small enough that a broken app cannot exhaust memory.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+
+
 class PooledHttpCaller:
-    def __init__(self, max_connections_per_host: int = 16) -> None:
+    def __init__(self, max_connections_per_host: int = 16, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._pool = urllib3.PoolManager(maxsize=max_connections_per_host, block=False, retries=False)
+        self._max_response_bytes = max_response_bytes
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
         try:
@@ -40,11 +46,17 @@ class PooledHttpCaller:
                 headers=headers,
                 timeout=urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s),
                 redirect=False,
+                preload_content=False,
             )
+            data = resp.read(self._max_response_bytes + 1)
+            if len(data) > self._max_response_bytes:
+                resp.close()  # drop the connection rather than read the rest
+                raise CallFailed(f"the answer is larger than {self._max_response_bytes} bytes")
+            resp.release_conn()
         except urllib3.exceptions.HTTPError as exc:
             raise CallFailed(f"{type(exc).__name__}: {exc}") from exc
         return HttpResponse(
             status=resp.status,
-            body=resp.data,
+            body=data,
             headers={k.lower(): v for k, v in resp.headers.items()},
         )

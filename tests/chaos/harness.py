@@ -1,0 +1,432 @@
+"""The chaos harness: a real `stepline dev` runtime (real HTTP, SQLite or the AWS adapters on
+moto), the official-SDK chaos app behind a fault-injecting proxy, and every port and AWS call
+faulted; then a mixed workload, and an audit of what came out.
+
+What the audit proves, per run and per step (see ``Audit``):
+* no run lost: every accepted event started its run, every invoke its child;
+* every run terminal, and Completed (no fault here is one a run should fail from);
+* no step memo written twice: the store's applied memo writes, counted at the port, are at most
+  one per step, and the memo kept is the one written;
+* every step body's side effect counted once per successful attempt: of the executions the app
+  recorded (each with its own nonce), exactly one is the memo, and every other one is accounted
+  for by a fault — its answer destroyed by the proxy, or lost with an executor that failed
+  (crashed, or a write refused) before committing it;
+* every waiting run holds a timer (sampled on SQLite while the workload runs: every pending
+  sleep, wait or invoke has its wake-up on the queue or in the timers table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from runtime.dev.runtime import DevOptions, DevRuntime
+from runtime.engine.clock import SystemClock
+from runtime.engine.http import HttpResponse, PooledHttpCaller
+from runtime.engine.ids import derived_ulid
+from runtime.engine.ops.invoke import correlation_id
+from runtime.engine.ports import Backend, RunStatus
+from runtime.settings import Settings
+from tests.e2e.conftest import SdkApp, free_port, http, wait_for
+from tests.faults.app_proxy import NONCE, FaultyAppProxy
+from tests.faults.aws import install_aws_faults
+from tests.faults.plan import FaultPlan, FaultRates
+from tests.faults.ports import InjectedCrash, executing, faulty_backend
+
+APP_SCRIPT = Path(__file__).parent / "app.py"
+APP_ID = "chaos-app"
+SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited")
+# The executor gives up on a call after STEP_TIMEOUT_S; a hung answer comes after that.
+STEP_TIMEOUT_S = 4.0
+HANG_S = STEP_TIMEOUT_S + 0.5
+_JSON_NONCE = re.compile(r"n-[0-9a-f]{32}")
+
+
+def chaos_settings() -> Settings:
+    values: dict[str, Any] = {
+        "mode": "dev",
+        "step_timeout_s": STEP_TIMEOUT_S,
+        "retry_base_ms": 100,
+        "retry_cap_ms": 2_000,
+    }
+    # Recovery knobs, where the runtime has them: sweep often, with a short grace, and let a
+    # message fail many times before it counts as poison (faults here are transient).
+    optional = {"sweep_interval_s": 1.0, "sweep_grace_s": 15.0, "max_deliveries": 50}
+    values.update({k: v for k, v in optional.items() if k in Settings.model_fields})
+    return Settings(**values)
+
+
+class ExecutionLedger:
+    """What the executor saw of step results: which nonces reached it intact, and whether the
+    message that carried them was handled or failed (a crash or a refused write)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.handled: set[str] = set()
+        self.lost: set[str] = set()
+
+    def seen(self, nonces: list[str]) -> None:
+        current = getattr(self._local, "nonces", None)
+        if current is not None:
+            current.extend(nonces)
+
+    @contextlib.contextmanager
+    def message(self) -> Iterator[None]:
+        self._local.nonces = []
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self.lost.update(self._local.nonces)
+            raise
+        else:
+            with self._lock:
+                self.handled.update(self._local.nonces)
+        finally:
+            self._local.nonces = None
+
+
+class LedgerCaller(PooledHttpCaller):
+    """The executor's real HTTP client, noting the step results of every intact answer."""
+
+    def __init__(self, ledger: ExecutionLedger) -> None:
+        super().__init__()
+        self.ledger = ledger
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        resp = super().post(url, body, headers, timeout_s)
+        try:
+            json.loads(resp.body)
+        except ValueError:
+            return resp  # not an answer the executor can use: nothing in it reached it
+        self.ledger.seen([n.decode() for n in NONCE.findall(resp.body)])
+        return resp
+
+
+@dataclass
+class Workload:
+    """The events of one chaos run: (shape, event) in send order."""
+
+    events: list[tuple[str, dict[str, Any]]]
+
+    @classmethod
+    def mixed(cls, runs: int, seed: int) -> "Workload":
+        import random
+
+        rng = random.Random(seed)
+        out = []
+        for i in range(runs):
+            shape = SHAPES[i % len(SHAPES)] if i < len(SHAPES) else rng.choice(SHAPES)
+            key = f"k{seed}-{i}"
+            data: dict[str, Any] = {"key": key}
+            if shape == "steps":
+                data["flaky"] = rng.random() < 0.5
+            elif shape == "wait":
+                data["go"] = rng.random() < 0.5  # else the wait times out
+            elif shape == "sleep":
+                data["seconds"] = rng.choice([1, 2])
+            out.append((shape, {"name": f"chaos/{shape}", "id": f"evt-{seed}-{i}", "data": data}))
+        return cls(out)
+
+
+@dataclass
+class ChaosReport:
+    backend: str
+    runs: int
+    seed: int
+    seconds: float = 0.0
+    runs_by_status: Counter = field(default_factory=Counter)
+    steps: int = 0
+    executions: int = 0
+    faults: Counter = field(default_factory=Counter)
+    timer_samples: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "runs": self.runs,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 1),
+            "runs_by_status": dict(self.runs_by_status),
+            "steps_memoized": self.steps,
+            "step_executions": self.executions,
+            "faults_injected": dict(sorted(self.faults.items())),
+            "faults_total": sum(self.faults.values()),
+            "timer_samples": self.timer_samples,
+            "violations": len(self.violations),
+        }
+
+
+class ChaosStack:
+    def __init__(self, backend_kind: str, tmp: Path, plan: FaultPlan) -> None:
+        self.kind = backend_kind
+        self.tmp = tmp
+        self.plan = plan
+        self.ledger = ExecutionLedger()
+        self._exit = contextlib.ExitStack()
+        self.settings = chaos_settings()
+        self.clock = SystemClock()
+        self.raw = self._exit.enter_context(self._open_backend())
+        if backend_kind == "moto":
+            rates = plan.rates
+            install_aws_faults(self.raw, plan, throttle=rates.write_fails, internal=rates.write_fails / 2,
+                               lost=rates.write_lost)
+        self.faulty: Backend = faulty_backend(self.raw, plan)
+
+    def _open_backend(self):
+        if self.kind == "moto":
+            from runtime.aws.moto_env import moto_backend
+
+            return moto_backend(self.clock, prefix=f"chaos{uuid.uuid4().hex[:6]}")
+        from runtime.local import local_backend
+
+        return local_backend(str(self.tmp / "chaos.db"), self.clock)
+
+    def __enter__(self) -> "ChaosStack":
+        app_port = free_port()
+        self.proxy = FaultyAppProxy(f"http://127.0.0.1:{app_port}", self.plan, HANG_S).start()
+        self._exit.callback(self.proxy.stop)
+        options = DevOptions(port=free_port(), db_path=str(self.tmp / "chaos.db"), backend=self.kind,
+                             app_urls=[self.proxy.url("/api/inngest")], workers=8)
+        self.runtime = DevRuntime(options, self.settings, clock=self.clock,
+                                  caller=LedgerCaller(self.ledger), backend=self.faulty)
+        self._wrap_executor()
+        self.runtime.start()
+        self._exit.callback(self.runtime.stop)
+        self.app = SdkApp(self.runtime.url, port=app_port, script=APP_SCRIPT)
+        self._exit.callback(self.app.stop)
+        wait_for(lambda: self.raw.store.get_app(APP_ID), timeout_s=30, what="the chaos app to sync")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._exit.close()
+
+    def _wrap_executor(self) -> None:
+        executor = self.runtime.engine.executor
+        handle = executor.handle
+        ledger = self.ledger
+
+        def handle_under_faults(body: dict[str, Any], **kwargs: Any) -> None:
+            with ledger.message(), executing():
+                try:
+                    handle(body, **kwargs)
+                except InjectedCrash as crash:
+                    # The process "died": the queue delivers the message again, as SQS would.
+                    raise RuntimeError(f"executor crashed {crash}") from None
+
+        executor.handle = handle_under_faults  # type: ignore[method-assign]
+
+    # -- driving -----------------------------------------------------------------------------
+    def send(self, events: list[dict[str, Any]]) -> list[str]:
+        """POST until accepted: a refused (5xx) or broken send is retried with the same event
+        ids, as the SDKs do, so the store's dedupe makes it exactly one event."""
+        for _ in range(50):
+            try:
+                status, body = http("POST", f"{self.runtime.url}/e/chaos", events)
+            except OSError:
+                status, body = 0, None
+            if status == 200:
+                return body["ids"]
+            time.sleep(0.2)
+        raise AssertionError(f"events never accepted: last answer {status} {body!r}")
+
+
+def run_chaos(backend_kind: str, tmp: Path, runs: int, seed: int, *, rates: FaultRates | None = None,
+              timeout_s: float | None = None) -> ChaosReport:
+    plan = FaultPlan(seed, rates or FaultRates.chaos())
+    report = ChaosReport(backend_kind, runs, seed)
+    workload = Workload.mixed(runs, seed)
+    started = time.monotonic()
+    with ChaosStack(backend_kind, tmp, plan) as stack:
+        sampler = TimerSampler(stack, report) if backend_kind == "sqlite" else None
+        if sampler:
+            sampler.start()
+        accepted: list[tuple[str, str, dict[str, Any]]] = []  # (shape, internal id, event)
+        batch = 20
+        for i in range(0, len(workload.events), batch):
+            chunk = workload.events[i:i + batch]
+            ids = stack.send([e for _, e in chunk])
+            accepted.extend((shape, eid, e) for (shape, e), eid in zip(chunk, ids))
+            go = [{"name": "chaos/go", "data": {"key": e["data"]["key"]}, "id": f"go-{e['id']}"}
+                  for shape, e in chunk if shape == "wait" and e["data"]["go"]]
+            if go:
+                time.sleep(0.3)
+                stack.send(go)
+        budget = timeout_s or max(120.0, runs * 0.5)
+        audit = Audit(stack, report, accepted)
+        audit.wait_terminal(budget)
+        if sampler:
+            sampler.stop()
+        plan.enabled = False
+        audit.check()
+        report.faults = Counter(plan.injected)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+class TimerSampler(threading.Thread):
+    """Every half second, in one consistent SQLite snapshot: every pending sleep, wait and invoke
+    without a memo has a message on the queue or a timer naming its run and step."""
+
+    def __init__(self, stack: ChaosStack, report: ChaosReport) -> None:
+        super().__init__(name="chaos-timer-sampler", daemon=True)
+        self.path = stack.tmp / "chaos.db"
+        self.report = report
+        self._stop_event = threading.Event()
+        self.reported: set[tuple[str, str]] = set()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+    def run(self) -> None:
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None)
+        try:
+            while not self._stop_event.wait(0.5):
+                self.sample(db)
+        finally:
+            db.close()
+
+    def sample(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN")
+        try:
+            waiting = db.execute(
+                "SELECT p.run_id, p.step_id, p.op FROM pending p JOIN runs r ON r.run_id = p.run_id"
+                " WHERE p.op IN ('Sleep', 'WaitForEvent', 'InvokeFunction')"
+                " AND r.status NOT IN ('Completed', 'Failed', 'Cancelled')"
+                " AND NOT EXISTS (SELECT 1 FROM memos m WHERE m.run_id = p.run_id AND m.step_id = p.step_id)"
+            ).fetchall()
+            bodies = [row[0] for row in db.execute("SELECT body FROM queue")]
+            bodies += [row[0] for row in db.execute("SELECT body FROM timers")]
+        finally:
+            db.execute("COMMIT")
+        armed = set()
+        for text in bodies:
+            try:
+                body = json.loads(text)
+            except ValueError:
+                continue
+            armed.add((body.get("run_id"), body.get("step")))
+        self.report.timer_samples += 1
+        for run_id, step_id, op in waiting:
+            if (run_id, step_id) not in armed and (run_id, step_id) not in self.reported:
+                self.reported.add((run_id, step_id))
+                self.report.violations.append(f"run {run_id}: {op} {step_id} waits with no timer")
+
+
+class Audit:
+    def __init__(self, stack: ChaosStack, report: ChaosReport, accepted: list[tuple[str, str, dict[str, Any]]]) -> None:
+        self.stack = stack
+        self.store = stack.raw.store
+        self.report = report
+        self.accepted = accepted
+
+    def runs_of(self, internal_id: str):
+        return self.store.runs_for_event(internal_id)
+
+    def wait_terminal(self, budget_s: float) -> None:
+        deadline = time.monotonic() + budget_s
+        pending = list(self.accepted)
+        while pending and time.monotonic() < deadline:
+            still = []
+            for item in pending:
+                runs = self.runs_of(item[1])
+                if not runs or not all(r.status.terminal for r in runs):
+                    still.append(item)
+            pending = still
+            if pending:
+                time.sleep(0.5)
+        for shape, internal_id, event in pending:
+            runs = self.runs_of(internal_id)
+            state = [self.describe(r.run_id) for r in runs] or "no run"
+            self.report.violations.append(f"{shape} event {event['id']}: not terminal after {budget_s:.0f}s: {state}")
+
+    def describe(self, run_id: str) -> str:
+        """A stuck run as an operator would look at it: lease, memos, pending ops, and (on
+        SQLite) the queue messages and timers that name it."""
+        state = self.store.load_run(run_id)
+        if state is None:
+            return f"{run_id}: missing"
+        run = state.run
+        out = (f"{run_id} {run.status.value} lease={run.lease_owner}@{run.lease_until} "
+               f"memos={[m.name for m in state.memos]} pending={[(p.name, p.op, p.detail) for p in state.pending.values()]}")
+        if self.stack.kind == "sqlite":
+            db = sqlite3.connect(f"file:{self.stack.tmp / 'chaos.db'}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT body, visible_at, receive_count FROM queue WHERE body LIKE ?", (f"%{run_id}%",)).fetchall()
+                rows += db.execute("SELECT body, fire_at, 'timer' FROM timers WHERE body LIKE ?", (f"%{run_id}%",)).fetchall()
+            finally:
+                db.close()
+            out += f" queued={rows}"
+        out += f" faults={self.stack.plan.history(run_id)}"
+        return out
+
+    def check(self) -> None:
+        ledger = http("GET", f"http://127.0.0.1:{self.stack.app.port}/ledger")[1]
+        runs = []
+        for shape, internal_id, event in self.accepted:
+            found = self.runs_of(internal_id)
+            if len(found) != 1:
+                self.report.violations.append(f"{shape} event {event['id']}: {len(found)} runs, expected 1")
+            runs.extend(found)
+            if shape == "invoke":
+                runs.extend(self.children(found))
+        for run in runs:
+            self.report.runs_by_status[run.status.value] += 1
+            if run.status != RunStatus.COMPLETED:
+                self.report.violations.append(f"run {run.run_id} ({run.fn_id}) ended {run.status.value}: {run.error}")
+            self.check_steps(run.run_id, ledger)
+
+    def children(self, parents) -> list:
+        """The child run of each parent's invoke step, found by the invocation event's id
+        (derived from the caller, so a re-dispatch finds the same child)."""
+        out = []
+        for parent in parents:
+            state = self.store.load_run(parent.run_id)
+            for memo in state.memos if state else []:
+                if memo.name != "call":
+                    continue
+                event_id = derived_ulid(parent.created_at, correlation_id(parent.run_id, memo.step_id))
+                found = self.runs_of(event_id)
+                if len(found) != 1:
+                    self.report.violations.append(f"run {parent.run_id}: {len(found)} invoked children, expected 1")
+                out.extend(found)
+        return out
+
+    def check_steps(self, run_id: str, ledger: dict[str, list[str]]) -> None:
+        state = self.store.load_run(run_id)
+        writes = self.stack.faulty.store.memo_writes  # type: ignore[attr-defined]
+        handled, lost, dropped = self.stack.ledger.handled, self.stack.ledger.lost, self.stack.proxy.dropped
+        for memo in state.memos:
+            applied = writes.get((run_id, memo.step_id), [])
+            if len(applied) > 1:
+                self.report.violations.append(f"run {run_id} step {memo.name}: memo written {len(applied)} times")
+            elif applied and applied[0] != memo.value:
+                self.report.violations.append(f"run {run_id} step {memo.name}: stored memo differs from the one written")
+            data = memo.value.get("data")
+            if not (isinstance(data, str) and _JSON_NONCE.fullmatch(data)):
+                continue  # not a step body's result (a sleep, wait, invoke)
+            self.report.steps += 1
+            executions = ledger.get(f"{run_id}/{memo.name}", [])
+            self.report.executions += len(executions)
+            if data not in executions:
+                self.report.violations.append(f"run {run_id} step {memo.name}: memo {data} was never produced by the app")
+            for nonce in executions:
+                if nonce == data:
+                    continue
+                if nonce in dropped or nonce in lost:
+                    continue
+                why = "reached the executor, which carried on" if nonce in handled else "unaccounted for"
+                self.report.violations.append(
+                    f"run {run_id} step {memo.name}: extra execution {nonce} ({why})")
