@@ -67,10 +67,11 @@ class Ingest:
         if starts:
             self.queue.send_many(starts)
         if self.waits is not None:
-            for new, event in zip(fresh, stored):
-                # A duplicate (same id within 24 h) resumes no waits: it is the same event.
-                if new.internal_id == event.internal_id:
-                    self.waits.on_event(event, now)
+            # Duplicates too: a send retried after a failure half-way may be the first to reach
+            # the waits. Resuming is idempotent (the memo's write decides), and waits that began
+            # after the event was first received never see it.
+            for event in stored:
+                self.waits.on_event(event, now)
         return [e.internal_id for e in stored]
 
     def _runs_for(self, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:

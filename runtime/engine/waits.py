@@ -51,6 +51,8 @@ class Waits:
     def on_event(self, event: StoredEvent, now_ms: int) -> None:
         incoming = event.wire()
         for waiter in self.store.waiters_for_event(event.name, now_ms):
+            if waiter.created_at > event.received_at:
+                continue  # a wait only sees events that arrive after it began
             context = {"event": waiter.trigger, "async": incoming}
             if not matches(waiter.expression, context):
                 continue

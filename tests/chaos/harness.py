@@ -39,7 +39,7 @@ from runtime.settings import Settings
 from tests.e2e.conftest import SdkApp, free_port, http, wait_for
 from tests.faults.app_proxy import NONCE, FaultyAppProxy
 from tests.faults.aws import install_aws_faults
-from tests.faults.plan import FaultPlan, FaultRates
+from tests.faults.plan import CrashPoints, FaultPlan, FaultRates
 from tests.faults.ports import InjectedCrash, executing, faulty_backend
 
 APP_SCRIPT = Path(__file__).parent / "app.py"
@@ -51,10 +51,11 @@ HANG_S = STEP_TIMEOUT_S + 0.5
 _JSON_NONCE = re.compile(r"n-[0-9a-f]{32}")
 
 
-def chaos_settings() -> Settings:
+def chaos_settings(step_timeout_s: float = STEP_TIMEOUT_S) -> Settings:
     values: dict[str, Any] = {
         "mode": "dev",
-        "step_timeout_s": STEP_TIMEOUT_S,
+        # Also sets the run lease (3x): how long a crashed executor's run stays blocked.
+        "step_timeout_s": step_timeout_s,
         "retry_base_ms": 100,
         "retry_cap_ms": 2_000,
     }
@@ -169,13 +170,13 @@ class ChaosReport:
 
 
 class ChaosStack:
-    def __init__(self, backend_kind: str, tmp: Path, plan: FaultPlan) -> None:
+    def __init__(self, backend_kind: str, tmp: Path, plan: FaultPlan, settings: Settings | None = None) -> None:
         self.kind = backend_kind
         self.tmp = tmp
         self.plan = plan
         self.ledger = ExecutionLedger()
         self._exit = contextlib.ExitStack()
-        self.settings = chaos_settings()
+        self.settings = settings or chaos_settings()
         self.clock = SystemClock()
         self.raw = self._exit.enter_context(self._open_backend())
         if backend_kind == "moto":
@@ -228,6 +229,21 @@ class ChaosStack:
         executor.handle = handle_under_faults  # type: ignore[method-assign]
 
     # -- driving -----------------------------------------------------------------------------
+    def send_workload(self, workload: "Workload", batch: int = 20) -> list[tuple[str, str, dict[str, Any]]]:
+        """Send every event (and, for waits that want one, the matching chaos/go shortly after);
+        returns (shape, internal id, event) per accepted workload event."""
+        accepted: list[tuple[str, str, dict[str, Any]]] = []
+        for i in range(0, len(workload.events), batch):
+            chunk = workload.events[i:i + batch]
+            ids = self.send([e for _, e in chunk])
+            accepted.extend((shape, eid, e) for (shape, e), eid in zip(chunk, ids))
+            go = [{"name": "chaos/go", "data": {"key": e["data"]["key"]}, "id": f"go-{e['id']}"}
+                  for shape, e in chunk if shape == "wait" and e["data"].get("go")]
+            if go:
+                time.sleep(0.3)
+                self.send(go)
+        return accepted
+
     def send(self, events: list[dict[str, Any]]) -> list[str]:
         """POST until accepted: a refused (5xx) or broken send is retried with the same event
         ids, as the SDKs do, so the store's dedupe makes it exactly one event."""
@@ -244,35 +260,74 @@ class ChaosStack:
 
 def run_chaos(backend_kind: str, tmp: Path, runs: int, seed: int, *, rates: FaultRates | None = None,
               timeout_s: float | None = None) -> ChaosReport:
+    """``runs`` runs of the mixed workload under random faults, audited."""
     plan = FaultPlan(seed, rates or FaultRates.chaos())
-    report = ChaosReport(backend_kind, runs, seed)
     workload = Workload.mixed(runs, seed)
+    return _run_workload(backend_kind, tmp, plan, workload, seed, timeout_s or max(120.0, runs * 0.5))
+
+
+def run_crash_points(backend_kind: str, tmp: Path, shapes: tuple[str, ...] = SHAPES,
+                     timeout_s: float = 120.0) -> ChaosReport:
+    """Stop the executor at every one of its writes in turn, before and after the write applies:
+    first one clean run per shape counts its writes (N), then 2N runs per shape, each crashing at
+    its own point, all at once; every one must still end Completed with each step once."""
+    plan = FaultPlan(0, FaultRates.none())
+    stack_holder: list[ChaosStack] = []
+
+    def key_of_run(run_id: str) -> str:
+        run = stack_holder[0].raw.store.get_run(run_id)
+        return str(((run.events or [{}])[0].get("data") or {}).get("key")) if run else ""
+
+    plan.crash_points = CrashPoints({}, key_of_run)
+    report = ChaosReport(backend_kind, 0, 0)
+    started = time.monotonic()
+    with ChaosStack(backend_kind, tmp, plan, settings=chaos_settings(step_timeout_s=1.5)) as stack:
+        stack_holder.append(stack)
+        calibration = Workload([(shape, _event(shape, f"count-{shape}", f"count-{shape}")) for shape in shapes])
+        accepted = stack.send_workload(calibration)
+        Audit(stack, report, accepted).wait_terminal(timeout_s)
+        cases = []
+        for shape in shapes:
+            for n in range(1, plan.crash_points.counts[f"count-{shape}"] + 1):
+                for when in ("before", "after"):
+                    key = f"crash-{shape}-{n}-{when}"
+                    plan.crash_points.points[key] = (n, when)
+                    cases.append((shape, _event(shape, key, key)))
+        report.runs = len(calibration.events) + len(cases)
+        accepted += stack.send_workload(Workload(cases))
+        _audit(stack, report, accepted, timeout_s)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _event(shape: str, key: str, event_id: str, **data: Any) -> dict[str, Any]:
+    return {"name": f"chaos/{shape}", "id": event_id, "data": {"key": key, **data}}
+
+
+def _run_workload(backend_kind: str, tmp: Path, plan: FaultPlan, workload: "Workload", seed: int,
+                  timeout_s: float) -> ChaosReport:
+    report = ChaosReport(backend_kind, len(workload.events), seed)
     started = time.monotonic()
     with ChaosStack(backend_kind, tmp, plan) as stack:
         sampler = TimerSampler(stack, report) if backend_kind == "sqlite" else None
         if sampler:
             sampler.start()
-        accepted: list[tuple[str, str, dict[str, Any]]] = []  # (shape, internal id, event)
-        batch = 20
-        for i in range(0, len(workload.events), batch):
-            chunk = workload.events[i:i + batch]
-            ids = stack.send([e for _, e in chunk])
-            accepted.extend((shape, eid, e) for (shape, e), eid in zip(chunk, ids))
-            go = [{"name": "chaos/go", "data": {"key": e["data"]["key"]}, "id": f"go-{e['id']}"}
-                  for shape, e in chunk if shape == "wait" and e["data"]["go"]]
-            if go:
-                time.sleep(0.3)
-                stack.send(go)
-        budget = timeout_s or max(120.0, runs * 0.5)
-        audit = Audit(stack, report, accepted)
-        audit.wait_terminal(budget)
-        if sampler:
-            sampler.stop()
-        plan.enabled = False
-        audit.check()
-        report.faults = Counter(plan.injected)
+        accepted = stack.send_workload(workload)
+        try:
+            _audit(stack, report, accepted, timeout_s)
+        finally:
+            if sampler:
+                sampler.stop()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _audit(stack: ChaosStack, report: ChaosReport, accepted, timeout_s: float) -> None:
+    audit = Audit(stack, report, accepted)
+    audit.wait_terminal(timeout_s)
+    stack.plan.enabled = False
+    audit.check()
+    report.faults = Counter(stack.plan.injected)
 
 
 class TimerSampler(threading.Thread):

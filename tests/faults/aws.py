@@ -26,6 +26,10 @@ from runtime.engine.ports import Backend
 from tests.faults.plan import FaultPlan
 
 FAULTED_SERVICES = ("dynamodb", "sqs", "scheduler")
+# A receive whose response is lost hides its messages for a whole visibility timeout (minutes):
+# real SQS does the same, and it delays work without losing it. Left out so a chaos run's
+# timings stay bounded; throttling and errors still apply to receives.
+NOT_LOST = ("ReceiveMessage",)
 
 
 def _error(request: Any, status: int, code: str) -> AWSResponse:
@@ -38,7 +42,9 @@ def install_aws_faults(backend: Backend, plan: FaultPlan, *, throttle: float, in
     """Fault the backend's DynamoDB, SQS and Scheduler clients at the given per-request rates."""
 
     def before_send(request: Any, event_name: str = "", **kwargs: Any) -> AWSResponse | None:
-        fault = plan.choose([("throttle", throttle), ("internal", internal), ("lost", lost)])
+        operation = event_name.rsplit(".", 1)[-1]
+        fault = plan.choose([("throttle", throttle), ("internal", internal),
+                             ("lost", 0.0 if operation in NOT_LOST else lost)])
         if fault is None:
             return None
         if fault == "throttle":

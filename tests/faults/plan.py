@@ -54,11 +54,36 @@ class FaultRates:
         )
 
 
+class CrashPoints:
+    """Deterministic crashes: the run started by the event with data key K stops at its N-th
+    executor write, before or after the write applies (``points[K] = (N, "before"|"after")``).
+    Writes are counted per run, so every point of every run can be tried at once. A run whose
+    key has no point has its writes counted only (``counts``): that is how a test learns N."""
+
+    def __init__(self, points: dict[str, tuple[int, str]], key_of_run) -> None:
+        self.points = points
+        self.key_of_run = key_of_run  # run id -> its trigger event's data key
+        self.counts: Counter[str] = Counter()
+        self._keys: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def at_write(self, run_id: str) -> str | None:
+        key = self._keys.get(run_id)
+        if key is None:
+            key = self._keys[run_id] = str(self.key_of_run(run_id))
+        with self._lock:
+            self.counts[key] += 1
+            n = self.counts[key]
+        point = self.points.get(key)
+        return point[1] if point and point[0] == n else None
+
+
 @dataclass
 class FaultPlan:
     seed: int
     rates: FaultRates = field(default_factory=FaultRates.none)
     enabled: bool = True
+    crash_points: CrashPoints | None = None
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)

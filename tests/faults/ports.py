@@ -33,6 +33,30 @@ TIMER_WRITES = frozenset({"schedule", "cancel", "schedule_cron"})
 _executing = threading.local()
 
 
+_RUN_ID_FIRST = frozenset({"update_run", "acquire_lease", "release_lease", "commit_memo", "add_pending",
+                           "remove_pending", "claim_pending"})
+
+
+def _run_of(name: str, args: tuple) -> str | None:
+    """The run a write is about, when it is about one."""
+    if not args:
+        return None
+    first = args[0]
+    if name in _RUN_ID_FIRST:
+        return first
+    if name == "create_run" or name == "add_waiter":
+        return first.run_id
+    if name == "remove_waiter":
+        return args[1]
+    if name == "send":
+        return first.get("run_id")
+    if name == "send_many":
+        return first[0].get("run_id") if first else None
+    if name == "schedule":
+        return args[2].get("run_id")
+    return None
+
+
 def _brief(args: tuple) -> str:
     """Enough of a call's arguments to tell which run it was about."""
     return "(" + ", ".join(repr(a)[:120] for a in args) + ")"
@@ -78,6 +102,17 @@ class _Faulty:
 
     def _call(self, name: str, method: Any, args: tuple, kwargs: dict) -> Any:
         plan, rates = self._plan, self._plan.rates
+        points = plan.crash_points
+        run_id = _run_of(name, args) if points is not None and _in_executor() else None
+        if run_id is not None:
+            when = points.at_write(run_id)
+            if when == "before":
+                plan.note("crash_before_write", f"{self._where}.{name}{_brief(args)}")
+                raise InjectedCrash(f"before {self._where}.{name}")
+            if when == "after":
+                result = self._apply(name, method, args, kwargs)
+                plan.note("crash_after_write", f"{self._where}.{name}{_brief(args)}")
+                raise InjectedCrash(f"after {self._where}.{name}")
         crash = rates.crash if _in_executor() else 0.0
         fault = plan.choose([("fails", rates.write_fails), ("lost", rates.write_lost), ("crash", crash)])
         label = f"{self._where}.{name}{_brief(args)}"
