@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test dev bench clean
+.PHONY: test dev bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
 	$(BIN)/python -m bench.flow
+
+# 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
+# CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/ts/v*/node_modules .cdk-build
