@@ -31,6 +31,18 @@ class DevOptions:
     workers: int = 4
 
 
+def _body_limit(settings: Settings):
+    """The largest body the server reads for a path: register's limit for syncs, the Event API's
+    for everything else (events, and the REST API's small JSON bodies)."""
+
+    def limit(path: str) -> int:
+        if path.rstrip("/") == "/fn/register":
+            return settings.max_register_body_bytes
+        return settings.max_event_body_bytes
+
+    return limit
+
+
 class DevRuntime:
     def __init__(
         self,
@@ -47,7 +59,7 @@ class DevRuntime:
         self._stop = threading.Event()
         self.backend: Backend = self._exit.enter_context(self._open_backend())
         self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
-        self.server = DevHttpServer(build_api(self.engine), options.host, options.port)
+        self.server = DevHttpServer(build_api(self.engine), options.host, options.port, _body_limit(self.settings))
         self.driver = LocalDriver(self.engine, workers=options.workers)
 
     @property

@@ -21,6 +21,14 @@ DEFAULT_MAX_BYTES = 3 * 1024 * 1024
 # Inngest's largest event, measured as compact JSON.
 DEFAULT_MAX_EVENT_BYTES = 3 * 1024 * 1024
 RESERVED_PREFIX = "inngest/"
+# Names and ids become parts of store keys (DynamoDB takes at most 2,048 bytes in a partition
+# key, 1,024 in a sort key): bounded here, they fit whatever prefix a key puts before them.
+# Register holds app ids, function ids and trigger names to the same limit.
+MAX_NAME_BYTES = 512
+MAX_ID_BYTES = 512
+# 9999-12-31T23:59:59.999Z: later times cannot be shown as dates (Python's datetime and
+# DynamoDB's 38-digit numbers both stop well before a number JSON can still carry).
+MAX_TS_MS = 253_402_300_799_999
 
 
 class EventPayload(BaseModel):
@@ -40,7 +48,7 @@ class EventPayload(BaseModel):
     def _name_is_string(cls, v: Any) -> Any:
         if not isinstance(v, str) or not v.strip():
             raise ValueError("must be a non-empty string")
-        return v
+        return at_most_bytes(v, MAX_NAME_BYTES)
 
     @field_validator("data", "user", mode="before")
     @classmethod
@@ -57,7 +65,7 @@ class EventPayload(BaseModel):
     def _optional_string(cls, v: Any) -> Any:
         if v is not None and not isinstance(v, str):
             raise ValueError("must be a string")
-        return v
+        return v if v is None else at_most_bytes(v, MAX_ID_BYTES)
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -74,6 +82,8 @@ class EventPayload(BaseModel):
             v = int(v)
         if v < 0:
             raise ValueError("must not be negative")
+        if v > MAX_TS_MS:
+            raise ValueError(f"must be at most {MAX_TS_MS} (ms since the epoch, before the year 10000)")
         return v
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +97,13 @@ class EventPayload(BaseModel):
         if self.v is not None:
             out["v"] = self.v
         return out
+
+
+def at_most_bytes(value: str, limit: int) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise ValueError(f"{size} bytes exceeds the limit of {limit}")
+    return value
 
 
 def parse_event_batch(
