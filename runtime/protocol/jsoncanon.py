@@ -41,6 +41,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Only a number with a long run of digits or a three-digit exponent can overflow a double: the
+# checking hooks cost a Python call per number, so they run only when the text holds one.
+_BIG_NUMBER = re.compile(r"\d{300}|[eE][+-]?\d{3}")
+
+
 def _bounded_int(text: str) -> int:
     value = int(text)
     if len(text) > 300:
@@ -83,7 +88,10 @@ def loads(body: bytes | str, where: str = "body") -> Any:
     the last, so a body holding one could never be signed or stored faithfully)."""
     try:
         text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        if _BIG_NUMBER.search(text):
+            value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_bounded_int)
+        else:
+            value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as err:
         raise ProtocolError(f"{where}: invalid JSON: {err}") from None
     except RecursionError:
