@@ -111,13 +111,13 @@ def test_writes_with_a_wrong_bearer_are_401_and_change_nothing(cloud, sleeping_r
     assert cloud.store.get_app(APP_ID).synced_at == synced_before
 
 
-def hijack_body(app_id: str) -> dict[str, Any]:
+def hijack_body(app_id: str, trigger: str = "test/multi") -> dict[str, Any]:
     """A register body that would point the app's function at a URL of the sender's choosing."""
     url = "http://127.0.0.1:9/api/inngest"
     return {
         "url": url, "appName": app_id, "deployType": "ping", "framework": "flask", "sdk": "py:v0.5.19", "v": "0.1",
         "functions": [{
-            "id": f"{app_id}-multi-step", "name": "multi-step", "triggers": [{"event": "test/multi"}],
+            "id": f"{app_id}-multi-step", "name": "multi-step", "triggers": [{"event": trigger}],
             "steps": {"step": {"id": "step", "name": "step",
                                "runtime": {"type": "http", "url": f"{url}?fnId={app_id}-multi-step&stepId=step"}}},
         }],
@@ -139,6 +139,8 @@ def test_register_with_a_wrong_bearer_cannot_take_over_an_app(cloud, authorizati
 def test_register_with_the_right_bearer_is_accepted(cloud, authorization):
     # The control: the same body for an app of its own, with a good token, registers.
     app_id = f"sec-intruder-{uuid.uuid4().hex[:8]}"
-    status, body = http("POST", f"{cloud.url}/fn/register", hijack_body(app_id), headers=headers_for(authorization))
+    # Its own trigger, so that no other test's events start its (unreachable) function.
+    register = hijack_body(app_id, trigger=f"{app_id}/never")
+    status, body = http("POST", f"{cloud.url}/fn/register", register, headers=headers_for(authorization))
     assert status == 200 and body["ok"] is True, body
     assert cloud.store.get_app(app_id) is not None
