@@ -248,3 +248,22 @@ def test_the_servers_own_refusals_are_json(limited, request_bytes, status):
         conn.close()
     body = json.loads(raw[raw.index(b"{"):])
     assert body["status"] == status and body["error"].startswith("request: "), body
+
+
+@pytest.mark.parametrize(
+    "field, fragment",
+    [("app", "appName: 513 bytes exceeds the limit of 512"),
+     ("function", "functions[0].id: 513 bytes exceeds the limit of 512"),
+     ("trigger", "functions[0].triggers[0].event: 513 bytes exceeds the limit of 512")],
+)
+def test_register_names_too_long_for_store_keys_are_400(limited, field, fragment):
+    app_id = "a" * 513 if field == "app" else unique("sec-long-")
+    fn_id = "f" * 513 if field == "function" else f"{app_id}-fn"
+    trigger = "t" * 513 if field == "trigger" else "sec/never"
+    url = "http://127.0.0.1:9/api/inngest"
+    register = {"url": url, "appName": app_id, "functions": [{
+        "id": fn_id, "name": "fn", "triggers": [{"event": trigger}],
+        "steps": {"step": {"id": "step", "name": "step", "runtime": {"type": "http", "url": url}}}}]}
+    status, body = http("POST", f"{limited.url}/fn/register", register, headers={"Authorization": BEARER})
+    assert status == 400 and body["error"] == fragment, body
+    assert limited.runtime.backend.store.get_app(app_id) is None
