@@ -69,8 +69,9 @@ class DevRuntime:
     def _open_backend(self):
         if self.options.backend == "moto":
             from runtime.aws.moto_env import moto_backend
+            from runtime.aws.resources import max_receive_count
 
-            return moto_backend(self.clock)
+            return moto_backend(self.clock, max_receive_count=max_receive_count(self.settings.max_deliveries))
         from runtime.local import local_backend
 
         return local_backend(self.options.db_path, self.clock)
