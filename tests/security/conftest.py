@@ -84,7 +84,7 @@ def cloud_settings(**overrides: Any) -> Settings:
     return Settings(**{**values, **overrides})
 
 
-@pytest.fixture(scope="session", params=["sqlite", "moto"])
+@pytest.fixture(scope="package", params=["sqlite", "moto"])
 def cloud(request, tmp_path_factory) -> Iterator[Cloud]:
     """A cloud-mode runtime on one backend, with the official-SDK app synced in production mode."""
     tmp = tmp_path_factory.mktemp(f"security-{request.param}")
