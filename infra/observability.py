@@ -27,12 +27,14 @@ class Alarms(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.alarms: list[cloudwatch.Alarm] = []
-        # A message in the DLQ is a run that failed for good without finishing normally.
+        # A message in the DLQ is work that failed on every delivery: its run is Failed
+        # (DeliveryFailed) or, if SQS moved it, stuck. docs/deploy.md says what to do.
         self._add(
             "DeadLetters",
             dlq.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
             threshold=1,
-            description="Work messages reached the dead-letter queue: runs could not be executed",
+            description="Work messages reached the dead-letter queue: their runs could not go on. "
+            "See why with `stepline dlq list`; once the cause is fixed, `stepline dlq redrive --all`",
         )
         self._add(
             "QueueAge",

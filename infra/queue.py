@@ -6,7 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from runtime.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, DLQ_RETENTION_SECONDS, MAX_MESSAGE_BYTES
+from runtime.aws.resources import DLQ_RETENTION_SECONDS, MAX_MESSAGE_BYTES, max_receive_count
 
 # A retried message stays the same message (its visibility is extended), so it may be days old.
 QUEUE_RETENTION = Duration.days(14)
@@ -16,10 +16,14 @@ class WorkQueue(Construct):
     """SQS standard queue with a DLQ, both encrypted (SQS-managed keys) and TLS only.
 
     ``visibility_timeout`` must exceed the executor's timeout: a message comes back only after
-    the invocation that holds it can no longer be running.
+    the invocation that holds it can no longer be running. The runtime dead-letters a message
+    itself on its ``max_deliveries``-th failure, with the reason; the redrive policy moves one
+    a few receives later, for deliveries that crashed the executor before it could.
     """
 
-    def __init__(self, scope: Construct, id: str, *, visibility_timeout: Duration) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, visibility_timeout: Duration, max_deliveries: int
+    ) -> None:
         super().__init__(scope, id)
         self.dlq = sqs.Queue(
             self,
@@ -38,6 +42,6 @@ class WorkQueue(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dlq, max_receive_count=DEFAULT_MAX_RECEIVE_COUNT
+                queue=self.dlq, max_receive_count=max_receive_count(max_deliveries)
             ),
         )

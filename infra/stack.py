@@ -40,7 +40,10 @@ class SteplineStack(Stack):
             self, "Payloads", retain=config.retain, expiration_days=config.payload_expiration_days
         )
         self.work = WorkQueue(
-            self, "Work", visibility_timeout=Duration.seconds(timing.visibility_timeout_s)
+            self,
+            "Work",
+            visibility_timeout=Duration.seconds(timing.visibility_timeout_s),
+            max_deliveries=timing.max_deliveries,
         )
         self.timers = Timers(self, "Timers", group_name=config.schedule_group, queue=self.work.queue)
         self.keys = Keys(
@@ -91,6 +94,14 @@ class SteplineStack(Stack):
 
         self._grant(self.api.handler, reads_event_keys=True)
         self._grant(self.executor.handler, reads_event_keys=False)
+        # Poison messages: the executor dead-letters them; the API lists and redrives the DLQ
+        # (receiving is the only way to read a queue), and reads the work queue's redrive
+        # policy to say why SQS moved a message there.
+        self.work.dlq.grant(self.executor.handler.role, "sqs:SendMessage")
+        self.work.dlq.grant(
+            self.api.handler.role, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"
+        )
+        self.work.queue.grant(self.api.handler.role, "sqs:GetQueueAttributes")
         # The Lambdas name the schedule groups by name, which CloudFormation cannot see: make
         # the groups exist before anything can schedule into them.
         for handler in (self.api.handler, self.executor.handler):

@@ -1,4 +1,4 @@
-"""`stepline send|runs|run|cancel|replay|tail`: operating Stepline from a terminal, through the
+"""`stepline send|runs|run|cancel|replay|tail|dlq`: operating Stepline from a terminal, through the
 REST API (the same routes the dashboard uses).
 
 They talk to `stepline dev` on 127.0.0.1:8288 unless told otherwise: ``--url`` (or
@@ -317,6 +317,38 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_dlq(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.dlq_command == "list":
+        entries = client.call("GET", "/v1/dead-letters", limit=args.limit)["data"]
+        if args.json:
+            out.write(json.dumps(entries, indent=2) + "\n")
+        elif not entries:
+            out.write("no dead letters\n")
+        else:
+            rows = [["ID", "KIND", "RUN", "DELIVERIES", "DEAD AT", "REASON"]]
+            for entry in entries:
+                rows.append([entry["id"], entry.get("kind") or "-", entry.get("run_id") or "-",
+                             str(entry["receive_count"]), _clock(entry.get("dead_at")), _short(entry["reason"], 100)])
+            _table(rows, out)
+        return 0
+    if args.all == bool(args.ids):
+        raise ApiFailure("give dead-letter IDs (see `stepline dlq list`) or --all, not both")
+    body = {"all": True} if args.all else {"ids": args.ids}
+    reply = client.call("POST", "/v1/dead-letters/redrive", body)["data"]
+    moved, reopened = reply["redriven"], reply["runs_reopened"]
+    out.write(f"redriven {moved} message{'s' if moved != 1 else ''}; reopened {len(reopened)} run"
+              f"{'s' if len(reopened) != 1 else ''}\n")
+    for run_id in reopened:
+        out.write(f"  {run_id}\n")
+    if reply.get("more"):
+        # Not repeated here: a message that can never succeed would be back in the DLQ at once.
+        out.write("more may be left: run `stepline dlq redrive --all` again\n")
+    if args.ids and moved < len(args.ids):
+        out.write("some ids were not in the dead-letter queue (see `stepline dlq list`)\n")
+        return 1
+    return 0
+
+
 def _line(out: TextIO, text: str) -> None:
     out.write(f"{datetime.now().strftime('%H:%M:%S')}  {text}\n")
     out.flush()
@@ -328,7 +360,7 @@ def _q(value: str) -> str:
 
 COMMANDS = {
     "send": cmd_send, "runs": cmd_runs, "run": cmd_run, "cancel": cmd_cancel,
-    "replay": cmd_replay, "tail": cmd_tail,
+    "replay": cmd_replay, "tail": cmd_tail, "dlq": cmd_dlq,
 }
 
 
@@ -376,6 +408,18 @@ def add_ops_parsers(sub: Any) -> None:
     p.add_argument("run_id")
     p.add_argument("--from-step", help="rerun from this step (name or id), keeping the results of the steps before it")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("dlq", help="poison messages: list the dead-letter queue, redrive from it")
+    dlq = p.add_subparsers(dest="dlq_command", required=True)
+    q = dlq.add_parser("list", parents=[common], help="dead letters with why each is there")
+    q.add_argument("--limit", type=int, default=20, help="at most this many (1-100, default 20)")
+    q.add_argument("--json", action="store_true", help="print the API's JSON")
+    q.set_defaults(func=_run)
+    q = dlq.add_parser("redrive", parents=[common],
+                       help="put dead letters back on the work queue; their failed runs go on")
+    q.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids, as `stepline dlq list` shows them")
+    q.add_argument("--all", action="store_true", help="every dead letter")
+    q.set_defaults(func=_run)
 
     p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")
     p.add_argument("--function", help="only this function's runs")

@@ -30,6 +30,12 @@ class Settings(BaseModel):
     # Retry backoff: base * 2**attempt with full jitter, capped.
     retry_base_ms: int = 1_000
     retry_cap_ms: int = 60 * 60 * 1_000
+    # Poison messages (runtime.engine.delivery): a work message whose handling fails this many
+    # times is dead-lettered and its run marked Failed. Between failures it comes back after
+    # a backoff of base * 2**n with jitter, capped (seconds are whole: under 1 s means at once).
+    max_deliveries: int = Field(10, ge=1, le=100)
+    redelivery_base_ms: int = Field(1_000, ge=0)
+    redelivery_cap_ms: int = Field(60_000, ge=0)
     # A call request whose events and memos would exceed this many bytes is sent with
     # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (PROTOCOL §5.3). This
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from runtime.api import (
     dashboard,
+    dead_letters_api,
     events_api,
     functions_api,
     openapi,
@@ -38,6 +39,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     runs_views.add_routes(app, engine)
     functions_api.add_routes(app, engine)
     send_api.add_routes(app, engine)
+    dead_letters_api.add_routes(app, engine)
     openapi.add_routes(app)
     dashboard.add_routes(app)
 

@@ -24,6 +24,14 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         presented = hash_event_key(key)
         return any(hmac.compare_digest(presented, known) for known in key_hashes)
 
+    if settings.mode != "dev":
+        # An SDK configured with an empty key posts here: in cloud mode that is a missing
+        # credential (401), not an unknown route.
+        @app.post("/e")
+        @app.post("/e/")
+        def send_without_key() -> Response:
+            raise ApiError(401, "event key: missing from the path (POST /e/<event key>)", ids=[])
+
     @app.post("/e/<key>")
     def send_events(key: str) -> Response:
         if not key_allowed(key):

@@ -117,6 +117,13 @@ def _schemas() -> dict[str, Any]:
             "input": {"type": ["object", "null"], "description": "wake time, awaited event, invoked function"},
             "output": {}, "error": {"type": "object"}, "timed_out": {"type": "boolean"},
             "copied_from": {"type": "string", "description": "rerun: the run this result was copied from"}}},
+        "DeadLetter": {"type": "object", "required": ["id", "reason", "body"], "properties": {
+            "id": {"type": "string", "description": "the id to redrive it by"},
+            "kind": {"type": ["string", "null"], "description": "the message's kind (call, wake, ...)"},
+            "run_id": {"type": ["string", "null"], "description": "the run it was for, if any"},
+            "reason": {"type": "string", "description": "why it is here: the last error, or that SQS moved it"},
+            "receive_count": {"type": "integer", "description": "deliveries it had"},
+            "dead_at": nullable_time, "body": {"type": "object", "description": "the work message"}}},
         "App": {"type": "object", "properties": {
             "app_id": {"type": "string"}, "url": {"type": "string"}, "sdk": {"type": "string"},
             "framework": {"type": "string"}, "synced_at": {"type": "string", "format": "date-time"},
@@ -197,6 +204,19 @@ def document() -> dict[str, Any]:
             body=_body({"type": "object", "required": ["function_id"], "properties": {
                 "function_id": {"type": "string"}, "app_id": {"type": "string"},
                 "started_after": _TIME, "started_before": _TIME, "if": {"type": "string"}}}))},
+        "/v1/dead-letters": {"get": _op(
+            "Poison work messages in the dead-letter store, with why",
+            _ok(_data({"type": "array", "items": _ref("DeadLetter")})), tags=["dead letters"], params=[_LIMIT])},
+        "/v1/dead-letters/redrive": {"post": _op(
+            "Put dead letters back on the work queue and reopen the runs dead-lettering failed",
+            _ok(_data({"type": "object", "properties": {
+                "redriven": {"type": "integer"}, "runs_reopened": {"type": "array", "items": {"type": "string"}},
+                "more": {"type": "boolean", "description": "all: more may be left; call again"}}})),
+            tags=["dead letters"],
+            body=_body({"type": "object", "properties": {
+                "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
+                "all": {"const": True}}}),
+            description="Exactly one of `ids` or `all: true`; one call moves at most 100.")},
         "/v1/apps": {"get": _op("List apps and their last sync", _ok(_data({"type": "array", "items": _ref("App")})),
                                 tags=["apps"])},
         "/v1/apps/{app_id}/functions": {"get": _op(

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from runtime.aws.dead_letters import SqsDeadLetters
 from runtime.aws.payloads import PayloadStore
 from runtime.aws.queue import SqsWorkQueue, message_from_lambda_record
 from runtime.aws.resources import AwsNames, provision
@@ -35,12 +36,14 @@ def open_aws_backend(
     session: Any = None,
     *,
     clients: dict[str, Any] | None = None,
+    dlq_wait_seconds: int = 1,
 ) -> Backend:
     """Wire the AWS adapters for the resources in ``names``.
 
     ``clock`` is the engine's clock: the timers read it to date new cron schedules (for the pump
     on moto); the store takes times as arguments and SQS keeps its own real-time clock.
-    None means the system clock (deployed Lambdas).
+    None means the system clock (deployed Lambdas). ``dlq_wait_seconds`` is how long reads of
+    the dead-letter queue long-poll (see ``SqsDeadLetters``).
     """
     clock = clock or SystemClock()
     if clients is None:
@@ -65,6 +68,7 @@ def open_aws_backend(
         store=DynamoRunStore(ddb, names.table_name, payloads),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
+        dead_letters=SqsDeadLetters(sqs, names.dlq_url, names.queue_url, wait_seconds=dlq_wait_seconds),
         name="aws",
         extras={"names": names, "clients": clients, "clock": clock, "close": close},
     )
@@ -75,6 +79,7 @@ __all__ = [
     "DynamoRunStore",
     "PayloadStore",
     "SchedulerTimers",
+    "SqsDeadLetters",
     "SqsWorkQueue",
     "make_clients",
     "message_from_lambda_record",

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 
 from runtime.aws import make_clients, open_aws_backend
-from runtime.aws.resources import AwsNames, provision
+from runtime.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, AwsNames, provision
 from runtime.engine.ports import Backend, Clock
 
 MOTO_REGION = "us-east-1"
@@ -70,7 +70,9 @@ def moto_session(region: str = MOTO_REGION) -> Any:
 
 
 @contextmanager
-def moto_backend(clock: Clock, *, prefix: str = "stepline") -> Iterator[Backend]:
+def moto_backend(
+    clock: Clock, *, prefix: str = "stepline", max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
+) -> Iterator[Backend]:
     """A fresh moto account with Stepline's resources provisioned, as a ``Backend``.
 
     ``extras["fire_timers"]()`` fires the schedules due at the clock's now (moto never fires).
@@ -84,10 +86,13 @@ def moto_backend(clock: Clock, *, prefix: str = "stepline") -> Iterator[Backend]
             clients = make_clients(session, MOTO_REGION)
             iam = session.client("iam", region_name=MOTO_REGION)
         names = provision(
-            AwsNames.for_prefix(prefix, MOTO_REGION), session, clients={**clients, "iam": iam}
+            AwsNames.for_prefix(prefix, MOTO_REGION),
+            session,
+            max_receive_count=max_receive_count,
+            clients={**clients, "iam": iam},
         )
         iam.close()
-        backend = open_aws_backend(names, clock, session, clients=clients)
+        backend = open_aws_backend(names, clock, session, clients=clients, dlq_wait_seconds=0)
         backend.extras["session"] = session
         backend.extras["fire_timers"] = lambda: backend.timers.fire_due(clock.now_ms())
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from runtime.aws.errors import translated
 from runtime.aws.resources import MAX_MESSAGE_BYTES
+from runtime.engine.messages import parse_body
 from runtime.engine.ports import QueueMessage, StoreError
 
 SQS_MAX_DELAY_SECONDS = 900
@@ -25,7 +26,8 @@ _GONE = ("ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"
          "AWS.SimpleQueueService.MessageNotInflight")
 
 
-def _dumps(body: dict[str, Any]) -> str:
+def message_text(body: dict[str, Any]) -> str:
+    """The JSON text SQS carries for ``body``; StoreError past the message size limit."""
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
@@ -36,13 +38,9 @@ def _dumps(body: dict[str, Any]) -> str:
 
 
 def _loads(text: str) -> dict[str, Any]:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    # Something other than our JSON object on the queue: hand it over as-is so the consumer
+    # Something other than our JSON object on the queue is handed over as-is, so the consumer
     # can reject it as poison instead of crashing on it.
-    return body if isinstance(body, dict) else {"invalid_body": text}
+    return parse_body(text)
 
 
 def message_from_lambda_record(record: Mapping[str, Any]) -> QueueMessage:
@@ -72,13 +70,13 @@ class SqsWorkQueue:
 
     def send(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
         delay = self._check_delay(delay_seconds)
-        text = _dumps(body)
+        text = message_text(body)
         with translated("SQS SendMessage"):
             self._sqs.send_message(QueueUrl=self._url, MessageBody=text, DelaySeconds=delay)
 
     def send_many(self, bodies: list[dict[str, Any]], delay_seconds: int = 0) -> None:
         delay = self._check_delay(delay_seconds)
-        for batch in _batches([_dumps(b) for b in bodies]):
+        for batch in _batches([message_text(b) for b in bodies]):
             entries = [
                 {"Id": str(i), "MessageBody": text, "DelaySeconds": delay}
                 for i, text in enumerate(batch)

@@ -24,9 +24,18 @@ if TYPE_CHECKING:
 
 # The SQS message limit the rest of the system is designed around (moto defaults to 1 MiB).
 MAX_MESSAGE_BYTES = 262_144
-# Each retry the engine makes through ``retry_later`` re-receives the same message, so the
-# redrive threshold must sit above the largest retry budget (Inngest allows 20 retries).
-DEFAULT_MAX_RECEIVE_COUNT = 30
+# The engine dead-letters a message itself on its ``max_deliveries``-th failing delivery
+# (runtime.engine.delivery), recording why and failing its run. SQS's redrive policy sits a few
+# receives above, as the backstop for deliveries that crash the executor before it can.
+REDRIVE_MARGIN = 2
+
+
+def max_receive_count(max_deliveries: int) -> int:
+    """The work queue's maxReceiveCount for a runtime that allows ``max_deliveries``."""
+    return max_deliveries + REDRIVE_MARGIN
+
+
+DEFAULT_MAX_RECEIVE_COUNT = max_receive_count(10)  # Settings().max_deliveries
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 # The cron group is named after the timer group (settings carry only the latter).
 CRON_GROUP_SUFFIX = "-cron"

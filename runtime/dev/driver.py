@@ -1,6 +1,7 @@
 """The local driver: what SQS's event source mapping and EventBridge Scheduler do on AWS, done by
-threads. Workers take messages off the queue and hand them to the executor; one timer thread
-moves due timers onto the queue. Independent runs execute concurrently, one per worker."""
+threads. Workers take messages off the queue and hand them to the engine's delivery (the
+executor, and the dead-letter store for poison); one timer thread moves due timers onto the
+queue. Independent runs execute concurrently, one per worker."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import threading
 import time
 
 from runtime.engine.core import Engine
-from runtime.engine.retry import backoff_ms
+from runtime.engine.delivery import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,10 @@ class LocalDriver:
                 with self._busy_lock:
                     self.busy += 1
                 try:
-                    self.engine.executor.handle(message.body)
-                    self.queue.ack(message.handle)
-                except Exception:  # noqa: BLE001 - redeliver later, as SQS would
-                    delay = backoff_ms(message.receive_count, 1000, 60_000) // 1000
-                    log.exception("message %s failed; redelivering in %ss", message.body, delay)
-                    try:
-                        self.queue.retry_later(message.handle, delay)
-                    except Exception:  # noqa: BLE001
-                        log.exception("could not reschedule message; it reappears after its visibility timeout")
+                    if self.engine.delivery.deliver(message) is not Outcome.RETRY:
+                        self.queue.ack(message.handle)
+                except Exception:  # noqa: BLE001 - unacknowledged, it comes back as SQS's would
+                    log.exception("acknowledging a message failed; it is delivered again")
                 finally:
                     with self._busy_lock:
                         self.busy -= 1

@@ -31,6 +31,18 @@ class DevOptions:
     workers: int = 4
 
 
+def _body_limit(settings: Settings):
+    """The largest body the server reads for a path: register's limit for syncs, the Event API's
+    for everything else (events, and the REST API's small JSON bodies)."""
+
+    def limit(path: str) -> int:
+        if path.rstrip("/") == "/fn/register":
+            return settings.max_register_body_bytes
+        return settings.max_event_body_bytes
+
+    return limit
+
+
 class DevRuntime:
     def __init__(
         self,
@@ -49,7 +61,7 @@ class DevRuntime:
         # A backend passed in (already wired, e.g. wrapped by a test) stays its owner's to close.
         self.backend: Backend = backend or self._exit.enter_context(self._open_backend())
         self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
-        self.server = DevHttpServer(build_api(self.engine), options.host, options.port)
+        self.server = DevHttpServer(build_api(self.engine), options.host, options.port, _body_limit(self.settings))
         self.driver = LocalDriver(self.engine, workers=options.workers)
 
     @property
@@ -59,8 +71,9 @@ class DevRuntime:
     def _open_backend(self):
         if self.options.backend == "moto":
             from runtime.aws.moto_env import moto_backend
+            from runtime.aws.resources import max_receive_count
 
-            return moto_backend(self.clock)
+            return moto_backend(self.clock, max_receive_count=max_receive_count(self.settings.max_deliveries))
         from runtime.local import local_backend
 
         return local_backend(self.options.db_path, self.clock)

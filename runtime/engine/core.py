@@ -6,6 +6,7 @@ from runtime.engine import messages
 from runtime.engine.cancellation import Cancellation
 from runtime.engine.clock import SystemClock
 from runtime.engine.crons import Crons
+from runtime.engine.delivery import Delivery
 from runtime.engine.executor import Executor
 from runtime.engine.http import HttpCaller, PooledHttpCaller
 from runtime.engine.ids import IdGenerator
@@ -53,6 +54,8 @@ class Engine:
             self.resumer,
             self.ingest.starter,
         )
+        # How a received message is handled, poison included: the driver's and the Lambda's.
+        self.delivery = Delivery(backend, self.executor, self.lifecycle, self.clock, self.settings)
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire

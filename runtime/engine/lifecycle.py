@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from runtime.engine.cancellation import LIVE
 from runtime.engine.ops.invoke import parse_correlation
 from runtime.engine.ports import Run, RunState, RunStatus
 from runtime.protocol.calls import memo_data, memo_error
@@ -33,6 +34,23 @@ class Lifecycle:
 
     def cancel(self, run_id: str, reason: str | None = None) -> Run | None:
         return self.cancellation.cancel(run_id, reason)
+
+    def fail(self, run_id: str, error: dict[str, Any]) -> Run | None:
+        """End a live run as Failed from outside the executor (a poison message), then finish
+        it as the executor finishes a run (``run_ended``). Without the run's lease: the write is
+        conditional on the run being live, and it clears the lease, since whoever held it (the
+        failing delivery) will not release it. None when the run is missing or had ended."""
+        store = self.ingest.store
+        changes = {"status": RunStatus.FAILED, "error": error, "ended_at": self.ingest.clock.now_ms(),
+                   "lease_owner": None, "lease_until": None}
+        if not store.update_run(run_id, changes, expect_status=LIVE):
+            return None
+        state = store.load_run(run_id)
+        if state is None:
+            return None
+        fn = store.get_function(state.run.fn_id)
+        self.run_ended(state, fn.config if fn else None)
+        return state.run
 
     def run_ended(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
         """The executor finished the run (completed or failed)."""

@@ -3,6 +3,8 @@ the run moved on is harmless, because the executor checks it against the run's s
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from typing import Any
 
 CALL = "call"  # call the SDK for a run: discovery (step="step") or a targeted step
@@ -15,6 +17,26 @@ DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the l
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
 
 DISCOVERY = "step"
+
+# What a queue adapter hands over for a body that is not a JSON object: the text as received,
+# under this one key, so the delivery can dead-letter it instead of a worker crashing on it.
+INVALID_BODY = "invalid_body"
+
+# The fields each kind cannot do without, and their types. A message of another kind, or
+# without one of these, can never succeed: it is dead-lettered at its first delivery.
+_RUN_STEP = {"run_id": str, "step": str}
+REQUIRED: dict[str, dict[str, type]] = {
+    CALL: {"run_id": str},
+    WAKE: _RUN_STEP,
+    WAIT_TIMEOUT: _RUN_STEP,
+    INVOKE_TIMEOUT: _RUN_STEP,
+    RUN_TIMEOUT: {"run_id": str},
+    CRON: {"fn_id": str, "cron": str},
+    DEBOUNCE: {"key": str, "at": int},
+    BATCH: {"key": str, "at": int},
+}
+# Optional fields that must have this type when present.
+_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int}
 
 
 def call(run_id: str, step: str = DISCOVERY, attempt: int = 0, busy: int = 0) -> dict[str, Any]:
@@ -49,3 +71,37 @@ def timer_name(body: dict[str, Any]) -> str:
     step = body.get("step", DISCOVERY)
     kind = body["kind"].replace("_", "")[:8]
     return f"{kind}-{body.get('run_id', '')}-{step[:16]}-{body.get('attempt', 0)}"
+
+
+def parse_body(text: str) -> dict[str, Any]:
+    """A received message's body: the JSON object, or ``{INVALID_BODY: text}`` for anything else."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {INVALID_BODY: text}
+
+
+def kind_of(body: dict[str, Any]) -> str:
+    """The message's kind for operators: "unknown" when it has none that is a string."""
+    kind = body.get("kind")
+    return kind if isinstance(kind, str) and kind else "unknown"
+
+
+def problem(body: dict[str, Any], handled: Collection[str] = ()) -> str | None:
+    """Why this body can never be handled (not JSON, unknown kind, a field missing or of the
+    wrong type), or None when it is well formed. Kinds in ``handled`` (the executor's extra
+    handlers) are known too; only those in ``REQUIRED`` have their fields checked."""
+    if INVALID_BODY in body:
+        return f"the body is not a JSON object: {str(body[INVALID_BODY])[:200]!r}"
+    kind = body.get("kind")
+    if kind not in REQUIRED:
+        return None if isinstance(kind, str) and kind in handled else f"unknown message kind {kind!r}"
+    for name, want in REQUIRED[kind].items():
+        if name not in body:
+            return f"{name}: missing"
+    for name, want in {**_TYPED, **REQUIRED[kind]}.items():
+        value = body.get(name)
+        if name in body and (not isinstance(value, want) or isinstance(value, bool) or value == ""):
+            return f"{name}: expected a non-empty {want.__name__}, got {value!r}"
+    return None

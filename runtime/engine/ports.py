@@ -14,7 +14,7 @@ Rules every adapter keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from runtime.engine.records import (
     AppRecord,
@@ -264,6 +264,67 @@ class WorkQueue(Protocol):
         """Make a received message visible again after ``delay_seconds``."""
 
 
+@dataclass(frozen=True)
+class DeadReason:
+    """Why a message is in the dead-letter store. ``error`` is what operators read; for a
+    message the queue moved by itself (SQS's redrive policy: the executor crashed or timed out
+    on every delivery) it says so, and ``dead_at`` is None when the queue does not tell."""
+
+    error: str
+    receive_count: int
+    dead_at: int | None
+    run_id: str | None = None
+
+
+@dataclass
+class DeadLetter:
+    """One message in the dead-letter store. ``id`` is opaque (the SQS message id on AWS)."""
+
+    id: str
+    body: dict[str, Any]
+    reason: DeadReason
+
+    @property
+    def run_id(self) -> str | None:
+        return self.reason.run_id
+
+    @property
+    def dead_at(self) -> int | None:
+        return self.reason.dead_at
+
+
+@runtime_checkable
+class DeadLetters(Protocol):
+    """Poison messages (``runtime.engine.delivery``), kept until an operator redrives them.
+
+    A port of its own on the ``Backend`` rather than more ``WorkQueue`` methods: the work queue
+    is the executor's hot path with SQS's semantics, while this is an operator's store that is
+    listed and emptied by id. On AWS it is the DLQ, which SQS also fills by itself (its redrive
+    policy, for deliveries that crashed the executor): listing must show those messages too,
+    with a reason made up for them.
+    """
+
+    def dead_letter(self, body: dict[str, Any], reason: DeadReason) -> None:
+        """Keep ``body`` with ``reason``. The caller acknowledges the original afterwards, so a
+        crash in between leaves the message on the work queue (and may keep it twice here)."""
+
+    def list_dead(self, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, in no promised order. Listing leaves them in place."""
+
+    def redrive(
+        self,
+        ids: list[str] | None = None,
+        *,
+        limit: int = 100,
+        on_move: Callable[[DeadLetter], None] | None = None,
+    ) -> int:
+        """Put dead letters back on the work queue as new messages (``receive_count`` starts
+        again at 1) and remove them from here: those named by ``ids``, or any when ``ids`` is
+        None, at most ``limit``. ``on_move`` is called with each one just before it goes back,
+        so the caller can make its run ready for it. Unknown ids are skipped. Returns how many
+        were moved."""
+
+
 @runtime_checkable
 class Timers(Protocol):
     def schedule(self, name: str, fire_at_ms: int, body: dict[str, Any]) -> None:
@@ -296,6 +357,7 @@ class Backend:
     store: RunStore
     queue: WorkQueue
     timers: Timers
+    dead_letters: DeadLetters
     name: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -310,6 +372,9 @@ __all__ = [
     "Backend",
     "CronSchedule",
     "Clock",
+    "DeadLetter",
+    "DeadLetters",
+    "DeadReason",
     "FlowState",
     "FunctionRecord",
     "LineEntry",

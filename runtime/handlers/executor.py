@@ -1,9 +1,12 @@
 """Executor Lambda: SQS event source with partial batch failures. Each record is one work
-message; a record that raises is reported as failed and SQS delivers it again (then the DLQ)."""
+message, handled by the engine's delivery as the local driver handles it: a record that fails
+is reported as failed and comes back after a backoff (its visibility is set to it); a poison one
+is put on the DLQ with its reason, its run marked Failed, and reported done, so the event source
+deletes it. SQS's own redrive (a little above ``max_deliveries``) is left for deliveries that
+crash the Lambda outright (a timeout, out of memory)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -11,7 +14,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from runtime.aws.queue import message_from_lambda_record
 from runtime.engine.core import Engine
+from runtime.engine.delivery import Outcome
 from runtime.handlers.wiring import engine_from_env
 
 logger = Logger(service="stepline-executor")
@@ -24,22 +29,34 @@ DEADLINE_MARGIN_MS = 15_000
 
 def make_handler(engine: Engine):
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        processor = BatchProcessor(event_type=EventType.SQS)
+        # A batch whose every record failed is reported like a partial one, not raised: the
+        # Lambda's Errors metric then counts crashes only.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        dead = 0
 
         def record_handler(record: SQSRecord) -> None:
+            nonlocal dead
             budget = None
             if context is not None and hasattr(context, "get_remaining_time_in_millis"):
                 budget = max(context.get_remaining_time_in_millis() - DEADLINE_MARGIN_MS, 1_000)
-            engine.executor.handle(json.loads(record.body), budget_ms=budget)
+            outcome = engine.delivery.deliver(message_from_lambda_record(record.raw_event), budget_ms=budget)
+            if outcome is Outcome.RETRY:
+                raise RedeliverLater(record.message_id)
+            dead += outcome is Outcome.DEAD
 
         response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
         records = len(event.get("Records") or [])
         failed = len(response.get("batchItemFailures") or [])
         metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=records - failed)
         metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=failed)
+        metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=dead)
         return response
 
     return handle
+
+
+class RedeliverLater(Exception):
+    """Reports a record as failed to the batch processor: it comes back after its backoff."""
 
 
 _handler = None

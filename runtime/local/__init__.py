@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from runtime.engine.ports import Backend, Clock
 from runtime.local.db import Database
+from runtime.local.dead_letters import SqliteDeadLetters
 from runtime.local.recovery import recover_after_restart
 from runtime.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
 from runtime.local.store import SqliteRunStore
@@ -24,6 +25,7 @@ def open_local_backend(path: str, clock: Clock) -> Backend:
         store=SqliteRunStore(db),
         queue=queue,
         timers=SqliteTimers(db, queue, clock),
+        dead_letters=SqliteDeadLetters(db, queue, clock),
         name="sqlite",
         extras={
             "close": db.close,
@@ -44,6 +46,7 @@ def local_backend(path: str, clock: Clock) -> Iterator[Backend]:
 
 __all__ = [
     "MAX_DELAY_SECONDS",
+    "SqliteDeadLetters",
     "SqliteRunStore",
     "SqliteTimers",
     "SqliteWorkQueue",

@@ -12,8 +12,9 @@ import threading
 import time
 from typing import Any
 
+from runtime.engine.messages import parse_body
 from runtime.engine.ports import Clock, QueueMessage
-from runtime.local.db import Database, dumps, loads
+from runtime.local.db import Database, dumps
 
 # No 15-minute cap here (that is SQS's); ten years covers any sleep a user can ask for.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 60 * 60
@@ -69,7 +70,7 @@ class SqliteWorkQueue:
                 out.append(
                     QueueMessage(
                         handle=f"{row['id']}.{receipt}",
-                        body=loads(row["body"]),
+                        body=parse_body(row["body"]),
                         receive_count=row["receive_count"] + 1,
                     )
                 )

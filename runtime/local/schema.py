@@ -8,10 +8,10 @@ way; they are listed in ``ADDED_COLUMNS`` and added by ``db.migrate`` when missi
 Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by function;
 3 flow control (versioned flow state, key claims, concurrency slots and their line);
 4 step details on memos (``memos.detail_json``) and where a replayed run came from
-(``runs.origin_json``).
+(``runs.origin_json``); 5 poison messages kept until redriven (``dead_letters``).
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -120,6 +120,16 @@ CREATE TABLE IF NOT EXISTS queue (
     receipt       TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at, id);
+
+-- Poison work messages (runtime.engine.delivery) and why, until redriven onto the queue.
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    body          TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    receive_count INTEGER NOT NULL,
+    run_id        TEXT,
+    dead_at       INTEGER
+);
 
 CREATE TABLE IF NOT EXISTS timers (
     name    TEXT PRIMARY KEY,

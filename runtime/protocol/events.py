@@ -8,6 +8,7 @@ hundreds learns which one was wrong.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pydantic
@@ -21,6 +22,18 @@ DEFAULT_MAX_BYTES = 3 * 1024 * 1024
 # Inngest's largest event, measured as compact JSON.
 DEFAULT_MAX_EVENT_BYTES = 3 * 1024 * 1024
 RESERVED_PREFIX = "inngest/"
+# Names and ids become parts of store keys (DynamoDB takes at most 2,048 bytes in a partition
+# key, 1,024 in a sort key): bounded here, they fit whatever prefix a key puts before them.
+# Register holds app ids, function ids and trigger names to the same limit.
+MAX_NAME_BYTES = 512
+MAX_ID_BYTES = 512
+# The official Python SDK refuses a call request nested deeper than about 200 levels (its JSON
+# parser's limit), and the request wraps an event's data in a few levels of its own: deeper data
+# would be accepted here only to fail every run it starts.
+MAX_DEPTH = 100
+# 9999-12-31T23:59:59.999Z: later times cannot be shown as dates (Python's datetime and
+# DynamoDB's 38-digit numbers both stop well before a number JSON can still carry).
+MAX_TS_MS = 253_402_300_799_999
 
 
 class EventPayload(BaseModel):
@@ -40,7 +53,7 @@ class EventPayload(BaseModel):
     def _name_is_string(cls, v: Any) -> Any:
         if not isinstance(v, str) or not v.strip():
             raise ValueError("must be a non-empty string")
-        return v
+        return at_most_bytes(v, MAX_NAME_BYTES)
 
     @field_validator("data", "user", mode="before")
     @classmethod
@@ -57,7 +70,7 @@ class EventPayload(BaseModel):
     def _optional_string(cls, v: Any) -> Any:
         if v is not None and not isinstance(v, str):
             raise ValueError("must be a string")
-        return v
+        return v if v is None else at_most_bytes(v, MAX_ID_BYTES)
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -74,6 +87,8 @@ class EventPayload(BaseModel):
             v = int(v)
         if v < 0:
             raise ValueError("must not be negative")
+        if v > MAX_TS_MS:
+            raise ValueError(f"must be at most {MAX_TS_MS} (ms since the epoch, before the year 10000)")
         return v
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +102,13 @@ class EventPayload(BaseModel):
         if self.v is not None:
             out["v"] = self.v
         return out
+
+
+def at_most_bytes(value: str, limit: int) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise ValueError(f"{size} bytes exceeds the limit of {limit}")
+    return value
 
 
 def parse_event_batch(
@@ -117,7 +139,46 @@ def parse_event_batch(
             if size > max_event_bytes:
                 limit = f"the per-event limit of {max_event_bytes}"
                 raise ProtocolError(f"events[{index}]: {size} bytes exceeds {limit}", 413)
+    if _nesting(body) > MAX_DEPTH:  # cheap on the bytes; only then find which event it is
+        for index, item in enumerate(raw):
+            for field in ("data", "user"):
+                if isinstance(item, dict) and _depth(item.get(field)) > MAX_DEPTH:
+                    raise ProtocolError(f"events[{index}].{field}: nested more than {MAX_DEPTH} levels deep")
     return [_parse_one(item, index) for index, item in enumerate(raw)]
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_TO_PARENS = bytes.maketrans(b"[{]}", b"(())")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _nesting(body: bytes) -> int:
+    """How deep ``body`` nests arrays and objects, less the batch and event levels: an upper
+    bound on the depth of any event's data, or MAX_DEPTH + 1 for anything deeper. Each pass
+    deletes the innermost pairs, so the number of passes is the depth (all done in C)."""
+    if body.count(b"{") + body.count(b"[") <= MAX_DEPTH:
+        return 0
+    brackets = _STRING.sub(b"", body).translate(_TO_PARENS, _NOT_BRACKETS)
+    wrapping = 2 if brackets[:1] == b"(" else 1
+    for passes in range(MAX_DEPTH + wrapping + 1):
+        if not brackets:
+            return passes - wrapping
+        brackets = brackets.replace(b"()", b"")
+    return MAX_DEPTH + 1
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def _json_bytes(value: Any) -> int:

@@ -29,6 +29,7 @@ from pydantic import (
 from runtime.protocol.cron import CronSpec, parse_cron
 from runtime.protocol.durations import parse_duration_ms
 from runtime.protocol.errors import ProtocolError, from_validation_error
+from runtime.protocol.events import MAX_NAME_BYTES, at_most_bytes
 from runtime.protocol.jsoncanon import loads
 from runtime.protocol.urls import get_query_param, strip_query_param
 
@@ -78,7 +79,8 @@ def _check_url(value: str) -> str:
 def _non_empty(value: str) -> str:
     if not value.strip():
         raise ValueError("must be a non-empty string")
-    return value
+    # App ids, function ids and event names are parts of store keys, as event names are.
+    return at_most_bytes(value, MAX_NAME_BYTES)
 
 
 Expression = Annotated[StrictStr, AfterValidator(_check_cel)]

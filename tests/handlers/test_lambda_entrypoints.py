@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -89,9 +90,17 @@ def record(message_id: str, handle: str, body: str, receive_count: int = 1) -> d
 
 @pytest.fixture
 def deployment(monkeypatch):
+    with lambda_deployment(monkeypatch) as deployed:
+        yield deployed
+
+
+@contextmanager
+def lambda_deployment(monkeypatch, **overrides):
+    """Both Lambdas on moto, configured through the environment as the stack configures them
+    (with ``overrides`` of the settings), behind a local API Gateway and an event source pump."""
     with moto_backend(SystemClock()) as backend:
         names = backend.extras["names"]
-        settings = Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000, **names.settings_values())
+        settings = Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000, **overrides, **names.settings_values())
         for key, value in settings.to_env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
@@ -149,7 +158,7 @@ def test_a_sleeping_run_wakes_through_the_queue(deployment):
     assert app.count("sleeper", "after", k) == 1
 
 
-def test_a_record_that_cannot_be_processed_is_reported_alone(deployment):
+def test_a_record_that_can_never_succeed_is_dead_lettered_alone(deployment):
     _, _, backend, pump = deployment
     pump.stop.set()
     pump.thread.join(5)
@@ -157,8 +166,11 @@ def test_a_record_that_cannot_be_processed_is_reported_alone(deployment):
     [good] = backend.queue.receive(1, 60)
     event = {"Records": [record("good", good.handle, json.dumps(good.body)), record("poison", "h", "{not json")]}
     result = executor_module.handler(event, LambdaContext(aws_request_id="r1"))
-    # The message for an unknown run is done (acknowledged); the unreadable one is retried.
-    assert result == {"batchItemFailures": [{"itemIdentifier": "poison"}]}
+    # The message for an unknown run is done (acknowledged); the unreadable one can never
+    # succeed: it is on the DLQ now, so it is reported done too (the event source deletes it).
+    assert result == {"batchItemFailures": []}
+    [dead] = backend.dead_letters.list_dead(10)
+    assert dead.body == {"invalid_body": "{not json"} and dead.reason.receive_count == 1
 
 
 def test_the_api_lambda_answers_bad_input_with_4xx(deployment):

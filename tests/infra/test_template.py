@@ -14,6 +14,7 @@ from infra.executor import executor_timeout_s
 from runtime.aws.resources import (
     DEFAULT_MAX_RECEIVE_COUNT,
     MAX_MESSAGE_BYTES,
+    max_receive_count,
     table_definition,
 )
 from runtime.settings import ENV_PREFIX, Settings
@@ -121,6 +122,8 @@ def test_the_work_queue_redrives_to_an_encrypted_dlq(synthesized):
         "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
         "maxReceiveCount": DEFAULT_MAX_RECEIVE_COUNT,
     }
+    # A little above the deliveries the runtime allows: it dead-letters first, with the reason.
+    assert DEFAULT_MAX_RECEIVE_COUNT == max_receive_count(Settings(mode="cloud").max_deliveries)
     for props in (work, queues[dlq_id]["Properties"]):
         assert props["SqsManagedSseEnabled"] is True
         assert props["MaximumMessageSize"] == MAX_MESSAGE_BYTES
@@ -286,8 +289,24 @@ def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(
     secrets = json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"])
     assert "KeysSigningKey" in secrets
     assert ("KeysEventKeys" in secrets) == (handler == API_HANDLER)
-    assert "sqs:SendMessage" in by_action
-    assert ("sqs:ReceiveMessage" in by_action) == (handler == EXECUTOR_HANDLER)
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    (dlq_id,) = [k for k in queues if k != work_id]
+    work, dlq = {"Fn::GetAtt": [work_id, "Arn"]}, {"Fn::GetAtt": [dlq_id, "Arn"]}
+
+    def on(action: str) -> list:
+        return [s["Resource"] for s in statements if action in actions(s)]
+
+    # Both send work; the executor dead-letters poison onto the DLQ, and only it consumes the
+    # work queue. The API lists and redrives the DLQ, and reads the work queue's redrive policy.
+    if handler == EXECUTOR_HANDLER:
+        assert sorted(map(json.dumps, on("sqs:SendMessage"))) == sorted(map(json.dumps, [work, dlq]))
+        assert on("sqs:ReceiveMessage") == [work]
+    else:
+        assert on("sqs:SendMessage") == [work]
+        for action in ("sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"):
+            assert on(action) == [dlq], action
+        assert on("sqs:GetQueueAttributes") == [work]
 
 
 def test_outputs_give_the_api_url_and_the_secret_names(synthesized):

@@ -50,6 +50,12 @@ _REWAKE_MS = 500
 _COPY_FIELDS = ("line", "waits", "woken", "not_before", "busy")
 
 
+def out_of_line(body: dict[str, Any]) -> dict[str, Any]:
+    """The message without its place in a concurrency line: sent again later, it is a fresh
+    call that queues anew. (Its ``not_before`` stays: a sleep must not end early.)"""
+    return {k: v for k, v in body.items() if k not in ("line", "waits", "woken")}
+
+
 @dataclass(frozen=True)
 class Limit:
     key: str
@@ -286,6 +292,13 @@ class Concurrency:
             self._woken.update({(key, e.position): now for e in heads})
         if heads:
             self.queue.send_many([{**entry.body, "woken": True} for entry in heads])
+
+    def abandon(self, body: dict[str, Any]) -> None:
+        """A waiting message that will not be delivered again (it was dead-lettered): its place
+        in line goes, so the work behind it moves up."""
+        ticket = Ticket.from_body(body)
+        if ticket is not None and self.store.leave_line(ticket.key, ticket.position):
+            self.wake(ticket.key, ticket.limit)
 
     def position(self, base_ms: int | None, priority_ms: int) -> str:
         base = self.clock.now_ms() if base_ms is None else base_ms

@@ -1,0 +1,147 @@
+"""One delivery of a work message, made the same way by the local driver and the executor
+Lambda; where a poison message ends; and the way back for it (redrive).
+
+A message whose handling raises has met an infrastructure failure (``Executor.handle``'s
+contract): it comes back after a backoff. When it fails on its ``max_deliveries``-th delivery it
+is poison, and so at its first is a message that can never succeed (not JSON, an unknown kind,
+a field missing: ``messages.problem``). A poison message goes to the dead-letter store with the
+reason; the run it names, if still live, is marked Failed with a ``DeliveryFailed`` error
+through the run-ending path the executor uses (``Lifecycle.fail``: function.failed is emitted,
+an invoking parent gets the error, the singleton key and waiters go); and the original is
+acknowledged by the caller.
+
+Redrive puts dead letters back on the work queue as new messages, and just before each one
+reopens the run that dead-lettering failed (only a ``DeliveryFailed`` one): Running again, it
+goes on from its last committed step. What the failure did is not undone: function.failed was
+emitted, a parent that invoked the run has had the error, and waits for events of the run end
+at their timeout (their waiters were removed).
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from runtime.engine import messages
+from runtime.engine.flow.concurrency import out_of_line
+from runtime.engine.ports import Backend, Clock, DeadLetter, DeadReason, QueueMessage, RunStatus
+from runtime.engine.retry import backoff_ms
+from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from runtime.engine.executor import Executor
+    from runtime.engine.lifecycle import Lifecycle
+
+log = logging.getLogger(__name__)
+
+DELIVERY_FAILED = "DeliveryFailed"
+# The reason is kept with the message (SQS message attributes count against its 256 KiB).
+MAX_ERROR_CHARS = 1_000
+
+
+class Outcome(str, Enum):
+    DONE = "done"  # handled: acknowledge it
+    RETRY = "retry"  # failed: it comes back after a backoff (its visibility is set); don't ack
+    DEAD = "dead"  # poison: it is in the dead-letter store now; acknowledge it
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Delivery:
+    def __init__(
+        self, backend: Backend, executor: Executor, lifecycle: Lifecycle, clock: Clock, settings: Settings
+    ) -> None:
+        self.store = backend.store
+        self.queue = backend.queue
+        self.dead_letters = backend.dead_letters
+        self.executor = executor
+        self.lifecycle = lifecycle
+        self.clock = clock
+        self.settings = settings
+
+    # -- one delivery --------------------------------------------------------------------------
+    def deliver(self, message: QueueMessage, *, budget_ms: int | None = None) -> Outcome:
+        """Handle one received message. Never raises: the outcome says what the caller does
+        with the message (acknowledge it, or leave it to come back)."""
+        body = message.body
+        kind = messages.kind_of(body)
+        problem = messages.problem(body, self.executor.handlers)
+        if problem is not None:
+            return self._bury(message, f"{kind} message is malformed: {problem}", well_formed=False)
+        try:
+            self.executor.handle(body, budget_ms=budget_ms)
+            return Outcome.DONE
+        except Exception as exc:  # noqa: BLE001 - an infrastructure failure: deliver it again
+            count, most = message.receive_count, self.settings.max_deliveries
+            if count >= most:
+                log.exception("%s message failed its delivery %d of %d: dead-lettering it", kind, count, most)
+                return self._bury(message, f"{kind} message failed {count} deliveries: {describe(exc)}")
+            log.exception("%s message failed its delivery %d of %d; it comes back", kind, count, most)
+            self._retry(message)
+            return Outcome.RETRY
+
+    def _retry(self, message: QueueMessage) -> None:
+        delay_ms = backoff_ms(
+            message.receive_count, self.settings.redelivery_base_ms, self.settings.redelivery_cap_ms
+        )
+        try:
+            self.queue.retry_later(message.handle, delay_ms // 1000)
+        except Exception:  # noqa: BLE001
+            log.exception("could not delay the message; it comes back after its visibility timeout")
+
+    def _bury(self, message: QueueMessage, error: str, *, well_formed: bool = True) -> Outcome:
+        body = message.body
+        run_id = body.get("run_id") if isinstance(body.get("run_id"), str) and body.get("run_id") else None
+        error = error[:MAX_ERROR_CHARS]
+        reason = DeadReason(error, message.receive_count, self.clock.now_ms(), run_id)
+        try:
+            # Without its place in a concurrency line, which goes below: redriven, it queues anew.
+            self.dead_letters.dead_letter(out_of_line(body) if well_formed else body, reason)
+        except Exception:  # noqa: BLE001 - keep the message until it can be kept elsewhere
+            log.exception("could not dead-letter the message; it comes back")
+            self._retry(message)
+            return Outcome.RETRY
+        log.error("dead-lettered: %s (run %s)", error, run_id or "-")
+        try:
+            if well_formed:
+                self.executor.concurrency.abandon(body)
+            if run_id is not None:
+                self.lifecycle.fail(run_id, {"name": DELIVERY_FAILED, "message": error})
+        except Exception:  # noqa: BLE001 - the message is kept; a redrive takes the run on
+            log.exception("run %s: dead-lettered its message but could not mark it failed", run_id)
+        return Outcome.DEAD
+
+    # -- the way back --------------------------------------------------------------------------
+    def redrive(self, ids: list[str] | None = None, *, limit: int = 100) -> tuple[int, list[str]]:
+        """Move dead letters (``ids``, or any when None; at most ``limit``) back onto the work
+        queue, reopening their runs first. Returns how many moved and the runs reopened."""
+        reopened: list[str] = []
+
+        def ready(entry: DeadLetter) -> None:
+            if entry.run_id is not None and self.reopen(entry.run_id):
+                reopened.append(entry.run_id)
+
+        moved = self.dead_letters.redrive(ids, limit=limit, on_move=ready)
+        return moved, reopened
+
+    def reopen(self, run_id: str) -> bool:
+        """Running again, a run that dead-lettering marked Failed (not one that failed any
+        other way). True when this call reopened it."""
+        run = self.store.get_run(run_id)
+        if run is None or run.status != RunStatus.FAILED or (run.error or {}).get("name") != DELIVERY_FAILED:
+            return False
+        changes = {"status": RunStatus.RUNNING, "error": None, "ended_at": None}
+        if not self.store.update_run(run_id, changes, expect_status={RunStatus.FAILED}):
+            return False
+        # Messages that came while it was Failed found it ended and did nothing (a step memo
+        # written by a resume, the job of a planned step): discovery and a job per planned step
+        # pick that work up again. Duplicates are harmless, as every message is.
+        state = self.store.load_run(run_id)
+        planned = [op.step_id for op in (state.pending.values() if state else []) if op.op == "StepPlanned"]
+        self.queue.send_many([messages.call(run_id)] + [messages.call(run_id, step) for step in planned])
+        log.info("run %s reopened for a redrive", run_id)
+        return True
