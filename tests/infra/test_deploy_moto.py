@@ -154,7 +154,7 @@ def test_the_stack_is_created_and_the_lambdas_point_at_its_resources(deployed):
         env = deployed.env(handler)
         table = d.client("dynamodb").describe_table(TableName=env["STEPLINE_TABLE_NAME"])["Table"]
         assert {k["AttributeName"] for k in table["KeySchema"]} == {"pk", "sk"}
-        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1", "gsi2"]
         attributes = d.client("sqs").get_queue_attributes(
             QueueUrl=env["STEPLINE_QUEUE_URL"], AttributeNames=["All"]
         )["Attributes"]

@@ -281,6 +281,7 @@ def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(
     assert by_action["dynamodb:UpdateItem"]["Resource"] == [
         {"Fn::GetAtt": [table_id, "Arn"]},
         {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi1"]]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi2"]]},
     ]
     assert "dynamodb:Scan" not in by_action and "dynamodb:DeleteTable" not in by_action
     schedules = json.dumps(by_action["scheduler:CreateSchedule"]["Resource"])
