@@ -258,6 +258,24 @@ def _policy_statements(iam: Any, arn: str) -> list[dict]:
     return document["Statement"]
 
 
+def test_the_sweep_schedule_runs_the_sweeper_in_the_executor(synced):
+    d = synced
+    env = d.env(EXECUTOR_HANDLER)
+    scheduler = d.deployment.client("scheduler")
+    (summary,) = scheduler.list_schedules(GroupName="default")["Schedules"]
+    schedule = scheduler.get_schedule(Name=summary["Name"])
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["Target"]["Arn"] == env["STEPLINE_QUEUE_ARN"]
+    assert schedule["Target"]["RoleArn"] == env["STEPLINE_SCHEDULER_ROLE_ARN"]
+    sqs = d.deployment.client("sqs")
+    # Delivered as Scheduler delivers it (moto never fires schedules), then handled.
+    sqs.send_message(QueueUrl=env["STEPLINE_QUEUE_URL"], MessageBody=schedule["Target"]["Input"])
+    assert drain_queue(d.deployment, d.host) >= 1
+    for queue in ("STEPLINE_QUEUE_URL", "STEPLINE_DLQ_URL"):  # handled: not failed, not poison
+        attributes = sqs.get_queue_attributes(QueueUrl=env[queue], AttributeNames=["All"])["Attributes"]
+        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+
+
 def test_a_cron_trigger_lands_in_the_cron_group(synced):
     env = synced.env(API_HANDLER)
     scheduler = synced.deployment.client("scheduler")
