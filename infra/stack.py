@@ -16,7 +16,7 @@ from infra.packaging import LambdaBundle
 from infra.queue import WorkQueue
 from infra.secrets import Keys
 from infra.state import PayloadBucket, StateTable
-from infra.timers import Timers
+from infra.timers import SweepSchedule, Timers
 
 
 class SteplineStack(Stack):
@@ -46,6 +46,9 @@ class SteplineStack(Stack):
             max_deliveries=timing.max_deliveries,
         )
         self.timers = Timers(self, "Timers", group_name=config.schedule_group, queue=self.work.queue)
+        self.sweep = SweepSchedule(
+            self, "Sweep", timers=self.timers, queue=self.work.queue, interval_s=timing.sweep_interval_s
+        )
         self.keys = Keys(
             self,
             "Keys",

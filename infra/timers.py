@@ -1,6 +1,9 @@
-"""EventBridge Scheduler: the timers group, the cron group, and the role schedules deliver with."""
+"""EventBridge Scheduler: the timers group, the cron group, the role schedules deliver with, and
+the sweep schedule."""
 
 from __future__ import annotations
+
+import json
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -10,6 +13,7 @@ from constructs import Construct
 
 from infra import nag
 from runtime.aws.resources import CRON_GROUP_SUFFIX
+from runtime.engine import messages
 
 # What the runtime does with schedules (runtime/aws/scheduler.py): create, replace, read back
 # and delete them by name within its two groups.
@@ -80,3 +84,35 @@ class Timers(Construct):
                     f":schedule/{name}/*"
                 ],
             )
+
+
+def rate_expression(interval_s: float) -> str:
+    """Scheduler's rate for an interval, in whole minutes (its finest unit), at least one."""
+    minutes = max(1, round(interval_s / 60))
+    return f"rate({minutes} minute{'s' if minutes != 1 else ''})"
+
+
+class SweepSchedule(Construct):
+    """Puts a ``sweep`` message on the work queue every ``interval_s``, delivered with the timers'
+    role; the executor runs the sweeper on it (``runtime.engine.sweeper``). In the default
+    group: the runtime's groups hold only schedules it made, and manages them as such."""
+
+    def __init__(self, scope: Construct, id: str, *, timers: Timers, queue: sqs.IQueue, interval_s: float) -> None:
+        super().__init__(scope, id)
+        self.schedule = scheduler.CfnSchedule(
+            self,
+            "Schedule",
+            description="Stepline: re-arm runs whose wake-up got lost (the sweeper)",
+            schedule_expression=rate_expression(interval_s),
+            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+            target=scheduler.CfnSchedule.TargetProperty(
+                arn=queue.queue_arn,
+                role_arn=timers.role.role_arn,
+                input=json.dumps(messages.sweep()),
+                # A missed sweep is replaced by the next one: never retry one for long.
+                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                    maximum_event_age_in_seconds=max(60, int(interval_s)), maximum_retry_attempts=2
+                ),
+            ),
+            state="ENABLED",
+        )

@@ -1,4 +1,4 @@
-"""`stepline send|runs|run|cancel|replay|tail|dlq`: operating Stepline from a terminal, through the
+"""`stepline send|runs|run|cancel|replay|tail|dlq|sweep`: operating Stepline from a terminal, through the
 REST API (the same routes the dashboard uses).
 
 They talk to `stepline dev` on 127.0.0.1:8288 unless told otherwise: ``--url`` (or
@@ -349,6 +349,40 @@ def cmd_dlq(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def cmd_sweep(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """Run the sweeper now, calling again while a call stops at its limit and moves runs on."""
+    body: dict[str, Any] = {}
+    if args.grace is not None:
+        if args.grace < 0:
+            raise ApiFailure(f"--grace: expected seconds, 0 or more, got {args.grace}")
+        body["grace_s"] = args.grace
+    totals: dict[str, int] = {"found": 0, "rearmed": 0, "in_hand": 0, "skipped": 0, "errors": 0}
+    sent: dict[str, int] = {}
+    while True:
+        report = client.call("POST", "/v1/sweep", body)["data"]
+        for key in totals:
+            totals[key] += report[key]
+        for kind, count in report["sent"].items():
+            sent[kind] = sent.get(kind, 0) + count
+        if not report["more"] or report["rearmed"] + report["in_hand"] == 0:
+            break
+    what = ", ".join(f"{kind} {count}" for kind, count in sorted(sent.items()))
+    out.write(f"found {_plural(totals['found'], 'overdue run')}; re-armed {_plural(totals['rearmed'], 'run')}"
+              + (f" (sent {what})" if what else "") + "\n")
+    if totals["in_hand"]:
+        out.write(f"{_plural(totals['in_hand'], 'run')} with claimed steps only moved on\n")
+    if totals["skipped"]:
+        out.write(f"{_plural(totals['skipped'], 'run')} moved on by themselves meanwhile\n")
+    if totals["errors"]:
+        out.write(f"{_plural(totals['errors'], 'run')} failed (see the server's log; the next sweep tries again)\n")
+        return 1
+    return 0
+
+
 def _line(out: TextIO, text: str) -> None:
     out.write(f"{datetime.now().strftime('%H:%M:%S')}  {text}\n")
     out.flush()
@@ -360,7 +394,7 @@ def _q(value: str) -> str:
 
 COMMANDS = {
     "send": cmd_send, "runs": cmd_runs, "run": cmd_run, "cancel": cmd_cancel,
-    "replay": cmd_replay, "tail": cmd_tail, "dlq": cmd_dlq,
+    "replay": cmd_replay, "tail": cmd_tail, "dlq": cmd_dlq, "sweep": cmd_sweep,
 }
 
 
@@ -420,6 +454,12 @@ def add_ops_parsers(sub: Any) -> None:
     q.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids, as `stepline dlq list` shows them")
     q.add_argument("--all", action="store_true", help="every dead letter")
     q.set_defaults(func=_run)
+
+    p = sub.add_parser("sweep", parents=[common],
+                       help="re-arm runs overdue with nothing moving them (runs every few minutes by itself)")
+    p.add_argument("--grace", type=float, metavar="SECONDS",
+                   help="how long overdue a run must be (default: the server's sweep_grace_s, 20 minutes)")
+    p.set_defaults(func=_run)
 
     p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")
     p.add_argument("--function", help="only this function's runs")

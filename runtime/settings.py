@@ -36,6 +36,14 @@ class Settings(BaseModel):
     max_deliveries: int = Field(10, ge=1, le=100)
     redelivery_base_ms: int = Field(1_000, ge=0)
     redelivery_cap_ms: int = Field(60_000, ge=0)
+    # The sweeper (runtime.engine.sweeper) re-arms runs whose wake_at passed more than
+    # sweep_grace_s ago with nothing moving them: longer than SQS's longest delay (15 min) plus
+    # Scheduler's early firing and delivery window, so a healthy wait is never touched.
+    # `stepline dev` sweeps every sweep_interval_s; on AWS a schedule does, at the same rate.
+    # One sweep re-arms at most sweep_max_runs runs (a Lambda's budget), then queues the next.
+    sweep_grace_s: float = Field(20 * 60, ge=0)
+    sweep_interval_s: float = Field(5 * 60, gt=0)
+    sweep_max_runs: int = Field(500, ge=1)
     # A call request whose events and memos would exceed this many bytes is sent with
     # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (PROTOCOL §5.3). This
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).

@@ -21,6 +21,7 @@ from runtime.api import (
     runs_api,
     runs_views,
     send_api,
+    sweep_api,
 )
 from runtime.api.errors import ApiError, json_response
 from runtime.engine.core import Engine
@@ -40,6 +41,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     functions_api.add_routes(app, engine)
     send_api.add_routes(app, engine)
     dead_letters_api.add_routes(app, engine)
+    sweep_api.add_routes(app, engine)
     openapi.add_routes(app)
     dashboard.add_routes(app)
 

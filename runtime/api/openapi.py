@@ -124,6 +124,17 @@ def _schemas() -> dict[str, Any]:
             "reason": {"type": "string", "description": "why it is here: the last error, or that SQS moved it"},
             "receive_count": {"type": "integer", "description": "deliveries it had"},
             "dead_at": nullable_time, "body": {"type": "object", "description": "the work message"}}},
+        "SweepReport": {"type": "object", "properties": {
+            "before": {"type": "string", "format": "date-time",
+                       "description": "runs due before this time were looked at"},
+            "found": {"type": "integer", "description": "overdue runs found"},
+            "rearmed": {"type": "integer", "description": "runs something was sent for"},
+            "in_hand": {"type": "integer", "description": "runs whose steps are claimed: only moved on"},
+            "skipped": {"type": "integer", "description": "runs that moved on by themselves meanwhile"},
+            "errors": {"type": "integer", "description": "runs the sweep failed on (logged; found again next time)"},
+            "sent": {"type": "object", "additionalProperties": {"type": "integer"},
+                     "description": "messages sent, by kind: discovery, step, wake, wait_timeout, invoke_timeout"},
+            "more": {"type": "boolean", "description": "stopped at max_runs: call again"}}},
         "App": {"type": "object", "properties": {
             "app_id": {"type": "string"}, "url": {"type": "string"}, "sdk": {"type": "string"},
             "framework": {"type": "string"}, "synced_at": {"type": "string", "format": "date-time"},
@@ -217,6 +228,16 @@ def document() -> dict[str, Any]:
                 "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
                 "all": {"const": True}}}),
             description="Exactly one of `ids` or `all: true`; one call moves at most 100.")},
+        "/v1/sweep": {"post": _op(
+            "Re-arm runs that are overdue with nothing moving them (the sweeper, now)",
+            _ok(_data(_ref("SweepReport"))), tags=["operations"],
+            body=_body({"type": "object", "properties": {
+                "grace_s": {"type": "number", "minimum": 0,
+                            "description": "how long overdue a run must be (default: the sweep_grace_s setting)"},
+                "max_runs": {"type": "integer", "minimum": 1, "maximum": 100,
+                             "description": "re-arm at most this many (default 100)"}}}, required=False),
+            description="Runs every few minutes by itself; this runs it now. One call handles at most "
+                        "100 runs: `more` says to call again.")},
         "/v1/apps": {"get": _op("List apps and their last sync", _ok(_data({"type": "array", "items": _ref("App")})),
                                 tags=["apps"])},
         "/v1/apps/{app_id}/functions": {"get": _op(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -29,8 +30,13 @@ Item = dict[str, dict[str, Any]]
 
 # DynamoDB rejects items over 400 KB (moto at 405,000 B); stay under both with a clear message.
 MAX_ITEM_BYTES = 400_000
-# The one secondary index, shared by event listing (by day) and run listing (by function).
+# The listing index, shared by event listing (by day) and run listing (by function).
 GSI1 = "gsi1"
+# The sweeper's index: live runs by wake_at, spread over a fixed number of partitions so that
+# releases (each one moves its run's key) never crowd one partition. The count is part of the
+# key design: changing it would strand the keys already written under the old spread.
+GSI2 = "gsi2"
+SWEEP_SHARDS = 8
 # A waiter outlives its expiry by this much before TTL may delete it: its timeout timer, which
 # fires at expiry, must still find it to win it (remove_waiter) and resume the run.
 WAITER_TTL_GRACE_MS = 7 * 24 * 3600 * 1000
@@ -138,6 +144,19 @@ def run_index_keys(fn_id: str, created_at: int, run_id: str) -> Item:
     }
 
 
+def sweep_shard(run_id: str) -> int:
+    # CRC-32, not hash(): the same shard in every process, whatever PYTHONHASHSEED says.
+    return zlib.crc32(run_id.encode()) % SWEEP_SHARDS
+
+
+def sweep_index_keys(run_id: str, wake_at: int) -> Item:
+    """Where a live run sits in ``gsi2``: its shard's partition, by wake_at."""
+    return {
+        "gsi2pk": str_attr(f"SWEEP#{sweep_shard(run_id)}"),
+        "gsi2sk": str_attr(f"{wake_at:015d}#{run_id}"),
+    }
+
+
 def waiter_key(event_name: str, run_id: str, step_id: str) -> Item:
     return {"pk": str_attr(f"WAIT#{event_name}"), "sk": str_attr(f"{run_id}#{step_id}")}
 
@@ -162,6 +181,7 @@ _RUN_FIELDS: dict[str, str] = {
     "lease_owner": "s",
     "lease_until": "n",
     "origin": "o",
+    "wake_at": "n",
 }
 
 
@@ -199,6 +219,8 @@ def run_item(run: Run) -> Item:
         encoded = encode_run_field(name, getattr(run, name))
         if encoded is not None:
             item[name] = encoded
+    if run.wake_at is not None and not run.status.terminal:
+        item.update(sweep_index_keys(run.run_id, run.wake_at))
     return item
 
 
@@ -220,6 +242,7 @@ def run_from_item(item: Item) -> Run:
         lease_owner=get_str(item, "lease_owner"),
         lease_until=get_int(item, "lease_until"),
         origin=get_json(item, "origin"),
+        wake_at=get_int(item, "wake_at"),
     )
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from botocore.exceptions import ClientError
 
 from runtime.aws.errors import error_code, translated
-from runtime.aws.items import GSI1
+from runtime.aws.items import GSI1, GSI2
 
 if TYPE_CHECKING:
     from runtime.settings import Settings
@@ -160,7 +160,7 @@ def table_definition(table_name: str) -> dict[str, Any]:
         "BillingMode": "PAY_PER_REQUEST",
         "AttributeDefinitions": [
             {"AttributeName": name, "AttributeType": "S"}
-            for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+            for name in ("pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk")
         ],
         "KeySchema": [
             {"AttributeName": "pk", "KeyType": "HASH"},
@@ -177,7 +177,17 @@ def table_definition(table_name: str) -> dict[str, Any]:
                 # by key, so the index never holds a second copy of large payloads, and lease
                 # and output writes to a run (attributes it does not project) never touch it.
                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["name", "status"]},
-            }
+            },
+            {
+                "IndexName": GSI2,
+                "KeySchema": [
+                    {"AttributeName": "gsi2pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+                ],
+                # The sweeper reads the few run items it finds by key; keys only keeps the index
+                # small and means only writes that move wake_at (create, release, end) touch it.
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
         ],
     }
 

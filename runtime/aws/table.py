@@ -1,12 +1,16 @@
 """``RunStore`` on one DynamoDB table.
 
 Keys (all strings). ``gsi1`` is sparse and overloaded: only event and run items carry its keys;
-it projects ``name`` and ``status`` besides the keys::
+it projects ``name`` and ``status`` besides the keys. ``gsi2`` is sparse too: only run items
+that have not ended carry its keys (the sweeper's index; keys only)::
 
     item              pk                    sk                 gsi1pk / gsi1sk
     ----------------  --------------------  -----------------  ---------------------------------
     run               RUN#<run_id>          RUN                FNRUNS#<fn_id> /
                                                                <created_at:015d>#<run_id>
+                                                               gsi2pk / gsi2sk (while live)
+                                                               SWEEP#<crc32(run_id) % 8> /
+                                                               <wake_at:015d>#<run_id>
     step              RUN#<run_id>          STEP#<step_id>
     event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd> /
                                                                <received_at:015d>#<internal_id>
@@ -28,7 +32,11 @@ Access patterns and their cost:
   says). ``claim_pending`` and ``remove_pending`` are one UpdateItem each.
 * ``update_run`` / ``acquire_lease`` / ``release_lease``: one conditional UpdateItem on the run
   item, touching only the named attributes (status is written only when the caller changes it;
-  lease writes never touch ``gsi1``, which does not project them).
+  lease writes never touch ``gsi1``, which does not project them). A write of ``wake_at`` moves
+  the run's ``gsi2`` keys in the same request; a terminal status removes them (and ``wake_at``),
+  so ended runs leave the sweeper's index. ``acquire_lease`` never touches ``gsi2``.
+* ``stalled_runs``: one Query per ``gsi2`` shard (``gsi2sk`` below the cut-off, oldest first),
+  then one BatchGetItem of the run items, which decide (status, lease, current ``wake_at``).
 * ``save_events``: per event with a user id, one conditional PutItem on its claim
   (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
   deletes lag by up to days, so an expired claim must read as absent); then the event items
@@ -70,9 +78,12 @@ from runtime.aws.events import EventRecords
 from runtime.aws.flow import FlowRecords
 from runtime.aws.items import (
     GSI1,
+    GSI2,
     RUN_JSON_FIELDS,
+    SWEEP_SHARDS,
     check_size,
     time_key_window,
+    decode_cursor,
     encode_cursor,
     encode_run_field,
     get_int,
@@ -86,6 +97,7 @@ from runtime.aws.items import (
     run_key,
     step_key,
     str_attr,
+    sweep_index_keys,
 )
 from runtime.aws.payloads import PayloadStore, run_prefix, step_prefix
 from runtime.aws.waiters import WaiterRecords
@@ -99,6 +111,18 @@ _PENDING_ATTRS = (
 # has with a cursor (the port allows short pages), so one call's cost stays bounded.
 _LIST_RUNS_MAX_QUERIES = 5
 _FILTERED_PAGE = 100
+_SWEEP_KEYS = ("gsi2pk", "gsi2sk")
+_LIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
+    """(shard, last index key read) from a ``stalled_runs`` cursor; (0, None) without one."""
+    if cursor is None:
+        return 0, None
+    shard, sep, key = decode_cursor(cursor).partition("|")
+    if not sep or not shard.isdigit() or not key:
+        raise ValueError(f"invalid cursor: {cursor!r}")
+    return int(shard), key
 
 
 class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
@@ -245,9 +269,12 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
         *,
         expect_status: set[RunStatus] | None = None,
         expect_lease_owner: str | None = None,
+        expect_wake_at: int | None = None,
     ) -> bool:
         if expect_status is not None and not expect_status:
             return False
+        if "status" in changes and RunStatus(changes["status"]).terminal:
+            changes = {**changes, "wake_at": None}  # an ended run leaves the sweeper's index
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         sets: list[str] = []
@@ -263,7 +290,19 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
                 values[f":f{index}"] = encoded
                 sets.append(f"#f{index} = :f{index}")
         if not sets and not removes:
-            return self._run_matches(run_id, expect_status, expect_lease_owner)
+            return self._run_matches(run_id, expect_status, expect_lease_owner, expect_wake_at)
+        if "wake_at" in changes:
+            # The sweeper's index key is made of it: move the key with it, or drop it.
+            wake_at = changes["wake_at"]
+            if wake_at is None:
+                for name in _SWEEP_KEYS:
+                    names[f"#{name}"] = name
+                    removes.append(f"#{name}")
+            else:
+                for name, value in sweep_index_keys(run_id, wake_at).items():
+                    names[f"#{name}"] = name
+                    values[f":{name}"] = value
+                    sets.append(f"#{name} = :{name}")
         if "fn_id" in changes or "created_at" in changes:
             # The listing index key is made of both: keep it in step with the run.
             current = self.get_run(run_id)
@@ -293,6 +332,10 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             names["#lease_owner"] = "lease_owner"
             values[":owner"] = str_attr(expect_lease_owner)
             conditions.append("#lease_owner = :owner")
+        if expect_wake_at is not None:
+            names["#expect_wake"] = "wake_at"
+            values[":expect_wake"] = num_attr(expect_wake_at)
+            conditions.append("#expect_wake = :expect_wake")
         expression = ""
         if sets:
             expression += "SET " + ", ".join(sets)
@@ -310,14 +353,61 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
         return ok
 
     def _run_matches(
-        self, run_id: str, expect_status: set[RunStatus] | None, expect_lease_owner: str | None
+        self,
+        run_id: str,
+        expect_status: set[RunStatus] | None,
+        expect_lease_owner: str | None,
+        expect_wake_at: int | None,
     ) -> bool:
         run = self.get_run(run_id)
         if run is None:
             return False
         if expect_status is not None and run.status not in {RunStatus(s) for s in expect_status}:
             return False
+        if expect_wake_at is not None and run.wake_at != expect_wake_at:
+            return False
         return expect_lease_owner is None or run.lease_owner == expect_lease_owner
+
+    def stalled_runs(
+        self, before_ms: int, now_ms: int, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Run], str | None]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if before_ms <= 0:
+            return [], None
+        shard, after = _sweep_position(cursor)
+        high = f"{before_ms - 1:015d}#~"  # every key whose wake_at is below before_ms
+        found: list[tuple[int, str]] = []  # (shard, gsi2sk), in reading order
+        while shard < SWEEP_SHARDS and len(found) <= limit:
+            resp = self._t.call(
+                "query",
+                IndexName=GSI2,
+                KeyConditionExpression="gsi2pk = :pk AND gsi2sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues={
+                    ":pk": str_attr(f"SWEEP#{shard}"),
+                    ":lo": str_attr(after or "0"),
+                    ":hi": str_attr(high),
+                },
+                # One past the page, and one for the row the position names (BETWEEN includes it).
+                Limit=limit + 2 - len(found),
+            )
+            found += [(shard, key) for key in (i["gsi2sk"]["S"] for i in resp.get("Items", []))
+                      if key != after]
+            last = resp.get("LastEvaluatedKey")
+            if last:
+                after = last["gsi2sk"]["S"]
+            else:
+                shard, after = shard + 1, None
+        page = found[:limit]
+        next_cursor = encode_cursor(f"{page[-1][0]}|{page[-1][1]}") if len(found) > limit else None
+        run_ids = [key.split("#", 1)[1] for _, key in page]
+        runs = {run.run_id: run for run in map(run_from_item, self._t.batch_get([run_key(r) for r in run_ids]))}
+        # The index lags the table a little on AWS: the run item decides.
+        return [
+            run for run in (runs.get(r) for r in run_ids)
+            if run is not None and run.status in _LIVE and run.wake_at is not None
+            and run.wake_at < before_ms and (run.lease_until is None or run.lease_until < now_ms)
+        ], next_cursor
 
     def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         ok, _ = self._t.conditional(

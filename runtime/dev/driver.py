@@ -1,7 +1,8 @@
 """The local driver: what SQS's event source mapping and EventBridge Scheduler do on AWS, done by
 threads. Workers take messages off the queue and hand them to the engine's delivery (the
 executor, and the dead-letter store for poison); one timer thread moves due timers onto the
-queue. Independent runs execute concurrently, one per worker."""
+queue; one sweeper thread re-arms stalled runs (runtime.engine.sweeper). Independent runs
+execute concurrently, one per worker."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class LocalDriver:
         for i in range(self.workers):
             self._spawn(self._work, f"stepline-worker-{i}")
         self._spawn(self._fire_timers, "stepline-timers")
+        self._spawn(self._sweep, "stepline-sweeper")
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
@@ -74,6 +76,15 @@ class LocalDriver:
                 finally:
                     with self._busy_lock:
                         self.busy -= 1
+
+    def _sweep(self) -> None:
+        # What the AWS stack's sweep schedule does: every sweep_interval_s, re-arm stalled runs.
+        while not self._stop.wait(self.engine.settings.sweep_interval_s):
+            try:
+                while self.engine.sweeper.sweep().more and not self._stop.is_set():
+                    pass  # a backlog: the next batch at once
+            except Exception:  # noqa: BLE001 - the next interval tries again
+                log.exception("sweeping stalled runs failed")
 
     def _fire_timers(self) -> None:
         while not self._stop.is_set():

@@ -14,6 +14,7 @@ from runtime.engine.ingest import Ingest
 from runtime.engine.lifecycle import Lifecycle
 from runtime.engine.ports import Backend, Clock, Run
 from runtime.engine.resume import Resumer
+from runtime.engine.sweeper import Sweeper
 from runtime.engine.sync import Registry
 from runtime.engine.waits import Waits
 from runtime.settings import Settings
@@ -56,6 +57,9 @@ class Engine:
         )
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(backend, self.executor, self.lifecycle, self.clock, self.settings)
+        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
+        self.sweeper = Sweeper(backend, self.clock, self.ids, self.settings)
+        self.executor.handlers[messages.SWEEP] = self.sweeper.handle
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire

@@ -134,7 +134,9 @@ class Delivery:
         run = self.store.get_run(run_id)
         if run is None or run.status != RunStatus.FAILED or (run.error or {}).get("name") != DELIVERY_FAILED:
             return False
-        changes = {"status": RunStatus.RUNNING, "error": None, "ended_at": None}
+        # Its messages go on the queue now: from now on the sweeper watches it again (failing
+        # took it out of the sweeper's index).
+        changes = {"status": RunStatus.RUNNING, "error": None, "ended_at": None, "wake_at": self.clock.now_ms()}
         if not self.store.update_run(run_id, changes, expect_status={RunStatus.FAILED}):
             return False
         # Messages that came while it was Failed found it ended and did nothing (a step memo

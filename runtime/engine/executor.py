@@ -7,7 +7,13 @@ event, invoke, planned parallel work, a retry backoff), ends, or its time budget
 then releases the lease with a single write that also persists whatever run fields changed.
 
 A planned parallel step runs as its own job under a claim on that step alone, so branches run
-concurrently; only the discovery call that follows needs the run's lease.
+concurrently; only the discovery call that follows needs the run's lease. A planned step whose
+attempt failed keeps its claim until its retry is due, and the retry message carries the claim
+(``claim``): to the sweeper, a live claim means the step is in hand.
+
+The release also records when the run should next move on (``Run.wake_at``, see
+``runtime.engine.due``), so a run whose wake-up got lost is found by the sweeper; the value
+rides on the release write, never on a write of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from runtime.engine import messages
+from runtime.engine.due import next_wake_ms
 from runtime.engine.flow.concurrency import Concurrency
 from runtime.engine.http import CallFailed, HttpCaller
 from runtime.engine.ids import IdGenerator
@@ -66,9 +73,19 @@ class _Invocation:
     deadline_ms: int
     holds_run_lease: bool
     claimed_step: str | None = None
+    # Who holds the claimed step: ``owner``, or the claim a retry message carried.
+    claim_owner: str = ""
+    # Until when the claimed step stays claimed once this invocation ends: set when its retry
+    # was queued, so the claim covers the backoff; None lets it go at once.
+    claim_until: int | None = None
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
     encoder: CallEncoder = field(default_factory=CallEncoder)  # caches each memo's JCS text
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
+    # The earliest time a message this invocation queued for the run is due (its wake_at).
+    queued_at: int | None = None
+
+    def queued(self, at_ms: int) -> None:
+        self.queued_at = at_ms if self.queued_at is None else min(self.queued_at, at_ms)
 
 
 @dataclass
@@ -138,8 +155,10 @@ class Executor:
         owner = self.ids.new()
         until = now + self.settings.lease_ms
         claimed: str | None = None
+        carried = body.get("claim")
+        claim_owner = carried if isinstance(carried, str) and carried else owner
         if nxt.step != messages.DISCOVERY:
-            if self.store.claim_pending(run_id, nxt.step, owner, until, now):
+            if self.store.claim_pending(run_id, nxt.step, claim_owner, until, now):
                 claimed = nxt.step
             else:
                 peek = self.store.load_run(run_id)
@@ -163,11 +182,12 @@ class Executor:
         # previous holder wrote just before releasing, and run that step again.
         state = self.store.load_run(run_id)
         if state is None or state.run.status.terminal:
-            self._let_go(run_id, owner, claimed, now)
+            self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
             return
         fn = self._function(state.run.fn_id)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-        inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed)  # type: ignore[arg-type]
+        inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
+                          claim_owner=claim_owner)
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
@@ -182,11 +202,13 @@ class Executor:
                 if self.clock.now_ms() >= inv.deadline_ms:
                     # Out of time: hand the rest to a fresh invocation rather than race the deadline.
                     self.queue.send(messages.call(run_id, step.step, step.attempt))
+                    inv.queued(self.clock.now_ms())
                     break
                 if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
                     break
                 self._ensure_lease(inv)
                 if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
+                    inv.queued(self.clock.now_ms())
                     break  # over a concurrency limit: the call waits in line for a slot
                 step = self._call_once(inv, step)
                 if inv.state.run.status.terminal:
@@ -276,10 +298,13 @@ class Executor:
         if len(planned) == 1 and len(fresh) == 1 and inv.holds_run_lease:
             return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
         for op in planned:
+            # Recorded before its message is sent (the call must find the op to claim it); a
+            # crash in between leaves an op without a message, which the sweeper finds.
             pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
             if self.store.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
+                inv.queued(pending.created_at)
         # Discovery after each completed op, whatever the parallel mode: race mode needs it, and
         # in wait mode it is harmless, since the SDK re-reports the unfinished ops, which are
         # ignored (PROTOCOL §7.5).
@@ -311,7 +336,13 @@ class Executor:
         at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
         if retry_at_ms is not None:
             at = max(at, retry_at_ms)
-        self.waker.at(messages.call(inv.state.run.run_id, nxt.step, nxt.attempt), at)
+        body = messages.call(inv.state.run.run_id, nxt.step, nxt.attempt)
+        if inv.claimed_step == nxt.step:
+            # The step stays claimed through its backoff, by the claim its retry carries.
+            body["claim"] = inv.claim_owner
+            inv.claim_until = at + self.settings.lease_ms
+        self.waker.at(body, at)
+        inv.queued(at)
 
     def _commit(self, inv: _Invocation, op: Opcode, value: dict[str, Any], nxt: _Next) -> None:
         # What operators see of the step: the call that settled it, and which attempt it was.
@@ -386,16 +417,19 @@ class Executor:
 
     def _release(self, inv: _Invocation) -> None:
         run_id = inv.state.run.run_id
+        now = self.clock.now_ms()
         if inv.claimed_step is not None:
-            self._let_go(run_id, inv.owner, inv.claimed_step, self.clock.now_ms())
+            self._let_go(run_id, inv.claim_owner, inv.claimed_step, now, inv.claim_until)
         if inv.holds_run_lease:
-            changes = {**inv.dirty, "lease_owner": None, "lease_until": None}
+            wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, now)
+            changes = {**inv.dirty, "lease_owner": None, "lease_until": None, "wake_at": wake_at}
             self.store.update_run(run_id, changes, expect_lease_owner=inv.owner)
 
-    def _let_go(self, run_id: str, owner: str, claimed: str | None, now: int) -> None:
+    def _let_go(self, run_id: str, owner: str, claimed: str | None, now: int, until: int | None = None) -> None:
         if claimed is not None:
-            # Re-claim with an expiry of now: the next job (a retry) can take it at once.
-            self.store.claim_pending(run_id, claimed, owner, now, now)
+            # Re-claim with an expiry of now: the next job can take it at once. A step whose
+            # retry is queued keeps it until then (the retry carries the claim).
+            self.store.claim_pending(run_id, claimed, owner, now if until is None else until, now)
         else:
             self.store.release_lease(run_id, owner)
 

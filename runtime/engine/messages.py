@@ -15,6 +15,7 @@ RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still go
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
 DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
+SWEEP = "sweep"  # find stalled runs and re-arm them (runtime.engine.sweeper); no run of its own
 
 DISCOVERY = "step"
 
@@ -34,6 +35,7 @@ REQUIRED: dict[str, dict[str, type]] = {
     CRON: {"fn_id": str, "cron": str},
     DEBOUNCE: {"key": str, "at": int},
     BATCH: {"key": str, "at": int},
+    SWEEP: {},
 }
 # Optional fields that must have this type when present.
 _TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int}
@@ -60,6 +62,10 @@ def invoke_timeout(run_id: str, step: str) -> dict[str, Any]:
 
 def run_timeout(run_id: str) -> dict[str, Any]:
     return {"kind": RUN_TIMEOUT, "run_id": run_id}
+
+
+def sweep() -> dict[str, Any]:
+    return {"kind": SWEEP}
 
 
 def cron(fn_id: str, expression: str) -> dict[str, Any]:

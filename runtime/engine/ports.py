@@ -108,10 +108,13 @@ class RunStore(Protocol):
         *,
         expect_status: set[RunStatus] | None = None,
         expect_lease_owner: str | None = None,
+        expect_wake_at: int | None = None,
     ) -> bool:
         """Set the named ``Run`` fields. With ``expect_status`` the write happens only while the
         run's status is one of those; with ``expect_lease_owner`` only while that owner holds
-        the lease. False when a condition fails or the run does not exist."""
+        the lease; with ``expect_wake_at`` only while ``wake_at`` still has that value. False
+        when a condition fails or the run does not exist. Setting a terminal status also clears
+        ``wake_at`` (an ended run is never stalled), whatever ``changes`` say of it."""
 
     def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         """Take the run's lease when it is free, expired (``lease_until < now_ms``) or already
@@ -120,6 +123,17 @@ class RunStore(Protocol):
 
     def release_lease(self, run_id: str, owner: str) -> None:
         """Drop the lease if ``owner`` still holds it; otherwise do nothing."""
+
+    def stalled_runs(
+        self, before_ms: int, now_ms: int, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Run], str | None]:
+        """Runs that have not ended, with ``wake_at < before_ms``, whose lease is free or
+        expired (``lease_until < now_ms``): the sweeper's candidates. Runs whose ``wake_at`` is
+        None are never listed. A page holds at most ``limit`` runs in no promised order; the
+        second element is the next page's cursor, None at the end. As in ``list_runs``, a page
+        may be short or empty and still carry a cursor (backends that filter after reading an
+        index); a run whose ``wake_at`` moves past ``before_ms`` meanwhile is not listed again.
+        Read from an index, never by scanning every run."""
 
     # -- steps -------------------------------------------------------------------------------
     def commit_memo(self, run_id: str, memo: Memo) -> bool:

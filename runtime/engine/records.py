@@ -125,6 +125,10 @@ class Run:
     # {"kind": "replay", "run_id": <original>} or {"kind": "rerun", "run_id": ..., "step_id": ...,
     # "step_name": ...}. Shown by the REST API and the dashboard; the engine never reads it.
     origin: dict[str, JSON] | None = None
+    # When something should next happen to the run if nothing is wrong (ms): its first message
+    # at creation, then, at each lease release, the earliest due time of what it waits on. None
+    # once it ended. The sweeper (runtime.engine.sweeper) re-arms runs left well past it.
+    wake_at: int | None = None
 
 
 @dataclass

@@ -76,6 +76,7 @@ class Replays:
         fn = self.store.get_function(source.fn_id)
         if fn is None:
             raise ReplayError(409, f"function {source.fn_id!r} is no longer registered; sync its app first")
+        now = self.clock.now_ms()
         run = Run(
             run_id=self.ids.new(),
             fn_id=fn.fn_id,
@@ -83,8 +84,9 @@ class Replays:
             status=RunStatus.QUEUED,
             events=source.events,
             event_ids=source.event_ids,
-            created_at=self.clock.now_ms(),
+            created_at=now,
             origin=origin,
+            wake_at=now,  # its start message is due at once
         )
         if not self.store.create_run(run):
             raise ReplayError(409, f"run id {run.run_id} already exists")  # a fresh ULID: never

@@ -34,6 +34,7 @@ class RunStarter:
 
     def start_for_events(self, fn: FunctionRecord, events: list[StoredEvent]) -> tuple[str, dict | None]:
         """As ``start_for_event``, for a run that receives several events (a batch)."""
+        now = self.clock.now_ms()
         run = Run(
             run_id=run_id_for_events(events, fn.fn_id),
             fn_id=fn.fn_id,
@@ -41,7 +42,8 @@ class RunStarter:
             status=RunStatus.QUEUED,
             events=[event.wire() for event in events],
             event_ids=[event.internal_id for event in events],
-            created_at=self.clock.now_ms(),
+            created_at=now,
+            wake_at=now,  # its start message is due at once
         )
         if self.store.create_run(run):
             # Cancel rules watch from the moment the run exists, queued or not.

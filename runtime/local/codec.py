@@ -113,6 +113,7 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "lease_owner": ("lease_owner", _plain),
     "lease_until": ("lease_until", _plain),
     "origin": ("origin_json", _json_or_null),
+    "wake_at": ("wake_at", _plain),
 }
 
 
@@ -141,6 +142,7 @@ def run_from_row(row: sqlite3.Row) -> Run:
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
         origin=loads(row["origin_json"]),
+        wake_at=row["wake_at"],
     )
 
 

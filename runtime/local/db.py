@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from runtime.engine.ports import StoreError
-from runtime.local.schema import ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION
+from runtime.local.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 30.0
 # Idle connections kept for reuse; more are opened under load and closed when returned.
@@ -72,6 +72,8 @@ def migrate(conn: sqlite3.Connection) -> None:
                 if have and column not in have:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             for statement in schema_statements(SCHEMA):
+                conn.execute(statement)
+            for statement in BACKFILLS:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except BaseException:

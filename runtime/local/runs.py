@@ -13,7 +13,7 @@ from runtime.local.codec import (
     run_columns,
     run_from_row,
 )
-from runtime.local.cursor import encode_cursor, window_clauses
+from runtime.local.cursor import decode_cursor, encode_cursor, window_clauses
 from runtime.local.db import Database
 
 _LIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
@@ -93,11 +93,7 @@ class RunTable:
             f"SELECT * FROM runs WHERE {' AND '.join(where)} "
             "ORDER BY created_at DESC, run_id DESC LIMIT ?"
         )
-        with self._db.connection() as conn:
-            rows = conn.execute(sql, (*args, limit + 1)).fetchall()
-        page = [run_from_row(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        return page, (encode_cursor(page[-1].created_at, page[-1].run_id) if more else None)
+        return self._page(sql, args, limit, "created_at")
 
     def update_run(
         self,
@@ -106,10 +102,13 @@ class RunTable:
         *,
         expect_status: set[RunStatus] | None = None,
         expect_lease_owner: str | None = None,
+        expect_wake_at: int | None = None,
     ) -> bool:
         unknown = set(changes) - set(RUN_COLUMNS)
         if unknown:
             raise ValueError(f"not settable Run fields: {sorted(unknown)}")
+        if "status" in changes and RunStatus(changes["status"]).terminal:
+            changes = {**changes, "wake_at": None}  # an ended run leaves the sweeper's index
         sets, args = ["run_id = run_id"], []
         for field_name, value in changes.items():
             column, encode = RUN_COLUMNS[field_name]
@@ -123,6 +122,9 @@ class RunTable:
         if expect_lease_owner is not None:
             where.append("lease_owner = ?")
             where_args.append(expect_lease_owner)
+        if expect_wake_at is not None:
+            where.append("wake_at = ?")
+            where_args.append(expect_wake_at)
         with self._db.write() as conn:
             updated = conn.execute(
                 f"UPDATE runs SET {', '.join(sets)} WHERE {' AND '.join(where)}",
@@ -159,6 +161,35 @@ class RunTable:
                 },
             ).rowcount
         return bool(taken)
+
+    def stalled_runs(
+        self, before_ms: int, now_ms: int, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Run], str | None]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        # One range of runs_by_wake in (wake_at, run_id) order, the cursor being the last row
+        # of the previous page; status and lease are checked on the rows that range holds.
+        where = ["wake_at IS NOT NULL", "wake_at < ?", "status IN (?, ?)",
+                 "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"]
+        args: list[object] = [before_ms, *_LIVE, now_ms]
+        if cursor is not None:
+            where.append("(wake_at, run_id) > (?, ?)")
+            args.extend(decode_cursor(cursor))
+        sql = (
+            f"SELECT * FROM runs INDEXED BY runs_by_wake WHERE {' AND '.join(where)} "
+            "ORDER BY wake_at, run_id LIMIT ?"
+        )
+        return self._page(sql, args, limit, "wake_at")
+
+    def _page(self, sql: str, args: list[object], limit: int, time_field: str) -> tuple[list[Run], str | None]:
+        """One page of a listing whose ``sql`` ends in ``LIMIT ?``: one row past the page says
+        whether there is more, and the page's last (``time_field``, run_id) is the cursor."""
+        with self._db.connection() as conn:
+            rows = conn.execute(sql, (*args, limit + 1)).fetchall()
+        page = [run_from_row(r) for r in rows[:limit]]
+        if len(rows) <= limit:
+            return page, None
+        return page, encode_cursor(getattr(page[-1], time_field), page[-1].run_id)
 
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._db.connection() as conn:

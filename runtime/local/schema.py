@@ -8,10 +8,12 @@ way; they are listed in ``ADDED_COLUMNS`` and added by ``db.migrate`` when missi
 Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by function;
 3 flow control (versioned flow state, key claims, concurrency slots and their line);
 4 step details on memos (``memos.detail_json``) and where a replayed run came from
-(``runs.origin_json``); 5 poison messages kept until redriven (``dead_letters``).
+(``runs.origin_json``); 5 poison messages kept until redriven (``dead_letters``); 6 when each
+live run should next move on (``runs.wake_at``, indexed for the sweeper; live runs of earlier
+files get their creation time, so they are swept too).
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -74,10 +76,13 @@ CREATE TABLE IF NOT EXISTS runs (
     disable_immediate INTEGER NOT NULL,
     lease_owner       TEXT,
     lease_until       INTEGER,
-    origin_json       TEXT                  -- replay / rerun origin, NULL for event runs
+    origin_json       TEXT,                 -- replay / rerun origin, NULL for event runs
+    wake_at           INTEGER               -- Run.wake_at; NULL once the run ended
 );
 -- list_runs: a function's runs newest first, run_id breaking ties as in the cursor.
 CREATE INDEX IF NOT EXISTS runs_by_fn_time ON runs (fn_id, created_at, run_id);
+-- stalled_runs: live runs by wake_at (partial: ended runs are not in it).
+CREATE INDEX IF NOT EXISTS runs_by_wake ON runs (wake_at, run_id) WHERE wake_at IS NOT NULL;
 
 -- Which runs an event started (runs_for_event); kept in step with runs.event_ids_json.
 CREATE TABLE IF NOT EXISTS run_events (
@@ -207,4 +212,12 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("pending", "claim_until", "INTEGER"),
     ("memos", "detail_json", "TEXT"),
     ("runs", "origin_json", "TEXT"),
+    ("runs", "wake_at", "INTEGER"),
+]
+
+# Run by ``db.migrate`` after the script when it upgrades a file: fill added columns of existing
+# rows where NULL would be wrong. Each must be harmless to run again.
+BACKFILLS: list[str] = [
+    "UPDATE runs SET wake_at = created_at "
+    "WHERE wake_at IS NULL AND status IN ('Queued', 'Running')",
 ]

@@ -25,7 +25,10 @@ def test_provisioned_resources(aws):
     ttl = clients["dynamodb"].describe_time_to_live(TableName=names.table_name)
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
     table = clients["dynamodb"].describe_table(TableName=names.table_name)["Table"]
-    assert [g["IndexName"] for g in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+    indexes = {g["IndexName"]: g for g in table["GlobalSecondaryIndexes"]}
+    assert sorted(indexes) == ["gsi1", "gsi2"]
+    # The sweeper's index holds keys only: lease writes and large attributes never reach it.
+    assert indexes["gsi2"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_provision_again_keeps_data_and_schedules(aws, clock):

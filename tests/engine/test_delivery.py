@@ -104,7 +104,7 @@ def test_a_message_failing_every_delivery_is_dead_lettered_and_its_run_failed(ba
     assert engine.app.calls == 0
 
 
-def test_redrive_reopens_the_run_and_it_completes_once_the_fault_is_gone(backend, engine, monkeypatch):
+def test_redrive_reopens_the_run_and_it_completes_once_the_fault_is_gone(backend, engine, clock, monkeypatch):
     run_id = start(engine, backend)
     fault = Fault(monkeypatch, backend.store, "acquire_lease", run_id)
     deliver_all(backend, engine)
@@ -115,6 +115,10 @@ def test_redrive_reopens_the_run_and_it_completes_once_the_fault_is_gone(backend
 
     run = backend.store.get_run(run_id)
     assert run.status == RunStatus.RUNNING and run.error is None and run.ended_at is None
+    # Back in the sweeper's index, should its messages be lost.
+    assert run.wake_at == clock.now_ms()
+    stalled, _ = backend.store.stalled_runs(clock.now_ms() + 1, clock.now_ms(), limit=10)
+    assert [r.run_id for r in stalled] == [run_id]
     assert backend.dead_letters.list_dead(10) == []
     assert set(deliver_all(backend, engine)) == {Outcome.DONE}
     run = backend.store.get_run(run_id)

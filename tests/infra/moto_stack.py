@@ -2,10 +2,10 @@
 moto does not run.
 
 moto's CloudFormation builds tables, queues, buckets, IAM, log groups, Lambda functions, layers
-and event source mappings from the template. It skips secrets, schedule groups and API Gateway
-v2: ``deploy`` creates those through their APIs from the template's own properties, exactly as
-CloudFormation would, and hands their ids to the rest of the template. Nothing else in the
-template is changed.
+and event source mappings from the template. It skips secrets, schedule groups, schedules and API
+Gateway v2: ``deploy`` creates those through their APIs from the template's own properties,
+exactly as CloudFormation would, and hands their ids to the rest of the template. Nothing else
+in the template is changed.
 
 moto never runs Lambda code, never serves API Gateway and never polls SQS for a Lambda, so:
 * ``ApiFront`` serves HTTP on localhost the way the deployed HTTP API does: a request must match
@@ -40,7 +40,8 @@ REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 # Resource types moto's CloudFormation skips, created here through their APIs instead.
 BEFORE_STACK = ("AWS::SecretsManager::Secret", "AWS::Scheduler::ScheduleGroup", "AWS::ApiGatewayV2::Api")
-AFTER_STACK = ("AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage")
+AFTER_STACK = ("AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
+               "AWS::Scheduler::Schedule")
 
 
 def substitute(value: Any, refs: dict[str, str], arns: dict[str, str]) -> Any:
@@ -175,6 +176,25 @@ class Deployment:
                 substitute(self.resources[logical_id]["Properties"], self.physical, arns)
             )
 
+        for logical_id in self.logical_ids("AWS::SQS::Queue"):
+            arns[logical_id] = self.client("sqs").get_queue_attributes(
+                QueueUrl=self.physical[logical_id], AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+        for logical_id in self.logical_ids("AWS::IAM::Role"):
+            arns[logical_id] = self.client("iam").get_role(RoleName=self.physical[logical_id])["Role"]["Arn"]
+        scheduler = self.client("scheduler")
+        for logical_id in self.logical_ids("AWS::Scheduler::Schedule"):
+            p = props(logical_id)
+            target = {"Arn": p["Target"]["Arn"], "RoleArn": p["Target"]["RoleArn"], "Input": p["Target"]["Input"]}
+            if "RetryPolicy" in p["Target"]:
+                target["RetryPolicy"] = {k: int(v) for k, v in p["Target"]["RetryPolicy"].items()}
+            name = p.get("Name") or f"{self.stack_name}-{logical_id}"[:64]  # CloudFormation's own
+            scheduler.create_schedule(
+                Name=name, ScheduleExpression=p["ScheduleExpression"], Target=target,
+                FlexibleTimeWindow=p["FlexibleTimeWindow"], State=p.get("State", "ENABLED"),
+                Description=p.get("Description", ""), **({"GroupName": p["GroupName"]} if "GroupName" in p else {}),
+            )
+            self.physical[logical_id] = name
         for logical_id in self.logical_ids("AWS::ApiGatewayV2::Integration"):
             p = props(logical_id)
             p["IntegrationUri"] = resolve_join(p["IntegrationUri"])

@@ -154,7 +154,7 @@ def test_the_stack_is_created_and_the_lambdas_point_at_its_resources(deployed):
         env = deployed.env(handler)
         table = d.client("dynamodb").describe_table(TableName=env["STEPLINE_TABLE_NAME"])["Table"]
         assert {k["AttributeName"] for k in table["KeySchema"]} == {"pk", "sk"}
-        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1", "gsi2"]
         attributes = d.client("sqs").get_queue_attributes(
             QueueUrl=env["STEPLINE_QUEUE_URL"], AttributeNames=["All"]
         )["Attributes"]
@@ -256,6 +256,24 @@ def _policy_statements(iam: Any, arn: str) -> list[dict]:
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
     return document["Statement"]
+
+
+def test_the_sweep_schedule_runs_the_sweeper_in_the_executor(synced):
+    d = synced
+    env = d.env(EXECUTOR_HANDLER)
+    scheduler = d.deployment.client("scheduler")
+    (summary,) = scheduler.list_schedules(GroupName="default")["Schedules"]
+    schedule = scheduler.get_schedule(Name=summary["Name"])
+    assert schedule["ScheduleExpression"] == "rate(5 minutes)"
+    assert schedule["Target"]["Arn"] == env["STEPLINE_QUEUE_ARN"]
+    assert schedule["Target"]["RoleArn"] == env["STEPLINE_SCHEDULER_ROLE_ARN"]
+    sqs = d.deployment.client("sqs")
+    # Delivered as Scheduler delivers it (moto never fires schedules), then handled.
+    sqs.send_message(QueueUrl=env["STEPLINE_QUEUE_URL"], MessageBody=schedule["Target"]["Input"])
+    assert drain_queue(d.deployment, d.host) >= 1
+    for queue in ("STEPLINE_QUEUE_URL", "STEPLINE_DLQ_URL"):  # handled: not failed, not poison
+        attributes = sqs.get_queue_attributes(QueueUrl=env[queue], AttributeNames=["All"])["Attributes"]
+        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
 
 def test_a_cron_trigger_lands_in_the_cron_group(synced):

@@ -181,6 +181,20 @@ def test_timers_two_groups_and_a_send_only_role(synthesized):
     assert statements == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": {"Fn::GetAtt": [work_id, "Arn"]}}]
 
 
+def test_a_schedule_sends_the_sweep_message_to_the_work_queue(synthesized):
+    (schedule,) = synthesized.resources("AWS::Scheduler::Schedule").values()
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "rate(5 minutes)"  # sweep_interval_s
+    assert props["State"] == "ENABLED" and "GroupName" not in props  # never in the runtime's groups
+    target = props["Target"]
+    assert json.loads(target["Input"]) == {"kind": "sweep"}
+    queues = synthesized.resources("AWS::SQS::Queue")
+    (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
+    assert target["Arn"] == {"Fn::GetAtt": [work_id, "Arn"]}
+    # Delivered by the timers' role, which may only send to the work queue.
+    assert target["RoleArn"]["Fn::GetAtt"][0].startswith("TimersDeliveryRole")
+
+
 def test_every_route_the_runtime_serves_is_routed_by_the_gateway(synthesized):
     """The resolver's routes (runtime/api), read from their decorators: a route added there and
     not here would be a 404 from API Gateway in production only."""
@@ -281,6 +295,7 @@ def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(
     assert by_action["dynamodb:UpdateItem"]["Resource"] == [
         {"Fn::GetAtt": [table_id, "Arn"]},
         {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi1"]]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": [table_id, "Arn"]}, "/index/gsi2"]]},
     ]
     assert "dynamodb:Scan" not in by_action and "dynamodb:DeleteTable" not in by_action
     schedules = json.dumps(by_action["scheduler:CreateSchedule"]["Resource"])

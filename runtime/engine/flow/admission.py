@@ -89,6 +89,9 @@ class FlowControl:
         at = throttle.start_at(self.store, fn, context, now)
         if at > now:
             self.waker.at(message, at)
+            # A delayed start is due later than its creation: tell the sweeper when (one write
+            # per throttled start, and only while the run still waits for it).
+            self.store.update_run(message["run_id"], {"wake_at": at}, expect_status={RunStatus.QUEUED})
             return []
         return [message]
 

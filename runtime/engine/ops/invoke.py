@@ -1,6 +1,12 @@
 """`InvokeFunction`: start another function's run directly (no trigger matching) with an
 `inngest/function.invoked` event, and memoize its result on the caller when it ends
-(PROTOCOL §9.1). The child finds its way back through `data._inngest.correlation_id`."""
+(PROTOCOL §9.1). The child finds its way back through `data._inngest.correlation_id`.
+
+Order matters for crashes: the timeout, the event and the child run come before the pending op.
+A crash before the op is recorded is repaired by the redelivered message, which reports the op
+afresh and finds the same event and child (derived ids); the other order would leave an op
+whose child was never started, ignored as a re-report (PROTOCOL §7.6) until its timeout.
+"""
 
 from __future__ import annotations
 
@@ -74,10 +80,11 @@ def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> bool:
     )
     tools.waker.at(messages.invoke_timeout(run.run_id, op.id), expire)
     [stored] = tools.store.save_events([event], now)
-    pending = PendingOp(op.id, op.op, now, op.display, {"function_id": target.fn_id, "correlation_id": correlation})
-    if tools.store.add_pending(run.run_id, pending):
-        state.pending[op.id] = pending
     _, start = tools.starter.start_for_event(target, stored)
     if start is not None:
         tools.queue.send(start)
+    detail = {"function_id": target.fn_id, "correlation_id": correlation, "expires_at": expire}
+    pending = PendingOp(op.id, op.op, now, op.display, detail)
+    if tools.store.add_pending(run.run_id, pending):
+        state.pending[op.id] = pending
     return False

@@ -1,4 +1,11 @@
-"""`Sleep`: wake the run at a fixed time, at any distance (see scheduling.Waker)."""
+"""`Sleep`: wake the run at a fixed time, at any distance (see scheduling.Waker).
+
+The wake is armed before the op is recorded. A crash in between leaves a wake and no op: the
+redelivered message runs the SDK again, the sleep is reported afresh and armed again, and the
+duplicate wake finds the step memoized (the memo's write decides). The other order would leave
+an op that nothing wakes, since a re-reported op that is already pending is ignored (PROTOCOL
+§7.6).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ def start_sleep(tools: OpTools, state: RunState, op: Opcode) -> None:
     # The duration is in `name` for both SDKs (opts.duration per the spec); Python sends an
     # absolute time recomputed on every replay, so the first report fixes the wake time.
     wake_at = parse_sleep_until_ms(str(op.sleep_value), now)
+    tools.waker.at(messages.wake(state.run.run_id, op.id), wake_at)
     pending = PendingOp(op.id, op.op, now, op.display, {"wake_at": wake_at})
     if tools.store.add_pending(state.run.run_id, pending):
         state.pending[op.id] = pending
-        tools.waker.at(messages.wake(state.run.run_id, op.id), wake_at)
