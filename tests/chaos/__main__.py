@@ -12,7 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.chaos.harness import run_chaos
+from tests.chaos.harness import SHAPES, run_chaos
+from tests.faults.plan import FaultRates
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,12 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--backend", default="sqlite,moto", help="comma-separated: sqlite, moto")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of: {', '.join(SHAPES)}")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every fault rate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)  # injected faults make the runtime log loudly
     failed = False
     for backend in args.backend.split(","):
         with tempfile.TemporaryDirectory(prefix=f"chaos-{backend}-") as tmp:
-            report = run_chaos(backend, Path(tmp), args.runs, args.seed)
+            report = run_chaos(backend, Path(tmp), args.runs, args.seed, rates=FaultRates.chaos(args.scale),
+                               shapes=tuple(args.shapes.split(",")))
         print(json.dumps(report.summary(), indent=2), flush=True)
         for line in report.violations[:50]:
             print("VIOLATION", line, file=sys.stderr)

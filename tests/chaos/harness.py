@@ -122,13 +122,13 @@ class Workload:
     events: list[tuple[str, dict[str, Any]]]
 
     @classmethod
-    def mixed(cls, runs: int, seed: int) -> "Workload":
+    def mixed(cls, runs: int, seed: int, shapes: tuple[str, ...] = SHAPES) -> "Workload":
         import random
 
         rng = random.Random(seed)
         out = []
         for i in range(runs):
-            shape = SHAPES[i % len(SHAPES)] if i < len(SHAPES) else rng.choice(SHAPES)
+            shape = shapes[i % len(shapes)] if i < len(shapes) else rng.choice(shapes)
             key = f"k{seed}-{i}"
             data: dict[str, Any] = {"key": key}
             if shape == "steps":
@@ -260,10 +260,10 @@ class ChaosStack:
 
 
 def run_chaos(backend_kind: str, tmp: Path, runs: int, seed: int, *, rates: FaultRates | None = None,
-              timeout_s: float | None = None) -> ChaosReport:
+              timeout_s: float | None = None, shapes: tuple[str, ...] = SHAPES) -> ChaosReport:
     """``runs`` runs of the mixed workload under random faults, audited."""
     plan = FaultPlan(seed, rates or FaultRates.chaos())
-    workload = Workload.mixed(runs, seed)
+    workload = Workload.mixed(runs, seed, shapes)
     return _run_workload(backend_kind, tmp, plan, workload, seed, timeout_s or max(120.0, runs * 0.5))
 
 
