@@ -34,7 +34,11 @@ class Cancellation:
         if reason:
             changes["error"] = {"name": "Cancelled", "message": reason, "stack": ""}
         if not self.store.update_run(run_id, changes, expect_status=LIVE):
-            return self.store.get_run(run_id)
+            run = self.store.get_run(run_id)
+            if run is None or run.status != RunStatus.CANCELLED:
+                return run
+            # Cancelled already, maybe by a try that failed before announcing it: announce again
+            # (idempotent), so a retried cancel repairs what a crash left half done.
         state = self.store.load_run(run_id)
         if state is None:
             return None

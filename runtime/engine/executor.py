@@ -377,13 +377,17 @@ class Executor:
             return
         changes = {**inv.dirty, **fields, "status": status, "ended_at": self.clock.now_ms(),
                    "lease_owner": None, "lease_until": None}
-        if not self.store.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
-            log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
-            return
         run.status = status
         for key, value in fields.items():
             setattr(run, key, value)
+        # The end is announced (invoking parent answered, function.finished sent, waiters and
+        # flow-control keys freed) BEFORE it is written. Every announcement is idempotent, so a
+        # crash in between is repaired by the redelivered message, which ends the run again and
+        # announces it again; the other order would leave a run ended in silence, its parent
+        # waiting for an answer that never comes.
         self.lifecycle.run_ended(inv.state, inv.fn.config if inv.fn else None)
+        if not self.store.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
+            log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
 
     # -- leases and bookkeeping ---------------------------------------------------------------
     def _upgrade(self, inv: _Invocation, *, queue_discovery: bool = True) -> bool:

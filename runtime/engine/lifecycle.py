@@ -49,7 +49,10 @@ class Lifecycle:
         if state is None:
             return None
         fn = store.get_function(state.run.fn_id)
-        self.run_ended(state, fn.config if fn else None)
+        try:
+            self.run_ended(state, fn.config if fn else None)
+        except Exception:  # noqa: BLE001 - the store is failing: the run is Failed either way
+            log.exception("run %s: announcing its end failed", run_id)
         return state.run
 
     def run_ended(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
@@ -81,10 +84,9 @@ class Lifecycle:
             events.append({"name": FAILED, "id": run.run_id, "data": data})
         elif run.status == RunStatus.CANCELLED:
             events.append({"name": CANCELLED, "id": run.run_id, "data": data})
-        try:
-            self.ingest.accept(events)
-        except Exception:  # noqa: BLE001 - the run has ended either way; never undo that
-            log.exception("run %s: emitting lifecycle events failed", run.run_id)
+        # A failure here propagates: the caller's message (or request) is retried and announces
+        # again, which the derived ids make harmless.
+        self.ingest.accept(events)
 
     def _answer_invoker(self, run: Run, trigger: dict[str, Any]) -> None:
         caller = parse_correlation(trigger)
