@@ -3,9 +3,10 @@ state (`use_api`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -19,40 +20,54 @@ from runtime.engine.expressions import ExpressionError, compile_expression
 from runtime.engine.ports import Run, RunStatus, StoreError, StoredEvent
 
 MAX_PAGE = 100
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# The instants RFC3339 can write (years 1 to 9999), as epoch ms: a time filter outside them can
+# only be a mistake, and the stores' integers cannot hold much more.
+MIN_TIME_MS = (datetime(1, 1, 1, tzinfo=timezone.utc) - EPOCH) // timedelta(milliseconds=1)
+MAX_TIME_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc) - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(name: str, value: str | None) -> int | None:
-    """RFC3339 or epoch milliseconds."""
+    """RFC3339 (UTC when it names no zone) or epoch milliseconds, from year 1 to 9999."""
     if value is None or value == "":
         return None
-    if value.isdigit():
-        return int(value)
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError as exc:
-        raise ApiError(400, f"{name}: expected RFC3339 time or epoch milliseconds, got {value!r}") from exc
+    expected = f"{name}: expected an RFC3339 time or epoch milliseconds (years 1 to 9999), got {value[:64]!r}"
+    if value.isascii() and value.isdigit():
+        ms = int(value) if len(value) <= len(str(MAX_TIME_MS)) else MAX_TIME_MS + 1
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            ms = (parsed - EPOCH) // timedelta(milliseconds=1)
+        except (ValueError, OverflowError) as exc:
+            raise ApiError(400, expected) from exc
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise ApiError(400, expected)
+    return ms
 
 
 def page_limit(text: str | None) -> int:
     """The ``limit`` query parameter of a listing: 1 to MAX_PAGE, 20 when absent."""
     text = text or "20"
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        raise ApiError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {text!r}")
+    # ASCII digits only: str.isdigit() also takes "²" and "١", which int() refuses or reads.
+    if not (text.isascii() and text.isdigit() and len(text) <= 3 and 1 <= int(text) <= MAX_PAGE):
+        raise ApiError(400, f"limit: expected an integer from 1 to {MAX_PAGE}, got {text[:64]!r}")
     return int(text)
 
 
-def _text(value: Any) -> str | None:
+def _text(name: str, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise ApiError(400, f"expected an RFC3339 time or epoch milliseconds, got {value!r}")
+    raise ApiError(400, f"{name}: expected an RFC3339 time or epoch milliseconds, got {json.dumps(value)[:64]}")
 
 
 def event_json(event: StoredEvent) -> dict[str, Any]:
@@ -101,13 +116,20 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/events")
     def list_events() -> Response:
         require_signing_key(app, settings)
-        events, cursor = store.list_events(
-            limit=page_limit(query(app, "limit")),
-            cursor=query(app, "cursor"),
-            name=query(app, "name"),
-            received_after=parse_time("received_after", query(app, "received_after")),
-            received_before=parse_time("received_before", query(app, "received_before")),
-        )
+        cursor = query(app, "cursor") or None  # empty: the first page
+        try:
+            events, cursor = store.list_events(
+                limit=page_limit(query(app, "limit")),
+                cursor=cursor,
+                name=query(app, "name"),
+                received_after=parse_time("received_after", query(app, "received_after")),
+                received_before=parse_time("received_before", query(app, "received_before")),
+            )
+        except ValueError as exc:
+            if cursor is None:
+                raise
+            # The stores' answer to a cursor they never returned (RunStore.list_events).
+            raise ApiError(400, f"cursor: not a cursor this API returned: {cursor[:64]!r}") from exc
         return envelope([event_json(e) for e in events], cursor=cursor)
 
     @app.get("/v1/events/<event_id>")
@@ -162,8 +184,8 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
                 compile_expression(expression)
             except ExpressionError as exc:
                 raise ApiError(400, f"if: {exc}") from exc
-        started_after = parse_time("started_after", _text(body.get("started_after")))
-        started_before = parse_time("started_before", _text(body.get("started_before")))
+        started_after = parse_time("started_after", _text("started_after", body.get("started_after")))
+        started_before = parse_time("started_before", _text("started_before", body.get("started_before")))
         count = engine.cancellation.cancel_many(
             fn_id, started_after=started_after, started_before=started_before, expression=expression
         )

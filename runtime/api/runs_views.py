@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from runtime.api.auth import require_signing_key
 from runtime.api.errors import ApiError, json_response, parse_json_body
 from runtime.api.request import query, raw_body
-from runtime.api.runs_api import MAX_PAGE, iso, page_limit, parse_time, run_json
+from runtime.api.runs_api import MAX_PAGE, MAX_TIME_MS, MIN_TIME_MS, iso, page_limit, parse_time, run_json
 from runtime.api.steps_view import steps_json
 from runtime.engine.core import Engine
 from runtime.engine.ports import Run, RunStatus, RunStore
@@ -47,11 +47,12 @@ def decode_position(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, run_id = json.loads(raw)
-        if isinstance(created_at, int) and isinstance(run_id, str):
+        # Only what encode_position writes: a run's creation time and id.
+        if type(created_at) is int and MIN_TIME_MS <= created_at < MAX_TIME_MS and isinstance(run_id, str):
             return created_at, run_id
-    except (binascii.Error, ValueError, TypeError):
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         pass
-    raise ApiError(400, f"cursor: not a cursor this API returned: {cursor!r}")
+    raise ApiError(400, f"cursor: not a cursor this API returned: {cursor[:64]!r}")
 
 
 def _pages(
@@ -129,7 +130,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             for name in (n.capitalize() for n in _split(query(app, "status"))):
                 if name not in STATUSES:
                     raise ApiError(400, f"status: expected one of {', '.join(STATUSES)}, got {name!r}")
-                statuses += STATUSES[name]
+                statuses += [s for s in STATUSES[name] if s not in statuses]  # each listed once
         fn_ids = _split(query(app, "function_id"))
         app_ids = _split(query(app, "app_id"))
         if not fn_ids:
@@ -183,4 +184,5 @@ def _replay_errors() -> Iterator[None]:
 
 
 def _split(value: str | None) -> list[str]:
-    return [part.strip() for part in (value or "").split(",") if part.strip()]
+    """A comma-separated filter's values, each once (a repeated one would list its runs twice)."""
+    return list(dict.fromkeys(part.strip() for part in (value or "").split(",") if part.strip()))

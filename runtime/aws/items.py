@@ -396,8 +396,9 @@ def decode_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))["k"]
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise ValueError(f"invalid cursor: {cursor!r}") from exc
-    if not isinstance(key, str):
-        raise ValueError(f"invalid cursor: {cursor!r}")
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError) as exc:
+        raise ValueError(f"invalid cursor: {cursor[:64]!r}") from exc
+    # Every key we write fits DynamoDB's 1024-byte sort key; a longer one would fail the query.
+    if not isinstance(key, str) or len(key.encode("utf-8", "surrogatepass")) > 1024:
+        raise ValueError(f"invalid cursor: {cursor[:64]!r}")
     return key

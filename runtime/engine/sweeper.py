@@ -44,7 +44,7 @@ from runtime.engine import messages
 from runtime.engine.due import next_wake_ms, op_due_ms
 from runtime.engine.flow.concurrency import limits_for
 from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Backend, Clock, PendingOp, Run, RunState, RunStatus
+from runtime.engine.ports import Backend, Clock, FunctionRecord, PendingOp, Run, RunState, RunStatus
 from runtime.engine.scheduling import Waker
 from runtime.settings import Settings
 
@@ -98,6 +98,7 @@ class Sweeper:
         self.ids = ids
         self.settings = settings
         self.waker = Waker(backend.queue, backend.timers, clock)
+        self._functions: dict[str, FunctionRecord | None] = {}
 
     def sweep(self, now_ms: int | None = None, *, grace_ms: int | None = None,
               max_runs: int | None = None) -> SweepReport:
@@ -107,6 +108,7 @@ class Sweeper:
         grace = int(self.settings.sweep_grace_s * 1000) if grace_ms is None else grace_ms
         most = self.settings.sweep_max_runs if max_runs is None else max_runs
         report = SweepReport(before_ms=now - grace)
+        self._functions: dict[str, FunctionRecord | None] = {}  # read once per sweep
         cursor: str | None = None
         while report.found < most:
             runs, cursor = self.store.stalled_runs(
@@ -188,7 +190,10 @@ class Sweeper:
     def _queued_calls(self, state: RunState) -> set[str]:
         """The steps (``DISCOVERY`` for discovery) of the run's calls that wait in a concurrency
         line: their messages are on the queue, cycling until a slot frees."""
-        fn = self.store.get_function(state.run.fn_id)
+        fn_id = state.run.fn_id
+        if fn_id not in self._functions:
+            self._functions[fn_id] = self.store.get_function(fn_id)
+        fn = self._functions[fn_id]
         if fn is None or not fn.config.get("concurrency"):
             return set()
         event = state.run.events[0] if state.run.events else {}

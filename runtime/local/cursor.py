@@ -20,9 +20,10 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, row_id = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(at, int) or isinstance(at, bool) or not isinstance(row_id, str):
+        # A time SQLite can compare (a 64-bit integer), as every cursor we write holds.
+        if type(at) is not int or not -(2**63) <= at < 2**63 or not isinstance(row_id, str):
             raise TypeError
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise ValueError("invalid cursor") from exc
     return at, row_id
 

@@ -7,11 +7,15 @@ it, which is how the sweeper claims a run it re-arms.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from runtime.engine.records import RunStatus
+from runtime.local import local_backend
 
 from .helpers import make_run
+from .test_claims import _V1_TABLES as V1_TABLES
 
 LEASE_MS = 30_000
 
@@ -133,3 +137,19 @@ def test_a_listed_run_is_current(backend, clock):
 def test_a_foreign_cursor_is_refused(backend, clock):
     with pytest.raises(ValueError):
         backend.store.stalled_runs(clock.now_ms(), clock.now_ms(), limit=10, cursor="not-a-cursor")
+
+
+def test_live_runs_of_an_older_sqlite_file_are_swept_after_the_upgrade(tmp_path, clock):
+    path = str(tmp_path / "dev.db")
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_TABLES)  # one Running run, created at 1000, from before wake_at
+    conn.close()
+
+    with local_backend(path, clock) as upgraded:
+        [old] = upgraded.store.stalled_runs(2000, clock.now_ms(), limit=10)[0]
+        assert (old.run_id, old.wake_at) == ("r-old", 1000)
+    conn = sqlite3.connect(path)
+    try:
+        assert "runs_by_wake" in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()

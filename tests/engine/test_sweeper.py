@@ -10,6 +10,7 @@ import pytest
 
 from runtime.engine import messages
 from runtime.engine.core import Engine
+from runtime.engine.flow.concurrency import limits_for
 from runtime.engine.http import HttpResponse
 from runtime.engine.ports import RunStatus
 from runtime.settings import Settings
@@ -329,6 +330,25 @@ def test_a_planned_step_recorded_just_before_a_crash_is_swept(backend, clock, mo
 
 
 # -- what the sweeper leaves alone, and how it paces itself ---------------------------------------
+
+
+def test_a_call_waiting_in_a_concurrency_line_is_left_in_it(backend, clock):
+    limited = {"concurrency": [{"limit": 1}]}
+    engine, app = make(backend, clock, {"t-app-one": [("run", "a")]}, configs={"t-app-one": limited})
+    fn = backend.store.get_function("t-app-one")
+    [limit] = limits_for(fn, {"name": "app/t-app-one", "data": {}})
+    now = clock.now_ms()
+    assert backend.store.take_slot(limit.key, 0, "a-long-step-elsewhere", now + 3 * GRACE_MS, now)
+    run_id = start(engine, backend, "t-app-one")
+    pump_one(backend, engine)  # no slot: the call joins the line, its message cycles on the queue
+
+    clock.advance(GRACE_MS + 1)
+    report = engine.sweeper.sweep()
+
+    assert (report.found, report.in_hand, dict(report.sent)) == (1, 1, {})
+    line = backend.store.slot_view(limit.key, 10).line
+    assert [entry.body["run_id"] for entry in line] == [run_id]  # not queued a second time
+    assert app.executed == {}
 
 
 def test_a_throttled_start_is_due_when_the_throttle_lets_it_start(backend, clock):
