@@ -178,42 +178,49 @@ class Executor:
             if run is not None and not run.status.terminal:
                 self._busy(run_id, body)
             return
-        # Lease (or claim) first, then read: a read taken before could miss the memo the
-        # previous holder wrote just before releasing, and run that step again.
-        state = self.store.load_run(run_id)
-        if state is None or state.run.status.terminal:
-            self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
-            return
-        fn = self._function(state.run.fn_id)
-        budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-        inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
-                          claim_owner=claim_owner)
-        if fn is None:
-            error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
-            self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
-            return
-        inv.state.run.lease_until = until
-        if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
-            return
-        step: _Next | None = nxt
-        # Concurrency limits hold a slot around each call (None without limits: no cost).
-        with self.concurrency.slots(fn, inv.state, owner) as slots:
-            while step is not None:
-                if self.clock.now_ms() >= inv.deadline_ms:
-                    # Out of time: hand the rest to a fresh invocation rather than race the deadline.
-                    self.queue.send(messages.call(run_id, step.step, step.attempt))
-                    inv.queued(self.clock.now_ms())
-                    break
-                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
-                    break
-                self._ensure_lease(inv)
-                if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
-                    inv.queued(self.clock.now_ms())
-                    break  # over a concurrency limit: the call waits in line for a slot
-                step = self._call_once(inv, step)
-                if inv.state.run.status.terminal:
-                    return
-        self._release(inv)
+        try:
+            # Lease (or claim) first, then read: a read taken before could miss the memo the
+            # previous holder wrote just before releasing, and run that step again.
+            state = self.store.load_run(run_id)
+            if state is None or state.run.status.terminal:
+                self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
+                return
+            fn = self._function(state.run.fn_id)
+            budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
+            inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
+                              claim_owner=claim_owner)
+            if fn is None:
+                error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
+                self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
+                return
+            inv.state.run.lease_until = until
+            if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
+                return
+            step: _Next | None = nxt
+            # Concurrency limits hold a slot around each call (None without limits: no cost).
+            with self.concurrency.slots(fn, inv.state, owner) as slots:
+                while step is not None:
+                    if self.clock.now_ms() >= inv.deadline_ms:
+                        # Out of time: hand the rest to a fresh invocation rather than race the deadline.
+                        self.queue.send(messages.call(run_id, step.step, step.attempt))
+                        inv.queued(self.clock.now_ms())
+                        break
+                    if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
+                        break
+                    self._ensure_lease(inv)
+                    if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
+                        inv.queued(self.clock.now_ms())
+                        break  # over a concurrency limit: the call waits in line for a slot
+                    step = self._call_once(inv, step)
+                    if inv.state.run.status.terminal:
+                        return
+            self._release(inv)
+        except Exception:
+            # A store or queue failure part-way (the message will be delivered again): let go of
+            # the run now, best effort, so the next delivery goes on at once instead of waiting
+            # out the lease. A crash that kills the process leaves the lease to expire instead.
+            self._let_go_quietly(run_id, owner, claim_owner if claimed else None, claimed)
+            raise
 
     def _call_once(self, inv: _Invocation, nxt: _Next) -> _Next | None:
         run = inv.state.run
@@ -428,6 +435,15 @@ class Executor:
             wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, now)
             changes = {**inv.dirty, "lease_owner": None, "lease_until": None, "wake_at": wake_at}
             self.store.update_run(run_id, changes, expect_lease_owner=inv.owner)
+
+    def _let_go_quietly(self, run_id: str, owner: str, claim_owner: str | None, claimed: str | None) -> None:
+        now = self.clock.now_ms()
+        try:
+            self.store.release_lease(run_id, owner)  # held, if a claimed step's job upgraded
+            if claimed is not None and claim_owner is not None:
+                self._let_go(run_id, claim_owner, claimed, now)
+        except Exception:  # noqa: BLE001 - the store is failing already; the lease will expire
+            log.debug("run %s: could not let go after a failure", run_id, exc_info=True)
 
     def _let_go(self, run_id: str, owner: str, claimed: str | None, now: int, until: int | None = None) -> None:
         if claimed is not None:

@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 from runtime.dev.runtime import DevOptions, DevRuntime
 from runtime.engine.clock import SystemClock
+from runtime.engine.flow.concurrency import limits_for
 from runtime.engine.http import HttpResponse, PooledHttpCaller
 from runtime.engine.ids import derived_ulid
 from runtime.engine.ops.invoke import correlation_id
@@ -152,6 +153,7 @@ class ChaosReport:
     executions: int = 0
     faults: Counter = field(default_factory=Counter)
     timer_samples: int = 0
+    swept: Counter = field(default_factory=Counter)  # what the sweeper re-armed, by message kind
     violations: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
@@ -166,6 +168,7 @@ class ChaosReport:
             "faults_injected": dict(sorted(self.faults.items())),
             "faults_total": sum(self.faults.values()),
             "timer_samples": self.timer_samples,
+            "sweeper_rearmed": dict(self.swept),
             "violations": len(self.violations),
         }
 
@@ -204,6 +207,7 @@ class ChaosStack:
         self.runtime = DevRuntime(options, self.settings, clock=self.clock,
                                   caller=LedgerCaller(self.ledger), backend=self.faulty)
         self._wrap_executor()
+        self._count_sweeps()
         self.runtime.start()
         self._exit.callback(self.runtime.stop)
         self.app = SdkApp(self.runtime.url, port=app_port, script=APP_SCRIPT)
@@ -228,6 +232,19 @@ class ChaosStack:
                     raise RuntimeError(f"executor crashed {crash}") from None
 
         executor.handle = handle_under_faults  # type: ignore[method-assign]
+
+    def _count_sweeps(self) -> None:
+        """Tally what the sweeper sent: the runs that only it brought back."""
+        sweeper = self.runtime.engine.sweeper
+        sweep = sweeper.sweep
+        self.swept: Counter[str] = Counter()
+
+        def counted(*args: Any, **kwargs: Any):
+            report = sweep(*args, **kwargs)
+            self.swept.update(report.sent)
+            return report
+
+        sweeper.sweep = counted  # type: ignore[method-assign]
 
     # -- driving -----------------------------------------------------------------------------
     def send_workload(self, workload: "Workload", batch: int = 20) -> list[tuple[str, str, dict[str, Any]]]:
@@ -329,6 +346,7 @@ def _audit(stack: ChaosStack, report: ChaosReport, accepted, timeout_s: float) -
     stack.plan.enabled = False
     audit.check()
     report.faults = Counter(stack.plan.injected)
+    report.swept = Counter(stack.swept)
 
 
 class TimerSampler(threading.Thread):
@@ -425,8 +443,26 @@ class Audit:
             finally:
                 db.close()
             out += f" queued={rows}"
+        out += self.describe_lines(state)
         out += f" faults={self.stack.plan.history(run_id)}"
         return out
+
+    def describe_lines(self, state) -> str:
+        """The concurrency keys of a stuck run as one read sees them: each slot (index, owner,
+        ms left on its lease, token) and the line head (position, run, step, ms since joined)."""
+        fn = self.store.get_function(state.run.fn_id)
+        if fn is None or not fn.config.get("concurrency"):
+            return ""
+        now = self.stack.clock.now_ms()
+        keys = {}
+        for limit in limits_for(fn, state.run.events[0] if state.run.events else {}):
+            view = self.store.slot_view(limit.key, 20)
+            keys[limit.key] = {
+                "slots": [(h.index, h.owner, h.until - now, h.token) for h in view.holders],
+                "line": [(e.position, e.body.get("run_id"), e.body.get("step"), now - e.created_at)
+                         for e in view.line],
+            }
+        return f" concurrency={keys}"
 
     def check(self) -> None:
         ledger = http("GET", f"http://127.0.0.1:{self.stack.app.port}/ledger")[1]

@@ -26,7 +26,7 @@ DISCOVERY = "step"
 Stage = tuple
 
 
-class Crash(Exception):
+class Crash(BaseException):  # not Exception: no handler in the engine may run after it
     """The process died here: nothing after this point happens, nothing is cleaned up."""
 
 
