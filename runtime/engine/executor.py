@@ -179,48 +179,53 @@ class Executor:
                 self._busy(run_id, body)
             return
         try:
-            # Lease (or claim) first, then read: a read taken before could miss the memo the
-            # previous holder wrote just before releasing, and run that step again.
-            state = self.store.load_run(run_id)
-            if state is None or state.run.status.terminal:
-                self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
-                return
-            fn = self._function(state.run.fn_id)
-            budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-            inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
-                              claim_owner=claim_owner)
-            if fn is None:
-                error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
-                self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
-                return
-            inv.state.run.lease_until = until
-            if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
-                return
-            step: _Next | None = nxt
-            # Concurrency limits hold a slot around each call (None without limits: no cost).
-            with self.concurrency.slots(fn, inv.state, owner) as slots:
-                while step is not None:
-                    if self.clock.now_ms() >= inv.deadline_ms:
-                        # Out of time: hand the rest to a fresh invocation rather than race the deadline.
-                        self.queue.send(messages.call(run_id, step.step, step.attempt))
-                        inv.queued(self.clock.now_ms())
-                        break
-                    if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
-                        break
-                    self._ensure_lease(inv)
-                    if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
-                        inv.queued(self.clock.now_ms())
-                        break  # over a concurrency limit: the call waits in line for a slot
-                    step = self._call_once(inv, step)
-                    if inv.state.run.status.terminal:
-                        return
-            self._release(inv)
+            self._invoke(run_id, nxt, owner, claim_owner, claimed, until, now, budget_ms)
         except Exception:
             # A store or queue failure part-way (the message will be delivered again): let go of
             # the run now, best effort, so the next delivery goes on at once instead of waiting
             # out the lease. A crash that kills the process leaves the lease to expire instead.
             self._let_go_quietly(run_id, owner, claim_owner if claimed else None, claimed)
             raise
+
+    def _invoke(self, run_id: str, nxt: _Next, owner: str, claim_owner: str, claimed: str | None,
+                until: int, now: int, budget_ms: int | None) -> None:
+        """One invocation, once the run's lease (or the planned step's claim) is held."""
+        # Lease (or claim) first, then read: a read taken before could miss the memo the
+        # previous holder wrote just before releasing, and run that step again.
+        state = self.store.load_run(run_id)
+        if state is None or state.run.status.terminal:
+            self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
+            return
+        fn = self._function(state.run.fn_id)
+        budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
+        inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
+                          claim_owner=claim_owner)
+        if fn is None:
+            error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
+            self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
+            return
+        inv.state.run.lease_until = until
+        if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
+            return
+        step: _Next | None = nxt
+        # Concurrency limits hold a slot around each call (None without limits: no cost).
+        with self.concurrency.slots(fn, inv.state, owner) as slots:
+            while step is not None:
+                if self.clock.now_ms() >= inv.deadline_ms:
+                    # Out of time: hand the rest to a fresh invocation rather than race the deadline.
+                    self.queue.send(messages.call(run_id, step.step, step.attempt))
+                    inv.queued(self.clock.now_ms())
+                    break
+                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
+                    break
+                self._ensure_lease(inv)
+                if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
+                    inv.queued(self.clock.now_ms())
+                    break  # over a concurrency limit: the call waits in line for a slot
+                step = self._call_once(inv, step)
+                if inv.state.run.status.terminal:
+                    return
+        self._release(inv)
 
     def _call_once(self, inv: _Invocation, nxt: _Next) -> _Next | None:
         run = inv.state.run
