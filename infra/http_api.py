@@ -22,6 +22,7 @@ GET, POST, DELETE = apigw.HttpMethod.GET, apigw.HttpMethod.POST, apigw.HttpMetho
 # 404), which keeps scanners off the bill.
 ROUTES: list[tuple[str, list[apigw.HttpMethod]]] = [
     ("/e/{key}", [POST]),  # Event API
+    ("/e", [POST]),  # the Event API without a key: refused with a 401 that says so
     ("/fn/register", [POST]),  # SDK sync
     ("/v0/{proxy+}", [GET]),  # large run payloads (SDK use_api)
     ("/v1/{proxy+}", [GET, POST, DELETE]),  # REST API
