@@ -62,7 +62,7 @@ def chaos_settings(step_timeout_s: float = STEP_TIMEOUT_S) -> Settings:
     }
     # Recovery knobs, where the runtime has them: sweep often, with a short grace, and let a
     # message fail many times before it counts as poison (faults here are transient).
-    optional = {"sweep_interval_s": 1.0, "sweep_grace_s": 10.0, "max_deliveries": 50,
+    optional = {"sweep_interval_s": 1.0, "sweep_grace_s": 30.0, "max_deliveries": 50,
                 "redelivery_base_ms": 200, "redelivery_cap_ms": 2_000}
     values.update({k: v for k, v in optional.items() if k in Settings.model_fields})
     return Settings(**values)
