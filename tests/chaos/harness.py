@@ -199,6 +199,14 @@ class ChaosStack:
         return local_backend(str(self.tmp / "chaos.db"), self.clock)
 
     def __enter__(self) -> "ChaosStack":
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()  # what started so far, the backend included
+            raise
+        return self
+
+    def _start(self) -> None:
         app_port = free_port()
         self.proxy = FaultyAppProxy(f"http://127.0.0.1:{app_port}", self.plan, HANG_S).start()
         self._exit.callback(self.proxy.stop)
@@ -213,7 +221,6 @@ class ChaosStack:
         self.app = SdkApp(self.runtime.url, port=app_port, script=APP_SCRIPT)
         self._exit.callback(self.app.stop)
         wait_for(lambda: self.raw.store.get_app(APP_ID), timeout_s=30, what="the chaos app to sync")
-        return self
 
     def __exit__(self, *exc: Any) -> None:
         self._exit.close()
