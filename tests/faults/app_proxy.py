@@ -25,6 +25,11 @@ OVERSIZED_BYTES = 20 * 1024 * 1024
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a peer that hung up on a faulted answer is the point, not news
+
+
 class FaultyAppProxy:
     def __init__(self, target_url: str, plan: FaultPlan, hang_s: float) -> None:
         target = urlsplit(target_url)
@@ -35,7 +40,7 @@ class FaultyAppProxy:
         # Nonces of step results the app produced whose answer the proxy destroyed.
         self.dropped: set[str] = set()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="faulty-app-proxy", daemon=True)
 
