@@ -300,13 +300,23 @@ class Executor:
             elif op.op == "WaitForEvent":
                 start_wait(self.tools, state, op)
             elif op.op == "InvokeFunction":
-                progressed = start_invoke(self.tools, state, op) or progressed
+                settled = start_invoke(self.tools, state, op)
+                if settled is not None:  # nothing to invoke: the step fails at once
+                    self._commit(inv, op, settled, nxt)
+                    progressed = True
             else:
                 # Ops this runtime does not run fail their step, so the user's code sees a
                 # StepError instead of the run hanging (PROTOCOL §14.9).
                 message = f"step kind {op.op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
+        stalled = _no_progress(state, nxt, fresh, result)
+        if stalled is not None:
+            # Left alone, the run would hang, or call the app for ever with the same answer (the
+            # sweeper too): a failed attempt, retried, and in the end the run fails naming it.
+            error = {"name": "NoProgress", "message": stalled, "stack": ""}
+            return self._handle_error(inv, nxt, CallResult(kind="error", error=error, retry_at_ms=result.retry_at_ms,
+                                                           status=result.status))
         if len(planned) == 1 and len(fresh) == 1 and inv.holds_run_lease:
             return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
         for op in planned:
@@ -476,3 +486,20 @@ class Executor:
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn
+
+
+def _no_progress(state: RunState, nxt: _Next, fresh: list[Opcode], result: CallResult) -> str | None:
+    """Why an answer with ops leaves the run with nothing to do; None when it moves it on.
+
+    A call for one step must answer with that step's result (the SDKs answer an error status
+    when they cannot run it). Discovery must report something new, unless the run is waiting
+    on ops already (parallel branches re-reported, PROTOCOL §7.5).
+    """
+    if nxt.step != messages.DISCOVERY:
+        if any(op.id == nxt.step and op.op in _RESULT_OPS for op in result.ops):
+            return None
+        return f"the app was asked to run step {nxt.step!r} and answered without its result"
+    if fresh or state.pending:
+        return None
+    reported = ", ".join(repr(op.id) for op in result.ops[:3]) or "no steps"
+    return f"the app reported {reported}, all with results already, and the run waits on nothing"

@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from runtime.protocol.durations import parse_retry_after_ms
+from runtime.protocol.durations import parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
 from runtime.protocol.errors import ProtocolError, from_validation_error
 from runtime.protocol.jsoncanon import loads
+from runtime.protocol.register import check_cel
 from runtime.protocol.signing import sign
 from runtime.protocol.urls import set_query_param
 
 DISCOVERY_STEP_ID = "step"
 MALFORMED = "MalformedResponse"
+# Longest step id accepted in a reply (the SDKs send 40-character hashes).
+MAX_STEP_ID_BYTES = 512
 
 H_SIGNATURE = "X-Inngest-Signature"
 H_SERVER_KIND = "X-Inngest-Server-Kind"
@@ -179,10 +182,28 @@ class Opcode(BaseModel):
             raise ValueError("must be a non-empty string")
         return v
 
+    @field_validator("id")
+    @classmethod
+    def _id_fits_a_key(cls, v: str) -> str:
+        # Both SDKs send a 40-character hash; the id becomes part of the store's keys.
+        if len(v.encode("utf-8")) > MAX_STEP_ID_BYTES:
+            raise ValueError(f"must be at most {MAX_STEP_ID_BYTES} bytes (step ids are hashes)")
+        return v
+
     @field_validator("name", mode="before")
     @classmethod
     def _name_text(cls, v: Any) -> Any:
         return "" if v is None else v
+
+    @model_validator(mode="after")
+    def _options_usable(self) -> Opcode:
+        # What the engine acts on is checked here: a bad value makes the whole reply malformed
+        # (retried, then the run fails naming the op and field) rather than failing the engine
+        # halfway through starting the op.
+        check = _OPTION_CHECKS.get(self.op)
+        if check is not None:
+            check(self)
+        return self
 
     @field_validator("error", mode="before")
     @classmethod
@@ -226,6 +247,57 @@ class Opcode(BaseModel):
         return mode if isinstance(mode, str) else None
 
 
+def _check_sleep(op: Opcode) -> None:
+    duration = op.options.get("duration")
+    where = "opts.duration" if isinstance(duration, str) and duration else "name"
+    try:
+        parse_sleep_until_ms(op.sleep_value, 0)
+    except ProtocolError as err:
+        raise ValueError(f"{where}: {err.message}") from None
+
+
+def _check_timeout(op: Opcode) -> None:
+    timeout = op.options.get("timeout")
+    if not timeout:
+        return  # none, or "" (already expired: TS sends it for negative durations)
+    if not isinstance(timeout, str):
+        raise ValueError(f"opts.timeout: must be a duration string, got {json.dumps(timeout)[:40]}")
+    try:
+        parse_duration_ms(timeout)
+    except ProtocolError as err:
+        raise ValueError(f"opts.timeout: {err.message}") from None
+
+
+def _check_wait(op: Opcode) -> None:
+    if not op.wait_event:
+        raise ValueError("opts.event: the event to wait for is missing (in opts.event or name)")
+    _check_timeout(op)
+    expression = op.options.get("if")
+    if expression is None or expression == "":
+        return
+    if not isinstance(expression, str):
+        raise ValueError("opts.if: must be a CEL expression string")
+    try:
+        check_cel(expression)
+    except ValueError as err:
+        raise ValueError(f"opts.if: {err}") from None
+
+
+def _check_invoke(op: Opcode) -> None:
+    _check_timeout(op)
+    payload = op.options.get("payload")
+    if payload is None:
+        return
+    if not isinstance(payload, dict):
+        raise ValueError("opts.payload: must be an object (the event to send)")
+    for key, kind, what in (("data", dict, "an object"), ("id", str, "a string"), ("v", str, "a string")):
+        if payload.get(key) is not None and not isinstance(payload[key], kind):
+            raise ValueError(f"opts.payload.{key}: must be {what}")
+
+
+_OPTION_CHECKS = {"Sleep": _check_sleep, "WaitForEvent": _check_wait, "InvokeFunction": _check_invoke}
+
+
 @dataclass
 class CallResult:
     kind: Literal["complete", "ops", "error"]
@@ -242,11 +314,14 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
-def _int_or_none(value: str | None) -> int | None:
+def _req_version(value: str | None) -> int | None:
+    """The execution version the SDK echoes (1 or 2 today); None when absent or not a small
+    integer, which the run would store and send back on every call."""
     try:
-        return int(value) if value is not None else None
+        version = int(value) if value is not None else None
     except ValueError:
         return None
+    return version if version is not None and abs(version) < 2**31 else None
 
 
 def _malformed(status: int, req_version: int | None, retry_at: int | None, why: str) -> CallResult:
@@ -272,7 +347,7 @@ def _parse(status: int, h: dict[str, str], body: bytes, now_ms: int, streamed: b
     no_retry = h.get(H_NO_RETRY, "").strip().lower() == "true"
     retry_after = h.get(H_RETRY_AFTER)
     retry_at = parse_retry_after_ms(retry_after, now_ms) if retry_after is not None else None
-    req_version = _int_or_none(h.get(H_REQ_VERSION))
+    req_version = _req_version(h.get(H_REQ_VERSION))
 
     if status == 201:
         if streamed:

@@ -45,7 +45,8 @@ MAX_DEBOUNCE_PERIOD_MS = 7 * 24 * 3600 * 1000
 # -- field checks -----------------------------------------------------------------------------
 
 
-def _check_cel(expr: str) -> str:
+def check_cel(expr: str) -> str:
+    """``expr`` if it compiles as CEL; a ValueError saying why not otherwise."""
     if not expr.strip():
         raise ValueError("must be a non-empty expression")
     try:
@@ -83,7 +84,7 @@ def _non_empty(value: str) -> str:
     return at_most_bytes(value, MAX_NAME_BYTES)
 
 
-Expression = Annotated[StrictStr, AfterValidator(_check_cel)]
+Expression = Annotated[StrictStr, AfterValidator(check_cel)]
 Duration = Annotated[StrictStr, AfterValidator(_check_duration)]
 Period = Annotated[StrictStr, AfterValidator(_check_period)]
 Url = Annotated[StrictStr, AfterValidator(_check_url)]

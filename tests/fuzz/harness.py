@@ -47,8 +47,13 @@ class ReplyingApp:
 
     def __init__(self) -> None:
         self.respond: Callable[[str, dict[str, Any]], HttpResponse] = lambda url, body: HttpResponse(200, b"null")
+        # Calls left before the executor is taken to be calling in a loop (its time budget
+        # never runs out on a manual clock): a failure then, instead of a hang.
+        self.calls_left = 1000
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        self.calls_left -= 1
+        assert self.calls_left >= 0, "the executor keeps calling the app with nothing changing"
         return self.respond(url, json.loads(body))
 
 

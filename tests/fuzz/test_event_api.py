@@ -40,8 +40,12 @@ def functions(world: World) -> None:
     world.register("fuzz-events", FUNCTIONS)
 
 
-def post(world: World, body: bytes, headers: dict[str, str] | None = None):
-    return world.request("POST", "/e/any-key", body, headers)
+# The Event API, and the REST API's send route (the same body with the signing key).
+ROUTES = st.sampled_from(["/e/any-key", "/v1/events"])
+
+
+def post(world: World, body: bytes, headers: dict[str, str] | None = None, route: str = "/e/any-key"):
+    return world.request("POST", route, body, headers)
 
 
 # -- what a good event and a bad one look like ------------------------------------------------
@@ -148,20 +152,20 @@ event_like = good_event() | bad_event().map(lambda pair: pair[0]) | raw_json_val
 batch_like = st.lists(event_like, max_size=4)
 
 
-@given(body=garbage_body | body_of(event_like) | body_of(batch_like))
-@example(body=deep_json(100_000))
-@example(body=b'{"name": "fuzz/hit", "data": ' + deep_json(5_000) + b"}")
-@example(body=json.dumps({"name": "fuzz/hit", "ts": 2**64}).encode())
-@example(body=json.dumps({"name": "fuzz/hit", "ts": 10**40}).encode())
-@example(body=json.dumps({"name": "\ud800", "id": "\udfff", "v": "\ud800"}).encode())
-@example(body=json.dumps({"name": "fuzz/hit", "data": {"k": "\ud800"}}).encode())
-@example(body=json.dumps({"name": "fuzz/hit", "data": {"k": 2**70, "n": 1e308}}).encode())
-@example(body=json.dumps({"name": "x" * 4096}).encode())
-@example(body=json.dumps({"name": "fuzz/hit", "id": "i" * 4096}).encode())
-@example(body=json.dumps({"name": "fuzz/hit", "v": "v" * 500_000}).encode())
-def test_any_body_is_answered_and_a_refusal_stores_nothing(world, body):
+@given(body=garbage_body | body_of(event_like) | body_of(batch_like), route=ROUTES)
+@example(body=deep_json(100_000), route="/e/any-key")
+@example(body=b'{"name": "fuzz/hit", "data": ' + deep_json(5_000) + b"}", route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "ts": 2**64}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "ts": 10**40}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "\ud800", "id": "\udfff", "v": "\ud800"}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "data": {"k": "\ud800"}}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "data": {"k": 2**70, "n": 1e308}}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "x" * 4096}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "id": "i" * 4096}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "v": "v" * 500_000}).encode(), route="/e/any-key")
+def test_any_body_is_answered_and_a_refusal_stores_nothing(world, body, route):
     since = world.tick()
-    reply = post(world, body)
+    reply = post(world, body, route=route)
     event(f"status {reply.status}")
     assert_well_formed(reply)
     if reply.status != 200:
@@ -171,13 +175,13 @@ def test_any_body_is_answered_and_a_refusal_stores_nothing(world, body):
     assert_round_trip(world, sent if isinstance(sent, list) else [sent], reply.body["ids"], since)
 
 
-@given(good=st.lists(good_event(), max_size=4), bad=bad_event(), at=st.integers(min_value=0))
-def test_one_bad_event_refuses_the_whole_batch_and_names_it(world, good, bad, at):
+@given(good=st.lists(good_event(), max_size=4), bad=bad_event(), at=st.integers(min_value=0), route=ROUTES)
+def test_one_bad_event_refuses_the_whole_batch_and_names_it(world, good, bad, at, route):
     since = world.tick()
     event, field = bad
     index = at % (len(good) + 1)
     batch = good[:index] + [event] + good[index:]
-    reply = post(world, json.dumps(batch).encode())
+    reply = post(world, json.dumps(batch).encode(), route=route)
     assert_names_problem(reply, f"events[{index}]{field}")
     assert reply.status == 400
     assert_nothing_stored(world, since)

@@ -40,17 +40,17 @@ def parse_correlation(event: dict[str, Any]) -> tuple[str, str] | None:
     return run_id, step_id
 
 
-def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> bool:
-    """Returns True when the op was settled at once (an error memo), so the caller runs
-    discovery straight away."""
+def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] | None:
+    """Start the invoke. When there is nothing to invoke, returns the error memo that settles
+    the step at once instead, for the caller to commit with its other results (so its next call
+    already sends it) and run discovery straight away."""
     run = state.run
     opts = op.options
     fn_id = opts.get("function_id")
     target = tools.store.get_function(fn_id) if isinstance(fn_id, str) else None
     if target is None:
         message = f"invoked function {fn_id!r} is not registered"
-        tools.resumer.resume(run.run_id, op.id, memo_error({"name": "FunctionNotFound", "message": message}), op.display)
-        return True
+        return memo_error({"name": "FunctionNotFound", "message": message})
     now = tools.clock.now_ms()
     timeout = opts.get("timeout")
     expire = now + (parse_duration_ms(timeout) if timeout else DEFAULT_INVOKE_TIMEOUT_MS)
@@ -87,4 +87,4 @@ def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> bool:
     pending = PendingOp(op.id, op.op, now, op.display, detail)
     if tools.store.add_pending(run.run_id, pending):
         state.pending[op.id] = pending
-    return False
+    return None
