@@ -78,6 +78,8 @@ class _Invocation:
     # Until when the claimed step stays claimed once this invocation ends: set when its retry
     # was queued, so the claim covers the backoff; None lets it go at once.
     claim_until: int | None = None
+    # Until when this invocation holds the claimed step (renewed before each call, like the lease).
+    claim_held_until: int = 0
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
     encoder: CallEncoder = field(default_factory=CallEncoder)  # caches each memo's JCS text
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
@@ -196,10 +198,17 @@ class Executor:
         if state is None or state.run.status.terminal:
             self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
             return
+        if claimed is not None and state.has_memo(claimed):
+            # The job that ran this step died between writing its memo and removing the op: do
+            # what it had left (discovery, then the op goes, as Resumer orders them). Calling the
+            # app for a step it has a result for would only make it report an unexpected step.
+            self.queue.send(messages.call(run_id))
+            self.store.remove_pending(run_id, claimed)
+            return
         fn = self._function(state.run.fn_id)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
         inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
-                          claim_owner=claim_owner)
+                          claim_owner=claim_owner, claim_held_until=until)
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
@@ -430,7 +439,10 @@ class Executor:
         return True
 
     def _ensure_lease(self, inv: _Invocation) -> None:
+        """Before a call: hold the run's lease (or the step's claim) for at least the call's
+        timeout, so no other job can take the run or step while the app works on it."""
         if not inv.holds_run_lease:
+            self._ensure_claim(inv)
             return
         now = self.clock.now_ms()
         until = inv.state.run.lease_until or 0
@@ -440,6 +452,17 @@ class Executor:
         if not self.store.acquire_lease(inv.state.run.run_id, inv.owner, new_until, now):
             raise RuntimeError(f"run {inv.state.run.run_id}: lease lost")
         inv.state.run.lease_until = new_until
+
+    def _ensure_claim(self, inv: _Invocation) -> None:
+        if inv.claimed_step is None:
+            return
+        now = self.clock.now_ms()
+        if inv.claim_held_until - now > self.settings.step_timeout_s * 1000:
+            return
+        new_until = now + self.settings.lease_ms
+        if not self.store.claim_pending(inv.state.run.run_id, inv.claimed_step, inv.claim_owner, new_until, now):
+            raise RuntimeError(f"run {inv.state.run.run_id}: claim on step {inv.claimed_step} lost")
+        inv.claim_held_until = new_until
 
     def _release(self, inv: _Invocation) -> None:
         run_id = inv.state.run.run_id

@@ -9,7 +9,7 @@ import pytest
 from runtime.engine.core import Engine
 from runtime.engine.ports import RunStatus, StoreError
 from runtime.settings import Settings
-from tests.engine.scripted_app import ScriptedApp, pump, receive_all, register
+from tests.engine.scripted_app import Crash, ScriptedApp, pump, receive_all, register
 
 
 def test_a_failed_write_lets_go_of_the_run_and_the_next_delivery_finishes_it(backend, clock, monkeypatch):
@@ -42,3 +42,43 @@ def test_a_failed_write_lets_go_of_the_run_and_the_next_delivery_finishes_it(bac
     assert backend.store.get_run(run.run_id).status is RunStatus.COMPLETED
     # "b" ran twice (its first result was never recorded), "a" once.
     assert app.executed == {"a": 1, "b": 2}
+
+
+def test_a_planned_step_whose_job_died_after_its_memo_is_not_called_again(backend, clock, monkeypatch):
+    app = ScriptedApp({"t-par": [("parallel", ["p1", "p2"]), ("run", "join")]})
+    engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=app)
+    register(engine, ["t-par"])
+    [event_id] = engine.ingest.accept([{"name": "app/t-par", "data": {}}])
+    [run] = backend.store.runs_for_event(event_id)
+    [discovery] = receive_all(backend)
+    engine.executor.handle(discovery.body)
+    backend.queue.ack(discovery.handle)
+    planned = {m.body["step"]: m for m in receive_all(backend)}
+    assert set(planned) == {"p1", "p2"}
+
+    remove = backend.store.remove_pending
+
+    def dies_removing_p1(run_id, step_id):
+        if step_id == "p1":
+            monkeypatch.setattr(backend.store, "remove_pending", remove)
+            raise Crash("died between the memo and removing the op")
+        return remove(run_id, step_id)
+
+    monkeypatch.setattr(backend.store, "remove_pending", dies_removing_p1)
+    with pytest.raises(Crash):
+        engine.executor.handle(planned["p1"].body)
+    assert backend.store.get_pending(run.run_id, "p1") is not None  # memo written, op left
+
+    targets: list[str] = []
+    app.before_call = lambda fn_id, target: targets.append(target)
+    clock.advance(Settings(mode="dev").lease_ms + 1)  # the dead job's claim expires
+    engine.executor.handle(planned["p1"].body)  # its message, delivered again
+    assert "p1" not in targets  # settled already: the app is not asked for it again
+    assert backend.store.get_pending(run.run_id, "p1") is None
+
+    for message in planned.values():
+        backend.queue.ack(message.handle)
+    engine.executor.handle(planned["p2"].body)
+    pump(backend, engine, clock)
+    assert backend.store.get_run(run.run_id).status is RunStatus.COMPLETED
+    assert app.executed == {"p1": 1, "p2": 1, "join": 1}
