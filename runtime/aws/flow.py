@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.aws.client import TableClient
+from runtime.aws.payloads import flow_prefix
 from runtime.aws.items import Item, check_size, get_int, get_json, get_str, json_attr, num_attr, str_attr
 from runtime.engine.records import FlowState, LineEntry, SlotHolder, SlotView
 
@@ -84,7 +85,8 @@ class FlowRecords:
         now_ms: int,
     ) -> bool:
         values: dict[str, Any] = {
-            ":data": json_attr(data),
+            # A batch or a debounce holds whole events: as large as an event may be.
+            ":data": self._t.offload(json_attr(data), flow_prefix(key)),
             ":exp": num_attr(expires_at),
             ":ttl": _ttl(expires_at),
             ":one": num_attr(1),

@@ -13,6 +13,8 @@ Keys name the owning record, then the attribute, then the SHA-256 of the content
     runs/<run_id>/steps/<step_id>/<attribute>/<sha256>.json  memo value, pending op detail
     runs/<run_id>/waiters/<step_id>/trigger/<sha256>.json    a waiter's trigger event
     events/<internal_id>/<field>/<sha256>.json               an event's data or user
+    flow/<key>/data/<sha256>.json                            flow-control state (a batch's or
+                                                             a debounce's events)
 
 Content addressing keeps the conditional writes' semantics: the object is written before the
 item, and a writer that then loses the item's condition leaves either the very object the winner
@@ -60,6 +62,10 @@ def waiter_prefix(run_id: str, step_id: str) -> str:
 
 def event_prefix(internal_id: str, field: str) -> str:
     return f"events/{internal_id}/{field}"
+
+
+def flow_prefix(key: str) -> str:
+    return f"flow/{key}/data"
 
 
 def is_ref(attr: Any) -> bool:

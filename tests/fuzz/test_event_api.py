@@ -163,6 +163,7 @@ batch_like = st.lists(event_like, max_size=4)
 @example(body=json.dumps({"name": "x" * 4096}).encode(), route="/e/any-key")
 @example(body=json.dumps({"name": "fuzz/hit", "id": "i" * 4096}).encode(), route="/e/any-key")
 @example(body=json.dumps({"name": "fuzz/hit", "v": "v" * 500_000}).encode(), route="/e/any-key")
+@example(body=json.dumps({"name": "fuzz/hit", "data": {"blob": "x" * 600_000}}).encode(), route="/e/any-key")
 def test_any_body_is_answered_and_a_refusal_stores_nothing(world, body, route):
     since = world.tick()
     reply = post(world, body, route=route)
@@ -217,3 +218,21 @@ def test_any_id_seed_header_is_used_or_ignored(world, seed):
         assert ids == [seeded_ulid(int(ms_text), entropy, i) for i in range(2)]
     else:
         assert [e.internal_id for e in world.events_since(since)] == sorted(ids, reverse=True)
+
+
+def test_found_by_fuzzing_an_event_larger_than_an_item_is_batched_and_debounced(world):
+    # A batch's and a debounce's state hold whole events: on DynamoDB one over the 400 KB item
+    # limit was a 500, after the event was stored.
+    world.tick()
+    blob = "x" * 600_000
+    reply = post(world, json.dumps({"name": HIT, "data": {"k": "big", "blob": blob}}).encode())
+    assert reply.status == 200, reply
+    [event_id] = reply.body["ids"]
+    world.clock.advance(3600 * 1000 + 60_000)  # both windows are an hour
+    world.backend.timers.fire_due(world.clock.now_ms())
+    for body in world.drain_queue():
+        if body.get("kind") in ("batch", "debounce"):
+            world.engine.executor.handle(body)
+    runs = {r.fn_id: r for r in world.store.runs_for_event(event_id)}
+    for fn_id in ("fuzz-events-batch", "fuzz-events-debounce"):
+        assert runs[fn_id].events[0]["data"]["blob"] == blob, fn_id
