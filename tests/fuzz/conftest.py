@@ -7,6 +7,9 @@ no per-example deadline (moto and SQLite timings vary on a loaded machine) and a
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -24,6 +27,16 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 settings.load_profile("stepline-fuzz")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A long run takes as long as it takes: no per-test timeout for it (pyproject's is 120 s).
+    if not os.environ.get("STEPLINE_FUZZ_EXAMPLES"):
+        return
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(0))
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
