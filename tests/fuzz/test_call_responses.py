@@ -12,14 +12,14 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import event, example, given
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.engine.http import HttpResponse
 from runtime.engine.ports import RunState, RunStatus
 from runtime.protocol.calls import MALFORMED, parse_call_response
 from runtime.protocol.durations import MAX_RETRY_AFTER_MS
-from tests.fuzz.harness import World
+from tests.fuzz.harness import World, examples
 from tests.fuzz.strategies import deep_json, garbage_body, json_object, json_value, nested, unicode_text
 
 APP = "fuzz-calls"
@@ -172,6 +172,7 @@ def settle(world: World, run_id: str, first: list[dict[str, Any]]) -> RunState:
     raise AssertionError(f"run {run_id} still {state.run.status.value} after {MOST_DELIVERIES} deliveries")
 
 
+@settings(max_examples=examples(15))  # each example drives a run to its end: the costliest here
 @given(reply=response())
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepRun", "data": nested(450)}]).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "x" * 3000, "op": "StepRun", "data": 1}]).encode()))

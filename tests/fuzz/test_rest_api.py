@@ -11,12 +11,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import event, example, given
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from runtime.engine.http import HttpResponse
 from runtime.engine.ports import Run, RunStatus, StoredEvent
-from tests.fuzz.harness import World, assert_names_problem, assert_well_formed
+from tests.fuzz.harness import World, assert_names_problem, assert_well_formed, examples
 from tests.fuzz.strategies import body_of, garbage_body, json_value, raw_json_value, unicode_text
 
 APP = "fuzz-rest"
@@ -232,6 +232,7 @@ def body_for(pop: Population, draw: st.DrawFn) -> bytes:
     return draw(garbage_body | body_of(st.fixed_dictionaries({}, optional={"step_id": step_id, "other": json_value})))
 
 
+@settings(max_examples=examples(20))
 @given(action=st.sampled_from(["replay", "rerun", "cancel"]), data=st.data())
 def test_replay_rerun_and_cancel_start_or_change_only_what_was_asked(world, population, action, data):
     run_id = data.draw(st.sampled_from(run_ids(population)) | unicode_text.filter(bool).map(lambda s: quote(s, safe="")))
@@ -259,6 +260,7 @@ def test_replay_rerun_and_cancel_start_or_change_only_what_was_asked(world, popu
         world.drain_queue()
 
 
+@settings(max_examples=examples(15))  # each example reads every run twice
 @given(body=garbage_body | body_of(st.fixed_dictionaries({}, optional={
     "function_id": st.sampled_from([STEPS, SLEEPY, "steps", "nope", ""]) | json_value,
     "app_id": st.sampled_from([APP, "x"]) | json_value,
