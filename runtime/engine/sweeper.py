@@ -20,7 +20,9 @@ What it does, per run, from one read of its state:
 * a sleep, a wait or an invoke: its wake-up or timeout message again, at the time the op
   recorded (``scheduling.Waker``: at once when that time has passed);
 * nothing pending at all: a discovery call.
-A call that waits in a concurrency line is left alone: its message is on the queue already.
+A call that waits in a concurrency line is not sent again: the line holds it. Its line is woken
+instead (``Concurrency.wake``): when slots are free, the entries that should have them get a
+copy of their message made from the line, so work whose own copy was lost moves on too.
 
 Everything it sends is harmless if the original also arrives: memos are written once
 (conditional write), a planned step runs under its claim, a duplicate discovery call finds the
@@ -42,9 +44,10 @@ from typing import Any
 
 from runtime.engine import messages
 from runtime.engine.due import next_wake_ms, op_due_ms
-from runtime.engine.flow.concurrency import limits_for
+from runtime.engine.flow.concurrency import Concurrency, Limit, limits_for
 from runtime.engine.ids import IdGenerator
 from runtime.engine.ports import Backend, Clock, FunctionRecord, PendingOp, Run, RunState, RunStatus
+from runtime.engine.records import SlotView
 from runtime.engine.scheduling import Waker
 from runtime.settings import Settings
 
@@ -98,6 +101,7 @@ class Sweeper:
         self.ids = ids
         self.settings = settings
         self.waker = Waker(backend.queue, backend.timers, clock)
+        self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
         self._functions: dict[str, FunctionRecord | None] = {}
 
     def sweep(self, now_ms: int | None = None, *, grace_ms: int | None = None,
@@ -141,7 +145,7 @@ class Sweeper:
             report.skipped += 1
             return
         run_id = run.run_id
-        queued = self._queued_calls(state)
+        queued, lines = self._queued_calls(state)
         sends: list[tuple[str, dict[str, Any], int]] = []  # (what, message, when)
         settled: list[str] = []  # ops whose step has a memo: the resume did not finish
         waiting: list[PendingOp] = []
@@ -167,6 +171,8 @@ class Sweeper:
             self.waker.at(body, at)
         for step_id in settled:
             self.store.remove_pending(run_id, step_id)  # after discovery is queued, as Resumer does
+        for limit, view in lines:
+            self.concurrency.wake(limit.key, limit.limit, view)
         if not sends:
             report.in_hand += 1
             return
@@ -187,19 +193,24 @@ class Sweeper:
         free or expired, and leaves it expired, so the call it precedes can take it at once."""
         return self.store.claim_pending(run_id, step_id, f"sweeper-{self.ids.new()}", now - 1, now)
 
-    def _queued_calls(self, state: RunState) -> set[str]:
+    def _queued_calls(self, state: RunState) -> tuple[set[str], list[tuple[Limit, SlotView]]]:
         """The steps (``DISCOVERY`` for discovery) of the run's calls that wait in a concurrency
-        line: their messages are on the queue, cycling until a slot frees."""
+        line, and the lines they wait in as read (to be woken: a stalled run's call may be one
+        whose copies are all gone, or wait behind such work)."""
         fn_id = state.run.fn_id
         if fn_id not in self._functions:
             self._functions[fn_id] = self.store.get_function(fn_id)
         fn = self._functions[fn_id]
         if fn is None or not fn.config.get("concurrency"):
-            return set()
+            return set(), []
         event = state.run.events[0] if state.run.events else {}
         steps: set[str] = set()
+        lines: list[tuple[Limit, SlotView]] = []
         for limit in limits_for(fn, event):
-            for entry in self.store.slot_view(limit.key, _LINE_SCAN).line:
-                if entry.body.get("run_id") == state.run.run_id:
-                    steps.add(str(entry.body.get("step") or messages.DISCOVERY))
-        return steps
+            view = self.store.slot_view(limit.key, _LINE_SCAN)
+            mine = {str(e.body.get("step") or messages.DISCOVERY) for e in view.line
+                    if e.body.get("run_id") == state.run.run_id}
+            if mine:
+                lines.append((limit, view))
+            steps |= mine
+        return steps, lines

@@ -2,29 +2,45 @@
 at once. It limits steps, not runs: a run holds a slot only while the executor is calling the
 app for it, so sleeping and waiting runs hold nothing.
 
-Per key the store keeps counted slots (leases: a crashed holder's slot frees itself when it
-expires) and a line of the work waiting for one, ordered by position = enqueue time minus the
-run's priority (FIFO per key, priority jumps the line). A call goes ahead when, under every
-limit, its rank among the work waiting there is below the number of free slots. Otherwise it
-waits in the line of the limit that stopped it, and its message goes back on the queue with a
-delay: never dropped. Whoever frees a slot wakes the head of that line at once, so the delay is
-only the safety net for a holder that died. A call keeps its position when a second limit
-stops it after the first, so it is not pushed to the back of the other line.
+Per key the store keeps counted slots and a line of the work waiting for one, ordered by
+position = enqueue time minus the run's priority (FIFO per key, priority jumps the line). A call
+goes ahead when, under every limit, its rank among the work waiting there is below the number of
+free slots. Otherwise it waits in the line of the limit that stopped it, and its message goes
+back on the queue with a delay, longer the further back it waits: never dropped. Whoever frees
+a slot wakes the head of that line at once, so the delay is only a safety net. A call keeps its position when a second limit stops
+it after the first, so it is not pushed to the back of the other line.
 
 The entry of a waiting message travels in the message (``line``). Copies of it (the wake, the
-safety net, a redelivery) resolve through the store: a copy whose entry is gone, or whose entry
-a live slot was admitted from, is a duplicate and stops. An entry is removed only once the copy
-that was admitted has finished, so a crash never loses the work.
+safety net, a redelivery) resolve through the store: a copy whose entry is gone is a duplicate
+and stops. An entry is removed only once the copy that was admitted has finished, so a crash
+never loses the work.
+
+Nothing is held by someone who is gone for longer than a bound, whichever write fails and
+wherever an executor dies:
+* a slot is a lease of 1.5 step timeouts (``slot_lease_ms``), renewed between calls: a dead
+  holder's slot is free once it ends, and admission counts only live leases. A clean-up write
+  that fails (freeing a slot, leaving the line) is logged, not raised: what it leaves expires
+  or is woken, and the run's own release still happens. A take whose answer was lost is given
+  back at once.
+* an entry always has a copy coming back for it: the message's own copy waits on while
+  another copy holds a slot for the entry (that holder may die), and only extra copies (wakes)
+  stop. Should every copy be gone all the same (a message lost with its queue write, a crash
+  between joining and queueing), the line itself holds the message: a wake is a copy made
+  from the entry. Entries that could take a free slot and have not, one safety-net delay after
+  a message behind them noted it (``ahead``), are woken by that message; the sweeper wakes
+  the line of a stalled run.
+* the same call waits in a line once: a joiner that finds it waiting already drops its entry.
 
 Between two calls of one invocation (inline continuation) the holder keeps its slots unless
-work is waiting for one; then it yields: it frees them, wakes the head and queues itself at
-the back. A function without ``concurrency`` costs nothing here.
+work is waiting for one; then it yields: it queues itself at the back, then frees them and
+wakes the head. A function without ``concurrency`` costs nothing here.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +53,8 @@ from runtime.engine.records import LineEntry, SlotView
 from runtime.engine.scheduling import Waker
 from runtime.settings import Settings
 
+log = logging.getLogger(__name__)
+
 MAX_LIMITS = 2
 # Delays of a waiting message's safety net, in order; the last repeats.
 SAFETY_DELAYS_MS = (1_000, 2_000, 4_000, 8_000, 15_000, 30_000)
@@ -46,14 +64,40 @@ _LINE_PAGE_EXTRA = 8
 _TAKE_ATTEMPTS = 3
 # A head this process woke is not woken again by it for this long (its wake is on the way).
 _REWAKE_MS = 500
+# Entries ahead a waiting message notes, to find at its next delivery those that never came.
+_AHEAD_KEPT = 8
 # Message fields that belong to one copy of a waiting message, not to the work.
-_COPY_FIELDS = ("line", "waits", "woken", "not_before", "busy")
+_COPY_FIELDS = ("line", "waits", "woken", "ahead", "not_before", "busy")
+
+
+def slot_lease_ms(settings: Settings) -> int:
+    """How long a slot is held without renewal: one call (at most the step timeout) and the
+    writes around it. A holder that died frees its slot after this; a live one renews it
+    between calls once less than a step timeout is left."""
+    return int(settings.step_timeout_s * 1000 * 3 / 2)
+
+
+def _quietly(write: Callable[..., Any], *args: Any, attempts: int = 1) -> None:
+    """A clean-up write whose failure leaves only what expires or is woken anyway."""
+    for attempt in range(attempts):
+        try:
+            write(*args)
+            return
+        except Exception:  # noqa: BLE001
+            if attempt + 1 == attempts:
+                log.warning("concurrency clean-up %s%r failed", getattr(write, "__name__", write), args,
+                            exc_info=True)
+
+
+def _work(body: dict[str, Any]) -> dict[str, Any]:
+    """What a call message asks for, without what belongs to one copy of it."""
+    return {k: v for k, v in body.items() if k not in _COPY_FIELDS}
 
 
 def out_of_line(body: dict[str, Any]) -> dict[str, Any]:
     """The message without its place in a concurrency line: sent again later, it is a fresh
     call that queues anew. (Its ``not_before`` stays: a sleep must not end early.)"""
-    return {k: v for k, v in body.items() if k not in ("line", "waits", "woken")}
+    return {k: v for k, v in body.items() if k not in ("line", "waits", "woken", "ahead")}
 
 
 @dataclass(frozen=True)
@@ -118,6 +162,12 @@ def _standing(view: SlotView, limit: int, now: int, *, mine: str = "") -> _Stand
         waiting=[e for e in view.line if e.position not in busy],
         busy_tokens=busy,
     )
+
+
+def _turns_away(rank: int, standing: _Standing, limit: int) -> int:
+    """How many times every slot must be taken and freed again before an entry of this rank
+    (``len(standing.waiting)`` when it is beyond the page read) can have one."""
+    return max(rank - len(standing.free), 0) // max(limit, 1)
 
 
 @dataclass
@@ -191,11 +241,26 @@ class Concurrency:
         view = self.store.slot_view(ticket.key, line_page(ticket.limit))
         ticket.views[ticket.key] = view
         standing = _standing(view, ticket.limit, now)
-        if ticket.position in standing.busy_tokens or not self._entry_exists(ticket, view):
-            ticket.state = "duplicate"  # another copy was admitted, or has finished the work
+        if not self._entry_exists(ticket, view):
+            ticket.state = "duplicate"  # another copy has finished the work
+            return False
+        if ticket.position in standing.busy_tokens:
+            # Another copy holds a slot for this entry: a live one, or one that died and whose
+            # slot runs out with its lease. The message's own copy waits on (a woken one
+            # stops), so the entry never ends up with no copy to come back for it.
+            self.still_waiting(ticket)
             return False
         if not standing.admits(ticket.position, in_line=True):
-            self.still_waiting(ticket)
+            # The entries ahead that a free slot is theirs to take. Those that had it already
+            # a safety-net delay ago, when this copy last came by, are not coming for it: their
+            # wake was lost, or no copy of theirs is left. They are woken from the line.
+            ahead = standing.waiting[: min(len(standing.free), _AHEAD_KEPT)]
+            stalled = [e for e in ahead if e.position in (ticket.body.get("ahead") or [])]
+            rank = standing.rank(ticket.position, in_line=True)
+            self.still_waiting(ticket, ahead=[e.position for e in ahead],
+                               turns=_turns_away(rank, standing, ticket.limit))
+            if stalled and ticket.state == "waiting":
+                self._send_wakes(ticket.key, stalled, now)
             return False
         for limit in ticket.limits:
             if limit.key == ticket.key:
@@ -243,15 +308,34 @@ class Concurrency:
     def join(self, limit: Limit, limits: list[Limit], body: dict[str, Any], position: str) -> None:
         """Queue ``body`` (a call) behind ``limit``: an entry in its line, and the message back
         on the queue. Read again after joining: a slot freed between the first read and the
-        join woke nobody, so this call wakes itself."""
+        join woke nobody, so this call wakes itself.
+
+        The same call may wait in the line already (a duplicate message, a retry after a busy
+        run, the sweeper's discovery): one entry is enough. The joiner holds the run (or the
+        step), so the entry that waits runs after it and sees all it wrote. Of the entries
+        seen, the one first in line stays; should two joiners race, both keep the same one."""
         now = self.clock.now_ms()
         waiting = self._waiting_body(body, limit, limits, position)
-        self.store.join_line(limit.key, LineEntry(position, waiting, now))
-        standing = _standing(self.store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
-        if standing.admits(position, in_line=True):
-            self.queue.send(waiting)
-        else:
-            self.requeue(waiting)
+        try:
+            self.store.join_line(limit.key, LineEntry(position, waiting, now))
+            standing = _standing(self.store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
+            work = _work(waiting)
+            same = [e.position for e in standing.waiting if e.position != position and _work(e.body) == work]
+            if same and min(same) < position:
+                self.store.leave_line(limit.key, position)
+                return
+            for other in same:
+                _quietly(self.store.leave_line, limit.key, other)
+            rank = standing.rank(position, in_line=True)
+            if rank < len(standing.free):
+                self.queue.send(waiting)
+            else:
+                self.requeue(waiting, turns=_turns_away(rank, standing, limit.limit))
+        except Exception:
+            # The caller's message comes back and joins again, at a position of its own: this
+            # entry would be one more for the same work.
+            _quietly(self.store.leave_line, limit.key, position)
+            raise
 
     def move(self, ticket: Ticket, limit: Limit) -> None:
         """The waiting message may have its slot under its own line's limit but not under
@@ -265,33 +349,57 @@ class Concurrency:
             self.wake(ticket.key, ticket.limit)
         ticket.state = "moved"
 
-    def still_waiting(self, ticket: Ticket) -> None:
+    def still_waiting(self, ticket: Ticket, ahead: list[str] | None = None, turns: int = 0) -> None:
+        """Back on the queue with the safety-net delay (see ``requeue``); ``ahead``: the
+        positions of the entries ahead that could have taken a free slot, for the next
+        delivery to check."""
         if ticket.body.get("woken"):
             # A wake that lost its slot to a race: the message's own safety net goes on.
             ticket.state = "duplicate"
             return
-        self.requeue(ticket.body)
+        self.requeue(ticket.body, ahead, turns)
         ticket.state = "waiting"
 
-    def requeue(self, body: dict[str, Any]) -> None:
+    def requeue(self, body: dict[str, Any], ahead: list[str] | None = None, turns: int = 0) -> None:
+        """The safety net: the message comes back after a delay that grows with each time it
+        came back, and with ``turns``, how many times the slots must all change hands before
+        it is at the head (a wake reaches it then; its own return matters only if none does)."""
         waits = int(body.get("waits") or 0)
-        again = {k: v for k, v in body.items() if k not in ("woken", "not_before")}
+        again = {k: v for k, v in body.items() if k not in ("woken", "not_before", "ahead")}
         again["waits"] = waits + 1
-        self.waker.after(again, SAFETY_DELAYS_MS[min(waits, len(SAFETY_DELAYS_MS) - 1)])
+        if ahead:
+            again["ahead"] = ahead
+        self.waker.after(again, SAFETY_DELAYS_MS[min(waits + turns, len(SAFETY_DELAYS_MS) - 1)])
 
-    def wake(self, key: str, limit: int) -> None:
-        """Send the head of the line as many wakes as there are free slots. Slots freed in
-        quick succession would wake the same head again: an entry this process woke moments
-        ago is skipped (another process may still wake it; the copy is then a duplicate)."""
+    def wake(self, key: str, limit: int, view: SlotView | None = None) -> None:
+        """Send the head of the line as many wakes as there are free slots (``view``: the key
+        as just read, if it was). Slots freed in quick succession would wake the same head
+        again: an entry this process woke moments ago is skipped (another process may still
+        wake it; the copy is then a duplicate).
+
+        A wake is a copy of the entry's message made from the line itself, so it also brings
+        back work whose own copy is gone. It only hastens what the safety net does: a wake
+        that fails is logged, not raised."""
         now = self.clock.now_ms()
-        standing = _standing(self.store.slot_view(key, line_page(limit)), limit, now)
-        heads = standing.waiting[: len(standing.free)]
+        try:
+            view = view or self.store.slot_view(key, line_page(limit))
+        except Exception:  # noqa: BLE001 - the safety net of the waiting messages wakes them
+            log.warning("could not read the line of %s to wake it", key, exc_info=True)
+            return
+        standing = _standing(view, limit, now)
+        self._send_wakes(key, standing.waiting[: len(standing.free)], now)
+
+    def _send_wakes(self, key: str, entries: list[LineEntry], now: int) -> None:
+        """A copy of each entry's message, marked woken; never raises."""
         with self._woken_lock:
             self._woken = {k: t for k, t in self._woken.items() if now - t < _REWAKE_MS}
-            heads = [e for e in heads if (key, e.position) not in self._woken]
-            self._woken.update({(key, e.position): now for e in heads})
-        if heads:
-            self.queue.send_many([{**entry.body, "woken": True} for entry in heads])
+            entries = [e for e in entries if (key, e.position) not in self._woken]
+            self._woken.update({(key, e.position): now for e in entries})
+        if entries:
+            try:
+                self.queue.send_many([{**entry.body, "woken": True} for entry in entries])
+            except Exception:  # noqa: BLE001
+                log.warning("could not wake %d entries of %s", len(entries), key, exc_info=True)
 
     def abandon(self, body: dict[str, Any]) -> None:
         """A waiting message that will not be delivered again (it was dead-lettered): its place
@@ -315,7 +423,7 @@ class Concurrency:
     def _waiting_body(
         body: dict[str, Any], limit: Limit, limits: list[Limit], position: str
     ) -> dict[str, Any]:
-        work = {k: v for k, v in body.items() if k not in _COPY_FIELDS}
+        work = _work(body)
         line = {
             "key": limit.key,
             "pos": position,
@@ -366,14 +474,16 @@ class Gate:
         message's entry goes first, so no copy of it can be admitted once the slot is free
         (unless ``keep_place``: the message will be delivered again and needs it)."""
         if self.ticket is not None and self.ticket.state == "admitted" and not keep_place:
-            self.c.store.leave_line(self.ticket.key, self.ticket.position)
+            # Should this fail, the entry is still there with its slot free: a copy of it (its
+            # own, or a wake) is admitted again, and a repeated call is harmless.
+            _quietly(self.c.store.leave_line, self.ticket.key, self.ticket.position)
             self.ticket.state = "done"
         self._free()
 
     # -- internals ---------------------------------------------------------------------------
     def _acquire(self, body: dict[str, Any]) -> bool:
         now = self.c.clock.now_ms()
-        until = now + self.c.settings.lease_ms
+        until = now + slot_lease_ms(self.c.settings)
         ticket = self.ticket if self.ticket is not None and self.ticket.state == "open" else None
         position = ticket.position if ticket else self.c.position(self._base, self.priority_ms)
         for limit in self.limits:
@@ -405,15 +515,24 @@ class Gate:
             rank = standing.rank(position, in_line=in_line)
             if rank >= len(standing.free):
                 return None
-            if self.c.store.take_slot(limit.key, standing.free[rank], self.owner, until, now, token):
-                return standing.free[rank]
+            index = standing.free[rank]
+            try:
+                taken = self.c.store.take_slot(limit.key, index, self.owner, until, now, token)
+            except Exception:
+                # It may have applied, its answer lost: give it back rather than leave a slot
+                # held by nobody until its lease ends.
+                _quietly(self.c.store.release_slot, limit.key, index, self.owner)
+                raise
+            if taken:
+                return index
             view = None  # lost the slot to a racer: read again
         return None
 
     def _free(self) -> None:
         held, self._held = self._held, []
         for h in held:
-            self.c.store.release_slot(h.key, h.index, self.owner)
+            # Tried again once when refused; a slot that still could not be freed expires.
+            _quietly(self.c.store.release_slot, h.key, h.index, self.owner, attempts=2)
         for h in held:
             self.c.wake(h.key, h.limit)
 
@@ -424,13 +543,15 @@ class Gate:
         for h in self._held:
             standing = _standing(self.c.store.slot_view(h.key, line_page(h.limit)), h.limit, now)
             if len(standing.waiting) > len(standing.free):
-                self.release()
-                self.ticket = None
+                # The next call queues first, then the slots go: should queueing fail, this
+                # message is delivered again with its place kept, and nothing is lost.
                 limit = next(lim for lim in self.limits if lim.key == h.key)
                 self.c.join(limit, self.limits, body, self.c.position(None, self.priority_ms))
+                self.release()
+                self.ticket = None
                 return False
         if self._until - now <= self.c.settings.step_timeout_s * 1000:
-            until = now + self.c.settings.lease_ms
+            until = now + slot_lease_ms(self.c.settings)
             for h in self._held:
                 self.c.store.take_slot(h.key, h.index, self.owner, until, now, h.token)
             self._until = until
