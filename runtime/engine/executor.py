@@ -281,10 +281,14 @@ class Executor:
     def _handle_ops(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         state = inv.state
         # Ignore ops already memoized, and re-reports of ops already waited on (PROTOCOL §7.6);
-        # a result (StepRun/StepError/StepFailed) of a planned step is what we wait for.
+        # a result (StepRun/StepError/StepFailed) of a planned step is what we wait for. A step
+        # named twice in one reply is acted on once: twice would double its retries, and so on.
+        first: dict[str, Opcode] = {}
+        for op in result.ops:
+            first.setdefault(op.id, op)
         fresh = [
             op
-            for op in result.ops
+            for op in first.values()
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
         if len(result.ops) > 1 and not state.run.disable_immediate:

@@ -188,6 +188,7 @@ def settle(world: World, run_id: str, first: list[dict[str, Any]]) -> RunState:
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "InvokeFunction", "opts": {"function_id": CHILD, "timeout": 5}}]).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepRun", "data": "x" * (5 * 1024 * 1024)}]).encode()))
 @example(reply=(206, {}, b"[]"))
+@example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepError", "error": {"name": "", "message": ""}}] * 2).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepPlanned", "name": "a"}]).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepRun", "data": 1}]).encode()))
 @example(reply=(200, {"x-inngest-req-version": "99999999999999999999"}, b"null"))

@@ -333,10 +333,10 @@ def test_found_by_fuzzing_listing_parameters(world, population, path, query, sta
 def test_found_by_fuzzing_a_status_named_twice_lists_each_run_once(world, population):
     reply = world.request("GET", "/v1/runs", query={"status": "Running,running,Failed", "limit": "100"})
     listed = [r["run_id"] for r in reply.body["data"]]
-    assert len(listed) == len(set(listed)) and listed == expected_runs(world, {"status": "Running,Failed"})
+    assert len(listed) == len(set(listed)) and listed == expected_runs(world, {"status": "Running,Failed"})[:100]
     reply = world.request("GET", "/v1/runs", query={"function_id": f"{STEPS},{STEPS}", "limit": "100"})
     listed = [r["run_id"] for r in reply.body["data"]]
-    assert len(listed) == len(set(listed)) and listed == expected_runs(world, {"function_id": STEPS})
+    assert len(listed) == len(set(listed)) and listed == expected_runs(world, {"function_id": STEPS})[:100]
 
 
 @pytest.mark.parametrize("field, value", [("started_after", [1]), ("started_before", {"t": 1}), ("started_after", True)])
