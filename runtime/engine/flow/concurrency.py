@@ -255,7 +255,8 @@ class Concurrency:
             # a safety-net delay ago, when this copy last came by, are not coming for it: their
             # wake was lost, or no copy of theirs is left. They are woken from the line.
             ahead = standing.waiting[: min(len(standing.free), _AHEAD_KEPT)]
-            stalled = [e for e in ahead if e.position in (ticket.body.get("ahead") or [])]
+            noted = ticket.body.get("ahead")
+            stalled = [e for e in ahead if isinstance(noted, list) and e.position in noted]
             rank = standing.rank(ticket.position, in_line=True)
             self.still_waiting(ticket, ahead=[e.position for e in ahead],
                                turns=_turns_away(rank, standing, ticket.limit))
