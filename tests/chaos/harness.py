@@ -513,11 +513,22 @@ class Audit:
             runs.extend(found)
             if shape == "invoke":
                 runs.extend(self.children(found))
+        runs = [self._settled(run) for run in runs]
         for run in runs:
             self.report.runs_by_status[run.status.value] += 1
             if run.status != RunStatus.COMPLETED:
                 self.report.violations.append(f"run {run.run_id} ({run.fn_id}) ended {run.status.value}: {run.error}")
             self.check_steps(run.run_id, ledger)
+
+    def _settled(self, run, wait_s: float = 60.0):
+        """The run once it has ended, or as it is after ``wait_s``. A child announces its end to
+        its parent before writing it, so after a crash in between the parent can be done while
+        the child's redelivered message (after its lease) is still on the way."""
+        deadline = time.monotonic() + wait_s
+        while not run.status.terminal and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run = self.store.get_run(run.run_id) or run
+        return run
 
     def children(self, parents) -> list:
         """The child run of each parent's invoke step, found by the invocation event's id
