@@ -323,7 +323,7 @@ class Executor:
                 message = f"step kind {op.op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
-        stalled = _no_progress(state, nxt, fresh, result)
+        stalled = _no_progress(state, nxt, list(first.values()), fresh)
         if stalled is not None:
             # Left alone, the run would hang, or call the app for ever with the same answer (the
             # sweeper too): a failed attempt, retried, and in the end the run fails naming it.
@@ -515,18 +515,19 @@ class Executor:
         return fn
 
 
-def _no_progress(state: RunState, nxt: _Next, fresh: list[Opcode], result: CallResult) -> str | None:
-    """Why an answer with ops leaves the run with nothing to do; None when it moves it on.
+def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:
+    """Why a reply's ops (one per step) leave the run with nothing to do; None when they move
+    it on.
 
     A call for one step must answer with that step's result (the SDKs answer an error status
     when they cannot run it). Discovery must report something new, unless the run is waiting
     on ops already (parallel branches re-reported, PROTOCOL §7.5).
     """
     if nxt.step != messages.DISCOVERY:
-        if any(op.id == nxt.step and op.op in _RESULT_OPS for op in result.ops):
+        if any(op.id == nxt.step and op.op in _RESULT_OPS for op in ops):
             return None
         return f"the app was asked to run step {nxt.step!r} and answered without its result"
     if fresh or state.pending:
         return None
-    reported = ", ".join(repr(op.id) for op in result.ops[:3]) or "no steps"
+    reported = ", ".join(repr(op.id) for op in ops[:3]) or "no steps"
     return f"the app reported {reported}, all with results already, and the run waits on nothing"

@@ -69,18 +69,26 @@ class World:
         self.engine = Engine(self.backend, settings, clock=self.clock, caller=self.app)
         self.resolver = build_api(self.engine)
         self.store = self.backend.store
-        # Every message the executor puts off to a later time (a retry, a wake-up), as
-        # (due time, body): moto's SQS hides a delayed message for real seconds, so a test
-        # that wants what comes next reads it here, whatever the backend.
-        self.scheduled: list[tuple[int, dict[str, Any]]] = []
-        waker = self.engine.executor.waker
-        deliver = waker.at
+        # Every message the engine hands the queue or the timers, as (due time, body): moto's
+        # SQS hides a delayed message for real seconds, so a test that wants what comes next
+        # reads it here, whatever the backend.
+        self.sent: list[tuple[int, dict[str, Any]]] = []
+        queue, timers = self.backend.queue, self.backend.timers
+        send_many, schedule = queue.send_many, timers.schedule
 
-        def at(body: dict[str, Any], at_ms: int) -> None:
-            self.scheduled.append((at_ms, dict(body)))
-            deliver(body, at_ms)
+        def record_many(bodies: list[dict[str, Any]], delay_seconds: int = 0) -> None:
+            due = self.clock.now_ms() + delay_seconds * 1000
+            self.sent.extend((due, dict(body)) for body in bodies)
+            send_many(bodies, delay_seconds)
 
-        waker.at = at  # type: ignore[method-assign]
+        def record_timer(name: str, fire_at_ms: int, body: dict[str, Any]) -> None:
+            self.sent.append((int(body.get("not_before", fire_at_ms)), dict(body)))
+            schedule(name, fire_at_ms, body)
+
+        # send() goes through send_many(): SQLite's send() is a send_many() of one, recorded once.
+        queue.send_many = record_many  # type: ignore[method-assign]
+        queue.send = lambda body, delay_seconds=0: record_many([body], delay_seconds)  # type: ignore[method-assign]
+        timers.schedule = record_timer  # type: ignore[method-assign]
 
     def __repr__(self) -> str:  # printed with every failing example
         return f"World({self.kind})"

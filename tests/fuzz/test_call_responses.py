@@ -150,13 +150,19 @@ def functions(world: World) -> None:
     world.register(APP, {FN: {"triggers": [{"event": "fuzz/call"}]}, CHILD: {"triggers": [{"event": "fuzz/child"}]}})
 
 
-def settle(world: World, run_id: str, first: list[dict[str, Any]]) -> RunState:
+def sent_for(world: World, run_id: str) -> list[tuple[int, dict[str, Any]]]:
+    """What the engine queued or scheduled for the run since the last look, as (due, body)."""
+    mine = [(at, body) for at, body in world.sent if body.get("run_id") == run_id]
+    world.sent.clear()
+    return mine
+
+
+def settle(world: World, run_id: str) -> RunState:
     """Deliver the run's messages, each at its time, until it ends or waits on an op (a sleep,
     a wait, an invoke, a planned step). The app gives the same answer to every call, so a run
     that still has nothing to wait on after this many deliveries is going round in circles."""
-    due = [(world.clock.now_ms(), body) for body in first]
+    due = sent_for(world, run_id)
     for _ in range(MOST_DELIVERIES):
-        world.scheduled.clear()
         at_ms, body = min(due, key=lambda pair: pair[0])
         due.remove((at_ms, body))
         world.clock.set(max(world.clock.now_ms(), at_ms))
@@ -166,8 +172,7 @@ def settle(world: World, run_id: str, first: list[dict[str, Any]]) -> RunState:
         assert state.run.lease_owner is None, "the executor kept the run's lease"
         if state.run.status.terminal or state.pending:
             return state
-        due += [(at, b) for at, b in world.scheduled if b.get("run_id") == run_id]
-        due += [(world.clock.now_ms(), b) for b in world.drain_queue() if b.get("run_id") == run_id]
+        due += sent_for(world, run_id)
         assert due, f"run {run_id} is {state.run.status.value} with nothing to move it on"
     raise AssertionError(f"run {run_id} still {state.run.status.value} after {MOST_DELIVERIES} deliveries")
 
@@ -188,6 +193,8 @@ def settle(world: World, run_id: str, first: list[dict[str, Any]]) -> RunState:
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "InvokeFunction", "opts": {"function_id": CHILD, "timeout": 5}}]).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepRun", "data": "x" * (5 * 1024 * 1024)}]).encode()))
 @example(reply=(206, {}, b"[]"))
+@example(reply=(206, {}, json.dumps([{"id": "b" * 40, "op": "StepPlanned"}, {"id": "b" * 40, "op": "StepError"}]).encode()))
+@example(reply=(206, {"retry-after": "90"}, json.dumps([{"id": "b" * 40, "op": "StepRun"}, {"id": "a" * 40, "op": "StepError"}]).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepError", "error": {"name": "", "message": ""}}] * 2).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepPlanned", "name": "a"}]).encode()))
 @example(reply=(206, {}, json.dumps([{"id": "a" * 40, "op": "StepRun", "data": 1}]).encode()))
@@ -195,6 +202,7 @@ def settle(world: World, run_id: str, first: list[dict[str, Any]]) -> RunState:
 def test_any_answer_ends_the_run_or_leaves_it_waiting(world, functions, reply):
     status, hdrs, body = reply
     world.tick()
+    world.sent.clear()
     world.app.respond = lambda url, request: HttpResponse(status, body, hdrs)
     [event_id] = world.engine.ingest.accept([{"name": "fuzz/call", "data": {"k": 1}}])
     [run] = world.store.runs_for_event(event_id)
@@ -202,7 +210,7 @@ def test_any_answer_ends_the_run_or_leaves_it_waiting(world, functions, reply):
     malformed = parsed.kind == "error" and parsed.error["name"] == MALFORMED
     event(f"{parsed.kind}{' (malformed)' if malformed else ''}")
 
-    state = settle(world, run.run_id, [b for b in world.drain_queue() if b.get("run_id") == run.run_id])
+    state = settle(world, run.run_id)
     event(f"run {state.run.status.value}{' waiting' if state.pending else ''}")
     if malformed:
         assert state.memos == [], "a malformed answer wrote a memo"
