@@ -1,6 +1,7 @@
-"""The Event API (`POST /e/{key}`) under any body: a refusal is a 4xx naming the event and the
-field, and stores nothing (no event, no run); an accepted batch reads back as sent, and starts
-its runs, through every flow-control rule that evaluates the event's data."""
+"""The Event API (`POST /e/{key}`, and `POST /v1/events` which takes the same body) under any
+body: a refusal is a 4xx naming the event and the field, and stores nothing (no event, no run);
+an accepted batch reads back as sent, and starts its runs, through every flow-control rule that
+evaluates the event's data."""
 
 from __future__ import annotations
 
