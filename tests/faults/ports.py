@@ -102,24 +102,15 @@ class _Faulty:
 
     def _call(self, name: str, method: Any, args: tuple, kwargs: dict) -> Any:
         plan, rates = self._plan, self._plan.rates
-        points = plan.crash_points
-        run_id = _run_of(name, args) if points is not None and _in_executor() else None
-        if run_id is not None:
-            when = points.at_write(run_id)
-            if when == "before":
-                plan.note("crash_before_write", f"{self._where}.{name}{_brief(args)}")
-                raise InjectedCrash(f"before {self._where}.{name}")
-            if when == "after":
-                result = self._apply(name, method, args, kwargs)
-                plan.note("crash_after_write", f"{self._where}.{name}{_brief(args)}")
-                raise InjectedCrash(f"after {self._where}.{name}")
-        crash = rates.crash if _in_executor() else 0.0
-        fault = plan.choose([("fails", rates.write_fails), ("lost", rates.write_lost), ("crash", crash)])
         label = f"{self._where}.{name}{_brief(args)}"
+        fault, crash_after = self._crash_point(name, args)
+        if fault is None:
+            crash = rates.crash if _in_executor() else 0.0
+            fault = plan.choose([("fails", rates.write_fails), ("lost", rates.write_lost), ("crash", crash)])
+            crash_after = fault == "crash" and plan.roll(0.5)
         if fault == "fails":
             plan.note("write_fails", label)
             raise StoreError(f"injected: {label} refused (throttled)")
-        crash_after = fault == "crash" and plan.roll(0.5)
         if fault == "crash" and not crash_after:
             plan.note("crash_before_write", label)
             raise InjectedCrash(f"before {label}")
@@ -131,6 +122,13 @@ class _Faulty:
             plan.note("crash_after_write", label)
             raise InjectedCrash(f"after {label}")
         return result
+
+    def _crash_point(self, name: str, args: tuple) -> tuple[str | None, bool]:
+        """("crash", after?) when a deterministic crash point falls on this write."""
+        points = self._plan.crash_points
+        run_id = _run_of(name, args) if points is not None and _in_executor() else None
+        when = points.at_write(run_id) if run_id is not None else None
+        return ("crash", when == "after") if when else (None, False)
 
     def _apply(self, name: str, method: Any, args: tuple, kwargs: dict) -> Any:
         return method(*args, **kwargs)
