@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.steps import DDB_READS, DDB_WRITES, DRIVER_ONLY_OPS, AwsRequestCounter, free_port
-from runtime.dev.app_sync import sync_app
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.settings import Settings
+from stepline.dev.app_sync import sync_app
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.settings import Settings
 
 APP_ID = "bench-flow"
 RULES = ["none", "concurrency", "concurrency-2-keys", "priority", "throttle", "rate-limit",

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runtime.dev.app_sync import sync_app
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.http import HttpResponse, PooledHttpCaller
-from runtime.settings import Settings
+from stepline.dev.app_sync import sync_app
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.http import HttpResponse, PooledHttpCaller
+from stepline.settings import Settings
 
 # AWS list prices, us-east-1, as published on 2026-11-01. Per request unless noted.
 PRICES_AS_OF = "2026-11-01"

@@ -15,7 +15,7 @@ import flask
 from examples import daily_digest, document_pipeline, order_processing, payment_webhook, welcome_drip  # noqa: F401
 from examples.client import client
 from examples.services import services
-from runtime import serve_flask
+from stepline import serve_flask
 
 app = flask.Flask(__name__)
 serve_flask(app, client)

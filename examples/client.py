@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from runtime import Client
+from stepline import Client
 
 client = Client(
     "stepline-examples",

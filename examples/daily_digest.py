@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from runtime import Context, EventData, cron, on
+from stepline import Context, EventData, cron, on
 
 from examples.client import client
 from examples.services import services

@@ -7,7 +7,7 @@ bulk upload within the embedding model's limits.
 
 from __future__ import annotations
 
-from runtime import Context, EventData
+from stepline import Context, EventData
 
 from examples.client import client
 from examples.services import services

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from runtime import Context, EventData
+from stepline import Context, EventData
 
 from examples.client import client
 from examples.services import services

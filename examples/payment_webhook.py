@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from runtime import Context, EventData
+from stepline import Context, EventData
 
 from examples.client import client
 from examples.services import services

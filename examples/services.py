@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from runtime import NonRetriableError
+from stepline import NonRetriableError
 
 
 HANDBOOK = " ".join(

@@ -6,7 +6,7 @@ while it waits, and survives restarts and deploys.
 
 from __future__ import annotations
 
-from runtime import Context, EventData
+from stepline import Context, EventData
 
 from examples.client import client
 from examples.services import services

@@ -1,6 +1,6 @@
 """The environment of each Lambda, in one place.
 
-The ``STEPLINE_*`` variables are ``runtime.settings.Settings.to_env()`` of the settings the
+The ``STEPLINE_*`` variables are ``stepline.settings.Settings.to_env()`` of the settings the
 stack decides, so their names cannot drift from what the runtime reads; the ``POWERTOOLS_*``
 ones configure powertools' logger, metrics and tracer.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.settings import Settings
+from stepline.settings import Settings
 
 METRICS_NAMESPACE = "Stepline"
 DEPLOYED_MODE = "cloud"

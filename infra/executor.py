@@ -10,10 +10,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.functions import LambdaCode, SteplineFunction
-from runtime.handlers.executor import DEADLINE_MARGIN_MS
-from runtime.settings import Settings
+from stepline.handlers.executor import DEADLINE_MARGIN_MS
+from stepline.settings import Settings
 
-EXECUTOR_HANDLER = "runtime.handlers.executor.handler"
+EXECUTOR_HANDLER = "stepline.handlers.executor.handler"
 LAMBDA_MAX_TIMEOUT_S = 900
 
 

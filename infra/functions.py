@@ -1,4 +1,4 @@
-"""The Lambda functions' common shape: one layer of dependencies, the ``runtime`` code, and per
+"""The Lambda functions' common shape: one layer of dependencies, the ``stepline`` package (``runtime/``), and per
 function its own role, log group, X-Ray tracing and powertools settings."""
 
 from __future__ import annotations

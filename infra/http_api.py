@@ -13,7 +13,7 @@ from constructs import Construct
 from infra import nag
 from infra.functions import LambdaCode, SteplineFunction, retention
 
-API_HANDLER = "runtime.handlers.api.handler"
+API_HANDLER = "stepline.handlers.api.handler"
 # API Gateway gives up on an integration after 30 s; the Lambda stops at the same point.
 API_TIMEOUT = Duration.seconds(29)
 

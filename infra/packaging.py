@@ -1,11 +1,11 @@
-"""Lambda code without Docker: a layer of the runtime's dependencies, and the ``runtime`` package.
+"""Lambda code without Docker: a layer of the runtime's dependencies, and the ``stepline`` package.
 
 The layer holds wheels for the Lambda platform, fetched by ``pip install --platform ...
 --only-binary=:all:`` (pip never builds anything, so no compiler or container is needed), from
 the runtime's own dependency list in ``pyproject.toml`` plus its ``lambda`` extra. Nothing from
 the ``cdk`` or ``test`` extras goes in. The layer is built once per dependency list, platform and
-Python version, and cached under ``.cdk-build/``; the code directory is a copy of ``runtime/``
-keyed by its content.
+Python version, and cached under ``.cdk-build/``; the code directory holds a copy of ``runtime/``
+as ``stepline/`` (the name the package imports as), keyed by its content.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / ".cdk-build"
 PYTHON_VERSION = "3.14"  # the Lambda runtime (python3.14); wheels are fetched for it
 LAMBDA_EXTRA = "lambda"
+PACKAGE = "stepline"  # the import name of runtime/ (pyproject's package-dir)
 
 # manylinux tags the Lambda OS (Amazon Linux 2023, glibc 2.34) runs, newest first.
 _MANYLINUX = ("manylinux_2_34", "manylinux_2_28", "manylinux2014")
@@ -40,7 +41,7 @@ class LambdaBundle:
 
     dependencies_dir: Path  # holds python/ (a layer's layout)
     dependencies_hash: str  # of the requirements and the versions installed
-    code_dir: Path  # holds runtime/
+    code_dir: Path  # holds stepline/ (a copy of runtime/)
     python_version: str
     architecture: str
 
@@ -146,25 +147,26 @@ def _installed(site: Path) -> str:
 
 
 def code_dir(source: Path = REPO_ROOT / "runtime", *, build_dir: Path = BUILD_DIR) -> Path:
-    """A directory holding a copy of the ``runtime`` package, named by the copy's content."""
+    """A directory holding a copy of ``runtime/`` as the ``stepline`` package, named by the copy's
+    content."""
     files = _source_files(source)
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
     target = build_dir / f"code-{digest.hexdigest()[:16]}"
-    if (target / "runtime").is_dir():
+    if (target / PACKAGE).is_dir():
         return target
     build_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=build_dir))
     try:
         for path in files:
-            dest = staging / "runtime" / path.relative_to(source)
+            dest = staging / PACKAGE / path.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
         try:
             staging.rename(target)
         except OSError:
-            if not (target / "runtime").is_dir():
+            if not (target / PACKAGE).is_dir():
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

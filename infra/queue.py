@@ -6,7 +6,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from runtime.aws.resources import DLQ_RETENTION_SECONDS, MAX_MESSAGE_BYTES, max_receive_count
+from stepline.aws.resources import DLQ_RETENTION_SECONDS, MAX_MESSAGE_BYTES, max_receive_count
 
 # A retried message stays the same message (its visibility is extended), so it may be days old.
 QUEUE_RETENTION = Duration.days(14)

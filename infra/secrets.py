@@ -2,7 +2,7 @@
 
 The stack creates both with generated values unless the configuration names existing secrets.
 Values never pass through the template: CloudFormation asks Secrets Manager to generate them.
-The formats are the ones ``runtime.handlers.wiring`` reads.
+The formats are the ones ``stepline.handlers.wiring`` reads.
 """
 
 from __future__ import annotations

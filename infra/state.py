@@ -9,9 +9,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import nag
-from runtime.aws.resources import table_definition
+from stepline.aws.resources import table_definition
 
-# The attribute runtime.aws writes expiry times into (runtime.aws.resources.provision enables
+# The attribute stepline.aws writes expiry times into (stepline.aws.resources.provision enables
 # TTL on it for moto and dev).
 TTL_ATTRIBUTE = "ttl"
 
@@ -44,7 +44,7 @@ def _key(definition: dict, schema: list[dict], kind: str) -> dynamodb.Attribute 
 
 
 class StateTable(Construct):
-    """The one DynamoDB table, shaped from ``runtime.aws.resources.table_definition`` so its keys
+    """The one DynamoDB table, shaped from ``stepline.aws.resources.table_definition`` so its keys
     and index are the ones the adapters query."""
 
     def __init__(self, scope: Construct, id: str, *, retain: bool) -> None:

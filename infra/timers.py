@@ -12,8 +12,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import nag
-from runtime.aws.resources import CRON_GROUP_SUFFIX
-from runtime.engine import messages
+from stepline.aws.resources import CRON_GROUP_SUFFIX
+from stepline.engine import messages
 
 # What the runtime does with schedules (runtime/aws/scheduler.py): create, replace, read back
 # and delete them by name within its two groups.
@@ -94,7 +94,7 @@ def rate_expression(interval_s: float) -> str:
 
 class SweepSchedule(Construct):
     """Puts a ``sweep`` message on the work queue every ``interval_s``, delivered with the timers'
-    role; the executor runs the sweeper on it (``runtime.engine.sweeper``). In the default
+    role; the executor runs the sweeper on it (``stepline.engine.sweeper``). In the default
     group: the runtime's groups hold only schedules it made, and manages them as such."""
 
     def __init__(self, scope: Construct, id: str, *, timers: Timers, queue: sqs.IQueue, interval_s: float) -> None:

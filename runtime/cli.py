@@ -9,13 +9,13 @@ import signal
 import sys
 import threading
 
-from runtime.check.cli import add_check_parser
-from runtime.cli_ops import add_ops_parsers
-from runtime.settings import Settings
+from stepline.check.cli import add_check_parser
+from stepline.cli_ops import add_ops_parsers
+from stepline.settings import Settings
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from runtime.dev.runtime import DevOptions, DevRuntime
+    from stepline.dev.runtime import DevOptions, DevRuntime
 
     if args.db and os.path.dirname(args.db):
         os.makedirs(os.path.dirname(args.db), exist_ok=True)

@@ -20,8 +20,8 @@ import urllib.request
 from datetime import datetime
 from typing import Any, TextIO
 
-from runtime.protocol.errors import ProtocolError
-from runtime.protocol.signing import hash_signing_key
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.signing import hash_signing_key
 
 DEFAULT_URL = "http://127.0.0.1:8288"
 TERMINAL = ("Completed", "Failed", "Cancelled")

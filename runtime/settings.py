@@ -30,13 +30,13 @@ class Settings(BaseModel):
     # Retry backoff: base * 2**attempt with full jitter, capped.
     retry_base_ms: int = 1_000
     retry_cap_ms: int = 60 * 60 * 1_000
-    # Poison messages (runtime.engine.delivery): a work message whose handling fails this many
+    # Poison messages (stepline.engine.delivery): a work message whose handling fails this many
     # times is dead-lettered and its run marked Failed. Between failures it comes back after
     # a backoff of base * 2**n with jitter, capped (seconds are whole: under 1 s means at once).
     max_deliveries: int = Field(10, ge=1, le=100)
     redelivery_base_ms: int = Field(1_000, ge=0)
     redelivery_cap_ms: int = Field(60_000, ge=0)
-    # The sweeper (runtime.engine.sweeper) re-arms runs whose wake_at passed more than
+    # The sweeper (stepline.engine.sweeper) re-arms runs whose wake_at passed more than
     # sweep_grace_s ago with nothing moving them: longer than SQS's longest delay (15 min) plus
     # Scheduler's early firing and delivery window, so a healthy wait is never touched.
     # `stepline dev` sweeps every sweep_interval_s; on AWS a schedule does, at the same rate.
@@ -45,7 +45,7 @@ class Settings(BaseModel):
     sweep_interval_s: float = Field(5 * 60, gt=0)
     sweep_max_runs: int = Field(500, ge=1)
     # A call request whose events and memos would exceed this many bytes is sent with
-    # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (PROTOCOL §5.3). This
+    # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (docs/protocol.md §5.3). This
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).
     use_api_threshold_bytes: int = 1024 * 1024
 
@@ -68,7 +68,7 @@ class Settings(BaseModel):
     region: str | None = None
 
     # Deployed, the keys live in Secrets Manager, not in the environment: these name the secrets
-    # (name or ARN), and runtime.handlers.wiring reads them once per container, at cold start.
+    # (name or ARN), and stepline.handlers.wiring reads them once per container, at cold start.
     # The signing key secret holds the key, or JSON {"signing_key": ..., "signing_key_fallback":
     # ...}; the event keys secret holds keys separated by commas or newlines, or a JSON list.
     signing_key_secret_id: str | None = None

@@ -4,7 +4,7 @@
 built by the protocol layer), reads the real opcode replies, memoizes results, retries failed
 steps, runs parallel branches, and moves a manual clock through sleeps instead of waiting::
 
-    from runtime import testing
+    from stepline import testing
 
     result = testing.run(welcome_drip, UserSignedUp(user_id="u1"),
                          mocks={"get-user": {"email": "ada@example.com"}})
@@ -25,14 +25,14 @@ from typing import Any
 
 from ulid import ULID
 
-from runtime.engine.clock import ManualClock
-from runtime.protocol.calls import CallResult, Opcode, build_call_request, parse_call_response
-from runtime.protocol.durations import parse_duration_ms, parse_sleep_until_ms
-from runtime.protocol.jsoncanon import canonical_json, loads
-from runtime.sdk import execution
-from runtime.sdk.events import Event, EventData, to_wire_event
-from runtime.sdk.function import FAILED_EVENT, Function
-from runtime.sdk.triggers import CronTrigger
+from stepline.engine.clock import ManualClock
+from stepline.protocol.calls import CallResult, Opcode, build_call_request, parse_call_response
+from stepline.protocol.durations import parse_duration_ms, parse_sleep_until_ms
+from stepline.protocol.jsoncanon import canonical_json, loads
+from stepline.sdk import execution
+from stepline.sdk.events import Event, EventData, to_wire_event
+from stepline.sdk.function import FAILED_EVENT, Function
+from stepline.sdk.triggers import CronTrigger
 
 DISCOVERY = "step"
 CRON_EVENT = "inngest/scheduled.timer"
@@ -178,7 +178,7 @@ class _Driver:
             self.disable_immediate = True
         for op in result.ops:
             if op.id in self.memos or (op.id in self.pending and op.op not in ("StepRun", "StepError", "StepFailed")):
-                continue  # already memoized, or a re-report of work in hand (PROTOCOL §7.6)
+                continue  # already memoized, or a re-report of work in hand (docs/protocol.md §7.6)
             step = self._record(op)
             this_attempt = attempt if target == op.id else 0
             if op.op == "StepRun":

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from runtime.engine.clock import ManualClock
+from stepline.engine.clock import ManualClock
 
 # moto: never reach real AWS, and dodge the streams routing bug (see shared MOTO notes).
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -27,11 +27,11 @@ def clock() -> ManualClock:
 def open_backend(kind: str, tmp_path, clock):
     """A context manager yielding a fresh ``Backend`` of the given family."""
     if kind == "sqlite":
-        from runtime.local import local_backend
+        from stepline.local import local_backend
 
         return local_backend(str(tmp_path / "stepline.db"), clock)
     if kind == "aws":
-        from runtime.aws.moto_env import moto_backend
+        from stepline.aws.moto_env import moto_backend
 
         return moto_backend(clock)
     raise ValueError(kind)

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api import (
+from stepline.api import (
     dashboard,
     dead_letters_api,
     events_api,
@@ -23,9 +23,9 @@ from runtime.api import (
     send_api,
     sweep_api,
 )
-from runtime.api.errors import ApiError, json_response
-from runtime.engine.core import Engine
-from runtime.protocol.errors import ProtocolError
+from stepline.api.errors import ApiError, json_response
+from stepline.engine.core import Engine
+from stepline.protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 

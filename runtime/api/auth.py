@@ -1,4 +1,4 @@
-"""Bearer auth for the API routes the SDKs and operators call (PROTOCOL §3.4).
+"""Bearer auth for the API routes the SDKs and operators call (docs/protocol.md §3.4).
 
 Dev mode runs without auth, as Inngest's dev server does: the SDKs send no bearer there, or a
 junk one (`Bearer undefined`).
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from runtime.api.errors import ApiError
-from runtime.api.request import header
-from runtime.protocol.signing import bearer_matches
-from runtime.settings import Settings
+from stepline.api.errors import ApiError
+from stepline.api.request import header
+from stepline.protocol.signing import bearer_matches
+from stepline.settings import Settings
 
 
 def require_signing_key(app: APIGatewayHttpResolver, settings: Settings) -> None:

@@ -13,7 +13,7 @@ from importlib import resources
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.errors import ApiError
+from stepline.api.errors import ApiError
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -39,7 +39,7 @@ def static_file(name: str) -> tuple[str, str] | None:
     suffix = name[name.rfind("."):] if "." in name else ""
     if suffix not in CONTENT_TYPES or name.startswith("."):
         return None
-    path = resources.files("runtime.api").joinpath("static", name)
+    path = resources.files("stepline.api").joinpath("static", name)
     if not path.is_file():
         return None
     return CONTENT_TYPES[suffix], path.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Poison messages: list the dead-letter store, and redrive from it (``runtime.engine.delivery``).
+"""Poison messages: list the dead-letter store, and redrive from it (``stepline.engine.delivery``).
 
 ``GET /v1/dead-letters`` lists what is there, with why; ``POST /v1/dead-letters/redrive`` puts
 messages back on the work queue, ``{"ids": [...]}`` or ``{"all": true}``, and reopens the runs
@@ -12,12 +12,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response, parse_json_body
-from runtime.api.request import query, raw_body
-from runtime.api.runs_api import iso, page_limit
-from runtime.engine.core import Engine
-from runtime.engine.ports import DeadLetter
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.request import query, raw_body
+from stepline.api.runs_api import iso, page_limit
+from stepline.engine.core import Engine
+from stepline.engine.ports import DeadLetter
 
 MAX_REDRIVE = 100
 

@@ -1,4 +1,4 @@
-"""The Event API: `POST /e/{key}` (PROTOCOL §11)."""
+"""The Event API: `POST /e/{key}` (docs/protocol.md §11)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import hmac
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.errors import ApiError, json_response
-from runtime.api.request import header, raw_body
-from runtime.engine.core import Engine
-from runtime.protocol.events import parse_event_batch
-from runtime.protocol.signing import hash_event_key
+from stepline.api.errors import ApiError, json_response
+from stepline.api.request import header, raw_body
+from stepline.engine.core import Engine
+from stepline.protocol.events import parse_event_batch
+from stepline.protocol.signing import hash_event_key
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:

@@ -8,13 +8,13 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response, parse_json_body
-from runtime.api.request import raw_body
-from runtime.api.runs_api import iso
-from runtime.dev.app_sync import sync_app
-from runtime.engine.core import Engine
-from runtime.engine.records import AppRecord, FunctionRecord
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.request import raw_body
+from stepline.api.runs_api import iso
+from stepline.dev.app_sync import sync_app
+from stepline.engine.core import Engine
+from stepline.engine.records import AppRecord, FunctionRecord
 
 # Registered config keys (wire names) that shape when and how often runs start and execute.
 FLOW_CONTROL_KEYS = (

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.errors import json_response
+from stepline.api.errors import json_response
 
 JSON = "application/json"
 

@@ -1,14 +1,14 @@
-"""App sync: `POST /fn/register` (PROTOCOL §4.1)."""
+"""App sync: `POST /fn/register` (docs/protocol.md §4.1)."""
 
 from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response
-from runtime.api.request import header, raw_body
-from runtime.engine.core import Engine
-from runtime.protocol.register import parse_register
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import ApiError, json_response
+from stepline.api.request import header, raw_body
+from stepline.engine.core import Engine
+from stepline.protocol.register import parse_register
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:

@@ -11,13 +11,13 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response, parse_json_body
-from runtime.api.request import query, raw_body
-from runtime.api.steps_view import steps_json
-from runtime.engine.core import Engine
-from runtime.engine.expressions import ExpressionError, compile_expression
-from runtime.engine.ports import Run, RunStatus, StoreError, StoredEvent
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.request import query, raw_body
+from stepline.api.steps_view import steps_json
+from stepline.engine.core import Engine
+from stepline.engine.expressions import ExpressionError, compile_expression
+from stepline.engine.ports import Run, RunStatus, StoreError, StoredEvent
 
 MAX_PAGE = 100
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -217,7 +217,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             for f in functions if f is not None
         ])
 
-    # The SDKs call these two when a call request says `use_api` (PROTOCOL §5.3): the run's
+    # The SDKs call these two when a call request says `use_api` (docs/protocol.md §5.3): the run's
     # events as an array, and its memos as the object a request's `steps` would hold. They carry
     # the run's largest state, so they are gzipped when the SDK accepts it (both SDKs do): a
     # Lambda response is capped at 6 MB. Errors keep the `{"error", "status"}` shape the SDKs

@@ -20,14 +20,14 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response, parse_json_body
-from runtime.api.request import query, raw_body
-from runtime.api.runs_api import MAX_PAGE, MAX_TIME_MS, MIN_TIME_MS, iso, page_limit, parse_time, run_json
-from runtime.api.steps_view import steps_json
-from runtime.engine.core import Engine
-from runtime.engine.ports import Run, RunStatus, RunStore
-from runtime.engine.replay import ReplayError, Replays
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.request import query, raw_body
+from stepline.api.runs_api import MAX_PAGE, MAX_TIME_MS, MIN_TIME_MS, iso, page_limit, parse_time, run_json
+from stepline.api.steps_view import steps_json
+from stepline.engine.core import Engine
+from stepline.engine.ports import Run, RunStatus, RunStore
+from stepline.engine.replay import ReplayError, Replays
 
 # REST status -> store statuses: a queued run reads as Running.
 STATUSES: dict[str, list[RunStatus]] = {

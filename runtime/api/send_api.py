@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import json_response
-from runtime.api.request import raw_body
-from runtime.engine.core import Engine
-from runtime.protocol.events import parse_event_batch
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import json_response
+from stepline.api.request import raw_body
+from stepline.engine.core import Engine
+from stepline.protocol.events import parse_event_batch
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ulid import ULID
 
-from runtime.engine.records import Memo, PendingOp, RunState
+from stepline.engine.records import Memo, PendingOp, RunState
 
 # Opcode -> the kind of step an operator reads it as.
 KINDS = {

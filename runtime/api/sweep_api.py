@@ -1,4 +1,4 @@
-"""``POST /v1/sweep``: run the sweeper now (``runtime.engine.sweeper``), as ``stepline sweep`` does.
+"""``POST /v1/sweep``: run the sweeper now (``stepline.engine.sweeper``), as ``stepline sweep`` does.
 
 The body is optional: ``{"grace_s": <seconds>, "max_runs": <1-100>}``. ``grace_s`` defaults to
 the ``sweep_grace_s`` setting; a smaller one re-arms runs that are overdue by less, which is
@@ -13,11 +13,11 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from runtime.api.auth import require_signing_key
-from runtime.api.errors import ApiError, json_response, parse_json_body
-from runtime.api.request import raw_body
-from runtime.api.runs_api import iso
-from runtime.engine.core import Engine
+from stepline.api.auth import require_signing_key
+from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.request import raw_body
+from stepline.api.runs_api import iso
+from stepline.engine.core import Engine
 
 MAX_RUNS = 100
 

@@ -8,14 +8,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from runtime.aws.dead_letters import SqsDeadLetters
-from runtime.aws.payloads import PayloadStore
-from runtime.aws.queue import SqsWorkQueue, message_from_lambda_record
-from runtime.aws.resources import AwsNames, provision
-from runtime.aws.scheduler import SchedulerTimers
-from runtime.aws.table import DynamoRunStore
-from runtime.engine.clock import SystemClock
-from runtime.engine.ports import Backend, Clock
+from stepline.aws.dead_letters import SqsDeadLetters
+from stepline.aws.payloads import PayloadStore
+from stepline.aws.queue import SqsWorkQueue, message_from_lambda_record
+from stepline.aws.resources import AwsNames, provision
+from stepline.aws.scheduler import SchedulerTimers
+from stepline.aws.table import DynamoRunStore
+from stepline.engine.clock import SystemClock
+from stepline.engine.ports import Backend, Clock
 
 # Standard mode retries throttling and 5xx with backoff before anything reaches the engine.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from runtime.aws.client import TableClient
-from runtime.aws.items import (
+from stepline.aws.client import TableClient
+from stepline.aws.items import (
     Item,
     app_from_item,
     app_item,
@@ -14,7 +14,7 @@ from runtime.aws.items import (
     str_attr,
     trigger_item,
 )
-from runtime.engine.records import AppRecord, FunctionRecord
+from stepline.engine.records import AppRecord, FunctionRecord
 
 
 class AppRecords:

@@ -3,7 +3,7 @@
 Every method raises ``StoreError`` for anything but success, except ``conditional``, which
 reports a failed condition as ``(False, old item)``: the engine's "lost the race". Items read
 through ``get``, ``query``, ``batch_get`` and ``conditional`` come back with their S3-offloaded
-values already resolved (``runtime.aws.payloads``); raw ``call`` results are left as they are.
+values already resolved (``stepline.aws.payloads``); raw ``call`` results are left as they are.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.aws.errors import CONDITION_FAILED, describe, error_code
-from runtime.aws.items import Item, check_size, chunks, str_attr
-from runtime.aws.payloads import PayloadStore
-from runtime.engine.ports import StoreError
+from stepline.aws.errors import CONDITION_FAILED, describe, error_code
+from stepline.aws.items import Item, check_size, chunks, str_attr
+from stepline.aws.payloads import PayloadStore
+from stepline.engine.ports import StoreError
 
 _BATCH_WRITE_MAX = 25
 _BATCH_GET_MAX = 100

@@ -3,7 +3,7 @@
 Inngest crons are standard five-field crons (``min hour dom month dow``, Sunday = 0 or 7), or six
 fields with seconds first. Scheduler wants ``cron(min hour dom month dow year)`` with Sunday = 1,
 minute precision, and ``?`` in one of the two day fields. The pump that stands in for Scheduler
-on moto evaluates the original expression (``runtime.protocol.cron``), with the local driver's
+on moto evaluates the original expression (``stepline.protocol.cron``), with the local driver's
 rules: fire times missed while nothing pumped coalesce into the latest one.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 
-from runtime.protocol.cron import CronSpec, parse_cron
+from stepline.protocol.cron import CronSpec, parse_cron
 
 _TZ_PREFIX = re.compile(r"^\s*(?:CRON_)?TZ=")
 _MACROS = {

@@ -19,10 +19,10 @@ import json
 import re
 from typing import Any, Callable
 
-from runtime.aws.errors import translated
-from runtime.aws.queue import message_text
-from runtime.engine.messages import INVALID_BODY, parse_body
-from runtime.engine.ports import DeadLetter, DeadReason, StoreError
+from stepline.aws.errors import translated
+from stepline.aws.queue import message_text
+from stepline.engine.messages import INVALID_BODY, parse_body
+from stepline.engine.ports import DeadLetter, DeadReason, StoreError
 
 # Message attributes of a message we dead-lettered.
 REASON = "stepline-reason"

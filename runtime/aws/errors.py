@@ -2,7 +2,7 @@
 
 The engine knows two outcomes besides success: a lost conditional write (the adapter returns
 False) and ``StoreError`` (the message is retried by the queue). Everything boto3 can raise is
-mapped onto one of those here, so no ``botocore`` exception type leaks past ``runtime.aws``.
+mapped onto one of those here, so no ``botocore`` exception type leaks past ``stepline.aws``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.engine.ports import StoreError
+from stepline.engine.ports import StoreError
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 

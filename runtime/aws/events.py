@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from runtime.aws.client import TableClient
-from runtime.aws.payloads import event_prefix
-from runtime.aws.items import (
+from stepline.aws.client import TableClient
+from stepline.aws.payloads import event_prefix
+from stepline.aws.items import (
     GSI1,
     Item,
     check_size,
@@ -22,8 +22,8 @@ from runtime.aws.items import (
     num_attr,
     str_attr,
 )
-from runtime.engine.ports import StoreError
-from runtime.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
+from stepline.engine.ports import StoreError
+from stepline.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
 
 # How long a duplicate waits for the first writer's event item before deciding that writer died
 # between its claim and its event write (and taking the id over).

@@ -1,5 +1,5 @@
 """How Stepline's records are laid out as DynamoDB items: keys, attribute encoding, and the
-conversions both ways. The key design itself is drawn at the top of ``runtime.aws.table``.
+conversions both ways. The key design itself is drawn at the top of ``stepline.aws.table``.
 
 JSON values are stored as JSON text so DynamoDB numbers (Decimal) never reach the engine;
 integers the engine owns (times, versions) are numbers.
@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from runtime.engine.ports import StoreError
-from runtime.engine.records import (
+from stepline.engine.ports import StoreError
+from stepline.engine.records import (
     AppRecord,
     FunctionRecord,
     Run,
@@ -94,7 +94,7 @@ def _item_bytes(item: Item) -> int:
 
 def check_size(item: Item, what: str) -> None:
     """Refuse an item DynamoDB would refuse, before anything is written. Large JSON values are
-    offloaded to S3 first (``runtime.aws.payloads``), so with a payload bucket this only trips
+    offloaded to S3 first (``stepline.aws.payloads``), so with a payload bucket this only trips
     on records whose non-JSON attributes are huge."""
     size = _item_bytes(item)
     if size > MAX_ITEM_BYTES:

@@ -16,9 +16,9 @@ from typing import Any
 
 import boto3
 
-from runtime.aws import make_clients, open_aws_backend
-from runtime.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, AwsNames, provision
-from runtime.engine.ports import Backend, Clock
+from stepline.aws import make_clients, open_aws_backend
+from stepline.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, AwsNames, provision
+from stepline.engine.ports import Backend, Clock
 
 MOTO_REGION = "us-east-1"
 

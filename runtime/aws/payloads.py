@@ -29,7 +29,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runtime.aws.errors import translated
+from stepline.aws.errors import translated
 
 Item = dict[str, dict[str, Any]]
 

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from runtime.aws.errors import translated
-from runtime.aws.resources import MAX_MESSAGE_BYTES
-from runtime.engine.messages import parse_body
-from runtime.engine.ports import QueueMessage, StoreError
+from stepline.aws.errors import translated
+from stepline.aws.resources import MAX_MESSAGE_BYTES
+from stepline.engine.messages import parse_body
+from stepline.engine.ports import QueueMessage, StoreError
 
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_VISIBILITY_SECONDS = 43_200

@@ -1,7 +1,7 @@
 """Where the AWS resources are (``AwsNames``) and how to create them for moto and dev.
 
 On AWS the CDK stack creates the resources and hands their names to the Lambdas through
-``runtime.settings`` (``AwsNames.from_settings``). ``provision`` creates the same shapes through
+``stepline.settings`` (``AwsNames.from_settings``). ``provision`` creates the same shapes through
 the APIs, for tests on moto and for ``stepline dev --backend moto``; it is idempotent so a
 second call on the same account is harmless.
 """
@@ -16,16 +16,16 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
-from runtime.aws.errors import error_code, translated
-from runtime.aws.items import GSI1, GSI2
+from stepline.aws.errors import error_code, translated
+from stepline.aws.items import GSI1, GSI2
 
 if TYPE_CHECKING:
-    from runtime.settings import Settings
+    from stepline.settings import Settings
 
 # The SQS message limit the rest of the system is designed around (moto defaults to 1 MiB).
 MAX_MESSAGE_BYTES = 262_144
 # The engine dead-letters a message itself on its ``max_deliveries``-th failing delivery
-# (runtime.engine.delivery), recording why and failing its run. SQS's redrive policy sits a few
+# (stepline.engine.delivery), recording why and failing its run. SQS's redrive policy sits a few
 # receives above, as the backstop for deliveries that crash the executor before it can.
 REDRIVE_MARGIN = 2
 
@@ -95,7 +95,7 @@ class AwsNames:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AwsNames:
-        from runtime.settings import Settings
+        from stepline.settings import Settings
 
         return cls.from_settings(Settings.from_env(dict(environ) if environ is not None else None))
 
@@ -154,7 +154,7 @@ def queue_arn_from_url(url: str) -> str:
 
 
 def table_definition(table_name: str) -> dict[str, Any]:
-    """The table as ``runtime.aws.table`` expects it (the CDK construct mirrors this)."""
+    """The table as ``stepline.aws.table`` expects it (the CDK construct mirrors this)."""
     return {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",

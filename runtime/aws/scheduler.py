@@ -23,12 +23,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from runtime.aws.cron import cron_spec, latest_fire_at, to_aws_cron
-from runtime.aws.errors import describe, error_code, translated
-from runtime.aws.resources import MAX_MESSAGE_BYTES, AwsNames
-from runtime.engine.ports import Clock, StoreError
-from runtime.engine.records import CronSchedule
-from runtime.protocol.cron import CronSpec
+from stepline.aws.cron import cron_spec, latest_fire_at, to_aws_cron
+from stepline.aws.errors import describe, error_code, translated
+from stepline.aws.resources import MAX_MESSAGE_BYTES, AwsNames
+from stepline.engine.ports import Clock, StoreError
+from stepline.engine.records import CronSchedule
+from stepline.protocol.cron import CronSpec
 
 _NAME = re.compile(r"[0-9A-Za-z_.-]{1,64}")
 _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")

@@ -50,7 +50,7 @@ Access patterns and their cost:
 * ``waiters_for_event``: one Query on ``WAIT#<name>``; ``remove_waiter`` one conditional delete.
 * Apps and functions live in the ``CATALOG`` partition: listing is one consistent Query.
 * Flow control (throttle, rate limit, debounce, batching, idempotency, singleton, concurrency)
-  has its own items, drawn in ``runtime.aws.flow``: one conditional write per primitive and one
+  has its own items, drawn in ``stepline.aws.flow``: one conditional write per primitive and one
   Query per concurrency key.
 
 No Scan anywhere. JSON values are stored as JSON text so DynamoDB numbers (Decimal) never reach
@@ -72,11 +72,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.aws.apps import AppRecords
-from runtime.aws.client import TableClient
-from runtime.aws.events import EventRecords
-from runtime.aws.flow import FlowRecords
-from runtime.aws.items import (
+from stepline.aws.apps import AppRecords
+from stepline.aws.client import TableClient
+from stepline.aws.events import EventRecords
+from stepline.aws.flow import FlowRecords
+from stepline.aws.items import (
     GSI1,
     GSI2,
     RUN_JSON_FIELDS,
@@ -99,9 +99,9 @@ from runtime.aws.items import (
     str_attr,
     sweep_index_keys,
 )
-from runtime.aws.payloads import PayloadStore, run_prefix, step_prefix
-from runtime.aws.waiters import WaiterRecords
-from runtime.engine.records import Memo, PendingOp, Run, RunState, RunStatus
+from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
+from stepline.aws.waiters import WaiterRecords
+from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (

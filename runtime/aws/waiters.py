@@ -3,9 +3,9 @@ the events that may resume or cancel runs find their waiters with one Query."""
 
 from __future__ import annotations
 
-from runtime.aws.client import TableClient
-from runtime.aws.payloads import waiter_prefix
-from runtime.aws.items import (
+from stepline.aws.client import TableClient
+from stepline.aws.payloads import waiter_prefix
+from stepline.aws.items import (
     check_size,
     num_attr,
     str_attr,
@@ -13,7 +13,7 @@ from runtime.aws.items import (
     waiter_item,
     waiter_key,
 )
-from runtime.engine.records import Waiter
+from stepline.engine.records import Waiter
 
 
 class WaiterRecords:

@@ -5,8 +5,8 @@ or file (``module``), a serve URL (``url``) or a sync payload (``payload``), and
 runs them all. The runtime runs the payload-level ones at every sync (``on_sync``).
 """
 
-from runtime.check.model import AppView, CheckReport, FunctionView, Result, Severity, Status, TargetError
-from runtime.check.registry import CHECKS, run_checks
+from stepline.check.model import AppView, CheckReport, FunctionView, Result, Severity, Status, TargetError
+from stepline.check.registry import CHECKS, run_checks
 
 __all__ = ["CHECKS", "AppView", "CheckReport", "FunctionView", "Result", "Severity", "Status", "TargetError",
            "run_checks"]

@@ -11,9 +11,9 @@ import ast
 import re
 from collections import defaultdict
 
-from runtime.check.model import NEEDS_SOURCE, AppView, FunctionView, Result, Severity, Status
-from runtime.check.registry import check
-from runtime.check.source import (
+from stepline.check.model import NEEDS_SOURCE, AppView, FunctionView, Result, Severity, Status
+from stepline.check.registry import check
+from stepline.check.source import (
     StepCall,
     declarations,
     duration_kind,
@@ -22,7 +22,7 @@ from runtime.check.source import (
     step_calls,
     step_name_problem,
 )
-from runtime.protocol.durations import format_duration
+from stepline.protocol.durations import format_duration
 
 PASSED, FAILED, NA = Status.PASSED, Status.FAILED, Status.NOT_APPLICABLE
 

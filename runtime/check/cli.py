@@ -37,20 +37,20 @@ def is_url(target: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.check.model import TargetError
-    from runtime.check.registry import run_checks
-    from runtime.check.report import EXIT_BAD_TARGET, error_json, exit_code, render_json, render_text
+    from stepline.check.model import TargetError
+    from stepline.check.registry import run_checks
+    from stepline.check.report import EXIT_BAD_TARGET, error_json, exit_code, render_json, render_text
 
     target: str = args.target
     try:
         if is_url(target):
-            from runtime.check.url import inspect_url
+            from stepline.check.url import inspect_url
 
             view = inspect_url(target, listen=args.listen, register_via=args.register_via, timeout_s=args.timeout)
         else:
             if args.listen is not None or args.register_via is not None:
                 raise TargetError("--listen and --register-via apply to URL targets only")
-            from runtime.check.module import inspect_module
+            from stepline.check.module import inspect_module
 
             view = inspect_module(target)
     except TargetError as err:

@@ -25,12 +25,12 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from runtime.check.model import AppView, FunctionView, ServeInfo, SourceFile, TargetError
-from runtime.check.source import display_path, load_source, serve_calls
-from runtime.sdk.client import Client
-from runtime.sdk.errors import SdkError
-from runtime.sdk.function import Function
-from runtime.sdk.serve.handler import Handler
+from stepline.check.model import AppView, FunctionView, ServeInfo, SourceFile, TargetError
+from stepline.check.source import display_path, load_source, serve_calls
+from stepline.sdk.client import Client
+from stepline.sdk.errors import SdkError
+from stepline.sdk.function import Function
+from stepline.sdk.serve.handler import Handler
 
 PLACEHOLDER_URL = "http://localhost/api/inngest"
 _DUPLICATE = re.compile(r"already declared|served with the id")

@@ -1,7 +1,7 @@
 """The checks a register payload allows, run by the runtime at every accepted sync.
 
 A failure does not refuse the sync (the app is valid; it is a risk, not an error): each one is
-logged as a WARNING on the ``runtime.check`` logger, naming the app, the function and the check,
+logged as a WARNING on the ``stepline.check`` logger, naming the app, the function and the check,
 so it shows in `stepline dev`'s output and in the API Lambda's logs.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from runtime.check.payload import view_from_sync
-from runtime.check.registry import run_checks
-from runtime.protocol.register import AppSync
+from stepline.check.payload import view_from_sync
+from stepline.check.registry import run_checks
+from stepline.protocol.register import AppSync
 
-log = logging.getLogger("runtime.check")
+log = logging.getLogger("stepline.check")
 
 
 def warn_on_sync(sync: AppSync) -> int:

@@ -1,4 +1,4 @@
-"""Views built from what any SDK sends on sync: the register payload (PROTOCOL §4), as posted
+"""Views built from what any SDK sends on sync: the register payload (docs/protocol.md §4), as posted
 or as a Stepline server stored it. These show each function's configuration and nothing of its
 code, so the checks that read code say "needs source"."""
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pydantic
 
-from runtime.check.model import AppView, FunctionView, ServeInfo
-from runtime.protocol.errors import ProtocolError
-from runtime.protocol.register import AppSync, FunctionConfig, parse_register
+from stepline.check.model import AppView, FunctionView, ServeInfo
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.register import AppSync, FunctionConfig, parse_register
 
 
 def app_id_of(raw: dict[str, Any]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from runtime.check.model import AppView, CheckReport, Result, Severity
+from stepline.check.model import AppView, CheckReport, Result, Severity
 
 CheckFn = Callable[[AppView], list[Result]]
 
@@ -35,6 +35,6 @@ def check(id: str, title: str, severity: Severity) -> Callable[[CheckFn], CheckF
 
 def run_checks(view: AppView) -> list[CheckReport]:
     # Imported here so that registering happens however this module was reached.
-    from runtime.check import checks  # noqa: F401
+    from stepline.check import checks  # noqa: F401
 
     return [CheckReport(c.id, c.title, c.severity, c.run(view)) for c in CHECKS]

@@ -23,7 +23,7 @@ import json
 import textwrap
 from typing import Any
 
-from runtime.check.model import AppView, CheckReport, Severity, Status
+from stepline.check.model import AppView, CheckReport, Severity, Status
 
 JSON_VERSION = 1
 EXIT_OK, EXIT_FAILED, EXIT_BAD_TARGET = 0, 1, 2

@@ -13,7 +13,7 @@ import dataclasses
 import os
 import re
 
-from runtime.check.model import SourceFile
+from stepline.check.model import SourceFile
 
 STEP_TOOLS = {"run", "sleep", "sleep_until", "wait_for_event", "send_event", "invoke", "invoke_by_id"}
 # Calls that put functions behind an HTTP endpoint (or a Lambda): Stepline's serve adapters.

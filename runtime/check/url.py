@@ -31,11 +31,11 @@ from typing import Any
 
 import urllib3
 
-from runtime.check.model import AppView, ServeInfo, TargetError
-from runtime.check.payload import view_from_register, view_from_stored
-from runtime.protocol.errors import ProtocolError
-from runtime.protocol.register import parse_register
-from runtime.protocol.signing import hash_signing_key
+from stepline.check.model import AppView, ServeInfo, TargetError
+from stepline.check.payload import view_from_register, view_from_stored
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.register import parse_register
+from stepline.protocol.signing import hash_signing_key
 
 DEFAULT_REGISTER_VIA = "http://127.0.0.1:8288"
 # Two clocks (the checker's, the server's) judge "synced after the PUT": allow this much skew.

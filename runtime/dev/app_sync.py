@@ -14,7 +14,7 @@ def sync_app(url: str, *, attempts: int = 60, interval_s: float = 1.0, stop: thr
     """PUT the app URL until it answers 2xx. The SDK then POSTs its config to /fn/register.
 
     No X-Inngest-Server-Kind header: the SDK would reject a PUT whose kind differs from its own
-    mode, and leaving it out is always accepted (PROTOCOL §2.3).
+    mode, and leaving it out is always accepted (docs/protocol.md §2.3).
     """
     http = urllib3.PoolManager(retries=False)
     stop = stop or threading.Event()

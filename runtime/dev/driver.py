@@ -1,7 +1,7 @@
 """The local driver: what SQS's event source mapping and EventBridge Scheduler do on AWS, done by
 threads. Workers take messages off the queue and hand them to the engine's delivery (the
 executor, and the dead-letter store for poison); one timer thread moves due timers onto the
-queue; one sweeper thread re-arms stalled runs (runtime.engine.sweeper). Independent runs
+queue; one sweeper thread re-arms stalled runs (stepline.engine.sweeper). Independent runs
 execute concurrently, one per worker."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 import threading
 import time
 
-from runtime.engine.core import Engine
-from runtime.engine.delivery import Outcome
+from stepline.engine.core import Engine
+from stepline.engine.delivery import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,15 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from runtime.api.app import build_api
-from runtime.dev.app_sync import sync_in_background
-from runtime.dev.driver import LocalDriver
-from runtime.dev.http_server import DevHttpServer
-from runtime.engine.clock import SystemClock
-from runtime.engine.core import Engine
-from runtime.engine.http import HttpCaller
-from runtime.engine.ports import Backend, Clock
-from runtime.settings import Settings
+from stepline.api.app import build_api
+from stepline.dev.app_sync import sync_in_background
+from stepline.dev.driver import LocalDriver
+from stepline.dev.http_server import DevHttpServer
+from stepline.engine.clock import SystemClock
+from stepline.engine.core import Engine
+from stepline.engine.http import HttpCaller
+from stepline.engine.ports import Backend, Clock
+from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +70,11 @@ class DevRuntime:
 
     def _open_backend(self):
         if self.options.backend == "moto":
-            from runtime.aws.moto_env import moto_backend
-            from runtime.aws.resources import max_receive_count
+            from stepline.aws.moto_env import moto_backend
+            from stepline.aws.resources import max_receive_count
 
             return moto_backend(self.clock, max_receive_count=max_receive_count(self.settings.max_deliveries))
-        from runtime.local import local_backend
+        from stepline.local import local_backend
 
         return local_backend(self.options.db_path, self.clock)
 

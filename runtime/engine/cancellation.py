@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine.expressions import matches
-from runtime.engine.ports import Clock, Run, RunStatus, RunStore
+from stepline.engine.expressions import matches
+from stepline.engine.ports import Clock, Run, RunStatus, RunStore
 
 if TYPE_CHECKING:
-    from runtime.engine.lifecycle import Lifecycle
-    from runtime.engine.waits import Waits
+    from stepline.engine.lifecycle import Lifecycle
+    from stepline.engine.waits import Waits
 
 LIVE = {RunStatus.QUEUED, RunStatus.RUNNING}
 BULK_PAGE = 100

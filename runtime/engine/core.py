@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from runtime.engine import messages
-from runtime.engine.cancellation import Cancellation
-from runtime.engine.clock import SystemClock
-from runtime.engine.crons import Crons
-from runtime.engine.delivery import Delivery
-from runtime.engine.executor import Executor
-from runtime.engine.http import HttpCaller, PooledHttpCaller
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ingest import Ingest
-from runtime.engine.lifecycle import Lifecycle
-from runtime.engine.ports import Backend, Clock, Run
-from runtime.engine.resume import Resumer
-from runtime.engine.sweeper import Sweeper
-from runtime.engine.sync import Registry
-from runtime.engine.waits import Waits
-from runtime.settings import Settings
+from stepline.engine import messages
+from stepline.engine.cancellation import Cancellation
+from stepline.engine.clock import SystemClock
+from stepline.engine.crons import Crons
+from stepline.engine.delivery import Delivery
+from stepline.engine.executor import Executor
+from stepline.engine.http import HttpCaller, PooledHttpCaller
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ingest import Ingest
+from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.ports import Backend, Clock, Run
+from stepline.engine.resume import Resumer
+from stepline.engine.sweeper import Sweeper
+from stepline.engine.sync import Registry
+from stepline.engine.waits import Waits
+from stepline.settings import Settings
 
 
 class Engine:

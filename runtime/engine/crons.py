@@ -13,13 +13,13 @@ import logging
 import random
 from typing import Any
 
-from runtime.engine import messages
-from runtime.engine.ids import derived_ulid
-from runtime.engine.ports import Backend, Clock, CronSchedule, FunctionRecord, StoredEvent
-from runtime.engine.runs import RunStarter
-from runtime.engine.scheduling import Waker
-from runtime.protocol.cron import parse_cron
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine import messages
+from stepline.engine.ids import derived_ulid
+from stepline.engine.ports import Backend, Clock, CronSchedule, FunctionRecord, StoredEvent
+from stepline.engine.runs import RunStarter
+from stepline.engine.scheduling import Waker
+from stepline.protocol.cron import parse_cron
+from stepline.protocol.durations import parse_duration_ms
 
 log = logging.getLogger(__name__)
 

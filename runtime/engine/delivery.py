@@ -23,15 +23,15 @@ import logging
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from runtime.engine import messages
-from runtime.engine.flow.concurrency import out_of_line
-from runtime.engine.ports import Backend, Clock, DeadLetter, DeadReason, QueueMessage, RunStatus
-from runtime.engine.retry import backoff_ms
-from runtime.settings import Settings
+from stepline.engine import messages
+from stepline.engine.flow.concurrency import out_of_line
+from stepline.engine.ports import Backend, Clock, DeadLetter, DeadReason, QueueMessage, RunStatus
+from stepline.engine.retry import backoff_ms
+from stepline.settings import Settings
 
 if TYPE_CHECKING:
-    from runtime.engine.executor import Executor
-    from runtime.engine.lifecycle import Lifecycle
+    from stepline.engine.executor import Executor
+    from stepline.engine.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 

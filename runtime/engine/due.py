@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from runtime.engine.ops.invoke import DEFAULT_INVOKE_TIMEOUT_MS
-from runtime.engine.ports import PendingOp
+from stepline.engine.ops.invoke import DEFAULT_INVOKE_TIMEOUT_MS
+from stepline.engine.ports import PendingOp
 
 # The PendingOp.detail field that holds each waiting op's due time.
 _DUE_FIELD = {"Sleep": "wake_at", "WaitForEvent": "expires_at", "InvokeFunction": "expires_at"}

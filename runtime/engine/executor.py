@@ -12,7 +12,7 @@ attempt failed keeps its claim until its retry is due, and the retry message car
 (``claim``): to the sweeper, a live claim means the step is in hand.
 
 The release also records when the run should next move on (``Run.wake_at``, see
-``runtime.engine.due``), so a run whose wake-up got lost is found by the sweeper; the value
+``stepline.engine.due``), so a run whose wake-up got lost is found by the sweeper; the value
 rides on the release write, never on a write of its own.
 """
 
@@ -22,24 +22,24 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from runtime.engine import messages
-from runtime.engine.due import next_wake_ms
-from runtime.engine.flow.concurrency import Concurrency
-from runtime.engine.http import CallFailed, HttpCaller
-from runtime.engine.ids import IdGenerator
-from runtime.engine.lifecycle import Lifecycle
-from runtime.engine.ops.invoke import start_invoke
-from runtime.engine.ops.sleep import start_sleep
-from runtime.engine.ops.tools import OpTools
-from runtime.engine.ops.wait import start_wait
-from runtime.engine.payload_policy import call_body, state_limit_error
-from runtime.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
-from runtime.engine.resume import Resumer
-from runtime.engine.retry import backoff_ms
-from runtime.engine.runs import RunStarter
-from runtime.engine.scheduling import Waker
-from runtime.engine.timeouts import first_start_checks
-from runtime.protocol.calls import (
+from stepline.engine import messages
+from stepline.engine.due import next_wake_ms
+from stepline.engine.flow.concurrency import Concurrency
+from stepline.engine.http import CallFailed, HttpCaller
+from stepline.engine.ids import IdGenerator
+from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.ops.invoke import start_invoke
+from stepline.engine.ops.sleep import start_sleep
+from stepline.engine.ops.tools import OpTools
+from stepline.engine.ops.wait import start_wait
+from stepline.engine.payload_policy import call_body, state_limit_error
+from stepline.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
+from stepline.engine.resume import Resumer
+from stepline.engine.retry import backoff_ms
+from stepline.engine.runs import RunStarter
+from stepline.engine.scheduling import Waker
+from stepline.engine.timeouts import first_start_checks
+from stepline.protocol.calls import (
     CallResult,
     Opcode,
     build_call_request,
@@ -48,10 +48,10 @@ from runtime.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from runtime.protocol.call_encoding import CallEncoder
-from runtime.protocol.jsoncanon import canonical_json
-from runtime.protocol.signing import sign
-from runtime.settings import Settings
+from stepline.protocol.call_encoding import CallEncoder
+from stepline.protocol.jsoncanon import canonical_json
+from stepline.protocol.signing import sign
+from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class Executor:
     # -- responses ---------------------------------------------------------------------------
     def _handle_ops(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         state = inv.state
-        # Ignore ops already memoized, and re-reports of ops already waited on (PROTOCOL §7.6);
+        # Ignore ops already memoized, and re-reports of ops already waited on (docs/protocol.md §7.6);
         # a result (StepRun/StepError/StepFailed) of a planned step is what we wait for. A step
         # named twice in one reply is acted on once: twice would double its retries, and so on.
         first: dict[str, Opcode] = {}
@@ -292,7 +292,7 @@ class Executor:
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
         if len(result.ops) > 1 and not state.run.disable_immediate:
-            # From now on every step is planned, never run inside discovery (PROTOCOL §7.3).
+            # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
             self.store.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
@@ -319,7 +319,7 @@ class Executor:
                     progressed = True
             else:
                 # Ops this runtime does not run fail their step, so the user's code sees a
-                # StepError instead of the run hanging (PROTOCOL §14.9).
+                # StepError instead of the run hanging (docs/protocol.md §14.9).
                 message = f"step kind {op.op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
@@ -342,7 +342,7 @@ class Executor:
                 inv.queued(pending.created_at)
         # Discovery after each completed op, whatever the parallel mode: race mode needs it, and
         # in wait mode it is harmless, since the SDK re-reports the unfinished ops, which are
-        # ignored (PROTOCOL §7.5).
+        # ignored (docs/protocol.md §7.5).
         return _Next(messages.DISCOVERY, 0) if progressed else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
@@ -521,7 +521,7 @@ def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opc
 
     A call for one step must answer with that step's result (the SDKs answer an error status
     when they cannot run it). Discovery must report something new, unless the run is waiting
-    on ops already (parallel branches re-reported, PROTOCOL §7.5).
+    on ops already (parallel branches re-reported, docs/protocol.md §7.5).
     """
     if nxt.step != messages.DISCOVERY:
         if any(op.id == nxt.step and op.op in _RESULT_OPS for op in ops):

@@ -9,7 +9,7 @@ import threading
 
 from ulid import ULID
 
-from runtime.engine.ports import Clock
+from stepline.engine.ports import Clock
 
 
 class IdGenerator:
@@ -40,7 +40,7 @@ def derived_ulid(ms: int, *parts: str) -> str:
 
 
 def seeded_ulid(ms: int, entropy: bytes, index: int) -> str:
-    """The Inngest event-id-seed rule (PROTOCOL §11): ``index`` added to the last 4 bytes of the
+    """The Inngest event-id-seed rule (docs/protocol.md §11): ``index`` added to the last 4 bytes of the
     entropy, big-endian, so that a retried send returns the same ids."""
     head, tail = entropy[:6], int.from_bytes(entropy[6:10], "big")
     tail = (tail + index) % (1 << 32)

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine.expressions import matches
-from runtime.engine.flow.admission import FlowControl
-from runtime.engine.ids import IdGenerator, seeded_ulid
-from runtime.engine.ports import Backend, Clock, StoredEvent
-from runtime.engine.runs import RunStarter
+from stepline.engine.expressions import matches
+from stepline.engine.flow.admission import FlowControl
+from stepline.engine.ids import IdGenerator, seeded_ulid
+from stepline.engine.ports import Backend, Clock, StoredEvent
+from stepline.engine.runs import RunStarter
 
 if TYPE_CHECKING:
-    from runtime.engine.waits import Waits
+    from stepline.engine.waits import Waits
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What happens when a run ends: its waiters go, the events of PROTOCOL §9.2 are emitted
+"""What happens when a run ends: its waiters go, the events of docs/protocol.md §9.2 are emitted
 through ingest (so `on_failure` handlers and user functions trigger on them), and a run that
 was invoked hands its result back to the caller's step."""
 
@@ -7,16 +7,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine.cancellation import LIVE
-from runtime.engine.ops.invoke import parse_correlation
-from runtime.engine.ports import Run, RunState, RunStatus
-from runtime.protocol.calls import memo_data, memo_error
+from stepline.engine.cancellation import LIVE
+from stepline.engine.ops.invoke import parse_correlation
+from stepline.engine.ports import Run, RunState, RunStatus
+from stepline.protocol.calls import memo_data, memo_error
 
 if TYPE_CHECKING:
-    from runtime.engine.cancellation import Cancellation
-    from runtime.engine.ingest import Ingest
-    from runtime.engine.resume import Resumer
-    from runtime.engine.waits import Waits
+    from stepline.engine.cancellation import Cancellation
+    from stepline.engine.ingest import Ingest
+    from stepline.engine.resume import Resumer
+    from stepline.engine.waits import Waits
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still go
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
 DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
-SWEEP = "sweep"  # find stalled runs and re-arm them (runtime.engine.sweeper); no run of its own
+SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); no run of its own
 
 DISCOVERY = "step"
 

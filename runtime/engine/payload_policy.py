@@ -1,10 +1,10 @@
 """How big a run may grow, and how its state reaches the SDK.
 
-Every call request carries the run's events and all its memos (PROTOCOL §5.2), so a run whose
+Every call request carries the run's events and all its memos (docs/protocol.md §5.2), so a run whose
 steps return large values would send more bytes on every call: quadratic in the number of steps.
 Past ``Settings.use_api_threshold_bytes`` the request carries ``use_api: true`` instead and leaves
 the memos and the event batch out; the SDK fetches them once per call from
-``GET /v0/runs/{id}/actions`` and ``/batch`` (PROTOCOL §5.3).
+``GET /v0/runs/{id}/actions`` and ``/batch`` (docs/protocol.md §5.3).
 
 Limits are Inngest's: 4 MiB per step output (``Executor``), 32 MiB per run state (events and
 memos together), checked here before a memo is committed.
@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from runtime.engine.records import Memo, RunState
-from runtime.protocol.jsoncanon import canonical_json
+from stepline.engine.records import Memo, RunState
+from stepline.protocol.jsoncanon import canonical_json
 
 # The most a run's state (its events and every memo) may hold; a step whose result would take
 # the run past it gets a RunStateTooLarge error instead, which the user's code can catch.

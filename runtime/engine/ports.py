@@ -1,7 +1,7 @@
 """The narrow interfaces the engine runs on.
 
-Two adapter families implement them: ``runtime.aws`` (DynamoDB single table, SQS, EventBridge
-Scheduler) and ``runtime.local`` (one SQLite file). ``tests/contract`` holds the one suite both
+Two adapter families implement them: ``stepline.aws`` (DynamoDB single table, SQS, EventBridge
+Scheduler) and ``stepline.local`` (one SQLite file). ``tests/contract`` holds the one suite both
 must pass. The engine never imports either family.
 
 Rules every adapter keeps:
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, runtime_checkable
 
-from runtime.engine.records import (
+from stepline.engine.records import (
     AppRecord,
     CronSchedule,
     FlowState,
@@ -309,7 +309,7 @@ class DeadLetter:
 
 @runtime_checkable
 class DeadLetters(Protocol):
-    """Poison messages (``runtime.engine.delivery``), kept until an operator redrives them.
+    """Poison messages (``stepline.engine.delivery``), kept until an operator redrives them.
 
     A port of its own on the ``Backend`` rather than more ``WorkQueue`` methods: the work queue
     is the executor's hot path with SQS's semantics, while this is an operator's store that is

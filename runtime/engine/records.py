@@ -1,6 +1,6 @@
 """What the engine stores: plain records that every adapter family persists the same way.
 
-These are engine-side shapes, not wire shapes (those live in ``runtime.protocol``). JSON-valued
+These are engine-side shapes, not wire shapes (those live in ``stepline.protocol``). JSON-valued
 fields (``data``, ``output``, memo values, configs) hold plain Python JSON values; adapters
 serialize them as JSON text so that no backend's type system (DynamoDB numbers, SQLite affinity)
 leaks into them.
@@ -51,7 +51,7 @@ class StoredEvent:
     v: str | None = None
 
     def wire(self) -> dict[str, JSON]:
-        """The event as call requests carry it: string id, integer ts (PROTOCOL §5.2)."""
+        """The event as call requests carry it: string id, integer ts (docs/protocol.md §5.2)."""
         out: dict[str, JSON] = {
             "data": self.data,
             "id": self.id,
@@ -80,7 +80,7 @@ class AppRecord:
 @dataclass
 class FunctionRecord:
     """One registered function. ``config`` is the function object as registered (normalized by
-    ``runtime.protocol``), ``url`` the call URL (``steps.step.runtime.url``, deployId stripped)."""
+    ``stepline.protocol``), ``url`` the call URL (``steps.step.runtime.url``, deployId stripped)."""
 
     fn_id: str
     app_id: str
@@ -115,9 +115,9 @@ class Run:
     ended_at: int | None = None
     output: JSON = None
     error: dict[str, JSON] | None = None
-    # Echo of the SDK's x-inngest-req-version; -1 until the SDK has told us (PROTOCOL §5.4).
+    # Echo of the SDK's x-inngest-req-version; -1 until the SDK has told us (docs/protocol.md §5.4).
     req_version: int = -1
-    # Set for good once a response held more than one op (PROTOCOL §7.3).
+    # Set for good once a response held more than one op (docs/protocol.md §7.3).
     disable_immediate: bool = False
     lease_owner: str | None = None
     lease_until: int | None = None
@@ -127,7 +127,7 @@ class Run:
     origin: dict[str, JSON] | None = None
     # When something should next happen to the run if nothing is wrong (ms): its first message
     # at creation, then, at each lease release, the earliest due time of what it waits on. None
-    # once it ended. The sweeper (runtime.engine.sweeper) re-arms runs left well past it.
+    # once it ended. The sweeper (stepline.engine.sweeper) re-arms runs left well past it.
     wake_at: int | None = None
 
 
@@ -155,7 +155,7 @@ class Memo:
 @dataclass
 class PendingOp:
     """An op the run is waiting on (sleep, planned step, wait, invoke), keyed by its hashed id
-    so that re-reports are ignored (PROTOCOL §7.6). ``detail`` holds what the op needs to
+    so that re-reports are ignored (docs/protocol.md §7.6). ``detail`` holds what the op needs to
     resume (wake time, wait expression, ...)."""
 
     step_id: str
@@ -172,7 +172,7 @@ class WaiterKind(str, Enum):
 
 @dataclass
 class Waiter:
-    """A run waiting for an event by name (PROTOCOL §6.4 WaitForEvent, and cancel_on rules).
+    """A run waiting for an event by name (docs/protocol.md §6.4 WaitForEvent, and cancel_on rules).
 
     ``expression`` is CEL over ``event`` (``trigger``, the run's first event) and ``async`` (the
     incoming event). ``step_id`` is the WaitForEvent op's hashed id, or ``cancel-<n>`` for the

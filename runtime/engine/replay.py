@@ -17,10 +17,10 @@ from typing import Any
 
 from ulid import ULID
 
-from runtime.engine import messages
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Clock, Memo, Run, RunState, RunStatus, RunStore, WorkQueue
-from runtime.engine.waits import add_cancel_rules
+from stepline.engine import messages
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ports import Clock, Memo, Run, RunState, RunStatus, RunStore, WorkQueue
+from stepline.engine.waits import add_cancel_rules
 
 
 def _seq_ms(seq: str) -> int | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine import messages
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Memo, RunStore, WorkQueue
+from stepline.engine import messages
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ports import Memo, RunStore, WorkQueue
 
 
 class Resumer:

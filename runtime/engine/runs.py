@@ -3,10 +3,10 @@ after a crash or a retried request, collides on the conditional insert instead o
 
 from __future__ import annotations
 
-from runtime.engine import messages
-from runtime.engine.ids import derived_ulid
-from runtime.engine.waits import add_cancel_rules
-from runtime.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine import messages
+from stepline.engine.ids import derived_ulid
+from stepline.engine.waits import add_cancel_rules
+from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:

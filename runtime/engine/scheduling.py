@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from runtime.engine.messages import timer_name
-from runtime.engine.ports import Clock, Timers, WorkQueue
+from stepline.engine.messages import timer_name
+from stepline.engine.ports import Clock, Timers, WorkQueue
 
 # Fire timers this long before the cap runs out, to absorb Scheduler's delivery window.
 SCHEDULER_SLACK_MS = 2 * 60 * 1000

@@ -2,7 +2,7 @@
 no run hangs forever, whatever crashed where (DESIGN §5).
 
 What it finds. Every run that has not ended carries ``wake_at``: when something should next
-happen to it if nothing is wrong (``runtime.engine.due``). It is set when the run is created,
+happen to it if nothing is wrong (``stepline.engine.due``). It is set when the run is created,
 and each time an executor releases the run, on writes that happen anyway. A run whose
 ``wake_at`` lies more than a grace period in the past, and whose lease is free or expired, has
 lost what would have woken it: an executor died holding the lease and its message is gone, a
@@ -42,14 +42,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.engine import messages
-from runtime.engine.due import next_wake_ms, op_due_ms
-from runtime.engine.flow.concurrency import Concurrency, Limit, limits_for
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Backend, Clock, FunctionRecord, PendingOp, Run, RunState, RunStatus
-from runtime.engine.records import SlotView
-from runtime.engine.scheduling import Waker
-from runtime.settings import Settings
+from stepline.engine import messages
+from stepline.engine.due import next_wake_ms, op_due_ms
+from stepline.engine.flow.concurrency import Concurrency, Limit, limits_for
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ports import Backend, Clock, FunctionRecord, PendingOp, Run, RunState, RunStatus
+from stepline.engine.records import SlotView
+from stepline.engine.scheduling import Waker
+from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from runtime.check.on_sync import warn_on_sync
-from runtime.engine.crons import Crons
-from runtime.engine.ports import AppRecord, Backend, Clock, FunctionRecord
-from runtime.protocol.register import AppSync
+from stepline.check.on_sync import warn_on_sync
+from stepline.engine.crons import Crons
+from stepline.engine.ports import AppRecord, Backend, Clock, FunctionRecord
+from stepline.protocol.register import AppSync
 
 
 class Registry:

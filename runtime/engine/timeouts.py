@@ -1,4 +1,4 @@
-"""Function `timeouts` (PROTOCOL §4.1): `start` bounds how long a run may wait in the queue
+"""Function `timeouts` (docs/protocol.md §4.1): `start` bounds how long a run may wait in the queue
 before it first runs, `finish` how long it may take once started. A run over either limit is
 cancelled."""
 
@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runtime.engine import messages
-from runtime.engine.ports import FunctionRecord, RunState
-from runtime.engine.scheduling import Waker
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine import messages
+from stepline.engine.ports import FunctionRecord, RunState
+from stepline.engine.scheduling import Waker
+from stepline.protocol.durations import parse_duration_ms
 
 if TYPE_CHECKING:
-    from runtime.engine.lifecycle import Lifecycle
+    from stepline.engine.lifecycle import Lifecycle
 
 
 def first_start_checks(lifecycle: Lifecycle, waker: Waker, state: RunState, fn: FunctionRecord, now_ms: int) -> bool:

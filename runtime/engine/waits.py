@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from runtime.engine.expressions import matches
-from runtime.engine.ports import FunctionRecord, Run, RunState, RunStore, StoredEvent, Waiter, WaiterKind
-from runtime.engine.resume import Resumer
-from runtime.protocol.calls import memo_data
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine.expressions import matches
+from stepline.engine.ports import FunctionRecord, Run, RunState, RunStore, StoredEvent, Waiter, WaiterKind
+from stepline.engine.resume import Resumer
+from stepline.protocol.calls import memo_data
+from stepline.protocol.durations import parse_duration_ms
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from runtime.api.app import build_api
-from runtime.engine.core import Engine
-from runtime.handlers.wiring import engine_from_env
+from stepline.api.app import build_api
+from stepline.engine.core import Engine
+from stepline.handlers.wiring import engine_from_env
 
 logger = Logger(service="stepline-api")
 tracer = Tracer(service="stepline-api")

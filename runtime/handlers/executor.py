@@ -14,10 +14,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from runtime.aws.queue import message_from_lambda_record
-from runtime.engine.core import Engine
-from runtime.engine.delivery import Outcome
-from runtime.handlers.wiring import engine_from_env
+from stepline.aws.queue import message_from_lambda_record
+from stepline.engine.core import Engine
+from stepline.engine.delivery import Outcome
+from stepline.handlers.wiring import engine_from_env
 
 logger = Logger(service="stepline-executor")
 tracer = Tracer(service="stepline-executor")

@@ -1,4 +1,4 @@
-"""Builds the engine a Lambda runs on, from the environment the stack sets (runtime.settings).
+"""Builds the engine a Lambda runs on, from the environment the stack sets (stepline.settings).
 Done once per container, at the first invocation, and reused while the container is warm.
 
 Deployed, the signing key and the event keys are not in the environment: the settings name their
@@ -14,9 +14,9 @@ import re
 import threading
 from collections.abc import Callable
 
-from runtime.engine.core import Engine
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.engine.core import Engine
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def engine_from_env() -> Engine:
     if _engine is None:
         with _lock:
             if _engine is None:
-                from runtime.aws import open_aws_backend
-                from runtime.aws.resources import AwsNames
+                from stepline.aws import open_aws_backend
+                from stepline.aws.resources import AwsNames
 
                 settings = resolve_secrets(Settings.from_env())
                 _engine = Engine(open_aws_backend(AwsNames.from_settings(settings), clock=None), settings)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from runtime.engine.ports import Backend, Clock
-from runtime.local.db import Database
-from runtime.local.dead_letters import SqliteDeadLetters
-from runtime.local.recovery import recover_after_restart
-from runtime.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
-from runtime.local.store import SqliteRunStore
-from runtime.local.timers import SqliteTimers
+from stepline.engine.ports import Backend, Clock
+from stepline.local.db import Database
+from stepline.local.dead_letters import SqliteDeadLetters
+from stepline.local.recovery import recover_after_restart
+from stepline.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
+from stepline.local.store import SqliteRunStore
+from stepline.local.timers import SqliteTimers
 
 
 def open_local_backend(path: str, clock: Clock) -> Backend:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runtime.engine.records import AppRecord, FunctionRecord
-from runtime.local.codec import app_from_row, app_row, function_from_row, function_row
-from runtime.local.db import Database
+from stepline.engine.records import AppRecord, FunctionRecord
+from stepline.local.codec import app_from_row, app_row, function_from_row, function_row
+from stepline.local.db import Database
 
 
 class AppTable:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from runtime.engine.records import (
+from stepline.engine.records import (
     AppRecord,
     FunctionRecord,
     Memo,
@@ -16,7 +16,7 @@ from runtime.engine.records import (
     Waiter,
     WaiterKind,
 )
-from runtime.local.db import dumps, loads
+from stepline.local.db import dumps, loads
 
 
 # -- events ------------------------------------------------------------------------------------

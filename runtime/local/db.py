@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from runtime.engine.ports import StoreError
-from runtime.local.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA, SCHEMA_VERSION
+from stepline.engine.ports import StoreError
+from stepline.local.schema import ADDED_COLUMNS, BACKFILLS, SCHEMA, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 30.0
 # Idle connections kept for reuse; more are opened under load and closed when returned.

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from runtime.engine.messages import INVALID_BODY, parse_body
-from runtime.engine.ports import Clock, DeadLetter, DeadReason
-from runtime.local.db import Database, dumps
-from runtime.local.queue import SqliteWorkQueue, insert_messages
+from stepline.engine.messages import INVALID_BODY, parse_body
+from stepline.engine.ports import Clock, DeadLetter, DeadReason
+from stepline.local.db import Database, dumps
+from stepline.local.queue import SqliteWorkQueue, insert_messages
 
 
 class SqliteDeadLetters:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from runtime.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
-from runtime.local.codec import event_from_row, event_row
-from runtime.local.cursor import encode_cursor, window_clauses
-from runtime.local.db import Database
+from stepline.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
+from stepline.local.codec import event_from_row, event_row
+from stepline.local.cursor import encode_cursor, window_clauses
+from stepline.local.db import Database
 
 
 class EventTable:

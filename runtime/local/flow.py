@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.records import FlowState, LineEntry, SlotHolder, SlotView
-from runtime.local.db import Database, dumps, loads
+from stepline.engine.records import FlowState, LineEntry, SlotHolder, SlotView
+from stepline.local.db import Database, dumps, loads
 
 
 class FlowTable:

@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Any
 
-from runtime.engine.messages import parse_body
-from runtime.engine.ports import Clock, QueueMessage
-from runtime.local.db import Database, dumps
+from stepline.engine.messages import parse_body
+from stepline.engine.ports import Clock, QueueMessage
+from stepline.local.db import Database, dumps
 
 # No 15-minute cap here (that is SQS's); ten years covers any sleep a user can ask for.
 MAX_DELAY_SECONDS = 10 * 365 * 24 * 60 * 60

@@ -8,8 +8,8 @@ on straight away. Concurrency slots go too: their holders died with the process.
 
 from __future__ import annotations
 
-from runtime.engine.ports import Clock
-from runtime.local.db import Database
+from stepline.engine.ports import Clock
+from stepline.local.db import Database
 
 
 def recover_after_restart(db: Database, clock: Clock) -> tuple[int, int]:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from runtime.engine.records import Run, RunState, RunStatus
-from runtime.local.codec import (
+from stepline.engine.records import Run, RunState, RunStatus
+from stepline.local.codec import (
     RUN_COLUMNS,
     memo_from_row,
     pending_from_row,
     run_columns,
     run_from_row,
 )
-from runtime.local.cursor import decode_cursor, encode_cursor, window_clauses
-from runtime.local.db import Database
+from stepline.local.cursor import decode_cursor, encode_cursor, window_clauses
+from stepline.local.db import Database
 
 _LIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 

@@ -126,7 +126,7 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_by_visibility ON queue (visible_at, id);
 
--- Poison work messages (runtime.engine.delivery) and why, until redriven onto the queue.
+-- Poison work messages (stepline.engine.delivery) and why, until redriven onto the queue.
 CREATE TABLE IF NOT EXISTS dead_letters (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     body          TEXT NOT NULL,

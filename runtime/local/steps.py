@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runtime.engine.records import Memo, PendingOp
-from runtime.local.codec import pending_from_row
-from runtime.local.db import Database, dumps
+from stepline.engine.records import Memo, PendingOp
+from stepline.local.codec import pending_from_row
+from stepline.local.db import Database, dumps
 
 
 class StepTable:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from runtime.local.apps import AppTable
-from runtime.local.db import Database
-from runtime.local.events import EventTable
-from runtime.local.flow import FlowTable
-from runtime.local.runs import RunTable
-from runtime.local.steps import StepTable
-from runtime.local.waiters import WaiterTable
+from stepline.local.apps import AppTable
+from stepline.local.db import Database
+from stepline.local.events import EventTable
+from stepline.local.flow import FlowTable
+from stepline.local.runs import RunTable
+from stepline.local.steps import StepTable
+from stepline.local.waiters import WaiterTable
 
 
 class SqliteRunStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable):

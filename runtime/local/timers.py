@@ -16,11 +16,11 @@ import sqlite3
 import zoneinfo
 from typing import Any
 
-from runtime.engine.ports import Clock
-from runtime.engine.records import CronSchedule
-from runtime.local.db import Database, dumps, loads
-from runtime.local.queue import SqliteWorkQueue, insert_messages
-from runtime.protocol.cron import CronSpec, parse_cron
+from stepline.engine.ports import Clock
+from stepline.engine.records import CronSchedule
+from stepline.local.db import Database, dumps, loads
+from stepline.local.queue import SqliteWorkQueue, insert_messages
+from stepline.protocol.cron import CronSpec, parse_cron
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runtime.engine.records import Waiter
-from runtime.local.codec import waiter_from_row, waiter_row
-from runtime.local.db import Database
+from stepline.engine.records import Waiter
+from stepline.local.codec import waiter_from_row, waiter_row
+from stepline.local.db import Database
 
 
 class WaiterTable:

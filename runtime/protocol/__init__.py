@@ -1,9 +1,9 @@
-"""The Inngest SDK wire protocol: what the official SDKs send and expect (see PROTOCOL.md).
+"""The Inngest SDK wire protocol: what the official SDKs send and expect (docs/protocol.md).
 
 Pure functions and models only: no I/O, no clock (callers pass ``now``), no storage.
 """
 
-from runtime.protocol.calls import (
+from stepline.protocol.calls import (
     CallResult,
     Opcode,
     build_call_request,
@@ -13,24 +13,24 @@ from runtime.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from runtime.protocol.cron import CronSpec, parse_cron
-from runtime.protocol.durations import (
+from stepline.protocol.cron import CronSpec, parse_cron
+from stepline.protocol.durations import (
     format_duration,
     parse_duration_ms,
     parse_instant_ms,
     parse_retry_after_ms,
     parse_sleep_until_ms,
 )
-from runtime.protocol.errors import ProtocolError
-from runtime.protocol.events import EventPayload, parse_event_batch
-from runtime.protocol.jsoncanon import canonical_json
-from runtime.protocol.register import (
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.events import EventPayload, parse_event_batch
+from stepline.protocol.jsoncanon import canonical_json
+from stepline.protocol.register import (
     AppSync,
     FunctionConfig,
     Trigger,
     parse_register,
 )
-from runtime.protocol.signing import (
+from stepline.protocol.signing import (
     bearer_matches,
     hash_event_key,
     hash_signing_key,
@@ -38,7 +38,7 @@ from runtime.protocol.signing import (
     strip_key_prefix,
     verify_signature,
 )
-from runtime.protocol.urls import set_query_param, strip_query_param
+from stepline.protocol.urls import set_query_param, strip_query_param
 
 __all__ = [
     "AppSync",

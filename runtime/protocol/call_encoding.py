@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from runtime.protocol.jsoncanon import canonical_json
+from stepline.protocol.jsoncanon import canonical_json
 
 # The top-level keys of a call request, in JCS order (sorted by UTF-16 code units).
 _TOP_KEYS = ("ctx", "event", "events", "steps", "use_api", "version")

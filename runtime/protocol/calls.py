@@ -1,4 +1,4 @@
-"""Call requests to the SDK and its answers (PROTOCOL §5–8, §12, §15).
+"""Call requests to the SDK and its answers (docs/protocol.md §5–8, §12, §15).
 
 The request shape is dictated by the strictest reader: the Python SDK validates the body with a
 strict pydantic model (an ``attempt`` of ``"0"`` or a float ``ts`` is a 500), reads ``use_api``
@@ -19,12 +19,12 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from runtime.protocol.durations import parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
-from runtime.protocol.errors import ProtocolError, from_validation_error
-from runtime.protocol.jsoncanon import loads
-from runtime.protocol.register import check_cel
-from runtime.protocol.signing import sign
-from runtime.protocol.urls import set_query_param
+from stepline.protocol.durations import parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
+from stepline.protocol.errors import ProtocolError, from_validation_error
+from stepline.protocol.jsoncanon import loads
+from stepline.protocol.register import check_cel
+from stepline.protocol.signing import sign
+from stepline.protocol.urls import set_query_param
 
 DISCOVERY_STEP_ID = "step"
 MALFORMED = "MalformedResponse"

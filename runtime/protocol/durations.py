@@ -3,7 +3,7 @@
 Python writes single-unit durations (``"1w"``, ``"10s"``), TS compound ones (``"2h30m10s"``),
 and the Go server parses both with ``str2duration``: Go's ``time.ParseDuration`` plus the ``d``
 and ``w`` units. Sleeps carry either such a duration or an absolute ISO instant in the op's
-``name`` (PROTOCOL §6.4), and error responses may carry ``Retry-After`` as seconds or a date.
+``name`` (docs/protocol.md §6.4), and error responses may carry ``Retry-After`` as seconds or a date.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import email.utils
 import re
 from fractions import Fraction
 
-from runtime.protocol.errors import ProtocolError
+from stepline.protocol.errors import ProtocolError
 
 _NS_PER_MS = 1_000_000
 _UNIT_NS = {

@@ -1,4 +1,4 @@
-"""Event API bodies (PROTOCOL §11): ``POST /e/<event_key>``.
+"""Event API bodies (docs/protocol.md §11): ``POST /e/<event_key>``.
 
 Both SDKs send a JSON array; the Go server also takes a single object, and so do we. Every
 problem is reported with the index of the event and the field, so a client sending a batch of
@@ -14,8 +14,8 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from runtime.protocol.errors import ProtocolError, from_validation_error
-from runtime.protocol.jsoncanon import loads
+from stepline.protocol.errors import ProtocolError, from_validation_error
+from stepline.protocol.jsoncanon import loads
 
 DEFAULT_MAX_EVENTS = 5000
 DEFAULT_MAX_BYTES = 3 * 1024 * 1024

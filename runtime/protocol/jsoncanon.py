@@ -2,7 +2,7 @@
 
 Call-request bodies are serialized with JCS (RFC 8785) because both SDKs verify the request
 signature against the JCS form of the body they parsed, never against the raw bytes. Sending JCS
-bytes makes the raw body and its canonical form the same thing (PROTOCOL §3.2).
+bytes makes the raw body and its canonical form the same thing (docs/protocol.md §3.2).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import jcs
 
-from runtime.protocol.errors import ProtocolError
+from stepline.protocol.errors import ProtocolError
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -1,4 +1,4 @@
-"""App sync bodies (PROTOCOL §4): ``POST /fn/register``.
+"""App sync bodies (docs/protocol.md §4): ``POST /fn/register``.
 
 One parser for both SDK shapes: Python writes ``appname``/``deploy_type``, TS ``appName``/
 ``deployType`` (Go copes through case-insensitive field matching). Unknown keys are tolerated and
@@ -26,12 +26,12 @@ from pydantic import (
     model_validator,
 )
 
-from runtime.protocol.cron import CronSpec, parse_cron
-from runtime.protocol.durations import parse_duration_ms
-from runtime.protocol.errors import ProtocolError, from_validation_error
-from runtime.protocol.events import MAX_NAME_BYTES, at_most_bytes
-from runtime.protocol.jsoncanon import loads
-from runtime.protocol.urls import get_query_param, strip_query_param
+from stepline.protocol.cron import CronSpec, parse_cron
+from stepline.protocol.durations import parse_duration_ms
+from stepline.protocol.errors import ProtocolError, from_validation_error
+from stepline.protocol.events import MAX_NAME_BYTES, at_most_bytes
+from stepline.protocol.jsoncanon import loads
+from stepline.protocol.urls import get_query_param, strip_query_param
 
 DEFAULT_RETRIES = 3
 # The Go server caps a function's retries here, whatever the SDK asked for.
@@ -317,7 +317,7 @@ class FunctionConfig(_Part):
             self.name = self.id  # what the Python SDK does when no name is given
         return self
 
-    # Aliases as attributes too: the wire names are what readers of PROTOCOL.md will reach for.
+    # Aliases as attributes too: the wire names are what readers of docs/protocol.md will reach for.
     @property
     def rateLimit(self) -> RateLimit | None:  # noqa: N802
         return self.rate_limit

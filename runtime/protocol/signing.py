@@ -1,4 +1,4 @@
-"""Signing keys, request signatures and bearer tokens (PROTOCOL §3).
+"""Signing keys, request signatures and bearer tokens (docs/protocol.md §3).
 
 Two different derivations of one key are in play:
 * the HMAC key is the key with its ``signkey-<env>-`` prefix stripped, used as UTF-8 text;
@@ -14,8 +14,8 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
-from runtime.protocol.errors import ProtocolError
-from runtime.protocol.jsoncanon import canonical_json, loads
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.jsoncanon import canonical_json, loads
 
 _PREFIX = re.compile(r"^signkey-[\w]+-")
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)

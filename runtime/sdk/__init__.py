@@ -1,10 +1,10 @@
 """Stepline's Python SDK: durable functions over the Inngest SDK wire protocol.
 
-Everything public is exported here (and from ``runtime``); the modules behind it are internal.
+Everything public is exported here (and from ``stepline``); the modules behind it are internal.
 """
 
-from runtime.sdk.client import Client
-from runtime.sdk.config import (
+from stepline.sdk.client import Client
+from stepline.sdk.config import (
     Batch,
     Cancel,
     Concurrency,
@@ -15,17 +15,17 @@ from runtime.sdk.config import (
     Throttle,
     Timeouts,
 )
-from runtime.sdk.context import AsyncContext, Context, Failure
-from runtime.sdk.errors import (
+from stepline.sdk.context import AsyncContext, Context, Failure
+from stepline.sdk.errors import (
     NonRetriableError,
     RetryAfterError,
     SdkError,
     SendEventsError,
     StepError,
 )
-from runtime.sdk.events import Event, EventData
-from runtime.sdk.function import Function
-from runtime.sdk.serve import (
+from stepline.sdk.events import Event, EventData
+from stepline.sdk.function import Function
+from stepline.sdk.serve import (
     lambda_handler,
     serve_asgi,
     serve_fastapi,
@@ -33,8 +33,8 @@ from runtime.sdk.serve import (
     serve_starlette,
     serve_wsgi,
 )
-from runtime.sdk.steps import AsyncSteps, Steps
-from runtime.sdk.triggers import CronTrigger, EventTrigger, cron, on
+from stepline.sdk.steps import AsyncSteps, Steps
+from stepline.sdk.triggers import CronTrigger, EventTrigger, cron, on
 
 __all__ = [
     "AsyncContext",

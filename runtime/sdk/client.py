@@ -11,15 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from runtime.protocol.signing import hash_signing_key
-from runtime.sdk import config as cfg
-from runtime.sdk.env import ClientEnv, resolve
-from runtime.sdk.errors import SdkError, SendEventsError
-from runtime.sdk.events import to_wire_event
-from runtime.sdk.function import Function, build_options
-from runtime.sdk.transport import HttpReply, Transport, TransportError, Urllib3Transport
-from runtime.sdk.triggers import normalize_triggers
-from runtime.sdk.version import SDK_HEADER
+from stepline.protocol.signing import hash_signing_key
+from stepline.sdk import config as cfg
+from stepline.sdk.env import ClientEnv, resolve
+from stepline.sdk.errors import SdkError, SendEventsError
+from stepline.sdk.events import to_wire_event
+from stepline.sdk.function import Function, build_options
+from stepline.sdk.transport import HttpReply, Transport, TransportError, Urllib3Transport
+from stepline.sdk.triggers import normalize_triggers
+from stepline.sdk.version import SDK_HEADER
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,7 +60,7 @@ class Client:
             env=env, serve_origin=serve_origin, serve_path=serve_path,
         )
         self.transport: Transport = transport or Urllib3Transport()
-        self.logger = logger or logging.getLogger("runtime.sdk")
+        self.logger = logger or logging.getLogger("stepline.sdk")
         self._functions: dict[str, Function] = {}
         # Swapped out by tests that must not wait through real backoff.
         self.sleep: Callable[[float], None] = time.sleep

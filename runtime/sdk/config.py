@@ -1,6 +1,6 @@
 """Function options as the server reads them: flow control, cancellation and timeouts.
 
-Each class knows its wire form (PROTOCOL §4.1 "Function config schema"). Durations accept a
+Each class knows its wire form (docs/protocol.md §4.1 "Function config schema"). Durations accept a
 string (``"10s"``, ``"1h30m"``) or a timedelta and are written in the Python SDK's single-unit
 form. Keys, conditions and priorities are CEL expressions over ``event`` (and ``async`` for the
 cancelling event); they are compiled when the function is declared, so a typo fails at import.
@@ -12,10 +12,10 @@ import dataclasses
 import datetime
 from typing import Any, Literal
 
-from runtime.protocol.durations import format_duration, parse_duration_ms
-from runtime.protocol.errors import ProtocolError
-from runtime.sdk.errors import SdkError
-from runtime.sdk.events import EventData, event_name_of, is_event_model
+from stepline.protocol.durations import format_duration, parse_duration_ms
+from stepline.protocol.errors import ProtocolError
+from stepline.sdk.errors import SdkError
+from stepline.sdk.events import EventData, event_name_of, is_event_model
 
 DurationLike = str | datetime.timedelta
 

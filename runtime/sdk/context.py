@@ -6,8 +6,8 @@ import dataclasses
 import logging
 from typing import Any, Generic, TypeVar
 
-from runtime.sdk.events import Event, from_wire_event
-from runtime.sdk.steps import AsyncSteps, Steps
+from stepline.sdk.events import Event, from_wire_event
+from stepline.sdk.steps import AsyncSteps, Steps
 
 T = TypeVar("T")
 

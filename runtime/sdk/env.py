@@ -1,5 +1,5 @@
 """Where the server is, and which keys to use, resolved like the official Python SDK
-(PROTOCOL §1.1): constructor argument > specific variable > ``*_BASE_URL`` > a URL in
+(docs/protocol.md §1.1): constructor argument > specific variable > ``*_BASE_URL`` > a URL in
 ``*_DEV`` > the mode's default. Each ``INNGEST_X`` variable may also be spelled
 ``STEPLINE_X``, which wins when both are set.
 

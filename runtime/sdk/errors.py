@@ -1,7 +1,7 @@
 """Errors users raise and catch inside functions, and how each one travels on the wire.
 
 The server decides what to do with a failure from the HTTP status and two headers only
-(PROTOCOL §6.1): ``x-inngest-no-retry: true`` fails the run at once, ``retry-after`` sets the
+(docs/protocol.md §6.1): ``x-inngest-no-retry: true`` fails the run at once, ``retry-after`` sets the
 next attempt's time, anything else is retried with backoff. Each error class here carries the
 ``code`` the Python SDKs put in the error body, so a dashboard shows the same words.
 """
@@ -13,7 +13,7 @@ import math
 import traceback
 from typing import Any
 
-from runtime.protocol.durations import parse_duration_ms
+from stepline.protocol.durations import parse_duration_ms
 
 
 class SdkError(Exception):

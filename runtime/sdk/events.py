@@ -21,7 +21,7 @@ import pydantic
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from runtime.sdk.errors import NonRetriableError, SdkError
+from stepline.sdk.errors import NonRetriableError, SdkError
 
 RESERVED_PREFIX = "inngest/"
 

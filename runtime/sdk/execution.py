@@ -1,7 +1,7 @@
 """One call request, start to answer: parse the body, replay the function, shape the reply.
 
 Everything the server needs to know about the outcome is in the status and two headers
-(PROTOCOL §6): 206 + ops, 200 + output, or an error status whose ``x-inngest-no-retry`` and
+(docs/protocol.md §6): 206 + ops, 200 + output, or an error status whose ``x-inngest-no-retry`` and
 ``retry-after`` headers say whether and when to try again.
 """
 
@@ -17,18 +17,18 @@ from typing import Any, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
-from runtime.sdk.context import AsyncContext, Context
-from runtime.sdk.errors import (
+from stepline.sdk.context import AsyncContext, Context
+from stepline.sdk.errors import (
     CodedError,
     RetryAfterError,
     SdkError,
     error_body,
     is_retriable,
 )
-from runtime.sdk.events import from_wire_event
-from runtime.sdk.function import Function
-from runtime.sdk.steps import AsyncSteps, Steps
-from runtime.sdk.steps.core import Execution, Interrupt, Sender, Skip, decode_memo, to_json_value
+from stepline.sdk.events import from_wire_event
+from stepline.sdk.function import Function
+from stepline.sdk.steps import AsyncSteps, Steps
+from stepline.sdk.steps.core import Execution, Interrupt, Sender, Skip, decode_memo, to_json_value
 
 H_NO_RETRY = "x-inngest-no-retry"
 H_RETRY_AFTER = "retry-after"
@@ -48,7 +48,7 @@ class _CallCtx(BaseModel):
 
 
 class CallBody(BaseModel):
-    """The call-request body (PROTOCOL §5.2), read leniently: what we need, nothing more."""
+    """The call-request body (docs/protocol.md §5.2), read leniently: what we need, nothing more."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -106,7 +106,7 @@ def call(fn: Function, body: CallBody, target: str | None, sender: Sender, *,
     """Run one call of a sync or async function from a sync caller."""
     if fn.is_async:
         return run_blocking(call_async(fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch))
-    log = logger or logging.getLogger("runtime.sdk")
+    log = logger or logging.getLogger("stepline.sdk")
     try:
         _, ctx = _prepare(fn, body, target, sender, mocks, log, fetch)
         output = fn.handler(ctx)
@@ -122,7 +122,7 @@ async def call_async(fn: Function, body: CallBody, target: str | None, sender: S
     never blocks the event loop."""
     if not fn.is_async:
         return await asyncio.to_thread(call, fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch)
-    log = logger or logging.getLogger("runtime.sdk")
+    log = logger or logging.getLogger("stepline.sdk")
     try:
         if fetch is not None and (body.use_api or body.ctx.use_api):
             events, steps = await asyncio.to_thread(fetch, body.ctx.run_id)

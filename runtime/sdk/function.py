@@ -8,13 +8,13 @@ from typing import Any
 
 import pydantic
 
-from runtime.protocol.errors import from_validation_error
-from runtime.protocol.register import MAX_RETRIES, FunctionConfig
-from runtime.protocol.urls import set_query_param
-from runtime.sdk import config as cfg
-from runtime.sdk.errors import SdkError
-from runtime.sdk.events import EventData
-from runtime.sdk.triggers import EventTrigger, Trigger
+from stepline.protocol.errors import from_validation_error
+from stepline.protocol.register import MAX_RETRIES, FunctionConfig
+from stepline.protocol.urls import set_query_param
+from stepline.sdk import config as cfg
+from stepline.sdk.errors import SdkError
+from stepline.sdk.events import EventData
+from stepline.sdk.triggers import EventTrigger, Trigger
 
 DEFAULT_RETRIES = 3
 FAILED_EVENT = "inngest/function.failed"
@@ -120,7 +120,7 @@ class Function:
         return [self] + ([self.failure_function] if self.failure_function is not None else [])
 
     def config(self, app_url: str) -> dict[str, Any]:
-        """This function's entry in the register body (the Python SDK's shape, PROTOCOL §4.1)."""
+        """This function's entry in the register body (the Python SDK's shape, docs/protocol.md §4.1)."""
         step: dict[str, Any] = {
             "id": "step",
             "name": "step",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Union
 
-from runtime.sdk.errors import SdkError
-from runtime.sdk.events import EventData, event_name_of, is_event_model
+from stepline.sdk.errors import SdkError
+from stepline.sdk.events import EventData, event_name_of, is_event_model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from runtime.aws.moto_env import moto_backend
+from stepline.aws.moto_env import moto_backend
 
 
 class CallLog:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from runtime.aws.cron import latest_fire_at, to_aws_cron
-from runtime.engine.records import CronSchedule
-from runtime.protocol.cron import CronSpec
+from stepline.aws.cron import latest_fire_at, to_aws_cron
+from stepline.engine.records import CronSchedule
+from stepline.protocol.cron import CronSpec
 from tests.contract.helpers import take
 
 MIN = 60_000

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from runtime.aws.dead_letters import SqsDeadLetters, moved_by_sqs_reason
-from runtime.aws.moto_env import moto_backend
-from runtime.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, REDRIVE_MARGIN, max_receive_count
-from runtime.engine.ports import DeadReason, StoreError
-from runtime.settings import Settings
+from stepline.aws.dead_letters import SqsDeadLetters, moved_by_sqs_reason
+from stepline.aws.moto_env import moto_backend
+from stepline.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, REDRIVE_MARGIN, max_receive_count
+from stepline.engine.ports import DeadReason, StoreError
+from stepline.settings import Settings
 from tests.contract.helpers import drain
 
 

@@ -10,10 +10,10 @@ import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from runtime.aws import open_aws_backend
-from runtime.aws.queue import SqsWorkQueue
-from runtime.aws.table import DynamoRunStore
-from runtime.engine.ports import StoreError
+from stepline.aws import open_aws_backend
+from stepline.aws.queue import SqsWorkQueue
+from stepline.aws.table import DynamoRunStore
+from stepline.engine.ports import StoreError
 from tests.contract.helpers import make_event, make_memo, make_run
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.aws.table import DynamoRunStore
-from runtime.engine.ports import StoreError
-from runtime.engine.records import RunStatus
+from stepline.aws.table import DynamoRunStore
+from stepline.engine.ports import StoreError
+from stepline.engine.records import RunStatus
 from tests.contract.helpers import make_app, make_event, make_function, make_memo, make_pending, make_run
 
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -177,7 +177,7 @@ def test_oversized_run_update_is_a_store_error(inline_store, busy_run):
 def test_orphaned_claim_is_taken_over(aws, clock, monkeypatch):
     """A writer that died between claiming an id and storing its event must not make the id
     unusable: the retry waits briefly, then takes the claim over."""
-    import runtime.aws.events as events
+    import stepline.aws.events as events
 
     monkeypatch.setattr(events, "ORPHAN_WAITS_S", (0.0, 0.01))
     dead = make_event(clock, event_id="orphan")

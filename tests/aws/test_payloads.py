@@ -8,11 +8,11 @@ import json
 import pytest
 from botocore.stub import Stubber
 
-from runtime.aws import AwsNames, provision
-from runtime.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, PayloadStore
-from runtime.aws.table import DynamoRunStore
-from runtime.engine.ports import StoreError
-from runtime.settings import Settings
+from stepline.aws import AwsNames, provision
+from stepline.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, PayloadStore
+from stepline.aws.table import DynamoRunStore
+from stepline.engine.ports import StoreError
+from stepline.settings import Settings
 from tests.contract.helpers import make_event, make_memo, make_pending, make_run
 
 BIG = "x" * 200_000  # over the inline threshold, under the item limit: offloaded by choice

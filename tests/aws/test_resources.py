@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from runtime.aws import AwsNames, message_from_lambda_record, open_aws_backend, provision
-from runtime.aws.moto_env import install_moto_lock
-from runtime.aws.resources import queue_arn_from_url
-from runtime.settings import Settings
+from stepline.aws import AwsNames, message_from_lambda_record, open_aws_backend, provision
+from stepline.aws.moto_env import install_moto_lock
+from stepline.aws.resources import queue_arn_from_url
+from stepline.settings import Settings
 from tests.contract.helpers import make_run
 
 
@@ -96,7 +96,7 @@ def test_lambda_sqs_record():
 
 
 def test_the_adapters_implement_every_port(aws):
-    from runtime.engine.ports import RunStore, Timers, WorkQueue
+    from stepline.engine.ports import RunStore, Timers, WorkQueue
 
     assert aws.name == "aws"
     assert isinstance(aws.store, RunStore)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.engine.records import RunStatus, Waiter, WaiterKind
+from stepline.engine.records import RunStatus, Waiter, WaiterKind
 from tests.contract.helpers import make_pending, make_run, race
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.aws.scheduler import at_expression, due_ms
+from stepline.aws.scheduler import at_expression, due_ms
 from tests.contract.helpers import take
 
 S = 1000

@@ -3,7 +3,7 @@ UpdateItem, and reading one pending op (what resuming a sleep, wait or invoke ad
 
 from __future__ import annotations
 
-from runtime.engine.records import Memo
+from stepline.engine.records import Memo
 from tests.contract.helpers import make_pending, make_run
 
 

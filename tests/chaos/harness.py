@@ -29,15 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.clock import SystemClock
-from runtime.engine.flow.concurrency import limits_for
-from runtime.engine.http import HttpResponse, PooledHttpCaller
-from runtime.engine.ids import derived_ulid
-from runtime.engine.ops.invoke import correlation_id
-from runtime.engine.ports import Backend, RunStatus
-from runtime.engine.runs import run_id_for
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.clock import SystemClock
+from stepline.engine.flow.concurrency import limits_for
+from stepline.engine.http import HttpResponse, PooledHttpCaller
+from stepline.engine.ids import derived_ulid
+from stepline.engine.ops.invoke import correlation_id
+from stepline.engine.ports import Backend, RunStatus
+from stepline.engine.runs import run_id_for
+from stepline.settings import Settings
 from tests.e2e.conftest import SdkApp, free_port, http, wait_for
 from tests.faults.app_proxy import NONCE, FaultyAppProxy
 from tests.faults.aws import install_aws_faults
@@ -203,10 +203,10 @@ class ChaosStack:
 
     def _open_backend(self):
         if self.kind == "moto":
-            from runtime.aws.moto_env import moto_backend
+            from stepline.aws.moto_env import moto_backend
 
             return moto_backend(self.clock, prefix=f"chaos{uuid.uuid4().hex[:6]}")
-        from runtime.local import local_backend
+        from stepline.local import local_backend
 
         return local_backend(str(self.tmp / "chaos.db"), self.clock)
 

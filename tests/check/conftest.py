@@ -17,10 +17,10 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 
-from runtime.check import CheckReport, Status
-from runtime.check.registry import run_checks
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.settings import Settings
+from stepline.check import CheckReport, Status
+from stepline.check.registry import run_checks
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).parent / "apps"

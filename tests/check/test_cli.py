@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from runtime.cli import main
+from stepline.cli import main
 from tests.check.apps import bad_app
 from tests.check.conftest import CHECK_IDS, ROOT, free_port
 
@@ -20,7 +20,7 @@ CHECK_KEYS = {"id", "title", "severity", "status", "reason", "results"}
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "runtime.cli", *args]
+    return [sys.executable, "-m", "stepline.cli", *args]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_stepline_dev_prints_sync_warnings(tmp_path, serve, monkeypatch):
     def read() -> None:
         for line in proc.stderr:
             lines.append(line)
-            if "runtime.check" in line and "payment-idempotency" in line:
+            if "stepline.check" in line and "payment-idempotency" in line:
                 seen.set()
 
     reader = threading.Thread(target=read, daemon=True)
@@ -154,6 +154,6 @@ def test_stepline_dev_prints_sync_warnings(tmp_path, serve, monkeypatch):
         proc.terminate()
         proc.wait(10)
         reader.join(5)
-    [line] = [x for x in lines if "runtime.check" in x and "payment-idempotency" in x]
-    assert " WARNING runtime.check: app 'check-bad' function 'check-bad-charge-customer': " in line
+    [line] = [x for x in lines if "stepline.check" in x and "payment-idempotency" in x]
+    assert " WARNING stepline.check: app 'check-bad' function 'check-bad-charge-customer': " in line
     assert proc.returncode == 0  # stopped cleanly on SIGTERM

@@ -6,11 +6,11 @@ import ast
 
 import pytest
 
-from runtime.check import Severity, Status, TargetError
-from runtime.check.module import inspect_module
-from runtime.check.report import exit_code
-from runtime.check.registry import run_checks
-from runtime.check.source import duration_kind, load_source, step_calls, step_name_problem
+from stepline.check import Severity, Status, TargetError
+from stepline.check.module import inspect_module
+from stepline.check.report import exit_code
+from stepline.check.registry import run_checks
+from stepline.check.source import duration_kind, load_source, step_calls, step_name_problem
 from tests.check.conftest import APPS, CHECK_IDS, reports, result_for, statuses
 
 PASSED, FAILED, NA = Status.PASSED, Status.FAILED, Status.NOT_APPLICABLE
@@ -284,7 +284,7 @@ def test_official_sdk_module():
 @pytest.mark.parametrize("target,message", [
     ("tests/check/apps/missing_app.py", "no such file"),
     ("no_such_module_for_check", "cannot import"),
-    ("runtime.protocol.durations", "declares no Stepline client"),
+    ("stepline.protocol.durations", "declares no Stepline client"),
     ("not a module!", "neither a file"),
 ])
 def test_bad_targets(target, message):

@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from runtime.check import on_sync
-from runtime.protocol.register import parse_register
+from stepline.check import on_sync
+from stepline.protocol.register import parse_register
 from tests.check.apps import bad_app, good_app
 
 
@@ -20,11 +20,11 @@ def _put(url: str) -> int:
 
 
 def _check_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "runtime.check" and r.levelno == logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "stepline.check" and r.levelno == logging.WARNING]
 
 
 def test_syncing_a_bad_app_logs_each_failed_check(dev_runtime, serve, monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="runtime.check")
+    caplog.set_level(logging.WARNING, logger="stepline.check")
     monkeypatch.setenv("INNGEST_DEV", dev_runtime.url)
     assert _put(serve(bad_app.app)) == 200  # the sync succeeds: the checks warn, they do not refuse
     warnings = _check_warnings(caplog)
@@ -42,7 +42,7 @@ def test_syncing_a_bad_app_logs_each_failed_check(dev_runtime, serve, monkeypatc
 
 
 def test_syncing_a_good_app_logs_nothing(dev_runtime, serve, monkeypatch, caplog):
-    caplog.set_level(logging.WARNING, logger="runtime.check")
+    caplog.set_level(logging.WARNING, logger="stepline.check")
     monkeypatch.setenv("INNGEST_DEV", dev_runtime.url)
     assert _put(serve(good_app.app)) == 200
     assert _check_warnings(caplog) == []
@@ -54,7 +54,7 @@ def _sync(functions: list[dict]) -> object:
 
 
 def test_an_app_that_registers_no_functions(caplog):
-    caplog.set_level(logging.WARNING, logger="runtime.check")
+    caplog.set_level(logging.WARNING, logger="stepline.check")
     assert on_sync.warn_on_sync(_sync([])) == 1
     [line] = _check_warnings(caplog)
     assert line.startswith("app 'check-sync': check functions-served (ERROR) failed: ")
@@ -65,7 +65,7 @@ def test_a_failing_check_never_fails_the_sync(monkeypatch, caplog):
         raise RuntimeError("a bug in a check")
 
     monkeypatch.setattr(on_sync, "run_checks", broken)
-    with caplog.at_level(logging.ERROR, logger="runtime.check"):
+    with caplog.at_level(logging.ERROR, logger="stepline.check"):
         assert on_sync.warn_on_sync(_sync([])) == 0
     assert "running the sync checks failed" in caplog.text
 
@@ -75,7 +75,7 @@ def test_a_failing_check_never_fails_the_sync(monkeypatch, caplog):
     ({"concurrency": [{"limit": 2}], "idempotency": "event.data.id", "retries": 0}, 0),
 ])
 def test_payload_level_checks(fn, logged, caplog):
-    caplog.set_level(logging.WARNING, logger="runtime.check")
+    caplog.set_level(logging.WARNING, logger="stepline.check")
     step = {"id": "step", "name": "step", "runtime": {"url": "http://127.0.0.1:1/api/inngest?fnId=check-sync-refund"}}
     if "retries" in fn:
         step["retries"] = {"attempts": fn.pop("retries")}
@@ -84,9 +84,9 @@ def test_payload_level_checks(fn, logged, caplog):
 
 
 def test_a_batched_payment_function_is_not_applicable(caplog):
-    from runtime.check import Status
-    from runtime.check.payload import view_from_sync
-    from runtime.check.registry import run_checks
+    from stepline.check import Status
+    from stepline.check.payload import view_from_sync
+    from stepline.check.registry import run_checks
 
     step = {"id": "step", "name": "step", "runtime": {"url": "http://127.0.0.1:1/api/inngest?fnId=check-sync-refund"},
             "retries": {"attempts": 1}}

@@ -8,10 +8,10 @@ import urllib.request
 
 import pytest
 
-from runtime import Client, serve_wsgi
-from runtime.check import Status, TargetError
-from runtime.check.report import exit_code
-from runtime.check.url import inspect_url
+from stepline import Client, serve_wsgi
+from stepline.check import Status, TargetError
+from stepline.check.report import exit_code
+from stepline.check.url import inspect_url
 from tests.check.apps import bad_app, good_app
 from tests.check.conftest import CHECK_IDS, SOURCE_CHECKS, free_port, reports, result_for, statuses
 

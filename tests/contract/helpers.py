@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Clock, QueueMessage, WorkQueue
-from runtime.engine.records import (
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ports import Clock, QueueMessage, WorkQueue
+from stepline.engine.records import (
     AppRecord,
     FunctionRecord,
     Memo,

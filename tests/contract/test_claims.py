@@ -10,9 +10,9 @@ import sqlite3
 
 import pytest
 
-from runtime.engine.records import RunStatus, Waiter, WaiterKind
-from runtime.local import local_backend
-from runtime.local.schema import SCHEMA_VERSION
+from stepline.engine.records import RunStatus, Waiter, WaiterKind
+from stepline.local import local_backend
+from stepline.local.schema import SCHEMA_VERSION
 
 from .helpers import make_memo, make_pending, make_run, race
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from runtime.engine.records import CronSchedule
-from runtime.local import local_backend
+from stepline.engine.records import CronSchedule
+from stepline.local import local_backend
 
 from .helpers import take
 

@@ -6,8 +6,8 @@ import sqlite3
 
 import pytest
 
-from runtime.engine.messages import INVALID_BODY
-from runtime.engine.ports import DeadLetters, DeadReason
+from stepline.engine.messages import INVALID_BODY
+from stepline.engine.ports import DeadLetters, DeadReason
 
 from .helpers import drain
 
@@ -118,8 +118,8 @@ def test_redrive_all_honours_the_limit_and_skips_unknown_ids(backend, clock):
 
 
 def test_a_local_file_of_an_earlier_version_gains_the_table(tmp_path, clock):
-    from runtime.local import local_backend
-    from runtime.local.schema import SCHEMA_VERSION
+    from stepline.local import local_backend
+    from stepline.local.schema import SCHEMA_VERSION
 
     path = str(tmp_path / "old.db")
     with local_backend(path, clock) as backend:

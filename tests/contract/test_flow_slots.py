@@ -6,8 +6,8 @@ work waiting for one, in position order, beside the slots of the same key.
 
 from __future__ import annotations
 
-from runtime.engine.records import LineEntry
-from runtime.local import local_backend
+from stepline.engine.records import LineEntry
+from stepline.local import local_backend
 
 from .helpers import race
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from runtime.engine.records import RunStatus
+from stepline.engine.records import RunStatus
 
 from .helpers import make_app, make_event, make_function, make_memo, make_pending, make_run, take
 

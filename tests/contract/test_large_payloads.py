@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.records import RunStatus, Waiter, WaiterKind
+from stepline.engine.records import RunStatus, Waiter, WaiterKind
 
 from .helpers import make_event, make_memo, make_pending, make_run
 from .test_json import SAMPLE, assert_same_json

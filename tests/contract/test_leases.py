@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine.records import RunStatus
+from stepline.engine.records import RunStatus
 
 from .helpers import make_run
 

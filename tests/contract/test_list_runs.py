@@ -3,7 +3,7 @@ optional status filter."""
 
 from __future__ import annotations
 
-from runtime.engine.records import RunStatus
+from stepline.engine.records import RunStatus
 
 from .helpers import make_run
 

@@ -6,7 +6,7 @@ make at-least-once delivery exactly-once in effect.
 
 from __future__ import annotations
 
-from runtime.engine.records import RunStatus
+from stepline.engine.records import RunStatus
 
 from .helpers import drain, make_event, make_memo, make_pending, make_run, race
 

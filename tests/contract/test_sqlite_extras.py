@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from runtime.engine.ports import Backend, RunStore, StoreError, Timers, WorkQueue
-from runtime.local import MAX_DELAY_SECONDS, local_backend, open_local_backend
+from stepline.engine.ports import Backend, RunStore, StoreError, Timers, WorkQueue
+from stepline.local import MAX_DELAY_SECONDS, local_backend, open_local_backend
 
 from .helpers import drain, make_event, make_memo, make_run, race, take
 

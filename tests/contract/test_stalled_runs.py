@@ -11,8 +11,8 @@ import sqlite3
 
 import pytest
 
-from runtime.engine.records import RunStatus
-from runtime.local import local_backend
+from stepline.engine.records import RunStatus
+from stepline.local import local_backend
 
 from .helpers import make_run
 from .test_claims import _V1_TABLES as V1_TABLES

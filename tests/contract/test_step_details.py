@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine.records import Memo, RunStatus
+from stepline.engine.records import Memo, RunStatus
 
 from .helpers import make_memo, make_pending, make_run
 
@@ -102,7 +102,7 @@ PRAGMA user_version = 3;
 def test_sqlite_file_without_step_details_is_upgraded_in_place(tmp_path, clock):
     import sqlite3
 
-    from runtime.local import local_backend
+    from stepline.local import local_backend
 
     path = str(tmp_path / "dev.db")
     conn = sqlite3.connect(path)

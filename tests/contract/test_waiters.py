@@ -6,7 +6,7 @@ removed exactly once: the event that removes it is the one that resumes (or canc
 
 from __future__ import annotations
 
-from runtime.engine.records import Waiter, WaiterKind
+from stepline.engine.records import Waiter, WaiterKind
 
 from .helpers import race
 

@@ -11,8 +11,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.settings import Settings
 from tests.e2e.conftest import free_port
 from tests.operating.harness import key
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.http import HttpCaller
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.http import HttpCaller
+from stepline.settings import Settings
 
 APP_SCRIPT = Path(__file__).parent / "sdk_app.py"
 APP_ID = "e2e-app"

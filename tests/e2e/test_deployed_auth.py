@@ -1,13 +1,13 @@
 """Deployed ("cloud") mode: only configured event keys, and bearer auth on the API routes in both
-forms the SDKs send (PROTOCOL §3.1)."""
+forms the SDKs send (docs/protocol.md §3.1)."""
 
 from __future__ import annotations
 
 import pytest
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 from tests.e2e.conftest import free_port, http
 
 SIGNING_KEY = "signkey-test-12345678"

@@ -20,11 +20,11 @@ import pytest
 
 import threading
 
-from runtime.dev.driver import LocalDriver
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.core import Engine
-from runtime.engine.flow.concurrency import limits_for
-from runtime.settings import Settings
+from stepline.dev.driver import LocalDriver
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.core import Engine
+from stepline.engine.flow.concurrency import limits_for
+from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID, SdkApp, Stepline, free_port, http, wait_for
 
 

@@ -13,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.clock import ManualClock
-from runtime.engine.core import Engine
-from runtime.engine.http import HttpResponse
-from runtime.engine.payload_policy import MAX_RUN_STATE_BYTES, RUN_STATE_TOO_LARGE, call_body
-from runtime.engine.records import AppRecord, FunctionRecord, Memo, Run, RunState, RunStatus
-from runtime.local import local_backend
-from runtime.protocol.calls import build_call_request
-from runtime.protocol.errors import ProtocolError
-from runtime.protocol.events import parse_event_batch
-from runtime.protocol.jsoncanon import canonical_json
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.clock import ManualClock
+from stepline.engine.core import Engine
+from stepline.engine.http import HttpResponse
+from stepline.engine.payload_policy import MAX_RUN_STATE_BYTES, RUN_STATE_TOO_LARGE, call_body
+from stepline.engine.records import AppRecord, FunctionRecord, Memo, Run, RunState, RunStatus
+from stepline.local import local_backend
+from stepline.protocol.calls import build_call_request
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.events import parse_event_batch
+from stepline.protocol.jsoncanon import canonical_json
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 from tests.e2e.conftest import free_port, http, wait_for
 
 MIB = 1024 * 1024
@@ -49,7 +49,7 @@ class AccessLog(logging.Handler):
 
 @pytest.fixture(scope="module")
 def access_log():
-    logger = logging.getLogger("runtime.dev.http_server")
+    logger = logging.getLogger("stepline.dev.http_server")
     handler, level = AccessLog(), logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -16,8 +16,8 @@ import uuid
 
 import pytest
 
-from runtime.engine.ports import StoreError
-from runtime.settings import Settings
+from stepline.engine.ports import StoreError
+from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID, SdkApp, Stepline, free_port, http, start_runtime, wait_for
 
 SETTINGS = Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000,
@@ -55,7 +55,7 @@ class ResumeFault:
 
 def stepline_cli(url: str, *args: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args, "--url", url],
+    return subprocess.run([sys.executable, "-m", "stepline.cli", *args, "--url", url],
                           capture_output=True, text=True, timeout=60, env=clean)
 
 

@@ -13,7 +13,7 @@ from tests.e2e.conftest import SdkApp, free_port, http, wait_for
 
 
 def start_dev(port: int, db: str, app_url: str | None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "runtime.cli", "dev", "--port", str(port), "--db", db]
+    args = [sys.executable, "-m", "stepline.cli", "dev", "--port", str(port), "--db", db]
     if app_url:
         args += ["-u", app_url]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from runtime.engine.http import HttpResponse, PooledHttpCaller
-from runtime.protocol.jsoncanon import canonical_json
-from runtime.protocol.signing import hash_signing_key, sign, verify_signature
-from runtime.settings import Settings
+from stepline.engine.http import HttpResponse, PooledHttpCaller
+from stepline.protocol.jsoncanon import canonical_json
+from stepline.protocol.signing import hash_signing_key, sign, verify_signature
+from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID as PY_APP_ID
 from tests.e2e.conftest import SdkApp, Stepline, free_port, http, start_runtime, wait_for
 from tests.ts.node import APP_ID as TS_APP_ID
@@ -249,7 +249,7 @@ def test_an_sdk_with_the_wrong_keys_can_neither_sync_nor_send(signed, tmp_path):
         # The PUT Stepline would send: the SDK registers with its (wrong) bearer and gets a 401.
         status, reply = http("PUT", intruder.url)
         if signed.sdk == "py":
-            # Python answers the PUT with 200 whatever register said, passing its body on (PROTOCOL §4.1).
+            # Python answers the PUT with 200 whatever register said, passing its body on (docs/protocol.md §4.1).
             assert reply["status"] == 401 and "bearer" in reply["error"], reply
         else:
             # TS takes the PUT's status from the "status" in register's reply body.

@@ -12,11 +12,11 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from runtime.cli import main as stepline
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine import messages
-from runtime.engine.clock import ManualClock
-from runtime.settings import Settings
+from stepline.cli import main as stepline
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine import messages
+from stepline.engine.clock import ManualClock
+from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID, SdkApp, Stepline, free_port, wait_for
 from tests.engine.scripted_app import lose_wake_up
 

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.clock import ManualClock
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.clock import ManualClock
+from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID, SdkApp, Stepline, free_port, http, wait_for
 
 DAY_MS = 24 * 60 * 60 * 1000

@@ -1,5 +1,5 @@
 """A stand-in for an SDK app in engine tests: functions written as scripts of steps, answered
-the way the SDKs answer call requests (PROTOCOL §6), with a counter of every step it executes.
+the way the SDKs answer call requests (docs/protocol.md §6), with a counter of every step it executes.
 
 It is the executor's HTTP caller, so tests run the whole engine on a manual clock without a
 server: ``pump`` plays the queue's consumer and the timers' driver.
@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from runtime.engine.core import Engine
-from runtime.engine.http import HttpResponse
-from runtime.engine.messages import timer_name
-from runtime.protocol.register import parse_register
+from stepline.engine.core import Engine
+from stepline.engine.http import HttpResponse
+from stepline.engine.messages import timer_name
+from stepline.protocol.register import parse_register
 
 APP_URL = "http://127.0.0.1:9/api/inngest"
 DISCOVERY = "step"

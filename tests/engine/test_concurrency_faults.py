@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import pytest
 
-from runtime.engine.core import Engine
-from runtime.engine.flow.concurrency import SAFETY_DELAYS_MS, limits_for, slot_lease_ms
-from runtime.engine.ports import RunStatus, StoreError
-from runtime.local import local_backend
-from runtime.settings import Settings
+from stepline.engine.core import Engine
+from stepline.engine.flow.concurrency import SAFETY_DELAYS_MS, limits_for, slot_lease_ms
+from stepline.engine.ports import RunStatus, StoreError
+from stepline.local import local_backend
+from stepline.settings import Settings
 from tests.engine.scripted_app import Crash, ScriptedApp, receive_all, register
 
 SETTINGS = Settings(mode="dev", step_timeout_s=10)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from runtime.engine import messages
-from runtime.engine.core import Engine
-from runtime.engine.crons import SCHEDULED, schedule_name
-from runtime.protocol.register import parse_register
-from runtime.settings import Settings
+from stepline.engine import messages
+from stepline.engine.core import Engine
+from stepline.engine.crons import SCHEDULED, schedule_name
+from stepline.protocol.register import parse_register
+from stepline.settings import Settings
 
 APP_URL = "http://127.0.0.1:9/api/inngest"
 

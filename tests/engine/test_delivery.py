@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from runtime.engine.core import Engine
-from runtime.engine.delivery import Outcome
-from runtime.engine.flow.concurrency import limits_for
-from runtime.engine.lifecycle import FAILED
-from runtime.engine.ports import QueueMessage, RunStatus, StoreError
-from runtime.protocol.register import parse_register
-from runtime.settings import Settings
+from stepline.engine.core import Engine
+from stepline.engine.delivery import Outcome
+from stepline.engine.flow.concurrency import limits_for
+from stepline.engine.lifecycle import FAILED
+from stepline.engine.ports import QueueMessage, RunStatus, StoreError
+from stepline.protocol.register import parse_register
+from stepline.settings import Settings
 from tests.conftest import open_backend
 from tests.engine.test_timeouts import RecordingApp
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine import messages
-from runtime.engine.flow import ratelimit, throttle
-from runtime.engine.flow.admission import FlowControl
-from runtime.engine.flow.buffers import event_doc
-from runtime.engine.flow.concurrency import limits_for
-from runtime.engine.flow.keys import rule_key
-from runtime.engine.flow.priority import factor_ms
-from runtime.engine.runs import RunStarter
-from runtime.local import local_backend
+from stepline.engine import messages
+from stepline.engine.flow import ratelimit, throttle
+from stepline.engine.flow.admission import FlowControl
+from stepline.engine.flow.buffers import event_doc
+from stepline.engine.flow.concurrency import limits_for
+from stepline.engine.flow.keys import rule_key
+from stepline.engine.flow.priority import factor_ms
+from stepline.engine.runs import RunStarter
+from stepline.local import local_backend
 from tests.contract.helpers import make_event, make_function, take
 
 H = 3600 * 1000

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from runtime.engine.http import CallFailed, PooledHttpCaller
+from stepline.engine.http import CallFailed, PooledHttpCaller
 
 
 class _App(BaseHTTPRequestHandler):

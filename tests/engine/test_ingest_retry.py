@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine.core import Engine
-from runtime.engine.ports import Run, RunStatus, StoreError, Waiter, WaiterKind
-from runtime.settings import Settings
+from stepline.engine.core import Engine
+from stepline.engine.ports import Run, RunStatus, StoreError, Waiter, WaiterKind
+from stepline.settings import Settings
 
 
 def waiting_run(backend, run_id: str, created_at: int) -> None:

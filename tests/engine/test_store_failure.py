@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine.core import Engine
-from runtime.engine.ports import RunStatus, StoreError
-from runtime.settings import Settings
+from stepline.engine.core import Engine
+from stepline.engine.ports import RunStatus, StoreError
+from stepline.settings import Settings
 from tests.engine.scripted_app import Crash, ScriptedApp, pump, receive_all, register
 
 

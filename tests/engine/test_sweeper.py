@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.engine import messages
-from runtime.engine.core import Engine
-from runtime.engine.flow.concurrency import limits_for
-from runtime.engine.http import HttpResponse
-from runtime.engine.ports import RunStatus
-from runtime.settings import Settings
+from stepline.engine import messages
+from stepline.engine.core import Engine
+from stepline.engine.flow.concurrency import limits_for
+from stepline.engine.http import HttpResponse
+from stepline.engine.ports import RunStatus
+from stepline.settings import Settings
 from tests.engine.scripted_app import (
     Crash,
     ScriptedApp,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 
-from runtime.engine.core import Engine
-from runtime.engine.http import HttpResponse
-from runtime.engine.ports import RunStatus
-from runtime.protocol.register import parse_register
-from runtime.settings import Settings
+from stepline.engine.core import Engine
+from stepline.engine.http import HttpResponse
+from stepline.engine.ports import RunStatus
+from stepline.protocol.register import parse_register
+from stepline.settings import Settings
 
 APP_URL = "http://127.0.0.1:9/api/inngest"
 

@@ -14,8 +14,8 @@ import pytest
 from examples.app import app as examples_app
 from examples.app import client as examples_client
 from examples.services import services
-from runtime import Cancel, Client, Context, serve_wsgi
-from runtime.engine.clock import ManualClock
+from stepline import Cancel, Client, Context, serve_wsgi
+from stepline.engine.clock import ManualClock
 from tests.sdk.harness import Stack, wait_for
 
 HOUR_MS = 3600 * 1000

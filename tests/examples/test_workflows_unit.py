@@ -1,4 +1,4 @@
-"""Each example workflow as a unit test with ``runtime.testing``: no server, fake services,
+"""Each example workflow as a unit test with ``stepline.testing``: no server, fake services,
 a manual clock. This is how the README suggests testing workflows."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from examples.order_processing import OrderPlaced, process_order
 from examples.payment_webhook import PaymentWebhook, payment_webhook
 from examples.services import HANDBOOK, services
 from examples.welcome_drip import UserSignedUp, welcome_drip
-from runtime import testing
-from runtime.engine.clock import ManualClock
+from stepline import testing
+from stepline.engine.clock import ManualClock
 
 DAY_MS = 24 * 3600 * 1000
 

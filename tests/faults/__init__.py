@@ -1,4 +1,4 @@
-"""Fault injection for tests; never imported by ``runtime``.
+"""Fault injection for tests; never imported by ``stepline``.
 
 * ``plan.FaultPlan``: seeded decisions and a tally of every fault injected.
 * ``app_proxy.FaultyAppProxy``: a real HTTP proxy in front of a user's app that answers 500,

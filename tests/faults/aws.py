@@ -22,7 +22,7 @@ from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 from moto.core.models import botocore_stubber
 
-from runtime.engine.ports import Backend
+from stepline.engine.ports import Backend
 from tests.faults.plan import FaultPlan
 
 FAULTED_SERVICES = ("dynamodb", "sqs", "scheduler")

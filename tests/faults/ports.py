@@ -19,7 +19,7 @@ import threading
 from collections import defaultdict
 from typing import Any, Iterator
 
-from runtime.engine.ports import Backend, StoreError
+from stepline.engine.ports import Backend, StoreError
 from tests.faults.plan import FaultPlan
 
 STORE_WRITES = frozenset({

@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
 def world(request, tmp_path_factory):
     """One engine and API per backend for the whole module: hypothesis runs many examples per
     test, and each example isolates itself by moving the clock (see ``World.tick``)."""
-    from runtime.engine.clock import ManualClock
+    from stepline.engine.clock import ManualClock
 
     clock = ManualClock()
     with open_backend(request.param, tmp_path_factory.mktemp(f"fuzz-{request.param}"), clock) as backend:

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
-from runtime.api.app import build_api
-from runtime.dev.http_server import to_http_api_event
-from runtime.engine.clock import ManualClock
-from runtime.engine.core import Engine
-from runtime.engine.http import HttpResponse
-from runtime.engine.ports import Backend, Run, StoredEvent
-from runtime.settings import Settings
+from stepline.api.app import build_api
+from stepline.dev.http_server import to_http_api_event
+from stepline.engine.clock import ManualClock
+from stepline.engine.core import Engine
+from stepline.engine.http import HttpResponse
+from stepline.engine.ports import Backend, Run, StoredEvent
+from stepline.settings import Settings
 from tests.engine.scripted_app import drop_all, register
 
 # Beyond the 24 h event-id dedupe window and every flow-control window a test registers, so

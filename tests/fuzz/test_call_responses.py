@@ -15,10 +15,10 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from runtime.engine.http import HttpResponse
-from runtime.engine.ports import RunState, RunStatus
-from runtime.protocol.calls import MALFORMED, parse_call_response
-from runtime.protocol.durations import MAX_RETRY_AFTER_MS
+from stepline.engine.http import HttpResponse
+from stepline.engine.ports import RunState, RunStatus
+from stepline.protocol.calls import MALFORMED, parse_call_response
+from stepline.protocol.durations import MAX_RETRY_AFTER_MS
 from tests.fuzz.harness import World, examples
 from tests.fuzz.strategies import deep_json, garbage_body, json_object, json_value, nested, unicode_text
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from runtime.engine.ids import seeded_ulid
+from stepline.engine.ids import seeded_ulid
 from tests.fuzz.harness import World, assert_names_problem, assert_well_formed
 from tests.fuzz.strategies import body_of, deep_json, garbage_body, json_object, json_value, raw_json_value, unicode_text
 

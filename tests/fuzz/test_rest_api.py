@@ -14,8 +14,8 @@ import pytest
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
-from runtime.engine.http import HttpResponse
-from runtime.engine.ports import Run, RunStatus, StoredEvent
+from stepline.engine.http import HttpResponse
+from stepline.engine.ports import Run, RunStatus, StoredEvent
 from tests.fuzz.harness import World, assert_names_problem, assert_well_formed, examples
 from tests.fuzz.strategies import body_of, garbage_body, json_value, raw_json_value, unicode_text
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from runtime.aws.moto_env import moto_backend
-from runtime.dev.http_server import DevHttpServer
-from runtime.engine.clock import SystemClock
-from runtime.handlers import api as api_module
-from runtime.handlers import executor as executor_module
-from runtime.handlers import wiring
-from runtime.settings import Settings
+from stepline.aws.moto_env import moto_backend
+from stepline.dev.http_server import DevHttpServer
+from stepline.engine.clock import SystemClock
+from stepline.handlers import api as api_module
+from stepline.handlers import executor as executor_module
+from stepline.handlers import wiring
+from stepline.settings import Settings
 from tests.e2e.conftest import SdkApp, free_port, http, wait_for
 
 

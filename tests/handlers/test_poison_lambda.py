@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
-from runtime.aws.dead_letters import REASON
-from runtime.engine.ports import StoreError
-from runtime.handlers import wiring
+from stepline.aws.dead_letters import REASON
+from stepline.engine.ports import StoreError
+from stepline.handlers import wiring
 from tests.e2e.conftest import http, wait_for
 from tests.handlers.test_lambda_entrypoints import lambda_deployment
 

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from runtime.dev.http_server import to_http_api_event
+from stepline.dev.http_server import to_http_api_event
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -322,13 +322,13 @@ class LambdaHost:
             self.calls.add((name, iam_action(service, operation)))
 
     def _cold_start(self, config: dict[str, Any]) -> None:
-        from runtime.handlers import wiring
+        from stepline.handlers import wiring
 
         os.environ.clear()
         os.environ.update(self._saved_env)
         os.environ.update(config.get("Environment", {}).get("Variables", {}))
         wiring.reset()
-        for name in ("runtime.handlers.api", "runtime.handlers.executor"):
+        for name in ("stepline.handlers.api", "stepline.handlers.executor"):
             importlib.import_module(name)._handler = None
         self._current = config["FunctionArn"]
         self.cold_starts.append(config["FunctionName"])
@@ -337,12 +337,12 @@ class LambdaHost:
         """Back to the environment before the first invocation, no engine cached anywhere."""
         self._unpatch()
         with self._lock:
-            from runtime.handlers import wiring
+            from stepline.handlers import wiring
 
             os.environ.clear()
             os.environ.update(self._saved_env)
             wiring.reset()
-            for name in ("runtime.handlers.api", "runtime.handlers.executor"):
+            for name in ("stepline.handlers.api", "stepline.handlers.executor"):
                 importlib.import_module(name)._handler = None
             self._current = None
 

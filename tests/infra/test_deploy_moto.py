@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from runtime.protocol.signing import hash_signing_key
+from stepline.protocol.signing import hash_signing_key
 from tests.infra.moto_stack import (
     ApiFront,
     Deployment,
@@ -32,8 +32,8 @@ from tests.infra.moto_stack import (
 )
 
 APP_SCRIPT = Path(__file__).parent / "deployed_app.py"
-API_HANDLER = "runtime.handlers.api.handler"
-EXECUTOR_HANDLER = "runtime.handlers.executor.handler"
+API_HANDLER = "stepline.handlers.api.handler"
+EXECUTOR_HANDLER = "stepline.handlers.executor.handler"
 
 
 def http(method: str, url: str, body: Any = None, headers: dict | None = None) -> tuple[int, Any]:
@@ -106,7 +106,7 @@ class Deployed:
 def deployed(synthesized) -> Deployed:
     import moto
 
-    from runtime.aws.moto_env import install_moto_lock, moto_session
+    from stepline.aws.moto_env import install_moto_lock, moto_session
 
     install_moto_lock()  # the API front serves from threads
     with quiet_moto_cloudformation(), moto.mock_aws(config={"lambda": {"use_docker": False}}):

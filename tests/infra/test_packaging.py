@@ -1,5 +1,5 @@
 """Lambda packaging without Docker: the layer holds the runtime's dependencies as wheels for the
-Lambda platform, nothing else, built once and cached; the code is the ``runtime`` package."""
+Lambda platform, nothing else, built once and cached; the code is ``runtime/`` as the ``stepline`` package."""
 
 from __future__ import annotations
 
@@ -82,11 +82,11 @@ def test_platform_tags_match_the_architecture():
 
 
 def test_the_code_directory_is_the_runtime_package(bundle):
-    code = bundle.code_dir / "runtime"
+    code = bundle.code_dir / "stepline"
     assert (code / "handlers" / "api.py").read_text() == (REPO / "runtime/handlers/api.py").read_text()
     assert (code / "handlers" / "executor.py").is_file() and (code / "settings.py").is_file()
     assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.pyc"))
-    assert sorted(p.name for p in bundle.code_dir.iterdir()) == ["runtime"]
+    assert sorted(p.name for p in bundle.code_dir.iterdir()) == ["stepline"]
     for path in code.rglob("*.py"):
         assert "aws_cdk" not in path.read_text(), f"{path} imports CDK: the runtime must not"
 
@@ -99,7 +99,7 @@ def test_the_code_directory_follows_the_source(tmp_path):
     assert packaging.code_dir(source, build_dir=tmp_path / "build") == first
     (source / "a.py").write_text("A = 2\n")
     second = packaging.code_dir(source, build_dir=tmp_path / "build")
-    assert second != first and (second / "runtime" / "a.py").read_text() == "A = 2\n"
+    assert second != first and (second / "stepline" / "a.py").read_text() == "A = 2\n"
 
 
 def test_a_failed_download_says_what_failed(tmp_path):

@@ -1,4 +1,4 @@
-"""Keys from Secrets Manager at cold start (runtime.handlers.wiring), in the formats the stack
+"""Keys from Secrets Manager at cold start (stepline.handlers.wiring), in the formats the stack
 creates and the rotation procedure writes."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from runtime.handlers.wiring import (
+from stepline.handlers.wiring import (
     SecretFormatError,
     parse_event_keys_secret,
     parse_signing_key_secret,
     resolve_secrets,
 )
-from runtime.settings import Settings
+from stepline.settings import Settings
 
 KEY = "a" * 64
 OLD = "b" * 64
@@ -97,7 +97,7 @@ def test_resolve_reads_from_secrets_manager():
     """Through powertools' parameters utility, against Secrets Manager (moto), by name or ARN."""
     import moto
 
-    from runtime.aws.moto_env import moto_session
+    from stepline.aws.moto_env import moto_session
 
     with moto.mock_aws():
         client = moto_session().client("secretsmanager")

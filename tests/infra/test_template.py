@@ -11,16 +11,16 @@ from aws_cdk.assertions import Match, Template
 
 from infra.environment import Resources, deployed_settings
 from infra.executor import executor_timeout_s
-from runtime.aws.resources import (
+from stepline.aws.resources import (
     DEFAULT_MAX_RECEIVE_COUNT,
     MAX_MESSAGE_BYTES,
     max_receive_count,
     table_definition,
 )
-from runtime.settings import ENV_PREFIX, Settings
+from stepline.settings import ENV_PREFIX, Settings
 
-API_HANDLER = "runtime.handlers.api.handler"
-EXECUTOR_HANDLER = "runtime.handlers.executor.handler"
+API_HANDLER = "stepline.handlers.api.handler"
+EXECUTOR_HANDLER = "stepline.handlers.executor.handler"
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,8 @@ def test_the_table_has_the_keys_index_and_ttl_the_adapters_use(synthesized):
 def test_the_ttl_attribute_is_the_one_provisioning_enables():
     import moto
 
-    from runtime.aws.moto_env import moto_session
-    from runtime.aws.resources import AwsNames, provision
+    from stepline.aws.moto_env import moto_session
+    from stepline.aws.resources import AwsNames, provision
     from infra.state import TTL_ATTRIBUTE
 
     with moto.mock_aws():

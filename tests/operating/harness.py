@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from runtime.dev.runtime import DevRuntime
-from runtime.settings import Settings
+from stepline.dev.runtime import DevRuntime
+from stepline.settings import Settings
 from tests.e2e.conftest import free_port, http, start_runtime, wait_for
 
 APP_SCRIPT = Path(__file__).parent / "ops_app.py"

@@ -8,10 +8,10 @@ import urllib.request
 
 import pytest
 
-from runtime.api.openapi import document
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.api.openapi import document
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 from tests.e2e.conftest import free_port, http
 
 SIGNING_KEY = "signkey-prod-0123456789abcdef0123456789abcdef"

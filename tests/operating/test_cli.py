@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 from tests.e2e.conftest import free_port, http
 from tests.operating.harness import key
 
@@ -26,7 +26,7 @@ SIGNING_KEY = "signkey-prod-00112233445566778899aabbccddeeff"
 def stepline(url: str, *args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args, "--url", url],
+        [sys.executable, "-m", "stepline.cli", *args, "--url", url],
         capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
     )
 
@@ -34,7 +34,7 @@ def stepline(url: str, *args: str, env: dict | None = None, timeout: float = 30)
 def stepline_all(*calls: tuple[str, ...], env: dict | None = None) -> list[subprocess.CompletedProcess]:
     """Independent commands at once (each spends most of its time starting Python)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
-    procs = [subprocess.Popen([sys.executable, "-m", "runtime.cli", *args[1:], "--url", args[0]],
+    procs = [subprocess.Popen([sys.executable, "-m", "stepline.cli", *args[1:], "--url", args[0]],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**clean, **(env or {})})
              for args in calls]
     done = []
@@ -138,7 +138,7 @@ def test_send_then_run_prints_the_step_timeline(ops, pipeline):
 def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "tail", "--url", ops.url, "--interval", "0.2",
+        [sys.executable, "-m", "stepline.cli", "tail", "--url", ops.url, "--interval", "0.2",
          "--function", "ops-app-pipeline"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean,
     )

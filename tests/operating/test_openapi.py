@@ -8,11 +8,11 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from runtime.api.app import build_api
-from runtime.api.openapi import document
-from runtime.engine.clock import ManualClock
-from runtime.engine.core import Engine
-from runtime.local import local_backend
+from stepline.api.app import build_api
+from stepline.api.openapi import document
+from stepline.engine.clock import ManualClock
+from stepline.engine.core import Engine
+from stepline.local import local_backend
 from tests.e2e.conftest import http
 
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}

@@ -1,4 +1,4 @@
-"""Wire captures from PROTOCOL.md (§4.1, §6.5, §11, §16), kept verbatim apart from trimming."""
+"""Wire captures of the official SDKs (docs/protocol.md §4.1, §6.5, §11, §16), kept verbatim apart from trimming."""
 
 from __future__ import annotations
 

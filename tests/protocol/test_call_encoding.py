@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from runtime.protocol.call_encoding import CallEncoder
-from runtime.protocol.calls import build_call_request
-from runtime.protocol.jsoncanon import canonical_json
+from stepline.protocol.call_encoding import CallEncoder
+from stepline.protocol.calls import build_call_request
+from stepline.protocol.jsoncanon import canonical_json
 
 
 def request(memos: dict, stack: list[str], events: list[dict]) -> dict:

@@ -1,4 +1,4 @@
-"""Call requests and responses (PROTOCOL §5–8, §12, §15), checked against the Python SDK's models."""
+"""Call requests and responses (docs/protocol.md §5–8, §12, §15), checked against the Python SDK's models."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from inngest._internal import server_lib, step_lib
 
-from runtime.protocol import (
+from stepline.protocol import (
     CallResult,
     Opcode,
     build_call_request,

@@ -1,4 +1,4 @@
-"""Durations, sleep instants and Retry-After (PROTOCOL §4.1, §6.1, §6.4)."""
+"""Durations, sleep instants and Retry-After (docs/protocol.md §4.1, §6.1, §6.4)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime
 import pytest
 from inngest._internal import transforms
 
-from runtime.protocol import (
+from stepline.protocol import (
     ProtocolError,
     format_duration,
     parse_duration_ms,

@@ -1,4 +1,4 @@
-"""Event API bodies (PROTOCOL §11)."""
+"""Event API bodies (docs/protocol.md §11)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runtime.protocol import EventPayload, ProtocolError, parse_event_batch
+from stepline.protocol import EventPayload, ProtocolError, parse_event_batch
 from tests.protocol.captures import EVENT_SEND, dumps
 
 

@@ -9,7 +9,7 @@ import inngest
 import pytest
 from inngest._internal import comm_lib
 
-from runtime.protocol import parse_register
+from stepline.protocol import parse_register
 from tests.protocol.captures import PY_REGISTER, dumps
 from tests.protocol.test_register import app_with, fn, reject
 

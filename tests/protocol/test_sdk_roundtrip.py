@@ -16,7 +16,7 @@ import inngest.flask
 import pytest
 from inngest._internal import comm_lib, const, server_lib, transforms
 
-from runtime.protocol import (
+from stepline.protocol import (
     CallResult,
     FunctionConfig,
     build_call_request,

@@ -1,4 +1,4 @@
-"""Signing keys, signatures and bearer tokens (PROTOCOL §3), proven against the Python SDK."""
+"""Signing keys, signatures and bearer tokens (docs/protocol.md §3), proven against the Python SDK."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import pytest
 from inngest._internal import net, server_lib, transforms
 
-from runtime.protocol import (
+from stepline.protocol import (
     ProtocolError,
     bearer_matches,
     build_call_request,

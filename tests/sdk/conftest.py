@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from runtime import Client
-from runtime.protocol.calls import CallResult, build_call_request, parse_call_response
-from runtime.protocol.jsoncanon import canonical_json
-from runtime.sdk.function import Function
-from runtime.sdk.serve.handler import Handler, Request, Response
-from runtime.sdk.steps.core import hash_step_id
-from runtime.sdk.transport import HttpReply, TransportError
+from stepline import Client
+from stepline.protocol.calls import CallResult, build_call_request, parse_call_response
+from stepline.protocol.jsoncanon import canonical_json
+from stepline.sdk.function import Function
+from stepline.sdk.serve.handler import Handler, Request, Response
+from stepline.sdk.steps.core import hash_step_id
+from stepline.sdk.transport import HttpReply, TransportError
 
 APP_URL = "http://127.0.0.1:9999/api/inngest"
 RUN_ID = "01JD0000000000000000000RUN"

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from runtime.dev.runtime import DevOptions, DevRuntime
-from runtime.engine.clock import ManualClock
-from runtime.settings import Settings
+from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.clock import ManualClock
+from stepline.settings import Settings
 
 TERMINAL = ("Completed", "Failed", "Cancelled")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from runtime import AsyncContext, Context, lambda_handler, serve_asgi, serve_fastapi, serve_flask, serve_starlette, serve_wsgi
-from runtime.protocol.calls import memo_data
+from stepline import AsyncContext, Context, lambda_handler, serve_asgi, serve_fastapi, serve_flask, serve_starlette, serve_wsgi
+from stepline.protocol.calls import memo_data
 from tests.sdk.conftest import FakeTransport, call_body, h, make_client
 
 # (method, path with query, body, headers) -> (status, headers, body)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runtime import Client, Event, EventData, SdkError, SendEventsError
-from runtime.sdk.transport import TransportError
+from stepline import Client, Event, EventData, SdkError, SendEventsError
+from stepline.sdk.transport import TransportError
 from tests.sdk.conftest import FakeTransport
 
 ENV_NAMES = ["DEV", "BASE_URL", "API_BASE_URL", "EVENT_API_BASE_URL", "EVENT_KEY", "SIGNING_KEY",

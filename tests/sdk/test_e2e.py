@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from runtime import AsyncContext, Client, Context, EventData, NonRetriableError, serve_wsgi
+from stepline import AsyncContext, Client, Context, EventData, NonRetriableError, serve_wsgi
 from tests.sdk.harness import Stack, wait_for
 
 APP_ID = "sdk-e2e"

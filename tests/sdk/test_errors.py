@@ -1,13 +1,13 @@
-"""Function-level failures: the status and headers the executor decides on (PROTOCOL §6.1, §8)."""
+"""Function-level failures: the status and headers the executor decides on (docs/protocol.md §6.1, §8)."""
 
 from __future__ import annotations
 
 import datetime
 import json
 
-from runtime import Context, NonRetriableError, RetryAfterError, StepError
-from runtime.protocol.calls import memo_error
-from runtime.protocol.durations import parse_retry_after_ms
+from stepline import Context, NonRetriableError, RetryAfterError, StepError
+from stepline.protocol.calls import memo_error
+from stepline.protocol.durations import parse_retry_after_ms
 from tests.sdk.conftest import call, h, make_client, parsed
 
 NOW_MS = 1_700_000_000_000
@@ -111,7 +111,7 @@ def test_an_unserializable_return_value_fails_without_retry():
 
 
 def test_unknown_function_and_missing_fn_id():
-    from runtime.sdk.serve.handler import Handler, Request
+    from stepline.sdk.serve.handler import Handler, Request
 
     client = make_client()
     fn = _fn(client, lambda ctx: None)

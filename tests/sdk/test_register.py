@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from runtime import (
+from stepline import (
     Batch,
     Cancel,
     Concurrency,
@@ -23,8 +23,8 @@ from runtime import (
     cron,
     on,
 )
-from runtime.protocol.register import parse_register
-from runtime.sdk.serve.handler import Handler, Request
+from stepline.protocol.register import parse_register
+from stepline.sdk.serve.handler import Handler, Request
 from tests.sdk.conftest import FakeTransport, make_client
 
 
@@ -185,7 +185,7 @@ def test_register_sends_the_bearer_and_falls_back_to_the_second_key():
 
     response = Handler(client, framework="test").handle(Request("PUT", "http://h/api/inngest", {}, b""))
     assert response.status == 200
-    from runtime.protocol.signing import hash_signing_key
+    from stepline.protocol.signing import hash_signing_key
 
     assert [r["headers"]["authorization"] for r in transport.requests] == [
         f"Bearer {hash_signing_key(primary)}", f"Bearer {hash_signing_key(fallback)}"]

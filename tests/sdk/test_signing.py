@@ -1,5 +1,5 @@
 """Signed (cloud) mode: requests must carry a valid signature over the JCS body, made with the
-server's signing key; replies are signed back (PROTOCOL §3)."""
+server's signing key; replies are signed back (docs/protocol.md §3)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from runtime import Client, Context, SdkError
-from runtime.protocol.signing import hash_signing_key, sign, verify_signature
-from runtime.sdk.serve.handler import Handler, Request
+from stepline import Client, Context, SdkError
+from stepline.protocol.signing import hash_signing_key, sign, verify_signature
+from stepline.sdk.serve.handler import Handler, Request
 from tests.sdk.conftest import call_body
 
 KEY = "signkey-test-" + "ab" * 32

@@ -1,4 +1,4 @@
-"""``runtime.testing``: a function run to its end in-process, with mocks, a manual clock and a
+"""``stepline.testing``: a function run to its end in-process, with mocks, a manual clock and a
 record of every step."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import datetime
 
 import pytest
 
-from runtime import AsyncContext, Context, EventData, NonRetriableError, RetryAfterError, StepError, cron, testing
-from runtime.engine.clock import ManualClock
+from stepline import AsyncContext, Context, EventData, NonRetriableError, RetryAfterError, StepError, cron, testing
+from stepline.engine.clock import ManualClock
 from tests.sdk.conftest import make_client
 
 DAY_MS = 24 * 3600 * 1000

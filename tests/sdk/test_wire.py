@@ -1,6 +1,6 @@
 """What our SDK answers to call requests built by the protocol layer (the same builder the
 Stepline executor uses), checked against the shapes captured from the official SDKs
-(PROTOCOL §6–7) and parsed back with the executor's own response parser."""
+(docs/protocol.md §6–7) and parsed back with the executor's own response parser."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from runtime import AsyncContext, Context, EventData, StepError
-from runtime.protocol.calls import memo_data, memo_error
+from stepline import AsyncContext, Context, EventData, StepError
+from stepline.protocol.calls import memo_data, memo_error
 from tests.protocol import captures
 from tests.sdk.conftest import RUN_ID, call, h, make_client, parsed
 
@@ -30,7 +30,7 @@ def test_step_ids_are_sha1_of_the_user_id_and_repeats_get_an_index():
     def repeat(ctx: Context) -> list:
         return [ctx.step.run("same-id", lambda: i) for i in range(3)]
 
-    assert h("a") == "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"  # PROTOCOL §7.1
+    assert h("a") == "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8"  # docs/protocol.md §7.1
     [op] = ops_of(call(client, repeat))
     assert op["id"] == "9b767012ea06ccb052d1f22505b0cbbe0eb79350"
     assert op["userland"] == {"id": "same-id", "index": None}
@@ -82,7 +82,7 @@ def test_memos_replay_and_the_function_returns_200(two_steps):
 
 
 def test_raw_memos_are_data_too(two_steps):
-    # A memo that is not exactly {"data"}/{"error"} is the value itself (PROTOCOL §7.2).
+    # A memo that is not exactly {"data"}/{"error"} is the value itself (docs/protocol.md §7.2).
     client, fn, _ = two_steps
     response = call(client, fn, steps={h("a"): {"a": 5}, h("b"): memo_data(50)})
     assert json.loads(response.body)["a"] == {"a": 5}
@@ -109,7 +109,7 @@ def test_targeting_a_step_the_code_does_not_reach_first_is_step_unexpected(two_s
     response = call(client, fn, target=h("b"), disable=True)
     assert response.status == 500
     assert json.loads(response.body)["code"] == "step_unexpected"
-    assert "x-inngest-no-retry" not in response.headers  # retriable (PROTOCOL §7.4)
+    assert "x-inngest-no-retry" not in response.headers  # retriable (docs/protocol.md §7.4)
     assert runs == []
 
 
@@ -315,7 +315,7 @@ def test_send_event_is_a_step_run_whose_data_is_the_ids():
 
 
 def _ulid_ms(run_id: str) -> int:
-    from runtime.sdk.steps.core import ulid_ms
+    from stepline.sdk.steps.core import ulid_ms
 
     return ulid_ms(run_id)
 
@@ -354,7 +354,7 @@ def test_parallel_targets_each_planned_step_and_reports_the_rest_until_done(fan)
     [op] = ops_of(call(client, fn, target=h("p2"), disable=True))
     assert (op["op"], op["data"]) == ("StepRun", 2)
     assert runs == ["p2"]
-    # A discovery after a partial completion re-reports what is still pending (PROTOCOL §7.5).
+    # A discovery after a partial completion re-reports what is still pending (docs/protocol.md §7.5).
     ops = ops_of(call(client, fn, disable=True, steps={h("p2"): memo_data(2)}))
     assert [(o["op"], o["displayName"]) for o in ops] == [("StepPlanned", "p1"), ("Sleep", "p-sleep")]
     done = {h("p1"): memo_data(1), h("p2"): memo_data(2), h("p-sleep"): memo_data(None)}
@@ -457,9 +457,9 @@ def test_ops_match_the_official_python_sdk_captures():
 
 
 def test_use_api_fetches_events_and_memos_from_the_server():
-    from runtime.protocol.calls import build_call_request
-    from runtime.protocol.jsoncanon import canonical_json
-    from runtime.sdk.serve.handler import Handler, Request
+    from stepline.protocol.calls import build_call_request
+    from stepline.protocol.jsoncanon import canonical_json
+    from stepline.sdk.serve.handler import Handler, Request
     from tests.sdk.conftest import EVENT, FakeTransport
 
     events = [EVENT, {**EVENT, "id": "second", "data": {"n": 5}}]

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from runtime.dev.runtime import DevRuntime
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.dev.runtime import DevRuntime
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID, SdkApp, Stepline, free_port, http, start_runtime, wait_for
 from tests.e2e.test_signed import RecordingCaller, cloud_env
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from runtime.protocol.signing import hash_event_key, hash_signing_key, strip_key_prefix
+from stepline.protocol.signing import hash_event_key, hash_signing_key, strip_key_prefix
 from tests.e2e.conftest import APP_ID, http
 from tests.security.conftest import EVENT_KEY, FALLBACK_KEY, REVOKED_KEY, SIGNING_KEY, unique
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.protocol.signing import hash_event_key, hash_signing_key
+from stepline.protocol.signing import hash_event_key, hash_signing_key
 from tests.e2e.conftest import http
 from tests.security.conftest import EVENT_KEY, OTHER_ENV_EVENT_KEY, SIGNING_KEY, unique
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from runtime.protocol.events import MAX_DEPTH, MAX_ID_BYTES, MAX_NAME_BYTES, MAX_TS_MS
+from stepline.protocol.events import MAX_DEPTH, MAX_ID_BYTES, MAX_NAME_BYTES, MAX_TS_MS
 from tests.e2e.conftest import http, wait_for
 from tests.security.conftest import EVENT_KEY, unique
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from runtime.aws.moto_env import moto_backend
-from runtime.dev.http_server import to_http_api_event
-from runtime.engine.clock import SystemClock
-from runtime.handlers import api as api_module
-from runtime.handlers import wiring
-from runtime.protocol.signing import hash_signing_key
-from runtime.settings import Settings
+from stepline.aws.moto_env import moto_backend
+from stepline.dev.http_server import to_http_api_event
+from stepline.engine.clock import SystemClock
+from stepline.handlers import api as api_module
+from stepline.handlers import wiring
+from stepline.protocol.signing import hash_signing_key
+from stepline.settings import Settings
 from tests.handlers.test_lambda_entrypoints import LambdaContext
 from tests.security.conftest import EVENT_KEY, FALLBACK_KEY, OTHER_ENV_EVENT_KEY, REVOKED_KEY, SIGNING_KEY
 

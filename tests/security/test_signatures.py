@@ -1,4 +1,4 @@
-"""Request signatures (PROTOCOL §3.2) guard one direction: Stepline → app. Stepline signs every
+"""Request signatures (docs/protocol.md §3.2) guard one direction: Stepline → app. Stepline signs every
 call request in cloud mode; the app's SDK must refuse a request that Stepline did not sign for
 that very body. The other direction, SDK → Stepline, is guarded by bearer tokens and event keys
 (test_bearer.py, test_event_keys.py): no SDK signs its requests to Stepline, and Stepline does
@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from runtime.protocol.jsoncanon import canonical_json
-from runtime.protocol.signing import sign, verify_signature
+from stepline.protocol.jsoncanon import canonical_json
+from stepline.protocol.signing import sign, verify_signature
 from tests.e2e.test_signed import post_raw
 from tests.security.conftest import FALLBACK_KEY, REVOKED_KEY, SIGNING_KEY, unique
 
@@ -108,7 +108,7 @@ def test_the_python_sdk_does_not_check_the_time(cloud, captured):
         assert status in (200, 206), (age_s, reply)
 
 
-# -- the verifier Stepline's own SDK uses (runtime.sdk.serve) ------------------------------------
+# -- the verifier Stepline's own SDK uses (stepline.sdk.serve) ------------------------------------
 
 
 @pytest.mark.parametrize("forgery", FORGERY_IDS)

@@ -27,7 +27,7 @@ def test_multi_step_run_completes_with_output(ts_stack):
     assert run["status"] == "Completed", run
     assert run["output"] == {"a": 2, "b": 20, "c": {"sum": 22}, "run_id": run["run_id"]}
     assert [app.count("multi-step", s, k) for s in "abc"] == [1, 1, 1]
-    # The execution version the SDK announced is kept for the run's later calls (PROTOCOL §5.4):
+    # The execution version the SDK announced is kept for the run's later calls (docs/protocol.md §5.4):
     # TS3 picks V1 when left to decide, TS4 V2.
     stored = stepline.runtime.backend.store.get_run(run["run_id"])
     assert stored.req_version == {3: 1, 4: 2}[ts_stack.major]

@@ -1,4 +1,4 @@
-"""Flow control, one module per rule (PROTOCOL §4 function config; docs/flow-control.md).
+"""Flow control, one module per rule (docs/protocol.md §4 function config; docs/flow-control.md).
 
 ``admission.FlowControl`` applies the rules that decide whether and when a run starts (rate
 limit, debounce, batching, idempotency, singleton, throttle); ``concurrency.Concurrency`` limits

@@ -11,16 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from runtime.engine import messages
-from runtime.engine.expressions import matches
-from runtime.engine.flow import batching, idempotency, ratelimit, singleton, throttle
-from runtime.engine.flow.batching import Batcher
-from runtime.engine.flow.buffers import Buffers
-from runtime.engine.flow.debounce import Debouncer
-from runtime.engine.flow.keys import event_context
-from runtime.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
-from runtime.engine.runs import RunStarter, run_id_for, run_id_for_events
-from runtime.engine.scheduling import Waker
+from stepline.engine import messages
+from stepline.engine.expressions import matches
+from stepline.engine.flow import batching, idempotency, ratelimit, singleton, throttle
+from stepline.engine.flow.batching import Batcher
+from stepline.engine.flow.buffers import Buffers
+from stepline.engine.flow.debounce import Debouncer
+from stepline.engine.flow.keys import event_context
+from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine.runs import RunStarter, run_id_for, run_id_for_events
+from stepline.engine.scheduling import Waker
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any, Callable
 
-from runtime.engine.ports import RunStore, StoredEvent
-from runtime.engine.records import FlowState
+from stepline.engine.ports import RunStore, StoredEvent
+from stepline.engine.records import FlowState
 
 # A buffer is kept this long past its fire time before it may expire; its timer empties it
 # long before (this only bounds what a lost timer could leave behind).

@@ -45,13 +45,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.engine.flow.keys import digest, event_context, key_value
-from runtime.engine.flow.priority import factor_ms
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Clock, FunctionRecord, RunState, RunStore, WorkQueue
-from runtime.engine.records import LineEntry, SlotView
-from runtime.engine.scheduling import Waker
-from runtime.settings import Settings
+from stepline.engine.flow.keys import digest, event_context, key_value
+from stepline.engine.flow.priority import factor_ms
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ports import Clock, FunctionRecord, RunState, RunStore, WorkQueue
+from stepline.engine.records import LineEntry, SlotView
+from stepline.engine.scheduling import Waker
+from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from runtime.engine import messages
-from runtime.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
-from runtime.engine.flow.keys import digest, rule_key
-from runtime.engine.ports import FunctionRecord, StoreError, StoredEvent
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine import messages
+from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
+from stepline.engine.flow.keys import digest, rule_key
+from stepline.engine.ports import FunctionRecord, StoreError, StoredEvent
+from stepline.protocol.durations import parse_duration_ms
 
 if TYPE_CHECKING:
-    from runtime.engine.flow.admission import FlowControl
+    from stepline.engine.flow.admission import FlowControl
 
 
 class Debouncer:

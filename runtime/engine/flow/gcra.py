@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from runtime.engine.ports import RunStore, StoreError
+from stepline.engine.ports import RunStore, StoreError
 
 # Compare-and-set attempts before giving up: each lost attempt means another request was
 # admitted in between, so this bounds the contention one key can see within one call.

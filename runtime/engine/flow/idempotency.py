@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.flow.keys import rule_key
-from runtime.engine.ports import FunctionRecord, RunStore
-from runtime.engine.records import DAY_MS
+from stepline.engine.flow.keys import rule_key
+from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.engine.records import DAY_MS
 
 WINDOW_MS = DAY_MS
 

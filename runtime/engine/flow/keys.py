@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from runtime.engine.expressions import evaluate
+from stepline.engine.expressions import evaluate
 
 
 def key_value(expression: str | None, context: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.expressions import evaluate
+from stepline.engine.expressions import evaluate
 
 MAX_FACTOR_S = 600
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.expressions import evaluate
-from runtime.engine.flow import gcra
-from runtime.engine.flow.keys import rule_key
-from runtime.engine.ports import FunctionRecord, RunStore
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine.expressions import evaluate
+from stepline.engine.flow import gcra
+from stepline.engine.flow.keys import rule_key
+from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.protocol.durations import parse_duration_ms
 
 
 def allows(store: RunStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> bool:

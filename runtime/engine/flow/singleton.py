@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from runtime.engine.flow.keys import rule_key
-from runtime.engine.ports import FunctionRecord, RunStore
+from stepline.engine.flow.keys import rule_key
+from stepline.engine.ports import FunctionRecord, RunStore
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine.flow import gcra
-from runtime.engine.flow.keys import rule_key
-from runtime.engine.ports import FunctionRecord, RunStore
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine.flow import gcra
+from stepline.engine.flow.keys import rule_key
+from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.protocol.durations import parse_duration_ms
 
 
 def start_at(store: RunStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> int:

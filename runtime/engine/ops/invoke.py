@@ -1,23 +1,23 @@
 """`InvokeFunction`: start another function's run directly (no trigger matching) with an
 `inngest/function.invoked` event, and memoize its result on the caller when it ends
-(PROTOCOL §9.1). The child finds its way back through `data._inngest.correlation_id`.
+(docs/protocol.md §9.1). The child finds its way back through `data._inngest.correlation_id`.
 
 Order matters for crashes: the timeout, the event and the child run come before the pending op.
 A crash before the op is recorded is repaired by the redelivered message, which reports the op
 afresh and finds the same event and child (derived ids); the other order would leave an op
-whose child was never started, ignored as a re-report (PROTOCOL §7.6) until its timeout.
+whose child was never started, ignored as a re-report (docs/protocol.md §7.6) until its timeout.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runtime.engine import messages
-from runtime.engine.ids import derived_ulid
-from runtime.engine.ops.tools import OpTools
-from runtime.engine.ports import PendingOp, RunState, StoredEvent
-from runtime.protocol.calls import Opcode, memo_error
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine import messages
+from stepline.engine.ids import derived_ulid
+from stepline.engine.ops.tools import OpTools
+from stepline.engine.ports import PendingOp, RunState, StoredEvent
+from stepline.protocol.calls import Opcode, memo_error
+from stepline.protocol.durations import parse_duration_ms
 
 INVOKED = "inngest/function.invoked"
 # Without a timeout an invoke waits as long as a run can live (Go uses a year too).

@@ -3,17 +3,17 @@
 The wake is armed before the op is recorded. A crash in between leaves a wake and no op: the
 redelivered message runs the SDK again, the sleep is reported afresh and armed again, and the
 duplicate wake finds the step memoized (the memo's write decides). The other order would leave
-an op that nothing wakes, since a re-reported op that is already pending is ignored (PROTOCOL
+an op that nothing wakes, since a re-reported op that is already pending is ignored (docs/protocol.md
 §7.6).
 """
 
 from __future__ import annotations
 
-from runtime.engine import messages
-from runtime.engine.ops.tools import OpTools
-from runtime.engine.ports import PendingOp, RunState
-from runtime.protocol.calls import Opcode
-from runtime.protocol.durations import parse_sleep_until_ms
+from stepline.engine import messages
+from stepline.engine.ops.tools import OpTools
+from stepline.engine.ports import PendingOp, RunState
+from stepline.protocol.calls import Opcode
+from stepline.protocol.durations import parse_sleep_until_ms
 
 
 def start_sleep(tools: OpTools, state: RunState, op: Opcode) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runtime.engine.ids import IdGenerator
-from runtime.engine.ports import Clock, RunStore, WorkQueue
-from runtime.engine.resume import Resumer
-from runtime.engine.runs import RunStarter
-from runtime.engine.scheduling import Waker
+from stepline.engine.ids import IdGenerator
+from stepline.engine.ports import Clock, RunStore, WorkQueue
+from stepline.engine.resume import Resumer
+from stepline.engine.runs import RunStarter
+from stepline.engine.scheduling import Waker
 
 
 @dataclass

@@ -7,11 +7,11 @@ start over); an event arriving in between commits the memo, and the pending op i
 
 from __future__ import annotations
 
-from runtime.engine import messages
-from runtime.engine.ops.tools import OpTools
-from runtime.engine.ports import PendingOp, RunState, Waiter, WaiterKind
-from runtime.protocol.calls import Opcode
-from runtime.protocol.durations import parse_duration_ms
+from stepline.engine import messages
+from stepline.engine.ops.tools import OpTools
+from stepline.engine.ports import PendingOp, RunState, Waiter, WaiterKind
+from stepline.protocol.calls import Opcode
+from stepline.protocol.durations import parse_duration_ms
 
 
 def start_wait(tools: OpTools, state: RunState, op: Opcode) -> None:

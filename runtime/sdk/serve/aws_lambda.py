@@ -13,9 +13,9 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from runtime.sdk.client import Client
-from runtime.sdk.function import Function
-from runtime.sdk.serve.handler import Handler, Request
+from stepline.sdk.client import Client
+from stepline.sdk.function import Function
+from stepline.sdk.serve.handler import Handler, Request
 
 
 def _raw(event: Any) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """The framework-free core every adapter shares: one HTTP request in, one response out.
 
 * ``GET``: introspection (health, mode, function count; the authenticated form when signed).
-* ``PUT``: sync; the SDK POSTs its config to ``<api>/fn/register`` (out-of-band, PROTOCOL §4.1).
+* ``PUT``: sync; the SDK POSTs its config to ``<api>/fn/register`` (out-of-band, docs/protocol.md §4.1).
 * ``POST ?fnId=…&stepId=…``: a call request; ``POST ?probe=trust``: the signing-key probe.
 
 In cloud mode (``dev`` off) every request but a sync must carry a valid ``X-Inngest-Signature``
-over the JCS form of its body, and the reply is signed back over its raw bytes (PROTOCOL §3).
+over the JCS form of its body, and the reply is signed back over its raw bytes (docs/protocol.md §3).
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.protocol.jsoncanon import loads
-from runtime.protocol.signing import hash_event_key, hash_signing_key, sign, verify_signature
-from runtime.protocol.urls import set_query_param
-from runtime.sdk import execution
-from runtime.sdk.client import Client
-from runtime.sdk.env import ClientEnv
-from runtime.sdk.errors import CodedError, SdkError
-from runtime.sdk.function import Function
-from runtime.sdk.transport import TransportError
-from runtime.sdk.version import SDK_HEADER, SDK_LANGUAGE, VERSION
+from stepline.protocol.jsoncanon import loads
+from stepline.protocol.signing import hash_event_key, hash_signing_key, sign, verify_signature
+from stepline.protocol.urls import set_query_param
+from stepline.sdk import execution
+from stepline.sdk.client import Client
+from stepline.sdk.env import ClientEnv
+from stepline.sdk.errors import CodedError, SdkError
+from stepline.sdk.function import Function
+from stepline.sdk.transport import TransportError
+from stepline.sdk.version import SDK_HEADER, SDK_LANGUAGE, VERSION
 
 SCHEMA_VERSION = "2024-05-24"
 H_SIGNATURE = "x-inngest-signature"

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from runtime.sdk.client import Client
-from runtime.sdk.function import Function
-from runtime.sdk.serve.handler import Handler, Request, Response
+from stepline.sdk.client import Client
+from stepline.sdk.function import Function
+from stepline.sdk.serve.handler import Handler, Request, Response
 
 DEFAULT_PATH = "/api/inngest"
 

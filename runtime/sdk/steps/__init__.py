@@ -9,14 +9,14 @@ import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from runtime.sdk.events import Event, EventData
-from runtime.sdk.steps import invoke as _invoke
-from runtime.sdk.steps import parallel as _parallel
-from runtime.sdk.steps import run as _run
-from runtime.sdk.steps import send as _send
-from runtime.sdk.steps import sleep as _sleep
-from runtime.sdk.steps import wait as _wait
-from runtime.sdk.steps.core import Execution
+from stepline.sdk.events import Event, EventData
+from stepline.sdk.steps import invoke as _invoke
+from stepline.sdk.steps import parallel as _parallel
+from stepline.sdk.steps import run as _run
+from stepline.sdk.steps import send as _send
+from stepline.sdk.steps import sleep as _sleep
+from stepline.sdk.steps import wait as _wait
+from stepline.sdk.steps.core import Execution
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""The replay machinery every step tool shares (PROTOCOL §7).
+"""The replay machinery every step tool shares (docs/protocol.md §7).
 
 A call request carries every memoized step result. The function runs from the top; each step
 tool hashes its id, and either hands back the memo or, for the first new step, stops the
@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import pydantic
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from runtime.sdk.errors import SdkError, StepError, error_body
+from stepline.sdk.errors import SdkError, StepError, error_body
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -63,7 +63,7 @@ class Memo:
 
 
 def decode_memo(raw: Any) -> Memo:
-    """``{"data": v}`` / ``{"error": {...}}`` unwrap; anything else is the data itself (PROTOCOL
+    """``{"data": v}`` / ``{"error": {...}}`` unwrap; anything else is the data itself (docs/protocol.md
     §7.2: some servers store a wait's event or a sleep's null raw)."""
     if isinstance(raw, dict) and raw and set(raw) <= {"data", "error"}:
         err = raw.get("error")
@@ -154,14 +154,14 @@ class Execution:
 
     def next_hash(self, step_id: str, n: int | None = None) -> str:
         """The wire id the next use of ``step_id`` gets: sha1 of the id, ``id:n`` for the
-        n-th repeat (PROTOCOL §7.1)."""
+        n-th repeat (docs/protocol.md §7.1)."""
         if n is None:
             n = self._counts.get(step_id, 0)
         return hash_step_id(step_id if n == 0 else f"{step_id}:{n}")
 
     def op(self, ref: StepRef, op: str, *, name: str | None = None, opts: dict | None = None,
            data: Any = None, error: dict | None = None) -> dict[str, Any]:
-        """An opcode in the Python SDK's shape (PROTOCOL §6.5)."""
+        """An opcode in the Python SDK's shape (docs/protocol.md §6.5)."""
         out: dict[str, Any] = {
             "displayName": ref.user_id,
             "id": ref.hashed,
@@ -192,7 +192,7 @@ class Execution:
             raise Interrupt([self.op(ref, "StepPlanned")])
 
     def mock_for(self, ref: StepRef) -> tuple[bool, Any]:
-        """``runtime.testing`` stands a value (or an exception) in for a step's body."""
+        """``stepline.testing`` stands a value (or an exception) in for a step's body."""
         if not self.mocks:
             return False, None
         for key in (f"{ref.user_id}:{ref.index}" if ref.index else None, ref.user_id):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from runtime.sdk.config import duration_str
-from runtime.sdk.errors import SdkError
-from runtime.sdk.events import EventData
-from runtime.sdk.steps.core import Execution, to_json_value, validate_as
+from stepline.sdk.config import duration_str
+from stepline.sdk.errors import SdkError
+from stepline.sdk.events import EventData
+from stepline.sdk.steps.core import Execution, to_json_value, validate_as
 
 
 def function_id_of(function: Any, app_id: str | None, default_app: str) -> str:

@@ -11,8 +11,8 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runtime.sdk.errors import SdkError
-from runtime.sdk.steps.core import Execution, Interrupt, Skip
+from stepline.sdk.errors import SdkError
+from stepline.sdk.steps.core import Execution, Interrupt, Skip
 
 
 def _branches(callables: tuple[Any, ...]) -> Sequence[Callable[[], Any]]:

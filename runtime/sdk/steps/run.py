@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from runtime.sdk.errors import NonRetriableError, RetryAfterError
-from runtime.sdk.steps.core import Execution, NestedStep, StepRef, validate_as
+from stepline.sdk.errors import NonRetriableError, RetryAfterError
+from stepline.sdk.steps.core import Execution, NestedStep, StepRef, validate_as
 
 # These end the whole run (or set its retry time), as in the official SDK: a step cannot
 # retry its way out of "never retry", and "retry after" is about the function's next attempt.

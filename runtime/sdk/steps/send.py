@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime.sdk.events import to_wire_event
-from runtime.sdk.steps import run as run_step
-from runtime.sdk.steps.core import Execution
+from stepline.sdk.events import to_wire_event
+from stepline.sdk.steps import run as run_step
+from stepline.sdk.steps.core import Execution
 
 
 def _wire(events: Any) -> list[dict[str, Any]]:

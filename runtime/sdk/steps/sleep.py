@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime
 
-from runtime.protocol.durations import format_duration, parse_instant_ms
-from runtime.sdk.config import duration_ms
-from runtime.sdk.errors import SdkError, iso_utc
-from runtime.sdk.steps.core import Execution
+from stepline.protocol.durations import format_duration, parse_instant_ms
+from stepline.sdk.config import duration_ms
+from stepline.sdk.errors import SdkError, iso_utc
+from stepline.sdk.steps.core import Execution
 
 
 def sleep(ex: Execution, step_id: str, duration: str | datetime.timedelta) -> None:

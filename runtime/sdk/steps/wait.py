@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from runtime.sdk.config import duration_str
-from runtime.sdk.errors import SdkError
-from runtime.sdk.events import Event, EventData, event_name_of, from_wire_event, is_event_model
-from runtime.sdk.steps.core import Execution
+from stepline.sdk.config import duration_str
+from stepline.sdk.errors import SdkError
+from stepline.sdk.events import Event, EventData, event_name_of, from_wire_event, is_event_model
+from stepline.sdk.steps.core import Execution
 
 
 def wait_for_event(

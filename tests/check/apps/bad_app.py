@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flask
 
-from runtime import Client, Context, cron, serve_flask, serve_wsgi
+from stepline import Client, Context, cron, serve_flask, serve_wsgi
 
 client = Client("check-bad", dev=True)
 # A second client under the same app id (two modules that each made their own): whatever both

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import flask
 
-from runtime import Client, Context, serve_flask
+from stepline import Client, Context, serve_flask
 
 client = Client("check-duplicate", dev=True)
 

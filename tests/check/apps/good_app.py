@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import flask
 
-from runtime import Client, Concurrency, Context, EventData, serve_flask
+from stepline import Client, Concurrency, Context, EventData, serve_flask
 
 client = Client("check-good", dev=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime import Client, Context
+from stepline import Client, Context
 
 client = Client("check-unserved", dev=True)
 
