@@ -4,13 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test dev bench chaos clean
+.PHONY: test lint dev bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# ruff (lint and format check) and mypy on the runtime, the CDK app and the benchmarks. mypy reads
+# the package by its import name through .lint/stepline, a link to runtime/.
+lint: $(STAMP)
+	$(BIN)/ruff check runtime infra bench
+	$(BIN)/ruff format --check runtime infra bench
+	@mkdir -p .lint && ln -sfn ../runtime .lint/stepline
+	MYPYPATH=.lint $(BIN)/mypy -p stepline -p infra -p bench
 
 # The dashboard tests drive Debian's chromium: installed here when missing (apt-get, as root).
 test: $(STAMP)
@@ -34,4 +42,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/ts/v*/node_modules .cdk-build
+	rm -rf $(VENV) .pytest_cache .lint .mypy_cache .ruff_cache tests/ts/v*/node_modules .cdk-build

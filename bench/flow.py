@@ -30,8 +30,18 @@ from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.settings import Settings
 
 APP_ID = "bench-flow"
-RULES = ["none", "concurrency", "concurrency-2-keys", "priority", "throttle", "rate-limit",
-         "debounce", "batch", "idempotency", "singleton"]
+RULES = [
+    "none",
+    "concurrency",
+    "concurrency-2-keys",
+    "priority",
+    "throttle",
+    "rate-limit",
+    "debounce",
+    "batch",
+    "idempotency",
+    "singleton",
+]
 # What each rule's row means, beyond the function running N sequential steps.
 NOTES = {
     "concurrency": "limit 10",
@@ -72,7 +82,12 @@ class Bench:
 
     def measure(self, rule: str, steps: int) -> Counter[str]:
         """AWS requests from sending the event(s) to the end of the run they start."""
-        events = [{"name": f"bench/flow.{rule}", "data": {"steps": steps, "id": uuid.uuid4().hex, "user": "u1", "priority": 10}}]
+        events = [
+            {
+                "name": f"bench/flow.{rule}",
+                "data": {"steps": steps, "id": uuid.uuid4().hex, "user": "u1", "priority": 10},
+            }
+        ]
         if rule == "batch":
             events.append(dict(events[0], data={**events[0]["data"], "id": uuid.uuid4().hex}))
         self.waiting_for = f"{APP_ID}-{rule}"
@@ -131,15 +146,19 @@ def report(rows: dict[str, dict[str, float]]) -> None:
     base = rows["none"]
     print("\nflow control: AWS requests each rule adds to a run of sequential steps (moto, botocore hooks)")
     print("(DynamoDB writes count batch items; sends are SQS messages and Scheduler schedules)")
-    print(f"{'rule':<20} {'writes/run':>10} {'reads/run':>10} {'sends/run':>10} "
-          f"{'writes/step':>12} {'reads/step':>11} {'sends/step':>11}  note")
+    print(
+        f"{'rule':<20} {'writes/run':>10} {'reads/run':>10} {'sends/run':>10} "
+        f"{'writes/step':>12} {'reads/step':>11} {'sends/step':>11}  note"
+    )
     for rule, row in rows.items():
         label = "none (baseline)" if rule == "none" else rule
         values = row if rule == "none" else {k: v - base[k] for k, v in row.items()}
         sign = "" if rule == "none" else "+"
         cells = [f"{sign}{values[k]:.2f}" for k in ("writes/run", "reads/run", "sends/run")]
         cells += [f"{sign}{values[k]:.2f}" for k in ("writes/step", "reads/step", "sends/step")]
-        print(f"{label:<20} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {cells[3]:>12} {cells[4]:>11} {cells[5]:>11}  {NOTES.get(rule, '')}")
+        widths = (10, 10, 10, 12, 11, 11)
+        row = " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True))
+        print(f"{label:<20} {row}  {NOTES.get(rule, '')}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,9 @@ LIMIT = [inngest.Concurrency(limit=10)]
 RULES: dict[str, dict] = {
     "none": {},
     "concurrency": {"concurrency": LIMIT},
-    "concurrency-2-keys": {"concurrency": [inngest.Concurrency(limit=5, key="event.data.user"), inngest.Concurrency(limit=10)]},
+    "concurrency-2-keys": {
+        "concurrency": [inngest.Concurrency(limit=5, key="event.data.user"), inngest.Concurrency(limit=10)]
+    },
     "priority": {"concurrency": LIMIT, "priority": inngest.Priority(run="event.data.priority")},
     "throttle": {"throttle": inngest.Throttle(limit=1000, period=datetime.timedelta(seconds=1))},
     "rate-limit": {"rate_limit": inngest.RateLimit(limit=1000, period=datetime.timedelta(minutes=1))},

@@ -182,7 +182,8 @@ def report(results: list[Result]) -> None:
     print(f"\nsequential steps, official Python SDK app (Flask), {results[0].steps} steps per run")
     print(f"{'backend':<8} {'steps/s':>9} {'bare loop/s':>12} {'ratio':>6} {'SDK calls':>10}")
     for r in results:
-        print(f"{r.backend:<8} {r.steps_per_s:>9.1f} {r.bare_steps_per_s:>12.1f} {r.steps_per_s / r.bare_steps_per_s:>6.2f} {r.calls:>10}")
+        ratio = r.steps_per_s / r.bare_steps_per_s
+        print(f"{r.backend:<8} {r.steps_per_s:>9.1f} {r.bare_steps_per_s:>12.1f} {ratio:>6.2f} {r.calls:>10}")
     for r in results:
         if not r.aws:
             continue
@@ -193,7 +194,10 @@ def report(results: list[Result]) -> None:
                 print(f"  {op:<24} {n / r.steps:12.3f} {r.marginal.get(op, 0.0):9.3f}")
         polling = {op: n for op, n in r.aws.items() if op in DRIVER_ONLY_OPS}
         if polling:
-            print("  local driver polling (not made on AWS): " + ", ".join(f"{op} {n}" for op, n in sorted(polling.items())))
+            print(
+                "  local driver polling (not made on AWS): "
+                + ", ".join(f"{op} {n}" for op, n in sorted(polling.items()))
+            )
         writes = sum(n for op, n in r.aws.items() if op in DDB_WRITES and op != "BatchWriteItem")
         writes += r.aws.get("BatchWriteItem.items", 0)
         sends = r.aws.get("SendMessage", 0) + r.aws.get("SendMessageBatch", 0)
@@ -228,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for backend in args.backends.split(","):
-                results.append(run_backend(backend, args.steps, port, f"http://127.0.0.1:{app_port}/api/inngest", Path(tmp)))
+                results.append(
+                    run_backend(backend, args.steps, port, f"http://127.0.0.1:{app_port}/api/inngest", Path(tmp))
+                )
     finally:
         app.terminate()
         app.wait(5)

@@ -18,8 +18,31 @@ CONTEXT_PREFIX = "stepline:"
 ENV_PREFIX = "STEPLINE_CDK_"
 
 # The retention periods CloudWatch Logs accepts (0 keeps logs forever).
-LOG_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,
-                      1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    0,
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class StackConfig(BaseModel):
@@ -93,8 +116,7 @@ class StackConfig(BaseModel):
         unknown = sorted(k for k in context if k.startswith(CONTEXT_PREFIX) and k not in known)
         if unknown:
             raise ValueError(
-                f"Stepline stack configuration: unknown context {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
+                f"Stepline stack configuration: unknown context {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
         values: dict[str, Any] = {}
         for name in cls.model_fields:

@@ -52,8 +52,7 @@ class Executor(Construct):
         if visibility <= timeout:
             # SQS would hand the message to a second executor while the first still runs.
             raise ValueError(
-                f"the work queue's visibility timeout ({visibility} s) must exceed the "
-                f"executor's timeout ({timeout} s)"
+                f"the work queue's visibility timeout ({visibility} s) must exceed the executor's timeout ({timeout} s)"
             )
         self.handler = SteplineFunction(
             self,

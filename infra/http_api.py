@@ -89,7 +89,9 @@ class HttpApi(Construct):
         for path, methods in ROUTES:
             self.api.add_routes(path=path, methods=methods, integration=integration)
         self.access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention(log_retention_days),
+            self,
+            "AccessLogs",
+            retention=retention(log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.stage = apigw.HttpStage(

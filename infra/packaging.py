@@ -80,9 +80,7 @@ def dependencies_key(requirements: list[str], architecture: str) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def dependencies_dir(
-    requirements: list[str], architecture: str, *, build_dir: Path = BUILD_DIR
-) -> tuple[Path, str]:
+def dependencies_dir(requirements: list[str], architecture: str, *, build_dir: Path = BUILD_DIR) -> tuple[Path, str]:
     """The layer directory for these requirements, built on first use. Returns the directory
     and its content hash."""
     key = dependencies_key(requirements, architecture)
@@ -118,11 +116,19 @@ def _content_hash(target: Path, key: str) -> str:
 
 def _pip_install(requirements: list[str], architecture: str, into: Path) -> None:
     command = [
-        sys.executable, "-m", "pip", "install",
-        "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(into),
-        "--implementation", "cp",
-        "--python-version", PYTHON_VERSION,
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(into),
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
         "--only-binary=:all:",
     ]
     for tag in platform_tags(architecture):
@@ -176,7 +182,8 @@ def code_dir(source: Path = REPO_ROOT / "runtime", *, build_dir: Path = BUILD_DI
 
 def _source_files(source: Path) -> list[Path]:
     return sorted(
-        p for p in source.rglob("*")
+        p
+        for p in source.rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
     )
 
@@ -193,7 +200,7 @@ def _remove_stale_code_dirs(build_dir: Path, keep: Path) -> None:
         except OSError:  # removed by a concurrent synth meanwhile
             continue
     dated.sort(reverse=True)
-    for _, path in dated[_KEEP_CODE_DIRS - 1:]:
+    for _, path in dated[_KEEP_CODE_DIRS - 1 :]:
         shutil.rmtree(path, ignore_errors=True)
 
 

@@ -21,9 +21,7 @@ class WorkQueue(Construct):
     a few receives later, for deliveries that crashed the executor before it could.
     """
 
-    def __init__(
-        self, scope: Construct, id: str, *, visibility_timeout: Duration, max_deliveries: int
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, visibility_timeout: Duration, max_deliveries: int) -> None:
         super().__init__(scope, id)
         self.dlq = sqs.Queue(
             self,
@@ -41,7 +39,5 @@ class WorkQueue(Construct):
             max_message_size_bytes=MAX_MESSAGE_BYTES,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dlq, max_receive_count=max_receive_count(max_deliveries)
-            ),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=max_receive_count(max_deliveries)),
         )

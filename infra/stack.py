@@ -20,9 +20,7 @@ from infra.timers import SweepSchedule, Timers
 
 
 class SteplineStack(Stack):
-    def __init__(
-        self, scope: Construct, id: str, *, config: StackConfig, bundle: LambdaBundle, **kwargs
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, bundle: LambdaBundle, **kwargs) -> None:
         super().__init__(
             scope,
             id,
@@ -121,10 +119,18 @@ class SteplineStack(Stack):
         )
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Stepline's base URL for apps and SDKs")
-        CfnOutput(self, "SigningKeySecretName", value=self.keys.signing_key_id,
-                  description="Secrets Manager secret holding the signing key")
-        CfnOutput(self, "EventKeysSecretName", value=self.keys.event_keys_id,
-                  description="Secrets Manager secret holding the event keys")
+        CfnOutput(
+            self,
+            "SigningKeySecretName",
+            value=self.keys.signing_key_id,
+            description="Secrets Manager secret holding the signing key",
+        )
+        CfnOutput(
+            self,
+            "EventKeysSecretName",
+            value=self.keys.event_keys_id,
+            description="Secrets Manager secret holding the event keys",
+        )
         CfnOutput(self, "TableName", value=self.state.table.table_name)
         CfnOutput(self, "WorkQueueUrl", value=self.work.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.work.dlq.queue_url)

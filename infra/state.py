@@ -33,8 +33,7 @@ PAYLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject"]
 
 def _attribute(definition: dict, name: str) -> dynamodb.Attribute:
     types = {a["AttributeName"]: a["AttributeType"] for a in definition["AttributeDefinitions"]}
-    kinds = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER,
-             "B": dynamodb.AttributeType.BINARY}
+    kinds = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER, "B": dynamodb.AttributeType.BINARY}
     return dynamodb.Attribute(name=name, type=kinds[types[name]])
 
 

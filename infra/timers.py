@@ -36,9 +36,7 @@ class Timers(Construct):
         # Destroyed with the stack whatever the removal policy: a group holds only in-flight
         # timers aimed at this stack's own queue, and deleting it deletes them.
         self.groups = [
-            scheduler.ScheduleGroup(
-                self, construct_id, schedule_group_name=name, removal_policy=RemovalPolicy.DESTROY
-            )
+            scheduler.ScheduleGroup(self, construct_id, schedule_group_name=name, removal_policy=RemovalPolicy.DESTROY)
             for construct_id, name in (("Timers", self.group_name), ("Crons", self.cron_group_name))
         ]
         account = Stack.of(self).account
@@ -67,9 +65,7 @@ class Timers(Construct):
         delivery role (``iam:PassRole`` on that role alone)."""
         # Not ScheduleGroup.grant(): that one names the group itself, and schedule actions are
         # authorized against the schedule's ARN.
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=SCHEDULE_ACTIONS, resource_arns=self.schedule_arns()
-        )
+        iam.Grant.add_to_principal(grantee=grantee, actions=SCHEDULE_ACTIONS, resource_arns=self.schedule_arns())
         self.role.grant_pass_role(grantee)
 
     def suppress_schedule_wildcards(self, construct: Construct) -> None:
@@ -80,8 +76,7 @@ class Timers(Construct):
                 f"Schedule names are chosen at run time (one per timer or cron), so the grant "
                 f"covers every schedule of the group {name} and nothing outside it.",
                 applies_to=[
-                    f"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>"
-                    f":schedule/{name}/*"
+                    f"Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/{name}/*"
                 ],
             )
 

@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8288)
     dev.add_argument("-u", "--url", action="append", help="app URL to sync at start (repeatable)")
     dev.add_argument("--db", default=".stepline/dev.db", help="SQLite state file (default .stepline/dev.db)")
-    dev.add_argument("--backend", choices=["sqlite", "moto"], default="sqlite",
-                     help="sqlite (default) or moto: the AWS adapters against in-process moto")
+    dev.add_argument(
+        "--backend",
+        choices=["sqlite", "moto"],
+        default="sqlite",
+        help="sqlite (default) or moto: the AWS adapters against in-process moto",
+    )
     dev.add_argument("--workers", type=int, default=4, help="runs executed concurrently")
     dev.set_defaults(func=_dev)
 

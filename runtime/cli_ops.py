@@ -111,7 +111,7 @@ def _short(value: Any, width: int = 60) -> str:
 def _table(rows: list[list[str]], out: TextIO) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() + "\n")
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() + "\n")
 
 
 def _now_ms() -> int:
@@ -155,8 +155,10 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
         out.write(f"event     {events[0].get('name')}  {run.get('event_id')}\n")
     if _origin(run):
         out.write(f"origin    {_origin(run)}\n")
-    out.write(f"started   {run.get('run_started_at')}   ended {run.get('ended_at') or '-'}"
-              f"   took {duration(_run_duration(run, now))}\n")
+    out.write(
+        f"started   {run.get('run_started_at')}   ended {run.get('ended_at') or '-'}"
+        f"   took {duration(_run_duration(run, now))}\n"
+    )
     steps = run.get("steps") or []
     out.write("\n")
     if not steps:
@@ -177,14 +179,20 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
                 length = max(1, int(((e or s) - s) / span * width))
                 left = min(max(left, 0), width - 1)
                 bar = "|" + " " * left + "=" * min(length, width - left) + " " * max(0, width - left - length) + "|"
-            rows.append([
-                str(index), step["name"], step["kind"], step["status"],
-                str(step["attempts"]) if step.get("attempts") else "-",
-                f"+{duration(s - start)}" if s is not None else "-",
-                duration(step.get("duration_ms")) if step.get("ended_at") else
-                (f"{duration(now - s)}…" if s is not None and step["status"] not in TERMINAL else "-"),
-                bar,
-            ])
+            rows.append(
+                [
+                    str(index),
+                    step["name"],
+                    step["kind"],
+                    step["status"],
+                    str(step["attempts"]) if step.get("attempts") else "-",
+                    f"+{duration(s - start)}" if s is not None else "-",
+                    duration(step.get("duration_ms"))
+                    if step.get("ended_at")
+                    else (f"{duration(now - s)}…" if s is not None and step["status"] not in TERMINAL else "-"),
+                    bar,
+                ]
+            )
         _table(rows, out)
         out.write("\n")
         for index, step in enumerate(steps, 1):
@@ -192,7 +200,9 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
                 error = step["error"] or {}
                 out.write(f"  {index}. {step['name']}: {error.get('name', 'Error')}: {error.get('message', '')}\n")
             elif step.get("timed_out"):
-                out.write(f"  {index}. {step['name']}: timed out waiting for {(step.get('input') or {}).get('event')!r}\n")
+                out.write(
+                    f"  {index}. {step['name']}: timed out waiting for {(step.get('input') or {}).get('event')!r}\n"
+                )
             elif step.get("input") and step["status"] not in ("Completed",):
                 out.write(f"  {index}. {step['name']}: {_short(step['input'], 90)}\n")
             if step.get("copied_from"):
@@ -213,7 +223,7 @@ def cmd_send(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         raise ApiFailure(f"DATA: not JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise ApiFailure("DATA: expected a JSON object, like '{\"user_id\": \"u-1\"}'")
+        raise ApiFailure('DATA: expected a JSON object, like \'{"user_id": "u-1"}\'')
     event: dict[str, Any] = {"name": args.name, "data": data}
     if args.id:
         event["id"] = args.id
@@ -235,8 +245,17 @@ def cmd_runs(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     now = _now_ms()
     rows = [["RUN", "STATUS", "FUNCTION", "EVENT", "STARTED", "TOOK", ""]]
     for run in runs:
-        rows.append([run["run_id"], run["status"], run["function_id"], run.get("event_name") or "-",
-                     _clock(run.get("run_started_at")), duration(_run_duration(run, now)), _origin(run)])
+        rows.append(
+            [
+                run["run_id"],
+                run["status"],
+                run["function_id"],
+                run.get("event_name") or "-",
+                _clock(run.get("run_started_at")),
+                duration(_run_duration(run, now)),
+                _origin(run),
+            ]
+        )
     _table(rows, out)
     return 0
 
@@ -327,8 +346,16 @@ def cmd_dlq(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         else:
             rows = [["ID", "KIND", "RUN", "DELIVERIES", "DEAD AT", "REASON"]]
             for entry in entries:
-                rows.append([entry["id"], entry.get("kind") or "-", entry.get("run_id") or "-",
-                             str(entry["receive_count"]), _clock(entry.get("dead_at")), _short(entry["reason"], 100)])
+                rows.append(
+                    [
+                        entry["id"],
+                        entry.get("kind") or "-",
+                        entry.get("run_id") or "-",
+                        str(entry["receive_count"]),
+                        _clock(entry.get("dead_at")),
+                        _short(entry["reason"], 100),
+                    ]
+                )
             _table(rows, out)
         return 0
     if args.all == bool(args.ids):
@@ -336,8 +363,10 @@ def cmd_dlq(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     body = {"all": True} if args.all else {"ids": args.ids}
     reply = client.call("POST", "/v1/dead-letters/redrive", body)["data"]
     moved, reopened = reply["redriven"], reply["runs_reopened"]
-    out.write(f"redriven {moved} message{'s' if moved != 1 else ''}; reopened {len(reopened)} run"
-              f"{'s' if len(reopened) != 1 else ''}\n")
+    out.write(
+        f"redriven {moved} message{'s' if moved != 1 else ''}; reopened {len(reopened)} run"
+        f"{'s' if len(reopened) != 1 else ''}\n"
+    )
     for run_id in reopened:
         out.write(f"  {run_id}\n")
     if reply.get("more"):
@@ -371,8 +400,11 @@ def cmd_sweep(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         if not report["more"] or report["rearmed"] + report["in_hand"] == 0:
             break
     what = ", ".join(f"{kind} {count}" for kind, count in sorted(sent.items()))
-    out.write(f"found {_plural(totals['found'], 'overdue run')}; re-armed {_plural(totals['rearmed'], 'run')}"
-              + (f" (sent {what})" if what else "") + "\n")
+    out.write(
+        f"found {_plural(totals['found'], 'overdue run')}; re-armed {_plural(totals['rearmed'], 'run')}"
+        + (f" (sent {what})" if what else "")
+        + "\n"
+    )
     if totals["in_hand"]:
         out.write(f"{_plural(totals['in_hand'], 'run')} with claimed steps only moved on\n")
     if totals["skipped"]:
@@ -393,8 +425,14 @@ def _q(value: str) -> str:
 
 
 COMMANDS = {
-    "send": cmd_send, "runs": cmd_runs, "run": cmd_run, "cancel": cmd_cancel,
-    "replay": cmd_replay, "tail": cmd_tail, "dlq": cmd_dlq, "sweep": cmd_sweep,
+    "send": cmd_send,
+    "runs": cmd_runs,
+    "run": cmd_run,
+    "cancel": cmd_cancel,
+    "replay": cmd_replay,
+    "tail": cmd_tail,
+    "dlq": cmd_dlq,
+    "sweep": cmd_sweep,
 }
 
 
@@ -411,10 +449,17 @@ def _run(args: argparse.Namespace) -> int:
 def add_ops_parsers(sub: Any) -> None:
     """Register the operating commands on the `stepline` parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", dest="api_url", default=os.environ.get("STEPLINE_URL", DEFAULT_URL),
-                        help=f"the Stepline API (default $STEPLINE_URL or {DEFAULT_URL}, `stepline dev`)")
-    common.add_argument("--signing-key", default=os.environ.get("STEPLINE_SIGNING_KEY"),
-                        help="the deployment's signing key (default $STEPLINE_SIGNING_KEY); dev needs none")
+    common.add_argument(
+        "--url",
+        dest="api_url",
+        default=os.environ.get("STEPLINE_URL", DEFAULT_URL),
+        help=f"the Stepline API (default $STEPLINE_URL or {DEFAULT_URL}, `stepline dev`)",
+    )
+    common.add_argument(
+        "--signing-key",
+        default=os.environ.get("STEPLINE_SIGNING_KEY"),
+        help="the deployment's signing key (default $STEPLINE_SIGNING_KEY); dev needs none",
+    )
 
     p = sub.add_parser("send", parents=[common], help="send an event")
     p.add_argument("name", help="event name, e.g. shop/order.placed")
@@ -449,16 +494,24 @@ def add_ops_parsers(sub: Any) -> None:
     q.add_argument("--limit", type=int, default=20, help="at most this many (1-100, default 20)")
     q.add_argument("--json", action="store_true", help="print the API's JSON")
     q.set_defaults(func=_run)
-    q = dlq.add_parser("redrive", parents=[common],
-                       help="put dead letters back on the work queue; their failed runs go on")
+    q = dlq.add_parser(
+        "redrive", parents=[common], help="put dead letters back on the work queue; their failed runs go on"
+    )
     q.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids, as `stepline dlq list` shows them")
     q.add_argument("--all", action="store_true", help="every dead letter")
     q.set_defaults(func=_run)
 
-    p = sub.add_parser("sweep", parents=[common],
-                       help="re-arm runs overdue with nothing moving them (runs every few minutes by itself)")
-    p.add_argument("--grace", type=float, metavar="SECONDS",
-                   help="how long overdue a run must be (default: the server's sweep_grace_s, 20 minutes)")
+    p = sub.add_parser(
+        "sweep",
+        parents=[common],
+        help="re-arm runs overdue with nothing moving them (runs every few minutes by itself)",
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        metavar="SECONDS",
+        help="how long overdue a run must be (default: the server's sweep_grace_s, 20 minutes)",
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")

@@ -92,10 +92,10 @@ class Settings(BaseModel):
         return int(self.invocation_budget_s + self.step_timeout_s + 60)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for name, field in cls.model_fields.items():
+        for name in cls.model_fields:
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue

@@ -36,8 +36,15 @@ from stepline.sdk.triggers import CronTrigger
 
 DISCOVERY = "step"
 CRON_EVENT = "inngest/scheduled.timer"
-_KINDS = {"StepRun": "run", "StepError": "run", "StepFailed": "run", "StepPlanned": "run",
-          "Sleep": "sleep", "WaitForEvent": "wait_for_event", "InvokeFunction": "invoke"}
+_KINDS = {
+    "StepRun": "run",
+    "StepError": "run",
+    "StepFailed": "run",
+    "StepPlanned": "run",
+    "Sleep": "sleep",
+    "WaitForEvent": "wait_for_event",
+    "InvokeFunction": "invoke",
+}
 
 
 class TestingError(AssertionError):
@@ -88,8 +95,16 @@ def failure_event(fn: Function, error: str | BaseException, event: Any) -> dict[
     else:
         err = {"name": "Error", "message": error, "stack": ""}
     original = to_wire_event(event, allow_reserved=True)
-    return {"name": FAILED_EVENT, "data": {"function_id": fn.composite_id, "run_id": "01TESTRUN0000000000000000",
-                                           "error": err, "event": original, "events": [original]}}
+    return {
+        "name": FAILED_EVENT,
+        "data": {
+            "function_id": fn.composite_id,
+            "run_id": "01TESTRUN0000000000000000",
+            "error": err,
+            "event": original,
+            "events": [original],
+        },
+    }
 
 
 def run(
@@ -109,8 +124,16 @@ def run(
 class _Driver:
     """A server in miniature: a work list of calls, timers for sleeps, memos and a stack."""
 
-    def __init__(self, fn: Function, event: Any, events: list[Any] | None, mocks: dict[str, Any],
-                 clock: ManualClock, run_id: str | None, max_calls: int) -> None:
+    def __init__(
+        self,
+        fn: Function,
+        event: Any,
+        events: list[Any] | None,
+        mocks: dict[str, Any],
+        clock: ManualClock,
+        run_id: str | None,
+        max_calls: int,
+    ) -> None:
         self.fn = fn
         self.mocks = mocks
         self.clock = clock
@@ -163,13 +186,19 @@ class _Driver:
         if self.calls > self.max_calls:
             raise TestingError(f"more than {self.max_calls} calls: does the function loop forever?")
         request = build_call_request(
-            run_id=self.run_id, attempt=attempt, max_attempts=self.fn.max_attempts, events=self.events,
-            steps=self.memos, stack=self.stack, disable_immediate=self.disable_immediate or target != DISCOVERY,
-            use_api=False, version=-1, step_id=target,
+            run_id=self.run_id,
+            attempt=attempt,
+            max_attempts=self.fn.max_attempts,
+            events=self.events,
+            steps=self.memos,
+            stack=self.stack,
+            disable_immediate=self.disable_immediate or target != DISCOVERY,
+            use_api=False,
+            version=-1,
+            step_id=target,
         )
         body = execution.parse_body(loads(canonical_json(request)))
-        outcome = execution.call(self.fn, body, None if target == DISCOVERY else target, self._send,
-                                 mocks=self.mocks)
+        outcome = execution.call(self.fn, body, None if target == DISCOVERY else target, self._send, mocks=self.mocks)
         raw = json.dumps(outcome.body).encode()
         return parse_call_response(outcome.status, outcome.headers, raw, self.clock.now_ms())
 
@@ -210,8 +239,10 @@ class _Driver:
     def _wait(self, op: Opcode, step: RecordedStep) -> None:
         found, value = self._mock(op)
         if not found:
-            raise TestingError(f"step {op.display!r} waits for {op.wait_event!r}: give the event that arrives "
-                               f"(or None for a timeout) in mocks={{{op.display!r}: ...}}")
+            raise TestingError(
+                f"step {op.display!r} waits for {op.wait_event!r}: give the event that arrives "
+                f"(or None for a timeout) in mocks={{{op.display!r}: ...}}"
+            )
         step.mocked = True
         if value is None:
             timeout = parse_duration_ms(str(op.options.get("timeout") or "0s"))
@@ -221,16 +252,19 @@ class _Driver:
         if isinstance(value, EventData) or (isinstance(value, Event) and isinstance(value.data, EventData)):
             wire = to_wire_event(value)
         else:
-            wire = to_wire_event(value if not isinstance(value, dict) or "name" in value
-                                 else {"name": op.wait_event, "data": value})
+            wire = to_wire_event(
+                value if not isinstance(value, dict) or "name" in value else {"name": op.wait_event, "data": value}
+            )
         step.output = wire
         self._commit(op.id, {"data": wire})
 
     def _invoke(self, op: Opcode, step: RecordedStep) -> None:
         found, value = self._mock(op)
         if not found:
-            raise TestingError(f"step {op.display!r} invokes {op.options.get('function_id')!r}: give its result "
-                               f"in mocks={{{op.display!r}: ...}} (an exception to make it fail)")
+            raise TestingError(
+                f"step {op.display!r} invokes {op.options.get('function_id')!r}: give its result "
+                f"in mocks={{{op.display!r}: ...}} (an exception to make it fail)"
+            )
         step.mocked = True
         if isinstance(value, BaseException):
             step.error = {"name": type(value).__name__, "message": str(value), "stack": ""}
@@ -258,8 +292,13 @@ class _Driver:
         step = self.recorded.get(op.id)
         if step is None:
             name = op.name if op.op in ("Sleep", "WaitForEvent") else op.display
-            step = RecordedStep(id=op.display, kind=_KINDS.get(op.op, op.op), name=name, opts=op.opts,
-                                mocked=self._mock(op)[0] and op.op != "StepPlanned")
+            step = RecordedStep(
+                id=op.display,
+                kind=_KINDS.get(op.op, op.op),
+                name=name,
+                opts=op.opts,
+                mocked=self._mock(op)[0] and op.op != "StepPlanned",
+            )
             self.recorded[op.id] = step
         return step
 
@@ -285,14 +324,24 @@ class _Driver:
             self.clock.set(at_ms)
 
     def _finish(self, status: str, output: Any, error: dict[str, Any] | None) -> TestRun:
-        return TestRun(status=status, output=output, error=error, steps=list(self.recorded.values()),
-                       sent_events=self.sent, clock=self.clock, calls=self.calls)
+        return TestRun(
+            status=status,
+            output=output,
+            error=error,
+            steps=list(self.recorded.values()),
+            sent_events=self.sent,
+            clock=self.clock,
+            calls=self.calls,
+        )
 
 
 def _error(err: dict[str, Any] | None) -> dict[str, Any]:
     src = err or {}
-    return {"name": str(src.get("name", "Error")), "message": str(src.get("message", "")),
-            "stack": str(src.get("stack") or "")}
+    return {
+        "name": str(src.get("name", "Error")),
+        "message": str(src.get("message", "")),
+        "stack": str(src.get("stack") or ""),
+    }
 
 
 def _given_ts(event: Any) -> bool:

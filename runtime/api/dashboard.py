@@ -28,7 +28,7 @@ HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'",
 }
 
 
@@ -36,7 +36,7 @@ HEADERS = {
 def static_file(name: str) -> tuple[str, str] | None:
     """(content type, text) of a file in runtime/api/static, or None. Names are flat: the route
     parameter cannot hold a slash, and anything that is not a known file type is refused."""
-    suffix = name[name.rfind("."):] if "." in name else ""
+    suffix = name[name.rfind(".") :] if "." in name else ""
     if suffix not in CONTENT_TYPES or name.startswith("."):
         return None
     path = resources.files("stepline.api").joinpath("static", name)

@@ -18,8 +18,16 @@ from stepline.engine.records import AppRecord, FunctionRecord
 
 # Registered config keys (wire names) that shape when and how often runs start and execute.
 FLOW_CONTROL_KEYS = (
-    "concurrency", "throttle", "rateLimit", "debounce", "batchEvents", "idempotency",
-    "singleton", "priority", "cancel", "timeouts",
+    "concurrency",
+    "throttle",
+    "rateLimit",
+    "debounce",
+    "batchEvents",
+    "idempotency",
+    "singleton",
+    "priority",
+    "cancel",
+    "timeouts",
 )
 # An API request must answer within API Gateway's 30 s: a couple of quick tries, not dev's minute.
 SYNC_ATTEMPTS = 2
@@ -27,8 +35,15 @@ SYNC_INTERVAL_S = 0.5
 
 
 def app_json(app: AppRecord) -> dict[str, Any]:
-    return {"app_id": app.app_id, "url": app.url, "sdk": app.sdk, "framework": app.framework,
-            "app_version": app.app_version, "synced_at": iso(app.synced_at), "function_ids": app.function_ids}
+    return {
+        "app_id": app.app_id,
+        "url": app.url,
+        "sdk": app.sdk,
+        "framework": app.framework,
+        "app_version": app.app_version,
+        "synced_at": iso(app.synced_at),
+        "function_ids": app.function_ids,
+    }
 
 
 def function_json(fn: FunctionRecord, app: AppRecord | None) -> dict[str, Any]:
@@ -80,7 +95,10 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiError(400, f"url: expected the app's http(s) serve URL, got {url!r}")
         if not sync_app(url, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S):
-            raise ApiError(502, f"url: the app at {url} did not answer the sync request (PUT) with 2xx; "
-                                "is it running and serving its Inngest handler there?")
+            raise ApiError(
+                502,
+                f"url: the app at {url} did not answer the sync request (PUT) with 2xx; "
+                "is it running and serving its Inngest handler there?",
+            )
         synced = [a for a in store.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
         return envelope({"url": url, "synced": True, "apps": [app_json(a) for a in synced]})

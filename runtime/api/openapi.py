@@ -20,8 +20,9 @@ def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _param(name: str, where: str = "query", description: str = "", schema: dict | None = None,
-           required: bool | None = None) -> dict[str, Any]:
+def _param(
+    name: str, where: str = "query", description: str = "", schema: dict | None = None, required: bool | None = None
+) -> dict[str, Any]:
     out: dict[str, Any] = {"name": name, "in": where, "schema": schema or {"type": "string"}}
     if description:
         out["description"] = description
@@ -51,18 +52,30 @@ def _body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
 
 
 _ERRORS = {
-    "4XX": {"description": "Bad input (the error names the field), missing auth, or not found",
-            "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "4XX": {
+        "description": "Bad input (the error names the field), missing auth, or not found",
+        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
+    },
 }
 _TIME = {"type": "string", "description": "RFC3339 time or epoch milliseconds"}
-_LIMIT = _param("limit", description="page size, 1-100 (default 20)", schema={"type": "integer", "minimum": 1, "maximum": 100})
+_LIMIT = _param(
+    "limit", description="page size, 1-100 (default 20)", schema={"type": "integer", "minimum": 1, "maximum": 100}
+)
 _CURSOR = _param("cursor", description="the cursor of the previous page")
 _BEARER = [{"signingKey": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 
-def _op(summary: str, responses: dict[str, Any], *, tags: list[str], params: list | None = None,
-        body: dict | None = None, security: list | None = None, description: str = "") -> dict[str, Any]:
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    tags: list[str],
+    params: list | None = None,
+    body: dict | None = None,
+    security: list | None = None,
+    description: str = "",
+) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "tags": tags, "responses": responses}
     if description:
         op["description"] = description
@@ -78,74 +91,175 @@ def _op(summary: str, responses: dict[str, Any], *, tags: list[str], params: lis
 def _schemas() -> dict[str, Any]:
     nullable_time = {"type": ["string", "null"], "format": "date-time"}
     return {
-        "Error": {"type": "object", "required": ["error", "status"],
-                  "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
-        "Metadata": {"type": "object", "properties": {"fetched_at": {"type": "string", "format": "date-time"},
-                                                      "cached_until": {"type": ["string", "null"]}}},
-        "Event": {"type": "object", "required": ["internal_id", "id", "name", "data", "ts"], "properties": {
-            "internal_id": {"type": "string", "description": "the id the Event API returned"},
-            "id": {"type": "string", "description": "event.id as functions see it"},
-            "name": {"type": "string"}, "data": {"type": "object"}, "user": {"type": "object"},
-            "ts": {"type": "integer"}, "v": {"type": ["string", "null"]},
-            "received_at": {"type": "string", "format": "date-time"}}},
-        "EventInput": {"type": "object", "required": ["name"], "properties": {
-            "name": {"type": "string"}, "data": {"type": "object"}, "id": {"type": "string"},
-            "ts": {"type": "integer"}, "user": {"type": "object"}, "v": {"type": "string"}}},
-        "SendResult": {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}},
-                                                        "status": {"type": "integer"}}},
-        "Run": {"type": "object", "required": ["run_id", "function_id", "status"], "properties": {
-            "run_id": {"type": "string"}, "function_id": {"type": "string"}, "app_id": {"type": "string"},
-            "status": {"enum": ["Running", "Completed", "Failed", "Cancelled"]},
-            "event_id": {"type": ["string", "null"]}, "event_ids": {"type": "array", "items": {"type": "string"}},
-            "event_name": {"type": ["string", "null"], "description": "in listings: the trigger's name"},
-            "created_at": {"type": "string", "format": "date-time"},
-            "run_started_at": {"type": "string", "format": "date-time"}, "ended_at": nullable_time,
-            "output": {}, "error": {"type": "object"},
-            "origin": {"type": "object", "description": "replay or rerun: the run it came from",
-                       "properties": {"kind": {"enum": ["replay", "rerun"]}, "run_id": {"type": "string"},
-                                      "step_id": {"type": "string"}, "step_name": {"type": "string"}}}}},
-        "RunDetail": {"allOf": [_ref("Run"), {"type": "object", "properties": {
-            "events": {"type": "array", "items": {"type": "object"}},
-            "steps": {"type": "array", "items": _ref("Step")}}}]},
-        "Step": {"type": "object", "required": ["step_id", "name", "kind", "status"], "properties": {
-            "step_id": {"type": "string", "description": "the hashed step id (use it to rerun from this step)"},
-            "name": {"type": "string"}, "kind": {"enum": ["run", "sleep", "wait", "invoke", "step"]},
-            "op": {"type": ["string", "null"], "description": "the opcode that settled it, or that it waits on"},
-            "status": {"enum": ["Completed", "Failed", "Running", "Sleeping", "Waiting", "Cancelled"]},
-            "attempts": {"type": ["integer", "null"]}, "queued_at": nullable_time, "started_at": nullable_time,
-            "ended_at": nullable_time, "duration_ms": {"type": ["integer", "null"]},
-            "input": {"type": ["object", "null"], "description": "wake time, awaited event, invoked function"},
-            "output": {}, "error": {"type": "object"}, "timed_out": {"type": "boolean"},
-            "copied_from": {"type": "string", "description": "rerun: the run this result was copied from"}}},
-        "DeadLetter": {"type": "object", "required": ["id", "reason", "body"], "properties": {
-            "id": {"type": "string", "description": "the id to redrive it by"},
-            "kind": {"type": ["string", "null"], "description": "the message's kind (call, wake, ...)"},
-            "run_id": {"type": ["string", "null"], "description": "the run it was for, if any"},
-            "reason": {"type": "string", "description": "why it is here: the last error, or that SQS moved it"},
-            "receive_count": {"type": "integer", "description": "deliveries it had"},
-            "dead_at": nullable_time, "body": {"type": "object", "description": "the work message"}}},
-        "SweepReport": {"type": "object", "properties": {
-            "before": {"type": "string", "format": "date-time",
-                       "description": "runs due before this time were looked at"},
-            "found": {"type": "integer", "description": "overdue runs found"},
-            "rearmed": {"type": "integer", "description": "runs something was sent for"},
-            "in_hand": {"type": "integer", "description": "runs whose steps are claimed: only moved on"},
-            "skipped": {"type": "integer", "description": "runs that moved on by themselves meanwhile"},
-            "errors": {"type": "integer", "description": "runs the sweep failed on (logged; found again next time)"},
-            "sent": {"type": "object", "additionalProperties": {"type": "integer"},
-                     "description": "messages sent, by kind: discovery, step, wake, wait_timeout, invoke_timeout"},
-            "more": {"type": "boolean", "description": "stopped at max_runs: call again"}}},
-        "App": {"type": "object", "properties": {
-            "app_id": {"type": "string"}, "url": {"type": "string"}, "sdk": {"type": "string"},
-            "framework": {"type": "string"}, "synced_at": {"type": "string", "format": "date-time"},
-            "function_ids": {"type": "array", "items": {"type": "string"}}}},
-        "Function": {"type": "object", "properties": {
-            "function_id": {"type": "string"}, "app_id": {"type": "string"}, "name": {"type": "string"},
-            "url": {"type": "string"}, "triggers": {"type": "array", "items": {"type": "object"}},
-            "retries": {"type": "integer"},
-            "flow_control": {"type": "object", "description": "concurrency, throttle, rateLimit, debounce, "
-                             "batchEvents, idempotency, singleton, priority, cancel, timeouts, as registered"},
-            "last_synced_at": nullable_time, "config": {"type": "object"}}},
+        "Error": {
+            "type": "object",
+            "required": ["error", "status"],
+            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+        },
+        "Metadata": {
+            "type": "object",
+            "properties": {
+                "fetched_at": {"type": "string", "format": "date-time"},
+                "cached_until": {"type": ["string", "null"]},
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["internal_id", "id", "name", "data", "ts"],
+            "properties": {
+                "internal_id": {"type": "string", "description": "the id the Event API returned"},
+                "id": {"type": "string", "description": "event.id as functions see it"},
+                "name": {"type": "string"},
+                "data": {"type": "object"},
+                "user": {"type": "object"},
+                "ts": {"type": "integer"},
+                "v": {"type": ["string", "null"]},
+                "received_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "EventInput": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "data": {"type": "object"},
+                "id": {"type": "string"},
+                "ts": {"type": "integer"},
+                "user": {"type": "object"},
+                "v": {"type": "string"},
+            },
+        },
+        "SendResult": {
+            "type": "object",
+            "properties": {"ids": {"type": "array", "items": {"type": "string"}}, "status": {"type": "integer"}},
+        },
+        "Run": {
+            "type": "object",
+            "required": ["run_id", "function_id", "status"],
+            "properties": {
+                "run_id": {"type": "string"},
+                "function_id": {"type": "string"},
+                "app_id": {"type": "string"},
+                "status": {"enum": ["Running", "Completed", "Failed", "Cancelled"]},
+                "event_id": {"type": ["string", "null"]},
+                "event_ids": {"type": "array", "items": {"type": "string"}},
+                "event_name": {"type": ["string", "null"], "description": "in listings: the trigger's name"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "run_started_at": {"type": "string", "format": "date-time"},
+                "ended_at": nullable_time,
+                "output": {},
+                "error": {"type": "object"},
+                "origin": {
+                    "type": "object",
+                    "description": "replay or rerun: the run it came from",
+                    "properties": {
+                        "kind": {"enum": ["replay", "rerun"]},
+                        "run_id": {"type": "string"},
+                        "step_id": {"type": "string"},
+                        "step_name": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "RunDetail": {
+            "allOf": [
+                _ref("Run"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "events": {"type": "array", "items": {"type": "object"}},
+                        "steps": {"type": "array", "items": _ref("Step")},
+                    },
+                },
+            ]
+        },
+        "Step": {
+            "type": "object",
+            "required": ["step_id", "name", "kind", "status"],
+            "properties": {
+                "step_id": {"type": "string", "description": "the hashed step id (use it to rerun from this step)"},
+                "name": {"type": "string"},
+                "kind": {"enum": ["run", "sleep", "wait", "invoke", "step"]},
+                "op": {"type": ["string", "null"], "description": "the opcode that settled it, or that it waits on"},
+                "status": {"enum": ["Completed", "Failed", "Running", "Sleeping", "Waiting", "Cancelled"]},
+                "attempts": {"type": ["integer", "null"]},
+                "queued_at": nullable_time,
+                "started_at": nullable_time,
+                "ended_at": nullable_time,
+                "duration_ms": {"type": ["integer", "null"]},
+                "input": {"type": ["object", "null"], "description": "wake time, awaited event, invoked function"},
+                "output": {},
+                "error": {"type": "object"},
+                "timed_out": {"type": "boolean"},
+                "copied_from": {"type": "string", "description": "rerun: the run this result was copied from"},
+            },
+        },
+        "DeadLetter": {
+            "type": "object",
+            "required": ["id", "reason", "body"],
+            "properties": {
+                "id": {"type": "string", "description": "the id to redrive it by"},
+                "kind": {"type": ["string", "null"], "description": "the message's kind (call, wake, ...)"},
+                "run_id": {"type": ["string", "null"], "description": "the run it was for, if any"},
+                "reason": {"type": "string", "description": "why it is here: the last error, or that SQS moved it"},
+                "receive_count": {"type": "integer", "description": "deliveries it had"},
+                "dead_at": nullable_time,
+                "body": {"type": "object", "description": "the work message"},
+            },
+        },
+        "SweepReport": {
+            "type": "object",
+            "properties": {
+                "before": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "runs due before this time were looked at",
+                },
+                "found": {"type": "integer", "description": "overdue runs found"},
+                "rearmed": {"type": "integer", "description": "runs something was sent for"},
+                "in_hand": {"type": "integer", "description": "runs whose steps are claimed: only moved on"},
+                "skipped": {"type": "integer", "description": "runs that moved on by themselves meanwhile"},
+                "errors": {
+                    "type": "integer",
+                    "description": "runs the sweep failed on (logged; found again next time)",
+                },
+                "sent": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "messages sent, by kind: discovery, step, wake, wait_timeout, invoke_timeout",
+                },
+                "more": {"type": "boolean", "description": "stopped at max_runs: call again"},
+            },
+        },
+        "App": {
+            "type": "object",
+            "properties": {
+                "app_id": {"type": "string"},
+                "url": {"type": "string"},
+                "sdk": {"type": "string"},
+                "framework": {"type": "string"},
+                "synced_at": {"type": "string", "format": "date-time"},
+                "function_ids": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Function": {
+            "type": "object",
+            "properties": {
+                "function_id": {"type": "string"},
+                "app_id": {"type": "string"},
+                "name": {"type": "string"},
+                "url": {"type": "string"},
+                "triggers": {"type": "array", "items": {"type": "object"}},
+                "retries": {"type": "integer"},
+                "flow_control": {
+                    "type": "object",
+                    "description": "concurrency, throttle, rateLimit, debounce, "
+                    "batchEvents, idempotency, singleton, priority, cancel, timeouts, as registered",
+                },
+                "last_synced_at": nullable_time,
+                "config": {"type": "object"},
+            },
+        },
     }
 
 
@@ -154,102 +268,239 @@ def document() -> dict[str, Any]:
     event_id = _path_param("event_id", "an event's internal id")
     runs = {"type": "array", "items": _ref("Run")}
     paths: dict[str, Any] = {
-        "/health": {"get": _op("Liveness and mode (dev or cloud)", _ok({"type": "object"}), tags=["meta"],
-                               security=_PUBLIC)},
+        "/health": {
+            "get": _op("Liveness and mode (dev or cloud)", _ok({"type": "object"}), tags=["meta"], security=_PUBLIC)
+        },
         "/openapi.json": {"get": _op("This document", _ok({"type": "object"}), tags=["meta"], security=_PUBLIC)},
-        "/": {"get": _op("The dashboard page", {"200": {"description": "HTML"}}, tags=["dashboard"],
-                         security=_PUBLIC)},
-        "/static/{name}": {"get": _op("A dashboard file (script, style)", {"200": {"description": "file"},
-                                                                          "404": {"description": "no such file"}},
-                                      tags=["dashboard"], params=[_path_param("name", "file name")],
-                                      security=_PUBLIC)},
-        "/e/{key}": {"post": _op(
-            "Event API: send one event or an array", _ok(_ref("SendResult")), tags=["events"],
-            params=[_path_param("key", "an event key (any key in dev mode)")], security=_PUBLIC,
-            body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
-            description="Authenticated by the event key in the path, not by the signing key.")},
-        "/fn/register": {"post": _op("SDK sync: register an app's functions", _ok({"type": "object"}),
-                                     tags=["apps"], body=_body({"type": "object"}))},
-        "/v0/runs/{run_id}/batch": {"get": _op("A run's events (SDKs, use_api)", _ok({"type": "array"}),
-                                               tags=["sdk"], params=[run_id])},
-        "/v0/runs/{run_id}/actions": {"get": _op("A run's step results (SDKs, use_api)", _ok({"type": "object"}),
-                                                 tags=["sdk"], params=[run_id])},
+        "/": {"get": _op("The dashboard page", {"200": {"description": "HTML"}}, tags=["dashboard"], security=_PUBLIC)},
+        "/static/{name}": {
+            "get": _op(
+                "A dashboard file (script, style)",
+                {"200": {"description": "file"}, "404": {"description": "no such file"}},
+                tags=["dashboard"],
+                params=[_path_param("name", "file name")],
+                security=_PUBLIC,
+            )
+        },
+        "/e/{key}": {
+            "post": _op(
+                "Event API: send one event or an array",
+                _ok(_ref("SendResult")),
+                tags=["events"],
+                params=[_path_param("key", "an event key (any key in dev mode)")],
+                security=_PUBLIC,
+                body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
+                description="Authenticated by the event key in the path, not by the signing key.",
+            )
+        },
+        "/fn/register": {
+            "post": _op(
+                "SDK sync: register an app's functions",
+                _ok({"type": "object"}),
+                tags=["apps"],
+                body=_body({"type": "object"}),
+            )
+        },
+        "/v0/runs/{run_id}/batch": {
+            "get": _op("A run's events (SDKs, use_api)", _ok({"type": "array"}), tags=["sdk"], params=[run_id])
+        },
+        "/v0/runs/{run_id}/actions": {
+            "get": _op("A run's step results (SDKs, use_api)", _ok({"type": "object"}), tags=["sdk"], params=[run_id])
+        },
         "/v1/events": {
-            "get": _op("List events, newest first", _ok(_data({"type": "array", "items": _ref("Event")}, cursor=True)),
-                       tags=["events"], params=[
-                           _param("name", description="only events of this name"),
-                           _param("received_after", schema=_TIME), _param("received_before", schema=_TIME),
-                           _LIMIT, _CURSOR]),
-            "post": _op("Send one event or an array, with the signing key", _ok(_ref("SendResult")),
-                        tags=["events"],
-                        body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]})),
+            "get": _op(
+                "List events, newest first",
+                _ok(_data({"type": "array", "items": _ref("Event")}, cursor=True)),
+                tags=["events"],
+                params=[
+                    _param("name", description="only events of this name"),
+                    _param("received_after", schema=_TIME),
+                    _param("received_before", schema=_TIME),
+                    _LIMIT,
+                    _CURSOR,
+                ],
+            ),
+            "post": _op(
+                "Send one event or an array, with the signing key",
+                _ok(_ref("SendResult")),
+                tags=["events"],
+                body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
+            ),
         },
-        "/v1/events/{event_id}": {"get": _op("One event", _ok(_data(_ref("Event"))), tags=["events"],
-                                             params=[event_id])},
-        "/v1/events/{event_id}/runs": {"get": _op("The runs an event started (replays included)", _ok(_data(runs)),
-                                                  tags=["events"], params=[event_id])},
-        "/v1/runs": {"get": _op(
-            "List runs, newest first, across functions", _ok(_data(runs, cursor=True)), tags=["runs"], params=[
-                _param("function_id", description="comma-separated function ids (default: every registered one)"),
-                _param("app_id", description="comma-separated app ids"),
-                _param("status", description="comma-separated: Running, Completed, Failed, Cancelled"),
-                _param("created_after", schema=_TIME), _param("created_before", schema=_TIME), _LIMIT, _CURSOR])},
+        "/v1/events/{event_id}": {
+            "get": _op("One event", _ok(_data(_ref("Event"))), tags=["events"], params=[event_id])
+        },
+        "/v1/events/{event_id}/runs": {
+            "get": _op(
+                "The runs an event started (replays included)", _ok(_data(runs)), tags=["events"], params=[event_id]
+            )
+        },
+        "/v1/runs": {
+            "get": _op(
+                "List runs, newest first, across functions",
+                _ok(_data(runs, cursor=True)),
+                tags=["runs"],
+                params=[
+                    _param("function_id", description="comma-separated function ids (default: every registered one)"),
+                    _param("app_id", description="comma-separated app ids"),
+                    _param("status", description="comma-separated: Running, Completed, Failed, Cancelled"),
+                    _param("created_after", schema=_TIME),
+                    _param("created_before", schema=_TIME),
+                    _LIMIT,
+                    _CURSOR,
+                ],
+            )
+        },
         "/v1/runs/{run_id}": {
-            "get": _op("One run with its events and steps", _ok(_data(_ref("RunDetail"))), tags=["runs"],
-                       params=[run_id]),
-            "delete": _op("Cancel a run (no change if it has ended)", _ok(_data(_ref("Run"))), tags=["runs"],
-                          params=[run_id]),
+            "get": _op(
+                "One run with its events and steps", _ok(_data(_ref("RunDetail"))), tags=["runs"], params=[run_id]
+            ),
+            "delete": _op(
+                "Cancel a run (no change if it has ended)", _ok(_data(_ref("Run"))), tags=["runs"], params=[run_id]
+            ),
         },
-        "/v1/runs/{run_id}/jobs": {"get": _op("A run's steps", _ok(_data({"type": "array", "items": _ref("Step")})),
-                                              tags=["runs"], params=[run_id])},
-        "/v1/runs/{run_id}/replay": {"post": _op(
-            "Replay: a new run of the function with the same events, on the current code",
-            _ok(_data(_ref("Run"))), tags=["runs"], params=[run_id])},
-        "/v1/runs/{run_id}/rerun": {"post": _op(
-            "Rerun from a step: a new run that keeps the step results before it", _ok(_data(_ref("Run"))),
-            tags=["runs"], params=[run_id],
-            body=_body({"type": "object", "required": ["step_id"], "properties": {"step_id": {"type": "string"}}}))},
-        "/v1/cancellations": {"post": _op(
-            "Cancel a function's live runs in a time window, optionally matching a CEL `if`",
-            _ok({"type": "object", "properties": {"cancelled": {"type": "integer"}}}), tags=["runs"],
-            body=_body({"type": "object", "required": ["function_id"], "properties": {
-                "function_id": {"type": "string"}, "app_id": {"type": "string"},
-                "started_after": _TIME, "started_before": _TIME, "if": {"type": "string"}}}))},
-        "/v1/dead-letters": {"get": _op(
-            "Poison work messages in the dead-letter store, with why",
-            _ok(_data({"type": "array", "items": _ref("DeadLetter")})), tags=["dead letters"], params=[_LIMIT])},
-        "/v1/dead-letters/redrive": {"post": _op(
-            "Put dead letters back on the work queue and reopen the runs dead-lettering failed",
-            _ok(_data({"type": "object", "properties": {
-                "redriven": {"type": "integer"}, "runs_reopened": {"type": "array", "items": {"type": "string"}},
-                "more": {"type": "boolean", "description": "all: more may be left; call again"}}})),
-            tags=["dead letters"],
-            body=_body({"type": "object", "properties": {
-                "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
-                "all": {"const": True}}}),
-            description="Exactly one of `ids` or `all: true`; one call moves at most 100.")},
-        "/v1/sweep": {"post": _op(
-            "Re-arm runs that are overdue with nothing moving them (the sweeper, now)",
-            _ok(_data(_ref("SweepReport"))), tags=["operations"],
-            body=_body({"type": "object", "properties": {
-                "grace_s": {"type": "number", "minimum": 0,
-                            "description": "how long overdue a run must be (default: the sweep_grace_s setting)"},
-                "max_runs": {"type": "integer", "minimum": 1, "maximum": 100,
-                             "description": "re-arm at most this many (default 100)"}}}, required=False),
-            description="Runs every few minutes by itself; this runs it now. One call handles at most "
-                        "100 runs: `more` says to call again.")},
-        "/v1/apps": {"get": _op("List apps and their last sync", _ok(_data({"type": "array", "items": _ref("App")})),
-                                tags=["apps"])},
-        "/v1/apps/{app_id}/functions": {"get": _op(
-            "An app's functions as registered", _ok(_data({"type": "array", "items": {"type": "object"}})),
-            tags=["apps"], params=[_path_param("app_id", "an app id")])},
-        "/v1/apps/sync": {"post": _op(
-            "Ask the app at a URL to sync (PUT), as `stepline dev -u` does", _ok(_data({"type": "object"})),
-            tags=["apps"], body=_body({"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}))},
-        "/v1/functions": {"get": _op("List functions with their triggers, flow control and last sync",
-                                     _ok(_data({"type": "array", "items": _ref("Function")})), tags=["functions"])},
-        "/v1/functions/{fn_id}": {"get": _op("One function", _ok(_data(_ref("Function"))), tags=["functions"],
-                                             params=[_path_param("fn_id", "a function id")])},
+        "/v1/runs/{run_id}/jobs": {
+            "get": _op(
+                "A run's steps", _ok(_data({"type": "array", "items": _ref("Step")})), tags=["runs"], params=[run_id]
+            )
+        },
+        "/v1/runs/{run_id}/replay": {
+            "post": _op(
+                "Replay: a new run of the function with the same events, on the current code",
+                _ok(_data(_ref("Run"))),
+                tags=["runs"],
+                params=[run_id],
+            )
+        },
+        "/v1/runs/{run_id}/rerun": {
+            "post": _op(
+                "Rerun from a step: a new run that keeps the step results before it",
+                _ok(_data(_ref("Run"))),
+                tags=["runs"],
+                params=[run_id],
+                body=_body({"type": "object", "required": ["step_id"], "properties": {"step_id": {"type": "string"}}}),
+            )
+        },
+        "/v1/cancellations": {
+            "post": _op(
+                "Cancel a function's live runs in a time window, optionally matching a CEL `if`",
+                _ok({"type": "object", "properties": {"cancelled": {"type": "integer"}}}),
+                tags=["runs"],
+                body=_body(
+                    {
+                        "type": "object",
+                        "required": ["function_id"],
+                        "properties": {
+                            "function_id": {"type": "string"},
+                            "app_id": {"type": "string"},
+                            "started_after": _TIME,
+                            "started_before": _TIME,
+                            "if": {"type": "string"},
+                        },
+                    }
+                ),
+            )
+        },
+        "/v1/dead-letters": {
+            "get": _op(
+                "Poison work messages in the dead-letter store, with why",
+                _ok(_data({"type": "array", "items": _ref("DeadLetter")})),
+                tags=["dead letters"],
+                params=[_LIMIT],
+            )
+        },
+        "/v1/dead-letters/redrive": {
+            "post": _op(
+                "Put dead letters back on the work queue and reopen the runs dead-lettering failed",
+                _ok(
+                    _data(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "redriven": {"type": "integer"},
+                                "runs_reopened": {"type": "array", "items": {"type": "string"}},
+                                "more": {"type": "boolean", "description": "all: more may be left; call again"},
+                            },
+                        }
+                    )
+                ),
+                tags=["dead letters"],
+                body=_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100},
+                            "all": {"const": True},
+                        },
+                    }
+                ),
+                description="Exactly one of `ids` or `all: true`; one call moves at most 100.",
+            )
+        },
+        "/v1/sweep": {
+            "post": _op(
+                "Re-arm runs that are overdue with nothing moving them (the sweeper, now)",
+                _ok(_data(_ref("SweepReport"))),
+                tags=["operations"],
+                body=_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "grace_s": {
+                                "type": "number",
+                                "minimum": 0,
+                                "description": "how long overdue a run must be (default: the sweep_grace_s setting)",
+                            },
+                            "max_runs": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 100,
+                                "description": "re-arm at most this many (default 100)",
+                            },
+                        },
+                    },
+                    required=False,
+                ),
+                description="Runs every few minutes by itself; this runs it now. One call handles at most "
+                "100 runs: `more` says to call again.",
+            )
+        },
+        "/v1/apps": {
+            "get": _op(
+                "List apps and their last sync", _ok(_data({"type": "array", "items": _ref("App")})), tags=["apps"]
+            )
+        },
+        "/v1/apps/{app_id}/functions": {
+            "get": _op(
+                "An app's functions as registered",
+                _ok(_data({"type": "array", "items": {"type": "object"}})),
+                tags=["apps"],
+                params=[_path_param("app_id", "an app id")],
+            )
+        },
+        "/v1/apps/sync": {
+            "post": _op(
+                "Ask the app at a URL to sync (PUT), as `stepline dev -u` does",
+                _ok(_data({"type": "object"})),
+                tags=["apps"],
+                body=_body({"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}}),
+            )
+        },
+        "/v1/functions": {
+            "get": _op(
+                "List functions with their triggers, flow control and last sync",
+                _ok(_data({"type": "array", "items": _ref("Function")})),
+                tags=["functions"],
+            )
+        },
+        "/v1/functions/{fn_id}": {
+            "get": _op(
+                "One function",
+                _ok(_data(_ref("Function"))),
+                tags=["functions"],
+                params=[_path_param("fn_id", "a function id")],
+            )
+        },
     }
     return {
         "openapi": "3.1.0",
@@ -257,15 +508,19 @@ def document() -> dict[str, Any]:
             "title": "Stepline API",
             "version": "1",
             "description": "The Inngest REST API v1 as Stepline serves it, plus what its dashboard and CLI use. "
-                           "Deployed, every route but the public ones (security: []) needs "
-                           "`Authorization: Bearer <hash of the signing key>` (or `signkey-<env>-<hash>`); "
-                           "`stepline dev` runs without auth.",
+            "Deployed, every route but the public ones (security: []) needs "
+            "`Authorization: Bearer <hash of the signing key>` (or `signkey-<env>-<hash>`); "
+            "`stepline dev` runs without auth.",
         },
         "security": _BEARER,
         "components": {
-            "securitySchemes": {"signingKey": {
-                "type": "http", "scheme": "bearer",
-                "description": "SHA-256 of the signing key's hex part, as the Inngest SDKs send it"}},
+            "securitySchemes": {
+                "signingKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "SHA-256 of the signing key's hex part, as the Inngest SDKs send it",
+                }
+            },
             "schemas": _schemas(),
         },
         "paths": paths,

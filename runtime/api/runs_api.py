@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -17,14 +17,14 @@ from stepline.api.request import query, raw_body
 from stepline.api.steps_view import steps_json
 from stepline.engine.core import Engine
 from stepline.engine.expressions import ExpressionError, compile_expression
-from stepline.engine.ports import Run, RunStatus, StoreError, StoredEvent
+from stepline.engine.ports import Run, RunStatus, StoredEvent, StoreError
 
 MAX_PAGE = 100
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The instants RFC3339 can write (years 1 to 9999), as epoch ms: a time filter outside them can
 # only be a mistake, and the stores' integers cannot hold much more.
-MIN_TIME_MS = (datetime(1, 1, 1, tzinfo=timezone.utc) - EPOCH) // timedelta(milliseconds=1)
-MAX_TIME_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc) - EPOCH) // timedelta(milliseconds=1)
+MIN_TIME_MS = (datetime(1, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
+MAX_TIME_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(ms: int | None) -> str | None:
@@ -44,7 +44,7 @@ def parse_time(name: str, value: str | None) -> int | None:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             ms = (parsed - EPOCH) // timedelta(milliseconds=1)
         except (ValueError, OverflowError) as exc:
             raise ApiError(400, expected) from exc
@@ -172,7 +172,11 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         fn_id = body.get("function_id")
         if not isinstance(fn_id, str) or not fn_id:
             raise ApiError(400, "function_id: required, the function's full id (app id and function id)")
-        if body.get("app_id") and not fn_id.startswith(f"{body['app_id']}-") and store.get_function(f"{body['app_id']}-{fn_id}"):
+        if (
+            body.get("app_id")
+            and not fn_id.startswith(f"{body['app_id']}-")
+            and store.get_function(f"{body['app_id']}-{fn_id}")
+        ):
             fn_id = f"{body['app_id']}-{fn_id}"
         if store.get_function(fn_id) is None:
             raise ApiError(404, f"function_id: no function {fn_id!r}")
@@ -189,18 +193,34 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         count = engine.cancellation.cancel_many(
             fn_id, started_after=started_after, started_before=started_before, expression=expression
         )
-        return json_response(200, {"id": engine.ids.new(), "function_id": fn_id, "cancelled": count,
-                                   "started_after": iso(started_after), "started_before": iso(started_before),
-                                   "if": expression})
+        return json_response(
+            200,
+            {
+                "id": engine.ids.new(),
+                "function_id": fn_id,
+                "cancelled": count,
+                "started_after": iso(started_after),
+                "started_before": iso(started_before),
+                "if": expression,
+            },
+        )
 
     @app.get("/v1/apps")
     def list_apps() -> Response:
         require_signing_key(app, settings)
-        return envelope([
-            {"app_id": a.app_id, "url": a.url, "sdk": a.sdk, "framework": a.framework,
-             "synced_at": iso(a.synced_at), "function_ids": a.function_ids}
-            for a in store.list_apps()
-        ])
+        return envelope(
+            [
+                {
+                    "app_id": a.app_id,
+                    "url": a.url,
+                    "sdk": a.sdk,
+                    "framework": a.framework,
+                    "synced_at": iso(a.synced_at),
+                    "function_ids": a.function_ids,
+                }
+                for a in store.list_apps()
+            ]
+        )
 
     @app.get("/v1/apps/<app_id>/functions")
     def app_functions(app_id: str) -> Response:
@@ -211,11 +231,20 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         if record is None:
             raise ApiError(404, f"app {app_id!r} not found")
         functions = [store.get_function(fn_id) for fn_id in record.function_ids]
-        return envelope([
-            {"function_id": f.fn_id, "app_id": f.app_id, "name": f.name, "url": f.url,
-             "event_triggers": f.event_triggers, "config": f.config}
-            for f in functions if f is not None
-        ])
+        return envelope(
+            [
+                {
+                    "function_id": f.fn_id,
+                    "app_id": f.app_id,
+                    "name": f.name,
+                    "url": f.url,
+                    "event_triggers": f.event_triggers,
+                    "config": f.config,
+                }
+                for f in functions
+                if f is not None
+            ]
+        )
 
     # The SDKs call these two when a call request says `use_api` (docs/protocol.md §5.3): the run's
     # events as an array, and its memos as the object a request's `steps` would hold. They carry

@@ -86,9 +86,7 @@ def list_runs(
         before = position[0] + 1 if before is None else min(before, position[0] + 1)
     size = min(limit + 1, MAX_PAGE)
     streams = [
-        _pages(store, fn_id, status, created_after, before, size)
-        for fn_id in fn_ids
-        for status in (statuses or [None])
+        _pages(store, fn_id, status, created_after, before, size) for fn_id in fn_ids for status in (statuses or [None])
     ]
     merged = heapq.merge(*streams, key=lambda r: (r.created_at, r.run_id), reverse=True)
     page: list[Run] = []

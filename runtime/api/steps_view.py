@@ -8,7 +8,7 @@ existed carry none of that, and show only what the value says.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ulid import ULID
@@ -33,7 +33,7 @@ WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Wa
 def _iso(ms: Any) -> str | None:
     if not isinstance(ms, int) or isinstance(ms, bool):
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _seq_ms(seq: str) -> int | None:

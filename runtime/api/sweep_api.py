@@ -34,7 +34,9 @@ def sweep_request(raw: bytes) -> tuple[int | None, int]:
     if unknown:
         raise ApiError(400, f"{unknown[0]}: unknown field; expected grace_s or max_runs")
     grace = body.get("grace_s")
-    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 10 ** 9):
+    if grace is not None and (
+        isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 <= grace <= 10**9
+    ):
         raise ApiError(400, f"grace_s: expected a number of seconds, 0 or more, got {grace!r}")
     most = body.get("max_runs", MAX_RUNS)
     if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= MAX_RUNS:

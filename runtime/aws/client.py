@@ -90,9 +90,7 @@ class TableClient:
         if prefix is not None:
             condition += " AND begins_with(sk, :prefix)"
             values[":prefix"] = str_attr(prefix)
-        return self.query(
-            KeyConditionExpression=condition, ExpressionAttributeValues=values, ConsistentRead=True
-        )
+        return self.query(KeyConditionExpression=condition, ExpressionAttributeValues=values, ConsistentRead=True)
 
     def batch_write(self, puts: Any = (), deletes: Any = ()) -> None:
         """Unconditional puts and deletes, 25 per request, in the order given."""

@@ -34,9 +34,7 @@ def _fields(expr: str) -> list[str]:
     fields = expr.split()
     if len(fields) == 6:
         if fields[0] != "0":
-            raise ValueError(
-                f"cron {expr!r}: EventBridge Scheduler cannot fire at second {fields[0]}"
-            )
+            raise ValueError(f"cron {expr!r}: EventBridge Scheduler cannot fire at second {fields[0]}")
         fields = fields[1:]
     if len(fields) != 5 or not all(_FIELD.fullmatch(f) for f in fields):
         raise ValueError(f"cron {expr!r}: expected five or six fields")
@@ -95,12 +93,15 @@ def to_aws_cron(expr: str) -> str:
     elif dom in ("*", "?"):
         dom = "?"
     else:
-        raise ValueError(
-            f"cron {expr!r}: EventBridge Scheduler cannot restrict both day of month "
-            "and day of week"
-        )
-    fields = [_from_star(minute, "0"), _from_star(hour, "0"), _from_star(dom, "1"),
-              _from_star(month, "1").upper(), dow, "*"]
+        raise ValueError(f"cron {expr!r}: EventBridge Scheduler cannot restrict both day of month and day of week")
+    fields = [
+        _from_star(minute, "0"),
+        _from_star(hour, "0"),
+        _from_star(dom, "1"),
+        _from_star(month, "1").upper(),
+        dow,
+        "*",
+    ]
     return f"cron({' '.join(fields)})"
 
 

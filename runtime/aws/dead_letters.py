@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stepline.aws.errors import translated
 from stepline.aws.queue import message_text
@@ -36,8 +37,12 @@ _BATCH_MAX = 10
 # Characters SQS refuses in a string attribute (outside XML's character range).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Handles that no longer control a message: it is visible again already, or gone.
-_GONE = ("ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
-         "AWS.SimpleQueueService.MessageNotInflight")
+_GONE = (
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+)
 
 
 def moved_by_sqs_reason(receives: int | None) -> str:
@@ -174,9 +179,9 @@ class SqsDeadLetters:
         """The work queue's maxReceiveCount: how many receives SQS moved a message after."""
         if self._max_receives is None:
             try:
-                attributes = self._sqs.get_queue_attributes(
-                    QueueUrl=self._queue, AttributeNames=["RedrivePolicy"]
-                )["Attributes"]
+                attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue, AttributeNames=["RedrivePolicy"])[
+                    "Attributes"
+                ]
                 self._max_receives = int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
             except Exception:  # noqa: BLE001 - the reason then names the setting instead
                 return None

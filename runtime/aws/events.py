@@ -6,14 +6,12 @@ import time
 from typing import Any
 
 from stepline.aws.client import TableClient
-from stepline.aws.payloads import event_prefix
 from stepline.aws.items import (
     GSI1,
     Item,
     check_size,
     claim_key,
     day_of,
-    time_key_window,
     encode_cursor,
     event_from_item,
     event_item,
@@ -21,7 +19,9 @@ from stepline.aws.items import (
     get_str,
     num_attr,
     str_attr,
+    time_key_window,
 )
+from stepline.aws.payloads import event_prefix
 from stepline.engine.ports import StoreError
 from stepline.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
 
@@ -43,7 +43,7 @@ class EventRecords:
         # Encode, offload and size-check everything before the first write: a claim whose
         # event then fails to store would block its id until the orphan take-over below.
         items = [self._event_item(e) for e in events]
-        for event, item in zip(events, items):
+        for event, item in zip(events, items, strict=True):
             check_size(item, f"event {event.internal_id} ({event.name})")
         results: list[StoredEvent | None] = [None] * len(events)
         first_with_id: dict[str, int] = {}
@@ -92,9 +92,7 @@ class EventRecords:
             return event_from_item(old) if old else self.get_event(event.internal_id) or event
         return event
 
-    def _claim_event_id(
-        self, event: StoredEvent, now_ms: int, *, replacing: str | None = None
-    ) -> tuple[bool, str]:
+    def _claim_event_id(self, event: StoredEvent, now_ms: int, *, replacing: str | None = None) -> tuple[bool, str]:
         """Claim ``event.id`` for 24 h. (True, "") when ours, else (False, holder's internal id)."""
         expires_at = now_ms + EVENT_DEDUPE_WINDOW_MS
         item = {
@@ -148,9 +146,7 @@ class EventRecords:
         items = self._t.batch_get([event_key(i) for i in earlier.values()])
         stored = {e.internal_id: e for e in map(event_from_item, items)}
         for index, holder in earlier.items():
-            results[index] = stored.get(holder) or self._wait_or_take_over(
-                events[index], holder, now_ms
-            )
+            results[index] = stored.get(holder) or self._wait_or_take_over(events[index], holder, now_ms)
 
     def _wait_or_take_over(self, event: StoredEvent, holder: str, now_ms: int) -> StoredEvent:
         """The claim's event item is missing: its writer is either mid-write or died between
@@ -196,8 +192,7 @@ class EventRecords:
         keys = self._newest_event_keys(low, high, after_key, name, want=limit + 1)
         page_keys = keys[:limit]
         items = {
-            get_str(i, "internal_id"): i
-            for i in self._t.batch_get([{"pk": k["pk"], "sk": k["sk"]} for k in page_keys])
+            get_str(i, "internal_id"): i for i in self._t.batch_get([{"pk": k["pk"], "sk": k["sk"]} for k in page_keys])
         }
         page = [
             event_from_item(items[iid])
@@ -207,9 +202,7 @@ class EventRecords:
         next_cursor = encode_cursor(page_keys[-1]["gsi1sk"]["S"]) if len(keys) > limit else None
         return page, next_cursor
 
-    def _newest_event_keys(
-        self, low: str, high: str, exclude: str | None, name: str | None, want: int
-    ) -> list[Item]:
+    def _newest_event_keys(self, low: str, high: str, exclude: str | None, name: str | None, want: int) -> list[Item]:
         days = self._t.query(
             KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
             ExpressionAttributeValues={

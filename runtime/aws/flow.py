@@ -20,8 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 from stepline.aws.client import TableClient
-from stepline.aws.payloads import flow_prefix
 from stepline.aws.items import Item, check_size, get_int, get_json, get_str, json_attr, num_attr, str_attr
+from stepline.aws.payloads import flow_prefix
 from stepline.engine.records import FlowState, LineEntry, SlotHolder, SlotView
 
 # A slot item outlives its expiry this long before TTL may delete it (an expired slot is free
@@ -195,9 +195,7 @@ class FlowRecords:
                 return view
             kwargs["ExclusiveStartKey"] = last
 
-    def take_slot(
-        self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = ""
-    ) -> bool:
+    def take_slot(self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = "") -> bool:
         ok, _ = self._t.conditional(
             "put_item",
             Item={
@@ -230,9 +228,7 @@ class FlowRecords:
             "created_at": num_attr(entry.created_at),
         }
         check_size(item, f"line entry {entry.position} of {key}")
-        ok, _ = self._t.conditional(
-            "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        ok, _ = self._t.conditional("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
         return ok
 
     def leave_line(self, key: str, position: str) -> bool:

@@ -12,7 +12,7 @@ import binascii
 import json
 import zlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from stepline.engine.ports import StoreError
@@ -110,7 +110,7 @@ def chunks(seq: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def day_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 # -- keys --------------------------------------------------------------------------------------

@@ -128,7 +128,7 @@ class PayloadStore:
             texts = [self.get(keys[0])]
         else:
             texts = list(self._threads().map(self.get, keys))
-        for (item, name), data in zip(refs, texts):
+        for (item, name), data in zip(refs, texts, strict=True):
             item[name] = {"S": data.decode("utf-8", "surrogatepass")}
         return items
 

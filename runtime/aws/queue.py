@@ -22,8 +22,12 @@ SQS_MAX_VISIBILITY_SECONDS = 43_200
 _BATCH_MAX = 10
 # Codes meaning "this handle no longer controls an in-flight message": the message was deleted
 # already, or it is visible again and will be redelivered anyway.
-_GONE = ("ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight",
-         "AWS.SimpleQueueService.MessageNotInflight")
+_GONE = (
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+)
 
 
 def message_text(body: dict[str, Any]) -> str:
@@ -31,9 +35,7 @@ def message_text(body: dict[str, Any]) -> str:
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_MESSAGE_BYTES:
-        raise StoreError(
-            f"queue message is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte SQS limit"
-        )
+        raise StoreError(f"queue message is {size} bytes, over the {MAX_MESSAGE_BYTES}-byte SQS limit")
     return text
 
 
@@ -63,9 +65,7 @@ class SqsWorkQueue:
     def _check_delay(self, delay_seconds: int) -> int:
         delay = int(delay_seconds)
         if not 0 <= delay <= self.max_delay_seconds:
-            raise ValueError(
-                f"delay_seconds must be within 0..{self.max_delay_seconds}, got {delay_seconds}"
-            )
+            raise ValueError(f"delay_seconds must be within 0..{self.max_delay_seconds}, got {delay_seconds}")
         return delay
 
     def send(self, body: dict[str, Any], delay_seconds: int = 0) -> None:
@@ -77,10 +77,7 @@ class SqsWorkQueue:
     def send_many(self, bodies: list[dict[str, Any]], delay_seconds: int = 0) -> None:
         delay = self._check_delay(delay_seconds)
         for batch in _batches([message_text(b) for b in bodies]):
-            entries = [
-                {"Id": str(i), "MessageBody": text, "DelaySeconds": delay}
-                for i, text in enumerate(batch)
-            ]
+            entries = [{"Id": str(i), "MessageBody": text, "DelaySeconds": delay} for i, text in enumerate(batch)]
             with translated("SQS SendMessageBatch"):
                 resp = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
             failed = resp.get("Failed") or []
@@ -93,16 +90,13 @@ class SqsWorkQueue:
         ours = [f for f in failed if f.get("SenderFault")]
         if ours:
             f = ours[0]
-            raise StoreError(f"SQS SendMessageBatch rejected a message: {f.get('Code')}: "
-                             f"{f.get('Message', '')}")
+            raise StoreError(f"SQS SendMessageBatch rejected a message: {f.get('Code')}: {f.get('Message', '')}")
         retry = [by_id[f["Id"]] for f in failed]
         with translated("SQS SendMessageBatch"):
             resp = self._sqs.send_message_batch(QueueUrl=self._url, Entries=retry)
         if resp.get("Failed"):
             f = resp["Failed"][0]
-            raise StoreError(
-                f"SQS SendMessageBatch failed: {f.get('Code')}: {f.get('Message', '')}"
-            )
+            raise StoreError(f"SQS SendMessageBatch failed: {f.get('Code')}: {f.get('Message', '')}")
 
     def receive(self, max_messages: int, visibility_seconds: int) -> list[QueueMessage]:
         out: list[QueueMessage] = []
@@ -136,9 +130,7 @@ class SqsWorkQueue:
     def retry_later(self, handle: str, delay_seconds: int) -> None:
         delay = max(0, min(int(delay_seconds), SQS_MAX_VISIBILITY_SECONDS))
         with translated("SQS ChangeMessageVisibility", ignore=_GONE):
-            self._sqs.change_message_visibility(
-                QueueUrl=self._url, ReceiptHandle=handle, VisibilityTimeout=delay
-            )
+            self._sqs.change_message_visibility(QueueUrl=self._url, ReceiptHandle=handle, VisibilityTimeout=delay)
 
 
 def _batches(texts: list[str]) -> Iterator[list[str]]:

@@ -218,17 +218,14 @@ def provision(
     dlq_url, dlq_arn = _ensure_queue(
         sqs,
         names.dlq_name,
-        {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS),
-         "MaximumMessageSize": str(MAX_MESSAGE_BYTES)},
+        {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS), "MaximumMessageSize": str(MAX_MESSAGE_BYTES)},
     )
     queue_url, queue_arn = _ensure_queue(
         sqs,
         names.queue_name,
         {
             "MaximumMessageSize": str(MAX_MESSAGE_BYTES),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}
-            ),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
         },
     )
     role_arn = _ensure_scheduler_role(iam, names.scheduler_role_name, queue_arn)
@@ -258,9 +255,7 @@ def _ensure_table(ddb: Any, table_name: str) -> None:
             raise
         with translated("DynamoDB CreateTable"):
             ddb.create_table(**table_definition(table_name))
-            ddb.get_waiter("table_exists").wait(
-                TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-            )
+            ddb.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     ttl = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         with translated("DynamoDB UpdateTimeToLive"):
@@ -278,9 +273,7 @@ def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str,
             raise
         with translated("SQS CreateQueue"):
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, arn
 
 
@@ -306,9 +299,7 @@ def _ensure_scheduler_role(iam: Any, role_name: str, queue_arn: str) -> str:
         "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn}],
     }
     with translated("IAM CreateRole"):
-        arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))[
-            "Role"
-        ]["Arn"]
+        arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
         iam.put_role_policy(
             RoleName=role_name,
             PolicyName="send-to-work-queue",

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,8 +37,17 @@ _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
 _DUE = re.compile(r"fire_at_ms=(-?\d+)")
 # What update_schedule takes back from a get_schedule answer (a full replace).
 _SCHEDULE_FIELDS = (
-    "Name", "GroupName", "ScheduleExpression", "ScheduleExpressionTimezone", "StartDate",
-    "EndDate", "Description", "State", "KmsKeyArn", "Target", "FlexibleTimeWindow",
+    "Name",
+    "GroupName",
+    "ScheduleExpression",
+    "ScheduleExpressionTimezone",
+    "StartDate",
+    "EndDate",
+    "Description",
+    "State",
+    "KmsKeyArn",
+    "Target",
+    "FlexibleTimeWindow",
     "ActionAfterCompletion",
 )
 _NOT_FOUND = "ResourceNotFoundException"
@@ -49,7 +58,7 @@ _FIXED = {"FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED"}
 def at_expression(fire_at_ms: int) -> str:
     """``at(...)`` in UTC, rounded up to the second: a timer may fire late, never early."""
     seconds = math.ceil(fire_at_ms / 1000)
-    when = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    when = datetime.fromtimestamp(seconds, tz=UTC)
     return f"at({when.strftime('%Y-%m-%dT%H:%M:%S')})"
 
 
@@ -61,7 +70,7 @@ def due_ms(schedule: dict[str, Any]) -> int | None:
     exact = _DUE.search(schedule.get("Description") or "")
     if exact:
         return int(exact.group(1))
-    when = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    when = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     return int(when.timestamp()) * 1000
 
 
@@ -153,9 +162,7 @@ class SchedulerTimers:
         # Scheduling the same cron again (every sync may) keeps the fire time it waits for, so
         # a re-sync neither skips nor repeats one; a changed cron starts over.
         with _scheduler_call("UpdateSchedule"):
-            self._scheduler.update_schedule(
-                **params, **_FIXED, Description=_cron_description(spec, next_at)
-            )
+            self._scheduler.update_schedule(**params, **_FIXED, Description=_cron_description(spec, next_at))
 
     def list_crons(self) -> list[str]:
         return self._names_in(self._cron_group)
@@ -185,9 +192,7 @@ class SchedulerTimers:
             self._delete(name, self._group)
         return len(due)
 
-    def _cron_fire(
-        self, name: str, schedule: dict[str, Any], now_ms: int
-    ) -> tuple[int, str, str, str] | None:
+    def _cron_fire(self, name: str, schedule: dict[str, Any], now_ms: int) -> tuple[int, str, str, str] | None:
         """The cron's latest due fire time as a message, moving the cron past ``now_ms``."""
         state = _parse_cron_description(schedule.get("Description"))
         if state is None or schedule.get("State") == "DISABLED":
@@ -289,6 +294,4 @@ class SchedulerTimers:
             return self._names.queue_url
         _, _, _, _, account, queue_name = arn.split(":", 5)
         with translated("SQS GetQueueUrl"):
-            return self._sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)[
-                "QueueUrl"
-            ]
+            return self._sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)["QueueUrl"]

@@ -82,7 +82,6 @@ from stepline.aws.items import (
     RUN_JSON_FIELDS,
     SWEEP_SHARDS,
     check_size,
-    time_key_window,
     decode_cursor,
     encode_cursor,
     encode_run_field,
@@ -98,6 +97,7 @@ from stepline.aws.items import (
     step_key,
     str_attr,
     sweep_index_keys,
+    time_key_window,
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
 from stepline.aws.waiters import WaiterRecords
@@ -105,7 +105,12 @@ from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (
-    "pending_op", "pending_at", "pending_name", "pending_detail", "claim_owner", "claim_until",
+    "pending_op",
+    "pending_at",
+    "pending_name",
+    "pending_detail",
+    "claim_owner",
+    "claim_until",
 )
 # A status-filtered listing reads at most this many index pages per call, then returns what it
 # has with a cursor (the port allows short pages), so one call's cost stays bounded.
@@ -151,10 +156,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
 
     def _link_events(self, run_id: str, event_ids: list[str]) -> None:
         self._t.batch_write(
-            puts=[
-                {"pk": str_attr(f"EVENT#{eid}"), "sk": str_attr(f"RUN#{run_id}")}
-                for eid in dict.fromkeys(event_ids)
-            ]
+            puts=[{"pk": str_attr(f"EVENT#{eid}"), "sk": str_attr(f"RUN#{run_id}")} for eid in dict.fromkeys(event_ids)]
         )
 
     def load_run(self, run_id: str) -> RunState | None:
@@ -219,13 +221,14 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             return [], None
         low, high, after = window
         values: dict[str, Any] = {
-            ":pk": str_attr(f"FNRUNS#{fn_id}"), ":lo": str_attr(low), ":hi": str_attr(high),
+            ":pk": str_attr(f"FNRUNS#{fn_id}"),
+            ":lo": str_attr(low),
+            ":hi": str_attr(high),
         }
         extra: dict[str, Any] = {}
         if status is not None:
             values[":status"] = str_attr(RunStatus(status).value)
-            extra = {"FilterExpression": "#status = :status",
-                     "ExpressionAttributeNames": {"#status": "status"}}
+            extra = {"FilterExpression": "#status = :status", "ExpressionAttributeNames": {"#status": "status"}}
         found: list[str] = []  # index sort keys, newest first
         start: dict[str, Any] | None = None
         for _ in range(_LIST_RUNS_MAX_QUERIES):
@@ -258,9 +261,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
         items = self._t.batch_get([run_key(r) for r in run_ids])
         runs = {run.run_id: run for run in map(run_from_item, items)}
         # The index lags the table a little on AWS: the run item has the final say on status.
-        return [
-            runs[r] for r in run_ids if r in runs and (status is None or runs[r].status == status)
-        ], next_cursor
+        return [runs[r] for r in run_ids if r in runs and (status is None or runs[r].status == status)], next_cursor
 
     def update_run(
         self,
@@ -391,8 +392,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
                 # One past the page, and one for the row the position names (BETWEEN includes it).
                 Limit=limit + 2 - len(found),
             )
-            found += [(shard, key) for key in (i["gsi2sk"]["S"] for i in resp.get("Items", []))
-                      if key != after]
+            found += [(shard, key) for key in (i["gsi2sk"]["S"] for i in resp.get("Items", [])) if key != after]
             last = resp.get("LastEvaluatedKey")
             if last:
                 after = last["gsi2sk"]["S"]
@@ -404,9 +404,13 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
         runs = {run.run_id: run for run in map(run_from_item, self._t.batch_get([run_key(r) for r in run_ids]))}
         # The index lags the table a little on AWS: the run item decides.
         return [
-            run for run in (runs.get(r) for r in run_ids)
-            if run is not None and run.status in _LIVE and run.wake_at is not None
-            and run.wake_at < before_ms and (run.lease_until is None or run.lease_until < now_ms)
+            run
+            for run in (runs.get(r) for r in run_ids)
+            if run is not None
+            and run.status in _LIVE
+            and run.wake_at is not None
+            and run.wake_at < before_ms
+            and (run.lease_until is None or run.lease_until < now_ms)
         ], next_cursor
 
     def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
@@ -416,8 +420,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             # Status goes QUEUED -> RUNNING here; a RUNNING run gets the same value back in
             # the same write, so no extra request is spent on it.
             UpdateExpression=(
-                "SET #owner = :owner, #until = :until, #status = :running, "
-                "#started = if_not_exists(#started, :now)"
+                "SET #owner = :owner, #until = :until, #status = :running, #started = if_not_exists(#started, :now)"
             ),
             ConditionExpression=(
                 "attribute_exists(pk) AND #status IN (:queued, :running) AND "
@@ -452,9 +455,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
     # -- steps -------------------------------------------------------------------------------
 
     def commit_memo(self, run_id: str, memo: Memo) -> bool:
-        value = self._t.offload(
-            json_attr(memo.value), step_prefix(run_id, memo.step_id, "memo")
-        )
+        value = self._t.offload(json_attr(memo.value), step_prefix(run_id, memo.step_id, "memo"))
         values = {":v": value, ":seq": str_attr(memo.seq), ":name": str_attr(memo.name)}
         update = "SET memo_value = :v, memo_seq = :seq, memo_name = :name"
         if memo.detail:
@@ -462,8 +463,11 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             values[":detail"] = json_attr(memo.detail)
             update += ", memo_detail = :detail"
         check_size(
-            {**step_key(run_id, memo.step_id), "memo_value": value,
-             **({"memo_detail": values[":detail"]} if memo.detail else {})},
+            {
+                **step_key(run_id, memo.step_id),
+                "memo_value": value,
+                **({"memo_detail": values[":detail"]} if memo.detail else {}),
+            },
             f"memo of step {memo.step_id} in run {run_id}",
         )
         ok, _ = self._t.conditional(
@@ -488,9 +492,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
         )
 
     def add_pending(self, run_id: str, op: PendingOp) -> bool:
-        detail = self._t.offload(
-            json_attr(op.detail), step_prefix(run_id, op.step_id, "pending")
-        )
+        detail = self._t.offload(json_attr(op.detail), step_prefix(run_id, op.step_id, "pending"))
         check_size(
             {**step_key(run_id, op.step_id), "pending_detail": detail},
             f"pending op of step {op.step_id} in run {run_id}",
@@ -498,13 +500,8 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
         ok, _ = self._t.conditional(
             "update_item",
             Key=step_key(run_id, op.step_id),
-            UpdateExpression=(
-                "SET pending_op = :op, pending_at = :at, pending_name = :name, "
-                "pending_detail = :detail"
-            ),
-            ConditionExpression=(
-                "attribute_not_exists(pending_op) AND attribute_not_exists(memo_value)"
-            ),
+            UpdateExpression=("SET pending_op = :op, pending_at = :at, pending_name = :name, pending_detail = :detail"),
+            ConditionExpression=("attribute_not_exists(pending_op) AND attribute_not_exists(memo_value)"),
             ExpressionAttributeValues={
                 ":op": str_attr(op.op),
                 ":at": num_attr(op.created_at),
@@ -523,9 +520,7 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             ConditionExpression="attribute_exists(pending_op)",
         )
 
-    def claim_pending(
-        self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int
-    ) -> bool:
+    def claim_pending(self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         ok, _ = self._t.conditional(
             "update_item",
             Key=step_key(run_id, step_id),
@@ -535,7 +530,9 @@ class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
                 "claim_until < :now OR claim_owner = :owner)"
             ),
             ExpressionAttributeValues={
-                ":owner": str_attr(owner), ":until": num_attr(until_ms), ":now": num_attr(now_ms),
+                ":owner": str_attr(owner),
+                ":until": num_attr(until_ms),
+                ":now": num_attr(now_ms),
             },
         )
         return ok

@@ -4,7 +4,6 @@ the events that may resume or cancel runs find their waiters with one Query."""
 from __future__ import annotations
 
 from stepline.aws.client import TableClient
-from stepline.aws.payloads import waiter_prefix
 from stepline.aws.items import (
     check_size,
     num_attr,
@@ -13,6 +12,7 @@ from stepline.aws.items import (
     waiter_item,
     waiter_key,
 )
+from stepline.aws.payloads import waiter_prefix
 from stepline.engine.records import Waiter
 
 
@@ -27,9 +27,7 @@ class WaiterRecords:
         prefix = waiter_prefix(waiter.run_id, waiter.step_id)
         item["trigger"] = self._t.offload(item["trigger"], prefix)
         check_size(item, f"waiter {waiter.run_id}/{waiter.step_id} on {waiter.event_name}")
-        added, _ = self._t.conditional(
-            "put_item", Item=item, ConditionExpression="attribute_not_exists(pk)"
-        )
+        added, _ = self._t.conditional("put_item", Item=item, ConditionExpression="attribute_not_exists(pk)")
         return added
 
     def waiters_for_event(self, event_name: str, now_ms: int) -> list[Waiter]:
@@ -38,7 +36,8 @@ class WaiterRecords:
             # Expired waiters stay until their timeout removes them (or TTL, long after).
             FilterExpression="expires_at > :now",
             ExpressionAttributeValues={
-                ":pk": str_attr(f"WAIT#{event_name}"), ":now": num_attr(now_ms),
+                ":pk": str_attr(f"WAIT#{event_name}"),
+                ":now": num_attr(now_ms),
             },
             ConsistentRead=True,
         )

@@ -8,5 +8,14 @@ runs them all. The runtime runs the payload-level ones at every sync (``on_sync`
 from stepline.check.model import AppView, CheckReport, FunctionView, Result, Severity, Status, TargetError
 from stepline.check.registry import CHECKS, run_checks
 
-__all__ = ["CHECKS", "AppView", "CheckReport", "FunctionView", "Result", "Severity", "Status", "TargetError",
-           "run_checks"]
+__all__ = [
+    "CHECKS",
+    "AppView",
+    "CheckReport",
+    "FunctionView",
+    "Result",
+    "Severity",
+    "Status",
+    "TargetError",
+    "run_checks",
+]

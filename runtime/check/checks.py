@@ -53,8 +53,11 @@ def _failure_handler(fn: FunctionView) -> Result:
 def _needs_source(view: AppView, what: str) -> list[Result] | None:
     if view.has_source:
         return None
-    return _na(NEEDS_SOURCE, f"{what} can only be read in the app's code; point the check at the app's "
-                             "module or file (a URL target shows its configuration only)")
+    return _na(
+        NEEDS_SOURCE,
+        f"{what} can only be read in the app's code; point the check at the app's "
+        "module or file (a URL target shows its configuration only)",
+    )
 
 
 class _StepIndex:
@@ -103,10 +106,12 @@ def serve_handler(view: AppView) -> list[Result]:
         return _no_functions(view) if view.import_error else _na("the app's serving could not be inspected")
     if view.serve.found:
         return [Result(PASSED, view.serve.detail, location=view.serve.location)]
-    fix = ("serve the client's functions at one URL: serve_flask(app, client), serve_fastapi(app, client), "
-           "serve_asgi(client), serve_wsgi(client) or lambda_handler(client) (official SDKs: inngest.flask.serve("
-           "app, client, functions) and the like); for a URL target, give the serve path itself "
-           "(usually /api/inngest)")
+    fix = (
+        "serve the client's functions at one URL: serve_flask(app, client), serve_fastapi(app, client), "
+        "serve_asgi(client), serve_wsgi(client) or lambda_handler(client) (official SDKs: inngest.flask.serve("
+        "app, client, functions) and the like); for a URL target, give the serve path itself "
+        "(usually /api/inngest)"
+    )
     return [Result(FAILED, view.serve.detail, fix=fix, location=view.serve.location)]
 
 
@@ -118,32 +123,50 @@ def functions_served(view: AppView) -> list[Result]:
     if not view.functions:
         if view.import_error:
             return _no_functions(view)
-        return [Result(FAILED, "the serve handler registers no functions, so the server has nothing to run",
-                       fix="pass the functions to the serve handler (serve_flask(app, client) serves all of "
-                           "the client's; a functions=[...] list must name each one)")]
+        return [
+            Result(
+                FAILED,
+                "the serve handler registers no functions, so the server has nothing to run",
+                fix="pass the functions to the serve handler (serve_flask(app, client) serves all of "
+                "the client's; a functions=[...] list must name each one)",
+            )
+        ]
     out = []
     for fn in view.functions:
         if fn.served is False:
             client = f" on {fn.client}" if fn.client else ""
-            out.append(Result(
-                FAILED,
-                f"function {fn.label} is declared{client} but no serve handler serves it: it is never "
-                "registered, and its events start nothing",
-                fix=f"serve it: serve_*(..., client) without functions= serves every function of the client; "
+            out.append(
+                Result(
+                    FAILED,
+                    f"function {fn.label} is declared{client} but no serve handler serves it: it is never "
+                    "registered, and its events start nothing",
+                    fix=f"serve it: serve_*(..., client) without functions= serves every function of the client; "
                     f"a functions=[...] list must include {fn.local_id!r}",
-                function=fn.id, location=fn.location))
+                    function=fn.id,
+                    location=fn.location,
+                )
+            )
         elif fn.served is True:
             out.append(Result(PASSED, f"function {fn.id!r} is served", function=fn.id, location=fn.location))
     unknown = [fn for fn in view.functions if fn.served is None]
     if unknown:
         count = view.introspected_count
         if count is not None and count != len(view.functions):
-            out.append(Result(FAILED, f"the serve endpoint reports {count} function(s) but its sync registered "
-                                      f"{len(view.functions)}",
-                              fix="serve each function from one serve handler, and sync again"))
+            out.append(
+                Result(
+                    FAILED,
+                    f"the serve endpoint reports {count} function(s) but its sync registered {len(view.functions)}",
+                    fix="serve each function from one serve handler, and sync again",
+                )
+            )
         else:
-            out.append(Result(PASSED, f"{len(unknown)} function(s) registered by the serve handler (functions "
-                                      "declared but never handed to it show only in the app's code)"))
+            out.append(
+                Result(
+                    PASSED,
+                    f"{len(unknown)} function(s) registered by the serve handler (functions "
+                    "declared but never handed to it show only in the app's code)",
+                )
+            )
     return out
 
 
@@ -159,25 +182,44 @@ def step_names(view: AppView) -> list[Result]:
         shown = _shown_id(call)
         fn = index.function_of(call)
         if call.step_id is None:
-            out.append(Result(NA, f"step id {shown} ({call.location}) is computed at run time",
-                              function=fn, location=call.location, reason="the id is computed at run time"))
+            out.append(
+                Result(
+                    NA,
+                    f"step id {shown} ({call.location}) is computed at run time",
+                    function=fn,
+                    location=call.location,
+                    reason="the id is computed at run time",
+                )
+            )
             continue
         problem = step_name_problem(call.step_id)
         if problem is None:
-            out.append(Result(PASSED, f"step {shown} is descriptive kebab-case", function=fn, step=call.step_id,
-                              location=call.location))
+            out.append(
+                Result(
+                    PASSED,
+                    f"step {shown} is descriptive kebab-case",
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                )
+            )
             continue
         suggestion = kebab_case(call.step_id)
         if step_name_problem(suggestion) is None and not call.partial:
             rename = f"rename it to {suggestion!r}"
         else:
             rename = "name it after what it does, in kebab-case (e.g. 'fetch-user', 'charge-card')"
-        out.append(Result(
-            FAILED,
-            f"step {shown} {index.where(call)} ({call.location}) {problem}",
-            fix=f"{rename}. A step id is the key its result is stored under: a run in flight when the "
+        out.append(
+            Result(
+                FAILED,
+                f"step {shown} {index.where(call)} ({call.location}) {problem}",
+                fix=f"{rename}. A step id is the key its result is stored under: a run in flight when the "
                 "rename deploys runs that step again, so rename before runs depend on it",
-            function=fn, step=call.step_id, location=call.location))
+                function=fn,
+                step=call.step_id,
+                location=call.location,
+            )
+        )
     return out or _na("no step calls found in the source")
 
 
@@ -193,20 +235,39 @@ def wait_timeout(view: AppView) -> list[Result]:
         shown, fn = _shown_id(call), index.function_of(call)
         kw = call.keyword("timeout")
         if kw is None and call.has_var_kwargs:
-            out.append(Result(NA, f"wait_for_event {shown} ({call.location}) takes its options from **kwargs",
-                              function=fn, step=call.step_id, location=call.location,
-                              reason="the options are computed at run time"))
+            out.append(
+                Result(
+                    NA,
+                    f"wait_for_event {shown} ({call.location}) takes its options from **kwargs",
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                    reason="the options are computed at run time",
+                )
+            )
         elif kw is None or (isinstance(kw.value, ast.Constant) and kw.value.value is None):
-            out.append(Result(
-                FAILED,
-                f"wait_for_event {shown} {index.where(call)} ({call.location}) has no timeout: the SDKs refuse "
-                "the call when the run reaches it, and a wait without an end would hold the run forever",
-                fix='add timeout="7d" (the longest the run should wait), and handle the None it returns '
+            out.append(
+                Result(
+                    FAILED,
+                    f"wait_for_event {shown} {index.where(call)} ({call.location}) has no timeout: the SDKs refuse "
+                    "the call when the run reaches it, and a wait without an end would hold the run forever",
+                    fix='add timeout="7d" (the longest the run should wait), and handle the None it returns '
                     "when the time is up",
-                function=fn, step=call.step_id, location=call.location))
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                )
+            )
         else:
-            out.append(Result(PASSED, f"wait_for_event {shown} has timeout={ast.unparse(kw.value)}",
-                              function=fn, step=call.step_id, location=call.location))
+            out.append(
+                Result(
+                    PASSED,
+                    f"wait_for_event {shown} has timeout={ast.unparse(kw.value)}",
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                )
+            )
     return out or _na("no wait_for_event calls found in the source")
 
 
@@ -233,17 +294,27 @@ def concurrency(view: AppView) -> list[Result]:
             continue
         limits = concurrency_limits(fn.config)
         if limits:
-            out.append(Result(PASSED, f"function {fn.id!r} runs at most {min(limits)} step(s) at once",
-                              function=fn.id, location=fn.location))
+            out.append(
+                Result(
+                    PASSED,
+                    f"function {fn.id!r} runs at most {min(limits)} step(s) at once",
+                    function=fn.id,
+                    location=fn.location,
+                )
+            )
         else:
-            out.append(Result(
-                FAILED,
-                f"function {fn.label} has no concurrency limit: a burst of events runs every one of them at "
-                "once against whatever the steps call",
-                fix="set concurrency=10 (what the slowest dependency takes), or "
+            out.append(
+                Result(
+                    FAILED,
+                    f"function {fn.label} has no concurrency limit: a burst of events runs every one of them at "
+                    "once against whatever the steps call",
+                    fix="set concurrency=10 (what the slowest dependency takes), or "
                     "Concurrency(limit, key='event.data.user_id') per key (official SDKs: "
                     "concurrency=[inngest.Concurrency(limit=10)])",
-                function=fn.id, location=fn.location))
+                    function=fn.id,
+                    location=fn.location,
+                )
+            )
     return out
 
 
@@ -257,8 +328,9 @@ def model_name_for(event: str) -> str:
 def typed_events(view: AppView) -> list[Result]:
     if not view.sdk_objects:
         if view.kind in ("url", "sync"):
-            return _na(NEEDS_SOURCE, "event schemas live in the app's code; point the check at the app's module "
-                                     "or file")
+            return _na(
+                NEEDS_SOURCE, "event schemas live in the app's code; point the check at the app's module or file"
+            )
         if view.import_error:
             return _no_functions(view)
         return _na("typed events are a Stepline SDK feature (EventData); this app is on another SDK")
@@ -272,25 +344,36 @@ def typed_events(view: AppView) -> list[Result]:
         names = [n for n in fn.event_names if not n.startswith("inngest/")]
         if fn.event_models is None or not names:
             reason = "no event triggers (a cron or invoke-only function)"
-            out.append(Result(NA, f"function {fn.id!r} has {reason}", function=fn.id, location=fn.location,
-                              reason=reason))
+            out.append(
+                Result(NA, f"function {fn.id!r} has {reason}", function=fn.id, location=fn.location, reason=reason)
+            )
             continue
         untyped = [n for n in names if fn.event_models.get(n) is None]
         if not untyped:
             models = ", ".join(sorted({m for m in fn.event_models.values() if m}))
-            out.append(Result(PASSED, f"function {fn.id!r} is triggered by typed events ({models})",
-                              function=fn.id, location=fn.location))
+            out.append(
+                Result(
+                    PASSED,
+                    f"function {fn.id!r} is triggered by typed events ({models})",
+                    function=fn.id,
+                    location=fn.location,
+                )
+            )
             continue
         first = untyped[0]
         model = model_name_for(first)
-        out.append(Result(
-            FAILED,
-            f"function {fn.label} is triggered by {', '.join(repr(n) for n in untyped)} without an event "
-            "schema: its event data arrives unchecked, and a sender's typo fails the run halfway",
-            fix=f"declare class {model}(EventData, name={first!r}) with the fields the function reads, and use "
+        out.append(
+            Result(
+                FAILED,
+                f"function {fn.label} is triggered by {', '.join(repr(n) for n in untyped)} without an event "
+                "schema: its event data arrives unchecked, and a sender's typo fails the run halfway",
+                fix=f"declare class {model}(EventData, name={first!r}) with the fields the function reads, and use "
                 f"it as the trigger (trigger={model}, or on({model}, if_=...)): the data is validated before "
                 "the run starts, and client.send checks it before sending",
-            function=fn.id, location=fn.location))
+                function=fn.id,
+                location=fn.location,
+            )
+        )
     return out
 
 
@@ -300,8 +383,10 @@ _ALREADY_DECLARED = re.compile(r"function id '([^']+)' is already declared|serve
 
 @check("unique-ids", "every function has a unique id", Severity.CRITICAL)
 def unique_ids(view: AppView) -> list[Result]:
-    fix = ("give each function its own id. An id is durable (runs and history hang off it): keep the one "
-           "live runs were started under, and rename the other")
+    fix = (
+        "give each function its own id. An id is durable (runs and history hang off it): keep the one "
+        "live runs were started under, and rename the other"
+    )
     out: list[Result] = []
     reported: set[str] = set()
     by_id: dict[str, list[FunctionView]] = defaultdict(list)
@@ -313,11 +398,21 @@ def unique_ids(view: AppView) -> list[Result]:
         reported.add(fns[0].local_id)
         where = ", ".join(f.location or f.client or "?" for f in fns)
         clients = {f.client for f in fns if f.client}
-        why = (f"{len(fns)} clients with app id {fns[0].app_id!r} declare it, so they sync as one app and "
-               "each sync replaces the other's functions" if len(clients) > 1 or view.sdk_objects
-               else "the server keeps one of them and the other never runs")
-        out.append(Result(FAILED, f"function id {fn_id!r} is declared {len(fns)} times ({where}): {why}",
-                          fix=fix, function=fn_id, location=fns[0].location))
+        why = (
+            f"{len(fns)} clients with app id {fns[0].app_id!r} declare it, so they sync as one app and "
+            "each sync replaces the other's functions"
+            if len(clients) > 1 or view.sdk_objects
+            else "the server keeps one of them and the other never runs"
+        )
+        out.append(
+            Result(
+                FAILED,
+                f"function id {fn_id!r} is declared {len(fns)} times ({where}): {why}",
+                fix=fix,
+                function=fn_id,
+                location=fns[0].location,
+            )
+        )
     for source in view.sources:
         groups: dict[tuple[str, str], list] = defaultdict(list)
         for decl in declarations(source):
@@ -327,14 +422,22 @@ def unique_ids(view: AppView) -> list[Result]:
                 continue
             reported.add(fn_id)
             where = ", ".join(d.location for d in decls)
-            out.append(Result(FAILED, f"function id {fn_id!r} is declared {len(decls)} times on {client} ({where})",
-                              fix=fix, function=fn_id, location=decls[0].location))
+            out.append(
+                Result(
+                    FAILED,
+                    f"function id {fn_id!r} is declared {len(decls)} times on {client} ({where})",
+                    fix=fix,
+                    function=fn_id,
+                    location=decls[0].location,
+                )
+            )
     if view.import_error and not out:
         match = _ALREADY_DECLARED.search(view.import_error)
         if match:
             fn_id = match.group(1) or match.group(2)
-            out.append(Result(FAILED, f"function id {fn_id!r} is declared twice: {view.import_error}", fix=fix,
-                              function=fn_id))
+            out.append(
+                Result(FAILED, f"function id {fn_id!r} is declared twice: {view.import_error}", fix=fix, function=fn_id)
+            )
     if out:
         return out
     if not view.functions:
@@ -355,27 +458,51 @@ def sleep_durations(view: AppView) -> list[Result]:
         node = call.argument(1, "duration")
         kind = duration_kind(node)
         if kind in ("string", "timedelta"):
-            out.append(Result(PASSED, f"sleep {shown} takes a {'duration string' if kind == 'string' else kind}",
-                              function=fn, step=call.step_id, location=call.location))
+            out.append(
+                Result(
+                    PASSED,
+                    f"sleep {shown} takes a {'duration string' if kind == 'string' else kind}",
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                )
+            )
         elif kind == "number":
             value = numeric_value(node) if node is not None else None
             written = ast.unparse(node) if node is not None else "?"
             if value is not None and value >= 0 and value == int(value):
-                fix = (f"write the duration out: {format_duration(int(value))!r} (Stepline's SDK) or "
-                       f"{_timedelta_text(int(value))} (either Python SDK)")
+                fix = (
+                    f"write the duration out: {format_duration(int(value))!r} (Stepline's SDK) or "
+                    f"{_timedelta_text(int(value))} (either Python SDK)"
+                )
             else:
-                fix = ('write the duration out: a string like "30s" or "24h" (Stepline\'s SDK) or a '
-                       "datetime.timedelta (either Python SDK)")
-            out.append(Result(
-                FAILED,
-                f"sleep {shown} {index.where(call)} ({call.location}) takes a bare number ({written}): the "
-                "official SDKs read it as milliseconds and Stepline's SDK refuses it, and a reader has to "
-                "guess the unit",
-                fix=fix, function=fn, step=call.step_id, location=call.location))
+                fix = (
+                    'write the duration out: a string like "30s" or "24h" (Stepline\'s SDK) or a '
+                    "datetime.timedelta (either Python SDK)"
+                )
+            out.append(
+                Result(
+                    FAILED,
+                    f"sleep {shown} {index.where(call)} ({call.location}) takes a bare number ({written}): the "
+                    "official SDKs read it as milliseconds and Stepline's SDK refuses it, and a reader has to "
+                    "guess the unit",
+                    fix=fix,
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                )
+            )
         else:
-            out.append(Result(NA, f"sleep {shown} ({call.location}) computes its duration at run time",
-                              function=fn, step=call.step_id, location=call.location,
-                              reason="the duration is computed at run time"))
+            out.append(
+                Result(
+                    NA,
+                    f"sleep {shown} ({call.location}) computes its duration at run time",
+                    function=fn,
+                    step=call.step_id,
+                    location=call.location,
+                    reason="the duration is computed at run time",
+                )
+            )
     return out or _na("no step.sleep calls found in the source")
 
 
@@ -408,16 +535,21 @@ def retries(view: AppView) -> list[Result]:
             continue
         attempts = configured_retries(fn.config)
         if attempts is not None:
-            out.append(Result(PASSED, f"function {fn.id!r} sets retries={attempts}", function=fn.id,
-                              location=fn.location))
+            out.append(
+                Result(PASSED, f"function {fn.id!r} sets retries={attempts}", function=fn.id, location=fn.location)
+            )
         else:
-            out.append(Result(
-                FAILED,
-                f"function {fn.label} sets no retry policy: it gets the default ({DEFAULT_RETRIES} retries), "
-                "which nobody chose for what its steps do",
-                fix="set retries= explicitly (0 to 20): more for flaky networks, 0 for work that must not "
+            out.append(
+                Result(
+                    FAILED,
+                    f"function {fn.label} sets no retry policy: it gets the default ({DEFAULT_RETRIES} retries), "
+                    "which nobody chose for what its steps do",
+                    fix="set retries= explicitly (0 to 20): more for flaky networks, 0 for work that must not "
                     "repeat; raise NonRetriableError for failures a retry cannot fix",
-                function=fn.id, location=fn.location))
+                    function=fn.id,
+                    location=fn.location,
+                )
+            )
     return out
 
 
@@ -445,22 +577,35 @@ def payment_idempotency(view: AppView) -> list[Result]:
             continue
         field, value, word = match
         if fn.config.get("batchEvents"):
-            reason = ("a batched function cannot take an idempotency key: duplicates must be stopped by "
-                      "unique event ids (the Event API drops a repeated id within 24 h)")
-            out.append(Result(NA, f"payment function {fn.id!r} is batched", function=fn.id, location=fn.location,
-                              reason=reason))
+            reason = (
+                "a batched function cannot take an idempotency key: duplicates must be stopped by "
+                "unique event ids (the Event API drops a repeated id within 24 h)"
+            )
+            out.append(
+                Result(
+                    NA, f"payment function {fn.id!r} is batched", function=fn.id, location=fn.location, reason=reason
+                )
+            )
             continue
         key = fn.config.get("idempotency")
         if isinstance(key, str) and key.strip():
-            out.append(Result(PASSED, f"payment function {fn.id!r} is idempotent by {key!r}", function=fn.id,
-                              location=fn.location))
+            out.append(
+                Result(
+                    PASSED, f"payment function {fn.id!r} is idempotent by {key!r}", function=fn.id, location=fn.location
+                )
+            )
             continue
-        out.append(Result(
-            FAILED,
-            f"function {fn.label} is payment-related (its {field} {value!r} contains {word!r}) and has no "
-            "idempotency key: an event delivered or sent twice runs it twice, and moves money twice",
-            fix="set idempotency='event.data.<id unique to the payment>' (the order id, the provider's event "
+        out.append(
+            Result(
+                FAILED,
+                f"function {fn.label} is payment-related (its {field} {value!r} contains {word!r}) and has no "
+                "idempotency key: an event delivered or sent twice runs it twice, and moves money twice",
+                fix="set idempotency='event.data.<id unique to the payment>' (the order id, the provider's event "
                 "id): a second event with the same key within 24 h starts nothing",
-            function=fn.id, location=fn.location))
-    return out or _na("no payment-related functions (id, name or trigger event matching "
-                      + "|".join(PAYMENT_WORDS) + ")")
+                function=fn.id,
+                location=fn.location,
+            )
+        )
+    return out or _na(
+        "no payment-related functions (id, name or trigger event matching " + "|".join(PAYMENT_WORDS) + ")"
+    )

@@ -15,19 +15,32 @@ HELP = "validate an app: serving, ids, retries, concurrency, timeouts, step name
 
 
 def add_check_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = sub.add_parser("check", help=HELP, description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(
+        "check", help=HELP, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("target", help="module, .py file, or http(s) URL of an SDK serve endpoint")
     parser.add_argument("--format", choices=["text", "json"], default="text", help="output (default text)")
     how = parser.add_mutually_exclusive_group()
-    how.add_argument("--register-via", metavar="URL",
-                     help="URL targets: the Stepline server the app registers with (default "
-                          "http://127.0.0.1:8288, i.e. stepline dev); its stored config is read back")
-    how.add_argument("--listen", metavar="PORT", type=int,
-                     help="URL targets: answer /fn/register on 127.0.0.1:PORT during the check; start the "
-                          "app with INNGEST_DEV=http://127.0.0.1:PORT")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="URL targets: how long to wait for each HTTP answer (default 30)")
+    how.add_argument(
+        "--register-via",
+        metavar="URL",
+        help="URL targets: the Stepline server the app registers with (default "
+        "http://127.0.0.1:8288, i.e. stepline dev); its stored config is read back",
+    )
+    how.add_argument(
+        "--listen",
+        metavar="PORT",
+        type=int,
+        help="URL targets: answer /fn/register on 127.0.0.1:PORT during the check; start the "
+        "app with INNGEST_DEV=http://127.0.0.1:PORT",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="URL targets: how long to wait for each HTTP answer (default 30)",
+    )
     parser.set_defaults(func=run)
     return parser
 

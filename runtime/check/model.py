@@ -129,7 +129,7 @@ class FunctionView:
     def local_id(self) -> str:
         """The id as the developer wrote it (without the ``<app>-`` prefix)."""
         prefix = f"{self.app_id}-" if self.app_id else ""
-        return self.id[len(prefix):] if prefix and self.id.startswith(prefix) else self.id
+        return self.id[len(prefix) :] if prefix and self.id.startswith(prefix) else self.id
 
     @property
     def name(self) -> str:

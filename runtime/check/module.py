@@ -165,9 +165,11 @@ def inspect_module(target: str) -> AppView:
     clients, functions = _stepline_objects(scanned)
     official = _official_functions(scanned)
     if not clients and not functions and not official:
-        raise TargetError(f"{target} declares no Stepline client or function (and no Inngest function): "
-                          "nothing to check. Point the check at the module that declares the client and its "
-                          "functions, or at the app's serve URL")
+        raise TargetError(
+            f"{target} declares no Stepline client or function (and no Inngest function): "
+            "nothing to check. Point the check at the module that declares the client and its "
+            "functions, or at the app's serve URL"
+        )
     if official and not clients and not functions:
         return _official_view(view, official, scanned, _sources(target, module, scanned, []))
 
@@ -198,42 +200,53 @@ def inspect_module(target: str) -> AppView:
         client = client_of.get(id(fn))
         config = fn.config(PLACEHOLDER_URL)
         models = {name: model.__name__ for name, model in fn.event_models.items()}
-        view.functions.append(FunctionView(
-            id=fn.composite_id,
-            config=config,
-            app_id=fn.app_id,
-            served=(id(fn) in served_ids) if handlers else None,
-            event_models={t["event"]: models.get(t["event"]) for t in config["triggers"] if "event" in t},
-            location=_location(fn.handler),
-            client=f"Client({client.app_id!r})" if client is not None else None,
-        ))
+        view.functions.append(
+            FunctionView(
+                id=fn.composite_id,
+                config=config,
+                app_id=fn.app_id,
+                served=(id(fn) in served_ids) if handlers else None,
+                event_models={t["event"]: models.get(t["event"]) for t in config["triggers"] if "event" in t},
+                location=_location(fn.handler),
+                client=f"Client({client.app_id!r})" if client is not None else None,
+            )
+        )
     view.app_ids = sorted({fn.app_id for fn in declared} | {c.app_id for c in clients})
     view.sdk_objects = True
     view.sources = sources
     if handlers:
         frameworks = sorted({h.framework for h in handlers})
         served = len({f.composite_id for h in handlers for f in h.functions.values()})
-        view.serve = ServeInfo(True, f"{len(handlers)} serve handler(s) ({', '.join(frameworks)}) serve {served} "
-                                     "function(s)", source_serves[0].location if source_serves else None)
+        view.serve = ServeInfo(
+            True,
+            f"{len(handlers)} serve handler(s) ({', '.join(frameworks)}) serve {served} function(s)",
+            source_serves[0].location if source_serves else None,
+        )
     else:
         view.serve = _serve_from_source(sources, len(declared))
     return view
 
 
-def _serve_from_source(sources: list[SourceFile], count: int,
-                       found: str = "serves the functions (it runs after import, so the functions it serves "
-                                    "are not inspected)") -> ServeInfo:
+def _serve_from_source(
+    sources: list[SourceFile],
+    count: int,
+    found: str = "serves the functions (it runs after import, so the functions it serves are not inspected)",
+) -> ServeInfo:
     calls = [c for s in sources for c in serve_calls(s)]
     if calls:
         return ServeInfo(True, f"{calls[0].name}(...) {found}", calls[0].location)
     what = f" its {count} function(s)" if count else " the functions"
-    return ServeInfo(False, f"nothing serves{what}: no serve handler is created at import and no "
-                            "serve_flask/serve_fastapi/serve_starlette/serve_asgi/serve_wsgi/lambda_handler call "
-                            "is in the source, so no server can sync or call the app")
+    return ServeInfo(
+        False,
+        f"nothing serves{what}: no serve handler is created at import and no "
+        "serve_flask/serve_fastapi/serve_starlette/serve_asgi/serve_wsgi/lambda_handler call "
+        "is in the source, so no server can sync or call the app",
+    )
 
 
-def _sources(target: str, module: types.ModuleType | None, scanned: list[types.ModuleType],
-             extra: list[str]) -> list[SourceFile]:
+def _sources(
+    target: str, module: types.ModuleType | None, scanned: list[types.ModuleType], extra: list[str]
+) -> list[SourceFile]:
     paths: list[str] = []
     if looks_like_file(target):
         paths.append(os.path.abspath(target))
@@ -306,30 +319,39 @@ def _served_by_official(sources: list[SourceFile], modules: list[types.ModuleTyp
         namespace.update(vars(mod))
     calls = [c for s in sources for c in serve_calls(s) if "inngest" in c.name or c.name == "serve"]
     for call in calls:
-        node = call.call.args[2] if len(call.call.args) > 2 else next(
-            (k.value for k in call.call.keywords if k.arg == "functions"), None)
+        node = (
+            call.call.args[2]
+            if len(call.call.args) > 2
+            else next((k.value for k in call.call.keywords if k.arg == "functions"), None)
+        )
         if isinstance(node, ast.Name) and isinstance(namespace.get(node.id), (list, tuple)):
             served.update(id(f) for f in namespace[node.id])
-        elif isinstance(node, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Name) and e.id in namespace
-                                                             for e in node.elts):
+        elif isinstance(node, (ast.List, ast.Tuple)) and all(
+            isinstance(e, ast.Name) and e.id in namespace for e in node.elts
+        ):
             served.update(id(namespace[e.id]) for e in node.elts)
         else:
             return None
     return served if calls else None
 
 
-def _official_view(view: AppView, official: list[Any], modules: list[types.ModuleType],
-                   sources: list[SourceFile]) -> AppView:
+def _official_view(
+    view: AppView, official: list[Any], modules: list[types.ModuleType], sources: list[SourceFile]
+) -> AppView:
     served = _served_by_official(sources, modules)
     for fn in official:
         local = getattr(fn, "local_id", None) or fn.id
         app_id = fn.id[: -len(local) - 1] if fn.id.endswith(f"-{local}") else None
         for config in _official_configs(fn):
-            view.functions.append(FunctionView(
-                id=config["id"], config=config, app_id=app_id,
-                served=(id(fn) in served) if served is not None else None,
-                location=_location(getattr(fn, "_handler", None)),
-            ))
+            view.functions.append(
+                FunctionView(
+                    id=config["id"],
+                    config=config,
+                    app_id=app_id,
+                    served=(id(fn) in served) if served is not None else None,
+                    location=_location(getattr(fn, "_handler", None)),
+                )
+            )
     view.app_ids = sorted({f.app_id for f in view.functions if f.app_id})
     view.sources = sources
     calls = [c for s in sources for c in serve_calls(s)]

@@ -28,7 +28,13 @@ def warn_on_sync(sync: AppSync) -> int:
     for report in reports:
         for result in report.failures:
             subject = f"app {sync.app_id!r}" + (f" function {result.function!r}" if result.function else "")
-            log.warning("%s: check %s (%s) failed: %s. Fix: %s", subject, report.id, report.severity.value,
-                        result.message, result.fix)
+            log.warning(
+                "%s: check %s (%s) failed: %s. Fix: %s",
+                subject,
+                report.id,
+                report.severity.value,
+                result.message,
+                result.fix,
+            )
             logged += 1
     return logged

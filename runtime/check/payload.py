@@ -29,14 +29,20 @@ def normalized(raw: dict[str, Any]) -> dict[str, Any]:
         return raw
 
 
-def view_from_register(raw: dict[str, Any], *, target: str, serve: ServeInfo,
-                       introspected_count: int | None = None) -> AppView:
+def view_from_register(
+    raw: dict[str, Any], *, target: str, serve: ServeInfo, introspected_count: int | None = None
+) -> AppView:
     """A view of a register body exactly as the app posted it. Kept raw, because what a server
     would refuse (a duplicate function id) is itself a finding."""
     app_id = app_id_of(raw)
     entries = raw.get("functions") if isinstance(raw.get("functions"), list) else []
-    view = AppView(target=target, kind="url", app_ids=[app_id] if app_id else [], serve=serve,
-                   introspected_count=introspected_count)
+    view = AppView(
+        target=target,
+        kind="url",
+        app_ids=[app_id] if app_id else [],
+        serve=serve,
+        introspected_count=introspected_count,
+    )
     for entry in entries:
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
             view.functions.append(FunctionView(id=entry["id"], config=normalized(entry), app_id=app_id))
@@ -47,8 +53,9 @@ def view_from_register(raw: dict[str, Any], *, target: str, serve: ServeInfo,
     return view
 
 
-def view_from_stored(app_id: str, configs: list[dict[str, Any]], *, target: str, serve: ServeInfo,
-                     introspected_count: int | None = None) -> AppView:
+def view_from_stored(
+    app_id: str, configs: list[dict[str, Any]], *, target: str, serve: ServeInfo, introspected_count: int | None = None
+) -> AppView:
     """A view of the configuration a Stepline server stored at the app's last sync."""
     view = AppView(target=target, kind="url", app_ids=[app_id], serve=serve, introspected_count=introspected_count)
     for config in configs:
@@ -58,8 +65,9 @@ def view_from_stored(app_id: str, configs: list[dict[str, Any]], *, target: str,
 
 def view_from_sync(sync: AppSync) -> AppView:
     """What the runtime knows when it accepts a sync."""
-    view = AppView(target=sync.url, kind="sync", app_ids=[sync.app_id],
-                   serve=ServeInfo(True, f"the app synced from {sync.url}"))
+    view = AppView(
+        target=sync.url, kind="sync", app_ids=[sync.app_id], serve=ServeInfo(True, f"the app synced from {sync.url}")
+    )
     for fn in sync.functions:
         view.functions.append(FunctionView(id=fn.id, config=fn.normalized(), app_id=sync.app_id))
     return view

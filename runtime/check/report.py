@@ -41,8 +41,9 @@ def summary(reports: list[CheckReport]) -> dict[str, Any]:
         "passed": sum(r.status is Status.PASSED for r in reports),
         "failed": sum(r.status is Status.FAILED for r in reports),
         "not_applicable": sum(r.status is Status.NOT_APPLICABLE for r in reports),
-        "failed_by_severity": {s.value: sum(r.status is Status.FAILED and r.severity is s for r in reports)
-                               for s in Severity},
+        "failed_by_severity": {
+            s.value: sum(r.status is Status.FAILED and r.severity is s for r in reports) for s in Severity
+        },
     }
 
 
@@ -104,6 +105,5 @@ def render_text(view: AppView, reports: list[CheckReport]) -> str:
     by = s["failed_by_severity"]
     failed = ", ".join(f"{by[sev.value]} {sev.value}" for sev in Severity if by[sev.value]) or "none"
     code = exit_code(reports)
-    lines += ["", f"failed: {failed}; passed: {s['passed']}; not applicable: {s['not_applicable']} "
-                  f"-> exit {code}"]
+    lines += ["", f"failed: {failed}; passed: {s['passed']}; not applicable: {s['not_applicable']} -> exit {code}"]
     return "\n".join(lines)

@@ -146,7 +146,9 @@ class StepCall:
         for kw in self.call.keywords:
             if kw.arg in names:
                 return kw.value
-        if len(self.call.args) > position and not any(isinstance(a, ast.Starred) for a in self.call.args[:position + 1]):
+        if len(self.call.args) > position and not any(
+            isinstance(a, ast.Starred) for a in self.call.args[: position + 1]
+        ):
             return self.call.args[position]
         return None
 
@@ -159,7 +161,9 @@ class StepCall:
 
 
 def _is_step_receiver(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Attribute) and node.attr == "step") or (isinstance(node, ast.Name) and node.id == "step")
+    return (isinstance(node, ast.Attribute) and node.attr == "step") or (
+        isinstance(node, ast.Name) and node.id == "step"
+    )
 
 
 class _StepVisitor(ast.NodeVisitor):
@@ -181,8 +185,9 @@ class _StepVisitor(ast.NodeVisitor):
         if isinstance(func, ast.Attribute) and func.attr in STEP_TOOLS and _is_step_receiver(func.value):
             id_node = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "step_id"), None)
             text, partial = literal_text(id_node)
-            self.calls.append(StepCall(func.attr, node, self.source, text, partial,
-                                       self.defs[-1] if self.defs else None))
+            self.calls.append(
+                StepCall(func.attr, node, self.source, text, partial, self.defs[-1] if self.defs else None)
+            )
         self.generic_visit(node)
 
 
@@ -223,8 +228,11 @@ def declarations(source: SourceFile) -> list[Declaration]:
                 continue
             text, partial = literal_text(id_node)
             if text is not None and not partial:
-                out.append(Declaration(dotted(dec.func.value) or ast.unparse(dec.func.value), text, node.name,
-                                       source, dec.lineno))
+                out.append(
+                    Declaration(
+                        dotted(dec.func.value) or ast.unparse(dec.func.value), text, node.name, source, dec.lineno
+                    )
+                )
     return out
 
 
@@ -258,8 +266,7 @@ def serve_calls(source: SourceFile) -> list[ServeCall]:
             continue
         name = dotted(node.func) or ""
         last = name.split(".")[-1]
-        if (last in SERVE_FUNCTIONS or (last == "serve" and name.startswith("inngest."))
-                or name in inngest_serves):
+        if last in SERVE_FUNCTIONS or (last == "serve" and name.startswith("inngest.")) or name in inngest_serves:
             out.append(ServeCall(name, node, source))
     return out
 
@@ -269,8 +276,30 @@ def serve_calls(source: SourceFile) -> list[ServeCall]:
 KEBAB = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 # Ids that say nothing about what the step does.
 GENERIC_IDS = {
-    "step", "run", "do", "task", "work", "action", "job", "test", "tmp", "temp", "foo", "bar", "baz",
-    "thing", "stuff", "todo", "main", "handler", "fn", "func", "function", "process", "call", "exec",
+    "step",
+    "run",
+    "do",
+    "task",
+    "work",
+    "action",
+    "job",
+    "test",
+    "tmp",
+    "temp",
+    "foo",
+    "bar",
+    "baz",
+    "thing",
+    "stuff",
+    "todo",
+    "main",
+    "handler",
+    "fn",
+    "func",
+    "function",
+    "process",
+    "call",
+    "exec",
 }
 _GENERIC_NUMBERED = re.compile(r"^(?:step|task|s|t|job|run)-?[0-9n]+$")
 MIN_LENGTH = 3

@@ -71,8 +71,9 @@ class _Http:
 
     def request(self, method: str, url: str, headers: dict[str, str] | None = None) -> _Reply:
         try:
-            resp = self.pool.request(method, url, headers=headers or {}, body=b"" if method == "PUT" else None,
-                                     timeout=self.timeout)
+            resp = self.pool.request(
+                method, url, headers=headers or {}, body=b"" if method == "PUT" else None, timeout=self.timeout
+            )
         except urllib3.exceptions.HTTPError as err:
             # "HTTPConnection(host=..., port=...): Failed to establish..." -> the part after the repr
             reason = str(getattr(err, "reason", None) or err).split("): ", 1)[-1]
@@ -94,17 +95,24 @@ def _introspect(http: _Http, url: str) -> tuple[ServeInfo, int | None, str | Non
         count = body.get("function_count")
         count = count if isinstance(count, int) and not isinstance(count, bool) else None
         mode = body.get("mode")
-        detail = (f"{url} is an SDK serve endpoint ({sdk or 'unknown SDK'}"
-                  + (f", {mode} mode" if isinstance(mode, str) else "")
-                  + (f", {count} function(s)" if count is not None else "") + ")")
+        detail = (
+            f"{url} is an SDK serve endpoint ({sdk or 'unknown SDK'}"
+            + (f", {mode} mode" if isinstance(mode, str) else "")
+            + (f", {count} function(s)" if count is not None else "")
+            + ")"
+        )
         return ServeInfo(True, detail), count, mode if isinstance(mode, str) else None
     what = "a JSON body without an SDK's introspection" if body is not None else "no SDK introspection"
-    return ServeInfo(False, f"{url} answered GET with HTTP {reply.status} and {what}: no SDK serve handler "
-                            "answers there"), None, None
+    return (
+        ServeInfo(False, f"{url} answered GET with HTTP {reply.status} and {what}: no SDK serve handler answers there"),
+        None,
+        None,
+    )
 
 
-def inspect_url(url: str, *, listen: int | None = None, register_via: str | None = None,
-                timeout_s: float = 30.0) -> AppView:
+def inspect_url(
+    url: str, *, listen: int | None = None, register_via: str | None = None, timeout_s: float = 30.0
+) -> AppView:
     if listen is not None and register_via is not None:
         raise TargetError("--listen and --register-via are two ways to read the sync: give one")
     http = _Http(timeout_s)
@@ -113,8 +121,10 @@ def inspect_url(url: str, *, listen: int | None = None, register_via: str | None
         return AppView(target=url, kind="url", serve=serve)
     if mode == "cloud":
         # A cloud-mode app only syncs on a signed request, which needs the app's signing key.
-        hint = ("the app runs in cloud mode, where a sync needs a signed request; run it in dev mode "
-                "(INNGEST_DEV=...) to check it")
+        hint = (
+            "the app runs in cloud mode, where a sync needs a signed request; run it in dev mode "
+            "(INNGEST_DEV=...) to check it"
+        )
     else:
         hint = None
     if listen is not None:
@@ -164,12 +174,15 @@ class _Receiver:
         try:
             self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         except OSError as err:
-            raise TargetError(f"cannot listen on 127.0.0.1:{port}: {err.strerror or err} (if stepline dev "
-                              f"runs there, use --register-via http://127.0.0.1:{port})") from None
+            raise TargetError(
+                f"cannot listen on 127.0.0.1:{port}: {err.strerror or err} (if stepline dev "
+                f"runs there, use --register-via http://127.0.0.1:{port})"
+            ) from None
         self.server.daemon_threads = True
         # A short poll: stopping waits for the loop to notice, and a check should not idle.
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
-                                       name="check-receiver", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, name="check-receiver", daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:
@@ -178,19 +191,23 @@ class _Receiver:
         self.thread.join(5)
 
 
-def _via_receiver(http: _Http, url: str, port: int, serve: ServeInfo, count: int | None,
-                  hint: str | None) -> AppView:
+def _via_receiver(http: _Http, url: str, port: int, serve: ServeInfo, count: int | None, hint: str | None) -> AppView:
     receiver = _Receiver(port)
     try:
         reply = http.request("PUT", url)
     finally:
         receiver.stop()
     if receiver.body is None:
-        problem = (f"the app answered the sync with HTTP {reply.status} ({reply.message()})"
-                   if not 200 <= reply.status < 300 else "the app answered the sync")
-        raise TargetError(f"{problem}, but posted nothing to 127.0.0.1:{port}/fn/register: start the app with "
-                          f"INNGEST_DEV=http://127.0.0.1:{port} so it registers with the checker, or use "
-                          "--register-via with the server it registers with" + (f"; {hint}" if hint else ""))
+        problem = (
+            f"the app answered the sync with HTTP {reply.status} ({reply.message()})"
+            if not 200 <= reply.status < 300
+            else "the app answered the sync"
+        )
+        raise TargetError(
+            f"{problem}, but posted nothing to 127.0.0.1:{port}/fn/register: start the app with "
+            f"INNGEST_DEV=http://127.0.0.1:{port} so it registers with the checker, or use "
+            "--register-via with the server it registers with" + (f"; {hint}" if hint else "")
+        )
     try:
         raw = json.loads(receiver.body)
     except ValueError:
@@ -220,20 +237,22 @@ def _ms(iso: Any) -> int | None:
         return None
 
 
-def _via_server(http: _Http, url: str, base: str, serve: ServeInfo, count: int | None,
-                hint: str | None) -> AppView:
+def _via_server(http: _Http, url: str, base: str, serve: ServeInfo, count: int | None, hint: str | None) -> AppView:
     started_ms = int(time.time() * 1000)
     reply = http.request("PUT", url)
     if not 200 <= reply.status < 300:
-        raise TargetError(f"the app's sync failed: HTTP {reply.status}: {reply.message()}. The app registers with "
-                          f"the server its INNGEST_DEV / INNGEST_BASE_URL names, and --register-via ({base}) must "
-                          "be that server, running (or use --listen PORT)" + (f"; {hint}" if hint else ""))
+        raise TargetError(
+            f"the app's sync failed: HTTP {reply.status}: {reply.message()}. The app registers with "
+            f"the server its INNGEST_DEV / INNGEST_BASE_URL names, and --register-via ({base}) must "
+            "be that server, running (or use --listen PORT)" + (f"; {hint}" if hint else "")
+        )
     headers = _server_headers()
     listing = http.request("GET", f"{base}/v1/apps", headers)
     apps = listing.json.get("data") if listing.status == 200 and isinstance(listing.json, dict) else None
     if not isinstance(apps, list):
-        raise TargetError(f"{base} is not a Stepline server (GET /v1/apps answered HTTP {listing.status}: "
-                          f"{listing.message()})")
+        raise TargetError(
+            f"{base} is not a Stepline server (GET /v1/apps answered HTTP {listing.status}: {listing.message()})"
+        )
     apps = [a for a in apps if isinstance(a, dict) and isinstance(a.get("app_id"), str)]
     match = next((a for a in apps if isinstance(a.get("url"), str) and _same_url(a["url"], url)), None)
     if match is None:
@@ -243,15 +262,22 @@ def _via_server(http: _Http, url: str, base: str, serve: ServeInfo, count: int |
         if len(recent) == 1:
             match = recent[0]
     if match is None:
-        raise TargetError(f"the app answered the sync, but no app with URL {url} synced at {base}: the app "
-                          "registers with another server (its INNGEST_DEV / INNGEST_BASE_URL); point "
-                          "--register-via at that one, or use --listen PORT")
+        raise TargetError(
+            f"the app answered the sync, but no app with URL {url} synced at {base}: the app "
+            "registers with another server (its INNGEST_DEV / INNGEST_BASE_URL); point "
+            "--register-via at that one, or use --listen PORT"
+        )
     app_id = match["app_id"]
     reply = http.request("GET", f"{base}/v1/apps/{urllib.parse.quote(app_id, safe='')}/functions", headers)
     data = reply.json.get("data") if reply.status == 200 and isinstance(reply.json, dict) else None
     if not isinstance(data, list):
-        raise TargetError(f"cannot read app {app_id!r}'s functions from {base} (GET /v1/apps/{{id}}/functions "
-                          f"answered HTTP {reply.status}: {reply.message()})")
-    configs = [f["config"] for f in data if isinstance(f, dict) and isinstance(f.get("config"), dict)
-               and isinstance(f["config"].get("id"), str)]
+        raise TargetError(
+            f"cannot read app {app_id!r}'s functions from {base} (GET /v1/apps/{{id}}/functions "
+            f"answered HTTP {reply.status}: {reply.message()})"
+        )
+    configs = [
+        f["config"]
+        for f in data
+        if isinstance(f, dict) and isinstance(f.get("config"), dict) and isinstance(f["config"].get("id"), str)
+    ]
     return view_from_stored(app_id, configs, target=url, serve=serve, introspected_count=count)

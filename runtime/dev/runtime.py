@@ -78,7 +78,7 @@ class DevRuntime:
 
         return local_backend(self.options.db_path, self.clock)
 
-    def start(self) -> "DevRuntime":
+    def start(self) -> DevRuntime:
         recover = self.backend.extras.get("recover_after_restart")
         if recover is not None:
             # This process is the only one using the file: whatever a killed predecessor held
@@ -95,7 +95,7 @@ class DevRuntime:
         self.driver.stop()
         self._exit.close()
 
-    def __enter__(self) -> "DevRuntime":
+    def __enter__(self) -> DevRuntime:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -85,9 +85,7 @@ class Delivery:
             return Outcome.RETRY
 
     def _retry(self, message: QueueMessage) -> None:
-        delay_ms = backoff_ms(
-            message.receive_count, self.settings.redelivery_base_ms, self.settings.redelivery_cap_ms
-        )
+        delay_ms = backoff_ms(message.receive_count, self.settings.redelivery_base_ms, self.settings.redelivery_cap_ms)
         try:
             self.queue.retry_later(message.handle, delay_ms // 1000)
         except Exception:  # noqa: BLE001

@@ -19,8 +19,9 @@ rides on the release write, never on a write of its own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.due import next_wake_ms
@@ -39,6 +40,7 @@ from stepline.engine.retry import backoff_ms
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
 from stepline.engine.timeouts import first_start_checks
+from stepline.protocol.call_encoding import CallEncoder
 from stepline.protocol.calls import (
     CallResult,
     Opcode,
@@ -48,7 +50,6 @@ from stepline.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from stepline.protocol.call_encoding import CallEncoder
 from stepline.protocol.jsoncanon import canonical_json
 from stepline.protocol.signing import sign
 from stepline.settings import Settings
@@ -189,8 +190,17 @@ class Executor:
             self._let_go_quietly(run_id, owner, claim_owner if claimed else None, claimed)
             raise
 
-    def _invoke(self, run_id: str, nxt: _Next, owner: str, claim_owner: str, claimed: str | None,
-                until: int, now: int, budget_ms: int | None) -> None:
+    def _invoke(
+        self,
+        run_id: str,
+        nxt: _Next,
+        owner: str,
+        claim_owner: str,
+        claimed: str | None,
+        until: int,
+        now: int,
+        budget_ms: int | None,
+    ) -> None:
         """One invocation, once the run's lease (or the planned step's claim) is held."""
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
@@ -207,8 +217,16 @@ class Executor:
             return
         fn = self._function(state.run.fn_id)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-        inv = _Invocation(state, fn, owner, now + budget, holds_run_lease=claimed is None, claimed_step=claimed,  # type: ignore[arg-type]
-                          claim_owner=claim_owner, claim_held_until=until)
+        inv = _Invocation(
+            state,
+            fn,
+            owner,
+            now + budget,
+            holds_run_lease=claimed is None,
+            claimed_step=claimed,  # type: ignore[arg-type]
+            claim_owner=claim_owner,
+            claim_held_until=until,
+        )
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
@@ -328,8 +346,9 @@ class Executor:
             # Left alone, the run would hang, or call the app for ever with the same answer (the
             # sweeper too): a failed attempt, retried, and in the end the run fails naming it.
             error = {"name": "NoProgress", "message": stalled, "stack": ""}
-            return self._handle_error(inv, nxt, CallResult(kind="error", error=error, retry_at_ms=result.retry_at_ms,
-                                                           status=result.status))
+            return self._handle_error(
+                inv, nxt, CallResult(kind="error", error=error, retry_at_ms=result.retry_at_ms, status=result.status)
+            )
         if len(planned) == 1 and len(fresh) == 1 and inv.holds_run_lease:
             return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
         for op in planned:
@@ -410,8 +429,14 @@ class Executor:
             # again once it is free, rather than end the run without the lease.
             self._busy(run.run_id, messages.call(run.run_id, nxt.step, nxt.attempt))
             return
-        changes = {**inv.dirty, **fields, "status": status, "ended_at": self.clock.now_ms(),
-                   "lease_owner": None, "lease_until": None}
+        changes = {
+            **inv.dirty,
+            **fields,
+            "status": status,
+            "ended_at": self.clock.now_ms(),
+            "lease_owner": None,
+            "lease_until": None,
+        }
         run.status = status
         for key, value in fields.items():
             setattr(run, key, value)

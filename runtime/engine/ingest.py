@@ -62,7 +62,7 @@ class Ingest:
             )
         stored = self.store.save_events(fresh, now)
         starts: list[dict[str, Any]] = []
-        for new, event in zip(fresh, stored):
+        for new, event in zip(fresh, stored, strict=True):
             starts.extend(self._runs_for(event, duplicate=new.internal_id != event.internal_id))
         if starts:
             self.queue.send_many(starts)
@@ -79,10 +79,7 @@ class Ingest:
         messages: list[dict[str, Any]] = []
         for fn in self.store.functions_for_event(event.name):
             triggers = fn.config.get("triggers") or []
-            wanted = any(
-                t.get("event") == event.name and matches(t.get("expression"), context)
-                for t in triggers
-            )
+            wanted = any(t.get("event") == event.name and matches(t.get("expression"), context) for t in triggers)
             if not wanted:
                 continue
             # Flow control (rate limit, debounce, batching, idempotency, singleton, throttle)

@@ -41,8 +41,13 @@ class Lifecycle:
         conditional on the run being live, and it clears the lease, since whoever held it (the
         failing delivery) will not release it. None when the run is missing or had ended."""
         store = self.ingest.store
-        changes = {"status": RunStatus.FAILED, "error": error, "ended_at": self.ingest.clock.now_ms(),
-                   "lease_owner": None, "lease_until": None}
+        changes = {
+            "status": RunStatus.FAILED,
+            "error": error,
+            "ended_at": self.ingest.clock.now_ms(),
+            "lease_owner": None,
+            "lease_until": None,
+        }
         if not store.update_run(run_id, changes, expect_status=LIVE):
             return None
         state = store.load_run(run_id)

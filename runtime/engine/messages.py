@@ -103,7 +103,7 @@ def problem(body: dict[str, Any], handled: Collection[str] = ()) -> str | None:
     kind = body.get("kind")
     if kind not in REQUIRED:
         return None if isinstance(kind, str) and kind in handled else f"unknown message kind {kind!r}"
-    for name, want in REQUIRED[kind].items():
+    for name in REQUIRED[kind]:
         if name not in body:
             return f"{name}: missing"
     for name, want in {**_TYPED, **REQUIRED[kind]}.items():

@@ -13,8 +13,9 @@ Rules every adapter keeps:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from stepline.engine.records import (
     AppRecord,
@@ -229,9 +230,7 @@ class RunStore(Protocol):
         """Every slot item of ``key`` and the first ``line_limit`` line entries in position
         order: one read where the backend allows (one Query on DynamoDB). Strongly consistent."""
 
-    def take_slot(
-        self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = ""
-    ) -> bool:
+    def take_slot(self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = "") -> bool:
         """Hold slot ``index`` of ``key`` until ``until_ms``: taken when free, expired
         (``until < now_ms``) or already held by ``owner`` (a renewal). ``token`` is stored with
         the holder. Of racing owners exactly one wins a free slot. False otherwise."""

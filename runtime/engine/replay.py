@@ -97,9 +97,7 @@ class Replays:
             detail = {**memo.detail, "copied_from": source.run_id}
             # The copy's seq is new; its end stays the original's (the time in the old seq).
             detail.setdefault("ended_at", _seq_ms(memo.seq))
-            copied = Memo(
-                step_id=memo.step_id, value=memo.value, seq=self.ids.new(), name=memo.name, detail=detail
-            )
+            copied = Memo(step_id=memo.step_id, value=memo.value, seq=self.ids.new(), name=memo.name, detail=detail)
             self.store.commit_memo(run.run_id, copied)
         self.queue.send(messages.call(run.run_id))
         return run

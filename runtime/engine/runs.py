@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
-from stepline.engine.waits import add_cancel_rules
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine.waits import add_cancel_rules
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:

@@ -104,8 +104,9 @@ class Sweeper:
         self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
         self._functions: dict[str, FunctionRecord | None] = {}
 
-    def sweep(self, now_ms: int | None = None, *, grace_ms: int | None = None,
-              max_runs: int | None = None) -> SweepReport:
+    def sweep(
+        self, now_ms: int | None = None, *, grace_ms: int | None = None, max_runs: int | None = None
+    ) -> SweepReport:
         """Re-arm up to ``max_runs`` runs (``sweep_max_runs``) stalled for longer than
         ``grace_ms`` (``sweep_grace_s``) at ``now_ms``."""
         now = self.clock.now_ms() if now_ms is None else now_ms
@@ -180,7 +181,9 @@ class Sweeper:
         report.sent.update(what for what, _, _ in sends)
         log.warning(
             "sweeper: run %s was due %d s ago with nothing moving it; sent %s",
-            run_id, (now - (run.wake_at or now)) // 1000, ", ".join(what for what, _, _ in sends),
+            run_id,
+            (now - (run.wake_at or now)) // 1000,
+            ", ".join(what for what, _, _ in sends),
         )
 
     @staticmethod
@@ -208,8 +211,11 @@ class Sweeper:
         lines: list[tuple[Limit, SlotView]] = []
         for limit in limits_for(fn, event):
             view = self.store.slot_view(limit.key, _LINE_SCAN)
-            mine = {str(e.body.get("step") or messages.DISCOVERY) for e in view.line
-                    if e.body.get("run_id") == state.run.run_id}
+            mine = {
+                str(e.body.get("step") or messages.DISCOVERY)
+                for e in view.line
+                if e.body.get("run_id") == state.run.run_id
+            }
             if mine:
                 lines.append((limit, view))
             steps |= mine

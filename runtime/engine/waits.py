@@ -4,7 +4,8 @@ indexed by event name, so an incoming event finds the runs it concerns with one 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stepline.engine.expressions import matches
 from stepline.engine.ports import FunctionRecord, Run, RunState, RunStore, StoredEvent, Waiter, WaiterKind

@@ -44,7 +44,9 @@ def make_handler(engine: Engine):
                 raise RedeliverLater(record.message_id)
             dead += outcome is Outcome.DEAD
 
-        response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+        response = process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
         records = len(event.get("Records") or [])
         failed = len(response.get("batchItemFailures") or [])
         metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=records - failed)

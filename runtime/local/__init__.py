@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from stepline.engine.ports import Backend, Clock
 from stepline.local.db import Database
 from stepline.local.dead_letters import SqliteDeadLetters
-from stepline.local.recovery import recover_after_restart
 from stepline.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
+from stepline.local.recovery import recover_after_restart
 from stepline.local.store import SqliteRunStore
 from stepline.local.timers import SqliteTimers
 

@@ -15,15 +15,12 @@ class AppTable:
         with self._db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO apps VALUES (?, ?, ?, ?, ?, ?, ?)", app_row(app))
             conn.execute(
-                "DELETE FROM function_triggers WHERE fn_id IN "
-                "(SELECT fn_id FROM functions WHERE app_id = ?)",
+                "DELETE FROM function_triggers WHERE fn_id IN (SELECT fn_id FROM functions WHERE app_id = ?)",
                 (app.app_id,),
             )
             conn.execute("DELETE FROM functions WHERE app_id = ?", (app.app_id,))
             # A function that moved here from another app takes its triggers with it.
-            conn.executemany(
-                "DELETE FROM function_triggers WHERE fn_id = ?", [(fn.fn_id,) for fn in functions]
-            )
+            conn.executemany("DELETE FROM function_triggers WHERE fn_id = ?", [(fn.fn_id,) for fn in functions])
             conn.executemany(
                 "INSERT OR REPLACE INTO functions VALUES (?, ?, ?, ?, ?, ?)",
                 [function_row(fn) for fn in functions],

@@ -3,7 +3,8 @@ a message back in one transaction."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stepline.engine.messages import INVALID_BODY, parse_body
 from stepline.engine.ports import Clock, DeadLetter, DeadReason
@@ -43,9 +44,7 @@ class SqliteDeadLetters:
         else:
             wanted = sorted({int(i) for i in ids if i.isdigit()})[:limit]
             with self._db.connection() as conn:
-                rows = [
-                    conn.execute("SELECT * FROM dead_letters WHERE id = ?", (i,)).fetchone() for i in wanted
-                ]
+                rows = [conn.execute("SELECT * FROM dead_letters WHERE id = ?", (i,)).fetchone() for i in wanted]
             entries = [_entry(row) for row in rows if row is not None]
         moved = 0
         for entry in entries:

@@ -18,9 +18,7 @@ class FlowTable:
     # -- versioned state ---------------------------------------------------------------------
     def get_flow_state(self, key: str, now_ms: int) -> FlowState | None:
         with self._db.connection() as conn:
-            row = conn.execute(
-                "SELECT * FROM flow_state WHERE key = ? AND expires_at > ?", (key, now_ms)
-            ).fetchone()
+            row = conn.execute("SELECT * FROM flow_state WHERE key = ? AND expires_at > ?", (key, now_ms)).fetchone()
         if row is None:
             return None
         return FlowState(key, row["version"], loads(row["data"]), row["expires_at"])
@@ -77,9 +75,7 @@ class FlowTable:
         replacing: str | None = None,
     ) -> str:
         with self._db.write() as conn:
-            row = conn.execute(
-                "SELECT holder, expires_at FROM flow_claims WHERE key = ?", (key,)
-            ).fetchone()
+            row = conn.execute("SELECT holder, expires_at FROM flow_claims WHERE key = ?", (key,)).fetchone()
             takeable = (
                 row is None
                 or row["expires_at"] <= now_ms
@@ -98,9 +94,7 @@ class FlowTable:
 
     def release_key(self, key: str, holder: str) -> bool:
         with self._db.connection() as conn:
-            deleted = conn.execute(
-                "DELETE FROM flow_claims WHERE key = ? AND holder = ?", (key, holder)
-            ).rowcount
+            deleted = conn.execute("DELETE FROM flow_claims WHERE key = ? AND holder = ?", (key, holder)).rowcount
         return bool(deleted)
 
     # -- concurrency slots and their line ----------------------------------------------------
@@ -111,8 +105,7 @@ class FlowTable:
                 (key,),
             ).fetchall()
             line = conn.execute(
-                "SELECT position, body, created_at FROM flow_line WHERE key = ? "
-                "ORDER BY position LIMIT ?",
+                "SELECT position, body, created_at FROM flow_line WHERE key = ? ORDER BY position LIMIT ?",
                 (key, max(line_limit, 0)),
             ).fetchall()
         return SlotView(
@@ -120,9 +113,7 @@ class FlowTable:
             line=[LineEntry(r["position"], loads(r["body"]), r["created_at"]) for r in line],
         )
 
-    def take_slot(
-        self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = ""
-    ) -> bool:
+    def take_slot(self, key: str, index: int, owner: str, until_ms: int, now_ms: int, token: str = "") -> bool:
         # One upsert whose update half only fires on an expired or own row: of racing owners
         # for a free slot, the first insert wins and the others find a live foreign row.
         with self._db.connection() as conn:
@@ -134,8 +125,7 @@ class FlowTable:
                     owner = excluded.owner, until = excluded.until, token = excluded.token
                 WHERE flow_slots.until < :now OR flow_slots.owner = excluded.owner
                 """,
-                {"key": key, "slot": index, "owner": owner, "until": until_ms,
-                 "token": token, "now": now_ms},
+                {"key": key, "slot": index, "owner": owner, "until": until_ms, "token": token, "now": now_ms},
             ).rowcount
         return bool(taken)
 
@@ -158,9 +148,7 @@ class FlowTable:
 
     def leave_line(self, key: str, position: str) -> bool:
         with self._db.connection() as conn:
-            removed = conn.execute(
-                "DELETE FROM flow_line WHERE key = ? AND position = ?", (key, position)
-            ).rowcount
+            removed = conn.execute("DELETE FROM flow_line WHERE key = ? AND position = ?", (key, position)).rowcount
         return bool(removed)
 
     def line_entry(self, key: str, position: str) -> LineEntry | None:

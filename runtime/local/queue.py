@@ -56,15 +56,13 @@ class SqliteWorkQueue:
         # between our read and our write.
         with self._db.write() as conn:
             rows = conn.execute(
-                "SELECT id, body, receive_count FROM queue WHERE visible_at <= ? "
-                "ORDER BY visible_at, id LIMIT ?",
+                "SELECT id, body, receive_count FROM queue WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?",
                 (now, max_messages),
             ).fetchall()
             for row in rows:
                 receipt = secrets.token_hex(8)
                 conn.execute(
-                    "UPDATE queue SET visible_at = ?, receive_count = receive_count + 1, "
-                    "receipt = ? WHERE id = ?",
+                    "UPDATE queue SET visible_at = ?, receive_count = receive_count + 1, receipt = ? WHERE id = ?",
                     (hidden_until, receipt, row["id"]),
                 )
                 out.append(
@@ -122,9 +120,7 @@ class SqliteWorkQueue:
 
     def _has_visible(self) -> bool:
         with self._db.connection() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM queue WHERE visible_at <= ? LIMIT 1", (self._clock.now_ms(),)
-            ).fetchone()
+            row = conn.execute("SELECT 1 FROM queue WHERE visible_at <= ? LIMIT 1", (self._clock.now_ms(),)).fetchone()
         return row is not None
 
 

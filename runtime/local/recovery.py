@@ -22,8 +22,7 @@ def recover_after_restart(db: Database, clock: Clock) -> tuple[int, int]:
             "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
         ).rowcount
         leases += conn.execute(
-            "UPDATE pending SET claim_owner = NULL, claim_until = NULL "
-            "WHERE claim_owner IS NOT NULL"
+            "UPDATE pending SET claim_owner = NULL, claim_until = NULL WHERE claim_owner IS NOT NULL"
         ).rowcount
         leases += conn.execute("DELETE FROM flow_slots").rowcount
         messages = conn.execute(

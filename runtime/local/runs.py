@@ -42,9 +42,7 @@ class RunTable:
             row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 return None
-            memos = conn.execute(
-                "SELECT * FROM memos WHERE run_id = ? ORDER BY seq, step_id", (run_id,)
-            ).fetchall()
+            memos = conn.execute("SELECT * FROM memos WHERE run_id = ? ORDER BY seq, step_id", (run_id,)).fetchall()
             pending = conn.execute(
                 "SELECT * FROM pending WHERE run_id = ? ORDER BY created_at, step_id", (run_id,)
             ).fetchall()
@@ -89,10 +87,7 @@ class RunTable:
         window, window_args = window_clauses("created_at", "run_id", created_after, created_before, cursor)
         where += window
         args += window_args
-        sql = (
-            f"SELECT * FROM runs WHERE {' AND '.join(where)} "
-            "ORDER BY created_at DESC, run_id DESC LIMIT ?"
-        )
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, run_id DESC LIMIT ?"
         return self._page(sql, args, limit, "created_at")
 
     def update_run(
@@ -169,16 +164,17 @@ class RunTable:
             raise ValueError("limit must be at least 1")
         # One range of runs_by_wake in (wake_at, run_id) order, the cursor being the last row
         # of the previous page; status and lease are checked on the rows that range holds.
-        where = ["wake_at IS NOT NULL", "wake_at < ?", "status IN (?, ?)",
-                 "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"]
+        where = [
+            "wake_at IS NOT NULL",
+            "wake_at < ?",
+            "status IN (?, ?)",
+            "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)",
+        ]
         args: list[object] = [before_ms, *_LIVE, now_ms]
         if cursor is not None:
             where.append("(wake_at, run_id) > (?, ?)")
             args.extend(decode_cursor(cursor))
-        sql = (
-            f"SELECT * FROM runs INDEXED BY runs_by_wake WHERE {' AND '.join(where)} "
-            "ORDER BY wake_at, run_id LIMIT ?"
-        )
+        sql = f"SELECT * FROM runs INDEXED BY runs_by_wake WHERE {' AND '.join(where)} ORDER BY wake_at, run_id LIMIT ?"
         return self._page(sql, args, limit, "wake_at")
 
     def _page(self, sql: str, args: list[object], limit: int, time_field: str) -> tuple[list[Run], str | None]:
@@ -194,8 +190,7 @@ class RunTable:
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._db.connection() as conn:
             conn.execute(
-                "UPDATE runs SET lease_owner = NULL, lease_until = NULL "
-                "WHERE run_id = ? AND lease_owner = ?",
+                "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE run_id = ? AND lease_owner = ?",
                 (run_id, owner),
             )
 
@@ -205,4 +200,3 @@ def _index_events(conn: sqlite3.Connection, run_id: str, event_ids: list[str]) -
         "INSERT OR IGNORE INTO run_events (internal_event_id, run_id) VALUES (?, ?)",
         [(event_id, run_id) for event_id in event_ids],
     )
-

@@ -218,6 +218,5 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
 # Run by ``db.migrate`` after the script when it upgrades a file: fill added columns of existing
 # rows where NULL would be wrong. Each must be harmless to run again.
 BACKFILLS: list[str] = [
-    "UPDATE runs SET wake_at = created_at "
-    "WHERE wake_at IS NULL AND status IN ('Queued', 'Running')",
+    "UPDATE runs SET wake_at = created_at WHERE wake_at IS NULL AND status IN ('Queued', 'Running')",
 ]

@@ -17,16 +17,20 @@ class StepTable:
             inserted = conn.execute(
                 "INSERT INTO memos (run_id, step_id, seq, name, value_json, detail_json) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id) DO NOTHING",
-                (run_id, memo.step_id, memo.seq, memo.name, dumps(memo.value),
-                 dumps(memo.detail) if memo.detail else None),
+                (
+                    run_id,
+                    memo.step_id,
+                    memo.seq,
+                    memo.name,
+                    dumps(memo.value),
+                    dumps(memo.detail) if memo.detail else None,
+                ),
             ).rowcount
         return bool(inserted)
 
     def add_pending(self, run_id: str, op: PendingOp) -> bool:
         with self._db.write() as conn:
-            memo = conn.execute(
-                "SELECT 1 FROM memos WHERE run_id = ? AND step_id = ?", (run_id, op.step_id)
-            ).fetchone()
+            memo = conn.execute("SELECT 1 FROM memos WHERE run_id = ? AND step_id = ?", (run_id, op.step_id)).fetchone()
             if memo:
                 return False
             inserted = conn.execute(
@@ -38,18 +42,14 @@ class StepTable:
 
     def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
         with self._db.connection() as conn:
-            row = conn.execute(
-                "SELECT * FROM pending WHERE run_id = ? AND step_id = ?", (run_id, step_id)
-            ).fetchone()
+            row = conn.execute("SELECT * FROM pending WHERE run_id = ? AND step_id = ?", (run_id, step_id)).fetchone()
         return pending_from_row(row) if row else None
 
     def remove_pending(self, run_id: str, step_id: str) -> None:
         with self._db.connection() as conn:
             conn.execute("DELETE FROM pending WHERE run_id = ? AND step_id = ?", (run_id, step_id))
 
-    def claim_pending(
-        self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int
-    ) -> bool:
+    def claim_pending(self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         # One UPDATE, as for run leases: of N racing owners exactly one matches. A claim is
         # expired when claim_until < now, the same rule acquire_lease uses. A removed op has no
         # row to match, and add_pending inserts a fresh, unclaimed one.

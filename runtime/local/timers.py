@@ -131,9 +131,7 @@ class SqliteTimers:
     def get(self, name: str) -> tuple[int, dict[str, Any]] | None:
         """A scheduled timer's fire time and body."""
         with self._db.connection() as conn:
-            row = conn.execute(
-                "SELECT fire_at, body FROM timers WHERE name = ?", (name,)
-            ).fetchone()
+            row = conn.execute("SELECT fire_at, body FROM timers WHERE name = ?", (name,)).fetchone()
         return (row["fire_at"], loads(row["body"])) if row else None
 
     def get_cron(self, name: str) -> tuple[int, CronSchedule] | None:
@@ -188,8 +186,9 @@ def _fire_cron(conn: sqlite3.Connection, row: sqlite3.Row, now_ms: int) -> tuple
     except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
         # Checked when scheduled, so only a changed tz database gets here. A cron whose times
         # cannot be computed cannot fire; leaving it due would fail every fire_due after it.
-        log.exception("cron %r (%r in %r) can no longer be evaluated; removing it",
-                      row["name"], row["cron"], row["timezone"])
+        log.exception(
+            "cron %r (%r in %r) can no longer be evaluated; removing it", row["name"], row["cron"], row["timezone"]
+        )
         conn.execute("DELETE FROM crons WHERE name = ?", (row["name"],))
         return None
     conn.execute("UPDATE crons SET next_fire_at = ? WHERE name = ?", (following, row["name"]))

@@ -24,8 +24,7 @@ class WaiterTable:
     def waiters_for_event(self, event_name: str, now_ms: int) -> list[Waiter]:
         with self._db.connection() as conn:
             rows = conn.execute(
-                "SELECT * FROM waiters WHERE event_name = ? AND expires_at > ? "
-                "ORDER BY created_at, run_id, step_id",
+                "SELECT * FROM waiters WHERE event_name = ? AND expires_at > ? ORDER BY created_at, run_id, step_id",
                 (event_name, now_ms),
             ).fetchall()
         return [waiter_from_row(r) for r in rows]

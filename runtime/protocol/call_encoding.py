@@ -33,12 +33,18 @@ class CallEncoder:
             return canonical_json(request)
         event_text, events_text = self._events_text(request["event"], request["events"])
         parts = [
-            '{"ctx":', self._ctx_text(request["ctx"]),
-            ',"event":', event_text,
-            ',"events":', events_text,
-            ',"steps":', self._steps_text(request["steps"]),
-            ',"use_api":', canonical_json(request["use_api"]).decode(),
-            ',"version":', canonical_json(request["version"]).decode(),
+            '{"ctx":',
+            self._ctx_text(request["ctx"]),
+            ',"event":',
+            event_text,
+            ',"events":',
+            events_text,
+            ',"steps":',
+            self._steps_text(request["steps"]),
+            ',"use_api":',
+            canonical_json(request["use_api"]).decode(),
+            ',"version":',
+            canonical_json(request["version"]).decode(),
             "}",
         ]
         return "".join(parts).encode("utf-8")

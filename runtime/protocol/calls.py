@@ -336,9 +336,7 @@ def _malformed(status: int, req_version: int | None, retry_at: int | None, why: 
     )
 
 
-def parse_call_response(
-    status: int, headers: Mapping[str, str], body: bytes, now_ms: int
-) -> CallResult:
+def parse_call_response(status: int, headers: Mapping[str, str], body: bytes, now_ms: int) -> CallResult:
     """What the SDK answered, by status: 200 done, 206 ops, 201 stream envelope, else error."""
     return _parse(status, _lower(headers), body, now_ms, streamed=False)
 
@@ -362,9 +360,7 @@ def _parse(status: int, h: dict[str, str], body: bytes, now_ms: int, streamed: b
                 output = loads(body)
             except ProtocolError as err:
                 return _malformed(status, req_version, retry_at, f"200 {err.message}")
-        return CallResult(
-            kind="complete", output=output, req_version=req_version, status=status
-        )
+        return CallResult(kind="complete", output=output, req_version=req_version, status=status)
 
     if status == 206:
         try:

@@ -44,7 +44,7 @@ def parse_cron(cron: str) -> CronSpec:
     match = _TZ_PREFIX.match(text)
     if match:
         timezone = match.group(1)
-        text = text[match.end():].strip()
+        text = text[match.end() :].strip()
         try:
             zoneinfo.ZoneInfo(timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -59,9 +59,7 @@ def parse_duration_ms(s: str) -> int:
     while pos < len(text):
         match = _PART.match(text, pos)
         if match is None:
-            raise ProtocolError(
-                f"invalid duration {s!r}: expected <number><unit> with units w d h m s ms us ns"
-            )
+            raise ProtocolError(f"invalid duration {s!r}: expected <number><unit> with units w d h m s ms us ns")
         total += Fraction(match.group(1)) * _UNIT_NS[match.group(2)]
         pos = match.end()
     if total > _MAX_NS:
@@ -110,8 +108,8 @@ def parse_instant_ms(value: str) -> int | None:
         if parsed is None:
             return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    delta = parsed - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    delta = parsed - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     return delta // datetime.timedelta(milliseconds=1)
 
 

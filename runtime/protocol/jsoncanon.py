@@ -100,5 +100,7 @@ def loads(body: bytes | str, where: str = "body") -> Any:
     if _MAYBE_SURROGATE.search(text):
         path = _lone_surrogate_at(value)
         if path is not None:
-            raise ProtocolError(f"{where}: invalid JSON: the string at {path} holds a lone surrogate (not valid Unicode)")
+            raise ProtocolError(
+                f"{where}: invalid JSON: the string at {path} holds a lone surrogate (not valid Unicode)"
+            )
     return value

@@ -370,15 +370,9 @@ class AppSync(BaseModel):
     url: Url
     sdk: StrictStr = ""
     framework: StrictStr | None = None
-    app_version: StrictStr | None = Field(
-        default=None, validation_alias=AliasChoices("appVersion", "app_version")
-    )
-    deploy_type: StrictStr | None = Field(
-        default=None, validation_alias=AliasChoices("deploy_type", "deployType")
-    )
-    deploy_id: StrictStr | None = Field(
-        default=None, validation_alias=AliasChoices("deployId", "deploy_id")
-    )
+    app_version: StrictStr | None = Field(default=None, validation_alias=AliasChoices("appVersion", "app_version"))
+    deploy_type: StrictStr | None = Field(default=None, validation_alias=AliasChoices("deploy_type", "deployType"))
+    deploy_id: StrictStr | None = Field(default=None, validation_alias=AliasChoices("deployId", "deploy_id"))
     capabilities: dict[str, Any] = {}
     v: StrictStr | None = None
     functions: list[FunctionConfig] = []
@@ -412,8 +406,7 @@ def parse_register(body: bytes) -> AppSync:
     for index, fn in enumerate(app.functions):
         if fn.id in seen:
             raise ProtocolError(
-                f"functions[{index}].id: duplicate function id {fn.id!r} "
-                f"(also functions[{seen[fn.id]}])"
+                f"functions[{index}].id: duplicate function id {fn.id!r} (also functions[{seen[fn.id]}])"
             )
         seen[fn.id] = index
     return app

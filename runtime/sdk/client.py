@@ -55,9 +55,16 @@ class Client:
         self.app_id = app_id
         self.app_version = app_version
         self._settings = dict(
-            dev=dev, base_url=base_url, api_base_url=api_base_url, event_api_base_url=event_api_base_url,
-            event_key=event_key, signing_key=signing_key, signing_key_fallback=signing_key_fallback,
-            env=env, serve_origin=serve_origin, serve_path=serve_path,
+            dev=dev,
+            base_url=base_url,
+            api_base_url=api_base_url,
+            event_api_base_url=event_api_base_url,
+            event_key=event_key,
+            signing_key=signing_key,
+            signing_key_fallback=signing_key_fallback,
+            env=env,
+            serve_origin=serve_origin,
+            serve_path=serve_path,
         )
         self.transport: Transport = transport or Urllib3Transport()
         self.logger = logger or logging.getLogger("stepline.sdk")
@@ -93,14 +100,29 @@ class Client:
         ``on(...)``, ``cron(...)``, or a list of them (None: invoke only)."""
         triggers = normalize_triggers(trigger)
         options = build_options(
-            concurrency=concurrency, throttle=throttle, rate_limit=rate_limit, debounce=debounce,
-            batch_events=batch_events, priority=priority, singleton=singleton, idempotency=idempotency,
-            cancel_on=cancel_on, timeouts=timeouts,
+            concurrency=concurrency,
+            throttle=throttle,
+            rate_limit=rate_limit,
+            debounce=debounce,
+            batch_events=batch_events,
+            priority=priority,
+            singleton=singleton,
+            idempotency=idempotency,
+            cancel_on=cancel_on,
+            timeouts=timeouts,
         )
 
         def decorate(handler: Callable[..., Any]) -> Function:
-            fn = Function(app_id=self.app_id, fn_id=id, handler=handler, triggers=triggers, name=name,
-                          retries=retries, options=options, on_failure=on_failure)
+            fn = Function(
+                app_id=self.app_id,
+                fn_id=id,
+                handler=handler,
+                triggers=triggers,
+                name=name,
+                retries=retries,
+                options=options,
+                on_failure=on_failure,
+            )
             for declared in fn.with_failure_handler():
                 if declared.id in self._functions:
                     raise SdkError(f"function id {declared.id!r} is already declared in app {self.app_id!r}")
@@ -135,8 +157,7 @@ class Client:
             return []
         env = self.env
         if not env.event_key:
-            raise SdkError("no event key: set INNGEST_EVENT_KEY (or pass event_key=) to send events "
-                           "outside dev mode")
+            raise SdkError("no event key: set INNGEST_EVENT_KEY (or pass event_key=) to send events outside dev mode")
         url = f"{env.event_api_origin}/e/{env.event_key}"
         headers = {**self.headers(env), "x-inngest-event-id-seed": seed}
         body = json.dumps(events).encode()
@@ -168,8 +189,9 @@ class Client:
             out["x-inngest-env"] = env.env
         return out
 
-    def api_request(self, method: str, path: str, body: bytes | None = None,
-                    extra_headers: dict[str, str] | None = None) -> HttpReply:
+    def api_request(
+        self, method: str, path: str, body: bytes | None = None, extra_headers: dict[str, str] | None = None
+    ) -> HttpReply:
         """A call to the server's API with the bearer of the signing key, retried once with the
         fallback key on 401/403 (the key may be mid-rotation)."""
         env = self.env

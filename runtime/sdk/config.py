@@ -65,8 +65,14 @@ class Throttle:
     burst: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return _drop_none({"limit": self.limit, "period": duration_str(self.period, "throttle.period"),
-                           "key": self.key, "burst": self.burst})
+        return _drop_none(
+            {
+                "limit": self.limit,
+                "period": duration_str(self.period, "throttle.period"),
+                "key": self.key,
+                "burst": self.burst,
+            }
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +84,9 @@ class RateLimit:
     key: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return _drop_none({"limit": self.limit, "period": duration_str(self.period, "rate_limit.period"),
-                           "key": self.key})
+        return _drop_none(
+            {"limit": self.limit, "period": duration_str(self.period, "rate_limit.period"), "key": self.key}
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +98,13 @@ class Debounce:
     timeout: DurationLike | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return _drop_none({
-            "period": duration_str(self.period, "debounce.period"),
-            "key": self.key,
-            "timeout": duration_str(self.timeout, "debounce.timeout") if self.timeout is not None else None,
-        })
+        return _drop_none(
+            {
+                "period": duration_str(self.period, "debounce.period"),
+                "key": self.key,
+                "timeout": duration_str(self.timeout, "debounce.timeout") if self.timeout is not None else None,
+            }
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,8 +117,14 @@ class Batch:
     if_: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return _drop_none({"maxSize": self.max_size, "timeout": duration_str(self.timeout, "batch_events.timeout"),
-                           "key": self.key, "if": self.if_})
+        return _drop_none(
+            {
+                "maxSize": self.max_size,
+                "timeout": duration_str(self.timeout, "batch_events.timeout"),
+                "key": self.key,
+                "if": self.if_,
+            }
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,11 +159,13 @@ class Cancel:
 
     def to_wire(self) -> dict[str, Any]:
         name = event_name_of(self.event) if is_event_model(self.event) else self.event
-        return _drop_none({
-            "event": name,
-            "if": self.if_,
-            "timeout": duration_str(self.timeout, "cancel_on.timeout") if self.timeout is not None else None,
-        })
+        return _drop_none(
+            {
+                "event": name,
+                "if": self.if_,
+                "timeout": duration_str(self.timeout, "cancel_on.timeout") if self.timeout is not None else None,
+            }
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,10 +176,12 @@ class Timeouts:
     finish: DurationLike | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return _drop_none({
-            "start": duration_str(self.start, "timeouts.start") if self.start is not None else None,
-            "finish": duration_str(self.finish, "timeouts.finish") if self.finish is not None else None,
-        })
+        return _drop_none(
+            {
+                "start": duration_str(self.start, "timeouts.start") if self.start is not None else None,
+                "finish": duration_str(self.finish, "timeouts.finish") if self.finish is not None else None,
+            }
+        )
 
 
 def concurrency_list(value: int | Concurrency | list[int | Concurrency] | None) -> list[dict[str, Any]] | None:

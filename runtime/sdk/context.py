@@ -52,7 +52,8 @@ class _ContextBase(Generic[T]):
             function_id=str(data.get("function_id", "")),
             run_id=str(data.get("run_id", "")),
             error=data.get("error") if isinstance(data.get("error"), dict) else {},
-            event=from_wire_event(original) if isinstance(original, dict) and "name" in original
+            event=from_wire_event(original)
+            if isinstance(original, dict) and "name" in original
             else Event(name="", data={}),
         )
 

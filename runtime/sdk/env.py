@@ -89,9 +89,17 @@ def resolve(
     shared = _origin(base_url) or _origin(env_var("BASE_URL")) or (_dev_url(dev_var) if dev else None)
     api = _origin(api_base_url) or _origin(env_var("API_BASE_URL")) or shared
     events = _origin(event_api_base_url) or _origin(env_var("EVENT_API_BASE_URL")) or shared
-    branch = env or env_var("ENV") or next(
-        (os.environ[v] for v in ("RAILWAY_GIT_BRANCH", "RENDER_GIT_BRANCH", "VERCEL_GIT_COMMIT_REF") if os.environ.get(v)),
-        None,
+    branch = (
+        env
+        or env_var("ENV")
+        or next(
+            (
+                os.environ[v]
+                for v in ("RAILWAY_GIT_BRANCH", "RENDER_GIT_BRANCH", "VERCEL_GIT_COMMIT_REF")
+                if os.environ.get(v)
+            ),
+            None,
+        )
     )
     unauthed = (env_var("ENABLE_UNAUTHED_SYNC") or "true").strip().lower() not in _FALSY
     return ClientEnv(

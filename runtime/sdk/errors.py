@@ -59,7 +59,7 @@ class RetryAfterError(Exception):
             seconds = max(0, math.ceil(self.retry_after.total_seconds()))
             if seconds < 10_000_000:
                 return str(seconds)
-            instant = datetime.datetime.now(datetime.timezone.utc) + self.retry_after
+            instant = datetime.datetime.now(datetime.UTC) + self.retry_after
         else:
             instant = self.retry_after
         return iso_utc(instant)
@@ -95,8 +95,8 @@ class CodedError(Exception):
 def iso_utc(instant: datetime.datetime) -> str:
     """``2026-11-22T21:28:24.215Z``: the Python SDK's instant format (naive means UTC)."""
     if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=datetime.timezone.utc)
-    utc = instant.astimezone(datetime.timezone.utc)
+        instant = instant.replace(tzinfo=datetime.UTC)
+    utc = instant.astimezone(datetime.UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 

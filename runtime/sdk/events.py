@@ -52,8 +52,10 @@ class EventData(BaseModel):
 def event_name_of(model: type[EventData]) -> str:
     name = getattr(model, "__event_name__", None)
     if not name:
-        raise SdkError(f"{model.__name__} is not bound to an event name: declare it as "
-                       f"class {model.__name__}(EventData, name='app/event.name')")
+        raise SdkError(
+            f"{model.__name__} is not bound to an event name: declare it as "
+            f"class {model.__name__}(EventData, name='app/event.name')"
+        )
     return name
 
 
@@ -105,8 +107,14 @@ def to_wire_event(event: Any, *, allow_reserved: bool = False) -> dict[str, Any]
     if isinstance(event, EventData):
         event = event.to_event()
     if isinstance(event, Event):
-        raw: dict[str, Any] = {"name": event.name, "data": event.data, "id": event.id, "ts": event.ts,
-                               "user": event.user, "v": event.v}
+        raw: dict[str, Any] = {
+            "name": event.name,
+            "data": event.data,
+            "id": event.id,
+            "ts": event.ts,
+            "user": event.user,
+            "v": event.v,
+        }
     elif isinstance(event, dict):
         raw = dict(event)
     else:
@@ -150,9 +158,7 @@ def from_wire_event(raw: Any, models: dict[str, type[EventData]] | None = None) 
         try:
             data = model.model_validate(data)
         except pydantic.ValidationError as err:
-            raise NonRetriableError(
-                f"event {name!r} does not match {model.__name__}: {_first_error(err)}"
-            ) from None
+            raise NonRetriableError(f"event {name!r} does not match {model.__name__}: {_first_error(err)}") from None
     ts = raw.get("ts")
     return Event(
         name=name,

@@ -75,8 +75,15 @@ def parse_body(raw: Any) -> CallBody:
         raise CodedError("bad_request", f"call request {where}: {first.get('msg')}", retriable=True) from None
 
 
-def _prepare(fn: Function, body: CallBody, target: str | None, sender: Sender,
-             mocks: dict[str, Any] | None, logger: logging.Logger, fetch=None):
+def _prepare(
+    fn: Function,
+    body: CallBody,
+    target: str | None,
+    sender: Sender,
+    mocks: dict[str, Any] | None,
+    logger: logging.Logger,
+    fetch=None,
+):
     events, steps = body.events, body.steps or {}
     if (body.use_api or body.ctx.use_api) and fetch is not None:
         # The body was too large to carry them; the event itself still comes from the body.
@@ -94,15 +101,29 @@ def _prepare(fn: Function, body: CallBody, target: str | None, sender: Sender,
     )
     event = from_wire_event(body.event, fn.event_models)
     all_events = [from_wire_event(e, fn.event_models) for e in (events or [body.event])]
-    common = dict(event=event, events=all_events, run_id=body.ctx.run_id, attempt=body.ctx.attempt,
-                  function_id=fn.composite_id, logger=logger)
+    common = dict(
+        event=event,
+        events=all_events,
+        run_id=body.ctx.run_id,
+        attempt=body.ctx.attempt,
+        function_id=fn.composite_id,
+        logger=logger,
+    )
     if fn.is_async:
         return ex, AsyncContext(**common, step=AsyncSteps(ex))
     return ex, Context(**common, step=Steps(ex))
 
 
-def call(fn: Function, body: CallBody, target: str | None, sender: Sender, *,
-         mocks: dict[str, Any] | None = None, logger: logging.Logger | None = None, fetch=None) -> Outcome:
+def call(
+    fn: Function,
+    body: CallBody,
+    target: str | None,
+    sender: Sender,
+    *,
+    mocks: dict[str, Any] | None = None,
+    logger: logging.Logger | None = None,
+    fetch=None,
+) -> Outcome:
     """Run one call of a sync or async function from a sync caller."""
     if fn.is_async:
         return run_blocking(call_async(fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch))
@@ -115,9 +136,16 @@ def call(fn: Function, body: CallBody, target: str | None, sender: Sender, *,
     return _success(output)
 
 
-async def call_async(fn: Function, body: CallBody, target: str | None, sender: Sender, *,
-                     mocks: dict[str, Any] | None = None, logger: logging.Logger | None = None,
-                     fetch=None) -> Outcome:
+async def call_async(
+    fn: Function,
+    body: CallBody,
+    target: str | None,
+    sender: Sender,
+    *,
+    mocks: dict[str, Any] | None = None,
+    logger: logging.Logger | None = None,
+    fetch=None,
+) -> Outcome:
     """Run one call from an async caller; a sync function runs in a worker thread so that it
     never blocks the event loop."""
     if not fn.is_async:
@@ -150,8 +178,9 @@ def _failure(err: BaseException, log: logging.Logger, fn: Function) -> Outcome:
         # The code met a step the server did not ask for: it changed under this run, or it is
         # not deterministic. Retriable: a redeploy may bring the old code back.
         message = f'found step "{err.step_id}" when targeting a different step'
-        return Outcome(500, {"code": "step_unexpected", "message": message, "name": "StepUnexpectedError",
-                             "stack": None})
+        return Outcome(
+            500, {"code": "step_unexpected", "message": message, "name": "StepUnexpectedError", "stack": None}
+        )
     if not isinstance(err, Exception):
         raise err  # KeyboardInterrupt, SystemExit: not ours to answer
     headers: dict[str, str] = {}
@@ -165,8 +194,13 @@ def _failure(err: BaseException, log: logging.Logger, fn: Function) -> Outcome:
     body = error_body(err)
     if isinstance(err, SdkError):
         body["code"] = "sdk_misuse"
-    log.log(logging.WARNING if H_NO_RETRY in headers else logging.INFO,
-            "%s: %s: %s", fn.composite_id, body["name"], body["message"])
+    log.log(
+        logging.WARNING if H_NO_RETRY in headers else logging.INFO,
+        "%s: %s: %s",
+        fn.composite_id,
+        body["name"],
+        body["message"],
+    )
     return Outcome(500, body, headers)
 
 

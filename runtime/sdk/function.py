@@ -81,8 +81,9 @@ class Function:
             raise SdkError("function id: must be a non-empty string")
         if not callable(handler):
             raise SdkError(f"function {fn_id!r}: the handler must be callable")
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
-                                    or not 0 <= retries <= MAX_RETRIES):
+        if retries is not None and (
+            isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES
+        ):
             raise SdkError(f"function {fn_id!r}: retries must be an integer from 0 to {MAX_RETRIES}")
         self.app_id = app_id
         self.id = fn_id

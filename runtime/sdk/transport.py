@@ -20,8 +20,9 @@ class HttpReply:
 
 
 class Transport(Protocol):
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                timeout_s: float) -> HttpReply: ...
+    def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout_s: float
+    ) -> HttpReply: ...
 
 
 class Urllib3Transport:
@@ -29,11 +30,13 @@ class Urllib3Transport:
         # Retries are the caller's business: each knows which failures are safe to repeat.
         self._pool = urllib3.PoolManager(retries=False)
 
-    def request(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-                timeout_s: float) -> HttpReply:
+    def request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout_s: float
+    ) -> HttpReply:
         try:
-            resp = self._pool.request(method, url, body=body, headers=headers,
-                                      timeout=urllib3.Timeout(total=timeout_s), preload_content=True)
+            resp = self._pool.request(
+                method, url, body=body, headers=headers, timeout=urllib3.Timeout(total=timeout_s), preload_content=True
+            )
         except urllib3.exceptions.HTTPError as err:
             raise TransportError(f"{method} {url}: {err}") from None
         return HttpReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.data)

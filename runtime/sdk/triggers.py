@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Union
+from typing import Any
 
 from stepline.sdk.errors import SdkError
 from stepline.sdk.events import EventData, event_name_of, is_event_model
@@ -30,7 +30,7 @@ class CronTrigger:
         return {"cron": self.cron}
 
 
-Trigger = Union[EventTrigger, CronTrigger]
+Trigger = EventTrigger | CronTrigger
 
 
 def on(event: str | type[EventData], if_: str | None = None) -> EventTrigger:

@@ -11,4 +11,3 @@ except metadata.PackageNotFoundError:  # running from a source tree that was nev
 
 SDK_HEADER = f"stepline-py:v{VERSION}"
 SDK_LANGUAGE = "py"
-

@@ -9,7 +9,8 @@ flow control. Concurrency is the executor's (``flow.concurrency``): it limits st
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.expressions import matches
@@ -44,9 +45,7 @@ class FlowControl:
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
 
     # -- events ------------------------------------------------------------------------------
-    def on_event(
-        self, fn: FunctionRecord, event: StoredEvent, *, duplicate: bool = False
-    ) -> list[dict[str, Any]]:
+    def on_event(self, fn: FunctionRecord, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:
         """Whatever ``event`` starts for ``fn`` (which it triggers): the queue messages to send
         now. Delayed starts (throttle) and buffered events (debounce, batching) take care of
         themselves."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from stepline.engine import messages
 from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
 from stepline.engine.flow.keys import digest, rule_key
-from stepline.engine.ports import FunctionRecord, StoreError, StoredEvent
+from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
 from stepline.engine.records import FlowState
 from stepline.protocol.durations import parse_duration_ms
 
@@ -52,9 +52,7 @@ class Batcher:
             data = state.data if state else {}
             events = list(data.get("events") or [])
             if state is not None and (
-                data.get("sealed")
-                or data["fire_at"] <= now_ms
-                or data.get("bytes", 0) + size > MAX_BATCH_BYTES
+                data.get("sealed") or data["fire_at"] <= now_ms or data.get("bytes", 0) + size > MAX_BATCH_BYTES
             ):
                 # Full, timed out or too big to take this event: that batch runs first.
                 buffers.finish(key, state, now_ms, start)
@@ -80,8 +78,11 @@ class Batcher:
                 self.flow.waker.at(timeout_message, batch["fire_at"])
             expires_at = batch["fire_at"] + GRACE_MS
             if not store.put_flow_state(
-                key, batch, expect_version=state.version if state else None,
-                expires_at=expires_at, now_ms=now_ms,
+                key,
+                batch,
+                expect_version=state.version if state else None,
+                expires_at=expires_at,
+                now_ms=now_ms,
             ):
                 continue
             if full:
@@ -110,7 +111,7 @@ class Batcher:
             if fn is None:
                 self.flow.store.delete_flow_state(key, state.version)
                 return
-            if self.flow.buffers.finish(key, state, now, lambda events: self.flow.start_and_send(fn, events)):
+            if self.flow.buffers.finish(key, state, now, lambda events, fn=fn: self.flow.start_and_send(fn, events)):
                 return
         raise StoreError(f"batch {key}: too much contention")
 

@@ -9,8 +9,9 @@ the buffer's timer) finishes that job first, so a crash between the writes loses
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from stepline.engine.ports import RunStore, StoredEvent
 from stepline.engine.records import FlowState

@@ -7,8 +7,9 @@ position = enqueue time minus the run's priority (FIFO per key, priority jumps t
 goes ahead when, under every limit, its rank among the work waiting there is below the number of
 free slots. Otherwise it waits in the line of the limit that stopped it, and its message goes
 back on the queue with a delay, longer the further back it waits: never dropped. Whoever frees
-a slot wakes the head of that line at once, so the delay is only a safety net. A call keeps its position when a second limit stops
-it after the first, so it is not pushed to the back of the other line.
+a slot wakes the head of that line at once, so the delay is only a safety net. A call keeps its
+position when a second limit stops it after the first, so it is not pushed to the back of the
+other line.
 
 The entry of a waiting message travels in the message (``line``). Copies of it (the wake, the
 safety net, a redelivery) resolve through the store: a copy whose entry is gone is a duplicate
@@ -85,8 +86,7 @@ def _quietly(write: Callable[..., Any], *args: Any, attempts: int = 1) -> None:
             return
         except Exception:  # noqa: BLE001
             if attempt + 1 == attempts:
-                log.warning("concurrency clean-up %s%r failed", getattr(write, "__name__", write), args,
-                            exc_info=True)
+                log.warning("concurrency clean-up %s%r failed", getattr(write, "__name__", write), args, exc_info=True)
 
 
 def _work(body: dict[str, Any]) -> dict[str, Any]:
@@ -258,8 +258,9 @@ class Concurrency:
             noted = ticket.body.get("ahead")
             stalled = [e for e in ahead if isinstance(noted, list) and e.position in noted]
             rank = standing.rank(ticket.position, in_line=True)
-            self.still_waiting(ticket, ahead=[e.position for e in ahead],
-                               turns=_turns_away(rank, standing, ticket.limit))
+            self.still_waiting(
+                ticket, ahead=[e.position for e in ahead], turns=_turns_away(rank, standing, ticket.limit)
+            )
             if stalled and ticket.state == "waiting":
                 self._send_wakes(ticket.key, stalled, now)
             return False
@@ -421,9 +422,7 @@ class Concurrency:
         return self.store.line_entry(ticket.key, ticket.position) is not None
 
     @staticmethod
-    def _waiting_body(
-        body: dict[str, Any], limit: Limit, limits: list[Limit], position: str
-    ) -> dict[str, Any]:
+    def _waiting_body(body: dict[str, Any], limit: Limit, limits: list[Limit], position: str) -> dict[str, Any]:
         work = _work(body)
         line = {
             "key": limit.key,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from stepline.engine import messages
 from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
 from stepline.engine.flow.keys import digest, rule_key
-from stepline.engine.ports import FunctionRecord, StoreError, StoredEvent
+from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
 from stepline.protocol.durations import parse_duration_ms
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Debouncer:
             if state is not None and (state.data.get("sealed") or state.data["fire_at"] <= now_ms):
                 # That window is over (or its run is being made): its run goes first, then
                 # this event opens the next window.
-                buffers.finish(key, state, now_ms, lambda events: self.flow.start_and_send(fn, events))
+                buffers.finish(key, state, now_ms, lambda events, fn=fn: self.flow.start_and_send(fn, events))
                 continue
             first_at = state.data["first_at"] if state else now_ms
             fire_at = now_ms + period
@@ -50,8 +50,11 @@ class Debouncer:
             # last successful writer's: a writer that loses the race writes its schedule again.
             self.flow.waker.at(_message(fn.fn_id, key, fire_at), fire_at)
             if store.put_flow_state(
-                key, data, expect_version=state.version if state else None,
-                expires_at=fire_at + GRACE_MS, now_ms=now_ms,
+                key,
+                data,
+                expect_version=state.version if state else None,
+                expires_at=fire_at + GRACE_MS,
+                now_ms=now_ms,
             ):
                 return
         raise StoreError(f"debounce {key}: too much contention")
@@ -74,7 +77,7 @@ class Debouncer:
             if fn is None:
                 self.flow.store.delete_flow_state(key, state.version)
                 return
-            if self.flow.buffers.finish(key, state, now, lambda events: self.flow.start_and_send(fn, events)):
+            if self.flow.buffers.finish(key, state, now, lambda events, fn=fn: self.flow.start_and_send(fn, events)):
                 return
         raise StoreError(f"debounce {key}: too much contention")
 

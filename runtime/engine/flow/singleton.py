@@ -10,7 +10,8 @@ takes the key over, so a claim never outlives its run in effect.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from stepline.engine.flow.keys import rule_key
 from stepline.engine.ports import FunctionRecord, RunStore

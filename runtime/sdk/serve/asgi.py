@@ -52,11 +52,13 @@ class AsgiApp:
             if not message.get("more_body"):
                 break
         response = await self.handler.handle_async(request_from_scope(scope, b"".join(chunks)))
-        await send({
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()],
+            }
+        )
         await send({"type": "http.response.body", "body": response.body})
 
 
@@ -64,8 +66,14 @@ def serve_asgi(client: Client, functions: list[Function] | None = None) -> AsgiA
     return AsgiApp(Handler(client, functions, framework="asgi"))
 
 
-def serve_starlette(app: Any, client: Client, functions: list[Function] | None = None, *,
-                    path: str = DEFAULT_PATH, framework: str = "starlette") -> Handler:
+def serve_starlette(
+    app: Any,
+    client: Client,
+    functions: list[Function] | None = None,
+    *,
+    path: str = DEFAULT_PATH,
+    framework: str = "starlette",
+) -> Handler:
     """Add the SDK endpoint to a Starlette or FastAPI app at ``path``."""
     from starlette.requests import Request as StarletteRequest
     from starlette.responses import Response as StarletteResponse
@@ -82,7 +90,7 @@ def serve_starlette(app: Any, client: Client, functions: list[Function] | None =
     return handler
 
 
-def serve_fastapi(app: Any, client: Client, functions: list[Function] | None = None, *,
-                  path: str = DEFAULT_PATH) -> Handler:
+def serve_fastapi(
+    app: Any, client: Client, functions: list[Function] | None = None, *, path: str = DEFAULT_PATH
+) -> Handler:
     return serve_starlette(app, client, functions, path=path, framework="fastapi")
-

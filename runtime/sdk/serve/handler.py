@@ -104,16 +104,24 @@ class Handler:
             fn, body_or_error = self._call_target(request, env)
             if fn is None:
                 return body_or_error
-            outcome = await execution.call_async(fn, body_or_error, self._target(request), self._sender,
-                                                 logger=self.client.logger, fetch=self.client.fetch_run_data)
+            outcome = await execution.call_async(
+                fn,
+                body_or_error,
+                self._target(request),
+                self._sender,
+                logger=self.client.logger,
+                fetch=self.client.fetch_run_data,
+            )
             return self._from_outcome(request, env, outcome)
         return self._small(request, env)
 
     # -- shared checks -----------------------------------------------------------------------
     def _check_keys(self, env: ClientEnv) -> None:
         if not env.is_dev and not env.signing_key:
-            raise SdkError("cloud mode needs a signing key: set INNGEST_SIGNING_KEY (or pass signing_key=), "
-                           "or run in dev mode with INNGEST_DEV=1")
+            raise SdkError(
+                "cloud mode needs a signing key: set INNGEST_SIGNING_KEY (or pass signing_key=), "
+                "or run in dev mode with INNGEST_DEV=1"
+            )
 
     def _preflight(self, request: Request, env: ClientEnv) -> Response | None:
         method = request.method.upper()
@@ -161,8 +169,14 @@ class Handler:
             out["x-inngest-env"] = env.env
         return out
 
-    def _json(self, env: ClientEnv, status: int, body: Any, headers: dict[str, str] | None = None,
-              signing_key: str | None = None) -> Response:
+    def _json(
+        self,
+        env: ClientEnv,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        signing_key: str | None = None,
+    ) -> Response:
         raw = json.dumps(body).encode()
         out = {**self._headers(env), **(headers or {})}
         if signing_key:
@@ -185,23 +199,26 @@ class Handler:
             "mode": env.mode,
         }
         if key is not None:
-            body.update({
-                "app_id": self.client.app_id,
-                "api_origin": env.api_origin,
-                "event_api_origin": env.event_api_origin,
-                "authentication_succeeded": True,
-                "capabilities": {"trust_probe": "v1"},
-                "env": env.env,
-                "framework": self.framework,
-                "sdk_language": SDK_LANGUAGE,
-                "sdk_version": VERSION,
-                "serve_origin": env.serve_origin,
-                "serve_path": env.serve_path,
-                "signing_key_hash": hash_signing_key(env.signing_key) if env.signing_key else None,
-                "signing_key_fallback_hash": hash_signing_key(env.signing_key_fallback)
-                if env.signing_key_fallback else None,
-                "event_key_hash": hash_event_key(env.event_key) if env.event_key else None,
-            })
+            body.update(
+                {
+                    "app_id": self.client.app_id,
+                    "api_origin": env.api_origin,
+                    "event_api_origin": env.event_api_origin,
+                    "authentication_succeeded": True,
+                    "capabilities": {"trust_probe": "v1"},
+                    "env": env.env,
+                    "framework": self.framework,
+                    "sdk_language": SDK_LANGUAGE,
+                    "sdk_version": VERSION,
+                    "serve_origin": env.serve_origin,
+                    "serve_path": env.serve_path,
+                    "signing_key_hash": hash_signing_key(env.signing_key) if env.signing_key else None,
+                    "signing_key_fallback_hash": hash_signing_key(env.signing_key_fallback)
+                    if env.signing_key_fallback
+                    else None,
+                    "event_key_hash": hash_event_key(env.event_key) if env.event_key else None,
+                }
+            )
         return self._json(env, 200, body, signing_key=key)
 
     # -- sync --------------------------------------------------------------------------------
@@ -256,11 +273,15 @@ class Handler:
             parsed = {}
         parsed = parsed if isinstance(parsed, dict) else {}
         if 200 <= reply.status < 300:
-            return self._json(env, 200, {"message": "Successfully registered",
-                                         "modified": bool(parsed.get("modified", False))})
+            return self._json(
+                env, 200, {"message": "Successfully registered", "modified": bool(parsed.get("modified", False))}
+            )
         message = parsed.get("error") or f"register answered HTTP {reply.status}"
-        return self._json(env, reply.status if reply.status >= 400 else 500,
-                          {"code": "registration_failed", "message": message, "status": reply.status})
+        return self._json(
+            env,
+            reply.status if reply.status >= 400 else 500,
+            {"code": "registration_failed", "message": message, "status": reply.status},
+        )
 
     # -- calls -------------------------------------------------------------------------------
     def _target(self, request: Request) -> str | None:
@@ -279,8 +300,9 @@ class Handler:
             return None, self._json(env, 500, {"code": "query_param_missing", "message": "fnId is missing"})
         fn = self.functions.get(fn_id) or self.functions.get(f"{self.client.app_id}-{fn_id}")
         if fn is None:
-            return None, self._json(env, 500, {"code": "function_not_found",
-                                               "message": f"function {fn_id!r} is not served here"})
+            return None, self._json(
+                env, 500, {"code": "function_not_found", "message": f"function {fn_id!r} is not served here"}
+            )
         try:
             body = execution.parse_body(loads(request.body or b"null"))
         except CodedError as err:
@@ -293,8 +315,14 @@ class Handler:
         fn, body_or_error = self._call_target(request, env)
         if fn is None:
             return body_or_error
-        outcome = execution.call(fn, body_or_error, self._target(request), self._sender,
-                                 logger=self.client.logger, fetch=self.client.fetch_run_data)
+        outcome = execution.call(
+            fn,
+            body_or_error,
+            self._target(request),
+            self._sender,
+            logger=self.client.logger,
+            fetch=self.client.fetch_run_data,
+        )
         return self._from_outcome(request, env, outcome)
 
     def _from_outcome(self, request: Request, env: ClientEnv, outcome: execution.Outcome) -> Response:

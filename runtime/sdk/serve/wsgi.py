@@ -1,7 +1,7 @@
 """WSGI: a plain WSGI app (any server: gunicorn, waitress, wsgiref), and Flask.
 
-    app = serve_wsgi(client)                      # mount at /api/inngest
-    serve_flask(flask_app, client)                # or add the route to a Flask app
+app = serve_wsgi(client)                      # mount at /api/inngest
+serve_flask(flask_app, client)                # or add the route to a Flask app
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def serve_wsgi(client: Client, functions: list[Function] | None = None) -> WsgiA
     return WsgiApp(Handler(client, functions, framework="wsgi"))
 
 
-def serve_flask(app: Any, client: Client, functions: list[Function] | None = None, *,
-                path: str = DEFAULT_PATH) -> Handler:
+def serve_flask(
+    app: Any, client: Client, functions: list[Function] | None = None, *, path: str = DEFAULT_PATH
+) -> Handler:
     """Add the SDK endpoint to a Flask app at ``path`` (GET, PUT and POST)."""
     import flask
 
@@ -67,9 +68,7 @@ def serve_flask(app: Any, client: Client, functions: list[Function] | None = Non
 
     def endpoint() -> Any:
         req = flask.request
-        response: Response = handler.handle(
-            Request(req.method, req.url, dict(req.headers), req.get_data(cache=False))
-        )
+        response: Response = handler.handle(Request(req.method, req.url, dict(req.headers), req.get_data(cache=False)))
         return flask.Response(response.body, status=response.status, headers=response.headers)
 
     app.add_url_rule(path, endpoint="stepline_sdk", view_func=endpoint, methods=["GET", "PUT", "POST"])

@@ -42,8 +42,9 @@ class Steps:
         """Pause the run until ``until`` (an aware datetime or an ISO 8601 string)."""
         return _sleep.sleep_until(self._ex, step_id, until)
 
-    def wait_for_event(self, step_id: str, *, event: str | type[EventData], timeout: Duration,
-                       if_: str | None = None) -> Event[Any] | None:
+    def wait_for_event(
+        self, step_id: str, *, event: str | type[EventData], timeout: Duration, if_: str | None = None
+    ) -> Event[Any] | None:
         """The first matching event to arrive, or None after ``timeout``."""
         return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
 
@@ -51,8 +52,16 @@ class Steps:
         """Send one event or a list, once per run; returns the event ids."""
         return _send.send_event_sync(self._ex, step_id, events)
 
-    def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | EventData | None = None,
-               timeout: Duration | None = None, app_id: str | None = None, output_type: Any = None) -> Any:
+    def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: dict[str, Any] | EventData | None = None,
+        timeout: Duration | None = None,
+        app_id: str | None = None,
+        output_type: Any = None,
+    ) -> Any:
         """Run ``function`` (a Function or an id) with ``data`` as its event data; returns its result."""
         return _invoke.invoke(self._ex, step_id, function, data, timeout, app_id, output_type)
 
@@ -67,8 +76,9 @@ class AsyncSteps:
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
 
-    async def run(self, step_id: str, fn: Callable[..., T | Awaitable[T]], *args: Any, output_type: Any = None,
-                  **kwargs: Any) -> T:
+    async def run(
+        self, step_id: str, fn: Callable[..., T | Awaitable[T]], *args: Any, output_type: Any = None, **kwargs: Any
+    ) -> T:
         return await _run.run_async(self._ex, step_id, fn, args, kwargs, output_type)
 
     async def sleep(self, step_id: str, duration: Duration) -> None:
@@ -77,15 +87,24 @@ class AsyncSteps:
     async def sleep_until(self, step_id: str, until: datetime.datetime | str) -> None:
         return _sleep.sleep_until(self._ex, step_id, until)
 
-    async def wait_for_event(self, step_id: str, *, event: str | type[EventData], timeout: Duration,
-                             if_: str | None = None) -> Event[Any] | None:
+    async def wait_for_event(
+        self, step_id: str, *, event: str | type[EventData], timeout: Duration, if_: str | None = None
+    ) -> Event[Any] | None:
         return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:
         return await _send.send_event_async(self._ex, step_id, events)
 
-    async def invoke(self, step_id: str, *, function: Any, data: dict[str, Any] | EventData | None = None,
-                     timeout: Duration | None = None, app_id: str | None = None, output_type: Any = None) -> Any:
+    async def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Any,
+        data: dict[str, Any] | EventData | None = None,
+        timeout: Duration | None = None,
+        app_id: str | None = None,
+        output_type: Any = None,
+    ) -> Any:
         return _invoke.invoke(self._ex, step_id, function, data, timeout, app_id, output_type)
 
     async def parallel(self, *callables: Callable[[], Awaitable[Any]]) -> tuple[Any, ...]:

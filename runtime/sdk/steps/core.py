@@ -159,8 +159,16 @@ class Execution:
             n = self._counts.get(step_id, 0)
         return hash_step_id(step_id if n == 0 else f"{step_id}:{n}")
 
-    def op(self, ref: StepRef, op: str, *, name: str | None = None, opts: dict | None = None,
-           data: Any = None, error: dict | None = None) -> dict[str, Any]:
+    def op(
+        self,
+        ref: StepRef,
+        op: str,
+        *,
+        name: str | None = None,
+        opts: dict | None = None,
+        data: Any = None,
+        error: dict | None = None,
+    ) -> dict[str, Any]:
         """An opcode in the Python SDK's shape (docs/protocol.md §6.5)."""
         out: dict[str, Any] = {
             "displayName": ref.user_id,
@@ -222,8 +230,13 @@ class Execution:
         raise Interrupt([self.op(ref, "StepFailed" if last else "StepError", error=error_body(err))])
 
     def nested(self, ref: StepRef) -> NoReturn:
-        body = {"code": "step_nested", "message": "Nested steps are not supported: call step tools "
-                "from the function body, not from inside a step.", "name": "NestedStepError", "stack": ""}
+        body = {
+            "code": "step_nested",
+            "message": "Nested steps are not supported: call step tools "
+            "from the function body, not from inside a step.",
+            "name": "NestedStepError",
+            "stack": "",
+        }
         raise Interrupt([self.op(ref, "StepError", error=body)], no_retry=True)
 
     # -- event ids ---------------------------------------------------------------------------

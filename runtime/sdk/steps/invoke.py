@@ -32,8 +32,9 @@ def invoke(
 ) -> Any:
     """The invoked function's return value; its failure is raised here as ``StepError``."""
     fn_id = function_id_of(function, app_id, ex.app_id)
-    payload = to_json_value(data.model_dump(mode="json") if isinstance(data, EventData) else (data or {}),
-                            f"invoke {step_id!r}: data")
+    payload = to_json_value(
+        data.model_dump(mode="json") if isinstance(data, EventData) else (data or {}), f"invoke {step_id!r}: data"
+    )
     if not isinstance(payload, dict):
         raise SdkError(f"invoke {step_id!r}: data must be a dict or an EventData model")
     timeout_text = duration_str(timeout, f"invoke {step_id!r} timeout") if timeout is not None else None

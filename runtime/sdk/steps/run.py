@@ -34,8 +34,9 @@ def _mocked(ex: Execution, ref: StepRef) -> None:
     ex.succeeded(ref, value)
 
 
-def run_sync(ex: Execution, step_id: str, fn: Callable[..., Any], args: tuple, kwargs: dict,
-             output_type: Any = None) -> Any:
+def run_sync(
+    ex: Execution, step_id: str, fn: Callable[..., Any], args: tuple, kwargs: dict, output_type: Any = None
+) -> Any:
     ref, done, value = _start(ex, step_id, output_type)
     if done:
         return value
@@ -44,8 +45,10 @@ def run_sync(ex: Execution, step_id: str, fn: Callable[..., Any], args: tuple, k
         with ex.inside_step():
             output = fn(*args, **kwargs)
             if inspect.isawaitable(output):
-                raise TypeError(f"step {step_id!r} returned an awaitable: declare the function "
-                                "`async def` to await steps, or pass a plain callable")
+                raise TypeError(
+                    f"step {step_id!r} returned an awaitable: declare the function "
+                    "`async def` to await steps, or pass a plain callable"
+                )
     except _FUNCTION_LEVEL:
         raise
     except NestedStep:
@@ -55,8 +58,9 @@ def run_sync(ex: Execution, step_id: str, fn: Callable[..., Any], args: tuple, k
     ex.succeeded(ref, output)
 
 
-async def run_async(ex: Execution, step_id: str, fn: Callable[..., Any], args: tuple, kwargs: dict,
-                    output_type: Any = None) -> Any:
+async def run_async(
+    ex: Execution, step_id: str, fn: Callable[..., Any], args: tuple, kwargs: dict, output_type: Any = None
+) -> Any:
     ref, done, value = _start(ex, step_id, output_type)
     if done:
         return value

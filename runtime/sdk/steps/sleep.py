@@ -17,8 +17,9 @@ from stepline.sdk.steps.core import Execution
 
 def sleep(ex: Execution, step_id: str, duration: str | datetime.timedelta) -> None:
     if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        raise SdkError(f"sleep {step_id!r}: give the duration as a string ('24h', '30m') or a timedelta, "
-                       f"not a bare number")
+        raise SdkError(
+            f"sleep {step_id!r}: give the duration as a string ('24h', '30m') or a timedelta, not a bare number"
+        )
     ms = duration_ms(duration, f"sleep {step_id!r}")
     ref = ex.ref(step_id)
     if ref.memo is not None:
