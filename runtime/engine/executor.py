@@ -23,7 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepline.engine import messages
+from stepline.engine import checkpoint_calls, messages
+from stepline.engine.checkpoint import is_stale_reply
+from stepline.engine.checkpoint_stream import StopReading, StreamHooks, read_stream
 from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
@@ -33,8 +35,8 @@ from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
-from stepline.engine.payload_policy import call_body, state_limit_error
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
+from stepline.engine.payload_policy import call_body, output_too_large, state_limit_error
+from stepline.engine.ports import AppRecord, Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
 from stepline.engine.resume import Resumer
 from stepline.engine.retry import backoff_ms
 from stepline.engine.runs import RunStarter
@@ -50,7 +52,7 @@ from stepline.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from stepline.protocol.jsoncanon import canonical_json
+from stepline.protocol.checkpoint import CheckpointOp
 from stepline.protocol.signing import sign
 from stepline.settings import Settings
 
@@ -60,8 +62,7 @@ log = logging.getLogger(__name__)
 # invocations within this window.
 FUNCTION_CACHE_MS = 5_000
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
-# Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error.
-MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
+_CHECKPOINT_OPS = frozenset(op.value for op in CheckpointOp)
 
 
 @dataclass
@@ -86,6 +87,9 @@ class _Invocation:
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
     # The earliest time a message this invocation queued for the run is due (its wake_at).
     queued_at: int | None = None
+    # Checkpointing (stepline.engine.checkpoint_calls): the app may have stored steps through
+    # /v1/checkpoint during the last call, so the state is read again before the next one.
+    refresh: bool = False
 
     def queued(self, at_ms: int) -> None:
         self.queued_at = at_ms if self.queued_at is None else min(self.queued_at, at_ms)
@@ -120,6 +124,7 @@ class Executor:
         self.tools = OpTools(self.store, self.queue, self.waker, clock, ids, resumer, starter)
         self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
+        self._apps: dict[str, tuple[int, AppRecord | None]] = {}
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
 
@@ -255,7 +260,13 @@ class Executor:
         self._release(inv)
 
     def _call_once(self, inv: _Invocation, nxt: _Next) -> _Next | None:
+        if inv.refresh and not self._refresh(inv):
+            return None
         run = inv.state.run
+        # Checkpointing (docs/architecture.md): what the call may do besides answering.
+        plan = checkpoint_calls.plan_call(
+            self.settings, inv.state, nxt.step, nxt.attempt, inv.holds_run_lease, inv.deadline_ms, self.clock.now_ms()
+        )
         request = build_call_request(
             run_id=run.run_id,
             attempt=nxt.attempt,
@@ -263,20 +274,26 @@ class Executor:
             events=run.events,
             steps=inv.state.memo_map(),
             stack=inv.state.stack(),
-            disable_immediate=run.disable_immediate or nxt.step != messages.DISCOVERY,
+            disable_immediate=plan.disable_immediate,
             use_api=False,
             version=run.req_version,
             step_id=nxt.step,
+            fn_id=plan.fn_id,
+            qi_id=inv.owner,
         )
         body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **plan.headers}
         if self.settings.signing_key:
             headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
         url = call_url(inv.fn.url, nxt.step)
         inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
-            result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
+            if resp.lines is not None:  # a checkpoint stream: each step is stored as it arrives
+                result, _ = read_stream(resp.lines, self._stream_hooks(inv, nxt), self.clock)
+            else:
+                result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
+                inv.refresh = plan.api_checkpoints and self._checkpoints_by_api(inv.fn)
         except CallFailed as exc:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
@@ -288,6 +305,8 @@ class Executor:
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
+        if is_stale_reply(result) and self._let_stale_call_go(inv):
+            return None
         if result.kind == "complete":
             self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
@@ -309,14 +328,20 @@ class Executor:
             for op in first.values()
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
-        if len(result.ops) > 1 and not state.run.disable_immediate:
+        found = [op for op in result.ops if op.op not in _RESULT_OPS and op.op not in _CHECKPOINT_OPS]
+        if len(found) > 1 and not state.run.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
             self.store.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
         planned: list[Opcode] = []
+        complete: Opcode | None = None
         for op in fresh:
-            if op.op == "StepRun":
+            if op.op == CheckpointOp.RUN_COMPLETE:
+                complete = op  # after the steps the same reply stores (docs/protocol.md §17.3)
+            elif op.op == CheckpointOp.DISCOVERY_REQUEST:
+                progressed = True  # the SDK stopped at its time budget: call again
+            elif op.op == "StepRun":
                 self._commit(inv, op, self._output_memo(inv, op), nxt)
                 progressed = True
             elif op.op == "StepFailed" or (op.op == "StepError" and self._error_is_final(inv, nxt, op, result)):
@@ -341,6 +366,9 @@ class Executor:
                 message = f"step kind {op.op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
+        if complete is not None:
+            self._finish(inv, RunStatus.COMPLETED, {"output": complete.data}, nxt)
+            return None
         stalled = _no_progress(state, nxt, list(first.values()), fresh)
         if stalled is not None:
             # Left alone, the run would hang, or call the app for ever with the same answer (the
@@ -365,9 +393,8 @@ class Executor:
         return _Next(messages.DISCOVERY, 0) if progressed else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
-        size = len(canonical_json(op.data)) if op.data is not None else 0
-        if size > MAX_STEP_OUTPUT_BYTES:
-            message = f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
+        message = output_too_large(op.data)
+        if message is not None:
             return memo_error({"name": "OutputTooLarge", "message": message})
         memo = memo_data(op.data)
         too_large = state_limit_error(inv.state, memo)
@@ -398,18 +425,25 @@ class Executor:
         self.waker.at(body, at)
         inv.queued(at)
 
-    def _commit(self, inv: _Invocation, op: Opcode, value: dict[str, Any], nxt: _Next) -> None:
+    def _commit(
+        self, inv: _Invocation, op: Opcode, value: dict[str, Any], nxt: _Next, *, checkpointed: bool = False
+    ) -> bool:
+        """Store the step's memo; True when ``value`` is now its memo, False when another
+        writer's was there first (the state is then read again)."""
         # What operators see of the step: the call that settled it, and which attempt it was.
         detail: dict[str, Any] = {
             "op": op.op,
             "started_at": inv.call_started,
             "attempt": nxt.attempt if nxt.step == op.id else 0,
         }
+        if checkpointed:
+            detail["checkpointed"] = True
         planned = inv.state.pending.get(op.id)
         if planned is not None:
             detail["queued_at"] = planned.created_at
         memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
-        if self.store.commit_memo(inv.state.run.run_id, memo):
+        stored = self.store.commit_memo(inv.state.run.run_id, memo)
+        if stored:
             inv.state.memos.append(memo)
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
@@ -420,6 +454,59 @@ class Executor:
             self.store.remove_pending(inv.state.run.run_id, op.id)
         if inv.claimed_step == op.id:
             inv.claimed_step = None  # the claim went with the pending op
+        return stored
+
+    # -- checkpointed calls (stepline.engine.checkpoint_calls) ----------------------------------
+    def _stream_hooks(self, inv: _Invocation, nxt: _Next) -> StreamHooks:
+        def store(op: Opcode) -> bool:
+            value = self._output_memo(inv, op)
+            # An output over a limit becomes an error memo, but the app went on with the value.
+            return self._commit(inv, op, value, nxt, checkpointed=True) and "error" not in value
+
+        def check() -> None:
+            checkpoint_calls.check_still_held(self.store, inv.state.run.run_id, inv.owner)
+
+        def hold() -> None:
+            try:
+                self._ensure_lease(inv)
+            except RuntimeError as lost:
+                raise StopReading(str(lost)) from None
+
+        return StreamHooks(store, check, hold)
+
+    def _refresh(self, inv: _Invocation) -> bool:
+        """Read the state again after a call that may have checkpointed through the API; False
+        when the run may not go on (it ended, or outgrew its state limit and failed)."""
+        inv.refresh = False
+        fresh = self.store.load_run(inv.state.run.run_id)
+        if fresh is None or fresh.run.status.terminal:
+            inv.state.run.status = fresh.run.status if fresh is not None else RunStatus.CANCELLED
+            return False
+        fresh.run.lease_until = inv.state.run.lease_until
+        for name, value in inv.dirty.items():
+            setattr(fresh.run, name, value)
+        inv.state = fresh
+        too_large = checkpoint_calls.state_too_large(fresh)
+        if too_large is not None:
+            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(messages.DISCOVERY, 0))
+            return False
+        return True
+
+    def _checkpoints_by_api(self, fn: FunctionRecord | None) -> bool:
+        app = self._app(fn.app_id) if fn is not None else None
+        return checkpoint_calls.app_checkpoints_by_api(app)
+
+    def _let_stale_call_go(self, inv: _Invocation) -> bool:
+        """The app (or the stream reader) says the call is stale: True, and the run is let go,
+        when it is (the run ended, or another call holds it); False when it still is ours."""
+        run = self.store.get_run(inv.state.run.run_id)
+        if run is None or run.status.terminal:
+            inv.state.run.status = run.status if run is not None else RunStatus.CANCELLED
+            return True
+        if inv.holds_run_lease and run.lease_owner != inv.owner:
+            inv.holds_run_lease = False  # nothing of ours to release
+            return True
+        return False
 
     # -- ends ----------------------------------------------------------------------------------
     def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
@@ -528,6 +615,15 @@ class Executor:
         retry = {k: v for k, v in body.items() if k not in ("not_before", "line", "waits", "woken")}
         retry["busy"] = busy
         self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
+
+    def _app(self, app_id: str) -> AppRecord | None:
+        now = self.clock.now_ms()
+        cached = self._apps.get(app_id)
+        if cached and now - cached[0] < FUNCTION_CACHE_MS:
+            return cached[1]
+        app = self.store.get_app(app_id)
+        self._apps[app_id] = (now, app)
+        return app
 
     def _function(self, fn_id: str) -> FunctionRecord | None:
         now = self.clock.now_ms()

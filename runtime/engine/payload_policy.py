@@ -22,6 +22,9 @@ from stepline.protocol.jsoncanon import canonical_json
 # The most a run's state (its events and every memo) may hold; a step whose result would take
 # the run past it gets a RunStateTooLarge error instead, which the user's code can catch.
 MAX_RUN_STATE_BYTES = 32 * 1024 * 1024
+# Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error,
+# or, checkpointed, are refused with 413.
+MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 RUN_STATE_TOO_LARGE = "RunStateTooLarge"
 # Cached on each Memo: values never change once committed, and a run may hold a thousand memos.
 _SIZE_ATTR = "_json_bytes"
@@ -32,6 +35,14 @@ def json_bytes(value: Any) -> int:
     far cheaper to compute (json's encoder is C; JCS walks the value in Python)."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def output_too_large(data: Any) -> str | None:
+    """Why a step output cannot be stored (over ``MAX_STEP_OUTPUT_BYTES``); None when it fits."""
+    size = json_bytes(data) if data is not None else 0
+    if size > MAX_STEP_OUTPUT_BYTES:
+        return f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
+    return None
 
 
 def memo_bytes(memo: Memo) -> int:

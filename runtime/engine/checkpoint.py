@@ -1,0 +1,102 @@
+"""Checkpoints: step results an app reports in the middle of a call (docs/protocol.md §17).
+
+A checkpointing SDK runs steps inline and reports each result as it goes, through
+``POST /v1/checkpoint/{run_id}/async`` (the TypeScript SDK) or on the call's own connection
+(Stepline's SDK, ``stepline.engine.checkpoint_stream``). Either way each result becomes a memo
+under the one rule every memo follows: a single conditional write, the first wins, a repeat is
+acknowledged and writes nothing.
+
+Who may checkpoint: only the call that holds the run. Every call request carries the
+executor's lease token as ``ctx.qi_id``; a checkpoint whose token is not the run's live lease
+holder (the run ended or was cancelled, or the executor that made the call lost the run to
+another) is stale and refused with 409, and the TypeScript SDK then stops. Without that rule
+two calls of one run could interleave steps computed from different histories.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stepline.engine.ids import IdGenerator
+from stepline.engine.payload_policy import output_too_large
+from stepline.engine.ports import Clock, Memo, Run, RunStore
+from stepline.protocol.calls import CallResult, Opcode, memo_data
+from stepline.protocol.checkpoint import CheckpointRequest
+from stepline.protocol.errors import ProtocolError
+
+# The error a TypeScript SDK answers with after a 409 (a 400 with no-retry): the call was
+# stale, which says nothing about the run itself (docs/protocol.md §17.1).
+STALE_DISPATCH = "StaleDispatchError"
+
+
+class StaleCall(Exception):
+    """The checkpoint came from a call that no longer holds the run: answer 409."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a checkpoint did: memos written, and repeats acknowledged without a write."""
+
+    written: int
+    repeated: int
+
+
+def stale_reason(run: Run, token: str, now_ms: int) -> str | None:
+    """Why a call carrying ``token`` may no longer move ``run``; None while it may."""
+    if run.status.terminal:
+        return f"run {run.run_id} has ended ({run.status.value})"
+    if not token or run.lease_owner != token:
+        return f"run {run.run_id} is held by another call"
+    if run.lease_until is None or run.lease_until < now_ms:
+        return f"the call's hold on run {run.run_id} has expired"
+    return None
+
+
+def checkpoint_memo(op: Opcode, seq: str, started_at: int) -> Memo:
+    """The memo a checkpointed ``StepRun`` becomes: the same value a per-step call would store."""
+    detail: dict[str, Any] = {"op": op.op, "started_at": started_at, "attempt": 0, "checkpointed": True}
+    return Memo(step_id=op.id, value=memo_data(op.data), seq=seq, name=op.display, detail=detail)
+
+
+def is_stale_reply(result: CallResult) -> bool:
+    """A TypeScript SDK's answer after its checkpoint got a 409 (a non-retriable 400 naming
+    ``StaleDispatchError``): the executor must let the run go, not fail it."""
+    return result.kind == "error" and isinstance(result.error, dict) and result.error.get("name") == STALE_DISPATCH
+
+
+class Checkpoints:
+    """The engine side of ``POST /v1/checkpoint/{run_id}/async``."""
+
+    def __init__(self, store: RunStore, clock: Clock, ids: IdGenerator) -> None:
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+
+    def record(self, run_id: str, request: CheckpointRequest) -> Recorded:
+        """Write each reported step as a memo, in order. Raises ``ProtocolError`` for a body
+        that cannot be taken (413 for a step output over the limit: nothing is written) and
+        ``StaleCall`` when the call no longer holds the run."""
+        if request.run_id != run_id:
+            raise ProtocolError(f"run_id: {request.run_id!r} does not match the run in the path ({run_id!r})")
+        for index, op in enumerate(request.steps):
+            too_large = output_too_large(op.data)
+            if too_large:
+                raise ProtocolError(f"steps[{index}].data: {too_large}", status=413)
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise ProtocolError(f"run {run_id!r} not found", status=404)
+        if run.fn_id != request.fn_id:
+            raise ProtocolError(f"fn_id: {request.fn_id!r} is not the function of run {run_id} ({run.fn_id!r})")
+        now = self.clock.now_ms()
+        reason = stale_reason(run, request.qi_id, now)
+        if reason is not None:
+            raise StaleCall(reason)
+        started = request.request_started_at or now
+        written = repeated = 0
+        for op in request.steps:
+            if self.store.commit_memo(run_id, checkpoint_memo(op, self.ids.new(), started)):
+                written += 1
+            else:
+                repeated += 1
+        return Recorded(written, repeated)

@@ -1,0 +1,92 @@
+"""What the executor offers an app on each call so that it can checkpoint, and what it checks
+while a checkpointing call runs (docs/architecture.md, "Checkpointed execution").
+
+Every call request carries ``ctx.fn_id`` and the executor's lease token as ``ctx.qi_id``: a
+TypeScript SDK that sees them runs steps inline and stores them through ``/v1/checkpoint``
+(``stepline.engine.checkpoint``). A discovery call also offers Stepline's checkpoint stream
+(``x-stepline-checkpoint: stream``, with a time budget): an SDK that takes it reports each step
+on the call's own connection (``stepline.engine.checkpoint_stream``). SDKs that know neither
+ignore both and answer one step per call, as before.
+
+Only a call that may run steps inline offers anything: discovery, first attempt, not told to
+plan steps (``disable_immediate_execution``), holding the run's lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stepline.engine import messages
+from stepline.engine.checkpoint_stream import StopReading
+from stepline.engine.payload_policy import MAX_RUN_STATE_BYTES, RUN_STATE_TOO_LARGE, run_state_bytes
+from stepline.engine.ports import AppRecord, RunState, RunStore
+from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, STREAM
+from stepline.settings import Settings
+
+# Register payloads name their SDK (``sdk``); these checkpoint through /v1/checkpoint.
+_API_CHECKPOINTING_SDKS = ("js:",)
+# A budget shorter than this is not worth a checkpointing call.
+MIN_BUDGET_MS = 100
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """How one call request is built: what it tells the SDK, and what it offers."""
+
+    disable_immediate: bool
+    fn_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # The SDK may store steps through /v1/checkpoint during this call.
+    api_checkpoints: bool = False
+
+
+def plan_call(
+    settings: Settings,
+    state: RunState,
+    step: str,
+    attempt: int,
+    holds_run_lease: bool,
+    deadline_ms: int,
+    now_ms: int,
+) -> CallPlan:
+    run = state.run
+    # Once a run went parallel the SDK must plan steps rather than run them while a sibling may
+    # still be running (docs/protocol.md §7.3). With nothing pending, nothing of the run runs
+    # anywhere else, so steps may run inline again, checkpointing included.
+    disable = step != messages.DISCOVERY or (run.disable_immediate and bool(state.pending))
+    if not settings.checkpointing:
+        return CallPlan(disable)
+    inline = not disable and attempt == 0 and holds_run_lease
+    headers: dict[str, str] = {}
+    if inline:
+        budget_ms = min(
+            int(settings.checkpoint_call_budget_s * 1000), int(settings.step_timeout_s * 1000), deadline_ms - now_ms
+        )
+        if budget_ms >= MIN_BUDGET_MS:
+            headers = {H_CHECKPOINT: STREAM, H_CHECKPOINT_BUDGET: str(budget_ms)}
+    return CallPlan(disable, fn_id=run.fn_id, headers=headers, api_checkpoints=inline)
+
+
+def app_checkpoints_by_api(app: AppRecord | None) -> bool:
+    """Whether the app's SDK may store steps through /v1/checkpoint during a call (then the
+    executor reads the run again before its next call). Apps on other SDKs never do, and their
+    per-step calls stay free of that read."""
+    return app is not None and app.sdk.startswith(_API_CHECKPOINTING_SDKS)
+
+
+def check_still_held(store: RunStore, run_id: str, owner: str) -> None:
+    """Raise ``StopReading`` when the run ended (cancelled, timed out) or another call holds it."""
+    run = store.get_run(run_id)
+    if run is None or run.status.terminal:
+        raise StopReading(f"run {run_id} has ended")
+    if run.lease_owner != owner:
+        raise StopReading(f"run {run_id} is held by another call")
+
+
+def state_too_large(state: RunState) -> dict[str, str] | None:
+    """The run's error when steps checkpointed through the API took its state past the limit."""
+    size = run_state_bytes(state)
+    if size <= MAX_RUN_STATE_BYTES:
+        return None
+    message = f"the run's state is {size} bytes; the limit is {MAX_RUN_STATE_BYTES} (events and step outputs together)"
+    return {"name": RUN_STATE_TOO_LARGE, "message": message, "stack": ""}
