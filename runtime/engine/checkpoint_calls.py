@@ -53,7 +53,9 @@ def plan_call(
     # Once a run went parallel the SDK must plan steps rather than run them while a sibling may
     # still be running (docs/protocol.md §7.3). With nothing pending, nothing of the run runs
     # anywhere else, so steps may run inline again, checkpointing included.
-    disable = step != messages.DISCOVERY or (run.disable_immediate and bool(state.pending))
+    # (A settled op whose record is still on its way out, a woken sleep say, runs nowhere.)
+    in_flight = any(not state.has_memo(op_id) for op_id in state.pending)
+    disable = step != messages.DISCOVERY or (run.disable_immediate and in_flight)
     if not settings.checkpointing:
         return CallPlan(disable)
     inline = not disable and attempt == 0 and holds_run_lease
