@@ -14,7 +14,7 @@ Rules every adapter keeps:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from stepline.engine.records import (
@@ -365,19 +365,26 @@ class Timers(Protocol):
 
 @dataclass
 class Backend:
-    """One adapter family, wired: what the engine, the dev server and the handlers run on."""
+    """One adapter family, wired: what the engine, the dev server and the handlers run on.
+
+    What a family holds beyond the ports is typed on its own subclass (``LocalBackend`` in
+    ``stepline.local``, ``AwsBackend`` in ``stepline.aws``), never read by the engine."""
 
     store: RunStore
     queue: WorkQueue
     timers: Timers
     dead_letters: DeadLetters
     name: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
+    # What ``close`` releases: the SQLite file, or the AWS clients and the payload store's pool.
+    closer: Callable[[], None] | None = None
+    # Where this process is the backend's only user (`stepline dev` on SQLite): at start, frees
+    # at once what a killed predecessor held (leases, claims, slots, in-flight messages) instead
+    # of after their timeouts. None where other processes share the backend (AWS).
+    recover_after_restart: Callable[[], object] | None = None
 
     def close(self) -> None:
-        closer = self.extras.get("close")
-        if closer:
-            closer()
+        if self.closer is not None:
+            self.closer()
 
 
 __all__ = [

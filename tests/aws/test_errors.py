@@ -48,8 +48,8 @@ def test_a_lost_condition_is_false_not_an_error(clock):
 
 
 def test_missing_table_is_a_store_error(aws, clock):
-    names = aws.extras["names"]
-    broken = open_aws_backend(replace(names, table_name="no-such-table"), clock, aws.extras["session"])
+    names = aws.names
+    broken = open_aws_backend(replace(names, table_name="no-such-table"), clock, aws.session)
     with pytest.raises(StoreError, match="ResourceNotFound"):
         broken.store.get_run("r1")
     with pytest.raises(StoreError):
@@ -69,7 +69,7 @@ def test_unreachable_endpoint_is_a_store_error():
 
 
 def test_queue_errors(aws):
-    missing = SqsWorkQueue(aws.extras["clients"]["sqs"], aws.extras["names"].queue_url + "-gone")
+    missing = SqsWorkQueue(aws.clients["sqs"], aws.names.queue_url + "-gone")
     with pytest.raises(StoreError, match="SendMessage"):
         missing.send({"n": 1})
     with pytest.raises(StoreError, match="SendMessageBatch"):

@@ -33,7 +33,7 @@ def test_backend_wiring(local, db_path):
     assert isinstance(local.store, RunStore)
     assert isinstance(local.queue, WorkQueue)
     assert isinstance(local.timers, Timers)
-    assert local.extras["path"] == db_path
+    assert local.path == db_path
 
 
 def test_file_is_in_wal_mode_with_the_expected_tables(local, db_path):
