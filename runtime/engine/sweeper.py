@@ -1,5 +1,5 @@
 """The sweeper: finds runs that should have moved on long ago and sends again what wakes them, so
-no run hangs forever, whatever crashed where (DESIGN §5).
+no run hangs forever, whatever crashed where (docs/architecture.md, "No silent hangs").
 
 What it finds. Every run that has not ended carries ``wake_at``: when something should next
 happen to it if nothing is wrong (``stepline.engine.due``). It is set when the run is created,
