@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.steps import DDB_READS, DDB_WRITES, DRIVER_ONLY_OPS, AwsRequestCounter, free_port
-from stepline.dev.app_sync import sync_app
 from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.sync import sync_app
 from stepline.settings import Settings
 
 APP_ID = "bench-flow"

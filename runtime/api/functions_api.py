@@ -12,9 +12,9 @@ from stepline.api.auth import require_signing_key
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
-from stepline.dev.app_sync import sync_app
 from stepline.engine.core import Engine
 from stepline.engine.records import AppRecord, FunctionRecord
+from stepline.engine.sync import sync_app
 
 # Registered config keys (wire names) that shape when and how often runs start and execute.
 FLOW_CONTROL_KEYS = (
