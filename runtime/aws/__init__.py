@@ -14,7 +14,7 @@ from stepline.aws.payloads import PayloadStore
 from stepline.aws.queue import SqsWorkQueue, message_from_lambda_record
 from stepline.aws.resources import AwsNames, provision
 from stepline.aws.scheduler import SchedulerTimers
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.clock import SystemClock
 from stepline.engine.ports import Backend, Clock
 
@@ -77,7 +77,7 @@ def open_aws_backend(
             client.close()
 
     return AwsBackend(
-        store=DynamoRunStore(ddb, names.table_name, payloads),
+        store=DynamoStore(ddb, names.table_name, payloads),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
         dead_letters=SqsDeadLetters(sqs, names.dlq_url, names.queue_url, wait_seconds=dlq_wait_seconds),
@@ -93,7 +93,7 @@ def open_aws_backend(
 __all__ = [
     "AwsBackend",
     "AwsNames",
-    "DynamoRunStore",
+    "DynamoStore",
     "PayloadStore",
     "SchedulerTimers",
     "SqsDeadLetters",

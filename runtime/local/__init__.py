@@ -15,7 +15,7 @@ from stepline.local.db import Database
 from stepline.local.dead_letters import SqliteDeadLetters
 from stepline.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
 from stepline.local.recovery import recover_after_restart
-from stepline.local.store import SqliteRunStore
+from stepline.local.store import SqliteStore
 from stepline.local.timers import SqliteTimers
 
 
@@ -30,7 +30,7 @@ def open_local_backend(path: str, clock: Clock) -> LocalBackend:
     db = Database(path)
     queue = SqliteWorkQueue(db, clock)
     return LocalBackend(
-        store=SqliteRunStore(db),
+        store=SqliteStore(db),
         queue=queue,
         timers=SqliteTimers(db, queue, clock),
         dead_letters=SqliteDeadLetters(db, queue, clock),
@@ -54,7 +54,7 @@ __all__ = [
     "MAX_DELAY_SECONDS",
     "LocalBackend",
     "SqliteDeadLetters",
-    "SqliteRunStore",
+    "SqliteStore",
     "SqliteTimers",
     "SqliteWorkQueue",
     "local_backend",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from stepline.engine.records import RunStatus
 from tests.contract.helpers import make_app, make_event, make_function, make_memo, make_pending, make_run
@@ -150,7 +150,7 @@ def test_json_is_stored_as_text_and_times_as_numbers(aws, clock):
 def inline_store(aws):
     """The store as deployed without a payload bucket: every value stays in its item, so DynamoDB's
     item limit binds. (With the bucket, large values go to S3: tests/aws/test_payloads.py.)"""
-    return DynamoRunStore(aws.clients["dynamodb"], aws.names.table_name)
+    return DynamoStore(aws.clients["dynamodb"], aws.names.table_name)
 
 
 def test_oversized_memo_is_a_store_error(inline_store, busy_run):

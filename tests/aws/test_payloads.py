@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from stepline.aws import AwsNames, provision
 from stepline.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, PayloadStore
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from stepline.settings import Settings
 from tests.contract.helpers import make_event, make_memo, make_pending, make_run
@@ -158,7 +158,7 @@ def test_the_bucket_name_comes_from_the_settings():
 
 def test_without_a_bucket_nothing_goes_to_s3(aws, calls, run):
     """A store with no payload bucket keeps small and mid-sized values inline, as before."""
-    inline = DynamoRunStore(aws.clients["dynamodb"], aws.names.table_name)
+    inline = DynamoStore(aws.clients["dynamodb"], aws.names.table_name)
     _, counts = calls.during(inline.commit_memo, run.run_id, make_memo("mid", BIG, "0001"))
     assert counts == {"UpdateItem": 1}
     assert "S" in raw_item(aws, f"RUN#{run.run_id}", "STEP#mid")["memo_value"]

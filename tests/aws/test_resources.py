@@ -96,9 +96,9 @@ def test_lambda_sqs_record():
 
 
 def test_the_adapters_implement_every_port(aws):
-    from stepline.engine.ports import RunStore, Timers, WorkQueue
+    from stepline.engine.ports import Store, Timers, WorkQueue
 
     assert aws.name == "aws"
-    assert isinstance(aws.store, RunStore)
+    assert isinstance(aws.store, Store)
     assert isinstance(aws.queue, WorkQueue)
     assert isinstance(aws.timers, Timers)

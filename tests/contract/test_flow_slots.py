@@ -1,4 +1,4 @@
-"""RunStore concurrency slots and their waiting line.
+"""SlotStore: concurrency slots and their waiting line.
 
 A slot is a lease: free, expired (``until < now``) or already the owner's. The line holds the
 work waiting for one, in position order, beside the slots of the same key.
