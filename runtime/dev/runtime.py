@@ -93,7 +93,7 @@ class DevRuntime:
         return local_backend(self.options.db_path, self.clock)
 
     def start(self) -> DevRuntime:
-        recover = self.backend.extras.get("recover_after_restart")
+        recover = self.backend.recover_after_restart
         if recover is not None:
             # This process is the only one using the file: whatever a killed predecessor held
             # (leases, in-flight messages) is free now, not after its timeouts.

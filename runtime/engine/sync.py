@@ -11,7 +11,7 @@ import urllib3
 
 from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
-from stepline.engine.ports import AppRecord, Backend, Clock, FunctionRecord
+from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
 from stepline.protocol.register import AppSync
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,8 @@ def sync_app(url: str, *, attempts: int = 60, interval_s: float = 1.0, stop: thr
 
 
 class Registry:
-    def __init__(self, backend: Backend, clock: Clock, crons: Crons) -> None:
-        self.store = backend.store
+    def __init__(self, apps: AppStore, clock: Clock, crons: Crons) -> None:
+        self.apps = apps
         self.clock = clock
         self.crons = crons
 
@@ -61,9 +61,9 @@ class Registry:
             )
             for fn in sync.functions
         ]
-        previous = self.store.get_app(sync.app_id)
+        previous = self.apps.get_app(sync.app_id)
         modified = previous is None or previous.url != sync.url or self._changed(previous, functions)
-        self.store.put_app(
+        self.apps.put_app(
             AppRecord(
                 app_id=sync.app_id,
                 url=sync.url,
@@ -83,7 +83,7 @@ class Registry:
         if sorted(previous.function_ids) != sorted(f.fn_id for f in functions):
             return True
         for fn in functions:
-            stored = self.store.get_function(fn.fn_id)
+            stored = self.apps.get_function(fn.fn_id)
             if stored is None or stored.config != fn.config or stored.url != fn.url:
                 return True
         return False
