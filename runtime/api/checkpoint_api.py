@@ -20,7 +20,7 @@ from stepline.protocol.checkpoint import parse_checkpoint_request
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     settings = engine.settings
-    checkpoints = Checkpoints(engine.backend.store, engine.clock, engine.ids)
+    checkpoints = Checkpoints(engine.backend.runs, engine.clock, engine.ids)
 
     @app.post("/v1/checkpoint/<run_id>/async")
     def checkpoint_async(run_id: str) -> Response:
