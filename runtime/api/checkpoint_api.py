@@ -15,7 +15,7 @@ from stepline.api.request import raw_body
 from stepline.engine.checkpoint import Checkpoints, StaleCall
 from stepline.engine.core import Engine
 from stepline.engine.ports import StoreError
-from stepline.protocol.checkpoint import parse_checkpoint_request
+from stepline.protocol.checkpoint_requests import parse_checkpoint_request
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:

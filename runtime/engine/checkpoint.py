@@ -22,7 +22,7 @@ from stepline.engine.ids import IdGenerator
 from stepline.engine.payload_policy import output_too_large
 from stepline.engine.ports import Clock, Memo, Run, RunStore
 from stepline.protocol.calls import CallResult, Opcode, memo_data
-from stepline.protocol.checkpoint import CheckpointRequest
+from stepline.protocol.checkpoint_requests import CheckpointRequest
 from stepline.protocol.errors import ProtocolError
 
 # The error a TypeScript SDK answers with after a 409 (a 400 with no-retry): the call was

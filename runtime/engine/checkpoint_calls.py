@@ -20,13 +20,16 @@ from stepline.engine import messages
 from stepline.engine.checkpoint_stream import StopReading
 from stepline.engine.payload_policy import MAX_RUN_STATE_BYTES, RUN_STATE_TOO_LARGE, run_state_bytes
 from stepline.engine.ports import AppRecord, RunState, RunStore
-from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, STREAM
+from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, H_CHECKPOINTED, STREAM
 from stepline.settings import Settings
 
 # Register payloads name their SDK (``sdk``); these checkpoint through /v1/checkpoint.
 _API_CHECKPOINTING_SDKS = ("js:",)
 # A budget shorter than this is not worth a checkpointing call.
 MIN_BUDGET_MS = 100
+# How often a run that keeps checkpointing is read to see whether it was cancelled meanwhile:
+# once a second at most, never once per step.
+LIVENESS_CHECK_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,31 @@ def plan_call(
     return CallPlan(disable, fn_id=run.fn_id, headers=headers, api_checkpoints=inline)
 
 
-def app_checkpoints_by_api(app: AppRecord | None) -> bool:
-    """Whether the app's SDK may store steps through /v1/checkpoint during a call (then the
-    executor reads the run again before its next call). Apps on other SDKs never do, and their
-    per-step calls stay free of that read."""
+def stored_through_api(app: AppRecord | None, headers: dict[str, str]) -> bool:
+    """Whether steps may have been stored through /v1/checkpoint during the call just answered
+    (then the executor reads the run again before its next call). Stepline's SDK says so in a
+    header; the TypeScript SDK does not, so for its apps it is assumed. Apps on other SDKs keep
+    their per-step calls free of that read."""
+    if headers.get(H_CHECKPOINTED, "0") not in ("", "0"):
+        return True
     return app is not None and app.sdk.startswith(_API_CHECKPOINTING_SDKS)
+
+
+class Liveness:
+    """Whether a run an invocation keeps checkpointing still may go on: read now and then."""
+
+    def __init__(self, store: RunStore, run_id: str, owner: str, now_ms: int) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.owner = owner
+        self.checked_at = now_ms  # the invocation read the run when it began
+
+    def check(self, now_ms: int) -> None:
+        """Raise ``StopReading`` when due for a look and the run may not go on."""
+        if now_ms - self.checked_at < LIVENESS_CHECK_MS:
+            return
+        self.checked_at = now_ms
+        check_still_held(self.store, self.run_id, self.owner)
 
 
 def check_still_held(store: RunStore, run_id: str, owner: str) -> None:

@@ -19,12 +19,9 @@ from stepline.engine.checkpoint import STALE_DISPATCH
 from stepline.engine.http import CallFailed, LineStream
 from stepline.engine.ports import Clock
 from stepline.protocol.calls import MALFORMED, CallResult, Opcode, parse_call_response
-from stepline.protocol.checkpoint import CheckpointOp, parse_stream_line
+from stepline.protocol.checkpoint import CheckpointOp
+from stepline.protocol.checkpoint_requests import parse_stream_line
 from stepline.protocol.errors import ProtocolError
-
-# How often a long stream looks at the run itself (cancelled meanwhile?): one read a second at
-# most, never one per step.
-LIVENESS_CHECK_MS = 1_000
 
 
 class StopReading(Exception):
@@ -37,9 +34,9 @@ class StreamHooks:
 
     ``store(op)`` stores one step: True when this reply's value is now the step's memo, False
     when it is not (the app went on with a value the run does not have). ``check()`` raises
-    ``StopReading`` when the call may not go on; it is called before storing, at most once per
-    ``LIVENESS_CHECK_MS``. ``hold()`` keeps the call's lease alive before each store (a clock
-    check; a write only when the lease is close to expiry)."""
+    ``StopReading`` when the call may not go on; it is called before each store and reads the
+    run only now and then (``stepline.engine.checkpoint_calls.LIVENESS_CHECK_MS``). ``hold()``
+    keeps the call's lease alive (a clock check; a write only when the lease nears expiry)."""
 
     store: Callable[[Opcode], bool]
     check: Callable[[], None]
@@ -54,7 +51,6 @@ def read_stream(lines: LineStream, hooks: StreamHooks, clock: Clock) -> tuple[Ca
     (the executor lets the run go), or a retriable error (the stream broke or was garbled).
     """
     stored = 0
-    checked_at = clock.now_ms()
     try:
         for raw in lines:
             try:
@@ -64,10 +60,7 @@ def read_stream(lines: LineStream, hooks: StreamHooks, clock: Clock) -> tuple[Ca
                 return _failed(MALFORMED, f"{err.message} (after {stored} steps)"), stored
             if line.step is None:
                 return parse_call_response(line.status, line.headers or {}, line.body, clock.now_ms()), stored
-            now = clock.now_ms()
-            if now - checked_at >= LIVENESS_CHECK_MS:
-                checked_at = now
-                hooks.check()
+            hooks.check()
             hooks.hold()
             if not hooks.store(line.step):
                 lines.close()

@@ -105,6 +105,8 @@ class _Invocation:
     # Checkpointing (stepline.engine.checkpoint_calls): the app may have stored steps through
     # /v1/checkpoint during the last call, so the state is read again before the next one.
     refresh: bool = False
+    # Checkpointing calls look at the run now and then: was it cancelled meanwhile?
+    liveness: checkpoint_calls.Liveness | None = None
 
     @property
     def function(self) -> FunctionRecord:
@@ -267,6 +269,7 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
             return
         inv.state.run.lease_until = until
+        inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, owner, now)  # the run was just read
         if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
             return
         step: _Next | None = nxt
@@ -297,6 +300,8 @@ class Executor:
         plan = checkpoint_calls.plan_call(
             self.settings, inv.state, nxt.step, nxt.attempt, inv.holds_run_lease, inv.deadline_ms, self.clock.now_ms()
         )
+        if plan.api_checkpoints and not self._still_live(inv):
+            return None
         request = build_call_request(
             run_id=run.run_id,
             attempt=nxt.attempt,
@@ -323,7 +328,7 @@ class Executor:
                 result, _ = read_stream(resp.lines, self._stream_hooks(inv, nxt), self.clock)
             else:
                 result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
-                inv.refresh = plan.api_checkpoints and self._checkpoints_by_api(inv.fn)
+                inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp.headers)
         except CallFailed as exc:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
@@ -494,7 +499,7 @@ class Executor:
             return self._commit(inv, op, value, nxt, checkpointed=True) and "error" not in value
 
         def check() -> None:
-            checkpoint_calls.check_still_held(self.runs, inv.state.run.run_id, inv.owner)
+            self._liveness(inv).check(self.clock.now_ms())
 
         def hold() -> None:
             try:
@@ -503,6 +508,20 @@ class Executor:
                 raise StopReading(str(lost)) from None
 
         return StreamHooks(store, check, hold)
+
+    def _liveness(self, inv: _Invocation) -> checkpoint_calls.Liveness:
+        if inv.liveness is None:
+            inv.liveness = checkpoint_calls.Liveness(self.runs, inv.state.run.run_id, inv.owner, self.clock.now_ms())
+        return inv.liveness
+
+    def _still_live(self, inv: _Invocation) -> bool:
+        """Before another checkpointing call of the same invocation: False (and the run is let
+        go) when it was cancelled or lost meanwhile."""
+        try:
+            self._liveness(inv).check(self.clock.now_ms())
+        except StopReading:
+            return not self._let_stale_call_go(inv)
+        return True
 
     def _refresh(self, inv: _Invocation) -> bool:
         """Read the state again after a call that may have checkpointed through the API; False
@@ -522,9 +541,9 @@ class Executor:
             return False
         return True
 
-    def _checkpoints_by_api(self, fn: FunctionRecord | None) -> bool:
+    def _stored_through_api(self, fn: FunctionRecord | None, headers: dict[str, str]) -> bool:
         app = self._app(fn.app_id) if fn is not None else None
-        return checkpoint_calls.app_checkpoints_by_api(app)
+        return checkpoint_calls.stored_through_api(app, headers)
 
     def _let_stale_call_go(self, inv: _Invocation) -> bool:
         """The app (or the stream reader) says the call is stale: True, and the run is let go,

@@ -16,20 +16,16 @@ goes instead of ending the call after every step. Two ways exist, and Stepline s
 Both end the call with an ordinary reply; besides the usual ops it may carry ``RunComplete``
 (the function returned: ``data`` is its output; TS 4.x sends it in a 206) and
 ``DiscoveryRequest`` (the SDK stopped at its time budget: call again).
+
+This module is what an SDK needs (names and line encoding: no models, cheap to import); the
+server's parsers are in ``stepline.protocol.checkpoint_requests``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-
-import pydantic
-from pydantic import BaseModel, ConfigDict, field_validator
-
-from stepline.protocol.calls import Opcode
-from stepline.protocol.errors import ProtocolError, from_validation_error
 
 # Request header: the server offers the stream; response header: the app streams.
 H_CHECKPOINT = "x-stepline-checkpoint"
@@ -37,6 +33,9 @@ STREAM = "stream"
 # Request header: stop starting new steps after this many milliseconds and end the call.
 H_CHECKPOINT_BUDGET = "x-stepline-checkpoint-budget-ms"
 STREAM_CONTENT_TYPE = "application/x-ndjson"
+# Response header of a call that stored steps through /v1/checkpoint (how many): the server
+# reads the run again before its next call. Stepline's SDK sends it; the TypeScript SDK does not.
+H_CHECKPOINTED = "x-stepline-checkpointed"
 
 
 class CheckpointOp(StrEnum):
@@ -44,66 +43,6 @@ class CheckpointOp(StrEnum):
 
     RUN_COMPLETE = "RunComplete"
     DISCOVERY_REQUEST = "DiscoveryRequest"
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    run_id: str
-    fn_id: str
-    qi_id: str
-    request_id: str | None = None
-    generation_id: int | None = None
-    request_started_at: int | None = None
-    steps: list[Any]
-    ts: int | None = None
-
-    @field_validator("run_id", "fn_id", "qi_id")
-    @classmethod
-    def _not_empty(cls, v: str) -> str:
-        if not v:
-            raise ValueError("must be a non-empty string")
-        return v
-
-
-@dataclass(frozen=True)
-class CheckpointRequest:
-    """A parsed ``POST /v1/checkpoint/{run_id}/async`` body. ``qi_id`` is the token the call
-    request carried (Stepline puts the call's lease holder there)."""
-
-    run_id: str
-    fn_id: str
-    qi_id: str
-    steps: list[Opcode]
-    request_started_at: int | None = None
-
-
-def parse_checkpoint_request(raw: Any) -> CheckpointRequest:
-    """The body as the TS SDKs send it; a ``ProtocolError`` naming the field otherwise.
-
-    Steps are the SDK's own step objects (TS sends its internal fields too: ``mode``,
-    ``rawArgs``, ``hashedId``...), read as ops; only ``StepRun`` results are checkpointed.
-    """
-    if not isinstance(raw, dict):
-        raise ProtocolError("body: must be a JSON object")
-    try:
-        body = _Body.model_validate(raw)
-    except pydantic.ValidationError as err:
-        raise from_validation_error(err) from None
-    steps: list[Opcode] = []
-    for index, item in enumerate(body.steps):
-        if not isinstance(item, dict):
-            raise ProtocolError(f"steps[{index}]: must be an object")
-        try:
-            op = Opcode.model_validate(item)
-        except pydantic.ValidationError as err:
-            raise from_validation_error(err, f"steps[{index}]") from None
-        if op.op != "StepRun":
-            raise ProtocolError(f"steps[{index}].op: {op.op!r} cannot be checkpointed; only StepRun results can")
-        steps.append(op)
-    if not steps:
-        raise ProtocolError("steps: must hold at least one step")
-    return CheckpointRequest(body.run_id, body.fn_id, body.qi_id, steps, body.request_started_at)
 
 
 # -- the checkpoint stream ------------------------------------------------------------------------
@@ -118,46 +57,3 @@ def result_line(status: int, headers: dict[str, str], body: Any) -> bytes:
     """The last line: the reply a plain call would have given."""
     envelope = {"result": {"status": status, "headers": headers, "body": body}}
     return json.dumps(envelope, separators=(",", ":")).encode("utf-8") + b"\n"
-
-
-@dataclass(frozen=True)
-class StreamLine:
-    """One line of a checkpoint stream: a step done (``step``), or the call's answer."""
-
-    step: Opcode | None = None
-    status: int = 0
-    headers: dict[str, str] | None = None
-    body: bytes = b""
-
-
-def parse_stream_line(raw: bytes) -> StreamLine:
-    """A line as the executor reads it; ``ProtocolError`` for anything malformed (the executor
-    then stops reading and treats the call as failed, retriable)."""
-    try:
-        value = json.loads(raw)
-    except ValueError as err:
-        raise ProtocolError(f"checkpoint stream: a line is not JSON: {err}") from None
-    if not isinstance(value, dict) or len(value) != 1:
-        raise ProtocolError('checkpoint stream: each line must be {"step": op} or {"result": reply}')
-    if "step" in value:
-        if not isinstance(value["step"], dict):
-            raise ProtocolError("checkpoint stream: step must be an object")
-        try:
-            op = Opcode.model_validate(value["step"])
-        except pydantic.ValidationError as err:
-            raise from_validation_error(err, "checkpoint stream step") from None
-        if op.op != "StepRun":
-            raise ProtocolError(f"checkpoint stream step.op: {op.op!r} cannot be checkpointed")
-        return StreamLine(step=op)
-    result = value.get("result")
-    if not isinstance(result, dict):
-        raise ProtocolError('checkpoint stream: each line must be {"step": op} or {"result": reply}')
-    status = result.get("status")
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise ProtocolError("checkpoint stream result.status: must be an integer")
-    headers = result.get("headers") or {}
-    if not isinstance(headers, dict):
-        raise ProtocolError("checkpoint stream result.headers: must be an object")
-    body = result.get("body")
-    text = b"" if body is None and status != 200 else json.dumps(body).encode("utf-8")
-    return StreamLine(status=status, headers={str(k): str(v) for k, v in headers.items()}, body=text)
