@@ -14,13 +14,15 @@ plan steps (``disable_immediate_execution``), holding the run's lease.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.checkpoint_stream import StopReading
 from stepline.engine.payload_policy import MAX_RUN_STATE_BYTES, RUN_STATE_TOO_LARGE, run_state_bytes
 from stepline.engine.ports import AppRecord, RunState, RunStore
-from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, H_CHECKPOINTED, STREAM
+from stepline.protocol.calls import CallResult
+from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, H_CHECKPOINTED, STREAM, CheckpointOp
 from stepline.settings import Settings
 
 # Register payloads name their SDK (``sdk``); these checkpoint through /v1/checkpoint.
@@ -115,3 +117,29 @@ def state_too_large(state: RunState) -> dict[str, str] | None:
         return None
     message = f"the run's state is {size} bytes; the limit is {MAX_RUN_STATE_BYTES} (events and step outputs together)"
     return {"name": RUN_STATE_TOO_LARGE, "message": message, "stack": ""}
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a checkpointing call ended: the run completed (``output``), or call again."""
+
+    completed: bool
+    output: Any = None
+
+
+def take_ending(result: CallResult) -> tuple[CallResult, Ending | None]:
+    """Split a 206 reply into its ordinary ops and the checkpointing op that ends it, if any:
+    ``RunComplete`` (the function returned; TS 4.x sends it with the steps it had not
+    checkpointed yet) or ``DiscoveryRequest`` (the SDK stopped at its time budget)."""
+    ending: Ending | None = None
+    ops = []
+    for op in result.ops:
+        if op.op == CheckpointOp.RUN_COMPLETE:
+            ending = Ending(completed=True, output=op.data)
+        elif op.op == CheckpointOp.DISCOVERY_REQUEST:
+            ending = ending or Ending(completed=False)
+        else:
+            ops.append(op)
+    if ending is None:
+        return result, None
+    return replace(result, ops=ops), ending

@@ -19,6 +19,7 @@ rides on the release write, never on a write of its own.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +68,6 @@ from stepline.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from stepline.protocol.checkpoint import CheckpointOp
 from stepline.protocol.signing import sign
 from stepline.settings import Settings
 
@@ -76,8 +76,10 @@ log = logging.getLogger(__name__)
 # How long a function config is trusted before it is read again. A sync takes effect for new
 # invocations within this window.
 FUNCTION_CACHE_MS = 5_000
+# A parallel branch's job waits this long (ms, in turn) for the run's lease before queueing its
+# discovery for later (see Executor._take_lease_soon).
+UPGRADE_PAUSES_MS = (2, 4, 8, 16, 32, 64, 128)
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
-_CHECKPOINT_OPS = frozenset(op.value for op in CheckpointOp)
 
 
 @dataclass
@@ -157,6 +159,8 @@ class Executor:
         self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
         self._apps: dict[str, tuple[int, AppRecord | None]] = {}
+        # Waits a little for a lease another job holds briefly (real time: no clock moves it).
+        self.pause: Callable[[float], None] = time.sleep
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
 
@@ -346,7 +350,19 @@ class Executor:
             self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
         if result.kind == "ops":
-            return self._handle_ops(inv, nxt, result)
+            result, ending = checkpoint_calls.take_ending(result)
+            if ending is None:
+                return self._handle_ops(inv, nxt, result)
+            # A checkpointing call's last reply (docs/protocol.md §17.3): store what else it
+            # carries, then complete the run or call again.
+            if result.ops:
+                self._handle_ops(inv, nxt, result)
+                if inv.state.run.status.terminal:
+                    return None
+            if ending.completed:
+                self._finish(inv, RunStatus.COMPLETED, {"output": ending.output}, nxt)
+                return None
+            return _Next(messages.DISCOVERY, 0)
         return self._handle_error(inv, nxt, result)
 
     # -- responses ---------------------------------------------------------------------------
@@ -363,20 +379,14 @@ class Executor:
             for op in first.values()
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
-        found = [op for op in result.ops if op.op not in _RESULT_OPS and op.op not in _CHECKPOINT_OPS]
-        if len(found) > 1 and not state.run.disable_immediate:
+        if len(result.ops) > 1 and not state.run.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
             self.runs.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
         planned: list[Opcode] = []
-        complete: Opcode | None = None
         for op in fresh:
-            if op.op == CheckpointOp.RUN_COMPLETE:
-                complete = op  # after the steps the same reply stores (docs/protocol.md §17.3)
-            elif op.op == CheckpointOp.DISCOVERY_REQUEST:
-                progressed = True  # the SDK stopped at its time budget: call again
-            elif op.op == "StepRun":
+            if op.op == "StepRun":
                 self._commit(inv, op, self._output_memo(inv, op), nxt)
                 progressed = True
             elif op.op == "StepFailed" or (op.op == "StepError" and self._error_is_final(inv, nxt, op, result)):
@@ -401,9 +411,6 @@ class Executor:
                 message = f"step kind {op.op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
-        if complete is not None:
-            self._finish(inv, RunStatus.COMPLETED, {"output": complete.data}, nxt)
-            return None
         stalled = _no_progress(state, nxt, list(first.values()), fresh)
         if stalled is not None:
             # Left alone, the run would hang, or call the app for ever with the same answer (the
@@ -590,9 +597,8 @@ class Executor:
         """Take the run's lease after a claimed step, to run discovery; re-read the run, since
         other branches may have finished meanwhile. False if busy (then discovery is queued,
         unless told not to)."""
-        now = self.clock.now_ms()
-        until = now + self.settings.lease_ms
-        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
+        until = self._take_lease_soon(inv.state.run.run_id, inv.owner)
+        if until is None:
             if queue_discovery:
                 self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
             return False
@@ -602,6 +608,20 @@ class Executor:
             fresh.run.lease_until = until
             inv.state = fresh
         return True
+
+    def _take_lease_soon(self, run_id: str, owner: str) -> int | None:
+        """The run's lease for the discovery after a parallel branch: until when it is held,
+        or None. Holding it is most often another branch's job, running the same discovery for
+        a few milliseconds: waiting that out beats a queued retry a second later (the step
+        after a parallel group then starts at once)."""
+        for pause_ms in (*UPGRADE_PAUSES_MS, None):
+            now = self.clock.now_ms()
+            until = now + self.settings.lease_ms
+            if self.runs.acquire_lease(run_id, owner, until, now):
+                return until
+            if pause_ms is not None:
+                self.pause(pause_ms / 1000)
+        return None
 
     def _ensure_lease(self, inv: _Invocation) -> None:
         """Before a call: hold the run's lease (or the step's claim) for at least the call's

@@ -28,6 +28,8 @@ MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 RUN_STATE_TOO_LARGE = "RunStateTooLarge"
 # Cached on each Memo: values never change once committed, and a run may hold a thousand memos.
 _SIZE_ATTR = "_json_bytes"
+# Cached on each RunState: the totals, so a step's checks cost O(1), not O(steps so far).
+_SIZES_ATTR = "_sizes"
 
 
 def json_bytes(value: Any) -> int:
@@ -53,9 +55,42 @@ def memo_bytes(memo: Memo) -> int:
     return size
 
 
+class _Sizes:
+    """Running totals over a run's memos, extended as memos are appended (O(new memos))."""
+
+    def __init__(self, memos: list[Memo]) -> None:
+        self.source = memos
+        self.seen = 0
+        self.values = 0  # memo values
+        self.entries = 0  # values with their keys, as a request's "steps" carries them
+        self.events: tuple[int, int] | None = None  # (id of the events list, its size)
+
+    def catch_up(self) -> _Sizes:
+        for memo in self.source[self.seen :]:
+            size = memo_bytes(memo)
+            self.values += size
+            self.entries += size + len(memo.step_id) + 4
+        self.seen = len(self.source)
+        return self
+
+    def events_bytes(self, events: Any) -> int:
+        if self.events is None or self.events[0] != id(events):
+            self.events = (id(events), json_bytes(events))
+        return self.events[1]
+
+
+def _sizes(state: RunState) -> _Sizes:
+    sizes = state.__dict__.get(_SIZES_ATTR)
+    if sizes is None or sizes.source is not state.memos or sizes.seen > len(state.memos):
+        sizes = _Sizes(state.memos)
+        state.__dict__[_SIZES_ATTR] = sizes
+    return sizes.catch_up()
+
+
 def run_state_bytes(state: RunState) -> int:
     """What counts against ``MAX_RUN_STATE_BYTES``: the run's events and memo values."""
-    return json_bytes(state.run.events) + sum(memo_bytes(m) for m in state.memos)
+    sizes = _sizes(state)
+    return sizes.events_bytes(state.run.events) + sizes.values
 
 
 def state_limit_error(state: RunState, value: dict[str, Any]) -> dict[str, str] | None:
@@ -101,8 +136,7 @@ def call_body(
 
 
 def _request_bytes(request: dict[str, Any], state: RunState) -> int:
-    # Memo sizes are cached, so this stays cheap on every call of a long run; the event batch
-    # appears twice (``event`` is ``events[0]``), and the rest of the request is small.
-    steps = sum(memo_bytes(m) + len(m.step_id) + 4 for m in state.memos)
-    events = json_bytes(request["events"])
-    return steps + events + json_bytes(request["event"]) + 1024
+    # Totals are kept as memos are added, so this stays O(1) on every call of a long run; the
+    # event batch appears twice (``event`` is ``events[0]``), and the rest of the request is small.
+    sizes = _sizes(state)
+    return sizes.entries + sizes.events_bytes(state.run.events) + json_bytes(request["event"]) + 1024

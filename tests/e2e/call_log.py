@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,10 +23,27 @@ class Call:
     request_bytes: int
 
 
+class _CountedLines:
+    """A checkpoint stream, counting the bytes of each line it hands on."""
+
+    def __init__(self, lines, count) -> None:
+        self._lines = lines
+        self._count = count
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._lines:
+            self._count(len(line) + 1)
+            yield line
+
+    def close(self) -> None:
+        self._lines.close()
+
+
 class CallLog:
     def __init__(self) -> None:
         self.inner = PooledHttpCaller()
         self.calls: list[Call] = []
+        self.streamed_bytes: Counter[str] = Counter()  # run id -> bytes of checkpoint streams
         self._lock = threading.Lock()
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
@@ -34,6 +53,13 @@ class CallLog:
         except (ValueError, KeyError, TypeError):
             run_id = ""
         resp = self.inner.post(url, body, headers, timeout_s)
+        if resp.lines is not None:
+
+            def count(n: int) -> None:
+                with self._lock:
+                    self.streamed_bytes[run_id] += n
+
+            resp.lines = _CountedLines(resp.lines, count)
         call = Call(
             fn_id=query.get("fnId", [""])[0],
             run_id=run_id,
