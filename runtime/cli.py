@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -38,6 +39,16 @@ def _dev(args: argparse.Namespace) -> int:
     except MissingExtra as exc:
         print(f"stepline dev: {exc}", file=sys.stderr, flush=True)
         return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"stepline dev: port {args.port} on {args.host} is in use (another stepline dev?): "
+            "stop what listens there, or pass --port",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -100,6 +100,29 @@ def test_cancel_a_waiting_run(ops):
     assert late.returncode == 1 and late.stdout == f"{finished} had already ended: Completed\n"
 
 
+def test_runs_json_prints_the_api_reply(ops):
+    for _ in range(2):
+        run_id = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": key()}))["run_id"])["run_id"]
+    printed = json.loads(ok(stepline(ops.url, "runs", "--function", "ops-app-steps", "--limit", "1", "--json")))
+    assert set(printed) == {"data", "metadata", "cursor"}
+    assert [r["run_id"] for r in printed["data"]] == [run_id]
+    # More runs of the function than the page holds: the cursor of the next page is printed too.
+    assert printed["cursor"]
+
+
+def test_dev_on_a_busy_port_says_so_in_one_line(ops, tmp_path):
+    port = ops.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "stepline.cli", "dev", "--port", port, "--db", str(tmp_path / "dev.db"), "--no-discovery"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"stepline dev: port {port} on 127.0.0.1 is in use (another stepline dev?): stop what listens there, "
+        "or pass --port"
+    ]
+
+
 def test_replay_and_rerun_from_a_step(ops):
     k = key()
     [event_id] = ok(stepline(ops.url, "send", "ops/steps", f'{{"key": "{k}"}}')).split()
@@ -175,6 +198,19 @@ def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
     progress = [line for line in seen if f"progress   {run_id}" in line]
     counts = [int(line.split("  ")[-1].split()[0]) for line in progress]
     assert counts == sorted(counts) and counts[-1] >= 4
+
+
+def test_tail_names_a_run_already_going_by_what_it_is_doing(ops):
+    run_id = ops.run_of(ops.send("ops/slow", {"key": key()}))["run_id"]
+    ops.wait_step(run_id, "long-nap", "Sleeping")
+    try:
+        out = ok(stepline(ops.url, "tail", "--function", "ops-app-slow", "--interval", "0.2", "--seconds", "1"))
+    finally:
+        http("DELETE", f"{ops.url}/v1/runs/{run_id}")
+    [line] = [line for line in out.splitlines() if run_id in line]
+    # Not "started": it began before tail looked, and is asleep now.
+    assert line.split()[1:3] == ["sleeping", run_id]
+    assert "1 step done, sleeping 'long-nap' until" in line
 
 
 @pytest.fixture(scope="module")

@@ -226,3 +226,14 @@ def test_run_not_found(ops):
     for path in ("/v1/runs/nope", "/v1/runs/nope/jobs"):
         code, body = http("GET", f"{ops.url}{path}")
         assert code == 404 and body["status"] == 404
+
+
+def test_runs_of_an_unknown_event_are_a_404_like_the_event(ops, runs):
+    unknown = "01J0000000000000000000000X"
+    for path in (f"/v1/events/{unknown}", f"/v1/events/{unknown}/runs"):
+        code, body = http("GET", f"{ops.url}{path}")
+        assert code == 404 and body == {"error": f"event {unknown!r} not found", "status": 404}, (path, body)
+    # An event that started nothing is still a 200 with no runs.
+    code, reply = http("POST", f"{ops.url}/v1/events", {"name": "ops/nobody-listens", "data": {}})
+    assert code == 200
+    assert ops.get(f"/v1/events/{reply['ids'][0]}/runs")["data"] == []
