@@ -30,9 +30,12 @@ lint: $(STAMP)
 	@mkdir -p .lint && ln -sfn ../runtime .lint/stepline
 	MYPYPATH=.lint $(BIN)/mypy -p stepline -p infra -p bench
 
-# The dashboard tests drive Debian's chromium: installed here when missing (apt-get, as root).
+# The dashboard tests drive Debian's chromium, and the TypeScript SDK tests need Node 20+ and
+# npm: each is installed here when missing (apt-get as root; Node else from PyPI's wheel), or
+# one line says what is missing.
 test: $(STAMP) lint
 	$(BIN)/python -m tests.dashboard.chromium
+	$(BIN)/python -m tests.ts.nodejs
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # The example app (five workflows on Stepline's own SDK, examples/app.py, port 8289) and the
