@@ -164,21 +164,32 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
     if not steps:
         out.write("  (no steps yet)\n")
     else:
+        # The axis is this run's own time. A step a rerun copied ran in the original run, before
+        # this one began: it is shown at the time it first ran, off the axis.
         start = _ms(run.get("run_started_at")) or now
         end = _ms(run.get("ended_at")) or now
         for step in steps:
-            end = max(end, _ms(step.get("ended_at")) or 0)
+            if not step.get("copied_from"):
+                end = max(end, _ms(step.get("ended_at")) or 0)
         span = max(1, end - start)
         rows = [["#", "STEP", "KIND", "STATUS", "TRIES", "AT", "TOOK", "TIMELINE"]]
         for index, step in enumerate(steps, 1):
             s = _ms(step.get("started_at"))
             e = _ms(step.get("ended_at")) or (now if step["status"] not in TERMINAL else s)
             bar = ""
-            if s is not None:
-                left = int((s - start) / span * width)
-                length = max(1, int(((e or s) - s) / span * width))
-                left = min(max(left, 0), width - 1)
+            if step.get("copied_from"):
+                bar = "|" + "memoized".center(width) + "|"
+            elif s is not None:
+                s = max(s, start)
+                left = min(int((s - start) / span * width), width - 1)
+                length = max(1, int((max(e or s, s) - s) / span * width))
                 bar = "|" + " " * left + "=" * min(length, width - left) + " " * max(0, width - left - length) + "|"
+            if s is None:
+                at = "-"
+            elif step.get("copied_from"):
+                at = _clock(step.get("started_at"))  # when it first ran
+            else:
+                at = f"+{duration(s - start)}"
             rows.append(
                 [
                     str(index),
@@ -186,7 +197,7 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
                     step["kind"],
                     step["status"],
                     str(step["attempts"]) if step.get("attempts") else "-",
-                    f"+{duration(s - start)}" if s is not None else "-",
+                    at,
                     duration(step.get("duration_ms"))
                     if step.get("ended_at")
                     else (f"{duration(now - s)}…" if s is not None and step["status"] not in TERMINAL else "-"),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -138,6 +139,20 @@ def test_replay_and_rerun_from_a_step(ops):
     assert f"origin    rerun of {original} from step three" in ok(stepline(ops.url, "run", rerun))
     wrong = stepline(ops.url, "replay", original, "--from-step", "four")
     assert wrong.returncode == 1 and "no step 'four'" in wrong.stderr and "one, two, three" in wrong.stderr
+
+
+def test_a_rerun_shows_its_memoized_steps_at_the_time_they_first_ran(ops):
+    original = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": key()}))["run_id"])
+    [rerun] = ok(stepline(ops.url, "replay", original["run_id"], "--from-step", "three")).split()
+    ops.wait_done(rerun)
+    out = ok(stepline(ops.url, "run", rerun))
+    assert "+-" not in out  # no offset before the run began
+    rows = {line.split()[1]: line for line in out.splitlines() if line[:1].isdigit()}
+    first_ran = {s["name"]: s["started_at"] for s in original["steps"]}
+    for name in ("one", "two"):
+        at = datetime.fromisoformat(first_ran[name].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+        assert rows[name].split()[5] == at and rows[name].rstrip().endswith("memoized" + " " * 10 + "|"), rows[name]
+    assert rows["three"].split()[5].startswith("+") and "=" in rows["three"]
 
 
 def test_send_then_run_prints_the_step_timeline(ops, pipeline):
