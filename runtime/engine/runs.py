@@ -3,10 +3,15 @@ after a crash or a retried request, collides on the conditional insert instead o
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
 from stepline.engine.waits import add_cancel_rules
+
+# The event a function is invoked with: by another function's step.invoke, or by an operator.
+INVOKED = "inngest/function.invoked"
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:
@@ -26,6 +31,25 @@ class RunStarter:
         self.store = backend.store
         self.queue = backend.queue
         self.clock = clock
+
+    def invoke(self, fn: FunctionRecord, data: dict[str, Any], event_id: str) -> tuple[StoredEvent, str]:
+        """Start a run of ``fn`` directly, as an operator's invoke does: with an
+        ``inngest/function.invoked`` event carrying ``data`` (and no caller to answer), whatever
+        its triggers. Returns the stored event and the run id."""
+        now = self.clock.now_ms()
+        event = StoredEvent(
+            internal_id=event_id,
+            id=event_id,
+            name=INVOKED,
+            data={**data, "_inngest": {"fn_id": fn.fn_id}},
+            ts=now,
+            received_at=now,
+        )
+        [stored] = self.store.save_events([event], now)
+        run_id, message = self.start_for_event(fn, stored)
+        if message is not None:
+            self.queue.send(message)
+        return stored, run_id
 
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
         """Create the run (or find it already created). Returns the run id and the queue message
