@@ -198,7 +198,7 @@ export function mount(root, params, runId) {
       ["Ended", clock(step.ended_at)],
       ["Took", step.ended_at ? duration(step.duration_ms) : "–"],
     ]) dl.append(h("dt", {}, k), h("dd", {}, v));
-    const body = [dl];
+    const body = [dl, attempts(step)];
     if (input) body.push(h("h4", {}, "Input"), json(input));
     if (step.error) {
       body.push(h("h4", { class: "bad" }, "Error"),
@@ -215,6 +215,20 @@ export function mount(root, params, runId) {
       }, "Rerun from this step")));
     }
     return h("div", { class: "step-detail", dataset: { stepName: step.name } }, body);
+  }
+
+  /** Every attempt of a step that was retried: each failure with its error and how long it
+   * took, then the attempt that settled the step. */
+  function attempts(step) {
+    const failed = step.failed_attempts || [];
+    if (!failed.length) return null;
+    const line = (n, ok, took, at, error) => h("li", { class: `attempt ${ok ? "ok" : "failed"}`, dataset: { attempt: String(n ?? "") } },
+      h("span", { class: "num" }, `#${n ?? "?"}`), " ", ok ? "succeeded" : "failed", ` after ${duration(took)}`,
+      h("span", { class: "muted" }, ` at ${clock(at)}`),
+      error ? [": ", h("span", { class: "error-line" }, `${error.name || "Error"}: ${error.message || ""}`)] : null);
+    return [h("h4", {}, "Attempts"), h("ol", { class: "attempts" },
+      failed.map((a) => line(a.attempt, false, a.duration_ms, a.started_at, a.error || {})),
+      line(step.attempts, step.status === "Completed", step.duration_ms, step.started_at, step.error))];
   }
 
   function renderResult() {
