@@ -96,7 +96,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         data = body.get("data", {}) if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise ApiError(400, "data: expected a JSON object, the invoked event's data")
-        event, run_id = engine.ingest.starter.invoke(fn, data, engine.ids.new())
+        event, run_id = engine.invoke(fn, data)
         return envelope({"event_id": event.internal_id, "run_id": run_id})
 
     @app.post("/v1/apps/sync")

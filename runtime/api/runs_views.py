@@ -115,7 +115,8 @@ def listed_run(run: Run) -> dict[str, Any]:
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     store = engine.backend.store
     settings = engine.settings
-    replays = Replays(store, engine.backend.queue, engine.clock, engine.ids)
+    b = engine.backend
+    replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
 
     def envelope(data: Any, **extra: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}

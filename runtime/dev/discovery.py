@@ -32,7 +32,7 @@ import urllib3
 from stepline.protocol.urls import same_serve_url
 
 if TYPE_CHECKING:
-    from stepline.engine.ports import RunStore
+    from stepline.engine.ports import AppStore
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Watched:
 class AppWatcher:
     def __init__(
         self,
-        store: RunStore,
+        store: AppStore,
         urls: list[str],
         *,
         discover: bool = False,

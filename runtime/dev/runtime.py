@@ -77,7 +77,7 @@ class DevRuntime:
         self.server = DevHttpServer(build_api(self.engine), options.host, options.port, _body_limit(self.settings))
         self.driver = LocalDriver(self.engine, workers=options.workers)
         self.watcher = AppWatcher(
-            self.backend.store,
+            self.backend.apps,
             options.app_urls,
             discover=options.discover,
             poll_interval_s=options.poll_interval_s,
@@ -106,7 +106,7 @@ class DevRuntime:
         return local_backend(self.options.db_path, self.clock)
 
     def start(self) -> DevRuntime:
-        recover = self.backend.extras.get("recover_after_restart")
+        recover = self.backend.recover_after_restart
         if recover is not None:
             # This process is the only one using the file: whatever a killed predecessor held
             # (leases, in-flight messages) is free now, not after its timeouts.

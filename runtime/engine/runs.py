@@ -7,7 +7,7 @@ from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
 
 # The event a function is invoked with: by another function's step.invoke, or by an operator.
@@ -26,30 +26,24 @@ def run_id_for_events(events: list[StoredEvent], fn_id: str) -> str:
     return derived_ulid(events[0].received_at, *(e.internal_id for e in events), fn_id)
 
 
-class RunStarter:
-    def __init__(self, backend: Backend, clock: Clock) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
-        self.clock = clock
+def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, now_ms: int) -> StoredEvent:
+    """The event an operator's invoke starts ``fn`` with, whatever its triggers: an
+    ``inngest/function.invoked`` carrying ``data``, with no caller to answer."""
+    return StoredEvent(
+        internal_id=event_id,
+        id=event_id,
+        name=INVOKED,
+        data={**data, "_inngest": {"fn_id": fn.fn_id}},
+        ts=now_ms,
+        received_at=now_ms,
+    )
 
-    def invoke(self, fn: FunctionRecord, data: dict[str, Any], event_id: str) -> tuple[StoredEvent, str]:
-        """Start a run of ``fn`` directly, as an operator's invoke does: with an
-        ``inngest/function.invoked`` event carrying ``data`` (and no caller to answer), whatever
-        its triggers. Returns the stored event and the run id."""
-        now = self.clock.now_ms()
-        event = StoredEvent(
-            internal_id=event_id,
-            id=event_id,
-            name=INVOKED,
-            data={**data, "_inngest": {"fn_id": fn.fn_id}},
-            ts=now,
-            received_at=now,
-        )
-        [stored] = self.store.save_events([event], now)
-        run_id, message = self.start_for_event(fn, stored)
-        if message is not None:
-            self.queue.send(message)
-        return stored, run_id
+
+class RunStarter:
+    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock) -> None:
+        self.runs = runs
+        self.waiters = waiters
+        self.clock = clock
 
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
         """Create the run (or find it already created). Returns the run id and the queue message
@@ -69,14 +63,14 @@ class RunStarter:
             created_at=now,
             wake_at=now,  # its start message is due at once
         )
-        if self.store.create_run(run):
+        if self.runs.create_run(run):
             # Cancel rules watch from the moment the run exists, queued or not.
-            add_cancel_rules(self.store, run, fn, run.created_at)
+            add_cancel_rules(self.waiters, run, fn, run.created_at)
             return run.run_id, messages.call(run.run_id)
-        existing = self.store.get_run(run.run_id)
+        existing = self.runs.get_run(run.run_id)
         # Created by an earlier attempt that may have died before enqueueing: enqueue again.
         # A duplicate start message is harmless (the lease and memos make it a no-op).
         if existing is not None and existing.status == RunStatus.QUEUED:
-            add_cancel_rules(self.store, existing, fn, existing.created_at)
+            add_cancel_rules(self.waiters, existing, fn, existing.created_at)
             return run.run_id, messages.call(run.run_id)
         return run.run_id, None

@@ -11,7 +11,7 @@ import urllib3
 
 from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
-from stepline.engine.ports import AppRecord, Backend, Clock, FunctionRecord
+from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
 from stepline.protocol.register import AppSync
 from stepline.protocol.urls import same_serve_url
 
@@ -44,8 +44,8 @@ def sync_app(url: str, *, attempts: int = 60, interval_s: float = 1.0, stop: thr
 
 
 class Registry:
-    def __init__(self, backend: Backend, clock: Clock, crons: Crons) -> None:
-        self.store = backend.store
+    def __init__(self, apps: AppStore, clock: Clock, crons: Crons) -> None:
+        self.apps = apps
         self.clock = clock
         self.crons = crons
 
@@ -62,13 +62,13 @@ class Registry:
             )
             for fn in sync.functions
         ]
-        previous = self.store.get_app(sync.app_id)
+        previous = self.apps.get_app(sync.app_id)
         modified = previous is None or previous.url != sync.url or self._changed(previous, functions)
         # One serve URL serves one app: another app registered there is what this URL used to
         # serve (the app was renamed, or another one took its port). Left registered, its
         # functions would start runs on events that only this app's code now answers.
-        stale = [a for a in self.store.list_apps() if a.app_id != sync.app_id and same_serve_url(a.url, sync.url)]
-        self.store.put_app(
+        stale = [a for a in self.apps.list_apps() if a.app_id != sync.app_id and same_serve_url(a.url, sync.url)]
+        self.apps.put_app(
             AppRecord(
                 app_id=sync.app_id,
                 url=sync.url,
@@ -84,7 +84,7 @@ class Registry:
         for app in stale:
             log.info("app %r now serves %s: removing %r, which was registered there", sync.app_id, sync.url, app.app_id)
             self.crons.sync_app(app.app_id, [])
-            self.store.delete_app(app.app_id)
+            self.apps.delete_app(app.app_id)
         if modified or stale:
             # Only when something changed: `stepline dev` re-syncs live apps every few seconds.
             warn_on_sync(sync)
@@ -94,7 +94,7 @@ class Registry:
         if sorted(previous.function_ids) != sorted(f.fn_id for f in functions):
             return True
         for fn in functions:
-            stored = self.store.get_function(fn.fn_id)
+            stored = self.apps.get_function(fn.fn_id)
             if stored is None or stored.config != fn.config or stored.url != fn.url:
                 return True
         return False
