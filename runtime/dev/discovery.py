@@ -159,7 +159,7 @@ class AppWatcher:
         if answer is Answer.SILENT:
             if watched.up_since is not None and watched.synced_once:
                 log.info("app at %s stopped answering; it is synced again when it comes back", watched.url)
-            elif watched.explicit and "waiting" not in watched.told:
+            elif watched.explicit and not watched.synced_once and "waiting" not in watched.told:
                 log.info("waiting for an app at %s (%s)", watched.url, detail)
                 watched.told.add("waiting")
             watched.up_since = None
