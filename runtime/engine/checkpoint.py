@@ -28,6 +28,12 @@ from stepline.protocol.errors import ProtocolError
 # The error a TypeScript SDK answers with after a 409 (a 400 with no-retry): the call was
 # stale, which says nothing about the run itself (docs/protocol.md §17.1).
 STALE_DISPATCH = "StaleDispatchError"
+# A run read for one checkpoint serves the checks of the next ones for this long, while the
+# call's lease on it is live: a step then costs its memo write alone, and a cancel is seen
+# within this time (a lease cannot pass to another call before it expires).
+RUN_RECHECK_MS = 500
+# Runs kept for that (one per call checkpointing at once through this process, at most).
+_RUNS_KEPT = 1024
 
 
 class StaleCall(Exception):
@@ -72,6 +78,7 @@ class Checkpoints:
         self.store = store
         self.clock = clock
         self.ids = ids
+        self._runs: dict[str, tuple[int, Run]] = {}  # run id -> (read at, run as read)
 
     def record(self, run_id: str, request: CheckpointRequest) -> Recorded:
         """Write each reported step as a memo, in order. Raises ``ProtocolError`` for a body
@@ -83,12 +90,12 @@ class Checkpoints:
             too_large = output_too_large(op.data)
             if too_large:
                 raise ProtocolError(f"steps[{index}].data: {too_large}", status=413)
-        run = self.store.get_run(run_id)
+        now = self.clock.now_ms()
+        run = self._run(run_id, request.qi_id, now)
         if run is None:
             raise ProtocolError(f"run {run_id!r} not found", status=404)
         if run.fn_id != request.fn_id:
             raise ProtocolError(f"fn_id: {request.fn_id!r} is not the function of run {run_id} ({run.fn_id!r})")
-        now = self.clock.now_ms()
         reason = stale_reason(run, request.qi_id, now)
         if reason is not None:
             raise StaleCall(reason)
@@ -100,3 +107,19 @@ class Checkpoints:
             else:
                 repeated += 1
         return Recorded(written, repeated)
+
+    def _run(self, run_id: str, token: str, now_ms: int) -> Run | None:
+        """The run as last read, when read recently and held by ``token`` well past now; else
+        read now."""
+        cached = self._runs.get(run_id)
+        if cached is not None:
+            read_at, known = cached
+            held = known.lease_owner == token and (known.lease_until or 0) > now_ms + RUN_RECHECK_MS
+            if now_ms - read_at < RUN_RECHECK_MS and held and not known.status.terminal:
+                return known
+        run = self.store.get_run(run_id)
+        if run is not None:
+            if len(self._runs) >= _RUNS_KEPT:
+                self._runs.pop(next(iter(self._runs)))  # the oldest entry
+            self._runs[run_id] = (now_ms, run)
+        return run

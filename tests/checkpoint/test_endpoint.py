@@ -173,3 +173,18 @@ def test_deployed_it_takes_the_signing_keys_bearer(backend, clock, run):
     code, reply = api.post(run.run_id, body, auth=f"Bearer signkey-prod-{hash_signing_key(SIGNING_KEY)}")
     assert code == 200, reply
     assert memos(backend, run.run_id) == {"h1": {"data": 1}}
+
+
+def test_a_run_read_for_one_checkpoint_serves_the_next_for_half_a_second(api, backend, clock, run):
+    """Each step costs its memo write alone: the run is read again only every RUN_RECHECK_MS,
+    so a cancel reaches a call checkpointing through the API within that time."""
+    from stepline.engine.checkpoint import RUN_RECHECK_MS
+
+    assert api.post(run.run_id, body_for(run.run_id, [ts_step("h1", 1)]))[0] == 200
+    assert backend.store.update_run(run.run_id, {"status": RunStatus.CANCELLED})
+    clock.advance(RUN_RECHECK_MS - 1)
+    assert api.post(run.run_id, body_for(run.run_id, [ts_step("h2", 2)]))[0] == 200
+    clock.advance(1)
+    code, reply = api.post(run.run_id, body_for(run.run_id, [ts_step("h3", 3)]))
+    assert code == 409 and "has ended (Cancelled)" in reply["error"], reply
+    assert set(memos(backend, run.run_id)) == {"h1", "h2"}

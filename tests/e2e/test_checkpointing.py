@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stepline.dev.app_sync import sync_app
+from stepline.engine.sync import sync_app
 from stepline.settings import Settings
 from tests.e2e.call_log import CallLog
 from tests.e2e.conftest import SdkApp, Stepline, free_port, http, start_runtime, wait_for
