@@ -21,6 +21,7 @@ Reported per mode:
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -214,10 +215,11 @@ def start_apps(port: int, wanted: set[str]) -> tuple[list[subprocess.Popen], lis
             continue
         app_port = free_port()
         if app == "ts":
+            # The SDK the TypeScript tests pin (tests/ts/v4), installed by their helper on first use.
             sys.path.insert(0, str(ROOT))
-            from tests.ts.node import ensure_installed
-
-            cmd = ["node", str(BENCH / "ts_app.js"), "--port", str(app_port), "--sdk-dir", str(ensure_installed(4))]
+            node = importlib.import_module("tests.ts.node")
+            sdk_dir = str(node.ensure_installed(4))
+            cmd = ["node", str(BENCH / "ts_app.js"), "--port", str(app_port), "--sdk-dir", sdk_dir]
         else:
             script = "bench_app.py" if app == "official" else "own_app.py"
             cmd = [sys.executable, str(BENCH / script), "--port", str(app_port)]
