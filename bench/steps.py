@@ -2,7 +2,9 @@
 run them, on SQLite and on the AWS adapters (moto).
 
 The modes: Stepline's own SDK checkpointing (the default: steps run inline and each is streamed
-back on the call's own connection) and with checkpointing off (one call per step); the official
+back on the call's own connection), checkpointing through the API as it does where answers
+cannot stream (each step POSTed to /v1/checkpoint), and with checkpointing off (one call per
+step); the official
 Python SDK (one call per step: it cannot checkpoint); the official TypeScript SDK 4.x
 checkpointing (its default: each step POSTed to /v1/checkpoint) and with checkpointing off. Each
 runs one function of N sequential `step.run`s returning small values.
@@ -61,8 +63,15 @@ class Mode:
 
 
 MODES = [
-    Mode("own-checkpoint", "own SDK, checkpointed", "own", "bench/own.checkpointed", "bench-own-checkpointed"),
-    Mode("own-per-step", "own SDK, per-step", "own", "bench/own.per-step", "bench-own-per-step"),
+    Mode("own-checkpoint", "own SDK, checkpointed", "own", "bench/bench-own.checkpointed", "bench-own-checkpointed"),
+    Mode(
+        "own-checkpoint-api",
+        "own SDK, checkpointed via API",
+        "own-api",
+        "bench/bench-own-api.checkpointed",
+        "bench-own-api-checkpointed",
+    ),
+    Mode("own-per-step", "own SDK, per-step", "own", "bench/bench-own.per-step", "bench-own-per-step"),
     Mode("official-per-step", "official Python SDK, per-step", "official", "bench/sequential", "bench-app-sequential"),
     Mode("ts-checkpoint", "TS 4.x, checkpointed", "ts", "bench/ts.checkpointed", "bench-ts-checkpointed"),
     Mode("ts-per-step", "TS 4.x, per-step", "ts", "bench/ts.per-step", "bench-ts-per-step"),
@@ -210,7 +219,7 @@ class Bench:
 def start_apps(port: int, wanted: set[str]) -> tuple[list[subprocess.Popen], list[str]]:
     env = {**os.environ, "INNGEST_DEV": f"http://127.0.0.1:{port}"}
     procs, urls = [], []
-    for app in ("official", "own", "ts"):
+    for app in ("official", "own", "own-api", "ts"):
         if app not in wanted:
             continue
         app_port = free_port()
@@ -223,6 +232,8 @@ def start_apps(port: int, wanted: set[str]) -> tuple[list[subprocess.Popen], lis
         else:
             script = "bench_app.py" if app == "official" else "own_app.py"
             cmd = [sys.executable, str(BENCH / script), "--port", str(app_port)]
+            if app == "own-api":
+                cmd.append("--no-stream")
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         urls.append(f"http://127.0.0.1:{app_port}/api/inngest")
     return procs, urls

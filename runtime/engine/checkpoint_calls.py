@@ -74,14 +74,21 @@ def plan_call(
     return CallPlan(disable, fn_id=run.fn_id, headers=headers, api_checkpoints=inline)
 
 
-def stored_through_api(app: AppRecord | None, headers: dict[str, str]) -> bool:
+def stored_through_api(app: AppRecord | None, headers: dict[str, str], result: CallResult, body: bytes) -> bool:
     """Whether steps may have been stored through /v1/checkpoint during the call just answered
     (then the executor reads the run again before its next call). Stepline's SDK says so in a
-    header; the TypeScript SDK does not, so for its apps it is assumed. Apps on other SDKs keep
-    their per-step calls free of that read."""
+    header. The TypeScript SDK does not; for its apps it is assumed, except after a reply of one
+    clean ``StepRun``: a checkpointing TypeScript call reports a step that way only when it did
+    not checkpoint (a retry attempt; or TypeScript 3 by default, or ``checkpointing: false``),
+    while one that checkpointed and then could not reports its steps with its internal fields
+    (``hashedId``...). A failed step may follow checkpointed ones, so it always counts. Apps on
+    other SDKs keep their calls free of the read."""
     if headers.get(H_CHECKPOINTED, "0") not in ("", "0"):
         return True
-    return app is not None and app.sdk.startswith(_API_CHECKPOINTING_SDKS)
+    if app is None or not app.sdk.startswith(_API_CHECKPOINTING_SDKS):
+        return False
+    plain_step = result.kind == "ops" and len(result.ops) == 1 and result.ops[0].op == "StepRun"
+    return not (plain_step and b'"hashedId"' not in body)
 
 
 class Liveness:

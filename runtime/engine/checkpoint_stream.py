@@ -71,6 +71,11 @@ def read_stream(lines: LineStream, hooks: StreamHooks, clock: Clock) -> tuple[Ca
         return _failed(STALE_DISPATCH, str(stop), no_retry=True), stored
     except CallFailed as exc:
         return _failed("CallFailed", f"the checkpoint stream broke after {stored} steps: {exc}"), stored
+    except BaseException:
+        # A store failure or a crash of this invocation: hang up, so the app stops at its next
+        # step rather than run on into a connection nobody reads.
+        lines.close()
+        raise
     return _failed("CallFailed", f"the checkpoint stream ended after {stored} steps without the call's answer"), stored
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stepline.engine import checkpoint_calls, messages
@@ -30,7 +30,7 @@ from stepline.engine.checkpoint import is_stale_reply
 from stepline.engine.checkpoint_stream import StopReading, StreamHooks, read_stream
 from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
-from stepline.engine.http import CallFailed, HttpCaller
+from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.ops.invoke import start_invoke
@@ -338,7 +338,7 @@ class Executor:
                 result, _ = read_stream(resp.lines, self._stream_hooks(inv, nxt), self.clock)
             else:
                 result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
-                inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp.headers)
+                inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp, result)
         except CallFailed as exc:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
@@ -350,8 +350,11 @@ class Executor:
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
-        if is_stale_reply(result) and self._let_stale_call_go(inv):
-            return None
+        if is_stale_reply(result):
+            if self._let_stale_call_go(inv):
+                return None
+            # Stale, says the app, yet the run is ours and live: a glitch, retried like one.
+            result = replace(result, no_retry=False)
         if result.kind == "complete":
             self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
@@ -566,9 +569,9 @@ class Executor:
             return False
         return True
 
-    def _stored_through_api(self, fn: FunctionRecord | None, headers: dict[str, str]) -> bool:
+    def _stored_through_api(self, fn: FunctionRecord | None, resp: HttpResponse, result: CallResult) -> bool:
         app = self._app(fn.app_id) if fn is not None else None
-        return checkpoint_calls.stored_through_api(app, headers)
+        return checkpoint_calls.stored_through_api(app, resp.headers, result, resp.body)
 
     def _let_stale_call_go(self, inv: _Invocation) -> bool:
         """The app (or the stream reader) says the call is stale: True, and the run is let go,

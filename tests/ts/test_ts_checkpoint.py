@@ -70,6 +70,16 @@ def test_parallel_and_sleep_mixed_in(ts_stack):
     assert len(ts_stack.calls.for_run(run["run_id"])) <= 8
 
 
+def test_a_step_failing_after_checkpointed_steps_runs_none_of_them_again(ts_stack):
+    stepline, app = ts_stack.stepline, ts_stack.app
+    k = key()
+    [event_id] = stepline.send({"name": "test/caught.after", "data": {"key": k}})
+    [run] = stepline.wait_runs_done(event_id, timeout_s=60)
+    assert run["status"] == "Completed", run
+    assert run["output"] == {"head": ["a", "b"], "caught": "c fails for good", "tail": "d"}
+    assert [app.count("caught-after", n, k) for n in "abcd"] == [1, 1, 1, 1]
+
+
 def test_a_cancelled_run_stops_checkpointing(ts_stack):
     """The SDK's next checkpoint is refused with 409; it stops, and the run stays cancelled."""
     stepline, app = ts_stack.stepline, ts_stack.app

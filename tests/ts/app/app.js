@@ -274,10 +274,32 @@ const mixed = createFunction({ id: "mixed", retries: 2, checkpointing: true }, {
   return { steps: [...head, ...both, ...after, ...tail] };
 });
 
+// Checkpointed steps, then a step that fails for good (no retries) and is caught: the reply
+// that reports the failure comes after steps stored by checkpoint in the same call.
+const caughtAfterCheckpoints = createFunction(
+  { id: "caught-after-checkpoints", retries: 0, checkpointing: true },
+  { event: "test/caught.after" },
+  async ({ event, step }) => {
+    const one = (name) => step.run(name, () => (bump("caught-after", name, event), name));
+    const head = [await one("a"), await one("b")];
+    let caught = null;
+    try {
+      await step.run("c", () => {
+        bump("caught-after", "c", event);
+        throw new Error("c fails for good");
+      });
+    } catch (err) {
+      caught = String(err && err.message);
+    }
+    return { head, caught, tail: await one("d") };
+  },
+);
+
 // A renamed copy (TS_APP_ID) serves the chain alone, on its own event (CHAIN_EVENT).
 const functions = process.env.TS_APP_ID ? [chain] : [
   multiStep, sleeper, flaky, doomed, refuser, fanA, fanB, filtered, approval,
   child, parent, sender, parallel, cancellable, careful, patient, racer, chain, chainPlain, mixed,
+  caughtAfterCheckpoints,
 ];
 const handler = serve({ client: inngest, functions });
 
