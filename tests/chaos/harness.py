@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import re
 import sqlite3
 import threading
@@ -50,8 +52,11 @@ APP_ID = "chaos-app"
 # The checkpointing shapes run on their own apps: Stepline's SDK (tests/chaos/own_app.py).
 OWN_APP_SCRIPT = Path(__file__).parent / "own_app.py"
 OWN_APP_ID = "chaos-own"
-OWN_SHAPES = ("checkpointed",)
-SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited", *OWN_SHAPES)
+# ... and the official TypeScript SDK 4.x (tests/chaos/ts_app.js), checkpointing through the API.
+TS_APP_SCRIPT = Path(__file__).parent / "ts_app.js"
+TS_APP_ID = "chaos-ts"
+APP_OF_SHAPE = {"checkpointed": OWN_APP_ID, "ts-checkpointed": TS_APP_ID}
+SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited", *APP_OF_SHAPE)
 # The executor gives up on a call after STEP_TIMEOUT_S; a hung answer comes after that.
 STEP_TIMEOUT_S = 4.0
 HANG_S = STEP_TIMEOUT_S + 0.5
@@ -162,6 +167,8 @@ class Workload:
                 data["go"] = rng.random() < 0.5  # else the wait times out
             elif shape == "sleep":
                 data["seconds"] = rng.choice([1, 2])
+            elif shape == "ts-checkpointed":
+                data["flaky"] = rng.random() < 0.5
             elif shape == "checkpointed":
                 data["flaky"] = rng.random() < 0.5
                 # A quarter of them kill the app process in the middle of a step of a streamed call.
@@ -252,18 +259,24 @@ class ChaosStack:
         return self
 
     def _start(self) -> None:
-        app_port, own_port = free_port(), free_port()
+        app_port, own_port, ts_port = free_port(), free_port(), free_port()
         self.proxy = FaultyAppProxy(f"http://127.0.0.1:{app_port}", self.plan, HANG_S).start()
         self._exit.callback(self.proxy.stop)
         self.own_proxy = FaultyAppProxy(f"http://127.0.0.1:{own_port}", self.plan, HANG_S).start()
         self._exit.callback(self.own_proxy.stop)
-        urls = [self.proxy.url("/api/inngest"), self.own_proxy.url("/api/inngest")]
+        self.ts_proxy = FaultyAppProxy(f"http://127.0.0.1:{ts_port}", self.plan, HANG_S).start()
+        self._exit.callback(self.ts_proxy.stop)
+        urls = [self.proxy.url(p) for p in ("/api/inngest",)] + [
+            self.own_proxy.url("/api/inngest"),
+            self.ts_proxy.url("/api/inngest"),
+        ]
         options = DevOptions(port=free_port(), db_path=str(self.tmp / "chaos.db"), backend=self.kind,
                              app_urls=urls, workers=8)
         self.runtime = DevRuntime(options, self.settings, clock=self.clock,
                                   caller=LedgerCaller(self.ledger), backend=self.faulty)
         self._wrap_executor()
         self._count_sweeps()
+        self._note_refused_checkpoints()
         self.runtime.start()
         self._exit.callback(self.runtime.stop)
         self.app = SdkApp(self.runtime.url, port=app_port, script=APP_SCRIPT)
@@ -272,13 +285,30 @@ class ChaosStack:
         self.own_app = Supervised(lambda: SdkApp(self.runtime.url, port=own_port, script=OWN_APP_SCRIPT,
                                                  extra_env={"LEDGER_FILE": str(self.own_ledger)}))
         self._exit.callback(self.own_app.stop)
-        wait_for(lambda: self.raw.store.get_app(APP_ID), timeout_s=30, what="the chaos app to sync")
-        wait_for(lambda: self.raw.store.get_app(OWN_APP_ID), timeout_s=30, what="the checkpointing app to sync")
+        self.ts_app = TsChaosApp(self.runtime.url, ts_port)
+        self._exit.callback(self.ts_app.stop)
+        for app_id in (APP_ID, *APP_OF_SHAPE.values()):
+            wait_for(lambda app_id=app_id: self.raw.store.get_app(app_id), timeout_s=30, what=f"{app_id} to sync")
 
     @property
     def dropped(self) -> set[str]:
-        """Nonces of answers either proxy threw away."""
-        return self.proxy.dropped | self.own_proxy.dropped
+        """Nonces of answers a proxy threw away."""
+        return self.proxy.dropped | self.own_proxy.dropped | self.ts_proxy.dropped
+
+    def _note_refused_checkpoints(self) -> None:
+        """Nonces of steps whose checkpoint the API refused (a stale call gets 409; a store
+        fault 503, retried by the SDK): each was run, and may never have been stored."""
+        self.refused: set[str] = set()
+        resolver = self.runtime.server._server.RequestHandlerClass.resolver  # type: ignore[attr-defined]
+        resolve = resolver.resolve
+
+        def noting(event: dict[str, Any], context: Any) -> Any:
+            result = resolve(event, context)
+            if str(event.get("rawPath", "")).startswith("/v1/checkpoint/") and int(result["statusCode"]) >= 300:
+                self.refused.update(n.decode() for n in NONCE.findall((event.get("body") or "").encode()))
+            return result
+
+        resolver.resolve = noting
 
     @property
     def forwarded(self) -> set[str]:
@@ -344,6 +374,24 @@ class ChaosStack:
                 return body["ids"]
             time.sleep(0.2)
         raise AssertionError(f"events never accepted: last answer {status} {body!r}")
+
+
+class TsChaosApp(SdkApp):
+    """tests/chaos/ts_app.js in a Node process, on the SDK the TypeScript tests pin."""
+
+    def __init__(self, stepline_url: str, port: int) -> None:
+        from tests.ts.node import ensure_installed
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/api/inngest"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+        self.proc = subprocess.Popen(
+            ["node", str(TS_APP_SCRIPT), "--port", str(port), "--sdk-dir", str(ensure_installed(4))],
+            env={**env, "INNGEST_DEV": stepline_url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._up, what="the TypeScript chaos app to listen")
 
 
 class Supervised:
@@ -543,7 +591,7 @@ class Audit:
     def _ended(self, item: tuple[str, str, dict[str, Any]]) -> bool:
         shape, internal_id, _ = item
         stored = self.store.get_event(internal_id)
-        app_id = OWN_APP_ID if shape in OWN_SHAPES else APP_ID
+        app_id = APP_OF_SHAPE.get(shape, APP_ID)
         run = self.store.get_run(run_id_for(stored, f"{app_id}-chaos-{shape}")) if stored else None
         return run is not None and run.status.terminal
 
@@ -589,6 +637,7 @@ class Audit:
         ledger = http("GET", f"http://127.0.0.1:{self.stack.app.port}/ledger")[1]
         own, self.crashed, self.aborted = read_ledger(self.stack.own_ledger)
         ledger.update(own)
+        ledger.update(http("GET", f"http://127.0.0.1:{self.stack.ts_app.port}/ledger")[1])
         self.report.app_crashes += self.stack.own_app.restarts
         runs = []
         for shape, internal_id, event in self.accepted:
@@ -657,6 +706,7 @@ class Audit:
                 if nonce not in handled and (
                     run_id in self.aborted
                     or nonce in self.crashed
+                    or nonce in self.stack.refused
                     or (nonce in self.stack.forwarded and run_id in self.stack.ledger.lost_runs)
                 ):
                     # A checkpointed call whose stream was cut (the executor stopped reading, a
@@ -666,4 +716,5 @@ class Audit:
                     continue
                 why = "reached the executor, which carried on" if nonce in handled else "unaccounted for"
                 self.report.violations.append(
-                    f"run {run_id} step {memo.name}: extra execution {nonce} ({why})")
+                    f"run {run_id} ({state.run.fn_id}) step {memo.name}: extra execution {nonce} ({why}); "
+                    f"faults: {self.stack.plan.history(run_id)}")

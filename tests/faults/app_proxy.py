@@ -139,6 +139,7 @@ class FaultyAppProxy:
                         self.send_header(k, v)
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
+                    line = b""
                     try:
                         while True:
                             line = resp.readline()
@@ -147,9 +148,15 @@ class FaultyAppProxy:
                             self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                             with proxy._lock:
                                 proxy.forwarded.update(n.decode() for n in NONCE.findall(line))
+                            line = b""
                         self.wfile.write(b"0\r\n\r\n")
-                    except (http.client.HTTPException, OSError):
-                        self._abort()  # the app died mid-stream, or the executor hung up
+                    except http.client.HTTPException:
+                        self._abort()  # the app died mid-stream
+                    except OSError:
+                        # The executor hung up: what the app sends from here on is thrown away
+                        # (noted, so every step it runs meanwhile is accounted for).
+                        self._drain(resp, line)
+                        self._abort()
                 finally:
                     conn.close()
 
@@ -203,6 +210,19 @@ class FaultyAppProxy:
                     except OSError:
                         pass  # the executor stopped reading at its limit
                     self.close_connection = True
+
+            def _drain(self, resp: http.client.HTTPResponse, unsent: bytes) -> None:
+                dropped = set(NONCE.findall(unsent))
+                try:
+                    while True:
+                        line = resp.readline()
+                        if not line:
+                            break
+                        dropped.update(NONCE.findall(line))
+                except (http.client.HTTPException, OSError):
+                    pass
+                with proxy._lock:
+                    proxy.dropped.update(n.decode() for n in dropped)
 
             def _abort(self) -> None:
                 self.close_connection = True
