@@ -2,9 +2,10 @@
 REST API (the same routes the dashboard uses).
 
 They talk to `stepline dev` on 127.0.0.1:8288 unless told otherwise: ``--url`` (or
-STEPLINE_URL) points them at a deployed API, and ``--signing-key`` (or STEPLINE_SIGNING_KEY)
-authenticates them there. The key never leaves this process: requests carry its hash as the
-bearer, as the SDKs do.
+STEPLINE_URL) points them at a deployed API, and ``--operator-key`` (or STEPLINE_OPERATOR_KEY)
+authenticates them there; the apps' signing key (``--signing-key``) is enough for the commands
+that only read. The key never leaves this process: requests carry its hash as the bearer, as
+the SDKs do.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ class ApiFailure(Exception):
 
 
 class Client:
-    def __init__(self, url: str, signing_key: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, key: str | None = None, timeout_s: float = 30.0) -> None:
+        """``key``: the operator key, or the signing key for reading only (both hex, sent hashed)."""
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if signing_key:
+        if key:
             try:
-                self.headers["Authorization"] = f"Bearer {hash_signing_key(signing_key)}"
+                self.headers["Authorization"] = f"Bearer {hash_signing_key(key)}"
             except ProtocolError as exc:
                 raise ApiFailure(str(exc)) from None
 
@@ -52,7 +54,7 @@ class Client:
                 text = resp.read()
         except urllib.error.HTTPError as err:
             text = err.read()
-            hint = " (pass --signing-key or set STEPLINE_SIGNING_KEY)" if err.code == 401 else ""
+            hint = " (pass --operator-key or set STEPLINE_OPERATOR_KEY)" if err.code in (401, 403) else ""
             try:
                 message = json.loads(text)["error"]
             except (ValueError, KeyError, TypeError):
@@ -439,7 +441,7 @@ COMMANDS = {
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
-        client = Client(args.api_url, args.signing_key)
+        client = Client(args.api_url, args.operator_key or args.signing_key)
         return COMMANDS[args.command](client, args, out)
     except ApiFailure as exc:
         print(f"stepline {args.command}: {exc}", file=sys.stderr)
@@ -456,9 +458,14 @@ def add_ops_parsers(sub: Any) -> None:
         help=f"the Stepline API (default $STEPLINE_URL or {DEFAULT_URL}, `stepline dev`)",
     )
     common.add_argument(
+        "--operator-key",
+        default=os.environ.get("STEPLINE_OPERATOR_KEY"),
+        help="the deployment's operator key (default $STEPLINE_OPERATOR_KEY); dev needs none",
+    )
+    common.add_argument(
         "--signing-key",
         default=os.environ.get("STEPLINE_SIGNING_KEY"),
-        help="the deployment's signing key (default $STEPLINE_SIGNING_KEY); dev needs none",
+        help="the apps' signing key (default $STEPLINE_SIGNING_KEY): enough to read, not to steer runs",
     )
 
     p = sub.add_parser("send", parents=[common], help="send an event")

@@ -21,6 +21,10 @@ class Settings(BaseModel):
     signing_key: str | None = None
     signing_key_fallback: str | None = None
     event_keys: list[str] = Field(default_factory=list)
+    # The operators' credential (cancel, replay, erase, dead letters, the dashboard), apart from
+    # the apps' signing key: an app holding the signing key can do what the SDKs do and no more.
+    # Hex, like a signing key; requests carry its SHA-256 as the bearer (stepline.api.auth).
+    operator_key: str | None = None
 
     # Executor timing. A call that takes longer than step_timeout_s is a retriable failure.
     step_timeout_s: float = 120.0
@@ -68,18 +72,28 @@ class Settings(BaseModel):
     region: str | None = None
 
     # Deployed, the keys live in Secrets Manager, not in the environment: these name the secrets
-    # (name or ARN), and stepline.handlers.wiring reads them once per container, at cold start.
+    # (name or ARN), and stepline.handlers.wiring reads them at cold start and every
+    # keys_refresh_s after.
     # The signing key secret holds the key, or JSON {"signing_key": ..., "signing_key_fallback":
     # ...}; the event keys secret holds keys separated by commas or newlines, or a JSON list.
     signing_key_secret_id: str | None = None
     event_keys_secret_id: str | None = None
+    # The operator key's secret: the key, or JSON {"operator_key": ...}.
+    operator_key_secret_id: str | None = None
+    # How long keys read from secrets are trusted before they are read again (at most five
+    # minutes): a rotated or revoked key stops working within this time, without a deploy.
+    keys_refresh_s: float = Field(300.0, gt=0, le=300)
     # Opaque. Changing it (the stack's keysRevision) replaces every Lambda container, so each
-    # reads the secrets again: the last step of a key rotation.
+    # reads the secrets at once rather than within keys_refresh_s.
     keys_revision: str | None = None
 
     @property
     def signing_keys(self) -> list[str]:
         return [k for k in (self.signing_key, self.signing_key_fallback) if k]
+
+    @property
+    def operator_keys(self) -> list[str]:
+        return [self.operator_key] if self.operator_key else []
 
     @property
     def lease_ms(self) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app, require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import query, raw_body
 from stepline.api.steps_view import steps_json
@@ -107,7 +107,6 @@ def run_json(run: Run) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     store = engine.backend.store
-    settings = engine.settings
 
     def envelope(data: Any, **extra: Any) -> Response:
         now = engine.clock.now_ms()
@@ -115,7 +114,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/events")
     def list_events() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         cursor = query(app, "cursor") or None  # empty: the first page
         try:
             events, cursor = store.list_events(
@@ -134,7 +133,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/events/<event_id>")
     def get_event(event_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         event = store.get_event(event_id)
         if event is None:
             raise ApiError(404, f"event {event_id!r} not found")
@@ -142,12 +141,12 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/events/<event_id>/runs")
     def event_runs(event_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         return envelope([run_json(r) for r in store.runs_for_event(event_id)])
 
     @app.get("/v1/runs/<run_id>")
     def get_run(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         state = store.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
@@ -155,7 +154,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.delete("/v1/runs/<run_id>")
     def cancel_run(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         run = engine.cancel_run(run_id)
         if run is None:
             raise ApiError(404, f"run {run_id!r} not found")
@@ -165,7 +164,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def bulk_cancel() -> Response:
         """Cancel a function's live runs started inside a window, optionally only those whose
         trigger event matches a CEL expression (`if`)."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         body = parse_json_body(raw_body(app))
         if not isinstance(body, dict):
             raise ApiError(400, "body: expected a JSON object")
@@ -207,7 +206,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/apps")
     def list_apps() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         return envelope(
             [
                 {
@@ -226,7 +225,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def app_functions(app_id: str) -> Response:
         """Each function of the app with its configuration as registered (read-only; `stepline
         check --register-via` reads it)."""
-        require_signing_key(app, settings)
+        require_app(app, engine)
         record = store.get_app(app_id)
         if record is None:
             raise ApiError(404, f"app {app_id!r} not found")
@@ -253,7 +252,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     # parse; a store failure is a 503, which fails the SDK's call and so retries it.
     @app.get("/v0/runs/<run_id>/batch", compress=True)
     def run_batch(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         with _store_unavailable_is_503():
             run = store.get_run(run_id)
         if run is None:
@@ -262,7 +261,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v0/runs/<run_id>/actions", compress=True)
     def run_actions(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         with _store_unavailable_is_503():
             state = store.load_run(run_id)
         if state is None:

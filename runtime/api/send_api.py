@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_operator
 from stepline.api.errors import json_response
 from stepline.api.request import raw_body
 from stepline.engine.core import Engine
@@ -18,7 +18,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.post("/v1/events")
     def send_events() -> Response:
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         payloads = parse_event_batch(
             raw_body(app),
             max_events=settings.max_events_per_request,

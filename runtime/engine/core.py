@@ -11,6 +11,7 @@ from stepline.engine.executor import Executor
 from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.ports import Backend, Clock, Run
 from stepline.engine.resume import Resumer
@@ -28,10 +29,14 @@ class Engine:
         *,
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
+        # What requests are checked against and calls signed with; deployed, re-read from the
+        # secrets (stepline.handlers.wiring), else the settings' keys.
+        self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         store = backend.store
         self.ingest = Ingest(backend, self.clock, self.ids)
@@ -54,6 +59,7 @@ class Engine:
             self.lifecycle,
             self.resumer,
             self.ingest.starter,
+            keys=self.keys,
         )
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(backend, self.executor, self.lifecycle, self.clock, self.settings)

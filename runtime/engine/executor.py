@@ -28,6 +28,7 @@ from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
 from stepline.engine.ids import IdGenerator
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
@@ -108,12 +109,15 @@ class Executor:
         lifecycle: Lifecycle,
         resumer: Resumer,
         starter: RunStarter,
+        *,
+        keys: KeyRing | None = None,
     ) -> None:
         self.store = backend.store
         self.queue = backend.queue
         self.clock = clock
         self.ids = ids
         self.settings = settings
+        self.keys = keys or StaticKeys(Keys.from_settings(settings))
         self.caller = caller
         self.lifecycle = lifecycle
         self.waker = Waker(backend.queue, backend.timers, clock)
@@ -270,8 +274,9 @@ class Executor:
         )
         body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
         headers = {"Content-Type": "application/json"}
-        if self.settings.signing_key:
-            headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
+        signing_key = self.keys.current().signing_key
+        if signing_key:
+            headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
         url = call_url(inv.fn.url, nxt.step)
         inv.call_started = self.clock.now_ms()
         try:
