@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=_dev)
 
     add_check_parser(sub)
-    add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail, dlq, sweep
+    add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail, dlq, sweep, erase
     return parser
 
 

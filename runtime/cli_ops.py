@@ -1,4 +1,4 @@
-"""`stepline send|runs|run|cancel|replay|tail|dlq|sweep`: operating Stepline from a terminal, through the
+"""`stepline send|runs|run|cancel|replay|tail|dlq|sweep|erase`: operating Stepline from a terminal, through the
 REST API (the same routes the dashboard uses).
 
 They talk to `stepline dev` on 127.0.0.1:8288 unless told otherwise: ``--url`` (or
@@ -426,6 +426,42 @@ def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
+def cmd_erase(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """Erase a run, an event with its runs, or what a filter matches in a window (calling again
+    while the API says there is more)."""
+    chosen = [flag for flag, value in (("--run", args.run), ("--event", args.event), ("--if", args.expr)) if value]
+    if len(chosen) != 1:
+        raise ApiFailure("give exactly one of --run, --event or --if (with --after and --before)")
+    body: dict[str, Any]
+    if args.run:
+        body = {"run_id": args.run}
+    elif args.event:
+        body = {"event_id": args.event}
+    else:
+        if not (args.after and args.before):
+            raise ApiFailure("--if needs --after and --before (RFC3339 or epoch ms): the window to look in")
+        body = {"if": args.expr, "received_after": args.after, "received_before": args.before}
+        if args.name:
+            body["name"] = args.name
+    totals: dict[str, int] = {}
+    runs = events = 0
+    while True:
+        report = client.call("POST", "/v1/erasures", body)["data"]
+        for key, count in report["erased"].items():
+            totals[key] = totals.get(key, 0) + count
+        runs += len(report["run_ids"])
+        events += len(report["event_ids"])
+        if not report["more"]:
+            break
+        body["cursor"] = report["cursor"]
+    out.write(
+        f"erased {_plural(runs, 'run')} and {_plural(events, 'event')}: "
+        + ", ".join(f"{key} {count}" for key, count in totals.items())
+        + "\n"
+    )
+    return 0
+
+
 COMMANDS = {
     "send": cmd_send,
     "runs": cmd_runs,
@@ -435,6 +471,7 @@ COMMANDS = {
     "tail": cmd_tail,
     "dlq": cmd_dlq,
     "sweep": cmd_sweep,
+    "erase": cmd_erase,
 }
 
 
@@ -519,6 +556,21 @@ def add_ops_parsers(sub: Any) -> None:
         metavar="SECONDS",
         help="how long overdue a run must be (default: the server's sweep_grace_s, 20 minutes)",
     )
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "erase",
+        parents=[common],
+        help="erase a run, an event with its runs, or the events a filter matches (data protection requests)",
+    )
+    p.add_argument("--run", metavar="RUN_ID", help="one run, with its steps and payloads")
+    p.add_argument("--event", metavar="EVENT_ID", help="one event (its internal id) and every run it started")
+    p.add_argument(
+        "--if", dest="expr", metavar="CEL", help="events whose data match, e.g. 'event.data.user_id == \"u-1\"'"
+    )
+    p.add_argument("--after", help="with --if: received after this time (RFC3339 or epoch ms)")
+    p.add_argument("--before", help="with --if: received before this time")
+    p.add_argument("--name", help="with --if: only events of this name")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from stepline.engine.erasure_port import retention_ms
+
 ENV_PREFIX = "STEPLINE_"
 
 
@@ -53,6 +55,11 @@ class Settings(BaseModel):
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).
     use_api_threshold_bytes: int = 1024 * 1024
 
+    # Retention: ended runs (their steps and payloads with them) and stored events are erased
+    # this many days after the run ended or the event was received (0: kept for ever). Deployed,
+    # the stack's retentionDays sets it (with a matching S3 lifecycle and DynamoDB TTL).
+    retention_days: int = Field(0, ge=0, le=3650)
+
     # Ingest limits (Inngest's: 3 MiB per request, 5000 events per request).
     max_event_body_bytes: int = 3 * 1024 * 1024
     max_events_per_request: int = 5_000
@@ -94,6 +101,11 @@ class Settings(BaseModel):
     @property
     def operator_keys(self) -> list[str]:
         return [self.operator_key] if self.operator_key else []
+
+    @property
+    def retention_ms(self) -> int | None:
+        """How long the stores keep ended runs and stored events; None: for ever."""
+        return retention_ms(self.retention_days)
 
     @property
     def lease_ms(self) -> int:

@@ -32,6 +32,25 @@ class Access(str, Enum):
     OPERATOR = "operator"
 
 
+# Every route that takes the operator key only, as (method, path as OpenAPI writes it). Their
+# handlers check it (``require_operator``), the OpenAPI document marks them, and the stack routes
+# and throttles them apart from the SDKs' routes (infra/http_api.py); tests hold all three to it.
+OPERATOR_ROUTES = frozenset(
+    {
+        ("DELETE", "/v1/runs/{run_id}"),
+        ("POST", "/v1/cancellations"),
+        ("POST", "/v1/runs/{run_id}/replay"),
+        ("POST", "/v1/runs/{run_id}/rerun"),
+        ("GET", "/v1/dead-letters"),
+        ("POST", "/v1/dead-letters/redrive"),
+        ("POST", "/v1/sweep"),
+        ("POST", "/v1/erasures"),
+        ("POST", "/v1/apps/sync"),
+        ("POST", "/v1/events"),
+    }
+)
+
+
 def require(app: APIGatewayHttpResolver, engine: Engine, access: Access) -> None:
     if engine.settings.mode == "dev":
         return

@@ -37,13 +37,15 @@ def open_aws_backend(
     *,
     clients: dict[str, Any] | None = None,
     dlq_wait_seconds: int = 1,
+    retention_ms: int | None = None,
 ) -> Backend:
     """Wire the AWS adapters for the resources in ``names``.
 
     ``clock`` is the engine's clock: the timers read it to date new cron schedules (for the pump
     on moto); the store takes times as arguments and SQS keeps its own real-time clock.
     None means the system clock (deployed Lambdas). ``dlq_wait_seconds`` is how long reads of
-    the dead-letter queue long-poll (see ``SqsDeadLetters``).
+    the dead-letter queue long-poll (see ``SqsDeadLetters``). ``retention_ms``: how long ended
+    runs and stored events are kept (None: for ever; ``stepline.engine.erasure_port``).
     """
     clock = clock or SystemClock()
     if clients is None:
@@ -65,7 +67,7 @@ def open_aws_backend(
             client.close()
 
     return Backend(
-        store=DynamoRunStore(ddb, names.table_name, payloads),
+        store=DynamoRunStore(ddb, names.table_name, payloads, retention_ms=retention_ms),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
         dead_letters=SqsDeadLetters(sqs, names.dlq_url, names.queue_url, wait_seconds=dlq_wait_seconds),

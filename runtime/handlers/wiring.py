@@ -47,7 +47,10 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
 
                 settings = Settings.from_env()
                 keys = key_ring(settings, clock or SystemClock())
-                _engine = Engine(open_aws_backend(AwsNames.from_settings(settings), clock=None), settings, keys=keys)
+                backend = open_aws_backend(
+                    AwsNames.from_settings(settings), clock=None, retention_ms=settings.retention_ms
+                )
+                _engine = Engine(backend, settings, keys=keys)
     return _engine
 
 

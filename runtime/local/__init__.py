@@ -18,11 +18,12 @@ from stepline.local.store import SqliteRunStore
 from stepline.local.timers import SqliteTimers
 
 
-def open_local_backend(path: str, clock: Clock) -> Backend:
+def open_local_backend(path: str, clock: Clock, *, retention_ms: int | None = None) -> Backend:
+    """``retention_ms``: how long ended runs and stored events are kept (None: for ever)."""
     db = Database(path)
     queue = SqliteWorkQueue(db, clock)
     return Backend(
-        store=SqliteRunStore(db),
+        store=SqliteRunStore(db, retention_ms=retention_ms),
         queue=queue,
         timers=SqliteTimers(db, queue, clock),
         dead_letters=SqliteDeadLetters(db, queue, clock),
@@ -36,8 +37,8 @@ def open_local_backend(path: str, clock: Clock) -> Backend:
 
 
 @contextmanager
-def local_backend(path: str, clock: Clock) -> Iterator[Backend]:
-    backend = open_local_backend(path, clock)
+def local_backend(path: str, clock: Clock, *, retention_ms: int | None = None) -> Iterator[Backend]:
+    backend = open_local_backend(path, clock, retention_ms=retention_ms)
     try:
         yield backend
     finally:

@@ -12,12 +12,13 @@ from stepline.local.db import Database
 
 class EventTable:
     _db: Database
+    retention_ms: int | None
 
     def save_events(self, events: list[StoredEvent], now_ms: int) -> list[StoredEvent]:
         # One IMMEDIATE transaction for the batch: two senders racing the same id serialize
         # here, and the second sees the first's marker. The commit is the acknowledgement.
         with self._db.write() as conn:
-            return [_save_one(conn, event, now_ms) for event in events]
+            return [_save_one(conn, event, now_ms, self.retention_ms) for event in events]
 
     def get_event(self, internal_id: str) -> StoredEvent | None:
         with self._db.connection() as conn:
@@ -52,7 +53,7 @@ class EventTable:
         return page, (encode_cursor(page[-1].received_at, page[-1].internal_id) if more else None)
 
 
-def _save_one(conn: sqlite3.Connection, event: StoredEvent, now_ms: int) -> StoredEvent:
+def _save_one(conn: sqlite3.Connection, event: StoredEvent, now_ms: int, retention_ms: int | None) -> StoredEvent:
     marker = conn.execute(
         "SELECT internal_id FROM event_ids WHERE id = ? AND expires_at > ?", (event.id, now_ms)
     ).fetchone()
@@ -64,7 +65,11 @@ def _save_one(conn: sqlite3.Connection, event: StoredEvent, now_ms: int) -> Stor
     same = _get(conn, event.internal_id)
     if same:
         return same
-    conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", event_row(event))
+    expires_at = event.received_at + retention_ms if retention_ms else None
+    conn.execute(
+        "INSERT INTO events (internal_id, id, name, received_at, json, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (*event_row(event), expires_at),
+    )
     conn.execute(
         "INSERT OR REPLACE INTO event_ids (id, internal_id, expires_at) VALUES (?, ?, ?)",
         (event.id, event.internal_id, now_ms + EVENT_DEDUPE_WINDOW_MS),
