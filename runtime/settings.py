@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from stepline.engine.erasure_port import retention_ms
+from stepline.engine.records import DAY_MS
 
 ENV_PREFIX = "STEPLINE_"
 
@@ -105,7 +105,7 @@ class Settings(BaseModel):
     @property
     def retention_ms(self) -> int | None:
         """How long the stores keep ended runs and stored events; None: for ever."""
-        return retention_ms(self.retention_days)
+        return self.retention_days * DAY_MS if self.retention_days else None
 
     @property
     def lease_ms(self) -> int:

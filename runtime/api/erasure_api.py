@@ -26,8 +26,8 @@ from stepline.api.request import raw_body
 from stepline.api.runs_api import iso, parse_time
 from stepline.engine.core import Engine
 from stepline.engine.erasure import ErasureReport
-from stepline.engine.erasure_port import NOTHING
 from stepline.engine.expressions import ExpressionError, compile_expression
+from stepline.engine.records import NOTHING
 
 _BY_FILTER = {"if", "received_after", "received_before", "name", "cursor"}
 

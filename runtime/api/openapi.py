@@ -63,8 +63,8 @@ _LIMIT = _param(
     "limit", description="page size, 1-100 (default 20)", schema={"type": "integer", "minimum": 1, "maximum": 100}
 )
 _CURSOR = _param("cursor", description="the cursor of the previous page")
-_BEARER = [{"signingKey": []}, {"operatorKey": []}]
-_OPERATOR = [{"operatorKey": []}]
+_BEARER: list[dict[str, list[str]]] = [{"signingKey": []}, {"operatorKey": []}]
+_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 

@@ -1,4 +1,4 @@
-"""Erasure and expiry on the table (``stepline.engine.erasure_port``).
+"""Erasure and expiry on the table (``stepline.engine.stores.RunEraser``).
 
 A run is its partition (``RUN#<run_id>``: the run item and its step items), the link items its
 events hold (``EVENT#<event>`` / ``RUN#<run_id>``) and its payload objects (``runs/<run_id>/``);
@@ -22,7 +22,7 @@ from typing import Any
 
 from stepline.aws.client import TableClient
 from stepline.aws.items import GSI2, SWEEP_SHARDS, Item, claim_key, event_key, get_str, run_key, str_attr, sweep_shard
-from stepline.engine.erasure_port import NOTHING, Erased
+from stepline.engine.records import NOTHING, Erased
 
 # The run item's TTL comes this long after its expiry: the engine erases the whole run at the
 # expiry, and TTL only removes a run item the engine could not get to in a week.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.cancellation import Cancellation
@@ -10,8 +10,8 @@ from stepline.engine.clock import SystemClock
 from stepline.engine.crons import Crons
 from stepline.engine.delivery import Delivery
 from stepline.engine.erasure import Erasure
-from stepline.engine.erasure import Store as ErasingStore
 from stepline.engine.executor import Executor
+from stepline.engine.flow.admission import FlowControl
 from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
@@ -20,6 +20,7 @@ from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.ports import Backend, Clock, Run
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
+from stepline.engine.runs import RunStarter
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
@@ -43,40 +44,49 @@ class Engine:
         # secrets (stepline.handlers.wiring), else the settings' keys.
         self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
-        store = backend.store
-        self.ingest = Ingest(backend, self.clock, self.ids)
-        self.resumer = Resumer(store, backend.queue, self.ids)
-        self.cancellation = Cancellation(store, self.clock)
-        self.waits = Waits(store, self.resumer, self.cancellation.cancel)
-        self.lifecycle = Lifecycle(self.ingest, self.resumer, self.cancellation, self.waits)
+        b, clock = backend, self.clock
+        # Each service gets only the storage ports it uses (the Backend's typed views of its store).
+        self.starter = RunStarter(b.runs, b.waiters, clock)
+        flow = FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter)
+        self.ingest = Ingest(b.events, b.apps, b.queue, clock, self.ids, flow)
+        self.resumer = Resumer(b.runs, b.queue, self.ids)
+        self.cancellation = Cancellation(b.runs, b.apps, clock)
+        self.waits = Waits(b.waiters, self.resumer, self.cancellation.cancel)
+        self.lifecycle = Lifecycle(b.runs, b.apps, clock, self.ingest, self.resumer, self.cancellation, self.waits)
         # Late links: each of these needs a piece that needs it back.
         self.ingest.waits = self.waits
         self.cancellation.lifecycle = self.lifecycle
         self.cancellation.waits = self.waits
-        self.crons = Crons(backend, self.clock, self.ingest.starter)
-        self.registry = Registry(backend, self.clock, self.crons)
+        self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
+        self.registry = Registry(b.apps, clock, self.crons)
         self.executor = Executor(
-            backend,
-            self.clock,
+            b.runs,
+            b.apps,
+            b.events,
+            b.waiters,
+            b.slots,
+            b.queue,
+            b.timers,
+            clock,
             self.ids,
             self.settings,
             caller or PooledHttpCaller(),
             self.lifecycle,
             self.resumer,
-            self.ingest.starter,
+            self.starter,
             keys=self.keys,
         )
         # How a received message is handled, poison included: the driver's and the Lambda's.
-        self.delivery = Delivery(backend, self.executor, self.lifecycle, self.clock, self.settings)
+        self.delivery = Delivery(
+            b.runs, b.queue, b.dead_letters, self.executor, self.lifecycle, self.clock, self.settings
+        )
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(backend, self.clock, self.ids, self.settings)
-        # Both adapter families' stores also erase (stepline.engine.erasure_port).
-        erasing = cast(ErasingStore, store)
+        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
         self.erasure = Erasure(
-            erasing, backend.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
+            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
         )
         # Expiry past the retention period rides on the sweep: no schedule of its own.
-        self.retention = Retention(erasing, backend.queue, self.clock)
+        self.retention = Retention(b.eraser, b.queue, self.clock)
         self.executor.handlers[messages.SWEEP] = self._sweep
         self.executor.handlers[messages.EXPIRE] = self.retention.handle
         self.executor.handlers[messages.ERASE] = self.erasure.handle
@@ -94,9 +104,9 @@ class Engine:
             self.retention.handle(body)
 
     def _remove_waiters(self, run_id: str) -> None:
-        state = self.backend.store.load_run(run_id)
+        state = self.backend.runs.load_run(run_id)
         if state is not None:
-            fn = self.backend.store.get_function(state.run.fn_id)
+            fn = self.backend.apps.get_function(state.run.fn_id)
             self.waits.remove_all(state, fn.config if fn else None)
 
     def cancel_run(self, run_id: str) -> Run | None:

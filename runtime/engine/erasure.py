@@ -24,14 +24,14 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.cancellation import LIVE, Cancellation
-from stepline.engine.erasure_port import NOTHING, Erased, RunEraser
 from stepline.engine.expressions import matches
 from stepline.engine.lifecycle import lifecycle_event_ids
-from stepline.engine.ports import Clock, RunStore, WorkQueue
+from stepline.engine.ports import Clock, EventStore, RunEraser, RunStore, WorkQueue
+from stepline.engine.records import NOTHING, Erased
 from stepline.settings import Settings
 
 audit = logging.getLogger("stepline.erasure")
@@ -43,10 +43,6 @@ MAX_DEPTH = 3
 # end within API Gateway's 30 s).
 SCAN_PER_REQUEST = 200
 _PAGE = 50
-
-
-class Store(RunStore, RunEraser, Protocol):
-    """A store that erases: both adapter families' run stores are."""
 
 
 @dataclass
@@ -74,14 +70,18 @@ class ErasureReport:
 class Erasure:
     def __init__(
         self,
-        store: Store,
+        runs: RunStore,
+        events: EventStore,
+        eraser: RunEraser,
         queue: WorkQueue,
         clock: Clock,
         cancellation: Cancellation,
         settings: Settings,
         remove_waiters: Callable[[str], None],
     ) -> None:
-        self.store = store
+        self.runs = runs
+        self.events = events
+        self.eraser = eraser
         self.queue = queue
         self.clock = clock
         self.cancellation = cancellation
@@ -128,7 +128,7 @@ class Erasure:
             len(expression),
         )
         while report.scanned < scan:
-            events, cursor = self.store.list_events(
+            events, cursor = self.events.list_events(
                 limit=min(_PAGE, scan - report.scanned),
                 cursor=cursor,
                 name=name,
@@ -155,7 +155,7 @@ class Erasure:
         if run_id in report.run_ids:
             return
         report.run_ids.append(run_id)
-        run = self.store.get_run(run_id)
+        run = self.runs.get_run(run_id)
         if run is not None and run.status in LIVE:
             self.cancellation.cancel(run_id, "the run was erased")
             # Its call in flight (if any) ends within the step timeout; then erase what it wrote.
@@ -165,9 +165,9 @@ class Erasure:
             self.remove_waiters(run_id)
             if depth < MAX_DEPTH:
                 for event_id in lifecycle_event_ids(run):
-                    if self.store.get_event(event_id) is not None:
+                    if self.events.get_event(event_id) is not None:
                         self._event(event_id, report, depth=depth + 1)
-        erased = self.store.erase_run(run_id)
+        erased = self.eraser.erase_run(run_id)
         report.erased += erased
         if erased != NOTHING or not again:
             audit.info("erased run %s%s: %s", run_id, " (again, after its last call)" if again else "", _counts(erased))
@@ -176,9 +176,9 @@ class Erasure:
         if internal_id in report.event_ids:
             return
         report.event_ids.append(internal_id)
-        for run in self.store.runs_for_event(internal_id):
+        for run in self.runs.runs_for_event(internal_id):
             self._run(run.run_id, report, depth=depth)
-        erased = self.store.erase_event(internal_id)
+        erased = self.eraser.erase_event(internal_id)
         report.erased += erased
         audit.info("erased event %s: %s", internal_id, _counts(erased))
 

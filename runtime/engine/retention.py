@@ -1,5 +1,5 @@
 """Expiry: ended runs and stored events erased once they are past the retention period
-(``retention_days``; the stores give each its expiry, see ``stepline.engine.erasure_port``).
+(``retention_days``; the stores give each its expiry, see ``stepline.engine.stores.RunEraser``).
 
 Runs on the sweep (every ``sweep_interval_s``: the stack's sweep schedule, or ``stepline
 dev``'s sweeper thread), at most ``MAX_PER_PASS`` runs and events at a time; when more are due
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepline.engine import messages
-from stepline.engine.erasure_port import NOTHING, Erased, RunEraser
-from stepline.engine.ports import Clock, WorkQueue
+from stepline.engine.ports import Clock, RunEraser, WorkQueue
+from stepline.engine.records import NOTHING, Erased
 
 log = logging.getLogger("stepline.erasure")
 

@@ -1,9 +1,9 @@
-"""Erasure and expiry on SQLite (``stepline.engine.erasure_port``): a run or an event and every
+"""Erasure and expiry on SQLite (``stepline.engine.stores.RunEraser``): a run or an event and every
 row kept for it, removed in one write transaction; the expired ones found by their indexes."""
 
 from __future__ import annotations
 
-from stepline.engine.erasure_port import Erased
+from stepline.engine.records import Erased
 from stepline.local.db import Database
 
 

@@ -81,7 +81,8 @@ class RunTable:
             raise ValueError("limit must be at least 1")
         # The status filter is part of the query here, so pages are full; the port allows
         # short pages for backends that filter after reading.
-        where, args = ["fn_id = ?"], [fn_id]
+        where: list[str] = ["fn_id = ?"]
+        args: list[object] = [fn_id]
         if status is not None:
             where.append("status = ?")
             args.append(RunStatus(status).value)
@@ -112,10 +113,11 @@ class RunTable:
             sets.append(f"{column} = ?")
             args.append(encode(value))
         if ending and self.retention_ms and changes.get("ended_at") is not None:
-            # The retention's clock starts on the ending write (stepline.engine.erasure_port).
+            # The retention's clock starts on the ending write (stepline.engine.stores.RunEraser).
             sets.append("expires_at = ?")
             args.append(changes["ended_at"] + self.retention_ms)
-        where, where_args = ["run_id = ?"], [run_id]
+        where: list[str] = ["run_id = ?"]
+        where_args: list[object] = [run_id]
         if expect_status is not None:
             statuses = [RunStatus(s).value for s in expect_status]
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")

@@ -1,4 +1,6 @@
-"""The local ``RunStore`` (and ``RunEraser``): one SQLite file, one table family per concern."""
+"""The local ``Store``: every storage port on one SQLite file, one table family (and module) per
+port: events, apps, runs and steps (the ``RunStore`` port), waiters, flow control (flow state,
+key claims, slots), and erasure with expiry (``RunEraser``)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from stepline.local.steps import StepTable
 from stepline.local.waiters import WaiterTable
 
 
-class SqliteRunStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable, ErasureTable):
+class SqliteStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable, ErasureTable):
     def __init__(self, db: Database, *, retention_ms: int | None = None) -> None:
         self._db = db
-        # How long ended runs and stored events are kept (None: for ever); see erasure_port.
+        # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
         self.retention_ms = retention_ms

@@ -14,7 +14,7 @@ import pytest
 
 from stepline.engine import messages
 from stepline.engine.core import Engine
-from stepline.engine.erasure_port import DAY_MS, NOTHING
+from stepline.engine.records import DAY_MS, NOTHING
 from stepline.engine.http import HttpResponse
 from stepline.engine.lifecycle import FINISHED, lifecycle_event_ids
 from stepline.engine.ports import RunStatus
@@ -94,7 +94,7 @@ class World:
                     count = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()[0]
                     found += [table] * count
             return found
-        ddb, names = self.backend.extras["clients"]["dynamodb"], self.backend.extras["names"]
+        ddb, names = self.backend.clients["dynamodb"], self.backend.names
         items = ddb.query(
             TableName=names.table_name,
             KeyConditionExpression="pk = :pk",
@@ -111,7 +111,7 @@ class World:
                 ).fetchone()[0]
                 claims = conn.execute("SELECT COUNT(*) FROM event_ids WHERE internal_id = ?", (internal_id,)).fetchone()[0]
             return ["event"] * events + ["link"] * links + ["claim"] * claims
-        ddb, names = self.backend.extras["clients"]["dynamodb"], self.backend.extras["names"]
+        ddb, names = self.backend.clients["dynamodb"], self.backend.names
         items = ddb.query(
             TableName=names.table_name,
             KeyConditionExpression="pk = :pk",
@@ -124,7 +124,7 @@ class World:
             with self.store._db.connection() as conn:
                 row = conn.execute("SELECT internal_id FROM event_ids WHERE id = ?", (event_id,)).fetchone()
             return row[0] if row else None
-        ddb, names = self.backend.extras["clients"]["dynamodb"], self.backend.extras["names"]
+        ddb, names = self.backend.clients["dynamodb"], self.backend.names
         item = ddb.get_item(
             TableName=names.table_name, Key={"pk": {"S": f"EVID#{event_id}"}, "sk": {"S": "EVID"}}
         ).get("Item")
@@ -133,7 +133,7 @@ class World:
     def objects(self, prefix: str) -> list[str]:
         if self.backend.name == "sqlite":
             return []
-        s3, bucket = self.backend.extras["clients"]["s3"], self.backend.extras["names"].payload_bucket
+        s3, bucket = self.backend.clients["s3"], self.backend.names.payload_bucket
         return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
 
 
@@ -259,7 +259,7 @@ def test_runs_and_events_expire_the_retention_after_they_end(kind, tmp_path, clo
             assert world.rows_of_event(event_id) == []
         else:
             # DynamoDB's TTL deletes them (moto never expires items): the TTL is what is checked.
-            ddb, names = backend.extras["clients"]["dynamodb"], backend.extras["names"]
+            ddb, names = backend.clients["dynamodb"], backend.names
             item = ddb.get_item(
                 TableName=names.table_name, Key={"pk": {"S": f"EVENT#{event_id}"}, "sk": {"S": "EVENT"}}
             )["Item"]
@@ -277,7 +277,7 @@ def test_the_aws_ending_write_carries_the_expiry_and_a_ttl_backstop(tmp_path, cl
         _, run_id = World(backend, engine, app, clock).send("pipeline")
         pump(backend, engine, clock)
         ended_at = backend.store.get_run(run_id).ended_at
-        ddb, names = backend.extras["clients"]["dynamodb"], backend.extras["names"]
+        ddb, names = backend.clients["dynamodb"], backend.names
         item = ddb.get_item(TableName=names.table_name, Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}})["Item"]
         expires_at = ended_at + 7 * DAY_MS
         assert int(item["expires_at"]["N"]) == expires_at

@@ -244,13 +244,13 @@ def deployed_api():
     monkeypatch = pytest.MonkeyPatch()
     clock = ManualClock()
     with moto_backend(SystemClock()) as backend:
-        secrets = backend.extras["session"].client("secretsmanager", region_name="us-east-1")
+        secrets = backend.session.client("secretsmanager", region_name="us-east-1")
         secrets.create_secret(Name="t/signing-key", SecretString=json.dumps({"signing_key": SIGNING}))
         secrets.create_secret(Name="t/event-keys", SecretString=EVENT_KEY)
         secrets.create_secret(Name="t/operator-key", SecretString=json.dumps({"operator_key": OPERATOR}))
         settings = Settings(
             mode="cloud", signing_key_secret_id="t/signing-key", event_keys_secret_id="t/event-keys",
-            operator_key_secret_id="t/operator-key", **backend.extras["names"].settings_values(),
+            operator_key_secret_id="t/operator-key", **backend.names.settings_values(),
         )
         for name, value in settings.to_env().items():
             monkeypatch.setenv(name, value)
