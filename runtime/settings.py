@@ -9,11 +9,25 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from stepline.engine.records import DAY_MS
 
 ENV_PREFIX = "STEPLINE_"
+
+
+def parse_steps_limits(text: str) -> dict[str, int]:
+    """``"app-fn=5000, other=200"`` as ``{"app-fn": 5000, "other": 200}``; ValueError naming the
+    entry that is not ``<function id>=<positive integer>``."""
+    limits: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        fn_id, sep, count = entry.rpartition("=")
+        if not sep or not fn_id.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"{entry!r}: expected <function id>=<steps>, steps a positive integer")
+        limits[fn_id.strip()] = int(count)
+    return limits
 
 
 class Settings(BaseModel):
@@ -60,6 +74,14 @@ class Settings(BaseModel):
     # the stack's retentionDays sets it (with a matching S3 lifecycle and DynamoDB TTL).
     retention_days: int = Field(0, ge=0, le=3650)
 
+    # Caps on fan-out (stepline.engine.limits): runs one Event API request may start (events
+    # times the functions each triggers), ops one app reply may carry, and steps per run
+    # (Inngest's 1,000), with other step limits per function as "<function id>=<steps>,...".
+    max_runs_per_request: int = Field(5_000, ge=1)
+    max_ops_per_reply: int = Field(1_000, ge=1)
+    max_steps_per_run: int = Field(1_000, ge=1)
+    max_steps_by_function: str = ""
+
     # Ingest limits (Inngest's: 3 MiB per request, 5000 events per request).
     max_event_body_bytes: int = 3 * 1024 * 1024
     max_events_per_request: int = 5_000
@@ -101,6 +123,16 @@ class Settings(BaseModel):
     @property
     def operator_keys(self) -> list[str]:
         return [self.operator_key] if self.operator_key else []
+
+    @field_validator("max_steps_by_function")
+    @classmethod
+    def _steps_by_function(cls, value: str) -> str:
+        parse_steps_limits(value)
+        return value
+
+    def steps_limits(self) -> dict[str, int]:
+        """The per-function step limits of ``max_steps_by_function``, by function id."""
+        return parse_steps_limits(self.max_steps_by_function)
 
     @property
     def retention_ms(self) -> int | None:

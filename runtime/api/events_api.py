@@ -46,6 +46,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         ids = engine.ingest.accept(
             [p.model_dump() for p in payloads],
             seed=_parse_seed(header(app, "x-inngest-event-id-seed")),
+            max_runs=settings.max_runs_per_request,
         )
         # "status" is required: the TypeScript SDK treats a reply without it as a failure.
         return json_response(200, {"ids": ids, "status": 200})

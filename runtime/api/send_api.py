@@ -25,5 +25,5 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             max_bytes=settings.max_event_body_bytes,
             max_event_bytes=settings.max_event_bytes,
         )
-        ids = engine.ingest.accept([p.model_dump() for p in payloads])
+        ids = engine.ingest.accept([p.model_dump() for p in payloads], max_runs=settings.max_runs_per_request)
         return json_response(200, {"ids": ids, "status": 200})

@@ -21,9 +21,9 @@ TOO_MANY_OPS = "TooManyOps"
 STEP_LIMIT = "StepLimitExceeded"
 
 
-def runs_problem(runs: int, settings: Settings) -> str | None:
-    """Why a request that would start ``runs`` runs is refused, or None."""
-    limit = settings.max_runs_per_request
+def runs_problem(runs: int, limit: int) -> str | None:
+    """Why a request that would start ``runs`` runs is refused (``limit``: the setting
+    ``max_runs_per_request``), or None."""
     if runs <= limit:
         return None
     return (
