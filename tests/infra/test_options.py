@@ -217,3 +217,23 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def _matches(pattern: str, action: str) -> bool:
     return action == pattern or (pattern.endswith("*") and action.startswith(pattern[:-1]))
+
+
+@pytest.mark.parametrize("which", ["synthesized", "variant", "protected"])
+def test_every_iam_statement_of_every_template_names_its_resources(request, which):
+    """No wildcard action, and no "*" resource, alone or inside a list, but for the actions IAM
+    accepts on nothing else (X-Ray's, and listing a group's schedules); no managed policies."""
+    synth = request.getfixturevalue(which)
+    any_resource_only = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "scheduler:ListSchedules"}
+    statements = [
+        s for p in synth.resources("AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert len(statements) > 10
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert not [a for a in _actions(statement) if "*" in a], statement
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:
+            assert resources == ["*"] and set(_actions(statement)) <= any_resource_only, statement
+    for role in synth.resources("AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
