@@ -6,7 +6,7 @@ Two credentials, each sent as the SHA-256 of its hex (the form the SDKs send the
   the ``/v0`` routes of ``use_api``) and the Inngest REST API's reads (events, runs, apps,
   functions). The signing key, its fallback, or the operator key.
 * ``Access.OPERATOR``: everything that steers runs or shows the runtime's insides (cancel, bulk
-  cancel, replay, rerun, dead letters, sweep, erase, sync, sending events by bearer): the
+  cancel, replay, rerun, invoke, dead letters, sweep, erase, sync, sending events by bearer): the
   operator key only. The signing key is refused there with a 403 that says so, so an app (or a
   leak of the key apps share) can never cancel, replay or erase anything.
 
@@ -47,6 +47,7 @@ OPERATOR_ROUTES = frozenset(
         ("POST", "/v1/erasures"),
         ("POST", "/v1/apps/sync"),
         ("POST", "/v1/events"),
+        ("POST", "/v1/functions/{fn_id}/invoke"),
     }
 )
 
