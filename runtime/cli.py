@@ -8,42 +8,101 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from stepline.check.cli import add_check_parser
 from stepline.cli_ops import add_ops_parsers
+from stepline.dev.keys import EVENT_KEYS, SIGNING_KEY, SIGNING_KEY_FALLBACK, KeyFlags, KeysError, resolve_keys
 from stepline.settings import Settings
 
-
-def _dev(args: argparse.Namespace) -> int:
+if TYPE_CHECKING:
     from stepline.dev.runtime import DevOptions, DevRuntime
 
-    if args.db and os.path.dirname(args.db):
-        os.makedirs(os.path.dirname(args.db), exist_ok=True)
-    settings = Settings.from_env()
-    if settings.mode != "dev":
-        settings = settings.model_copy(update={"mode": "dev"})
-    options = DevOptions(
-        host=args.host,
-        port=args.port,
-        db_path=args.db,
-        backend=args.backend,
-        app_urls=args.url or [],
-        workers=args.workers,
-    )
-    runtime = DevRuntime(options, settings)
+
+def _serve_until_signalled(runtime: DevRuntime, lines: Callable[[str], list[str]], name: str) -> int:
+    """Start ``runtime``, say what it is (``lines`` of its URL), and serve until SIGTERM or SIGINT."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     runtime.start()
-    print(f"stepline dev: listening on {runtime.url} (backend {args.backend}, state in {args.db})", flush=True)
-    print("stepline dev: DEV MODE - no event keys, no signatures, no API auth. Never expose this port.", flush=True)
-    print(f"stepline dev: dashboard at {runtime.url}/ (REST API described at {runtime.url}/openapi.json)", flush=True)
-    for url in options.app_urls:
-        print(f"stepline dev: syncing app {url}", flush=True)
+    for line in lines(runtime.url):
+        print(f"{name}: {line}", flush=True)
     done.wait()
-    print("stepline dev: stopping", flush=True)
+    print(f"{name}: stopping", flush=True)
     runtime.stop()
     return 0
+
+
+def _options(args: argparse.Namespace, backend: str) -> DevOptions:
+    from stepline.dev.runtime import DevOptions
+
+    if args.db and os.path.dirname(args.db):
+        os.makedirs(os.path.dirname(args.db), exist_ok=True)
+    return DevOptions(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        backend=backend,
+        app_urls=args.url or [],
+        workers=args.workers,
+        allowed_hosts=getattr(args, "allow_host", None) or [],
+    )
+
+
+def _dev(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if settings.mode != "dev":
+        settings = settings.model_copy(update={"mode": "dev"})
+    from stepline.dev.runtime import DevRuntime
+
+    options = _options(args, args.backend)
+    runtime = DevRuntime(options, settings)
+    return _serve_until_signalled(
+        runtime,
+        lambda url: [
+            f"listening on {url} (backend {args.backend}, state in {args.db})",
+            "DEV MODE - no event keys, no signatures, no API auth. Never expose this port.",
+            f"dashboard at {url}/ (REST API described at {url}/openapi.json)",
+            *(f"syncing app {u}" for u in options.app_urls),
+        ],
+        "stepline dev",
+    )
+
+
+def _start(args: argparse.Namespace) -> int:
+    flags = KeyFlags(args.signing_key, args.signing_key_fallback, args.event_key or [], args.keys_file)
+    try:
+        keys = resolve_keys(flags, os.environ)
+    except KeysError as exc:
+        print(f"stepline start: {exc}", file=sys.stderr, flush=True)
+        return 2
+    from stepline.dev.runtime import DevRuntime
+
+    settings = Settings.from_env().model_copy(update={"mode": "cloud", **keys.settings_values()})
+    options = _options(args, "sqlite")
+    runtime = DevRuntime(options, settings)
+    fallback = ", a fallback signing key" if keys.signing_key_fallback else ""
+    sources = ", ".join(sorted(set(keys.sources.values())))
+    return _serve_until_signalled(
+        runtime,
+        lambda url: [
+            f"listening on {url} (cloud mode: event keys, signed calls and bearer auth required)",
+            f"state in {os.path.abspath(args.db)} (SQLite)",
+            f"{len(keys.event_keys)} event key(s){fallback}; keys from {sources}",
+            f"dashboard at {url}/ (asks for the signing key)",
+            *(f"syncing app {u}" for u in options.app_urls),
+        ],
+        "stepline start",
+    )
+
+
+def _add_runtime_flags(parser: argparse.ArgumentParser, db_default: str) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8288)
+    parser.add_argument("-u", "--url", action="append", help="app URL to sync at start (repeatable)")
+    parser.add_argument("--db", default=db_default, help=f"SQLite state file (default {db_default})")
+    parser.add_argument("--workers", type=int, default=4, help="runs executed concurrently")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,18 +111,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run the whole runtime on this machine (SQLite state, port 8288)")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8288)
-    dev.add_argument("-u", "--url", action="append", help="app URL to sync at start (repeatable)")
-    dev.add_argument("--db", default=".stepline/dev.db", help="SQLite state file (default .stepline/dev.db)")
+    _add_runtime_flags(dev, ".stepline/dev.db")
     dev.add_argument(
         "--backend",
         choices=["sqlite", "moto"],
         default="sqlite",
         help="sqlite (default) or moto: the AWS adapters against in-process moto",
     )
-    dev.add_argument("--workers", type=int, default=4, help="runs executed concurrently")
+    dev.add_argument(
+        "--allow-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name to answer besides loopback names and --host (repeatable; e.g. host.docker.internal)",
+    )
     dev.set_defaults(func=_dev)
+
+    start = sub.add_parser(
+        "start",
+        help="run the runtime on this machine in cloud mode: event keys, signed calls, bearer auth (SQLite state)",
+    )
+    _add_runtime_flags(start, ".stepline/stepline.db")
+    start.add_argument("--signing-key", help=f"or {SIGNING_KEY}, or --keys-file (flags show in ps: prefer those)")
+    start.add_argument(
+        "--signing-key-fallback", help=f"the previous signing key, during a rotation ({SIGNING_KEY_FALLBACK})"
+    )
+    start.add_argument("--event-key", action="append", help=f"an accepted event key (repeatable; {EVENT_KEYS})")
+    start.add_argument(
+        "--keys-file", help=f"a file of {SIGNING_KEY}=..., {SIGNING_KEY_FALLBACK}=..., {EVENT_KEYS}=... lines"
+    )
+    start.set_defaults(func=_start)
 
     add_check_parser(sub)
     add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail, dlq, sweep
