@@ -54,10 +54,14 @@ def _dev(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.mode != "dev":
         settings = settings.model_copy(update={"mode": "dev"})
-    from stepline.dev.runtime import DevRuntime
+    from stepline.dev.runtime import DevRuntime, MissingExtra
 
     options = _options(args, args.backend)
-    runtime = DevRuntime(options, settings)
+    try:
+        runtime = DevRuntime(options, settings)
+    except MissingExtra as exc:
+        print(f"stepline dev: {exc}", file=sys.stderr, flush=True)
+        return 2
     return _serve_until_signalled(
         runtime,
         lambda url: [
