@@ -163,8 +163,7 @@ def dollars_per_million_events(m: Measured) -> dict[str, float]:
     seconds_per_request = m.seconds / m.requests
     costs = {
         "api gateway": requests_per_event * API_GATEWAY_HTTP_REQUEST,
-        "api lambda": requests_per_event
-        * (LAMBDA_REQUEST + seconds_per_request * API_MEMORY_GB * LAMBDA_GB_SECOND),
+        "api lambda": requests_per_event * (LAMBDA_REQUEST + seconds_per_request * API_MEMORY_GB * LAMBDA_GB_SECOND),
         "dynamodb": writes * DYNAMODB_WRITE_REQUEST_UNIT + reads * DYNAMODB_READ_REQUEST_UNIT,
         "sqs": sqs * SQS_REQUEST,
     }
