@@ -1,7 +1,8 @@
 """`make bench`, ingest: events per second through the Event API of `stepline dev`, and on the
 AWS adapters (moto) the AWS requests and dollars per event.
 
-Three loads, each over one kept-alive HTTP connection (Python's http.client), side by side:
+Three loads, each over one kept-alive HTTP connection (Python's http.client, in a process of its
+own, as an app sending events is), side by side:
 * single: one event per request, to a name no function listens to;
 * batch: 100 events per request, to a name no function listens to;
 * start: 100 events per request, each starting a run of a registered function. The runs are
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -119,7 +121,7 @@ class Connection:
 
 
 def bodies(load: str, requests: int, run: str) -> list[bytes]:
-    """The request bodies of a load, built before the clock starts."""
+    """The request bodies of a load."""
     name = STARTS_A_RUN if load == "start" else NO_FUNCTION
     size = 1 if load == "single" else BATCH
     return [
@@ -128,29 +130,41 @@ def bodies(load: str, requests: int, run: str) -> list[bytes]:
     ]
 
 
+_sender: Connection | None = None  # the sender process's one connection, kept across loads
+
+
+def send_load(port: int, load: str, requests: int, run: str) -> tuple[int, float]:
+    """In the sender's process: post a load over its kept-alive connection. (events, seconds)"""
+    global _sender
+    if _sender is None:
+        _sender = Connection(port)
+    planned = bodies(load, requests, run)
+    started = time.perf_counter()
+    events = sum(len(_sender.post("/e/bench", body)["ids"]) for body in planned)
+    return events, time.perf_counter() - started
+
+
 def measure_backend(backend: str, scale: float, workdir: Path) -> list[Measured]:
     # No workers: the runs of the "start" load are created and queued, not executed.
     options = DevOptions(port=free_port(), db_path=str(workdir / f"ingest-{backend}.db"), backend=backend, workers=0)
     runtime = DevRuntime(options, Settings(mode="dev")).start()
     counter = AwsRequestCounter(runtime.backend)
-    conn = Connection(runtime.server.port)
     results = []
     try:
-        conn.post("/fn/register", register_body())
-        for load in LOADS:
-            requests = max(2, int(REQUESTS[backend][load] * scale))
-            for body in bodies(load, 3, f"warm-up-{load}"):
-                conn.post("/e/bench", body)
-            planned = bodies(load, requests, f"measured-{load}")
-            counter.counts = Counter()
-            counter.active = True
-            started = time.perf_counter()
-            events = sum(len(conn.post("/e/bench", body)["ids"]) for body in planned)
-            seconds = time.perf_counter() - started
-            counter.active = False
-            results.append(Measured(backend, load, requests, events, seconds, counter.counts))
+        register = Connection(runtime.server.port)
+        register.post("/fn/register", register_body())
+        register.close()
+        with multiprocessing.get_context("spawn").Pool(1) as sender:
+            port = runtime.server.port
+            for load in LOADS:
+                requests = max(2, int(REQUESTS[backend][load] * scale))
+                sender.apply(send_load, (port, load, 3, f"warm-up-{load}"))
+                counter.counts = Counter()
+                counter.active = True
+                events, seconds = sender.apply(send_load, (port, load, requests, f"measured-{load}"))
+                counter.active = False
+                results.append(Measured(backend, load, requests, events, seconds, counter.counts))
     finally:
-        conn.close()
         runtime.stop()
     return results
 
