@@ -20,8 +20,13 @@ from stepline.dev.http_server import DevHttpServer, ServerLimits
 from tests.e2e.conftest import free_port, wait_for
 
 
+class NativePanic(BaseException):
+    """What a native library's panic looks like from Python: not an Exception."""
+
+
 class HeldResolver:
-    """Answers at once, except ``/hold``, which waits until the test releases it."""
+    """Answers at once, except ``/hold``, which waits until the test releases it, and ``/panic``,
+    which raises what a native library's panic raises."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
@@ -29,6 +34,8 @@ class HeldResolver:
         self._lock = threading.Lock()
 
     def resolve(self, event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        if event["rawPath"] == "/panic":
+            raise NativePanic("the library gave up")
         if event["rawPath"] == "/hold":
             with self._lock:
                 self.holding += 1
@@ -150,3 +157,23 @@ def test_connections_past_the_keep_alive_limit_are_closed_after_their_answer(sma
     finally:
         kept.close()
         other.close()
+
+
+def test_a_request_that_raises_a_base_exception_is_a_500_and_the_server_goes_on():
+    server, _ = serve(ServerLimits(threads=2, queued_connections=8))
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/panic")
+        resp = conn.getresponse()
+        assert resp.status == 500 and json.loads(resp.read()) == {"error": "internal error", "status": 500}
+        assert get(conn, "/after").status == 200  # the connection lives on
+        conn.close()
+        # More panics than the pool has threads, each on a new connection: none of them died.
+        statuses = []
+        for path in ("/panic", "/panic", "/panic", "/ok"):
+            fresh = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            statuses.append(get(fresh, path).status)
+            fresh.close()
+        assert statuses == [500, 500, 500, 200]
+    finally:
+        server.stop()
