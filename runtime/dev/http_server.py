@@ -291,7 +291,8 @@ class _Server(cheroot_server.HTTPServer):
         self.server_name = "stepline"
 
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-        log.log(level, "%s", msg, exc_info=traceback)
+        # cheroot reports clients that hang up or reset at INFO: routine for a server, so debug.
+        log.log(level if level >= logging.WARNING else logging.DEBUG, "%s", msg, exc_info=traceback)
 
 
 class DevHttpServer:
