@@ -208,9 +208,10 @@ def report(results: list[Measured]) -> None:
     print(f"  {'HTTP requests/event':<24}" + "".join(f"{m.requests / m.events:>10.3f}" for m in counted))
     costs = [dollars_per_million_events(m) for m in counted]
     print(f"\nUSD per million events (AWS list prices as of {PRICES_AS_OF}):")
+    print(f"  {'':<24}" + "".join(f"{load:>10}" for load in loads))
     for part in costs[0]:
-        print(f"  {part:<24}" + "".join(f"${c[part]:>9.3f}" for c in costs))
-    print(f"  {'total':<24}" + "".join(f"${sum(c.values()):>9.3f}" for c in costs))
+        print(f"  {part:<24}" + "".join(f"{'$' + format(c[part], '.3f'):>10}" for c in costs))
+    print(f"  {'total':<24}" + "".join(f"{'$' + format(sum(c.values()), '.3f'):>10}" for c in costs))
 
 
 def main(argv: list[str] | None = None) -> int:
