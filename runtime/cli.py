@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -13,11 +14,33 @@ from typing import TYPE_CHECKING
 
 from stepline.check.cli import add_check_parser
 from stepline.cli_ops import add_ops_parsers
+from stepline.dev.discovery import POLL_INTERVAL_S, discovery_summary
 from stepline.dev.keys import EVENT_KEYS, SIGNING_KEY, SIGNING_KEY_FALLBACK, KeyFlags, KeysError, resolve_keys
 from stepline.settings import Settings
 
 if TYPE_CHECKING:
     from stepline.dev.runtime import DevOptions, DevRuntime
+
+
+def _build_runtime(options: DevOptions, settings: Settings, name: str) -> DevRuntime | int:
+    """The runtime, or the exit status after saying in one line why it cannot be built."""
+    from stepline.dev.runtime import DevRuntime, MissingExtra
+
+    try:
+        return DevRuntime(options, settings)
+    except MissingExtra as exc:
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"{name}: port {options.port} on {options.host} is in use (another stepline?): "
+            "stop what listens there, or pass --port",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
 
 
 def _serve_until_signalled(runtime: DevRuntime, lines: Callable[[str], list[str]], name: str) -> int:
@@ -34,7 +57,14 @@ def _serve_until_signalled(runtime: DevRuntime, lines: Callable[[str], list[str]
     return 0
 
 
-def _options(args: argparse.Namespace, backend: str) -> DevOptions:
+def _options(
+    args: argparse.Namespace,
+    backend: str,
+    *,
+    poll_interval_s: float = 0.0,
+    discover: bool = False,
+    allowed_hosts: list[str] | None = None,
+) -> DevOptions:
     from stepline.dev.runtime import DevOptions
 
     if args.db and os.path.dirname(args.db):
@@ -46,7 +76,9 @@ def _options(args: argparse.Namespace, backend: str) -> DevOptions:
         backend=backend,
         app_urls=args.url or [],
         workers=args.workers,
-        allowed_hosts=getattr(args, "allow_host", None) or [],
+        poll_interval_s=poll_interval_s,
+        discover=discover,
+        allowed_hosts=allowed_hosts or [],
     )
 
 
@@ -54,14 +86,16 @@ def _dev(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     if settings.mode != "dev":
         settings = settings.model_copy(update={"mode": "dev"})
-    from stepline.dev.runtime import DevRuntime, MissingExtra
-
-    options = _options(args, args.backend)
-    try:
-        runtime = DevRuntime(options, settings)
-    except MissingExtra as exc:
-        print(f"stepline dev: {exc}", file=sys.stderr, flush=True)
-        return 2
+    options = _options(
+        args,
+        args.backend,
+        poll_interval_s=args.poll_interval,
+        discover=not args.no_discovery,
+        allowed_hosts=args.allow_host or [],
+    )
+    runtime = _build_runtime(options, settings, "stepline dev")
+    if isinstance(runtime, int):
+        return runtime
     return _serve_until_signalled(
         runtime,
         lambda url: [
@@ -69,6 +103,11 @@ def _dev(args: argparse.Namespace) -> int:
             "DEV MODE - no event keys, no signatures, no API auth. Never expose this port.",
             f"dashboard at {url}/ (REST API described at {url}/openapi.json)",
             *(f"syncing app {u}" for u in options.app_urls),
+            *(
+                [f"looking for apps at {discovery_summary()} (--no-discovery to stop)"]
+                if runtime.watcher.discover
+                else []
+            ),
         ],
         "stepline dev",
     )
@@ -81,11 +120,11 @@ def _start(args: argparse.Namespace) -> int:
     except KeysError as exc:
         print(f"stepline start: {exc}", file=sys.stderr, flush=True)
         return 2
-    from stepline.dev.runtime import DevRuntime
-
     settings = Settings.from_env().model_copy(update={"mode": "cloud", **keys.settings_values()})
-    options = _options(args, "sqlite")
-    runtime = DevRuntime(options, settings)
+    # Apps given with -u are synced once, at start; nothing else is looked for.
+    runtime = _build_runtime(_options(args, "sqlite"), settings, "stepline start")
+    if isinstance(runtime, int):
+        return runtime
     fallback = ", a fallback signing key" if keys.signing_key_fallback else ""
     sources = ", ".join(sorted(set(keys.sources.values())))
     return _serve_until_signalled(
@@ -95,16 +134,16 @@ def _start(args: argparse.Namespace) -> int:
             f"state in {os.path.abspath(args.db)} (SQLite)",
             f"{len(keys.event_keys)} event key(s){fallback}; keys from {sources}",
             f"dashboard at {url}/ (asks for the signing key)",
-            *(f"syncing app {u}" for u in options.app_urls),
+            *(f"syncing app {u}" for u in runtime.options.app_urls),
         ],
         "stepline start",
     )
 
 
-def _add_runtime_flags(parser: argparse.ArgumentParser, db_default: str) -> None:
+def _add_runtime_flags(parser: argparse.ArgumentParser, db_default: str, url_help: str) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8288)
-    parser.add_argument("-u", "--url", action="append", help="app URL to sync at start (repeatable)")
+    parser.add_argument("-u", "--url", action="append", help=url_help)
     parser.add_argument("--db", default=db_default, help=f"SQLite state file (default {db_default})")
     parser.add_argument("--workers", type=int, default=4, help="runs executed concurrently")
 
@@ -115,7 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run the whole runtime on this machine (SQLite state, port 8288)")
-    _add_runtime_flags(dev, ".stepline/dev.db")
+    _add_runtime_flags(dev, ".stepline/dev.db", "an app's serve URL, kept synced (repeatable)")
+    dev.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not look for apps on the usual local ports (3000, 3001, 5000, 8000, 8080)",
+    )
+    dev.add_argument(
+        "--poll-interval",
+        type=float,
+        default=POLL_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"how often apps are asked to sync again (default {POLL_INTERVAL_S:g}; 0: once, at start)",
+    )
     dev.add_argument(
         "--backend",
         choices=["sqlite", "moto"],
@@ -134,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         "start",
         help="run the runtime on this machine in cloud mode: event keys, signed calls, bearer auth (SQLite state)",
     )
-    _add_runtime_flags(start, ".stepline/stepline.db")
+    _add_runtime_flags(start, ".stepline/stepline.db", "an app's serve URL, synced at start (repeatable)")
     start.add_argument("--signing-key", help=f"or {SIGNING_KEY}, or --keys-file (flags show in ps: prefer those)")
     start.add_argument(
         "--signing-key-fallback", help=f"the previous signing key, during a rotation ({SIGNING_KEY_FALLBACK})"

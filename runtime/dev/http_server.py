@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -289,6 +290,33 @@ class _Server(cheroot_server.HTTPServer):
         self.max_request_header_size = limits.max_header_bytes
         self.max_request_body_size = 0  # the gateway enforces each route's own limit
         self.server_name = "stepline"
+        # Bound now, not when serving starts: a port in use fails here, and the port is known.
+        self._bound: socket.socket | None = self._bind_now(host, port)
+
+    def _bind_now(self, host: str, port: int) -> socket.socket:
+        failure: OSError | None = None
+        for family, kind, proto, _name, _addr in socket.getaddrinfo(
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        ):
+            try:
+                return super().bind(family, kind, proto)
+            except OSError as exc:
+                failure = failure or exc
+        raise failure or OSError(f"no address to bind for {host}:{port}")
+
+    def bind(self, family: Any, type: Any, proto: Any = 0) -> socket.socket:  # noqa: A002 - cheroot's signature
+        # prepare() binds here: hand it the socket bound in __init__.
+        if self._bound is not None:
+            sock, self._bound = self._bound, None
+            self.socket = sock
+            return sock
+        return super().bind(family, type, proto)
+
+    def close_unserved(self) -> None:
+        """Release the port of a server that never started."""
+        if self._bound is not None:
+            self._bound.close()
+            self._bound = None
 
     def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
         # cheroot reports clients that hang up or reset at INFO: routine for a server, so debug.
@@ -323,6 +351,8 @@ class DevHttpServer:
     def stop(self) -> None:
         # Closes the listening socket and every connection, kept-alive ones included: a client
         # must not keep talking to a stopped engine.
+        if self._thread is None:
+            self._server.close_unserved()
+            return
         self._server.stop()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._thread.join(5)

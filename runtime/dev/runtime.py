@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass, field
 
 from stepline.api.app import build_api
-from stepline.dev.app_sync import sync_in_background
 from stepline.dev.browser_guard import BrowserGuard
+from stepline.dev.discovery import DISCOVERY_PORTS, AppWatcher
 from stepline.dev.driver import LocalDriver
 from stepline.dev.http_server import DevHttpServer, ServerLimits
 from stepline.engine.clock import SystemClock
@@ -41,6 +41,11 @@ class DevOptions:
     backend: str = "sqlite"  # or "moto": the AWS adapters against in-process moto
     app_urls: list[str] = field(default_factory=list)
     workers: int = 4
+    # Finding and re-syncing apps (stepline.dev.discovery). The command polls every 5 s and
+    # discovers; in-process runtimes (tests) sync their app_urls once and look nowhere else.
+    poll_interval_s: float = 0.0
+    discover: bool = False
+    discovery_ports: tuple[int, ...] = DISCOVERY_PORTS
     # Dev mode answers only loopback Host names, the bound host, and these (e.g. a name a
     # container uses to reach the host).
     allowed_hosts: list[str] = field(default_factory=list)
@@ -87,6 +92,14 @@ class DevRuntime:
             limits=options.server,
         )
         self.driver = LocalDriver(self.engine, workers=options.workers)
+        self.watcher = AppWatcher(
+            self.backend.apps,
+            options.app_urls,
+            discover=options.discover,
+            poll_interval_s=options.poll_interval_s,
+            discovery_ports=options.discovery_ports,
+            own_port=self.server.port,
+        )
 
     @property
     def url(self) -> str:
@@ -116,7 +129,7 @@ class DevRuntime:
             recover()
         self.server.start()
         self.driver.start()
-        sync_in_background(self.options.app_urls, self._stop)
+        self.watcher.start(self._stop)
         return self
 
     def stop(self) -> None:
