@@ -35,7 +35,7 @@ def _build_runtime(options: DevOptions, settings: Settings, name: str) -> DevRun
         if exc.errno != errno.EADDRINUSE:
             raise
         print(
-            f"{name}: port {options.port} on {options.host} is in use (another stepline?): "
+            f"{name}: port {options.port} on {options.host} is in use (another {name}?): "
             "stop what listens there, or pass --port",
             file=sys.stderr,
             flush=True,

@@ -6,6 +6,7 @@ once running is tested in test_deployed_auth.py and tests/security/ (the `start`
 from __future__ import annotations
 
 import os
+import socket
 
 import pytest
 
@@ -123,3 +124,15 @@ def test_keys_from_the_environment_alone(tmp_path):
     finally:
         started.stop()
     assert "2 event key(s), a fallback signing key; keys from environment" in "\n".join(started.lines)
+
+
+def test_a_busy_port_is_said_in_one_line(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = run_start(["--port", str(port), "--db", str(tmp_path / "stepline.db"),
+                            "--signing-key", SIGNING_KEY, "--event-key", "evt-1"], {})
+    assert result.returncode == 1, result
+    assert result.stderr.strip().splitlines() == [
+        f"stepline start: port {port} on 127.0.0.1 is in use (another stepline start?): stop what listens there, "
+        "or pass --port"
+    ]
