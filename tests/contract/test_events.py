@@ -137,4 +137,3 @@ def test_list_events_time_bounds_are_exclusive(backend, clock):
 def test_list_events_empty_store(backend):
     page, cursor = backend.store.list_events(limit=5)
     assert page == [] and cursor is None
-
