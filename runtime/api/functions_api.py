@@ -12,7 +12,6 @@ from stepline.api.auth import require_signing_key
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
-from stepline.dev.app_sync import sync_app
 from stepline.engine.core import Engine
 from stepline.engine.records import AppRecord, FunctionRecord
 
@@ -94,6 +93,9 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiError(400, f"url: expected the app's http(s) serve URL, got {url!r}")
+        # Imported here: the deployed API must not load the dev server's package for this one route.
+        from stepline.dev.app_sync import sync_app
+
         if not sync_app(url, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S):
             raise ApiError(
                 502,
