@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[server,test]'
 	touch $(STAMP)
 
 # ruff (lint and format check) and mypy on the runtime, the CDK app and the benchmarks. mypy reads
@@ -32,9 +32,12 @@ dev: $(STAMP)
 	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python -m examples.app & \
 	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'
 
+# bench.imports builds the wheel and two virtualenvs under .bench/ (the SDK alone, the runtime)
+# the first time; each later run reinstalls the wheel only.
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
 	$(BIN)/python -m bench.flow
+	$(BIN)/python -m bench.imports
 
 # 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
 # CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.
@@ -42,4 +45,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .lint .mypy_cache .ruff_cache tests/ts/v*/node_modules .cdk-build
+	rm -rf $(VENV) .bench .pytest_cache .lint .mypy_cache .ruff_cache tests/ts/v*/node_modules .cdk-build

@@ -13,9 +13,21 @@ from stepline.check.cli import add_check_parser
 from stepline.cli_ops import add_ops_parsers
 from stepline.settings import Settings
 
+# What `stepline dev` runs on beyond the SDK: the `server` extra.
+SERVER_PACKAGES = ("boto3", "botocore", "aws_lambda_powertools")
+
 
 def _dev(args: argparse.Namespace) -> int:
-    from stepline.dev.runtime import DevOptions, DevRuntime
+    try:
+        from stepline.dev.runtime import DevOptions, DevRuntime
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in SERVER_PACKAGES:
+            raise
+        print(
+            f"stepline dev: the runtime is not installed ({err.name} is missing): pip install 'stepline[server]'",
+            file=sys.stderr,
+        )
+        return 2
 
     if args.db and os.path.dirname(args.db):
         os.makedirs(os.path.dirname(args.db), exist_ok=True)
