@@ -19,7 +19,7 @@ SERVER_PACKAGES = ("boto3", "botocore", "aws_lambda_powertools")
 
 def _dev(args: argparse.Namespace) -> int:
     try:
-        from stepline.dev.runtime import DevOptions, DevRuntime
+        from stepline.dev.runtime import DevOptions, DevRuntime, MissingExtra
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] not in SERVER_PACKAGES:
             raise
@@ -42,7 +42,11 @@ def _dev(args: argparse.Namespace) -> int:
         app_urls=args.url or [],
         workers=args.workers,
     )
-    runtime = DevRuntime(options, settings)
+    try:
+        runtime = DevRuntime(options, settings)
+    except MissingExtra as exc:
+        print(f"stepline dev: {exc}", file=sys.stderr, flush=True)
+        return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

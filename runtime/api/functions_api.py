@@ -14,6 +14,7 @@ from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
 from stepline.engine.core import Engine
 from stepline.engine.records import AppRecord, FunctionRecord
+from stepline.engine.sync import sync_app
 
 # Registered config keys (wire names) that shape when and how often runs start and execute.
 FLOW_CONTROL_KEYS = (
@@ -61,7 +62,7 @@ def function_json(fn: FunctionRecord, app: AppRecord | None) -> dict[str, Any]:
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    store = engine.backend.store
+    catalog = engine.backend.apps  # the AppStore: apps and their functions
     settings = engine.settings
 
     def envelope(data: Any) -> Response:
@@ -71,17 +72,17 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/functions")
     def list_functions() -> Response:
         require_signing_key(app, settings)
-        apps = {a.app_id: a for a in store.list_apps()}
-        functions = sorted(store.list_functions(), key=lambda f: (f.app_id, f.fn_id))
+        apps = {a.app_id: a for a in catalog.list_apps()}
+        functions = sorted(catalog.list_functions(), key=lambda f: (f.app_id, f.fn_id))
         return envelope([function_json(f, apps.get(f.app_id)) for f in functions])
 
     @app.get("/v1/functions/<fn_id>")
     def get_function(fn_id: str) -> Response:
         require_signing_key(app, settings)
-        fn = store.get_function(fn_id)
+        fn = catalog.get_function(fn_id)
         if fn is None:
             raise ApiError(404, f"function {fn_id!r} not found")
-        return envelope(function_json(fn, store.get_app(fn.app_id)))
+        return envelope(function_json(fn, catalog.get_app(fn.app_id)))
 
     @app.post("/v1/apps/sync")
     def sync() -> Response:
@@ -91,16 +92,13 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         body = parse_json_body(raw_body(app))
         url = body.get("url") if isinstance(body, dict) else None
         parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        if not isinstance(url, str) or parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiError(400, f"url: expected the app's http(s) serve URL, got {url!r}")
-        # Imported here: the deployed API must not load the dev server's package for this one route.
-        from stepline.dev.app_sync import sync_app
-
         if not sync_app(url, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S):
             raise ApiError(
                 502,
                 f"url: the app at {url} did not answer the sync request (PUT) with 2xx; "
                 "is it running and serving its Inngest handler there?",
             )
-        synced = [a for a in store.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
+        synced = [a for a in catalog.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
         return envelope({"url": url, "synced": True, "apps": [app_json(a) for a in synced]})

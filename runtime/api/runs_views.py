@@ -55,6 +55,10 @@ def decode_position(cursor: str) -> tuple[int, str]:
     raise ApiError(400, f"cursor: not a cursor this API returned: {cursor[:64]!r}")
 
 
+# No status filter: one stream per function, of every status.
+_ANY_STATUS: list[RunStatus | None] = [None]
+
+
 def _pages(
     store: RunStore, fn_id: str, status: RunStatus | None, after: int | None, before: int | None, size: int
 ) -> Iterator[Run]:
@@ -86,7 +90,9 @@ def list_runs(
         before = position[0] + 1 if before is None else min(before, position[0] + 1)
     size = min(limit + 1, MAX_PAGE)
     streams = [
-        _pages(store, fn_id, status, created_after, before, size) for fn_id in fn_ids for status in (statuses or [None])
+        _pages(store, fn_id, status, created_after, before, size)
+        for fn_id in fn_ids
+        for status in (statuses or _ANY_STATUS)
     ]
     merged = heapq.merge(*streams, key=lambda r: (r.created_at, r.run_id), reverse=True)
     page: list[Run] = []
@@ -107,9 +113,9 @@ def listed_run(run: Run) -> dict[str, Any]:
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    store = engine.backend.store
+    b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
     settings = engine.settings
-    replays = Replays(store, engine.backend.queue, engine.clock, engine.ids)
+    replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
 
     def envelope(data: Any, **extra: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
@@ -132,9 +138,9 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         fn_ids = _split(query(app, "function_id"))
         app_ids = _split(query(app, "app_id"))
         if not fn_ids:
-            fn_ids = sorted(f.fn_id for f in store.list_functions() if not app_ids or f.app_id in app_ids)
+            fn_ids = sorted(f.fn_id for f in b.apps.list_functions() if not app_ids or f.app_id in app_ids)
         runs, cursor = list_runs(
-            store,
+            b.runs,
             fn_ids,
             statuses,
             limit=limit,
@@ -148,7 +154,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def run_jobs(run_id: str) -> Response:
         """The run's steps alone (what GET /v1/runs/{id} returns under `steps`)."""
         require_signing_key(app, settings)
-        state = store.load_run(run_id)
+        state = b.runs.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return envelope(steps_json(state))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -15,7 +16,7 @@ from stepline.aws.payloads import PayloadStore
 from stepline.aws.queue import SqsWorkQueue, message_from_lambda_record
 from stepline.aws.resources import AwsNames, provision
 from stepline.aws.scheduler import SchedulerTimers
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.clock import SystemClock
 from stepline.engine.ports import Backend, Clock
 
@@ -81,6 +82,19 @@ class LazyClient:
         return f"LazyClient({self.service!r}, built={self.built})"
 
 
+@dataclass(kw_only=True)
+class AwsBackend(Backend):
+    """The ports on DynamoDB, SQS, EventBridge Scheduler and S3, with what they were wired from
+    (for provisioning, the moto pump and tests that look at the resources themselves)."""
+
+    names: AwsNames
+    # boto3 clients by service name: dynamodb, sqs, scheduler, s3 (LazyClients when the backend
+    # was wired from names alone)
+    clients: dict[str, Any]
+    clock: Clock  # the clock the timers date cron schedules by
+    session: Any = None  # the boto3 session the clients came from, when one was given
+
+
 def open_aws_backend(
     names: AwsNames,
     clock: Clock | None = None,
@@ -88,7 +102,7 @@ def open_aws_backend(
     *,
     clients: dict[str, Any] | None = None,
     dlq_wait_seconds: int = 1,
-) -> Backend:
+) -> AwsBackend:
     """Wire the AWS adapters for the resources in ``names``.
 
     ``clock`` is the engine's clock: the timers read it to date new cron schedules (for the pump
@@ -116,19 +130,24 @@ def open_aws_backend(
         for client in clients.values():
             client.close()
 
-    return Backend(
-        store=DynamoRunStore(ddb, names.table_name, payloads),
+    return AwsBackend(
+        store=DynamoStore(ddb, names.table_name, payloads),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
         dead_letters=SqsDeadLetters(sqs, names.dlq_url, names.queue_url, wait_seconds=dlq_wait_seconds),
         name="aws",
-        extras={"names": names, "clients": clients, "clock": clock, "close": close},
+        closer=close,
+        names=names,
+        clients=clients,
+        clock=clock,
+        session=session,
     )
 
 
 __all__ = [
+    "AwsBackend",
     "AwsNames",
-    "DynamoRunStore",
+    "DynamoStore",
     "LazyClient",
     "PayloadStore",
     "SchedulerTimers",

@@ -18,7 +18,7 @@ from stepline.engine.records import AppRecord, FunctionRecord
 
 
 class AppRecords:
-    """The app and function half of ``DynamoRunStore``."""
+    """The app and function half of ``DynamoStore``."""
 
     _t: TableClient
 

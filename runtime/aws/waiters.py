@@ -17,7 +17,7 @@ from stepline.engine.records import Waiter
 
 
 class WaiterRecords:
-    """The waiter half of ``DynamoRunStore``."""
+    """The waiter half of ``DynamoStore``."""
 
     _t: TableClient
 

@@ -34,7 +34,21 @@ from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
 from stepline.engine.payload_policy import call_body, state_limit_error
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
+from stepline.engine.ports import (
+    AppStore,
+    Clock,
+    EventStore,
+    FunctionRecord,
+    Memo,
+    PendingOp,
+    RunState,
+    RunStatus,
+    RunStore,
+    SlotStore,
+    Timers,
+    WaiterStore,
+    WorkQueue,
+)
 from stepline.engine.resume import Resumer
 from stepline.engine.retry import backoff_ms
 from stepline.engine.runs import RunStarter
@@ -69,7 +83,7 @@ class _Invocation:
     """What one executor invocation knows about its run while it loops."""
 
     state: RunState
-    fn: FunctionRecord
+    fn: FunctionRecord | None  # None when the run's function is no longer registered
     owner: str
     deadline_ms: int
     holds_run_lease: bool
@@ -87,6 +101,13 @@ class _Invocation:
     # The earliest time a message this invocation queued for the run is due (its wake_at).
     queued_at: int | None = None
 
+    @property
+    def function(self) -> FunctionRecord:
+        """The run's function, once the invocation has checked it is still registered."""
+        if self.fn is None:
+            raise LookupError(f"function {self.state.run.fn_id!r} is not registered")
+        return self.fn
+
     def queued(self, at_ms: int) -> None:
         self.queued_at = at_ms if self.queued_at is None else min(self.queued_at, at_ms)
 
@@ -100,7 +121,13 @@ class _Next:
 class Executor:
     def __init__(
         self,
-        backend: Backend,
+        runs: RunStore,
+        apps: AppStore,
+        events: EventStore,
+        waiters: WaiterStore,
+        slots: SlotStore,
+        queue: WorkQueue,
+        timers: Timers,
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
@@ -109,19 +136,21 @@ class Executor:
         resumer: Resumer,
         starter: RunStarter,
     ) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+        self.runs = runs
+        self.apps = apps
+        self.waiters = waiters
+        self.queue = queue
         self.clock = clock
         self.ids = ids
         self.settings = settings
         self.caller = caller
         self.lifecycle = lifecycle
-        self.waker = Waker(backend.queue, backend.timers, clock)
-        self.tools = OpTools(self.store, self.queue, self.waker, clock, ids, resumer, starter)
-        self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
+        self.waker = Waker(queue, timers, clock)
+        self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
+        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
-        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, body: dict[str, Any], *, budget_ms: int | None = None) -> None:
@@ -143,7 +172,7 @@ class Executor:
         elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
             # Null unless an event already won the step (the memo write decides).
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.store.remove_waiter(body.get("event", ""), run_id, body["step"])
+            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"])
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
             error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
             self.tools.resumer.resume(run_id, body["step"], memo_error(error))
@@ -161,10 +190,10 @@ class Executor:
         carried = body.get("claim")
         claim_owner = carried if isinstance(carried, str) and carried else owner
         if nxt.step != messages.DISCOVERY:
-            if self.store.claim_pending(run_id, nxt.step, claim_owner, until, now):
+            if self.runs.claim_pending(run_id, nxt.step, claim_owner, until, now):
                 claimed = nxt.step
             else:
-                peek = self.store.load_run(run_id)
+                peek = self.runs.load_run(run_id)
                 if peek is None or peek.run.status.terminal:
                     return  # the run ended
                 if peek.has_memo(nxt.step):
@@ -176,8 +205,8 @@ class Executor:
                 if nxt.step in peek.pending:
                     self._busy(run_id, body)  # another job holds the step's claim
                     return
-        if claimed is None and not self.store.acquire_lease(run_id, owner, until, now):
-            run = self.store.get_run(run_id)
+        if claimed is None and not self.runs.acquire_lease(run_id, owner, until, now):
+            run = self.runs.get_run(run_id)
             if run is not None and not run.status.terminal:
                 self._busy(run_id, body)
             return
@@ -204,7 +233,7 @@ class Executor:
         """One invocation, once the run's lease (or the planned step's claim) is held."""
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
-        state = self.store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         if state is None or state.run.status.terminal:
             self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
             return
@@ -213,7 +242,7 @@ class Executor:
             # what it had left (discovery, then the op goes, as Resumer orders them). Calling the
             # app for a step it has a result for would only make it report an unexpected step.
             self.queue.send(messages.call(run_id))
-            self.store.remove_pending(run_id, claimed)
+            self.runs.remove_pending(run_id, claimed)
             return
         fn = self._function(state.run.fn_id)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
@@ -223,7 +252,7 @@ class Executor:
             owner,
             now + budget,
             holds_run_lease=claimed is None,
-            claimed_step=claimed,  # type: ignore[arg-type]
+            claimed_step=claimed,
             claim_owner=claim_owner,
             claim_held_until=until,
         )
@@ -259,7 +288,7 @@ class Executor:
         request = build_call_request(
             run_id=run.run_id,
             attempt=nxt.attempt,
-            max_attempts=inv.fn.max_attempts,
+            max_attempts=inv.function.max_attempts,
             events=run.events,
             steps=inv.state.memo_map(),
             stack=inv.state.stack(),
@@ -272,7 +301,7 @@ class Executor:
         headers = {"Content-Type": "application/json"}
         if self.settings.signing_key:
             headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
-        url = call_url(inv.fn.url, nxt.step)
+        url = call_url(inv.function.url, nxt.step)
         inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
@@ -312,7 +341,7 @@ class Executor:
         if len(result.ops) > 1 and not state.run.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
-            self.store.update_run(state.run.run_id, {"disable_immediate": True})
+            self.runs.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
         planned: list[Opcode] = []
         for op in fresh:
@@ -355,7 +384,7 @@ class Executor:
             # Recorded before its message is sent (the call must find the op to claim it); a
             # crash in between leaves an op without a message, which the sweeper finds.
             pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
-            if self.store.add_pending(state.run.run_id, pending):
+            if self.runs.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
                 inv.queued(pending.created_at)
@@ -375,11 +404,11 @@ class Executor:
 
     def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:
         attempt = nxt.attempt if nxt.step == op.id else 0
-        return result.no_retry or attempt + 1 >= inv.fn.max_attempts
+        return result.no_retry or attempt + 1 >= inv.function.max_attempts
 
     def _handle_error(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
-        if result.no_retry or nxt.attempt + 1 >= inv.fn.max_attempts:
+        if result.no_retry or nxt.attempt + 1 >= inv.function.max_attempts:
             self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
@@ -409,15 +438,15 @@ class Executor:
         if planned is not None:
             detail["queued_at"] = planned.created_at
         memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
-        if self.store.commit_memo(inv.state.run.run_id, memo):
+        if self.runs.commit_memo(inv.state.run.run_id, memo):
             inv.state.memos.append(memo)
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
-            fresh = self.store.load_run(inv.state.run.run_id)
+            fresh = self.runs.load_run(inv.state.run.run_id)
             if fresh is not None:
                 inv.state.memos = fresh.memos
         if inv.state.pending.pop(op.id, None) is not None:
-            self.store.remove_pending(inv.state.run.run_id, op.id)
+            self.runs.remove_pending(inv.state.run.run_id, op.id)
         if inv.claimed_step == op.id:
             inv.claimed_step = None  # the claim went with the pending op
 
@@ -446,7 +475,7 @@ class Executor:
         # announces it again; the other order would leave a run ended in silence, its parent
         # waiting for an answer that never comes.
         self.lifecycle.run_ended(inv.state, inv.fn.config if inv.fn else None)
-        if not self.store.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
+        if not self.runs.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
             log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
 
     # -- leases and bookkeeping ---------------------------------------------------------------
@@ -456,12 +485,12 @@ class Executor:
         unless told not to)."""
         now = self.clock.now_ms()
         until = now + self.settings.lease_ms
-        if not self.store.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
+        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
             if queue_discovery:
                 self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
             return False
         inv.holds_run_lease = True
-        fresh = self.store.load_run(inv.state.run.run_id)
+        fresh = self.runs.load_run(inv.state.run.run_id)
         if fresh is not None:
             fresh.run.lease_until = until
             inv.state = fresh
@@ -478,7 +507,7 @@ class Executor:
         if until - now > self.settings.step_timeout_s * 1000:
             return
         new_until = now + self.settings.lease_ms
-        if not self.store.acquire_lease(inv.state.run.run_id, inv.owner, new_until, now):
+        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, new_until, now):
             raise RuntimeError(f"run {inv.state.run.run_id}: lease lost")
         inv.state.run.lease_until = new_until
 
@@ -489,7 +518,7 @@ class Executor:
         if inv.claim_held_until - now > self.settings.step_timeout_s * 1000:
             return
         new_until = now + self.settings.lease_ms
-        if not self.store.claim_pending(inv.state.run.run_id, inv.claimed_step, inv.claim_owner, new_until, now):
+        if not self.runs.claim_pending(inv.state.run.run_id, inv.claimed_step, inv.claim_owner, new_until, now):
             raise RuntimeError(f"run {inv.state.run.run_id}: claim on step {inv.claimed_step} lost")
         inv.claim_held_until = new_until
 
@@ -501,12 +530,12 @@ class Executor:
         if inv.holds_run_lease:
             wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, now)
             changes = {**inv.dirty, "lease_owner": None, "lease_until": None, "wake_at": wake_at}
-            self.store.update_run(run_id, changes, expect_lease_owner=inv.owner)
+            self.runs.update_run(run_id, changes, expect_lease_owner=inv.owner)
 
     def _let_go_quietly(self, run_id: str, owner: str, claim_owner: str | None, claimed: str | None) -> None:
         now = self.clock.now_ms()
         try:
-            self.store.release_lease(run_id, owner)  # held, if a claimed step's job upgraded
+            self.runs.release_lease(run_id, owner)  # held, if a claimed step's job upgraded
             if claimed is not None and claim_owner is not None:
                 self._let_go(run_id, claim_owner, claimed, now)
         except Exception:  # noqa: BLE001 - the store is failing already; the lease will expire
@@ -516,9 +545,9 @@ class Executor:
         if claimed is not None:
             # Re-claim with an expiry of now: the next job can take it at once. A step whose
             # retry is queued keeps it until then (the retry carries the claim).
-            self.store.claim_pending(run_id, claimed, owner, now if until is None else until, now)
+            self.runs.claim_pending(run_id, claimed, owner, now if until is None else until, now)
         else:
-            self.store.release_lease(run_id, owner)
+            self.runs.release_lease(run_id, owner)
 
     def _busy(self, run_id: str, body: dict[str, Any]) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The
@@ -534,7 +563,7 @@ class Executor:
         cached = self._functions.get(fn_id)
         if cached and now - cached[0] < FUNCTION_CACHE_MS:
             return cached[1]
-        fn = self.store.get_function(fn_id)
+        fn = self.apps.get_function(fn_id)
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn

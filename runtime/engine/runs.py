@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
 
 
@@ -22,9 +22,9 @@ def run_id_for_events(events: list[StoredEvent], fn_id: str) -> str:
 
 
 class RunStarter:
-    def __init__(self, backend: Backend, clock: Clock) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock) -> None:
+        self.runs = runs
+        self.waiters = waiters
         self.clock = clock
 
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
@@ -45,14 +45,14 @@ class RunStarter:
             created_at=now,
             wake_at=now,  # its start message is due at once
         )
-        if self.store.create_run(run):
+        if self.runs.create_run(run):
             # Cancel rules watch from the moment the run exists, queued or not.
-            add_cancel_rules(self.store, run, fn, run.created_at)
+            add_cancel_rules(self.waiters, run, fn, run.created_at)
             return run.run_id, messages.call(run.run_id)
-        existing = self.store.get_run(run.run_id)
+        existing = self.runs.get_run(run.run_id)
         # Created by an earlier attempt that may have died before enqueueing: enqueue again.
         # A duplicate start message is harmless (the lease and memos make it a no-op).
         if existing is not None and existing.status == RunStatus.QUEUED:
-            add_cancel_rules(self.store, existing, fn, existing.created_at)
+            add_cancel_rules(self.waiters, existing, fn, existing.created_at)
             return run.run_id, messages.call(run.run_id)
         return run.run_id, None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepline.engine.expressions import matches
-from stepline.engine.ports import FunctionRecord, Run, RunState, RunStore, StoredEvent, Waiter, WaiterKind
+from stepline.engine.ports import FunctionRecord, Run, RunState, StoredEvent, Waiter, WaiterKind, WaiterStore
 from stepline.engine.resume import Resumer
 from stepline.protocol.calls import memo_data
 from stepline.protocol.durations import parse_duration_ms
@@ -23,12 +23,12 @@ def cancel_step_id(index: int) -> str:
     return f"cancel-{index}"
 
 
-def add_cancel_rules(store: RunStore, run: Run, fn: FunctionRecord, now_ms: int) -> None:
+def add_cancel_rules(waiters: WaiterStore, run: Run, fn: FunctionRecord, now_ms: int) -> None:
     """One waiter per `cancel` rule of the function, made when the run is created."""
     for index, rule in enumerate(fn.config.get("cancel") or []):
         timeout = rule.get("timeout")
         expires = now_ms + (parse_duration_ms(timeout) if timeout else CANCEL_RULE_DEFAULT_MS)
-        store.add_waiter(
+        waiters.add_waiter(
             Waiter(
                 event_name=rule["event"],
                 run_id=run.run_id,
@@ -43,15 +43,15 @@ def add_cancel_rules(store: RunStore, run: Run, fn: FunctionRecord, now_ms: int)
 
 
 class Waits:
-    def __init__(self, store: RunStore, resumer: Resumer, cancel_run: Callable[[str], Any]) -> None:
-        self.store = store
+    def __init__(self, waiters: WaiterStore, resumer: Resumer, cancel_run: Callable[[str], Any]) -> None:
+        self.waiters = waiters
         self.resumer = resumer
         self.cancel_run = cancel_run
 
     # -- events arriving -----------------------------------------------------------------------
     def on_event(self, event: StoredEvent, now_ms: int) -> None:
         incoming = event.wire()
-        for waiter in self.store.waiters_for_event(event.name, now_ms):
+        for waiter in self.waiters.waiters_for_event(event.name, now_ms):
             if waiter.created_at > event.received_at:
                 continue  # a wait only sees events that arrive after it began
             context = {"event": waiter.trigger, "async": incoming}
@@ -63,7 +63,7 @@ class Waits:
             else:
                 log.info("event %s cancels run %s", event.internal_id, waiter.run_id)
                 self.cancel_run(waiter.run_id)
-            self.store.remove_waiter(waiter.event_name, waiter.run_id, waiter.step_id)
+            self.waiters.remove_waiter(waiter.event_name, waiter.run_id, waiter.step_id)
 
     # -- clean-up when a run ends ---------------------------------------------------------------
     def remove_all(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
@@ -71,6 +71,6 @@ class Waits:
         run_id = state.run.run_id
         for op in state.pending.values():
             if op.op == "WaitForEvent" and op.detail.get("event"):
-                self.store.remove_waiter(op.detail["event"], run_id, op.step_id)
+                self.waiters.remove_waiter(op.detail["event"], run_id, op.step_id)
         for index, rule in enumerate((fn_config or {}).get("cancel") or []):
-            self.store.remove_waiter(rule["event"], run_id, cancel_step_id(index))
+            self.waiters.remove_waiter(rule["event"], run_id, cancel_step_id(index))

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from stepline.aws.cron import latest_fire_at, to_aws_cron
+from stepline.aws.cron import to_aws_cron
 from stepline.engine.records import CronSchedule
-from stepline.protocol.cron import CronSpec
 from tests.contract.helpers import take
 
 MIN = 60_000
@@ -48,23 +47,14 @@ def test_crons_are_checked_as_the_local_family_checks_them(aws):
     assert aws.timers.list_crons() == []
 
 
-def test_latest_fire_time_in_a_zone():
-    spec = CronSpec("0 9 * * 5", "Europe/Paris")  # Fridays 09:00 Paris, 08:00 UTC in January
-    friday = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a Friday
-    week = 7 * 24 * 3_600_000
-    assert spec.next_after_ms(friday - 1) == friday
-    assert latest_fire_at(spec, friday, friday + week - 1) == friday
-    assert latest_fire_at(spec, friday, friday + 10 * week + 5) == friday + 10 * week
-
-
 def test_cron_schedule_on_scheduler(aws):
     schedule = CronSchedule(name="cron-shop-report", cron="0 9 * * 1", timezone="Europe/Paris",
                             body={"kind": "cron", "fn_id": "shop-report"})
     aws.timers.schedule_cron(schedule)
     aws.timers.schedule_cron(schedule)  # again: replaces
 
-    names = aws.extras["names"]
-    got = aws.extras["clients"]["scheduler"].get_schedule(Name=schedule.name, GroupName=names.cron_group)
+    names = aws.names
+    got = aws.clients["scheduler"].get_schedule(Name=schedule.name, GroupName=names.cron_group)
     assert got["ScheduleExpression"] == "cron(0 9 ? * MON *)"
     assert got["ScheduleExpressionTimezone"] == "Europe/Paris"
     assert json.loads(got["Target"]["Input"]) == schedule.body

@@ -9,9 +9,9 @@ from stepline.aws import LazyClient, open_aws_backend
 
 
 def test_a_backend_wired_from_names_alone_builds_each_client_at_its_first_use(aws, clock):
-    names = aws.extras["names"]
+    names = aws.names
     backend = open_aws_backend(names, clock)
-    clients = backend.extras["clients"]
+    clients = backend.clients
     try:
         assert {service: client.built for service, client in clients.items()} == {
             "dynamodb": False,

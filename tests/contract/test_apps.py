@@ -1,4 +1,4 @@
-"""RunStore apps and functions: whole-set replacement and trigger lookup."""
+"""AppStore: apps and their functions, whole-set replacement and trigger lookup."""
 
 from __future__ import annotations
 

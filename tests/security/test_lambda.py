@@ -61,14 +61,14 @@ def bearer(key: str) -> str:
 def deployed():
     monkeypatch = pytest.MonkeyPatch()
     with moto_backend(SystemClock()) as backend:
-        session = backend.extras["session"]
+        session = backend.session
         secrets = session.client("secretsmanager", region_name="us-east-1")
         secrets.create_secret(Name="stepline-signing-key",
                               SecretString=json.dumps({"signing_key": SIGNING_KEY, "signing_key_fallback": FALLBACK_KEY}))
         secrets.create_secret(Name="stepline-event-keys", SecretString=json.dumps([EVENT_KEY]))
         settings = Settings(mode="cloud", signing_key_secret_id="stepline-signing-key",
                             event_keys_secret_id="stepline-event-keys", max_event_body_bytes=BODY_LIMIT,
-                            max_register_body_bytes=BODY_LIMIT, **backend.extras["names"].settings_values())
+                            max_register_body_bytes=BODY_LIMIT, **backend.names.settings_values())
         for key, value in settings.to_env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")

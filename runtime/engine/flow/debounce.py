@@ -11,6 +11,7 @@ An event that finds its key's window already due starts that run itself and open
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from stepline.engine import messages
@@ -32,13 +33,13 @@ class Debouncer:
         period = parse_duration_ms(config["period"])
         timeout = parse_duration_ms(config["timeout"]) if config.get("timeout") else None
         key = rule_key("debounce", fn.fn_id, config.get("key"), context)
-        store, buffers = self.flow.store, self.flow.buffers
+        store, buffers = self.flow.flow_state, self.flow.buffers
         for _ in range(MAX_ATTEMPTS):
             state = store.get_flow_state(key, now_ms)
             if state is not None and (state.data.get("sealed") or state.data["fire_at"] <= now_ms):
                 # That window is over (or its run is being made): its run goes first, then
                 # this event opens the next window.
-                buffers.finish(key, state, now_ms, lambda events, fn=fn: self.flow.start_and_send(fn, events))
+                buffers.finish(key, state, now_ms, functools.partial(self.flow.start_and_send, fn))
                 continue
             first_at = state.data["first_at"] if state else now_ms
             fire_at = now_ms + period
@@ -64,7 +65,7 @@ class Debouncer:
         key, at = body["key"], int(body["at"])
         now = self.flow.clock.now_ms()
         for _ in range(MAX_ATTEMPTS):
-            state = self.flow.store.get_flow_state(key, now)
+            state = self.flow.flow_state.get_flow_state(key, now)
             if state is None:
                 return  # already run
             if not state.data.get("sealed") and state.data["fire_at"] > now:
@@ -75,9 +76,9 @@ class Debouncer:
                 return  # else a later event moved the window on; its own message will come
             fn = self.flow.function(state.data["fn_id"])
             if fn is None:
-                self.flow.store.delete_flow_state(key, state.version)
+                self.flow.flow_state.delete_flow_state(key, state.version)
                 return
-            if self.flow.buffers.finish(key, state, now, lambda events, fn=fn: self.flow.start_and_send(fn, events)):
+            if self.flow.buffers.finish(key, state, now, functools.partial(self.flow.start_and_send, fn)):
                 return
         raise StoreError(f"debounce {key}: too much contention")
 

@@ -23,7 +23,7 @@ def start_wait(tools: OpTools, state: RunState, op: Opcode) -> None:
     expires_at = now + parse_duration_ms(timeout) if timeout else now
     event_name = op.wait_event
     tools.waker.at(messages.wait_timeout(run.run_id, op.id, event_name), expires_at)
-    tools.store.add_waiter(
+    tools.waiters.add_waiter(
         Waiter(
             event_name=event_name,
             run_id=run.run_id,
@@ -36,5 +36,5 @@ def start_wait(tools: OpTools, state: RunState, op: Opcode) -> None:
         )
     )
     pending = PendingOp(op.id, op.op, now, op.display, {"event": event_name, "expires_at": expires_at})
-    if tools.store.add_pending(run.run_id, pending):
+    if tools.runs.add_pending(run.run_id, pending):
         state.pending[op.id] = pending
