@@ -33,11 +33,13 @@ dev: $(STAMP)
 	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'
 
 # bench.imports builds the wheel and two virtualenvs under .bench/ (the SDK alone, the runtime)
-# the first time; each later run reinstalls the wheel only.
+# the first time, each later run reinstalling the wheel only; bench.lambdas runs the handlers
+# from the runtime's.
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
 	$(BIN)/python -m bench.flow
 	$(BIN)/python -m bench.imports
+	$(BIN)/python -m bench.lambdas
 
 # 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
 # CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.
