@@ -143,11 +143,12 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 
 
 def build_venvs() -> dict[str, Path]:
-    """The two virtualenvs, made once per dependency list; this tree's wheel reinstalled in each."""
+    """The two virtualenvs, made once per list of what they install; this tree's wheel reinstalled
+    in each."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    key = hashlib.sha256(
-        json.dumps([project["dependencies"], project.get("optional-dependencies", {})], sort_keys=True).encode()
-    ).hexdigest()[:12]
+    extras = project.get("optional-dependencies", {})
+    installed = [project["dependencies"], extras.get("server", []), extras.get("lambda", [])]
+    key = hashlib.sha256(json.dumps(installed).encode()).hexdigest()[:12]
     wheels = WORK / "wheel"
     shutil.rmtree(wheels, ignore_errors=True)
     print("building the wheel ...", flush=True)
