@@ -21,6 +21,26 @@ from stepline.settings import Settings
 if TYPE_CHECKING:
     from stepline.dev.runtime import DevOptions, DevRuntime
 
+# What `stepline dev` and `stepline start` run on beyond the SDK: the `server` extra.
+SERVER_PACKAGES = ("boto3", "botocore", "aws_lambda_powertools", "cheroot")
+
+
+def _server_missing(name: str) -> int | None:
+    """None when the runtime can be imported; else the exit status, after saying in one line which
+    extra brings it (an SDK-only install has the command but not the server)."""
+    try:
+        import stepline.dev.runtime  # noqa: F401
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in SERVER_PACKAGES:
+            raise
+        print(
+            f"{name}: the runtime is not installed ({err.name} is missing): pip install 'stepline[server]'",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
+    return None
+
 
 def _build_runtime(options: DevOptions, settings: Settings, name: str) -> DevRuntime | int:
     """The runtime, or the exit status after saying in one line why it cannot be built."""
@@ -83,6 +103,8 @@ def _options(
 
 
 def _dev(args: argparse.Namespace) -> int:
+    if (missing := _server_missing("stepline dev")) is not None:
+        return missing
     settings = Settings.from_env()
     if settings.mode != "dev":
         settings = settings.model_copy(update={"mode": "dev"})
@@ -114,6 +136,8 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
+    if (missing := _server_missing("stepline start")) is not None:
+        return missing
     flags = KeyFlags(args.signing_key, args.signing_key_fallback, args.event_key or [], args.keys_file)
     try:
         keys = resolve_keys(flags, os.environ)
