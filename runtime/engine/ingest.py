@@ -66,7 +66,8 @@ class Ingest:
                     v=raw.get("v"),
                 )
             )
-        functions: dict[str, list[FunctionRecord]] = {}  # by event name, read once per request
+        # The functions of each name, read once per request: a batch is mostly of one name.
+        functions: dict[str, list[FunctionRecord]] = {}
         if max_runs is not None:
             runs = sum(len(self._triggered(event, functions)) for event in fresh)
             problem = runs_problem(runs, max_runs)
@@ -90,6 +91,8 @@ class Ingest:
         """The functions whose triggers match ``event`` (name and expression)."""
         if event.name not in functions:
             functions[event.name] = self.apps.functions_for_event(event.name)
+        if not functions[event.name]:
+            return []  # most events trigger nothing: no need to build their context
         context = {"event": event.wire()}
         return [
             fn

@@ -143,3 +143,48 @@ def test_the_cli_erases_an_event_with_the_operator_key(cloud):
 def test_bad_erasure_requests_are_400_naming_the_field(cloud, body, message):
     code, reply = http("POST", f"{cloud.url}/v1/erasures", body, headers=bearer(OPERATOR_KEY))
     assert code == 400 and message in reply["error"], reply
+
+
+# -- `stepline start`: the operator key from its flags, keys file or environment ---------------
+
+
+def test_stepline_start_takes_an_operator_key_from_its_keys_file(tmp_path):
+    from tests.e2e.started import StartedStepline
+
+    keys = tmp_path / "keys.env"
+    keys.write_text(f"STEPLINE_SIGNING_KEY={SIGNING_KEY}\nSTEPLINE_EVENT_KEYS=evt\nSTEPLINE_OPERATOR_KEY={OPERATOR_KEY}\n")
+    os.chmod(keys, 0o600)
+    started = StartedStepline(tmp_path / "stepline.db", ["--keys-file", str(keys)])
+    try:
+        assert http("POST", f"{started.url}/v1/sweep", {}, headers=bearer(OPERATOR_KEY))[0] == 200
+        assert http("POST", f"{started.url}/v1/sweep", {}, headers=bearer(SIGNING_KEY))[0] == 403
+    finally:
+        started.stop()
+    assert "asks for the operator key" in "\n".join(started.lines)
+    assert OPERATOR_KEY not in "\n".join(started.lines)
+
+
+def test_stepline_start_without_an_operator_key_says_what_is_refused(tmp_path):
+    from tests.e2e.started import StartedStepline
+
+    started = StartedStepline(tmp_path / "stepline.db", ["--signing-key", SIGNING_KEY, "--event-key", "evt"])
+    try:
+        code, reply = http("POST", f"{started.url}/v1/sweep", {}, headers=bearer(SIGNING_KEY))
+        assert code == 403 and "STEPLINE_OPERATOR_KEY" in reply["error"], reply
+    finally:
+        started.stop()
+    assert "no operator key (STEPLINE_OPERATOR_KEY)" in "\n".join(started.lines)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        ({"operator_key": "not hex"}, "STEPLINE_OPERATOR_KEY (from flag)"),
+        ({"operator_key": SIGNING_KEY}, "the operator key must be a key of its own"),
+    ],
+)
+def test_stepline_start_refuses_an_operator_key_it_cannot_use(flags, message):
+    from stepline.dev.keys import KeyFlags, KeysError, resolve_keys
+
+    with pytest.raises(KeysError, match=re.escape(message)):
+        resolve_keys(KeyFlags(signing_key=SIGNING_KEY, event_keys=["evt"], **flags), {})
