@@ -35,9 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.aws_costs import (
+from bench.aws_costs import (  # noqa: F401 - bench/ingest.py and bench/lambdas.py import these from here
+    DDB_READS,
+    DDB_WRITES,
     DRIVER_ONLY_OPS,
+    DYNAMODB_READ_REQUEST_UNIT,
+    DYNAMODB_WRITE_REQUEST_UNIT,
+    LAMBDA_GB_SECOND,
+    LAMBDA_REQUEST,
     PRICES_AS_OF,
+    SQS_OPS,
+    SQS_REQUEST,
     AwsRequestCounter,
     dollars_per_million_steps,
     free_port,

@@ -15,6 +15,7 @@ from stepline.api import (
     checkpoint_api,
     dashboard,
     dead_letters_api,
+    erasure_api,
     events_api,
     functions_api,
     openapi,
@@ -44,6 +45,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     send_api.add_routes(app, engine)
     dead_letters_api.add_routes(app, engine)
     sweep_api.add_routes(app, engine)
+    erasure_api.add_routes(app, engine)
     openapi.add_routes(app)
     dashboard.add_routes(app)
 

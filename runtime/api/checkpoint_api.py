@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.engine.checkpoint import Checkpoints, StaleCall
@@ -24,7 +24,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.post("/v1/checkpoint/<run_id>/async")
     def checkpoint_async(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         body = raw_body(app)
         if len(body) > settings.max_checkpoint_body_bytes:
             raise ApiError(413, f"body: {len(body)} bytes exceeds {settings.max_checkpoint_body_bytes}")

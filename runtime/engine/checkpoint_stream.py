@@ -28,13 +28,23 @@ class StopReading(Exception):
     """The run may not go on in this call (it ended, or the executor lost it)."""
 
 
+class RefuseStep(Exception):
+    """A step the run may not take (a limit): the call fails, and so does the run."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+
+
 @dataclass
 class StreamHooks:
     """What the executor does for the stream.
 
     ``store(op)`` stores one step: True when this reply's value is now the step's memo, False
     when it is not (the app went on with a value the run does not have). ``check()`` raises
-    ``StopReading`` when the call may not go on; it is called before each store and reads the
+    ``StopReading`` when the call may not go on; ``store`` raises ``RefuseStep`` for a step the
+    run may not take (a limit). ``check`` is called before each store and reads the
     run only now and then (``stepline.engine.checkpoint_calls.LIVENESS_CHECK_MS``). ``hold()``
     keeps the call's lease alive (a clock check; a write only when the lease nears expiry)."""
 
@@ -69,6 +79,9 @@ def read_stream(lines: LineStream, hooks: StreamHooks, clock: Clock) -> tuple[Ca
     except StopReading as stop:
         lines.close()
         return _failed(STALE_DISPATCH, str(stop), no_retry=True), stored
+    except RefuseStep as refused:
+        lines.close()
+        return _failed(refused.name, refused.message, no_retry=True), stored
     except CallFailed as exc:
         return _failed("CallFailed", f"the checkpoint stream broke after {stored} steps: {exc}"), stored
     except BaseException:

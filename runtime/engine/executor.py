@@ -27,12 +27,14 @@ from typing import Any
 from stepline.engine import checkpoint_calls, messages
 from stepline.engine.attempts import carried, failed_attempt
 from stepline.engine.checkpoint import is_stale_reply
-from stepline.engine.checkpoint_stream import StopReading, StreamHooks, read_stream
+from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks, read_stream
 from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
@@ -150,6 +152,8 @@ class Executor:
         lifecycle: Lifecycle,
         resumer: Resumer,
         starter: RunStarter,
+        *,
+        keys: KeyRing | None = None,
     ) -> None:
         self.runs = runs
         self.apps = apps
@@ -158,6 +162,7 @@ class Executor:
         self.clock = clock
         self.ids = ids
         self.settings = settings
+        self.keys = keys or StaticKeys(Keys.from_settings(settings))
         self.caller = caller
         self.lifecycle = lifecycle
         self.waker = Waker(queue, timers, clock)
@@ -328,8 +333,9 @@ class Executor:
         )
         body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
         headers = {"Content-Type": "application/json", **plan.headers}
-        if self.settings.signing_key:
-            headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
+        signing_key = self.keys.current().signing_key
+        if signing_key:
+            headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
         url = call_url(inv.function.url, nxt.step)
         inv.call_started = self.clock.now_ms()
         try:
@@ -388,6 +394,17 @@ class Executor:
             for op in first.values()
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
+        # Caps on what one reply may make (stepline.engine.limits): the run fails, naming the
+        # limit, since asking the app again would get the same answer.
+        over = reply_problem(len(result.ops), self.settings) or steps_problem(
+            state, (op.id for op in fresh), inv.function, self.settings
+        )
+        if over is not None:
+            name = TOO_MANY_OPS if len(result.ops) > self.settings.max_ops_per_reply else STEP_LIMIT
+            error = {"name": name, "message": over, "stack": ""}
+            return self._handle_error(
+                inv, nxt, CallResult(kind="error", error=error, no_retry=True, status=result.status)
+            )
         if len(result.ops) > 1 and not state.run.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
@@ -522,6 +539,9 @@ class Executor:
     # -- checkpointed calls (stepline.engine.checkpoint_calls) ----------------------------------
     def _stream_hooks(self, inv: _Invocation, nxt: _Next) -> StreamHooks:
         def store(op: Opcode) -> bool:
+            over = steps_problem(inv.state, [op.id], inv.function, self.settings)
+            if over is not None:
+                raise RefuseStep(STEP_LIMIT, over)
             value = self._output_memo(inv, op)
             # An output over a limit becomes an error memo, but the app went on with the value.
             return self._commit(inv, op, value, nxt, checkpointed=True) and "error" not in value
@@ -564,6 +584,9 @@ class Executor:
             setattr(fresh.run, name, value)
         inv.state = fresh
         too_large = checkpoint_calls.state_too_large(fresh)
+        over = steps_problem(fresh, (), inv.function, self.settings)
+        if over is not None:
+            too_large = {"name": STEP_LIMIT, "message": over, "stack": ""}
         if too_large is not None:
             self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(messages.DISCOVERY, 0))
             return False

@@ -73,3 +73,21 @@ def test_same_results_one_call_or_one_call_per_step(stack, event):
     checkpointed = stack.checkpointing and not event.endswith("plain")
     assert len(calls) == (1 if checkpointed else 9), calls
     assert all(c.streamed for c in calls) == checkpointed
+
+
+def test_a_checkpointed_run_stops_at_the_step_limit(tmp_path):
+    """Steps reported on the stream count against max_steps_per_run as any others: the run
+    fails naming the limit, with the steps before it stored."""
+    settings = Settings(mode="dev", retry_base_ms=1_000, retry_cap_ms=10_000, max_steps_per_run=5)
+    stack = Stack(serve_wsgi(client), tmp_path, APP_ID, settings=settings)
+    try:
+        k = uuid.uuid4().hex[:8]
+        [event_id] = stack.send({"name": "sdk-checkpoint/sync", "data": {"key": k}})
+        run = stack.wait_run(event_id, status="Failed")
+        assert run["error"]["name"] == "StepLimitExceeded", run
+        state = stack.runtime.backend.store.load_run(run["run_id"])
+        assert [m.value for m in sorted(state.memos, key=lambda m: m.seq)] == [
+            {"data": f"{k}/s{i}"} for i in range(5)
+        ]
+    finally:
+        stack.close()
