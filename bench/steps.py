@@ -126,25 +126,25 @@ class _Counted:
 
 
 class CheckpointApi:
-    """Checkpoint requests the API served (count, bytes, seconds), counted at its resolver."""
+    """Checkpoint requests the API served (count, bytes, seconds), counted in front of the API
+    the dev server hands requests to."""
 
     def __init__(self, runtime: DevRuntime) -> None:
-        resolver = runtime.server._server.RequestHandlerClass.resolver  # type: ignore[attr-defined]
-        original = resolver.resolve
+        server = runtime.server._server  # the dev server's HTTP server, holding the API
+        self.inner = server.resolver
+        server.resolver = self
         self.reset()
 
-        def resolve(event: dict[str, Any], context: Any) -> Any:
-            if not str(event.get("rawPath", "")).startswith("/v1/checkpoint/"):
-                return original(event, context)
-            started = time.perf_counter()
-            try:
-                return original(event, context)
-            finally:
-                self.requests += 1
-                self.bytes += len(event.get("body") or "")
-                self.seconds += time.perf_counter() - started
-
-        resolver.resolve = resolve
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not str(event.get("rawPath", "")).startswith("/v1/checkpoint/"):
+            return self.inner.resolve(event, context)
+        started = time.perf_counter()
+        try:
+            return self.inner.resolve(event, context)
+        finally:
+            self.requests += 1
+            self.bytes += len(event.get("body") or "")
+            self.seconds += time.perf_counter() - started
 
     def reset(self) -> None:
         self.requests = 0
