@@ -1,5 +1,6 @@
 """The benchmark's app on Stepline's own SDK: one function of N sequential steps, each returning
-a small value, checkpointed (the default) and with checkpointing off. Served by Werkzeug's
+a small value, checkpointed (the default) and with checkpointing off; and a two-branch parallel
+group followed by a step, to time the discovery call between them. Served by Werkzeug's
 threaded server (WSGI), whose answers may stream; with ``--no-stream``, by a WSGI wrapper that
 answers whole bodies, as AWS Lambda does, so checkpoints go through the server's API instead
 (app id ``bench-own-api``)."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from stepline import Client, Context, serve_wsgi
@@ -28,6 +30,19 @@ def _chain(ctx: Context) -> int:
 
 checkpointed = client.function("checkpointed", trigger=f"bench/{APP_ID}.checkpointed", retries=0)(_chain)
 per_step = client.function("per-step", trigger=f"bench/{APP_ID}.per-step", retries=0, checkpointing=False)(_chain)
+
+
+@client.function("parallel", trigger=f"bench/{APP_ID}.parallel", retries=0)
+def parallel(ctx: Context) -> dict[str, float]:
+    """Two branches of 100 ms, then a step: how soon after the last branch ends it starts."""
+
+    def branch() -> float:
+        time.sleep(0.1)
+        return time.time()
+
+    ends = ctx.step.parallel(lambda: ctx.step.run("b1", branch), lambda: ctx.step.run("b2", branch))
+    after = ctx.step.run("after", time.time)
+    return {"gap_ms": (after - max(ends)) * 1000}
 
 
 class WholeBodies:

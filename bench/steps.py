@@ -13,6 +13,7 @@ Reported per mode:
 * steps/s from sending the event to the run completing, at 10, 100 and 1,000 steps (SQLite; the
   median of several runs for the small sizes);
 * calls to the app per run and bytes per step (call requests, answers and checkpoint requests);
+* how soon the step after a two-branch parallel group starts once the last branch ended;
 * on moto, every AWS request a step causes at the margin (a run of 50 steps against one of 100,
   counted with botocore hooks), checkpoint requests to the API, and dollars per million steps
   from AWS list prices (bench/aws_costs.py).
@@ -271,6 +272,29 @@ def bench_moto(bench: Bench, modes: list[Mode]) -> dict[str, tuple[Sample, Sampl
     return out
 
 
+def bench_parallel(bench: Bench, runs: int = 10) -> list[float]:
+    """How long after the last branch of a two-branch parallel group the next step starts (ms),
+    per run: the discovery call between them, on the app's own clock."""
+    mode = Mode("parallel", "", "own", "bench/bench-own.parallel", "bench-own-parallel")
+    gaps = []
+    for _ in range(runs):
+        bench.finished.clear()
+        bench.watching = mode.fn_id
+        bench.runtime.engine.ingest.accept([{"name": mode.event, "data": {}}])
+        if not bench.finished.wait(60):
+            raise SystemExit("parallel: the run did not finish")
+        gaps.append(float(bench.last.output["gap_ms"]))
+    return gaps
+
+
+def report_parallel(gaps: list[float]) -> None:
+    ordered = sorted(gaps)
+    print(
+        f"\nThe step after a two-branch parallel group starts {ordered[len(ordered) // 2]:.0f} ms "
+        f"(median; {ordered[0]:.0f} to {ordered[-1]:.0f} ms over {len(gaps)} runs) after the last branch ends"
+    )
+
+
 def report_sqlite(modes: list[Mode], results: dict[str, dict[int, Sample]], sizes: list[int]) -> None:
     middle = 100 if 100 in sizes else sizes[len(sizes) // 2]
     print("\nSQLite: steps/s from the event to the completed run (median of several runs at the small sizes)")
@@ -350,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                         report_moto(modes, bench_moto(bench, modes))
                     else:
                         report_sqlite(modes, bench_sqlite(bench, modes, sizes), sizes)
+                        if any(m.app == "own" for m in modes):
+                            report_parallel(bench_parallel(bench))
                 finally:
                     bench.stop()
     finally:
