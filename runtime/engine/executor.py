@@ -29,8 +29,8 @@ from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
 from stepline.engine.ids import IdGenerator
-from stepline.engine.lifecycle import Lifecycle
-from stepline.engine.ops.invoke import start_invoke
+from stepline.engine.lifecycle import Lifecycle, call_failed_error
+from stepline.engine.ops.invoke import TIMEOUT_ERROR, start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
@@ -180,8 +180,7 @@ class Executor:
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
             self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"])
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
-            error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
-            self.tools.resumer.resume(run_id, body["step"], memo_error(error))
+            self.tools.resumer.resume(run_id, body["step"], memo_error(TIMEOUT_ERROR))
         elif kind in self.handlers:
             self.handlers[kind](body)
         else:
@@ -417,7 +416,7 @@ class Executor:
     def _handle_error(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
         if result.no_retry or nxt.attempt + 1 >= inv.function.max_attempts:
-            self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
+            self._finish(inv, RunStatus.FAILED, {"error": call_failed_error(error, result.status)}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
         failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != messages.DISCOVERY else []
@@ -432,9 +431,12 @@ class Executor:
         return [*before, failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)]
 
     def _retry_later(self, inv: _Invocation, nxt: _Next, retry_at_ms: int | None) -> None:
-        at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
+        # The app's Retry-After is the time to retry, sooner or later than the backoff would be:
+        # it is the app's own word on when it can succeed (docs/protocol.md §8).
         if retry_at_ms is not None:
-            at = max(at, retry_at_ms)
+            at = retry_at_ms
+        else:
+            at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
         body = nxt.call(inv.state.run.run_id)
         if inv.claimed_step == nxt.step:
             # The step stays claimed through its backoff, by the claim its retry carries.
