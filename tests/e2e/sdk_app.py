@@ -24,7 +24,7 @@ APP_ID = "e2e-app"
 client = inngest.Inngest(app_id=APP_ID, logger=None)
 app = flask.Flask(__name__)
 _counts: Counter[str] = Counter()
-_failures: dict[str, str | None] = {}
+_failures: dict[str, object] = {}  # event.data.key -> data.error as the on_failure handler saw it
 _active: Counter[str] = Counter()
 _lock = threading.Lock()
 
@@ -137,7 +137,9 @@ def parent(ctx: inngest.ContextSync) -> dict:
                   "explode": ctx.event.data.get("explode", False), "linger_s": ctx.event.data.get("linger_s", 0)},
             timeout=datetime.timedelta(seconds=ctx.event.data.get("timeout_s", 60)),
         )
-    except (inngest.StepError, inngest.NonRetriableError) as err:
+    except inngest.StepError as err:
+        return {"child_error": str(err), "child_error_name": err.name}
+    except inngest.NonRetriableError as err:
         return {"child_error": str(err)}
     return {"child": result}
 
@@ -210,7 +212,7 @@ def on_careful_failure(ctx: inngest.ContextSync) -> None:
     original = ctx.event.data.get("event", {}).get("data", {})
     with _lock:
         _counts[f"careful-failure/handler/{original.get('key', '')}"] += 1
-        _failures[original.get("key", "")] = ctx.event.data.get("error", {}).get("message")
+        _failures[original.get("key", "")] = ctx.event.data.get("error")
 
 
 @client.create_function(
