@@ -433,10 +433,10 @@ class Executor:
     def _retry_later(self, inv: _Invocation, nxt: _Next, retry_at_ms: int | None) -> None:
         # The app's Retry-After is the time to retry, sooner or later than the backoff would be:
         # it is the app's own word on when it can succeed (docs/protocol.md §8).
-        if retry_at_ms is not None:
-            at = retry_at_ms
-        else:
-            at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
+        at = retry_at_ms
+        if at is None:
+            settings = self.settings
+            at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, settings.retry_base_ms, settings.retry_cap_ms)
         body = nxt.call(inv.state.run.run_id)
         if inv.claimed_step == nxt.step:
             # The step stays claimed through its backoff, by the claim its retry carries.
