@@ -53,8 +53,8 @@ def accept_events(engine: Engine, body: bytes, seed: tuple[int, bytes] | None = 
             max_bytes=settings.max_event_body_bytes,
             max_event_bytes=settings.max_event_bytes,
         )
-    except ProtocolError as refusal:
-        raise ApiError(refusal.status, refusal.message, ids=[]) from None
+    except ProtocolError as whole:
+        raise ApiError(whole.status, whole.message, ids=[]) from None
     payloads = [p.model_dump() for p in batch.accepted]
     ids = engine.ingest.accept(payloads, seed=seed) if payloads else []
     if batch.refusal is not None:

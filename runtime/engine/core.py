@@ -15,6 +15,7 @@ from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.ops.ai import AiGateway
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
 from stepline.engine.runs import RunStarter, invocation_event
@@ -52,6 +53,7 @@ class Engine:
         self.cancellation.waits = self.waits
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons)
+        caller = caller or PooledHttpCaller()
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -63,7 +65,7 @@ class Engine:
             clock,
             self.ids,
             self.settings,
-            caller or PooledHttpCaller(),
+            caller,
             self.lifecycle,
             self.resumer,
             self.starter,
@@ -75,6 +77,9 @@ class Engine:
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
         self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
         self.executor.handlers[messages.SWEEP] = self.sweeper.handle
+        # step.ai.infer's model requests, made by the engine while the app is not running.
+        self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
+        self.executor.handlers[messages.AI_CALL] = self.ai.handle
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire

@@ -30,6 +30,7 @@ from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.lifecycle import Lifecycle, call_failed_error
+from stepline.engine.ops.ai import AI_GATEWAY, start_ai
 from stepline.engine.ops.invoke import TIMEOUT_ERROR, start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
@@ -366,9 +367,10 @@ class Executor:
                 start_sleep(self.tools, state, op)
             elif op.op == "WaitForEvent":
                 start_wait(self.tools, state, op)
-            elif op.op == "InvokeFunction":
-                settled = start_invoke(self.tools, state, op)
-                if settled is not None:  # nothing to invoke: the step fails at once
+            elif op.op in ("InvokeFunction", AI_GATEWAY):
+                start = start_invoke if op.op == "InvokeFunction" else start_ai
+                settled = start(self.tools, state, op)
+                if settled is not None:  # nothing to invoke, no request to make: the step fails at once
                     self._commit(inv, op, settled, nxt)
                     progressed = True
             else:
