@@ -307,7 +307,20 @@ def big_event(ctx: inngest.ContextSync) -> dict:
     )
 
 
-LARGE_PAYLOAD_FUNCTIONS = [big_steps, big_output, big_event]
+@client.create_function(
+    fn_id="big-batch",
+    trigger=inngest.TriggerEvent(event="test/big-batch"),
+    batch_events=inngest.Batch(max_size=100, timeout=datetime.timedelta(seconds=3), key="event.data.key"),
+)
+def big_batch(ctx: inngest.ContextSync) -> dict:
+    # About 1 MiB per event: the batch reaches the SDK through /v0/runs/{id}/batch (use_api).
+    return {
+        "indices": [e.data.get("i") for e in ctx.events],
+        "intact": all(e.data.get("blob") == big_part(e.data.get("i")) for e in ctx.events),
+    }
+
+
+LARGE_PAYLOAD_FUNCTIONS = [big_steps, big_output, big_event, big_batch]
 # -- end of large payloads ------------------------------------------------------------------------
 
 
