@@ -78,6 +78,8 @@ FUNCTION_CACHE_MS = 5_000
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
 # Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error.
 MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
+# The execution version whose parallel groups join in one discovery (docs/protocol.md §5.4).
+WAIT_MODE_VERSION = 2
 
 
 @dataclass
@@ -95,6 +97,9 @@ class _Invocation:
     # Until when the claimed step stays claimed once this invocation ends: set when its retry
     # was queued, so the claim covers the backoff; None lets it go at once.
     claim_until: int | None = None
+    # Whether the claimed step belongs to a race-mode group: its result then calls discovery at
+    # once, whatever else of the group is still running (docs/protocol.md §7.5).
+    race: bool = False
     # Until when this invocation holds the claimed step (renewed before each call, like the lease).
     claim_held_until: int = 0
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
@@ -278,8 +283,14 @@ class Executor:
                     self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
-                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
-                    break
+                if step.step == messages.DISCOVERY and not inv.holds_run_lease:
+                    if not self._upgrade(inv):
+                        break
+                    if _waits_for_group(inv) and _group_outstanding(inv.state):
+                        # Wait mode: the group joins in one discovery, made by whatever settles
+                        # its last op (each checks after its own result is written, so the last
+                        # check sees every result; docs/protocol.md §7.5).
+                        break
                 self._ensure_lease(inv)
                 if slots is not None and not slots.admit(step.call(run_id)):
                     inv.queued(self.clock.now_ms())
@@ -298,7 +309,9 @@ class Executor:
             events=run.events,
             steps=inv.state.memo_map(),
             stack=inv.state.stack(),
-            disable_immediate=run.disable_immediate or nxt.step != messages.DISCOVERY,
+            # Only while planned steps are out: then a step the SDK finds must not run inside this
+            # call; once the group joined, the next step runs at once (docs/protocol.md §7.3).
+            disable_immediate=nxt.step != messages.DISCOVERY or _planned_outstanding(inv.state),
             use_api=False,
             version=run.req_version,
             step_id=nxt.step,
@@ -324,6 +337,13 @@ class Executor:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
         if result.kind == "complete":
+            waited = _planned_outstanding(inv.state, waited_on=True)
+            if nxt.step == messages.DISCOVERY and _waits_for_group(inv) and waited:
+                # A wait-mode group cannot be over while its planned steps are out: the code
+                # changed under the run, or this discovery is a stale copy. Their calls decide
+                # (the SDK fails one whose step is gone), then the group's join asks again.
+                log.info("run %s: completion ignored while planned steps are out", run.run_id)
+                return None
             self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
         if result.kind == "ops":
@@ -344,10 +364,6 @@ class Executor:
             for op in first.values()
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
-        if len(result.ops) > 1 and not state.run.disable_immediate:
-            # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
-            state.run.disable_immediate = True
-            self.runs.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
         planned: list[Opcode] = []
         for op in fresh:
@@ -392,7 +408,8 @@ class Executor:
         for op in planned:
             # Recorded before its message is sent (the call must find the op to claim it); a
             # crash in between leaves an op without a message, which the sweeper finds.
-            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
+            mode = {"parallel_mode": "race"} if (op.options or {}).get("parallelMode") == "race" else {}
+            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display, mode)
             if self.runs.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
@@ -457,6 +474,8 @@ class Executor:
         planned = inv.state.pending.get(op.id)
         if planned is not None:
             detail["queued_at"] = planned.created_at
+            if inv.claimed_step == op.id:
+                inv.race = planned.detail.get("parallel_mode") == "race"
         if nxt.step == op.id and nxt.failures:
             detail["failures"] = nxt.failures
         memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
@@ -476,8 +495,15 @@ class Executor:
     def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
         run = inv.state.run
         if not inv.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
-            # A claimed step's call ended the run, but another job holds the run: do this call
-            # again once it is free, rather than end the run without the lease.
+            if status is RunStatus.FAILED:
+                # A planned step's call failed the run while another job holds it. The failure
+                # is recorded now, without the lease (a write conditional on the run being live,
+                # as for a poison message): calling the step again would spend an attempt the
+                # function does not have, and the holder could meanwhile finish the run as if
+                # the step had never failed (docs/protocol.md §8).
+                self.lifecycle.fail(run.run_id, fields["error"])
+                return
+            # A planned step's call completed the run: do it again once the run is free.
             self._busy(run.run_id, nxt.call(run.run_id))
             return
         changes = {
@@ -589,6 +615,31 @@ class Executor:
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn
+
+
+def _waits_for_group(inv: _Invocation) -> bool:
+    """Whether the run's parallel groups join once all their ops are done (wait mode): the
+    default of the Python SDKs and of TypeScript's V2 execution (``req_version`` 2), unless the
+    step just settled was planned in race mode. TypeScript's V1 (``Promise.race`` included)
+    expects discovery after each op (docs/protocol.md §7.5)."""
+    return inv.state.run.req_version == WAIT_MODE_VERSION and not inv.race
+
+
+def _planned_outstanding(state: RunState, *, waited_on: bool = False) -> bool:
+    """Whether planned steps of the run are still running (no result yet); with ``waited_on``,
+    only those of wait-mode groups (a race's slow branch does not hold the run back)."""
+    return any(
+        op.op == "StepPlanned"
+        and not state.has_memo(op.step_id)
+        and not (waited_on and op.detail.get("parallel_mode") == "race")
+        for op in state.pending.values()
+    )
+
+
+def _group_outstanding(state: RunState) -> bool:
+    """Whether any op the run waits on has no result yet (in Python, every op pending at once
+    belongs to the one parallel group the code is blocked on)."""
+    return any(not state.has_memo(op.step_id) for op in state.pending.values())
 
 
 def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:

@@ -185,6 +185,42 @@ def parallel(ctx: inngest.ContextSync) -> dict:
     return {"joined": joined, "started": started}
 
 
+@client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="test/napper.direct"), retries=0)
+def napper(ctx: inngest.ContextSync) -> str:
+    ctx.step.sleep("nap", datetime.timedelta(seconds=1))
+    return "done"
+
+
+@client.create_function(fn_id="mixed-group", trigger=inngest.TriggerEvent(event="test/mixed-group"), retries=0)
+def mixed_group(ctx: inngest.ContextSync) -> dict:
+    # The Python SDK's own parallel case: an invoke, two steps and a send in one group, then a
+    # step. Every entry into the function is one call from Stepline.
+    bump("mixed-group", "calls", ctx)
+    out = ctx.group.parallel((
+        lambda: ctx.step.invoke("invoke", function=napper),
+        lambda: ctx.step.run("1a", lambda: bump("mixed-group", "1a", ctx) and 1),
+        lambda: ctx.step.run("1b", lambda: bump("mixed-group", "1b", ctx) and 2),
+        lambda: ctx.step.send_event("send", events=inngest.Event(name="test/noop")),
+    ))
+    ctx.step.run("after", lambda: bump("mixed-group", "after", ctx))
+    return {"group": [out[0], out[1], out[2], len(out[3])]}
+
+
+_order: dict[str, list[str]] = {}  # event.data.key -> step names in the order their bodies ran
+
+
+@client.create_function(fn_id="chains", trigger=inngest.TriggerEvent(event="test/chains"), retries=0)
+def chains(ctx: inngest.ContextSync) -> list:
+    def step(name: str) -> str:
+        def body() -> str:
+            with _lock:
+                _order.setdefault(ctx.event.data.get("key", ""), []).append(name)
+            return name
+        return ctx.step.run(name, body)
+
+    return list(ctx.group.parallel((lambda: [step("a.1"), step("a.2")], lambda: [step("b.1"), step("b.2")])))
+
+
 @client.create_function(
     fn_id="cancellable",
     trigger=inngest.TriggerEvent(event="test/cancellable"),
@@ -490,7 +526,8 @@ FLOW_CONTROL_FUNCTIONS = [
 # -- end of flow control --------------------------------------------------------------------------
 
 
-FUNCTIONS = [cross_app, nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
+FUNCTIONS = [cross_app, nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel,
+             napper, mixed_group, chains, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
 inngest.flask.serve(app, client, FUNCTIONS)
 
 
@@ -498,6 +535,12 @@ inngest.flask.serve(app, client, FUNCTIONS)
 def counters() -> flask.Response:
     with _lock:
         return flask.jsonify(dict(_counts))
+
+
+@app.get("/order/<key>")
+def order(key: str) -> flask.Response:
+    with _lock:
+        return flask.jsonify(list(_order.get(key, [])))
 
 
 @app.get("/failures")

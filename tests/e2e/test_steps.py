@@ -128,6 +128,30 @@ def test_parallel_steps_run_concurrently_and_join_once(stack):
     assert app.count("parallel", "max-active", k) >= 2
 
 
+def test_a_parallel_group_joins_in_one_discovery_and_the_next_step_runs_inside_it(stack):
+    stepline, app = stack
+    k = key()
+    [event_id] = stepline.send({"name": "test/mixed-group", "data": {"key": k}})
+    [done] = stepline.wait_runs_done(event_id)
+    assert done["status"] == "Completed", done
+    assert done["output"] == {"group": ["done", 1, 2, 1]}
+    assert [app.count("mixed-group", s, k) for s in ("1a", "1b", "after")] == [1, 1, 1]
+    # The Python SDK's own count for this case: discovery, three targeted calls (1a, 1b, send),
+    # one discovery once the invoke returns, in which `after` runs at once, and the last one.
+    assert app.count("mixed-group", "calls", k) == 6
+
+
+def test_chains_inside_parallel_branches_advance_in_waves(stack):
+    stepline, app = stack
+    k = key()
+    [event_id] = stepline.send({"name": "test/chains", "data": {"key": k}})
+    [done] = stepline.wait_runs_done(event_id)
+    assert done["output"] == [["a.1", "a.2"], ["b.1", "b.2"]]
+    order = http("GET", f"http://127.0.0.1:{app.port}/order/{k}")[1]
+    # Both first steps, then one join, which plans both second steps (a.1, b.1, a.2, b.2).
+    assert len(order) == 4 and set(order[:2]) == {"a.1", "b.1"} and set(order[2:]) == {"a.2", "b.2"}, order
+
+
 def test_step_error_is_memoized_after_retries_and_catchable(stack):
     stepline, app = stack
     k = key()
