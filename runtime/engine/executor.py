@@ -78,6 +78,8 @@ FUNCTION_CACHE_MS = 5_000
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
 # Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error.
 MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
+# Marks a queued discovery that is a parallel group's join (``_Next.join``).
+JOIN = "join"
 # The execution version whose parallel groups join in one discovery (docs/protocol.md §5.4).
 WAIT_MODE_VERSION = 2
 
@@ -125,9 +127,15 @@ class _Next:
     attempt: int
     # The step's failed attempts before this one (stepline.engine.attempts).
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # A group's join, queued because the run was busy when a branch finished: it calls the app
+    # only if the group has nothing left out by then (else the last op's own join follows).
+    join: bool = False
 
     def call(self, run_id: str) -> dict[str, Any]:
-        return messages.call(run_id, self.step, self.attempt, failures=self.failures)
+        body = messages.call(run_id, self.step, self.attempt, failures=self.failures)
+        if self.join:
+            body[JOIN] = True
+        return body
 
 
 class Executor:
@@ -173,7 +181,8 @@ class Executor:
         kind = body.get("kind")
         run_id = body.get("run_id")
         if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0), carried(body))
+            step, attempt = body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0)
+            nxt = _Next(step, attempt, carried(body), join=body.get(JOIN) is True)
             # A call queued behind a concurrency limit carries its place in line: it goes on
             # only once a slot may be its (else it is back on the queue, or a stale copy).
             with self.concurrency.message(body) as ticket:
@@ -291,6 +300,8 @@ class Executor:
                         # its last op (each checks after its own result is written, so the last
                         # check sees every result; docs/protocol.md §7.5).
                         break
+                if step.join and _waits_for_group(inv) and _group_outstanding(inv.state):
+                    break  # a queued join whose group is still out: its last op joins it
                 self._ensure_lease(inv)
                 if slots is not None and not slots.admit(step.call(run_id)):
                     inv.queued(self.clock.now_ms())
@@ -336,6 +347,13 @@ class Executor:
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
+        if result.kind == "complete" and nxt.step != messages.DISCOVERY and _waits_for_group(inv):
+            # A planned step's call must answer with that step's result. "The function completed"
+            # means the step is gone from the code (it changed under the run): the step's call
+            # failed, as the SDK reports it when another step is in the way (docs/protocol.md §7.4).
+            message = f"the app was asked to run step {nxt.step!r} and answered that the function completed"
+            error = {"name": "NoProgress", "message": message, "stack": ""}
+            return self._handle_error(inv, nxt, CallResult(kind="error", error=error, status=result.status))
         if result.kind == "complete":
             waited = _planned_outstanding(inv.state, waited_on=True)
             if nxt.step == messages.DISCOVERY and _waits_for_group(inv) and waited:
@@ -535,7 +553,7 @@ class Executor:
         until = now + self.settings.lease_ms
         if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
             if queue_discovery:
-                self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
+                self._busy(inv.state.run.run_id, _Next(messages.DISCOVERY, 0, join=True).call(inv.state.run.run_id))
             return False
         inv.holds_run_lease = True
         fresh = self.runs.load_run(inv.state.run.run_id)
