@@ -17,13 +17,14 @@ from stepline.protocol.signing import hash_event_key
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     settings = engine.settings
-    key_hashes = {hash_event_key(k) for k in settings.event_keys}
 
     def key_allowed(key: str) -> bool:
         if settings.mode == "dev":
             return True  # as Inngest's dev server: any key, including NO_EVENT_KEY_SET
         presented = hash_event_key(key)
-        return any(hmac.compare_digest(presented, known) for known in key_hashes)
+        # The keys as the ring holds them now: a key removed from the secret stops working once
+        # the ring re-reads it.
+        return any(hmac.compare_digest(presented, known) for known in engine.keys.current().event_key_hashes)
 
     if settings.mode != "dev":
         # An SDK configured with an empty key posts here: in cloud mode that is a missing
@@ -56,7 +57,10 @@ def accept_events(engine: Engine, body: bytes, seed: tuple[int, bytes] | None = 
     except ProtocolError as whole:
         raise ApiError(whole.status, whole.message, ids=[]) from None
     payloads = [p.model_dump() for p in batch.accepted]
-    ids = engine.ingest.accept(payloads, seed=seed) if payloads else []
+    try:
+        ids = engine.ingest.accept(payloads, seed=seed, max_runs=settings.max_runs_per_request) if payloads else []
+    except ProtocolError as too_many:  # more runs than one request may start: nothing stored
+        raise ApiError(too_many.status, too_many.message, ids=[]) from None
     if batch.refusal is not None:
         refusal = batch.refusal
         return json_response(refusal.status, {"ids": ids, "error": refusal.message, "status": refusal.status})

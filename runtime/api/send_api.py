@@ -6,16 +6,14 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_operator
 from stepline.api.events_api import accept_events
 from stepline.api.request import raw_body
 from stepline.engine.core import Engine
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    settings = engine.settings
-
     @app.post("/v1/events")
     def send_events() -> Response:
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         return accept_events(engine, raw_body(app))
