@@ -353,10 +353,11 @@ class Executor:
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
-        if result.kind == "complete" and nxt.step != messages.DISCOVERY and _waits_for_group(inv):
-            # A planned step's call must answer with that step's result. "The function completed"
-            # means the step is gone from the code (it changed under the run): the step's call
-            # failed, as the SDK reports it when another step is in the way (docs/protocol.md §7.4).
+        if result.kind == "complete" and inv.claimed_step == nxt.step != messages.DISCOVERY and _waits_for_group(inv):
+            # A wait-mode branch's call must answer with that step's result. "The function
+            # completed" means the step is gone from the code (it changed under the run): the
+            # step's call failed, as the SDK reports it when another step is in the way
+            # (docs/protocol.md §7.4). A lone planned step run inline may complete the run.
             message = f"the app was asked to run step {nxt.step!r} and answered that the function completed"
             error = {"name": "NoProgress", "message": message, "stack": ""}
             return self._handle_error(inv, nxt, CallResult(kind="error", error=error, status=result.status))
