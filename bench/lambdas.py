@@ -196,7 +196,7 @@ def http(method: str, url: str, body: Any = None) -> Any:
 
 def run_one(front_url: str, sqs: Any, queue_url: str, executor: Host, steps: int) -> dict[str, float]:
     """Send one event and pump until its run completes. Returns the executor's CPU and wall ms
-    over the invocations that ran it."""
+    over the invocations that ran it, and its peak memory."""
     before = len(executor.invocations)
     [event_id] = http("POST", f"{front_url}/e/bench", {"name": EVENT, "data": {"steps": steps}})["ids"]
     deadline = time.monotonic() + 300
@@ -208,7 +208,11 @@ def run_one(front_url: str, sqs: Any, queue_url: str, executor: Host, steps: int
             if runs[0]["output"] != sum(range(steps)):
                 raise SystemExit(f"the run's output is {runs[0]['output']!r}")
             ran = executor.invocations[before:]
-            return {"cpu_ms": sum(i["cpu_ms"] for i in ran), "wall_ms": sum(i["wall_ms"] for i in ran)}
+            return {
+                "cpu_ms": sum(i["cpu_ms"] for i in ran),
+                "wall_ms": sum(i["wall_ms"] for i in ran),
+                "peak_rss_mb": max(i["peak_rss_mb"] for i in ran),
+            }
     said = executor.invocations[before:][-3:]
     raise SystemExit(f"the run did not complete within 300 s: {runs}; the executor said {said}")
 
