@@ -312,7 +312,7 @@ def main() -> None:
     os.environ["AWS_ENDPOINT_URL"] = endpoint  # provisioning's clients
     names = provision(AwsNames.for_prefix(f"bench-{uuid.uuid4().hex[:6]}", REGION), session)
     front = ApiGateway()
-    server = DevHttpServer(front, "127.0.0.1", free_port())  # type: ignore[arg-type]  # resolves like the resolver
+    server = DevHttpServer(front, "127.0.0.1", free_port())
     server.start()
     front_url = f"http://127.0.0.1:{server.port}"
     app_port = free_port()
