@@ -282,7 +282,7 @@ def report(results: list[Measured]) -> None:
         f"\nProjected onto Lambda (CPU time scaled by the memory's share of a vCPU, full at {LAMBDA_FULL_VCPU_MB} MB;"
         " waits on DynamoDB, SQS and the app come on top), ms"
     )
-    print(f"  {'':<40}" + "".join(f"{str(mb) + ' MB':>10}" for mb in MEMORY_SIZES_MB))
+    print(f"  {'':<52}" + "".join(f"{str(mb) + ' MB':>10}" for mb in MEMORY_SIZES_MB))
     for m in results:
         cold = (
             m.startup["interpreter_cpu_ms"] + m.startup["import_cpu_ms"] + m.first["cpu_ms"] - m.warm_median("cpu_ms")
@@ -293,7 +293,7 @@ def report(results: list[Measured]) -> None:
         for what, cpu_ms in rows:
             label = f"{m.label.split(':')[0]}: {what}"
             print(
-                f"  {label:<40}"
+                f"  {label:<52}"
                 + "".join(f"{cpu_ms * max(1.0, LAMBDA_FULL_VCPU_MB / mb):>10.1f}" for mb in MEMORY_SIZES_MB)
             )
 
