@@ -6,12 +6,21 @@ Deployed Lambdas get these as environment variables (the CDK stack sets exactly 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 ENV_PREFIX = "STEPLINE_"
+
+# The executor Lambda keeps this much of its time, after the last call it may start has ended,
+# for that call's writes (memo, lease release, re-enqueueing the rest).
+DEADLINE_MARGIN_S = 15
+# AWS's guidance for an SQS event source mapping: the queue's visibility timeout at least six
+# times the function's timeout, so a batch that is throttled and retried is not redelivered
+# while a retry may still run it.
+ESM_VISIBILITY_FACTOR = 6
 
 
 class Settings(BaseModel):
@@ -24,9 +33,11 @@ class Settings(BaseModel):
 
     # Executor timing. A call that takes longer than step_timeout_s is a retriable failure.
     step_timeout_s: float = 120.0
-    # How long one executor invocation keeps looping before it re-enqueues the run (a Lambda
-    # uses the smaller of this and its own remaining time).
-    invocation_budget_s: float = 600.0
+    # How long one executor invocation may go on starting calls before it re-enqueues the run. A
+    # Lambda uses the smaller of this and its remaining time less the margin and one full call
+    # (stepline.handlers.executor). Its timeout, and six times that as the work queue's visibility
+    # timeout, follow from it: 240 s keeps a crashed batch's return under 40 minutes.
+    invocation_budget_s: float = 240.0
     # Retry backoff: base * 2**attempt with full jitter, capped.
     retry_base_ms: int = 1_000
     retry_cap_ms: int = 60 * 60 * 1_000
@@ -88,8 +99,22 @@ class Settings(BaseModel):
         return int(self.step_timeout_s * 3 * 1000)
 
     @property
+    def executor_timeout_s(self) -> int:
+        """The executor's worst case for one message: a call started at the very end of a full
+        budget, running its whole step timeout, then the margin for its writes."""
+        return math.ceil(self.invocation_budget_s + self.step_timeout_s + DEADLINE_MARGIN_S)
+
+    @property
     def visibility_timeout_s(self) -> int:
-        return int(self.invocation_budget_s + self.step_timeout_s + 60)
+        """The work queue's visibility timeout: AWS's guidance for an event source mapping."""
+        return ESM_VISIBILITY_FACTOR * self.executor_timeout_s
+
+    def record_budget_ms(self, remaining_ms: int) -> int:
+        """How long an executor with ``remaining_ms`` left may go on starting calls: the last
+        one it starts must end, step timeout and all, with the margin still left. 0 or less:
+        none may start."""
+        budget = remaining_ms - (DEADLINE_MARGIN_S + self.step_timeout_s) * 1000
+        return int(min(self.invocation_budget_s * 1000, budget))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -38,7 +38,7 @@ REQUIRED: dict[str, dict[str, type]] = {
     SWEEP: {},
 }
 # Optional fields that must have this type when present.
-_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int}
+_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int, "scheduled_time": str}
 
 
 def call(run_id: str, step: str = DISCOVERY, attempt: int = 0, busy: int = 0) -> dict[str, Any]:
