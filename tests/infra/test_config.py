@@ -28,6 +28,11 @@ def test_context_wins_over_environment_which_wins_over_defaults():
     assert config.api_memory_mb == 1024 and config.stack_name == "FromEnv"
 
 
+def test_the_longest_stack_name_fits_every_derived_name():
+    config = StackConfig.load({"stepline:stackName": "S" * 52}, {})
+    assert len(config.schedule_group + "-cron") == 64
+
+
 def test_context_keys_are_camel_case():
     assert context_key("executor_memory_mb") == "stepline:executorMemoryMb"
     assert context_key("stack_name") == "stepline:stackName"
@@ -38,6 +43,8 @@ def test_context_keys_are_camel_case():
     [
         ({"stepline:logRetentionDays": "10"}, "stepline:logRetentionDays"),
         ({"stepline:stackName": "1bad name"}, "stepline:stackName"),
+        # Its cron schedule group, "<name>-timers-cron", would be 65 characters: over Scheduler's 64.
+        ({"stepline:stackName": "S" * 53}, "stackName.*at most 52 characters.*longer than EventBridge Scheduler's 64"),
         ({"stepline:removalPolicy": "maybe"}, "stepline:removalPolicy"),
         ({"stepline:executorMaxConcurrency": "1"}, "at least 2"),
         ({"stepline:apiMemory": "1024"}, "unknown context stepline:apiMemory"),
