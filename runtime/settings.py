@@ -59,6 +59,9 @@ class Settings(BaseModel):
     # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (docs/protocol.md §5.3). This
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).
     use_api_threshold_bytes: int = 1024 * 1024
+    # The most a run's state (events and step outputs) may hold: Inngest's 32 MiB; deployed, what
+    # one API Lambda response can serve (stepline.engine.payload_policy, set by the stack).
+    max_run_state_bytes: int = Field(32 * 1024 * 1024, ge=1024)
 
     # Ingest limits (Inngest's: 3 MiB per request, 5000 events per request).
     max_event_body_bytes: int = 3 * 1024 * 1024

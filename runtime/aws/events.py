@@ -7,6 +7,7 @@ from typing import Any
 
 from stepline.aws.client import TableClient
 from stepline.aws.items import (
+    EVENT_SHARDS,
     GSI1,
     Item,
     check_size,
@@ -16,6 +17,7 @@ from stepline.aws.items import (
     event_from_item,
     event_item,
     event_key,
+    event_partition,
     get_str,
     num_attr,
     str_attr,
@@ -215,38 +217,44 @@ class EventRecords:
         )
         found: list[Item] = []
         for day_item in days:
-            extra: dict[str, Any] = {}
-            if name is not None:
-                extra = {
-                    "FilterExpression": "#name = :name",
-                    "ExpressionAttributeNames": {"#name": "name"},
-                }
-            values = {
-                ":pk": str_attr(f"EVENTS#{day_item['sk']['S']}"),
-                ":lo": str_attr(low),
-                ":hi": str_attr(high),
-            }
-            if name is not None:
-                values[":name"] = str_attr(name)
-            start: Item | None = None
-            while len(found) < want:
-                kwargs: dict[str, Any] = dict(
-                    IndexName=GSI1,
-                    KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
-                    ExpressionAttributeValues=values,
-                    ScanIndexForward=False,
-                    # One spare for the cursor's own row, which BETWEEN includes. A name
-                    # filter reads wider pages: Limit counts the rows read, not those that match.
-                    Limit=want - len(found) + 1 if name is None else max(want + 1, 100),
-                    **extra,
-                )
-                if start is not None:
-                    kwargs["ExclusiveStartKey"] = start
-                resp = self._t.call("query", **kwargs)
-                found.extend(i for i in resp.get("Items", []) if i["gsi1sk"]["S"] != exclude)
-                start = resp.get("LastEvaluatedKey")
-                if not start:
-                    break
+            # Each shard's newest ``want`` rows, merged: the day's newest ``want`` are among them.
+            day = day_item["sk"]["S"]
+            merged: list[Item] = []
+            for shard in [*range(EVENT_SHARDS), None]:
+                merged += self._partition_keys(event_partition(day, shard), low, high, exclude, name, want - len(found))
+            merged.sort(key=lambda i: i["gsi1sk"]["S"], reverse=True)
+            found += merged[: want - len(found)]
             if len(found) >= want:
+                break
+        return found[:want]
+
+    def _partition_keys(
+        self, partition: str, low: str, high: str, exclude: str | None, name: str | None, want: int
+    ) -> list[Item]:
+        """Up to ``want`` newest index rows of one ``gsi1`` partition in ``[low, high]``."""
+        extra: dict[str, Any] = {}
+        values = {":pk": str_attr(partition), ":lo": str_attr(low), ":hi": str_attr(high)}
+        if name is not None:
+            extra = {"FilterExpression": "#name = :name", "ExpressionAttributeNames": {"#name": "name"}}
+            values[":name"] = str_attr(name)
+        found: list[Item] = []
+        start: Item | None = None
+        while len(found) < want:
+            kwargs: dict[str, Any] = dict(
+                IndexName=GSI1,
+                KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                # One spare for the cursor's own row, which BETWEEN includes. A name filter
+                # reads wider pages: Limit counts the rows read, not those that match.
+                Limit=want - len(found) + 1 if name is None else max(want + 1, 100),
+                **extra,
+            )
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self._t.call("query", **kwargs)
+            found.extend(i for i in resp.get("Items", []) if i["gsi1sk"]["S"] != exclude)
+            start = resp.get("LastEvaluatedKey")
+            if not start:
                 break
         return found[:want]

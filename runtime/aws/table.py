@@ -12,8 +12,8 @@ that have not ended carry its keys (the sweeper's index; keys only)::
                                                                SWEEP#<crc32(run_id) % 8> /
                                                                <wake_at:015d>#<run_id>
     step              RUN#<run_id>          STEP#<step_id>
-    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd> /
-                                                               <received_at:015d>#<internal_id>
+    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd>#<crc32(id) % 16>
+                                                               / <received_at:015d>#<internal_id>
     event -> run link EVENT#<internal_id>   RUN#<run_id>
     event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
     event day         EVENTDAYS             <yyyy-mm-dd>

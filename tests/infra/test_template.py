@@ -17,6 +17,7 @@ from stepline.aws.resources import (
     max_receive_count,
     table_definition,
 )
+from stepline.engine.payload_policy import DEPLOYED_MAX_RUN_STATE_BYTES
 from stepline.settings import ENV_PREFIX, Settings
 
 API_HANDLER = "stepline.handlers.api.handler"
@@ -261,6 +262,8 @@ def test_each_lambda_gets_exactly_the_settings_the_runtime_reads(synthesized, ha
     assert env["STEPLINE_MODE"] == "cloud"
     assert env["STEPLINE_SCHEDULE_GROUP"] == "Stepline-timers"
     assert env["STEPLINE_SIGNING_KEY_SECRET_ID"] == "Stepline/signing-key"
+    # A run's state is capped at what one API Lambda response can serve an SDK.
+    assert env["STEPLINE_MAX_RUN_STATE_BYTES"] == str(DEPLOYED_MAX_RUN_STATE_BYTES)
     # Keys are read from Secrets Manager at cold start, never passed in the environment.
     assert not {"STEPLINE_SIGNING_KEY", "STEPLINE_SIGNING_KEY_FALLBACK", "STEPLINE_EVENT_KEYS"} & set(env)
     assert env["POWERTOOLS_SERVICE_NAME"] == f"stepline-{role}"
