@@ -84,6 +84,21 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             raise ApiError(404, f"function {fn_id!r} not found")
         return envelope(function_json(fn, catalog.get_app(fn.app_id)))
 
+    @app.post("/v1/functions/<fn_id>/invoke")
+    def invoke(fn_id: str) -> Response:
+        """Body {"data": {...}}: start a run of the function now with that event data, whatever
+        its triggers (the dashboard's Invoke)."""
+        require_signing_key(app, settings)
+        fn = catalog.get_function(fn_id)
+        if fn is None:
+            raise ApiError(404, f"function {fn_id!r} not found")
+        body = parse_json_body(raw_body(app) or b"{}")
+        data = body.get("data", {}) if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise ApiError(400, "data: expected a JSON object, the invoked event's data")
+        event, run_id = engine.invoke(fn, data)
+        return envelope({"event_id": event.internal_id, "run_id": run_id})
+
     @app.post("/v1/apps/sync")
     def sync() -> Response:
         """Body {"url": <the app's serve URL>}: ask the app to sync (PUT), as `stepline dev -u`

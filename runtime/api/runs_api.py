@@ -143,7 +143,12 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/events/<event_id>/runs")
     def event_runs(event_id: str) -> Response:
         require_signing_key(app, settings)
-        return envelope([run_json(r) for r in b.runs.runs_for_event(event_id)])
+        runs = b.runs.runs_for_event(event_id)
+        # No runs may mean the event started none, or that there is no such event: only the
+        # first is an empty list, the second is the 404 GET /v1/events/{id} answers too.
+        if not runs and b.events.get_event(event_id) is None:
+            raise ApiError(404, f"event {event_id!r} not found")
+        return envelope([run_json(r) for r in runs])
 
     @app.get("/v1/runs/<run_id>")
     def get_run(run_id: str) -> Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.engine import messages
 from stepline.engine.cancellation import Cancellation
 from stepline.engine.clock import SystemClock
@@ -13,9 +15,9 @@ from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.lifecycle import Lifecycle
-from stepline.engine.ports import Backend, Clock, Run
+from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
-from stepline.engine.runs import RunStarter
+from stepline.engine.runs import RunStarter, invocation_event
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
@@ -84,3 +86,14 @@ class Engine:
     def cancel_run(self, run_id: str) -> Run | None:
         """Cancel a run that has not ended; see ``Cancellation.cancel``."""
         return self.cancellation.cancel(run_id)
+
+    def invoke(self, fn: FunctionRecord, data: dict[str, Any]) -> tuple[StoredEvent, str]:
+        """Start a run of ``fn`` now with ``data``, as an operator's invoke does (whatever its
+        triggers, no flow control on arrival): the event is stored, then the run started.
+        Returns the stored event and the run id."""
+        now = self.clock.now_ms()
+        [stored] = self.backend.events.save_events([invocation_event(fn, data, self.ids.new(), now)], now)
+        run_id, message = self.starter.start_for_event(fn, stored)
+        if message is not None:
+            self.backend.queue.send(message)
+        return stored, run_id

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepline.engine import messages
+from stepline.engine.attempts import carried, failed_attempt
 from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
@@ -116,6 +117,11 @@ class _Invocation:
 class _Next:
     step: str
     attempt: int
+    # The step's failed attempts before this one (stepline.engine.attempts).
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def call(self, run_id: str) -> dict[str, Any]:
+        return messages.call(run_id, self.step, self.attempt, failures=self.failures)
 
 
 class Executor:
@@ -161,7 +167,7 @@ class Executor:
         kind = body.get("kind")
         run_id = body.get("run_id")
         if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0))
+            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0), carried(body))
             # A call queued behind a concurrency limit carries its place in line: it goes on
             # only once a slot may be its (else it is back on the queue, or a stale copy).
             with self.concurrency.message(body) as ticket:
@@ -269,13 +275,13 @@ class Executor:
             while step is not None:
                 if self.clock.now_ms() >= inv.deadline_ms:
                     # Out of time: hand the rest to a fresh invocation rather than race the deadline.
-                    self.queue.send(messages.call(run_id, step.step, step.attempt))
+                    self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
                 if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
                     break
                 self._ensure_lease(inv)
-                if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
+                if slots is not None and not slots.admit(step.call(run_id)):
                     inv.queued(self.clock.now_ms())
                     break  # over a concurrency limit: the call waits in line for a slot
                 step = self._call_once(inv, step)
@@ -352,7 +358,9 @@ class Executor:
                 self._commit(inv, op, memo_error(op.error), nxt)
                 progressed = True
             elif op.op == "StepError":
-                self._retry_later(inv, _Next(op.id, (nxt.attempt if nxt.step == op.id else 0) + 1), None)
+                attempt = nxt.attempt if nxt.step == op.id else 0
+                failures = self._failed(inv, nxt, op.id, attempt, op.error)
+                self._retry_later(inv, _Next(op.id, attempt + 1, failures), None)
             elif op.op == "StepPlanned":
                 planned.append(op)
             elif op.op == "Sleep":
@@ -412,14 +420,22 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
-        self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1), result.retry_at_ms)
+        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != messages.DISCOVERY else []
+        self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1, failures), result.retry_at_ms)
         return None
+
+    def _failed(
+        self, inv: _Invocation, nxt: _Next, step: str, attempt: int, error: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """The step's failed attempts with this one added."""
+        before = nxt.failures if nxt.step == step else []
+        return [*before, failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)]
 
     def _retry_later(self, inv: _Invocation, nxt: _Next, retry_at_ms: int | None) -> None:
         at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
         if retry_at_ms is not None:
             at = max(at, retry_at_ms)
-        body = messages.call(inv.state.run.run_id, nxt.step, nxt.attempt)
+        body = nxt.call(inv.state.run.run_id)
         if inv.claimed_step == nxt.step:
             # The step stays claimed through its backoff, by the claim its retry carries.
             body["claim"] = inv.claim_owner
@@ -437,6 +453,8 @@ class Executor:
         planned = inv.state.pending.get(op.id)
         if planned is not None:
             detail["queued_at"] = planned.created_at
+        if nxt.step == op.id and nxt.failures:
+            detail["failures"] = nxt.failures
         memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
         if self.runs.commit_memo(inv.state.run.run_id, memo):
             inv.state.memos.append(memo)
@@ -456,7 +474,7 @@ class Executor:
         if not inv.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
             # A claimed step's call ended the run, but another job holds the run: do this call
             # again once it is free, rather than end the run without the lease.
-            self._busy(run.run_id, messages.call(run.run_id, nxt.step, nxt.attempt))
+            self._busy(run.run_id, nxt.call(run.run_id))
             return
         changes = {
             **inv.dirty,

@@ -3,10 +3,15 @@ after a crash or a retried request, collides on the conditional insert instead o
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
+
+# The event a function is invoked with: by another function's step.invoke, or by an operator.
+INVOKED = "inngest/function.invoked"
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:
@@ -19,6 +24,19 @@ def run_id_for_events(events: list[StoredEvent], fn_id: str) -> str:
     if len(events) == 1:
         return run_id_for(events[0], fn_id)
     return derived_ulid(events[0].received_at, *(e.internal_id for e in events), fn_id)
+
+
+def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, now_ms: int) -> StoredEvent:
+    """The event an operator's invoke starts ``fn`` with, whatever its triggers: an
+    ``inngest/function.invoked`` carrying ``data``, with no caller to answer."""
+    return StoredEvent(
+        internal_id=event_id,
+        id=event_id,
+        name=INVOKED,
+        data={**data, "_inngest": {"fn_id": fn.fn_id}},
+        ts=now_ms,
+        received_at=now_ms,
+    )
 
 
 class RunStarter:

@@ -71,6 +71,10 @@ class AppStore(Protocol):
 
     def get_app(self, app_id: str) -> AppRecord | None: ...
 
+    def delete_app(self, app_id: str) -> None:
+        """Remove the app and its functions (with their triggers); functions that moved to
+        another app since stay with it. Deleting an unknown app does nothing."""
+
     def list_apps(self) -> list[AppRecord]: ...
 
     def get_function(self, fn_id: str) -> FunctionRecord | None: ...

@@ -13,6 +13,7 @@ from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
 from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
 from stepline.protocol.register import AppSync
+from stepline.protocol.urls import same_serve_url
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class Registry:
         ]
         previous = self.apps.get_app(sync.app_id)
         modified = previous is None or previous.url != sync.url or self._changed(previous, functions)
+        # One serve URL serves one app: another app registered there is what this URL used to
+        # serve (the app was renamed, or another one took its port). Left registered, its
+        # functions would start runs on events that only this app's code now answers.
+        stale = [a for a in self.apps.list_apps() if a.app_id != sync.app_id and same_serve_url(a.url, sync.url)]
         self.apps.put_app(
             AppRecord(
                 app_id=sync.app_id,
@@ -76,8 +81,14 @@ class Registry:
             functions,
         )
         self.crons.sync_app(sync.app_id, functions)
-        warn_on_sync(sync)
-        return modified
+        for app in stale:
+            log.info("app %r now serves %s: removing %r, which was registered there", sync.app_id, sync.url, app.app_id)
+            self.crons.sync_app(app.app_id, [])
+            self.apps.delete_app(app.app_id)
+        if modified or stale:
+            # Only when something changed: `stepline dev` re-syncs live apps every few seconds.
+            warn_on_sync(sync)
+        return modified or bool(stale)
 
     def _changed(self, previous: AppRecord, functions: list[FunctionRecord]) -> bool:
         if sorted(previous.function_ids) != sorted(f.fn_id for f in functions):

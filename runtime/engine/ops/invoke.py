@@ -16,10 +16,10 @@ from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ports import PendingOp, RunState, StoredEvent
+from stepline.engine.runs import INVOKED
 from stepline.protocol.calls import Opcode, memo_error
 from stepline.protocol.durations import parse_duration_ms
 
-INVOKED = "inngest/function.invoked"
 # Without a timeout an invoke waits as long as a run can live (Go uses a year too).
 DEFAULT_INVOKE_TIMEOUT_MS = 366 * 24 * 60 * 60 * 1000
 
