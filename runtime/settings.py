@@ -70,6 +70,10 @@ class Settings(BaseModel):
     # it; a refusal names the event's index.
     max_event_bytes: int = 3 * 1024 * 1024
     max_register_body_bytes: int = 16 * 1024 * 1024
+    # A send of more events than this starts their runs from the work queue once they are stored
+    # (stepline.engine.ingest), so a full request (5,000 events) is answered well within API
+    # Gateway's 30 s; smaller ones start their runs before answering.
+    ingest_inline_events: int = Field(100, ge=1)
 
     # AWS adapter wiring (deployed only).
     table_name: str | None = None

@@ -41,7 +41,8 @@ Access patterns and their cost:
   (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
   deletes lag by up to days, so an expired claim must read as absent); then the event items
   in one BatchWriteItem (they need no condition: the claims already decided who is new).
-  Events without a user id get one create-only PutItem each.
+  Events without a user id are looked up in BatchGetItems of 100 (a retried request with
+  seeded ids sends the same internal ids) and the new ones join that BatchWriteItem.
 * ``list_events``: one Query on the day registry, then Queries on ``gsi1`` per day bucket,
   newest first, and one BatchGetItem for the page.
 * ``list_runs``: Queries on ``gsi1`` in the function's partition, one BatchGetItem per page.

@@ -85,12 +85,27 @@ def test_event_with_a_user_id_costs_a_claim_and_a_batch(aws, calls, clock):
     _, counts = calls.during(store.save_events, [make_event(clock, event_id="u-1")], clock.now_ms())
     assert counts == {"PutItem": 1, "BatchWriteItem": 1}
 
+    # No user id: one batch read (a retried request's seeded ids may be stored) and the write.
     _, counts = calls.during(store.save_events, [make_event(clock)], clock.now_ms())
-    assert counts == {"PutItem": 1}
+    assert counts == {"BatchGetItem": 1, "BatchWriteItem": 1}
 
-    batch = [make_event(clock, event_id=f"b-{i}") for i in range(30)]
+    # A full Event API request's worth of claims goes 100 to a transaction, not one by one.
+    batch = [make_event(clock, event_id=f"b-{i}") for i in range(250)]
     _, counts = calls.during(store.save_events, batch, clock.now_ms())
-    assert counts == {"PutItem": 30, "BatchWriteItem": 2}
+    assert counts == {"TransactWriteItems": 3, "BatchWriteItem": 10}
+
+
+def test_claims_held_by_earlier_events_are_named_by_the_cancelled_transaction(aws, calls, clock):
+    store = aws.store
+    first = [make_event(clock, event_id=f"c-{i}") for i in range(3)]
+    store.save_events(first, clock.now_ms())
+    clock.advance(1_000)
+    again = [make_event(clock, event_id=f"c-{i}") for i in range(6)]  # three seen, three new
+    saved, counts = calls.during(store.save_events, again, clock.now_ms())
+    assert [e.internal_id for e in saved[:3]] == [e.internal_id for e in first]
+    assert [e.internal_id for e in saved[3:]] == [e.internal_id for e in again[3:]]
+    # The cancelled transaction, the retry of the three new claims, and the stored three read back.
+    assert counts == {"TransactWriteItems": 2, "BatchWriteItem": 1, "BatchGetItem": 1}
 
 
 def test_duplicate_event_costs_a_claim_and_one_read(aws, calls, clock):
