@@ -48,6 +48,7 @@ dev: $(DEV_STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
 	$(BIN)/python -m bench.flow
+	$(BIN)/python -m bench.aws_requests
 
 # 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
 # CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.
