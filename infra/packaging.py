@@ -2,12 +2,13 @@
 
 The layer holds wheels for the Lambda platform, fetched by ``pip install --platform ...
 --only-binary=:all:`` (pip never builds anything, so no compiler or container is needed), from
-the runtime's own dependency list in ``pyproject.toml`` plus its ``lambda`` extra. Nothing from
-the ``cdk`` or ``test`` extras goes in. The layer is built once per dependency list, platform and
-Python version, and cached under ``.cdk-build/``; the code directory holds a copy of ``runtime/``
-as ``stepline/`` (the name the package imports as), keyed by its content. Both ship bytecode
-compiled for the Lambda's Python when an interpreter of that version is at hand
-(``infra.bytecode``), so cold starts do not compile.
+the runtime's own dependency list in ``pyproject.toml``: the package's dependencies (the SDK's),
+its ``server`` extra and its ``lambda`` extra. Nothing from the ``cdk`` or ``test`` extras goes
+in. The layer is built once per dependency list, platform and Python version, and cached under
+``.cdk-build/``; the code directory holds a copy of ``runtime/`` as ``stepline/`` (the name the
+package imports as), keyed by its content. Both ship bytecode compiled for the Lambda's
+Python when an interpreter of that version is at hand (``infra.bytecode``), so cold starts do
+not compile.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from infra.bytecode import bytecode_interpreter, compile_tree
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / ".cdk-build"
 PYTHON_VERSION = "3.14"  # the Lambda runtime (python3.14); wheels are fetched for it
-LAMBDA_EXTRA = "lambda"
+SERVER_EXTRAS = ("server", "lambda")  # the runtime and what only the Lambdas add to it
 PACKAGE = "stepline"  # the import name of runtime/ (pyproject's package-dir)
 
 # manylinux tags the Lambda OS (Amazon Linux 2023, glibc 2.34) runs, newest first.
@@ -63,10 +64,11 @@ def build_bundle(architecture: str = "arm64", *, build_dir: Path = BUILD_DIR) ->
 
 
 def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
-    """The runtime's dependencies and the ``lambda`` extra, as written in pyproject.toml."""
+    """The package's dependencies and its ``server`` and ``lambda`` extras, as written in
+    pyproject.toml."""
     project = tomllib.loads(pyproject.read_text())["project"]
     extras = project.get("optional-dependencies", {})
-    return [*project["dependencies"], *extras.get(LAMBDA_EXTRA, [])]
+    return [*project["dependencies"], *(req for extra in SERVER_EXTRAS for req in extras.get(extra, []))]
 
 
 def platform_tags(architecture: str) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import cel
+from stepline.protocol import cel_library as cel
 
 _cache: dict[str, Any] = {}
 _lock = threading.Lock()

@@ -124,6 +124,8 @@ class Ingest:
     def _runs_for(
         self, event: StoredEvent, functions: list[FunctionRecord], *, duplicate: bool = False
     ) -> list[dict[str, Any]]:
+        if not functions:
+            return []
         context = {"event": event.wire()}
         starts: list[dict[str, Any]] = []
         for fn in functions:

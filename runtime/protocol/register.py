@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import cel
 import pydantic
 from pydantic import (
     AfterValidator,
@@ -26,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from stepline.protocol import cel_library as cel
 from stepline.protocol.cron import CronSpec, parse_cron
 from stepline.protocol.durations import parse_duration_ms
 from stepline.protocol.errors import ProtocolError, from_validation_error

@@ -1,14 +1,14 @@
-"""Deployed ("cloud") mode: only configured event keys, and bearer auth on the API routes in both
-forms the SDKs send (docs/protocol.md §3.1)."""
+"""Deployed ("cloud") mode, as `stepline start` runs it in its own process with its keys from
+flags: only configured event keys, and bearer auth on the API routes in both forms the SDKs send
+(docs/protocol.md §3.1). The Lambda handler's side is tests/security/test_lambda.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.protocol.signing import hash_signing_key
-from stepline.settings import Settings
-from tests.e2e.conftest import free_port, http
+from tests.e2e.conftest import http
+from tests.e2e.started import StartedStepline
 
 SIGNING_KEY = "signkey-test-12345678"
 FALLBACK_KEY = "signkey-test-abcdef01"
@@ -16,11 +16,12 @@ FALLBACK_KEY = "signkey-test-abcdef01"
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    settings = Settings(mode="cloud", event_keys=["evt-good"], signing_key=SIGNING_KEY, signing_key_fallback=FALLBACK_KEY)
-    options = DevOptions(port=free_port(), db_path=str(tmp_path_factory.mktemp("cloud") / "db"))
-    runtime = DevRuntime(options, settings).start()
-    yield runtime.url
-    runtime.stop()
+    started = StartedStepline(
+        tmp_path_factory.mktemp("cloud") / "stepline.db",
+        ["--signing-key", SIGNING_KEY, "--signing-key-fallback", FALLBACK_KEY, "--event-key", "evt-good"],
+    )
+    yield started.url
+    assert started.stop() == 0
 
 
 def test_unknown_event_key_is_refused(url):
