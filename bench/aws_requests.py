@@ -1,10 +1,6 @@
-"""`make bench`: what the deployed path asks of AWS, counted on the AWS adapters (moto).
+"""`make bench`: what the deployed path asks of AWS, counted on the AWS adapters (moto), with
+the meter ``bench.ingest`` uses for a full Event API request too.
 
-* A full Event API request (5,000 events, each triggering a function): the AWS requests made
-  before the answer (what must fit in API Gateway's 30 s), and those its ``start`` messages make
-  afterwards in the executor; once with events that carry no id, once with ids (each id is
-  claimed for 24 h with a conditional write, 100 to a transaction; measured on 500 events, as
-  moto copies the whole table for every transaction).
 * A run of 1,000 sequential steps: read units per step (DynamoDB bills a strongly consistent
   read by the 4 KB of items it returns, not per request) and write units, and what a million
   steps cost at list prices with reads and index writes included.
@@ -12,7 +8,7 @@
 Read units are computed from the items each response returns, by DynamoDB's item-size rule
 (attribute names plus values), since moto reports no consumed capacity.
 
-    python -m bench.aws_requests [--events 5000] [--steps 1000]
+    python -m bench.aws_requests [--steps 1000]
 """
 
 from __future__ import annotations
@@ -20,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from collections import Counter
 from typing import Any
 
@@ -34,11 +29,9 @@ from bench.steps import (
     SQS_REQUEST,
 )
 from stepline.aws.moto_env import moto_backend
-from stepline.engine import messages
 from stepline.engine.clock import ManualClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
-from stepline.engine.ingest import START_CHUNK
 from stepline.protocol.register import parse_register
 from stepline.settings import Settings
 
@@ -163,29 +156,6 @@ def drain(engine: Engine, backend: Any, *, only_kind: str | None = None, most: i
     return handled
 
 
-def measure_ingest(events: int, with_ids: bool) -> dict[str, Any]:
-    clock = ManualClock()
-    with moto_backend(clock) as backend:
-        engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=Steps(0))
-        register(engine, "bench-ingest", "bench/event")
-        meter = Meter(backend.clients)
-        batch = [{"name": "bench/event", "data": {"i": i}} for i in range(events)]
-        if with_ids:
-            for i, event in enumerate(batch):
-                event["id"] = f"order-{i}"
-        meter.active = True
-        started = time.perf_counter()
-        engine.ingest.accept(batch)
-        seconds = time.perf_counter() - started
-        answered = Counter(meter.requests)
-        meter.reset()
-        # One start message (100 events) stands for the rest: each starts its events' runs.
-        handled = drain(engine, backend, only_kind=messages.START, most=1)
-        meter.active = False
-        per_event = sum(meter.requests.values()) / (START_CHUNK if handled and events > START_CHUNK else 1)
-        return {"before_answer": answered, "moto_seconds": seconds, "after_per_event": per_event}
-
-
 def measure_steps(steps: int) -> dict[str, Any]:
     clock = ManualClock()
     with moto_backend(clock) as backend:
@@ -199,13 +169,7 @@ def measure_steps(steps: int) -> dict[str, Any]:
         return {"requests": meter.requests, "read_units": meter.read_units, "write_units": meter.write_units}
 
 
-def report(ingest: list[tuple[str, dict[str, Any]]], steps: int, run: dict[str, Any]) -> None:
-    for label, result in ingest:
-        before = result["before_answer"]
-        print(f"\nEvent API request, {label}: {sum(before.values())} AWS requests before the 200")
-        for op, n in sorted(before.items()):
-            print(f"  {op:<22} {n:>6}")
-        print(f"  then, in the executor, {result['after_per_event']:.1f} requests per event to start its run")
+def report(steps: int, run: dict[str, Any]) -> None:
     per_step = {op: n / steps for op, n in run["requests"].items()}
     reads = run["read_units"] / steps
     writes = run["write_units"] / steps
@@ -223,17 +187,9 @@ def report(ingest: list[tuple[str, dict[str, Any]]], steps: int, run: dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=5_000)
-    # moto copies the whole table for each transaction (time and memory grow with the table), so
-    # the claims are measured on a smaller request: one TransactWriteItems per 100 ids either way.
-    parser.add_argument("--events-with-ids", type=int, default=500)
     parser.add_argument("--steps", type=int, default=1_000)
     args = parser.parse_args(argv)
-    ingest = [
-        (f"{args.events} events without ids", measure_ingest(args.events, with_ids=False)),
-        (f"{args.events_with_ids} events with ids", measure_ingest(args.events_with_ids, with_ids=True)),
-    ]
-    report(ingest, args.steps, measure_steps(args.steps))
+    report(args.steps, measure_steps(args.steps))
     return 0
 
 
