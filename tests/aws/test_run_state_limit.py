@@ -96,3 +96,19 @@ def test_the_deployed_limit_fits_one_lambda_response_and_one_byte_over_fails_the
             assert response["statusCode"] == 200, response
             assert len(json.dumps(response).encode()) <= LAMBDA_RESPONSE_MAX_BYTES
         assert response["isBase64Encoded"] is True  # gzipped: API Gateway's binary body
+
+
+def test_an_answer_over_the_lambda_cap_is_a_clear_500_not_a_failed_invocation():
+    # A state past the deployed limit (written before the limit existed, or under a larger
+    # setting): the API Lambda says why instead of failing into API Gateway's bare 502.
+    clock = ManualClock()
+    with moto_backend(clock) as backend:
+        app = BigSteps([3_000_000, 3_000_000, 3_000_000])
+        engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=app)
+        register(engine, ["go"])
+        run_id = run_to_the_end(engine, backend)
+        event = to_http_api_event("GET", f"/v0/runs/{run_id}/actions", {"accept-encoding": "gzip"}, b"", "127.0.0.1")
+        response = api_module.make_handler(engine)(event, None)
+        assert response["statusCode"] == 500
+        body = json.loads(response["body"])
+        assert body["status"] == 500 and "RunStateTooLarge" in body["error"] and "6291456" in body["error"]
