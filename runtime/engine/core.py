@@ -40,7 +40,9 @@ class Engine:
         b, clock = backend, self.clock
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
         self.starter = RunStarter(b.runs, b.waiters, clock)
-        flow = FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter)
+        flow = FlowControl(
+            b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter, events=b.events
+        )
         self.ingest = Ingest(
             b.events, b.apps, b.queue, clock, self.ids, flow, inline_events=self.settings.ingest_inline_events
         )
