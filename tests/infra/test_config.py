@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.bytecode import bytecode_interpreter
 from infra.config import StackConfig, context_key
+from infra.packaging import PYTHON_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,6 +88,8 @@ def test_app_py_synthesizes_as_the_cli_runs_it_without_aws_access(tmp_path):
     said = result.stderr.strip().splitlines()[-1]
     where = tmp_path / stack["properties"]["templateFile"]
     assert said == f"synthesized stack FromCli: the CloudFormation template is {where}"
+    if bytecode_interpreter(PYTHON_VERSION) is None:  # told at synth, not found in cold starts later
+        assert f"no Python {PYTHON_VERSION} here to compile the Lambda bytecode" in result.stderr
     assert stack["properties"]["stackName"] == "FromCli"
     assert stack["environment"] == "aws://unknown-account/unknown-region"
     template = json.loads((tmp_path / stack["properties"]["templateFile"]).read_text())
