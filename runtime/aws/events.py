@@ -60,6 +60,8 @@ class EventRecords:
     _t: TableClient
     # Days already registered in EVENTDAYS by this process: one write per day, not per event.
     _known_days: set[str]
+    # With a retention period, an event expires that long after it was received, by TTL.
+    retention_ms: int | None
 
     def save_events(self, events: list[StoredEvent], now_ms: int) -> list[StoredEvent]:
         # Encode, offload and size-check everything before the first write: a claim whose
@@ -115,6 +117,10 @@ class EventRecords:
         item = event_item(event)
         for name in _EVENT_JSON_ATTRS:
             item[name] = self._t.offload(item[name], event_prefix(event.internal_id, name))
+        if self.retention_ms:
+            expires_at = event.received_at + self.retention_ms
+            item["expires_at"] = num_attr(expires_at)
+            item["ttl"] = num_attr(-(-expires_at // 1000))
         return item
 
     def _claim_event_ids(self, events: list[StoredEvent], now_ms: int) -> list[tuple[bool, str]]:
@@ -279,14 +285,16 @@ class EventRecords:
             day = day_item["sk"]["S"]
             merged: list[Item] = []
             for shard in [*range(EVENT_SHARDS), None]:
-                merged += self._partition_keys(event_partition(day, shard), low, high, exclude, name, want - len(found))
+                merged += self._event_index_keys(
+                    event_partition(day, shard), low, high, exclude, name, want - len(found)
+                )
             merged.sort(key=lambda i: i["gsi1sk"]["S"], reverse=True)
             found += merged[: want - len(found)]
             if len(found) >= want:
                 break
         return found[:want]
 
-    def _partition_keys(
+    def _event_index_keys(
         self, partition: str, low: str, high: str, exclude: str | None, name: str | None, want: int
     ) -> list[Item]:
         """Up to ``want`` newest index rows of one ``gsi1`` partition in ``[low, high]``."""
