@@ -7,8 +7,10 @@ ones configure powertools' logger, metrics and tracer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from stepline.engine.payload_policy import DEPLOYED_MAX_RUN_STATE_BYTES
 from stepline.settings import Settings
 
 METRICS_NAMESPACE = "Stepline"
@@ -28,22 +30,28 @@ class Resources:
     payload_bucket: str
     signing_key_secret_id: str
     event_keys_secret_id: str
+    operator_key_secret_id: str = ""
     keys_revision: str = ""
+    # Runtime settings the stack's configuration decides (limits, retention), by Settings field.
+    runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def timing_settings() -> Settings:
     """The settings every deployed Lambda shares, the resources aside. Their timings decide the
-    executor's timeout and the queue's visibility timeout, before the resources exist."""
-    return Settings(mode=DEPLOYED_MODE)
+    executor's timeout and the queue's visibility timeout, before the resources exist. A run's
+    state is capped at what one API Lambda response can serve to an SDK that fetches it."""
+    return Settings(mode=DEPLOYED_MODE, max_run_state_bytes=DEPLOYED_MAX_RUN_STATE_BYTES)
 
 
 def deployed_settings(resources: Resources, *, role: str) -> Settings:
     """The settings a Lambda in ``role`` ("api" or "executor") runs with.
 
-    The executor signs calls but never checks event keys, so only the API gets that secret.
+    The executor signs calls but never checks event keys or the operator key, so only the API
+    gets those secrets.
     """
     return timing_settings().model_copy(
         update=dict(
+            **resources.runtime,
             table_name=resources.table_name,
             queue_url=resources.queue_url,
             queue_arn=resources.queue_arn,
@@ -53,6 +61,7 @@ def deployed_settings(resources: Resources, *, role: str) -> Settings:
             payload_bucket=resources.payload_bucket,
             signing_key_secret_id=resources.signing_key_secret_id,
             event_keys_secret_id=resources.event_keys_secret_id if role == "api" else None,
+            operator_key_secret_id=(resources.operator_key_secret_id or None) if role == "api" else None,
             keys_revision=resources.keys_revision or None,
         )
     )
@@ -75,7 +84,12 @@ def lambda_environment(resources: Resources, *, role: str) -> dict[str, str]:
     env = deployed_settings(resources, role=role).to_env()
     # Keys never travel in the environment: the secrets hold them (an empty list is all that
     # would be written here anyway).
-    for name in ("STEPLINE_EVENT_KEYS", "STEPLINE_SIGNING_KEY", "STEPLINE_SIGNING_KEY_FALLBACK"):
+    for name in (
+        "STEPLINE_EVENT_KEYS",
+        "STEPLINE_SIGNING_KEY",
+        "STEPLINE_SIGNING_KEY_FALLBACK",
+        "STEPLINE_OPERATOR_KEY",
+    ):
         env.pop(name, None)
     env.update(powertools_environment(f"stepline-{role}"))
     return env

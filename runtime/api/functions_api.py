@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app, require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
@@ -63,7 +63,6 @@ def function_json(fn: FunctionRecord, app: AppRecord | None) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     catalog = engine.backend.apps  # the AppStore: apps and their functions
-    settings = engine.settings
 
     def envelope(data: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
@@ -71,14 +70,14 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/functions")
     def list_functions() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         apps = {a.app_id: a for a in catalog.list_apps()}
         functions = sorted(catalog.list_functions(), key=lambda f: (f.app_id, f.fn_id))
         return envelope([function_json(f, apps.get(f.app_id)) for f in functions])
 
     @app.get("/v1/functions/<fn_id>")
     def get_function(fn_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         fn = catalog.get_function(fn_id)
         if fn is None:
             raise ApiError(404, f"function {fn_id!r} not found")
@@ -88,7 +87,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def invoke(fn_id: str) -> Response:
         """Body {"data": {...}}: start a run of the function now with that event data, whatever
         its triggers (the dashboard's Invoke)."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         fn = catalog.get_function(fn_id)
         if fn is None:
             raise ApiError(404, f"function {fn_id!r} not found")
@@ -103,7 +102,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def sync() -> Response:
         """Body {"url": <the app's serve URL>}: ask the app to sync (PUT), as `stepline dev -u`
         does; the SDK then registers its functions with the server it is configured for."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         body = parse_json_body(raw_body(app))
         url = body.get("url") if isinstance(body, dict) else None
         parts = urlsplit(url) if isinstance(url, str) else None

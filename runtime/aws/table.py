@@ -12,8 +12,8 @@ that have not ended carry its keys (the sweeper's index; keys only)::
                                                                SWEEP#<crc32(run_id) % 8> /
                                                                <wake_at:015d>#<run_id>
     step              RUN#<run_id>          STEP#<step_id>
-    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd> /
-                                                               <received_at:015d>#<internal_id>
+    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd>#<crc32(id) % 16>
+                                                               / <received_at:015d>#<internal_id>
     event -> run link EVENT#<internal_id>   RUN#<run_id>
     event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
     event day         EVENTDAYS             <yyyy-mm-dd>
@@ -37,13 +37,17 @@ Access patterns and their cost:
   so ended runs leave the sweeper's index. ``acquire_lease`` never touches ``gsi2``.
 * ``stalled_runs``: one Query per ``gsi2`` shard (``gsi2sk`` below the cut-off, oldest first),
   then one BatchGetItem of the run items, which decide (status, lease, current ``wake_at``).
-* ``save_events``: per event with a user id, one conditional PutItem on its claim
+* ``save_events``: the claims of the request's user ids, 100 conditional puts to one
+  TransactWriteItems (a cancelled one names the claims already held; the rest are tried again;
+  a lone claim is one conditional PutItem), each
   (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
   deletes lag by up to days, so an expired claim must read as absent); then the event items
   in one BatchWriteItem (they need no condition: the claims already decided who is new).
-  Events without a user id get one create-only PutItem each.
-* ``list_events``: one Query on the day registry, then Queries on ``gsi1`` per day bucket,
-  newest first, and one BatchGetItem for the page.
+  Events without a user id are looked up in BatchGetItems of 100 (a retried request with
+  seeded ids sends the same internal ids) and the new ones join that BatchWriteItem.
+* ``list_events``: one Query on the day registry, then per day one Query on each of its 16
+  ``gsi1`` shards (and its unsharded partition, from before sharding), merged newest first, and
+  one BatchGetItem for the page.
 * ``list_runs``: Queries on ``gsi1`` in the function's partition, one BatchGetItem per page.
 * ``runs_for_event``: one Query on the event partition's link items, one BatchGetItem of runs.
 * ``functions_for_event``: one Query on ``TRIGGER#<name>``; trigger items carry the function.
@@ -74,6 +78,7 @@ from typing import Any
 
 from stepline.aws.apps import AppRecords
 from stepline.aws.client import TableClient
+from stepline.aws.erasure import RUN_TTL_GRACE_MS, ErasureRecords, expiry_index_keys
 from stepline.aws.events import EventRecords
 from stepline.aws.flow import FlowRecords
 from stepline.aws.items import (
@@ -81,6 +86,7 @@ from stepline.aws.items import (
     GSI2,
     RUN_JSON_FIELDS,
     SWEEP_SHARDS,
+    Item,
     check_size,
     decode_cursor,
     encode_cursor,
@@ -130,13 +136,17 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
+class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureRecords):
     """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
     runs, steps, leases and claims here, the other ports in the mixins, one module each."""
 
-    def __init__(self, client: Any, table_name: str, payloads: PayloadStore | None = None) -> None:
+    def __init__(
+        self, client: Any, table_name: str, payloads: PayloadStore | None = None, *, retention_ms: int | None = None
+    ) -> None:
         self._t = TableClient(client, table_name, payloads)
         self._known_days = set()
+        # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
+        self.retention_ms = retention_ms
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -275,7 +285,8 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
     ) -> bool:
         if expect_status is not None and not expect_status:
             return False
-        if "status" in changes and RunStatus(changes["status"]).terminal:
+        ending = "status" in changes and RunStatus(changes["status"]).terminal
+        if ending:
             changes = {**changes, "wake_at": None}  # an ended run leaves the sweeper's index
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -293,7 +304,15 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
                 sets.append(f"#f{index} = :f{index}")
         if not sets and not removes:
             return self._run_matches(run_id, expect_status, expect_lease_owner, expect_wake_at)
-        if "wake_at" in changes:
+        expiry = self._expiry(run_id, changes) if ending else {}
+        if expiry:
+            # The retention's clock starts on the ending write: the run moves from the sweeper's
+            # index to the expiry index (the same gsi2, other partitions) and gets its TTL.
+            for name, value in expiry.items():
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+                sets.append(f"#{name} = :{name}")
+        elif "wake_at" in changes:
             # The sweeper's index key is made of it: move the key with it, or drop it.
             wake_at = changes["wake_at"]
             if wake_at is None:
@@ -353,6 +372,19 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             kwargs["ExpressionAttributeValues"] = values
         ok, _ = self._t.conditional("update_item", **kwargs)
         return ok
+
+    def _expiry(self, run_id: str, changes: dict[str, Any]) -> Item:
+        """What the ending write adds when runs are kept for a retention period: the expiry,
+        its key in the expiry index, and a TTL a little later (``RUN_TTL_GRACE_MS``)."""
+        ended_at = changes.get("ended_at")
+        if not self.retention_ms or ended_at is None:
+            return {}
+        expires_at = int(ended_at) + self.retention_ms
+        return {
+            "expires_at": num_attr(expires_at),
+            "ttl": num_attr((expires_at + RUN_TTL_GRACE_MS) // 1000),
+            **expiry_index_keys(run_id, expires_at),
+        }
 
     def _run_matches(
         self,

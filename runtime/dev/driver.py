@@ -54,7 +54,8 @@ class LocalDriver:
             self._stop.wait(IDLE_POLL_S)
 
     def _work(self) -> None:
-        visibility = self.engine.settings.visibility_timeout_s
+        # One delivery's worst case: locally nothing retries a throttled batch, so no six-fold.
+        visibility = self.engine.settings.executor_timeout_s
         while not self._stop.is_set():
             try:
                 received = self.queue.receive(1, visibility)
@@ -78,11 +79,14 @@ class LocalDriver:
                         self.busy -= 1
 
     def _sweep(self) -> None:
-        # What the AWS stack's sweep schedule does: every sweep_interval_s, re-arm stalled runs.
+        # What the AWS stack's sweep schedule does: every sweep_interval_s, re-arm stalled runs
+        # and erase what is past the retention period.
         while not self._stop.wait(self.engine.settings.sweep_interval_s):
             try:
                 while self.engine.sweeper.sweep().more and not self._stop.is_set():
                     pass  # a backlog: the next batch at once
+                while self.engine.retention.expire().more and not self._stop.is_set():
+                    pass
             except Exception:  # noqa: BLE001 - the next interval tries again
                 log.exception("sweeping stalled runs failed")
 

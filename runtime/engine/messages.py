@@ -15,7 +15,10 @@ RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still go
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
 DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
+START = "start"  # a large Event API request's stored events: start their runs, resume waiters
 SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); no run of its own
+ERASE = "erase"  # erase a run once more, after a call in flight when it was erased (engine.erasure)
+EXPIRE = "expire"  # erase ended runs and events past their retention (stepline.engine.retention)
 
 DISCOVERY = "step"
 
@@ -35,10 +38,21 @@ REQUIRED: dict[str, dict[str, type]] = {
     CRON: {"fn_id": str, "cron": str},
     DEBOUNCE: {"key": str, "at": int},
     BATCH: {"key": str, "at": int},
+    START: {"event_ids": list},
     SWEEP: {},
+    ERASE: {"run_id": str},
+    EXPIRE: {},
 }
 # Optional fields that must have this type when present.
-_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int, "failures": list}
+_TYPED = {
+    "step": str,
+    "attempt": int,
+    "busy": int,
+    "not_before": int,
+    "at": int,
+    "failures": list,
+    "scheduled_time": str,
+}
 
 
 def call(
@@ -72,6 +86,14 @@ def run_timeout(run_id: str) -> dict[str, Any]:
 
 def sweep() -> dict[str, Any]:
     return {"kind": SWEEP}
+
+
+def erase(run_id: str) -> dict[str, Any]:
+    return {"kind": ERASE, "run_id": run_id}
+
+
+def expire() -> dict[str, Any]:
+    return {"kind": EXPIRE}
 
 
 def cron(fn_id: str, expression: str) -> dict[str, Any]:

@@ -49,9 +49,22 @@ class Waits:
         self.cancel_run = cancel_run
 
     # -- events arriving -----------------------------------------------------------------------
+    def on_events(self, events: list[StoredEvent], now_ms: int) -> None:
+        """``on_event`` for each of a request's events, reading each name's waiters once (a
+        waiter an earlier event ended is harmless to meet again: resuming and removing are
+        idempotent)."""
+        by_name: dict[str, list[Waiter]] = {}
+        for event in events:
+            if event.name not in by_name:
+                by_name[event.name] = self.waiters.waiters_for_event(event.name, now_ms)
+            self._meet(event, by_name[event.name])
+
     def on_event(self, event: StoredEvent, now_ms: int) -> None:
+        self._meet(event, self.waiters.waiters_for_event(event.name, now_ms))
+
+    def _meet(self, event: StoredEvent, waiters: list[Waiter]) -> None:
         incoming = event.wire()
-        for waiter in self.waiters.waiters_for_event(event.name, now_ms):
+        for waiter in waiters:
             if waiter.created_at > event.received_at:
                 continue  # a wait only sees events that arrive after it began
             context = {"event": waiter.trigger, "async": incoming}
