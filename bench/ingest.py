@@ -51,6 +51,7 @@ from bench.steps import (
     AwsRequestCounter,
     free_port,
 )
+from infra.config import StackConfig
 from stepline.aws.moto_env import moto_backend
 from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.engine import messages
@@ -61,7 +62,7 @@ from stepline.settings import Settings
 
 # API Gateway HTTP API, us-east-1, first 300 million requests a month, per request (up to 512 KB).
 API_GATEWAY_HTTP_REQUEST = 1.00 / 1_000_000
-API_MEMORY_GB = 0.5  # the API Lambda's default memory size (infra/config.py api_memory_mb)
+API_MEMORY_GB = StackConfig().api_memory_mb / 1024  # the API Lambda's default memory size
 
 BATCH = 100
 LOADS = ("single", "batch", "start")

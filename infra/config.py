@@ -58,7 +58,9 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     stack_name: str = "Stepline"
-    api_memory_mb: int = Field(512, ge=128, le=10240)
+    # Twice the executor's: half the API's cold start for a few cents per million events
+    # (docs/deploy.md, "Memory size and architecture").
+    api_memory_mb: int = Field(1024, ge=128, le=10240)
     # The benchmark prices steps at this size (docs/benchmarks.md).
     executor_memory_mb: int = Field(512, ge=128, le=10240)
     log_retention_days: int = 30

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_defaults():
     config = StackConfig.load({}, {})
     assert config.stack_name == "Stepline" and config.schedule_group == "Stepline-timers"
-    assert (config.api_memory_mb, config.executor_memory_mb, config.log_retention_days) == (512, 512, 30)
+    assert (config.api_memory_mb, config.executor_memory_mb, config.log_retention_days) == (1024, 512, 30)
     assert config.retain and config.architecture == "arm64"
 
 
@@ -96,6 +96,6 @@ def test_app_py_synthesizes_as_the_cli_runs_it_without_aws_access(tmp_path):
     memory = sorted(
         r["Properties"]["MemorySize"] for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"
     )
-    assert memory == [512, 2048]
+    assert memory == [1024, 2048]
     report = json.loads((tmp_path / "validation-report.json").read_text())
     assert all(p.get("conclusion") != "failure" for p in report["pluginReports"])

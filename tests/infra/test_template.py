@@ -308,7 +308,7 @@ def test_lambdas_share_one_layer_and_run_traced_on_arm(synthesized, handler):
     assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
-    assert props["MemorySize"] == 512
+    assert props["MemorySize"] == (1024 if handler == API_HANDLER else 512)
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     log_group = synthesized.template["Resources"][log_group_id]["Properties"]
     assert log_group["RetentionInDays"] == 30 and "KmsKeyId" not in log_group
