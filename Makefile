@@ -21,7 +21,7 @@ lint: $(STAMP)
 	MYPYPATH=.lint $(BIN)/mypy -p stepline -p infra -p bench
 
 # The dashboard tests drive Debian's chromium: installed here when missing (apt-get, as root).
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m tests.dashboard.chromium
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 import flask
 import inngest
@@ -16,8 +17,9 @@ client = inngest.Inngest(app_id="bench-app", logger=None)
 @client.create_function(fn_id="sequential", trigger=inngest.TriggerEvent(event="bench/sequential"), retries=0)
 def sequential(ctx: inngest.ContextSync) -> int:
     total = 0
-    for i in range(int(ctx.event.data.get("steps", 100))):
-        total += ctx.step.run(f"step-{i}", lambda i=i: i)
+    steps = ctx.event.data.get("steps", 100)
+    for i in range(int(steps) if isinstance(steps, int | float | str) else 100):
+        total += ctx.step.run(f"step-{i}", _constant(i))
     return total
 
 
@@ -30,3 +32,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     os.environ.setdefault("INNGEST_DEV", "1")
     app.run(host="127.0.0.1", port=args.port, threaded=True)
+
+
+def _constant(value: int) -> Callable[[], int]:
+    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
+    return lambda: value

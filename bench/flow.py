@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.steps import DDB_READS, DDB_WRITES, DRIVER_ONLY_OPS, AwsRequestCounter, free_port
-from stepline.dev.app_sync import sync_app
 from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine.sync import sync_app
 from stepline.settings import Settings
 
 APP_ID = "bench-flow"
@@ -82,14 +82,14 @@ class Bench:
 
     def measure(self, rule: str, steps: int) -> Counter[str]:
         """AWS requests from sending the event(s) to the end of the run they start."""
-        events = [
+        events: list[dict[str, Any]] = [
             {
                 "name": f"bench/flow.{rule}",
                 "data": {"steps": steps, "id": uuid.uuid4().hex, "user": "u1", "priority": 10},
             }
         ]
         if rule == "batch":
-            events.append(dict(events[0], data={**events[0]["data"], "id": uuid.uuid4().hex}))
+            events.append({**events[0], "data": {**events[0]["data"], "id": uuid.uuid4().hex}})
         self.waiting_for = f"{APP_ID}-{rule}"
         self.finished.clear()
         self.counter.counts = Counter()
@@ -157,8 +157,8 @@ def report(rows: dict[str, dict[str, float]]) -> None:
         cells = [f"{sign}{values[k]:.2f}" for k in ("writes/run", "reads/run", "sends/run")]
         cells += [f"{sign}{values[k]:.2f}" for k in ("writes/step", "reads/step", "sends/step")]
         widths = (10, 10, 10, 12, 11, 11)
-        row = " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True))
-        print(f"{label:<20} {row}  {NOTES.get(rule, '')}")
+        line = " ".join(f"{cell:>{width}}" for cell, width in zip(cells, widths, strict=True))
+        print(f"{label:<20} {line}  {NOTES.get(rule, '')}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+from collections.abc import Callable
 
 import flask
 import inngest
@@ -34,8 +35,9 @@ def make(rule: str, config: dict) -> inngest.Function:
     @client.create_function(fn_id=rule, trigger=inngest.TriggerEvent(event=f"bench/flow.{rule}"), retries=0, **config)
     def steps(ctx: inngest.ContextSync) -> int:
         total = 0
-        for i in range(int(ctx.event.data.get("steps", 10))):
-            total += ctx.step.run(f"step-{i}", lambda i=i: i)
+        steps = ctx.event.data.get("steps", 10)
+        for i in range(int(steps) if isinstance(steps, int | float | str) else 10):
+            total += ctx.step.run(f"step-{i}", _constant(i))
         return total
 
     return steps
@@ -51,3 +53,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     os.environ.setdefault("INNGEST_DEV", "1")
     app.run(host="127.0.0.1", port=args.port, threaded=True)
+
+
+def _constant(value: int) -> Callable[[], int]:
+    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
+    return lambda: value

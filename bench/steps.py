@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stepline.dev.app_sync import sync_app
 from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.engine.http import HttpResponse, PooledHttpCaller
+from stepline.engine.sync import sync_app
 from stepline.settings import Settings
 
 # AWS list prices, us-east-1, as published on 2026-11-01. Per request unless noted.

@@ -55,9 +55,9 @@ def findings(scope: IConstruct) -> list[Finding]:
     return [
         Finding(
             rule=v.rule_name,
-            severity=v.severity,
+            severity=v.severity or "",
             description=v.description,
-            paths=tuple(r.construct_path for r in v.violating_resources),
+            paths=tuple(r.construct_path or "" for r in v.violating_resources),
         )
         for v in report.violations
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnElement, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra import nag
@@ -175,4 +175,7 @@ class SteplineStack(Stack):
                 )
 
     def _logical_id(self, construct: Construct) -> str:
-        return self.resolve(self.get_logical_id(construct.node.default_child))
+        child = construct.node.default_child
+        if not isinstance(child, CfnElement):
+            raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own")
+        return self.resolve(self.get_logical_id(child))

@@ -60,7 +60,7 @@ class Timers(Construct):
             for name in (self.group_name, self.cron_group_name)
         ]
 
-    def grant_manage_schedules(self, grantee: iam.IGrantable) -> None:
+    def grant_manage_schedules(self, grantee: iam.IRole) -> None:
         """Create, update, read and delete schedules in both groups, and hand Scheduler the
         delivery role (``iam:PassRole`` on that role alone)."""
         # Not ScheduleGroup.grant(): that one names the group itself, and schedule actions are

@@ -15,7 +15,7 @@ from stepline.settings import Settings
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from stepline.dev.runtime import DevOptions, DevRuntime
+    from stepline.dev.runtime import DevOptions, DevRuntime, MissingExtra
 
     if args.db and os.path.dirname(args.db):
         os.makedirs(os.path.dirname(args.db), exist_ok=True)
@@ -30,7 +30,11 @@ def _dev(args: argparse.Namespace) -> int:
         app_urls=args.url or [],
         workers=args.workers,
     )
-    runtime = DevRuntime(options, settings)
+    try:
+        runtime = DevRuntime(options, settings)
+    except MissingExtra as exc:
+        print(f"stepline dev: {exc}", file=sys.stderr, flush=True)
+        return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

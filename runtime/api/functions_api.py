@@ -12,9 +12,9 @@ from stepline.api.auth import require_signing_key
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
-from stepline.dev.app_sync import sync_app
 from stepline.engine.core import Engine
 from stepline.engine.records import AppRecord, FunctionRecord
+from stepline.engine.sync import sync_app
 
 # Registered config keys (wire names) that shape when and how often runs start and execute.
 FLOW_CONTROL_KEYS = (
@@ -92,7 +92,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         body = parse_json_body(raw_body(app))
         url = body.get("url") if isinstance(body, dict) else None
         parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        if not isinstance(url, str) or parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise ApiError(400, f"url: expected the app's http(s) serve URL, got {url!r}")
         if not sync_app(url, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S):
             raise ApiError(

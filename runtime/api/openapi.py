@@ -62,7 +62,7 @@ _LIMIT = _param(
     "limit", description="page size, 1-100 (default 20)", schema={"type": "integer", "minimum": 1, "maximum": 100}
 )
 _CURSOR = _param("cursor", description="the cursor of the previous page")
-_BEARER = [{"signingKey": []}]
+_BEARER: list[dict[str, list[str]]] = [{"signingKey": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 

@@ -55,6 +55,10 @@ def decode_position(cursor: str) -> tuple[int, str]:
     raise ApiError(400, f"cursor: not a cursor this API returned: {cursor[:64]!r}")
 
 
+# No status filter: one stream per function, of every status.
+_ANY_STATUS: list[RunStatus | None] = [None]
+
+
 def _pages(
     store: RunStore, fn_id: str, status: RunStatus | None, after: int | None, before: int | None, size: int
 ) -> Iterator[Run]:
@@ -86,7 +90,9 @@ def list_runs(
         before = position[0] + 1 if before is None else min(before, position[0] + 1)
     size = min(limit + 1, MAX_PAGE)
     streams = [
-        _pages(store, fn_id, status, created_after, before, size) for fn_id in fn_ids for status in (statuses or [None])
+        _pages(store, fn_id, status, created_after, before, size)
+        for fn_id in fn_ids
+        for status in (statuses or _ANY_STATUS)
     ]
     merged = heapq.merge(*streams, key=lambda r: (r.created_at, r.run_id), reverse=True)
     page: list[Run] = []

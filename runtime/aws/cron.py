@@ -1,37 +1,25 @@
-"""Cron expressions as Inngest writes them, translated for EventBridge Scheduler.
+"""Cron expressions as Inngest writes them, rewritten in EventBridge Scheduler's dialect.
 
 Inngest crons are standard five-field crons (``min hour dom month dow``, Sunday = 0 or 7), or six
 fields with seconds first. Scheduler wants ``cron(min hour dom month dow year)`` with Sunday = 1,
-minute precision, and ``?`` in one of the two day fields. The pump that stands in for Scheduler
-on moto evaluates the original expression (``stepline.protocol.cron``), with the local driver's
-rules: fire times missed while nothing pumped coalesce into the latest one.
+minute precision, and ``?`` in one of the two day fields. Parsing and fire times are
+``stepline.protocol.cron``'s (the pump that stands in for Scheduler on moto evaluates the
+original expression there, by the local driver's rules); this module only rewrites.
 """
 
 from __future__ import annotations
 
 import re
-import zoneinfo
 
-from stepline.protocol.cron import CronSpec, parse_cron
+from stepline.protocol.cron import CronSpec
 
-_TZ_PREFIX = re.compile(r"^\s*(?:CRON_)?TZ=")
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _DAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 _FIELD = re.compile(r"[0-9A-Za-z,\-*/?#L]+")
 
 
 def _fields(expr: str) -> list[str]:
     """Five fields, seconds dropped (Scheduler has minute precision: only second 0 fits)."""
-    expr = _MACROS.get(expr.strip().lower(), expr.strip())
-    fields = expr.split()
+    fields = CronSpec(expression=expr, timezone="UTC").fields()
     if len(fields) == 6:
         if fields[0] != "0":
             raise ValueError(f"cron {expr!r}: EventBridge Scheduler cannot fire at second {fields[0]}")
@@ -103,35 +91,3 @@ def to_aws_cron(expr: str) -> str:
         "*",
     ]
     return f"cron({' '.join(fields)})"
-
-
-def cron_spec(cron: str, zone: str, now_ms: int) -> CronSpec:
-    """The checked cron of a ``CronSchedule``; ValueError naming what is wrong (as the local
-    family checks it, so a cron accepted in dev is accepted on AWS and the other way round)."""
-    if isinstance(cron, str) and _TZ_PREFIX.match(cron):
-        raise ValueError(f"cron {cron!r}: give the zone in CronSchedule.timezone, not a TZ= prefix")
-    parsed = parse_cron(cron)
-    zone = zone or "UTC"
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {zone!r} for cron {cron!r}") from None
-    spec = CronSpec(expression=parsed.expression, timezone=zone)
-    spec.next_after_ms(now_ms)  # a cron that parses but never fires (30 February) raises here
-    return spec
-
-
-def latest_fire_at(spec: CronSpec, first_due: int, now_ms: int) -> int:
-    """The last fire time in ``[first_due, now_ms]``, where ``first_due`` is a fire time."""
-    if spec.next_after_ms(first_due) > now_ms:
-        return first_due
-    # Several were missed: bisect on "the next fire time after x is still due" rather than
-    # walk them (a minutely cron over a stopped week is 10k steps).
-    lo, hi = first_due, now_ms
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if spec.next_after_ms(mid) <= now_ms:
-            lo = mid
-        else:
-            hi = mid
-    return spec.next_after_ms(lo)

@@ -237,7 +237,7 @@ def run_from_item(item: Item) -> Run:
         ended_at=get_int(item, "ended_at"),
         output=get_json(item, "output"),
         error=get_json(item, "error"),
-        req_version=get_int(item, "req_version") if "req_version" in item else -1,
+        req_version=_req_version(item),
         disable_immediate=bool(item.get("disable_immediate", {}).get("BOOL", False)),
         lease_owner=get_str(item, "lease_owner"),
         lease_until=get_int(item, "lease_until"),
@@ -402,3 +402,9 @@ def decode_cursor(cursor: str) -> str:
     if not isinstance(key, str) or len(key.encode("utf-8", "surrogatepass")) > 1024:
         raise ValueError(f"invalid cursor: {cursor[:64]!r}")
     return key
+
+
+def _req_version(item: dict[str, Any]) -> int:
+    """The SDK's request version; -1 until the SDK has told us (docs/protocol.md §5.4)."""
+    version = get_int(item, "req_version")
+    return -1 if version is None else version

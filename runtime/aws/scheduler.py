@@ -23,12 +23,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stepline.aws.cron import cron_spec, latest_fire_at, to_aws_cron
+from stepline.aws.cron import to_aws_cron
 from stepline.aws.errors import describe, error_code, translated
 from stepline.aws.resources import MAX_MESSAGE_BYTES, AwsNames
 from stepline.engine.ports import Clock, StoreError
 from stepline.engine.records import CronSchedule
-from stepline.protocol.cron import CronSpec
+from stepline.protocol.cron import CronSpec, schedule_spec
 
 _NAME = re.compile(r"[0-9A-Za-z_.-]{1,64}")
 _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
@@ -145,7 +145,7 @@ class SchedulerTimers:
     def schedule_cron(self, schedule: CronSchedule) -> None:
         _check_name(schedule.name)
         now = self._clock.now_ms()
-        spec = cron_spec(schedule.cron, schedule.timezone, now)
+        spec = schedule_spec(schedule.cron, schedule.timezone, now)
         params = dict(
             Name=schedule.name,
             GroupName=self._cron_group,
@@ -200,7 +200,7 @@ class SchedulerTimers:
         spec, next_at = state
         if next_at > now_ms:
             return None
-        at = latest_fire_at(spec, next_at, now_ms)
+        at = spec.latest_fire_at(next_at, now_ms)
         moved = {k: schedule[k] for k in _SCHEDULE_FIELDS if k in schedule}
         moved["Description"] = _cron_description(spec, spec.next_after_ms(now_ms))
         with _scheduler_call("UpdateSchedule"):

@@ -197,7 +197,7 @@ def inspect_module(target: str) -> AppView:
     sources = _sources(target, module, scanned, [p for p in handler_files if _own_code(p)])
     source_serves = [c for s in sources for c in serve_calls(s)]
     for fn in declared:
-        client = client_of.get(id(fn))
+        owner = client_of.get(id(fn))
         config = fn.config(PLACEHOLDER_URL)
         models = {name: model.__name__ for name, model in fn.event_models.items()}
         view.functions.append(
@@ -208,7 +208,7 @@ def inspect_module(target: str) -> AppView:
                 served=(id(fn) in served_ids) if handlers else None,
                 event_models={t["event"]: models.get(t["event"]) for t in config["triggers"] if "event" in t},
                 location=_location(fn.handler),
-                client=f"Client({client.app_id!r})" if client is not None else None,
+                client=f"Client({owner.app_id!r})" if owner is not None else None,
             )
         )
     view.app_ids = sorted({fn.app_id for fn in declared} | {c.app_id for c in clients})
@@ -250,7 +250,7 @@ def _sources(
     paths: list[str] = []
     if looks_like_file(target):
         paths.append(os.path.abspath(target))
-    elif module is not None and getattr(module, "__file__", None):
+    elif module is not None and module.__file__:
         paths.append(os.path.abspath(module.__file__))
     elif module is None:
         spec = importlib.util.find_spec(target) if _MODULE_NAME.match(target) else None
@@ -329,7 +329,7 @@ def _served_by_official(sources: list[SourceFile], modules: list[types.ModuleTyp
         elif isinstance(node, (ast.List, ast.Tuple)) and all(
             isinstance(e, ast.Name) and e.id in namespace for e in node.elts
         ):
-            served.update(id(namespace[e.id]) for e in node.elts)
+            served.update(id(namespace[e.id]) for e in node.elts if isinstance(e, ast.Name))
         else:
             return None
     return served if calls else None

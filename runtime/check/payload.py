@@ -35,7 +35,8 @@ def view_from_register(
     """A view of a register body exactly as the app posted it. Kept raw, because what a server
     would refuse (a duplicate function id) is itself a finding."""
     app_id = app_id_of(raw)
-    entries = raw.get("functions") if isinstance(raw.get("functions"), list) else []
+    functions = raw.get("functions")
+    entries: list[Any] = functions if isinstance(functions, list) else []
     view = AppView(
         target=target,
         kind="url",

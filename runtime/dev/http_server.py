@@ -95,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         event = to_http_api_event(self.command, self.path, dict(self.headers.items()), body, self.client_address[0])
         try:
-            result = self.resolver.resolve(event, None)
+            result = self.resolver.resolve(event, None)  # type: ignore[arg-type]  # no Lambda context here
         except Exception:  # noqa: BLE001 - never drop the connection without an answer
             log.exception("unhandled error serving %s %s", self.command, self.path)
             return self._reply(500, b'{"error":"internal error","status":500}', {})

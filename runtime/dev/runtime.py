@@ -21,6 +21,14 @@ from stepline.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# The pyproject extra that brings moto, for `--backend moto` on an install without it.
+MOTO_EXTRA = "moto"
+
+
+class MissingExtra(RuntimeError):
+    """A dev option needs a package the install lacks; the message names the extra to add."""
+
+
 @dataclass
 class DevOptions:
     host: str = "127.0.0.1"
@@ -70,6 +78,12 @@ class DevRuntime:
 
     def _open_backend(self):
         if self.options.backend == "moto":
+            try:
+                import moto  # noqa: F401 - only asked whether it is installed
+            except ImportError:
+                raise MissingExtra(
+                    f"--backend moto needs moto, which is not installed: pip install 'stepline[{MOTO_EXTRA}]'"
+                ) from None
             from stepline.aws.moto_env import moto_backend
             from stepline.aws.resources import max_receive_count
 

@@ -71,7 +71,7 @@ class Crons:
         fn = self.store.get_function(body.get("fn_id", ""))
         cron = body.get("cron")
         trigger = next((t for t in (fn.config.get("triggers") or []) if t.get("cron") == cron), None) if fn else None
-        if fn is None or trigger is None:
+        if fn is None or trigger is None or not isinstance(cron, str):
             log.info("cron %r of %r no longer exists; ignoring its fire", cron, body.get("fn_id"))
             return
         at = body.get("at") or self.clock.now_ms() // MINUTE_MS * MINUTE_MS

@@ -69,7 +69,7 @@ class _Invocation:
     """What one executor invocation knows about its run while it loops."""
 
     state: RunState
-    fn: FunctionRecord
+    fn: FunctionRecord | None  # None when the run's function is no longer registered
     owner: str
     deadline_ms: int
     holds_run_lease: bool
@@ -86,6 +86,13 @@ class _Invocation:
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
     # The earliest time a message this invocation queued for the run is due (its wake_at).
     queued_at: int | None = None
+
+    @property
+    def function(self) -> FunctionRecord:
+        """The run's function, once the invocation has checked it is still registered."""
+        if self.fn is None:
+            raise LookupError(f"function {self.state.run.fn_id!r} is not registered")
+        return self.fn
 
     def queued(self, at_ms: int) -> None:
         self.queued_at = at_ms if self.queued_at is None else min(self.queued_at, at_ms)
@@ -121,7 +128,7 @@ class Executor:
         self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
-        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, body: dict[str, Any], *, budget_ms: int | None = None) -> None:
@@ -223,7 +230,7 @@ class Executor:
             owner,
             now + budget,
             holds_run_lease=claimed is None,
-            claimed_step=claimed,  # type: ignore[arg-type]
+            claimed_step=claimed,
             claim_owner=claim_owner,
             claim_held_until=until,
         )
@@ -259,7 +266,7 @@ class Executor:
         request = build_call_request(
             run_id=run.run_id,
             attempt=nxt.attempt,
-            max_attempts=inv.fn.max_attempts,
+            max_attempts=inv.function.max_attempts,
             events=run.events,
             steps=inv.state.memo_map(),
             stack=inv.state.stack(),
@@ -272,7 +279,7 @@ class Executor:
         headers = {"Content-Type": "application/json"}
         if self.settings.signing_key:
             headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
-        url = call_url(inv.fn.url, nxt.step)
+        url = call_url(inv.function.url, nxt.step)
         inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
@@ -375,11 +382,11 @@ class Executor:
 
     def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:
         attempt = nxt.attempt if nxt.step == op.id else 0
-        return result.no_retry or attempt + 1 >= inv.fn.max_attempts
+        return result.no_retry or attempt + 1 >= inv.function.max_attempts
 
     def _handle_error(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
-        if result.no_retry or nxt.attempt + 1 >= inv.fn.max_attempts:
+        if result.no_retry or nxt.attempt + 1 >= inv.function.max_attempts:
             self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))

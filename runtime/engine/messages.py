@@ -25,7 +25,7 @@ INVALID_BODY = "invalid_body"
 
 # The fields each kind cannot do without, and their types. A message of another kind, or
 # without one of these, can never succeed: it is dead-lettered at its first delivery.
-_RUN_STEP = {"run_id": str, "step": str}
+_RUN_STEP: dict[str, type] = {"run_id": str, "step": str}
 REQUIRED: dict[str, dict[str, type]] = {
     CALL: {"run_id": str},
     WAKE: _RUN_STEP,

@@ -10,6 +10,6 @@ def backoff_ms(attempt: int, base_ms: int, cap_ms: int, rng: random.Random | Non
 
     Half of the exponential step is fixed and half is jitter, so retries never bunch at zero.
     """
-    rng = rng or random
+    draw = rng.random() if rng is not None else random.random()
     ceiling = min(cap_ms, base_ms * (2 ** min(attempt, 30)))
-    return ceiling // 2 + int(rng.random() * (ceiling - ceiling // 2))
+    return ceiling // 2 + int(draw * (ceiling - ceiling // 2))

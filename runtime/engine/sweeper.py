@@ -1,5 +1,5 @@
 """The sweeper: finds runs that should have moved on long ago and sends again what wakes them, so
-no run hangs forever, whatever crashed where (DESIGN §5).
+no run hangs forever, whatever crashed where (docs/architecture.md, "No silent hangs").
 
 What it finds. Every run that has not ended carries ``wake_at``: when something should next
 happen to it if nothing is wrong (``stepline.engine.due``). It is set when the run is created,
@@ -113,7 +113,7 @@ class Sweeper:
         grace = int(self.settings.sweep_grace_s * 1000) if grace_ms is None else grace_ms
         most = self.settings.sweep_max_runs if max_runs is None else max_runs
         report = SweepReport(before_ms=now - grace)
-        self._functions: dict[str, FunctionRecord | None] = {}  # read once per sweep
+        self._functions = {}  # read once per sweep
         cursor: str | None = None
         while report.found < most:
             runs, cursor = self.store.stalled_runs(

@@ -52,7 +52,7 @@ def make_handler(engine: Engine):
         metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=records - failed)
         metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=failed)
         metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=dead)
-        return response
+        return dict(response)
 
     return handle
 

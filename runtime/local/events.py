@@ -34,7 +34,8 @@ class EventTable:
     ) -> tuple[list[StoredEvent], str | None]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if name is not None:
             where.append("name = ?")
             args.append(name)

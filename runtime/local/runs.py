@@ -80,7 +80,8 @@ class RunTable:
             raise ValueError("limit must be at least 1")
         # The status filter is part of the query here, so pages are full; the port allows
         # short pages for backends that filter after reading.
-        where, args = ["fn_id = ?"], [fn_id]
+        where: list[str] = ["fn_id = ?"]
+        args: list[object] = [fn_id]
         if status is not None:
             where.append("status = ?")
             args.append(RunStatus(status).value)
@@ -109,7 +110,8 @@ class RunTable:
             column, encode = RUN_COLUMNS[field_name]
             sets.append(f"{column} = ?")
             args.append(encode(value))
-        where, where_args = ["run_id = ?"], [run_id]
+        where: list[str] = ["run_id = ?"]
+        where_args: list[object] = [run_id]
         if expect_status is not None:
             statuses = [RunStatus(s).value for s in expect_status]
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")

@@ -20,14 +20,13 @@ from stepline.engine.ports import Clock
 from stepline.engine.records import CronSchedule
 from stepline.local.db import Database, dumps, loads
 from stepline.local.queue import SqliteWorkQueue, insert_messages
-from stepline.protocol.cron import CronSpec, parse_cron
+from stepline.protocol.cron import CronSpec, schedule_spec
 
 log = logging.getLogger(__name__)
 
 # The EventBridge Scheduler name rule, enforced here too so a name that works locally cannot
 # fail on AWS.
 TIMER_NAME = re.compile(r"[0-9A-Za-z_.\-]{1,64}")
-_TZ_PREFIX = re.compile(r"^\s*(?:CRON_)?TZ=")
 
 
 class SqliteTimers:
@@ -55,9 +54,9 @@ class SqliteTimers:
     def schedule_cron(self, schedule: CronSchedule) -> None:
         _check_name(schedule.name)
         _check_body(schedule.body)
-        spec = cron_spec(schedule.cron, schedule.timezone)
-        # Also how a cron that parses but never fires (30 February) is refused: ValueError.
-        first = spec.next_after_ms(self._clock.now_ms())
+        now = self._clock.now_ms()
+        spec = schedule_spec(schedule.cron, schedule.timezone, now)  # ValueError naming what is wrong
+        first = spec.next_after_ms(now)
         # Scheduling the same cron again (every sync may) keeps the fire time it is waiting
         # for, so a re-sync neither skips nor repeats one; a changed cron or zone starts over.
         # SET expressions read the row as it was before this update.
@@ -144,44 +143,11 @@ class SqliteTimers:
         return row["next_fire_at"], schedule
 
 
-def cron_spec(cron: str, timezone: str) -> CronSpec:
-    """The checked cron of a ``CronSchedule``; ValueError naming what is wrong. The zone comes
-    only from ``timezone``: a ``TZ=`` prefix is refused rather than silently overriding it."""
-    if isinstance(cron, str) and _TZ_PREFIX.match(cron):
-        raise ValueError(f"cron {cron!r}: give the zone in CronSchedule.timezone, not a TZ= prefix")
-    parsed = parse_cron(cron)
-    zone = timezone or "UTC"
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {zone!r} for cron {cron!r}") from None
-    return CronSpec(expression=parsed.expression, timezone=zone)
-
-
-def latest_fire_at(spec: CronSpec, first_due: int, now_ms: int) -> int:
-    """The last fire time in ``[first_due, now_ms]``, where ``first_due`` is a fire time."""
-    following = spec.next_after_ms(first_due)
-    if following > now_ms:
-        return first_due  # the usual case: the driver ran since the previous fire time
-    # Several were missed. Rather than walk through them (a per-second cron over a stopped
-    # week is 600k steps), bisect on "the next fire time after x is still due": true at
-    # first_due, false at now_ms; where it turns false, the next fire time after the last
-    # true x is the latest one due.
-    lo, hi = first_due, now_ms
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if spec.next_after_ms(mid) <= now_ms:
-            lo = mid
-        else:
-            hi = mid
-    return spec.next_after_ms(lo)
-
-
 def _fire_cron(conn: sqlite3.Connection, row: sqlite3.Row, now_ms: int) -> tuple[int, str] | None:
     """Move a due cron past ``now_ms`` and return (fire time, message body) to enqueue."""
     try:
         spec = CronSpec(expression=row["cron"], timezone=row["timezone"])
-        at = latest_fire_at(spec, row["next_fire_at"], now_ms)
+        at = spec.latest_fire_at(row["next_fire_at"], now_ms)
         following = spec.next_after_ms(now_ms)
     except (ValueError, KeyError, zoneinfo.ZoneInfoNotFoundError):
         # Checked when scheduled, so only a changed tz database gets here. A cron whose times

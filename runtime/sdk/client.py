@@ -54,7 +54,7 @@ class Client:
             raise SdkError("app_id: must be a non-empty string")
         self.app_id = app_id
         self.app_version = app_version
-        self._settings = dict(
+        self._settings: dict[str, Any] = dict(
             dev=dev,
             base_url=base_url,
             api_base_url=api_base_url,
@@ -236,7 +236,8 @@ def _send_result(reply: HttpReply) -> list[str]:
     except ValueError:
         parsed = {}
     parsed = parsed if isinstance(parsed, dict) else {}
-    ids = parsed.get("ids") if isinstance(parsed.get("ids"), list) else []
+    raw_ids = parsed.get("ids")
+    ids: list[Any] = raw_ids if isinstance(raw_ids, list) else []
     if reply.status != 200 or parsed.get("error"):
         message = parsed.get("error") or f"HTTP {reply.status}"
         raise SendEventsError(f"the Event API refused the events: {message}", [str(i) for i in ids], reply.status)

@@ -51,7 +51,7 @@ class _ContextBase(Generic[T]):
         return Failure(
             function_id=str(data.get("function_id", "")),
             run_id=str(data.get("run_id", "")),
-            error=data.get("error") if isinstance(data.get("error"), dict) else {},
+            error=error if isinstance(error := data.get("error"), dict) else {},
             event=from_wire_event(original)
             if isinstance(original, dict) and "name" in original
             else Event(name="", data={}),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
 import pydantic
 from pydantic import BaseModel
@@ -59,7 +59,7 @@ def event_name_of(model: type[EventData]) -> str:
     return name
 
 
-def is_event_model(value: Any) -> bool:
+def is_event_model(value: Any) -> TypeGuard[type[EventData]]:
     return isinstance(value, type) and issubclass(value, EventData)
 
 

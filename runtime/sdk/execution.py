@@ -101,7 +101,7 @@ def _prepare(
     )
     event = from_wire_event(body.event, fn.event_models)
     all_events = [from_wire_event(e, fn.event_models) for e in (events or [body.event])]
-    common = dict(
+    common: dict[str, Any] = dict(
         event=event,
         events=all_events,
         run_id=body.ctx.run_id,

@@ -37,7 +37,7 @@ def on(event: str | type[EventData], if_: str | None = None) -> EventTrigger:
     """Trigger on ``event`` (a name or an ``EventData`` model), when the CEL ``if_`` holds,
     e.g. ``on(OrderPlaced, if_="event.data.amount_cents > 10000")``."""
     if is_event_model(event):
-        return EventTrigger(event=event_name_of(event), if_=if_, model=event)  # type: ignore[arg-type]
+        return EventTrigger(event=event_name_of(event), if_=if_, model=event)
     if not isinstance(event, str) or not event.strip():
         raise SdkError("trigger: the event must be a non-empty name or an EventData model")
     return EventTrigger(event=event, if_=if_)

@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from stepline.aws.cron import latest_fire_at, to_aws_cron
+from stepline.aws.cron import to_aws_cron
 from stepline.engine.records import CronSchedule
-from stepline.protocol.cron import CronSpec
 from tests.contract.helpers import take
 
 MIN = 60_000
@@ -46,15 +45,6 @@ def test_crons_are_checked_as_the_local_family_checks_them(aws):
         with pytest.raises(ValueError):
             aws.timers.schedule_cron(CronSchedule("c", cron, zone, {}))
     assert aws.timers.list_crons() == []
-
-
-def test_latest_fire_time_in_a_zone():
-    spec = CronSpec("0 9 * * 5", "Europe/Paris")  # Fridays 09:00 Paris, 08:00 UTC in January
-    friday = 1_800_000_000_000  # 2027-01-15T08:00:00Z, a Friday
-    week = 7 * 24 * 3_600_000
-    assert spec.next_after_ms(friday - 1) == friday
-    assert latest_fire_at(spec, friday, friday + week - 1) == friday
-    assert latest_fire_at(spec, friday, friday + 10 * week + 5) == friday + 10 * week
 
 
 def test_cron_schedule_on_scheduler(aws):

@@ -1,4 +1,4 @@
-"""The request budget the cost model depends on (DESIGN §4), counted call by call."""
+"""The request budget the cost model depends on (docs/architecture.md, "Costs"), counted call by call."""
 
 from __future__ import annotations
 

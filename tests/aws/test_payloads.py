@@ -1,5 +1,5 @@
 """S3 offload on the AWS family: large values go to the payload bucket behind a reference, small
-ones cost exactly what they did (DESIGN §4), and S3 is touched only for the large ones."""
+ones cost exactly what they did (docs/architecture.md, "Costs"), and S3 is touched only for the large ones."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class FlowControl:
             self.debounce.add(fn, event, context, now)
             return []
         batch = config.get("batchEvents")
-        if batching.enabled(batch) and matches(batch.get("if"), context):
+        if batch is not None and batching.enabled(batch) and matches(batch.get("if"), context):
             self.batching.add(fn, event, context, now)
             return []
         return self.start(fn, [event])

@@ -10,6 +10,7 @@ would pass ``MAX_BATCH_BYTES`` runs early, so a buffer always fits in one store 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ MAX_BATCH_BYTES = 256 * 1024
 
 def enabled(config: dict[str, Any] | None) -> bool:
     """As Inngest: a batch of one, or one without a timeout, is no batch."""
-    return bool(config) and int(config.get("maxSize") or 0) > 1 and bool(config.get("timeout"))
+    return config is not None and int(config.get("maxSize") or 0) > 1 and bool(config.get("timeout"))
 
 
 class Batcher:
@@ -111,7 +112,7 @@ class Batcher:
             if fn is None:
                 self.flow.store.delete_flow_state(key, state.version)
                 return
-            if self.flow.buffers.finish(key, state, now, lambda events, fn=fn: self.flow.start_and_send(fn, events)):
+            if self.flow.buffers.finish(key, state, now, functools.partial(self.flow.start_and_send, fn)):
                 return
         raise StoreError(f"batch {key}: too much contention")
 

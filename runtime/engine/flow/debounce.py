@@ -11,6 +11,7 @@ An event that finds its key's window already due starts that run itself and open
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from stepline.engine import messages
@@ -38,7 +39,7 @@ class Debouncer:
             if state is not None and (state.data.get("sealed") or state.data["fire_at"] <= now_ms):
                 # That window is over (or its run is being made): its run goes first, then
                 # this event opens the next window.
-                buffers.finish(key, state, now_ms, lambda events, fn=fn: self.flow.start_and_send(fn, events))
+                buffers.finish(key, state, now_ms, functools.partial(self.flow.start_and_send, fn))
                 continue
             first_at = state.data["first_at"] if state else now_ms
             fire_at = now_ms + period
@@ -77,7 +78,7 @@ class Debouncer:
             if fn is None:
                 self.flow.store.delete_flow_state(key, state.version)
                 return
-            if self.flow.buffers.finish(key, state, now, lambda events, fn=fn: self.flow.start_and_send(fn, events)):
+            if self.flow.buffers.finish(key, state, now, functools.partial(self.flow.start_and_send, fn)):
                 return
         raise StoreError(f"debounce {key}: too much contention")
 

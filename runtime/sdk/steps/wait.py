@@ -21,7 +21,7 @@ def wait_for_event(
     """The matching event, or None on timeout. In ``if_``, ``event`` is this run's trigger and
     ``async`` the candidate, e.g. ``"async.data.order_id == event.data.order_id"``."""
     model = event if is_event_model(event) else None
-    name = event_name_of(event) if model is not None else event  # type: ignore[arg-type]
+    name = event_name_of(model) if model is not None else event
     if not isinstance(name, str) or not name:
         raise SdkError(f"wait_for_event {step_id!r}: event must be a name or an EventData model")
     if timeout is None:
