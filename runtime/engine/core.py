@@ -37,7 +37,7 @@ class Engine:
         self.ingest = Ingest(backend, self.clock, self.ids)
         self.resumer = Resumer(store, backend.queue, self.ids)
         self.cancellation = Cancellation(store, self.clock)
-        self.waits = Waits(store, self.resumer, self.cancellation.cancel)
+        self.waits = Waits(store, backend.queue, self.resumer, self.cancellation.cancel)
         self.lifecycle = Lifecycle(self.ingest, self.resumer, self.cancellation, self.waits)
         # Late links: each of these needs a piece that needs it back.
         self.ingest.waits = self.waits
@@ -60,6 +60,7 @@ class Engine:
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
         self.sweeper = Sweeper(backend, self.clock, self.ids, self.settings)
         self.executor.handlers[messages.SWEEP] = self.sweeper.handle
+        self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire

@@ -150,7 +150,7 @@ class Executor:
         elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
             # Null unless an event already won the step (the memo write decides).
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.store.remove_waiter(body.get("event", ""), run_id, body["step"])
+            self.store.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
             error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
             self.tools.resumer.resume(run_id, body["step"], memo_error(error))

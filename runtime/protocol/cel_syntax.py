@@ -200,21 +200,21 @@ def _path_from(tokens: list[Token], index: int) -> tuple[str, ...]:
     up to the first thing that is neither (a call, an operator, a computed index)."""
     path = [tokens[index].text]
     i = index + 1
-    while i < len(tokens):
-        if tokens[i].text == "." and i + 1 < len(tokens) and tokens[i + 1].kind is Kind.NAME:
-            if i + 2 < len(tokens) and tokens[i + 2].text == "(":
-                break  # a method call: its receiver is read whole
-            path.append(tokens[i + 1].text)
-            i += 2
-            continue
-        if (
-            tokens[i].text == "["
-            and i + 2 < len(tokens)
-            and tokens[i + 1].value is not None
-            and tokens[i + 2].text == "]"
-        ):
-            path.append(tokens[i + 1].value or "")
-            i += 3
-            continue
-        break
+    while (step := field_step(tokens, i)) is not None:
+        path.append(step[0])
+        i = step[1]
     return tuple(path)
+
+
+def field_step(tokens: list[Token], i: int) -> tuple[str, int] | None:
+    """The field selected at ``i`` (``.name`` not called, or ``["key"]``) and the index after
+    it; None when the tokens there select no field."""
+    if i + 1 < len(tokens) and tokens[i].text == "." and tokens[i + 1].kind is Kind.NAME:
+        if i + 2 < len(tokens) and tokens[i + 2].text == "(":
+            return None  # a method call: its receiver is read whole
+        return tokens[i + 1].text, i + 2
+    if i + 2 < len(tokens) and tokens[i].text == "[" and tokens[i + 2].text == "]":
+        key = tokens[i + 1].value
+        if key is not None:
+            return key, i + 3
+    return None
