@@ -70,8 +70,7 @@ class Ingest:
             # Duplicates too: a send retried after a failure half-way may be the first to reach
             # the waits. Resuming is idempotent (the memo's write decides), and waits that began
             # after the event was first received never see it.
-            for event in stored:
-                self.waits.on_event(event, now)
+            self.waits.on_events(stored, now)
         return [e.internal_id for e in stored]
 
     def _runs_for(self, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:

@@ -82,11 +82,16 @@ class Waits:
         self.cancel_run = cancel_run
 
     # -- events arriving -----------------------------------------------------------------------
-    def on_event(self, event: StoredEvent, now_ms: int) -> None:
-        """Resume or cancel the runs whose waiters this event matches: the keyed buckets its
-        own values give, then the unkeyed one; past the budget, a message goes on with it."""
-        buckets: list[str | None] = [*event_keys(event.name, self.store.waiter_fields(event.name), event.wire()), None]
-        self._match(event, now_ms, buckets, None)
+    def on_events(self, events: list[StoredEvent], now_ms: int) -> None:
+        """Resume or cancel the runs whose waiters these events match: for each, the keyed
+        buckets its own values give, then the unkeyed one; past the budget, a message goes on
+        with it. The fields in use are read once per event name."""
+        fields: dict[str, list[str]] = {}
+        for event in events:
+            if event.name not in fields:
+                fields[event.name] = self.store.waiter_fields(event.name)
+            buckets: list[str | None] = [*event_keys(event.name, fields[event.name], event.wire()), None]
+            self._match(event, now_ms, buckets, None)
 
     def go_on(self, body: dict[str, Any]) -> None:
         """A ``match_waiters`` message: the rest of an event's matching."""
