@@ -100,7 +100,7 @@ class DevRuntime:
             recover()
         self.server.start()
         self.driver.start()
-        sync_in_background(self.options.app_urls, self._stop)
+        sync_in_background(self.options.app_urls, self.settings, self._stop)
         return self
 
     def stop(self) -> None:

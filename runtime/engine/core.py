@@ -12,6 +12,7 @@ from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, Run
 from stepline.engine.resume import Resumer
 from stepline.engine.sweeper import Sweeper
@@ -44,13 +45,13 @@ class Engine:
         self.cancellation.lifecycle = self.lifecycle
         self.cancellation.waits = self.waits
         self.crons = Crons(backend, self.clock, self.ingest.starter)
-        self.registry = Registry(backend, self.clock, self.crons)
+        self.registry = Registry(backend, self.clock, self.crons, self.settings)
         self.executor = Executor(
             backend,
             self.clock,
             self.ids,
             self.settings,
-            caller or PooledHttpCaller(),
+            caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings)),
             self.lifecycle,
             self.resumer,
             self.ingest.starter,

@@ -33,6 +33,7 @@ from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
+from stepline.engine.outbound import redact_in, redact_url
 from stepline.engine.payload_policy import call_body, state_limit_error
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
 from stepline.engine.resume import Resumer
@@ -288,7 +289,12 @@ class Executor:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
                 kind="error",
-                error={"name": "CallFailed", "message": f"calling {url}: {exc}", "stack": ""},
+                # The URL may hold a secret in its query string: never in a run's error.
+                error={
+                    "name": "CallFailed",
+                    "message": f"calling {redact_url(url)}: {redact_in(str(exc), url)}",
+                    "stack": "",
+                },
                 no_retry=False,
                 status=0,
             )

@@ -41,7 +41,8 @@ class WaitingApp:
         steps = json.loads(body)["steps"]
         if "wait" in steps:
             return HttpResponse(200, json.dumps({"paid": steps["wait"]}).encode(), {"x-inngest-req-version": "2"})
-        op = {"op": "WaitForEvent", "id": "wait", "name": PAID, "opts": {"event": PAID, "timeout": "1d", "if": self.expression}}
+        opts = {"event": PAID, "timeout": "1d", "if": self.expression}
+        op = {"op": "WaitForEvent", "id": "wait", "name": PAID, "opts": opts}
         return HttpResponse(206, json.dumps([op]).encode(), {"x-inngest-req-version": "2"})
 
 

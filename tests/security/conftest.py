@@ -80,6 +80,7 @@ def cloud_settings(**overrides: Any) -> Settings:
         "event_keys": [EVENT_KEY],
         "retry_base_ms": 200,
         "retry_cap_ms": 1000,
+        "allow_private_app_urls": True,  # the app runs on this machine
     }
     return Settings(**{**values, **overrides})
 
