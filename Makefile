@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint dev bench chaos clean
+.PHONY: test lint dev bench chaos clean lambda-lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ dev: $(STAMP)
 	@bash -c 'trap "kill 0" EXIT; \
 	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python -m examples.app & \
 	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'
+
+# The Lambda layer's lock file (infra/lambda-requirements.txt): pyproject's runtime dependencies
+# and lambda extra, pinned with hashes; the layer is installed from it with --require-hashes. Run
+# it after changing those dependencies (a build from a stale lock stops and says so).
+lambda-lock: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m infra.lambda_lock
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps

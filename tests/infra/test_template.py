@@ -288,7 +288,9 @@ def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(
     for statement in statements:
         assert statement["Effect"] == "Allow"
         assert not [a for a in actions(statement) if "*" in a], statement
-        if statement["Resource"] == "*":
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:  # alone or inside a list
+            assert resources == ["*"], statement
             assert set(actions(statement)) == {
                 "scheduler:ListSchedules", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
             }
