@@ -1,35 +1,32 @@
-"""Deployed ("cloud") mode: only configured event keys, and bearer auth on the API routes in both
-forms the SDKs send (docs/protocol.md §3.1)."""
+"""Deployed ("cloud") mode as deployed: the API Lambda's handler, its keys in Secrets Manager, on
+moto, called with the events API Gateway sends (tests/handlers/apigw.py). Only configured event
+keys are accepted, and the API routes take the signing key's bearer in both forms the SDKs send
+(docs/protocol.md §3.1)."""
 
 from __future__ import annotations
 
 import pytest
 
-from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.protocol.signing import hash_signing_key
-from stepline.settings import Settings
-from tests.e2e.conftest import free_port, http
+from tests.handlers.apigw import deployed_api
 
 SIGNING_KEY = "signkey-test-12345678"
 FALLBACK_KEY = "signkey-test-abcdef01"
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
-    settings = Settings(mode="cloud", event_keys=["evt-good"], signing_key=SIGNING_KEY, signing_key_fallback=FALLBACK_KEY)
-    options = DevOptions(port=free_port(), db_path=str(tmp_path_factory.mktemp("cloud") / "db"))
-    runtime = DevRuntime(options, settings).start()
-    yield runtime.url
-    runtime.stop()
+def api():
+    with deployed_api(SIGNING_KEY, FALLBACK_KEY, ["evt-good"]) as deployed:
+        yield deployed
 
 
-def test_unknown_event_key_is_refused(url):
-    code, body = http("POST", f"{url}/e/evt-bad", {"name": "a/b"})
+def test_unknown_event_key_is_refused(api):
+    code, body = api.call("POST", "/e/evt-bad", {"name": "a/b"})
     assert code == 401 and body["status"] == 401 and body["ids"] == []
 
 
-def test_configured_event_key_is_accepted(url):
-    code, body = http("POST", f"{url}/e/evt-good", {"name": "a/b"})
+def test_configured_event_key_is_accepted(api):
+    code, body = api.call("POST", "/e/evt-good", {"name": "a/b"})
     assert code == 200 and len(body["ids"]) == 1
 
 
@@ -44,7 +41,6 @@ def test_configured_event_key_is_accepted(url):
         ("Bearer " + hash_signing_key(FALLBACK_KEY), 200),  # after a rotation
     ],
 )
-def test_rest_api_requires_the_signing_key(url, authorization, status):
-    headers = {"Authorization": authorization} if authorization else {}
-    code, body = http("GET", f"{url}/v1/events", headers=headers)
+def test_rest_api_requires_the_signing_key(api, authorization, status):
+    code, body = api.call("GET", "/v1/events", authorization=authorization)
     assert code == status, body

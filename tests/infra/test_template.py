@@ -389,3 +389,11 @@ def test_a_variant_configuration(variant):
     statements = json.dumps([r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"])
     assert ":secret:shared/stepline-signing-??????" in statements
     assert "secret:shared/events-AbCdEf\"" in statements
+
+
+def test_the_gateway_events_the_lambda_tests_send_follow_these_routes(synthesized):
+    # tests/handlers/apigw.py builds the events API Gateway sends, routed by these route keys.
+    from tests.handlers.apigw import ROUTE_KEYS
+
+    routes = sorted(r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values())
+    assert routes == sorted(ROUTE_KEYS)
