@@ -2,15 +2,25 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What `make test` needs (the test extra: playwright, moto, the CDK, hypothesis, ...), and what
+# running `make dev` needs (the runtime and the examples' Flask), each installed once.
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+DEV_EXTRAS := examples
 
 .PHONY: test lint dev bench chaos clean lambda-lock
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[$(DEV_EXTRAS)]'
+	touch $(DEV_STAMP)
 
 # ruff (lint and format check) and mypy on the runtime, the CDK app and the benchmarks. mypy reads
 # the package by its import name through .lint/stepline, a link to runtime/.
@@ -20,14 +30,17 @@ lint: $(STAMP)
 	@mkdir -p .lint && ln -sfn ../runtime .lint/stepline
 	MYPYPATH=.lint $(BIN)/mypy -p stepline -p infra -p bench
 
-# The dashboard tests drive Debian's chromium: installed here when missing (apt-get, as root).
+# The dashboard tests drive Debian's chromium, and the TypeScript SDK tests need Node 20+ and
+# npm: each is installed here when missing (apt-get as root; Node else from PyPI's wheel), or
+# one line says what is missing.
 test: $(STAMP) lint
 	$(BIN)/python -m tests.dashboard.chromium
+	$(BIN)/python -m tests.ts.nodejs
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 # The example app (five workflows on Stepline's own SDK, examples/app.py, port 8289) and the
 # runtime (port 8288), stopped together with Ctrl-C.
-dev: $(STAMP)
+dev: $(DEV_STAMP)
 	@bash -c 'trap "kill 0" EXIT; \
 	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python -m examples.app & \
 	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepline.aws import AwsBackend
 from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.engine.http import HttpResponse, PooledHttpCaller
 from stepline.engine.sync import sync_app
@@ -91,7 +92,7 @@ class AwsRequestCounter:
 
 
 def _boto_clients(backend: Any) -> list[Any]:
-    return list(backend.extras.get("clients", {}).values())
+    return list(backend.clients.values()) if isinstance(backend, AwsBackend) else []
 
 
 @dataclass

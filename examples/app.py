@@ -3,7 +3,7 @@
     INNGEST_DEV=http://127.0.0.1:8288 python -m examples.app      # what `make dev` runs
 
 Any Inngest-compatible server can drive it; `stepline dev -u http://127.0.0.1:8289/api/inngest`
-syncs it at start.
+keeps it synced.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Fan-out keeps each user's digest its own run: one slow or failing mailbox retries alone, and
 ``concurrency=50`` caps how hard the digests hit the email provider. ``digest/run-now``
-triggers the same fan-out by hand (handy in `make dev`, where 09:00 may be far away).
+triggers the same fan-out by hand (handy in `make dev`, where 09:00 may be far away);
+``concurrency=1`` keeps a manual run and the cron's from fanning out side by side.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from stepline import Context, EventData, cron, on
 
 from examples.client import client
 from examples.services import services
+
+
+class DigestRunNow(EventData, name="digest/run-now"):
+    """Fan out today's digests now (no data)."""
 
 
 class DigestRequested(EventData, name="digest/send"):
@@ -26,7 +31,7 @@ def _day(ts_ms: int | None) -> str:
     return moment.date().isoformat()
 
 
-@client.function("daily-digest", trigger=[cron("0 9 * * *"), on("digest/run-now")])
+@client.function("daily-digest", trigger=[cron("0 9 * * *"), on(DigestRunNow)], concurrency=1, retries=3)
 def daily_digest(ctx: Context) -> dict:
     day = _day(ctx.event.ts)
     subscribers = ctx.step.run("load-subscribers", services.digest_subscribers)
@@ -36,7 +41,7 @@ def daily_digest(ctx: Context) -> dict:
     return {"day": day, "sent": len(ids)}
 
 
-@client.function("send-digest", trigger=DigestRequested, concurrency=50)
+@client.function("send-digest", trigger=DigestRequested, concurrency=50, retries=5)
 def send_digest(ctx: Context[DigestRequested]) -> dict:
     request = ctx.event.data
     user = ctx.step.run("get-user", services.get_user, request.user_id)

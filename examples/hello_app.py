@@ -1,9 +1,11 @@
-"""The example app `make dev` serves: a plain Flask app on the official `inngest` Python SDK.
+"""A one-function app on the official `inngest` Python SDK (Flask), for comparison with the
+examples on Stepline's own SDK: it knows nothing about Stepline, and runs on it unchanged, as it
+would on any Inngest-compatible server. `make dev` does not start it; run it beside `make dev`:
 
-It knows nothing about Stepline: INNGEST_DEV points the SDK at it, as it would at any
-Inngest-compatible server.
+    INNGEST_DEV=http://127.0.0.1:8288 python examples/hello_app.py     # serves :3000/api/inngest
 
-    INNGEST_DEV=http://127.0.0.1:8288 python examples/hello_app.py
+Port 3000 is one `stepline dev` looks at by itself, so it finds and syncs the app without `-u`.
+Then `stepline send hello/greet '{"name": "Ada"}'`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import inngest.flask
 client = inngest.Inngest(app_id="hello-app", logger=None)
 
 
-@client.create_function(fn_id="greet", trigger=inngest.TriggerEvent(event="hello/greet"), retries=3)
+@client.create_function(
+    fn_id="greet",
+    trigger=inngest.TriggerEvent(event="hello/greet"),
+    retries=3,
+    concurrency=[inngest.Concurrency(limit=10)],
+)
 def greet(ctx: inngest.ContextSync) -> dict:
     name = ctx.event.data.get("name", "world")
     greeting = ctx.step.run("compose-greeting", lambda: f"Hello, {name}!")
@@ -32,4 +39,4 @@ inngest.flask.serve(app, client, [greet])
 
 if __name__ == "__main__":
     os.environ.setdefault("INNGEST_DEV", "http://127.0.0.1:8288")
-    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "8289")), threaded=True)
+    app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "3000")), threaded=True)

@@ -2,7 +2,8 @@
 
 Payment providers deliver webhooks at least once, so the same event can arrive twice.
 ``idempotency`` keys runs by the provider's event id: a second delivery within 24 hours starts
-nothing. The run then dispatches on the event type.
+nothing. The run then dispatches on the event type; ``concurrency=10`` keeps a burst of webhooks
+from flooding the order store.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ HANDLERS: dict[str, Callable[[Context[PaymentWebhook], PaymentWebhook], dict]] =
 }
 
 
-@client.function("payment-webhook", trigger=PaymentWebhook, idempotency="event.data.provider_event_id")
+@client.function(
+    "payment-webhook",
+    trigger=PaymentWebhook,
+    idempotency="event.data.provider_event_id",
+    concurrency=10,
+    retries=5,
+)
 def payment_webhook(ctx: Context[PaymentWebhook]) -> dict:
     hook = ctx.event.data
     handler = HANDLERS.get(hook.type)

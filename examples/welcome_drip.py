@@ -16,7 +16,7 @@ class UserSignedUp(EventData, name="user/signed.up"):
     user_id: str
 
 
-@client.function("welcome-drip", trigger=UserSignedUp)
+@client.function("welcome-drip", trigger=UserSignedUp, concurrency=20, retries=3)
 def welcome_drip(ctx: Context[UserSignedUp]) -> dict:
     user = ctx.step.run("get-user", services.get_user, ctx.event.data.user_id)
     ctx.step.run("send-welcome", services.send_email, user["email"], f"Welcome, {user['name']}!",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import threading
 
 from stepline.check.cli import add_check_parser
 from stepline.cli_ops import add_ops_parsers
+from stepline.dev.discovery import POLL_INTERVAL_S, discovery_summary
 from stepline.settings import Settings
 
 
@@ -29,12 +31,24 @@ def _dev(args: argparse.Namespace) -> int:
         backend=args.backend,
         app_urls=args.url or [],
         workers=args.workers,
+        poll_interval_s=args.poll_interval,
+        discover=not args.no_discovery,
     )
     try:
         runtime = DevRuntime(options, settings)
     except MissingExtra as exc:
         print(f"stepline dev: {exc}", file=sys.stderr, flush=True)
         return 2
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(
+            f"stepline dev: port {args.port} on {args.host} is in use (another stepline dev?): "
+            "stop what listens there, or pass --port",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
@@ -44,6 +58,8 @@ def _dev(args: argparse.Namespace) -> int:
     print(f"stepline dev: dashboard at {runtime.url}/ (REST API described at {runtime.url}/openapi.json)", flush=True)
     for url in options.app_urls:
         print(f"stepline dev: syncing app {url}", flush=True)
+    if runtime.watcher.discover:
+        print(f"stepline dev: looking for apps at {discovery_summary()} (--no-discovery to stop)", flush=True)
     done.wait()
     print("stepline dev: stopping", flush=True)
     runtime.stop()
@@ -58,7 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="run the whole runtime on this machine (SQLite state, port 8288)")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8288)
-    dev.add_argument("-u", "--url", action="append", help="app URL to sync at start (repeatable)")
+    dev.add_argument("-u", "--url", action="append", help="an app's serve URL, kept synced (repeatable)")
+    dev.add_argument(
+        "--no-discovery",
+        action="store_true",
+        help="do not look for apps on the usual local ports (3000, 3001, 5000, 8000, 8080)",
+    )
+    dev.add_argument(
+        "--poll-interval",
+        type=float,
+        default=POLL_INTERVAL_S,
+        metavar="SECONDS",
+        help=f"how often apps are asked to sync again (default {POLL_INTERVAL_S:g}; 0: once, at start)",
+    )
     dev.add_argument("--db", default=".stepline/dev.db", help="SQLite state file (default .stepline/dev.db)")
     dev.add_argument(
         "--backend",

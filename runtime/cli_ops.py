@@ -164,21 +164,32 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
     if not steps:
         out.write("  (no steps yet)\n")
     else:
+        # The axis is this run's own time. A step a rerun copied ran in the original run, before
+        # this one began: it is shown at the time it first ran, off the axis.
         start = _ms(run.get("run_started_at")) or now
         end = _ms(run.get("ended_at")) or now
         for step in steps:
-            end = max(end, _ms(step.get("ended_at")) or 0)
+            if not step.get("copied_from"):
+                end = max(end, _ms(step.get("ended_at")) or 0)
         span = max(1, end - start)
         rows = [["#", "STEP", "KIND", "STATUS", "TRIES", "AT", "TOOK", "TIMELINE"]]
         for index, step in enumerate(steps, 1):
             s = _ms(step.get("started_at"))
             e = _ms(step.get("ended_at")) or (now if step["status"] not in TERMINAL else s)
             bar = ""
-            if s is not None:
-                left = int((s - start) / span * width)
-                length = max(1, int(((e or s) - s) / span * width))
-                left = min(max(left, 0), width - 1)
+            if step.get("copied_from"):
+                bar = "|" + "memoized".center(width) + "|"
+            elif s is not None:
+                s = max(s, start)
+                left = min(int((s - start) / span * width), width - 1)
+                length = max(1, int((max(e or s, s) - s) / span * width))
                 bar = "|" + " " * left + "=" * min(length, width - left) + " " * max(0, width - left - length) + "|"
+            if s is None:
+                at = "-"
+            elif step.get("copied_from"):
+                at = _clock(step.get("started_at"))  # when it first ran
+            else:
+                at = f"+{duration(s - start)}"
             rows.append(
                 [
                     str(index),
@@ -186,7 +197,7 @@ def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
                     step["kind"],
                     step["status"],
                     str(step["attempts"]) if step.get("attempts") else "-",
-                    f"+{duration(s - start)}" if s is not None else "-",
+                    at,
                     duration(step.get("duration_ms"))
                     if step.get("ended_at")
                     else (f"{duration(now - s)}…" if s is not None and step["status"] not in TERMINAL else "-"),
@@ -235,10 +246,11 @@ def cmd_send(client: Client, args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_runs(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     reply = client.call("GET", "/v1/runs", function_id=args.function, status=args.status, limit=args.limit)
-    runs = reply["data"]
     if args.json:
-        out.write(json.dumps(runs, indent=2) + "\n")
+        # The reply as the API sent it: the runs under "data", and the "cursor" of the next page.
+        out.write(json.dumps(reply, indent=2) + "\n")
         return 0
+    runs = reply["data"]
     if not runs:
         out.write("no runs\n")
         return 0
@@ -293,18 +305,35 @@ def cmd_replay(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def activity(run: dict[str, Any]) -> str:
+    """One word for what a live run is doing, from its steps: "started" while none has reported,
+    else "sleeping", "waiting" (an event or an invoked function) or "running"."""
+    steps = run.get("steps") or []
+    if not steps:
+        return "started"
+    statuses = {s["status"] for s in steps}
+    if "Sleeping" in statuses:
+        return "sleeping"
+    if "Waiting" in statuses:
+        return "waiting"
+    return "running"
+
+
 def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     """Follow runs: one line when a run starts, when it ends, and when a live run moves on
-    (a step done, a sleep or wait begun), until interrupted."""
+    (a step done, a sleep or wait begun), until interrupted. A run that began before the last
+    look (already going when tail started) is named by what it is doing, not "started"."""
     seen: dict[str, str] = {}  # run id -> last status line state
     progress: dict[str, str] = {}
     first = True
+    looked_ms: int | None = None  # the server's clock at the previous look
     deadline = time.monotonic() + args.seconds if args.seconds else None
     out.write(f"following runs on {client.url} (Ctrl-C to stop)\n")
     out.flush()
     try:
         while deadline is None or time.monotonic() < deadline:
-            runs = client.call("GET", "/v1/runs", function_id=args.function, limit=50)["data"]
+            reply = client.call("GET", "/v1/runs", function_id=args.function, limit=50)
+            runs = reply["data"]
             for run in reversed(runs):  # oldest first, so lines come in order
                 run_id, status = run["run_id"], run["status"]
                 before = seen.get(run_id)
@@ -312,12 +341,18 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                 if first and status in TERMINAL:
                     continue  # ended before we started watching
                 label = f"{run_id}  {run['function_id']}"
+                detail = client.call("GET", f"/v1/runs/{_q(run_id)}")["data"] if status == "Running" else None
                 if before is None:
                     extra = f"  ({_origin(run)})" if _origin(run) else ""
                     event = f"  on {run['event_name']}" if run.get("event_name") else ""
-                    _line(out, f"started    {label}{event}{extra}")
-                if status == "Running":
-                    detail = client.call("GET", f"/v1/runs/{_q(run_id)}")["data"]
+                    began = _ms(run.get("created_at") or run.get("run_started_at"))
+                    new_since = looked_ms is not None and began is not None and began >= looked_ms
+                    word = "started" if new_since or detail is None else activity(detail)
+                    now = f"  {waiting_on(detail)}" if detail is not None and word != "started" else ""
+                    _line(out, f"{word:<10} {label}{event}{extra}{now}")
+                    if detail is not None:
+                        progress[run_id] = waiting_on(detail)
+                if detail is not None:
                     now = waiting_on(detail)
                     if progress.get(run_id) != now:
                         progress[run_id] = now
@@ -330,6 +365,7 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                         tail = f": {run['error'].get('message', '')}"
                     _line(out, f"{what:<10} {label}  after {took}{tail}")
             first = False
+            looked_ms = _ms((reply.get("metadata") or {}).get("fetched_at"))
             time.sleep(args.interval)
     except KeyboardInterrupt:
         pass
@@ -471,12 +507,12 @@ def add_ops_parsers(sub: Any) -> None:
     p.add_argument("--function", help="function id")
     p.add_argument("--status", help="Running, Completed, Failed or Cancelled (comma-separated)")
     p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.add_argument("--json", action="store_true", help="print the API's JSON reply (GET /v1/runs: data, cursor)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("run", parents=[common], help="one run with its step timeline")
     p.add_argument("run_id")
-    p.add_argument("--json", action="store_true", help="print the API's JSON")
+    p.add_argument("--json", action="store_true", help="print the run as JSON (the data of GET /v1/runs/ID)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("cancel", parents=[common], help="cancel a run")
@@ -492,7 +528,7 @@ def add_ops_parsers(sub: Any) -> None:
     dlq = p.add_subparsers(dest="dlq_command", required=True)
     q = dlq.add_parser("list", parents=[common], help="dead letters with why each is there")
     q.add_argument("--limit", type=int, default=20, help="at most this many (1-100, default 20)")
-    q.add_argument("--json", action="store_true", help="print the API's JSON")
+    q.add_argument("--json", action="store_true", help="print the entries as JSON (the data of GET /v1/dead-letters)")
     q.set_defaults(func=_run)
     q = dlq.add_parser(
         "redrive", parents=[common], help="put dead letters back on the work queue; their failed runs go on"

@@ -63,7 +63,7 @@ def function_json(fn: FunctionRecord, app: AppRecord | None) -> dict[str, Any]:
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    store = engine.backend.store
+    catalog = engine.backend.apps  # the AppStore: apps and their functions
     settings = engine.settings
 
     def envelope(data: Any) -> Response:
@@ -73,17 +73,32 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/functions")
     def list_functions() -> Response:
         require_signing_key(app, settings)
-        apps = {a.app_id: a for a in store.list_apps()}
-        functions = sorted(store.list_functions(), key=lambda f: (f.app_id, f.fn_id))
+        apps = {a.app_id: a for a in catalog.list_apps()}
+        functions = sorted(catalog.list_functions(), key=lambda f: (f.app_id, f.fn_id))
         return envelope([function_json(f, apps.get(f.app_id)) for f in functions])
 
     @app.get("/v1/functions/<fn_id>")
     def get_function(fn_id: str) -> Response:
         require_signing_key(app, settings)
-        fn = store.get_function(fn_id)
+        fn = catalog.get_function(fn_id)
         if fn is None:
             raise ApiError(404, f"function {fn_id!r} not found")
-        return envelope(function_json(fn, store.get_app(fn.app_id)))
+        return envelope(function_json(fn, catalog.get_app(fn.app_id)))
+
+    @app.post("/v1/functions/<fn_id>/invoke")
+    def invoke(fn_id: str) -> Response:
+        """Body {"data": {...}}: start a run of the function now with that event data, whatever
+        its triggers (the dashboard's Invoke)."""
+        require_signing_key(app, settings)
+        fn = catalog.get_function(fn_id)
+        if fn is None:
+            raise ApiError(404, f"function {fn_id!r} not found")
+        body = parse_json_body(raw_body(app) or b"{}")
+        data = body.get("data", {}) if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise ApiError(400, "data: expected a JSON object, the invoked event's data")
+        event, run_id = engine.invoke(fn, data)
+        return envelope({"event_id": event.internal_id, "run_id": run_id})
 
     @app.post("/v1/apps/sync")
     def sync() -> Response:
@@ -115,7 +130,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
                 f"url: the app at {shown} did not answer the sync request (PUT); "
                 "is it running and serving its Inngest handler there?",
             )
-        synced = [a for a in store.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
+        synced = [a for a in catalog.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
         if not synced:
             # The Python SDK answers 200 even when its register was refused (a move, say).
             raise ApiError(

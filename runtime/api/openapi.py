@@ -192,6 +192,20 @@ def _schemas() -> dict[str, Any]:
                 "error": {"type": "object"},
                 "timed_out": {"type": "boolean"},
                 "copied_from": {"type": "string", "description": "rerun: the run this result was copied from"},
+                "failed_attempts": {
+                    "type": "array",
+                    "description": "the attempts that failed before the one that settled the step",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "attempt": {"type": ["integer", "null"], "description": "numbered from 1"},
+                            "started_at": nullable_time,
+                            "ended_at": nullable_time,
+                            "duration_ms": {"type": ["integer", "null"]},
+                            "error": {"type": "object"},
+                        },
+                    },
+                },
             },
         },
         "DeadLetter": {
@@ -499,6 +513,22 @@ def document() -> dict[str, Any]:
                 _ok(_data(_ref("Function"))),
                 tags=["functions"],
                 params=[_path_param("fn_id", "a function id")],
+            )
+        },
+        "/v1/functions/{fn_id}/invoke": {
+            "post": _op(
+                "Invoke the function directly with event data (an inngest/function.invoked event)",
+                _ok(
+                    _data(
+                        {
+                            "type": "object",
+                            "properties": {"event_id": {"type": "string"}, "run_id": {"type": "string"}},
+                        }
+                    )
+                ),
+                tags=["functions"],
+                params=[_path_param("fn_id", "a function id")],
+                body=_body({"type": "object", "properties": {"data": {"type": "object"}}}),
             )
         },
     }

@@ -106,7 +106,7 @@ def run_json(run: Run) -> dict[str, Any]:
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    store = engine.backend.store
+    b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
     settings = engine.settings
 
     def envelope(data: Any, **extra: Any) -> Response:
@@ -118,7 +118,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         require_signing_key(app, settings)
         cursor = query(app, "cursor") or None  # empty: the first page
         try:
-            events, cursor = store.list_events(
+            events, cursor = b.events.list_events(
                 limit=page_limit(query(app, "limit")),
                 cursor=cursor,
                 name=query(app, "name"),
@@ -135,7 +135,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/events/<event_id>")
     def get_event(event_id: str) -> Response:
         require_signing_key(app, settings)
-        event = store.get_event(event_id)
+        event = b.events.get_event(event_id)
         if event is None:
             raise ApiError(404, f"event {event_id!r} not found")
         return envelope(event_json(event))
@@ -143,12 +143,17 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/events/<event_id>/runs")
     def event_runs(event_id: str) -> Response:
         require_signing_key(app, settings)
-        return envelope([run_json(r) for r in store.runs_for_event(event_id)])
+        runs = b.runs.runs_for_event(event_id)
+        # No runs may mean the event started none, or that there is no such event: only the
+        # first is an empty list, the second is the 404 GET /v1/events/{id} answers too.
+        if not runs and b.events.get_event(event_id) is None:
+            raise ApiError(404, f"event {event_id!r} not found")
+        return envelope([run_json(r) for r in runs])
 
     @app.get("/v1/runs/<run_id>")
     def get_run(run_id: str) -> Response:
         require_signing_key(app, settings)
-        state = store.load_run(run_id)
+        state = b.runs.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return envelope({**run_json(state.run), "events": state.run.events, "steps": steps_json(state)})
@@ -175,10 +180,10 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         if (
             body.get("app_id")
             and not fn_id.startswith(f"{body['app_id']}-")
-            and store.get_function(f"{body['app_id']}-{fn_id}")
+            and b.apps.get_function(f"{body['app_id']}-{fn_id}")
         ):
             fn_id = f"{body['app_id']}-{fn_id}"
-        if store.get_function(fn_id) is None:
+        if b.apps.get_function(fn_id) is None:
             raise ApiError(404, f"function_id: no function {fn_id!r}")
         expression = body.get("if")
         if expression is not None:
@@ -218,7 +223,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
                     "synced_at": iso(a.synced_at),
                     "function_ids": a.function_ids,
                 }
-                for a in store.list_apps()
+                for a in b.apps.list_apps()
             ]
         )
 
@@ -227,10 +232,10 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         """Each function of the app with its configuration as registered (read-only; `stepline
         check --register-via` reads it)."""
         require_signing_key(app, settings)
-        record = store.get_app(app_id)
+        record = b.apps.get_app(app_id)
         if record is None:
             raise ApiError(404, f"app {app_id!r} not found")
-        functions = [store.get_function(fn_id) for fn_id in record.function_ids]
+        functions = [b.apps.get_function(fn_id) for fn_id in record.function_ids]
         return envelope(
             [
                 {
@@ -255,7 +260,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def run_batch(run_id: str) -> Response:
         require_signing_key(app, settings)
         with _store_unavailable_is_503():
-            run = store.get_run(run_id)
+            run = b.runs.get_run(run_id)
         if run is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return json_response(200, run.events)
@@ -264,7 +269,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def run_actions(run_id: str) -> Response:
         require_signing_key(app, settings)
         with _store_unavailable_is_503():
-            state = store.load_run(run_id)
+            state = b.runs.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return json_response(200, state.memo_map())

@@ -113,9 +113,9 @@ def listed_run(run: Run) -> dict[str, Any]:
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    store = engine.backend.store
+    b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
     settings = engine.settings
-    replays = Replays(store, engine.backend.queue, engine.clock, engine.ids)
+    replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
 
     def envelope(data: Any, **extra: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
@@ -138,9 +138,9 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         fn_ids = _split(query(app, "function_id"))
         app_ids = _split(query(app, "app_id"))
         if not fn_ids:
-            fn_ids = sorted(f.fn_id for f in store.list_functions() if not app_ids or f.app_id in app_ids)
+            fn_ids = sorted(f.fn_id for f in b.apps.list_functions() if not app_ids or f.app_id in app_ids)
         runs, cursor = list_runs(
-            store,
+            b.runs,
             fn_ids,
             statuses,
             limit=limit,
@@ -154,7 +154,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def run_jobs(run_id: str) -> Response:
         """The run's steps alone (what GET /v1/runs/{id} returns under `steps`)."""
         require_signing_key(app, settings)
-        state = store.load_run(run_id)
+        state = b.runs.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
         return envelope(steps_json(state))

@@ -1,8 +1,9 @@
 """A run's steps as the REST API and the dashboard show them: built from the one ``load_run``
 read (memos in stack order, then the ops the run still waits on).
 
-What a step's memo records (``Memo.detail``) gives its kind, start, attempt and input; its end is
-the time in its ``seq`` (a ULID made when it was committed). Memos written before step details
+What a step's memo records (``Memo.detail``) gives its kind, start, attempt and input, and the
+attempts that failed before it (``failed_attempts``, stepline.engine.attempts); its end is the time
+in its ``seq`` (a ULID made when it was committed). Memos written before step details
 existed carry none of that, and show only what the value says.
 """
 
@@ -89,7 +90,23 @@ def memo_step(memo: Memo) -> dict[str, Any]:
             out["timed_out"] = True
     if detail.get("copied_from"):
         out["copied_from"] = detail["copied_from"]
+    failures = detail.get("failures")
+    if isinstance(failures, list) and failures:
+        out["failed_attempts"] = [_failed_attempt(f) for f in failures if isinstance(f, dict)]
     return out
+
+
+def _failed_attempt(failure: dict[str, Any]) -> dict[str, Any]:
+    """One failed attempt before the one that settled the step (numbered from 1, as ``attempts``)."""
+    attempt = failure.get("attempt")
+    started, ended = failure.get("started_at"), failure.get("ended_at")
+    return {
+        "attempt": attempt + 1 if isinstance(attempt, int) else None,
+        "started_at": _iso(started),
+        "ended_at": _iso(ended),
+        "duration_ms": _duration(started, ended),
+        "error": failure.get("error"),
+    }
 
 
 def pending_step(op: PendingOp, run_ended: bool) -> dict[str, Any]:

@@ -3,6 +3,7 @@ large for a table item) behind the engine's ports. The only package that imports
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -13,7 +14,7 @@ from stepline.aws.payloads import PayloadStore
 from stepline.aws.queue import SqsWorkQueue, message_from_lambda_record
 from stepline.aws.resources import AwsNames, provision
 from stepline.aws.scheduler import SchedulerTimers
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.clock import SystemClock
 from stepline.engine.ports import Backend, Clock
 
@@ -30,6 +31,17 @@ def make_clients(session: Any, region: str = "") -> dict[str, Any]:
     }
 
 
+@dataclass(kw_only=True)
+class AwsBackend(Backend):
+    """The ports on DynamoDB, SQS, EventBridge Scheduler and S3, with what they were wired from
+    (for provisioning, the moto pump and tests that look at the resources themselves)."""
+
+    names: AwsNames
+    clients: dict[str, Any]  # boto3 clients by service name: dynamodb, sqs, scheduler, s3
+    clock: Clock  # the clock the timers date cron schedules by
+    session: Any = None  # the boto3 session the clients came from, when one was given
+
+
 def open_aws_backend(
     names: AwsNames,
     clock: Clock | None = None,
@@ -37,7 +49,7 @@ def open_aws_backend(
     *,
     clients: dict[str, Any] | None = None,
     dlq_wait_seconds: int = 1,
-) -> Backend:
+) -> AwsBackend:
     """Wire the AWS adapters for the resources in ``names``.
 
     ``clock`` is the engine's clock: the timers read it to date new cron schedules (for the pump
@@ -64,19 +76,24 @@ def open_aws_backend(
         for client in clients.values():
             client.close()
 
-    return Backend(
-        store=DynamoRunStore(ddb, names.table_name, payloads),
+    return AwsBackend(
+        store=DynamoStore(ddb, names.table_name, payloads),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
         dead_letters=SqsDeadLetters(sqs, names.dlq_url, names.queue_url, wait_seconds=dlq_wait_seconds),
         name="aws",
-        extras={"names": names, "clients": clients, "clock": clock, "close": close},
+        closer=close,
+        names=names,
+        clients=clients,
+        clock=clock,
+        session=session,
     )
 
 
 __all__ = [
+    "AwsBackend",
     "AwsNames",
-    "DynamoRunStore",
+    "DynamoStore",
     "PayloadStore",
     "SchedulerTimers",
     "SqsDeadLetters",

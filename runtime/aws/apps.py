@@ -18,7 +18,7 @@ from stepline.engine.records import AppRecord, FunctionRecord
 
 
 class AppRecords:
-    """The app and function half of ``DynamoRunStore``."""
+    """The app and function half of ``DynamoStore``."""
 
     _t: TableClient
 
@@ -49,6 +49,18 @@ class AppRecords:
     def get_app(self, app_id: str) -> AppRecord | None:
         item = self._t.get({"pk": str_attr("CATALOG"), "sk": str_attr(f"APP#{app_id}")})
         return app_from_item(item) if item else None
+
+    def delete_app(self, app_id: str) -> None:
+        deletes: dict[tuple[str, str], Item] = {}
+        for fn in self.list_functions():
+            if fn.app_id != app_id:
+                continue  # including one of its functions that moved to another app since
+            for pk, sk in [("CATALOG", f"FN#{fn.fn_id}")] + [
+                (f"TRIGGER#{t}", f"FN#{fn.fn_id}") for t in fn.event_triggers
+            ]:
+                deletes[(pk, sk)] = {"pk": str_attr(pk), "sk": str_attr(sk)}
+        deletes[("CATALOG", f"APP#{app_id}")] = {"pk": str_attr("CATALOG"), "sk": str_attr(f"APP#{app_id}")}
+        self._t.batch_write(puts=[], deletes=deletes.values())
 
     def list_apps(self) -> list[AppRecord]:
         return [app_from_item(i) for i in self._t.query_partition("CATALOG", "APP#")]

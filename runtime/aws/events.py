@@ -33,7 +33,7 @@ _EVENT_JSON_ATTRS = ("data", "user")
 
 
 class EventRecords:
-    """The event half of ``DynamoRunStore``."""
+    """The event half of ``DynamoStore``."""
 
     _t: TableClient
     # Days already registered in EVENTDAYS by this process: one write per day, not per event.

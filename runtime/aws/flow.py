@@ -61,7 +61,7 @@ def _line_from_item(item: Item) -> LineEntry:
 
 
 class FlowRecords:
-    """The flow-control half of ``DynamoRunStore``."""
+    """The flow-control half of ``DynamoStore``."""
 
     _t: TableClient
 

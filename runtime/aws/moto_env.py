@@ -16,9 +16,9 @@ from typing import Any
 
 import boto3
 
-from stepline.aws import make_clients, open_aws_backend
+from stepline.aws import AwsBackend, make_clients, open_aws_backend
 from stepline.aws.resources import DEFAULT_MAX_RECEIVE_COUNT, AwsNames, provision
-from stepline.engine.ports import Backend, Clock
+from stepline.engine.ports import Clock
 
 MOTO_REGION = "us-east-1"
 
@@ -72,11 +72,9 @@ def moto_session(region: str = MOTO_REGION) -> Any:
 @contextmanager
 def moto_backend(
     clock: Clock, *, prefix: str = "stepline", max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
-) -> Iterator[Backend]:
-    """A fresh moto account with Stepline's resources provisioned, as a ``Backend``.
-
-    ``extras["fire_timers"]()`` fires the schedules due at the clock's now (moto never fires).
-    """
+) -> Iterator[AwsBackend]:
+    """A fresh moto account with Stepline's resources provisioned, as a ``Backend``. moto never
+    fires schedules: ``backend.timers.fire_due`` does (the local driver calls it)."""
     import moto
 
     install_moto_lock()
@@ -93,8 +91,6 @@ def moto_backend(
         )
         iam.close()
         backend = open_aws_backend(names, clock, session, clients=clients, dlq_wait_seconds=0)
-        backend.extras["session"] = session
-        backend.extras["fire_timers"] = lambda: backend.timers.fire_due(clock.now_ms())
         try:
             yield backend
         finally:

@@ -1,4 +1,4 @@
-"""``RunStore`` on one DynamoDB table.
+"""The storage ports (``stepline.engine.stores``) on one DynamoDB table.
 
 Keys (all strings). ``gsi1`` is sparse and overloaded: only event and run items carry its keys;
 it projects ``name`` and ``status`` besides the keys. ``gsi2`` is sparse too: only run items
@@ -138,8 +138,9 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoRunStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
-    """The engine's run store on one DynamoDB table (see the module docstring for keys)."""
+class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
+    """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
+    runs, steps, leases and claims here, the other ports in the mixins, one module each."""
 
     def __init__(self, client: Any, table_name: str, payloads: PayloadStore | None = None) -> None:
         self._t = TableClient(client, table_name, payloads)

@@ -23,7 +23,7 @@ from stepline.engine.records import Waiter, WaiterPage
 
 
 class WaiterRecords:
-    """The waiter half of ``DynamoRunStore``."""
+    """The waiter half of ``DynamoStore``."""
 
     _t: TableClient
     # (event name, field) pairs this process has written: the write is idempotent, and a field

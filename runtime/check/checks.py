@@ -11,6 +11,7 @@ import ast
 import re
 from collections import defaultdict
 
+from stepline.check import hints
 from stepline.check.model import NEEDS_SOURCE, AppView, FunctionView, Result, Severity, Status
 from stepline.check.registry import check
 from stepline.check.source import (
@@ -106,13 +107,7 @@ def serve_handler(view: AppView) -> list[Result]:
         return _no_functions(view) if view.import_error else _na("the app's serving could not be inspected")
     if view.serve.found:
         return [Result(PASSED, view.serve.detail, location=view.serve.location)]
-    fix = (
-        "serve the client's functions at one URL: serve_flask(app, client), serve_fastapi(app, client), "
-        "serve_asgi(client), serve_wsgi(client) or lambda_handler(client) (official SDKs: inngest.flask.serve("
-        "app, client, functions) and the like); for a URL target, give the serve path itself "
-        "(usually /api/inngest)"
-    )
-    return [Result(FAILED, view.serve.detail, fix=fix, location=view.serve.location)]
+    return [Result(FAILED, view.serve.detail, fix=hints.serve_handler(view.sdk), location=view.serve.location)]
 
 
 # -- 2 ------------------------------------------------------------------------------------------
@@ -140,8 +135,7 @@ def functions_served(view: AppView) -> list[Result]:
                     FAILED,
                     f"function {fn.label} is declared{client} but no serve handler serves it: it is never "
                     "registered, and its events start nothing",
-                    fix=f"serve it: serve_*(..., client) without functions= serves every function of the client; "
-                    f"a functions=[...] list must include {fn.local_id!r}",
+                    fix=hints.serve_each(view.sdk, fn.local_id),
                     function=fn.id,
                     location=fn.location,
                 )
@@ -251,8 +245,7 @@ def wait_timeout(view: AppView) -> list[Result]:
                     FAILED,
                     f"wait_for_event {shown} {index.where(call)} ({call.location}) has no timeout: the SDKs refuse "
                     "the call when the run reaches it, and a wait without an end would hold the run forever",
-                    fix='add timeout="7d" (the longest the run should wait), and handle the None it returns '
-                    "when the time is up",
+                    fix=hints.wait_timeout(view.sdk),
                     function=fn,
                     step=call.step_id,
                     location=call.location,
@@ -308,9 +301,7 @@ def concurrency(view: AppView) -> list[Result]:
                     FAILED,
                     f"function {fn.label} has no concurrency limit: a burst of events runs every one of them at "
                     "once against whatever the steps call",
-                    fix="set concurrency=10 (what the slowest dependency takes), or "
-                    "Concurrency(limit, key='event.data.user_id') per key (official SDKs: "
-                    "concurrency=[inngest.Concurrency(limit=10)])",
+                    fix=hints.concurrency(view.sdk),
                     function=fn.id,
                     location=fn.location,
                 )
@@ -470,16 +461,12 @@ def sleep_durations(view: AppView) -> list[Result]:
         elif kind == "number":
             value = numeric_value(node) if node is not None else None
             written = ast.unparse(node) if node is not None else "?"
-            if value is not None and value >= 0 and value == int(value):
-                fix = (
-                    f"write the duration out: {format_duration(int(value))!r} (Stepline's SDK) or "
-                    f"{_timedelta_text(int(value))} (either Python SDK)"
-                )
-            else:
-                fix = (
-                    'write the duration out: a string like "30s" or "24h" (Stepline\'s SDK) or a '
-                    "datetime.timedelta (either Python SDK)"
-                )
+            whole = value is not None and value >= 0 and value == int(value)
+            fix = hints.sleep_duration(
+                view.sdk,
+                format_duration(int(value)) if whole and value is not None else None,
+                _timedelta_text(int(value)) if whole and value is not None else None,
+            )
             out.append(
                 Result(
                     FAILED,
@@ -544,8 +531,7 @@ def retries(view: AppView) -> list[Result]:
                     FAILED,
                     f"function {fn.label} sets no retry policy: it gets the default ({DEFAULT_RETRIES} retries), "
                     "which nobody chose for what its steps do",
-                    fix="set retries= explicitly (0 to 20): more for flaky networks, 0 for work that must not "
-                    "repeat; raise NonRetriableError for failures a retry cannot fix",
+                    fix=hints.retries(view.sdk),
                     function=fn.id,
                     location=fn.location,
                 )
@@ -600,8 +586,7 @@ def payment_idempotency(view: AppView) -> list[Result]:
                 FAILED,
                 f"function {fn.label} is payment-related (its {field} {value!r} contains {word!r}) and has no "
                 "idempotency key: an event delivered or sent twice runs it twice, and moves money twice",
-                fix="set idempotency='event.data.<id unique to the payment>' (the order id, the provider's event "
-                "id): a second event with the same key within 24 h starts nothing",
+                fix=hints.idempotency(view.sdk),
                 function=fn.id,
                 location=fn.location,
             )

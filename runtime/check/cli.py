@@ -24,8 +24,9 @@ def add_check_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser
     how.add_argument(
         "--register-via",
         metavar="URL",
-        help="URL targets: the Stepline server the app registers with (default "
-        "http://127.0.0.1:8288, i.e. stepline dev); its stored config is read back",
+        help="URL targets: the Stepline server the app registers with; its stored config is read "
+        "back (default: $INNGEST_DEV or http://127.0.0.1:8288, and when nothing listens there the "
+        "checker receives the registration there itself)",
     )
     how.add_argument(
         "--listen",

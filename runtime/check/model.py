@@ -35,6 +35,35 @@ class Status(str, enum.Enum):
     NOT_APPLICABLE = "not_applicable"
 
 
+class Sdk(str, enum.Enum):
+    """The SDK an app is written with, so fix hints use its syntax (stepline.check.hints)."""
+
+    STEPLINE = "stepline"
+    PYTHON = "python"  # the official `inngest` Python SDK
+    TYPESCRIPT = "typescript"
+    GO = "go"
+    UNKNOWN = "unknown"
+
+    @property
+    def label(self) -> str:
+        return {"python": "official Python SDK", "typescript": "TypeScript", "go": "Go"}.get(self.value, self.value)
+
+    @classmethod
+    def from_wire(cls, name: str | None) -> Sdk:
+        """From the ``X-Inngest-SDK`` header (``inngest-py:v0.5.19``) or a register payload's
+        ``sdk`` (``py:v0.5.19``, ``js:v3.27.0``, ``stepline-py:v0.1.0``)."""
+        text = (name or "").lower()
+        for prefixes, sdk in (
+            (("stepline",), cls.STEPLINE),
+            (("inngest-py", "py:"), cls.PYTHON),
+            (("inngest-js", "js:"), cls.TYPESCRIPT),
+            (("inngest-go", "go:", "inngestgo"), cls.GO),
+        ):
+            if text.startswith(prefixes):
+                return sdk
+        return cls.UNKNOWN
+
+
 NEEDS_SOURCE = "needs source"
 FAILED_EVENT = "inngest/function.failed"
 
@@ -177,6 +206,7 @@ class AppView:
     import_error: str | None = None
     # Function count the serve endpoint reported on GET (URL targets).
     introspected_count: int | None = None
+    sdk: Sdk = Sdk.UNKNOWN
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property

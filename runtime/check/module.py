@@ -25,7 +25,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from stepline.check.model import AppView, FunctionView, ServeInfo, SourceFile, TargetError
+from stepline.check.model import AppView, FunctionView, Sdk, ServeInfo, SourceFile, TargetError
 from stepline.check.source import display_path, load_source, serve_calls
 from stepline.sdk.client import Client
 from stepline.sdk.errors import SdkError
@@ -213,6 +213,7 @@ def inspect_module(target: str) -> AppView:
         )
     view.app_ids = sorted({fn.app_id for fn in declared} | {c.app_id for c in clients})
     view.sdk_objects = True
+    view.sdk = Sdk.STEPLINE
     view.sources = sources
     if handlers:
         frameworks = sorted({h.framework for h in handlers})
@@ -338,6 +339,7 @@ def _served_by_official(sources: list[SourceFile], modules: list[types.ModuleTyp
 def _official_view(
     view: AppView, official: list[Any], modules: list[types.ModuleType], sources: list[SourceFile]
 ) -> AppView:
+    view.sdk = Sdk.PYTHON
     served = _served_by_official(sources, modules)
     for fn in official:
         local = getattr(fn, "local_id", None) or fn.id

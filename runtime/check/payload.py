@@ -8,7 +8,7 @@ from typing import Any
 
 import pydantic
 
-from stepline.check.model import AppView, FunctionView, ServeInfo
+from stepline.check.model import AppView, FunctionView, Sdk, ServeInfo
 from stepline.protocol.errors import ProtocolError
 from stepline.protocol.register import AppSync, FunctionConfig, parse_register
 
@@ -43,6 +43,7 @@ def view_from_register(
         app_ids=[app_id] if app_id else [],
         serve=serve,
         introspected_count=introspected_count,
+        sdk=Sdk.from_wire(raw.get("sdk") if isinstance(raw.get("sdk"), str) else None),
     )
     for entry in entries:
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
@@ -55,10 +56,18 @@ def view_from_register(
 
 
 def view_from_stored(
-    app_id: str, configs: list[dict[str, Any]], *, target: str, serve: ServeInfo, introspected_count: int | None = None
+    app_id: str,
+    configs: list[dict[str, Any]],
+    *,
+    target: str,
+    serve: ServeInfo,
+    introspected_count: int | None = None,
+    sdk: Sdk = Sdk.UNKNOWN,
 ) -> AppView:
     """A view of the configuration a Stepline server stored at the app's last sync."""
-    view = AppView(target=target, kind="url", app_ids=[app_id], serve=serve, introspected_count=introspected_count)
+    view = AppView(
+        target=target, kind="url", app_ids=[app_id], serve=serve, introspected_count=introspected_count, sdk=sdk
+    )
     for config in configs:
         view.functions.append(FunctionView(id=config["id"], config=config, app_id=app_id))
     return view
@@ -67,7 +76,11 @@ def view_from_stored(
 def view_from_sync(sync: AppSync) -> AppView:
     """What the runtime knows when it accepts a sync."""
     view = AppView(
-        target=sync.url, kind="sync", app_ids=[sync.app_id], serve=ServeInfo(True, f"the app synced from {sync.url}")
+        target=sync.url,
+        kind="sync",
+        app_ids=[sync.app_id],
+        serve=ServeInfo(True, f"the app synced from {sync.url}"),
+        sdk=Sdk.from_wire(sync.sdk),
     )
     for fn in sync.functions:
         view.functions.append(FunctionView(id=fn.id, config=fn.normalized(), app_id=sync.app_id))

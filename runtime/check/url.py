@@ -8,12 +8,18 @@ Go SDKs).
    (``INNGEST_DEV=http://host:port`` or ``INNGEST_BASE_URL``). The checker cannot redirect that,
    so it reads the payload where the app sends it, one of two ways:
 
-   * ``--register-via URL`` (the default, ``http://127.0.0.1:8288``): the app is pointed at a
-     running Stepline (``stepline dev``); after the sync, the checker reads the configuration
-     that server stored (``GET /v1/apps``, ``GET /v1/apps/{id}/functions``).
+   * ``--register-via URL``: the app is pointed at a running Stepline (``stepline dev``); after
+     the sync, the checker reads the configuration that server stored (``GET /v1/apps``,
+     ``GET /v1/apps/{id}/functions``).
    * ``--listen PORT``: the checker answers ``/fn/register`` itself on ``127.0.0.1:PORT`` for
      the length of the check, and the app is started with ``INNGEST_DEV=http://127.0.0.1:PORT``.
      The payload is read exactly as sent, so what a server would refuse (a duplicate id) shows.
+
+   Given neither, the checker looks where the app most likely registers: ``INNGEST_DEV`` when it
+   is a URL (the checker's shell usually shares the app's), else the SDKs' dev default,
+   ``http://127.0.0.1:8288``. A server answering there is read as with ``--register-via``; when
+   nothing listens there (a loopback address), the checker listens there itself, as with
+   ``--listen``, so a check needs nothing else running.
 
 A payload carries configuration only: the checks that read code report "needs source".
 """
@@ -23,6 +29,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -31,7 +38,7 @@ from typing import Any
 
 import urllib3
 
-from stepline.check.model import AppView, ServeInfo, TargetError
+from stepline.check.model import AppView, Sdk, ServeInfo, TargetError
 from stepline.check.payload import view_from_register, view_from_stored
 from stepline.protocol.errors import ProtocolError
 from stepline.protocol.register import parse_register
@@ -129,7 +136,44 @@ def inspect_url(
         hint = None
     if listen is not None:
         return _via_receiver(http, url, listen, serve, count, hint)
-    return _via_server(http, url, (register_via or DEFAULT_REGISTER_VIA).rstrip("/"), serve, count, hint)
+    if register_via is None:
+        register_via = default_register_via()
+        port = _silent_loopback_port(register_via)
+        if port is not None:
+            view = _via_receiver(http, url, port, serve, count, hint)
+            view.notes.append(
+                f"nothing listened at {register_via}, where the app registers: the checker received "
+                "its registration there itself"
+            )
+            return view
+    return _via_server(http, url, register_via.rstrip("/"), serve, count, hint)
+
+
+def default_register_via() -> str:
+    """Where the app most likely registers: INNGEST_DEV when it is a URL, else the dev default."""
+    dev = os.environ.get("INNGEST_DEV", "").strip()
+    if dev.lower().startswith(("http://", "https://")):
+        return dev.rstrip("/")
+    return DEFAULT_REGISTER_VIA
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _silent_loopback_port(base: str) -> int | None:
+    """The port of ``base`` when it is a loopback address nothing listens on, else None."""
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK:
+        return None
+    try:
+        port = parts.port or 80
+    except ValueError:
+        return None
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return None  # something answers: read what it stored
+    except OSError:
+        return port
 
 
 # -- --listen: answer /fn/register ourselves ----------------------------------------------------
@@ -280,4 +324,5 @@ def _via_server(http: _Http, url: str, base: str, serve: ServeInfo, count: int |
         for f in data
         if isinstance(f, dict) and isinstance(f.get("config"), dict) and isinstance(f["config"].get("id"), str)
     ]
-    return view_from_stored(app_id, configs, target=url, serve=serve, introspected_count=count)
+    sdk = Sdk.from_wire(match.get("sdk") if isinstance(match.get("sdk"), str) else None)
+    return view_from_stored(app_id, configs, target=url, serve=serve, introspected_count=count, sdk=sdk)

@@ -9,7 +9,8 @@ import threading
 from dataclasses import dataclass, field
 
 from stepline.api.app import build_api
-from stepline.dev.app_sync import sync_in_background
+from stepline.dev.discovery import DISCOVERY_PORTS, AppWatcher
+from stepline.engine.outbound import AddressPolicy
 from stepline.dev.driver import LocalDriver
 from stepline.dev.http_server import DevHttpServer
 from stepline.engine.clock import SystemClock
@@ -37,6 +38,11 @@ class DevOptions:
     backend: str = "sqlite"  # or "moto": the AWS adapters against in-process moto
     app_urls: list[str] = field(default_factory=list)
     workers: int = 4
+    # Finding and re-syncing apps (stepline.dev.discovery). The command polls every 5 s and
+    # discovers; in-process runtimes (tests) sync their app_urls once and look nowhere else.
+    poll_interval_s: float = 0.0
+    discover: bool = False
+    discovery_ports: tuple[int, ...] = DISCOVERY_PORTS
 
 
 def _body_limit(settings: Settings):
@@ -71,6 +77,16 @@ class DevRuntime:
         self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
         self.server = DevHttpServer(build_api(self.engine), options.host, options.port, _body_limit(self.settings))
         self.driver = LocalDriver(self.engine, workers=options.workers)
+        self.watcher = AppWatcher(
+            self.backend.apps,
+            options.app_urls,
+            discover=options.discover,
+            poll_interval_s=options.poll_interval_s,
+            discovery_ports=options.discovery_ports,
+            own_port=self.server.port,
+            signing_key=self.settings.signing_key,
+            policy=AddressPolicy.from_settings(self.settings),
+        )
 
     @property
     def url(self) -> str:
@@ -93,14 +109,14 @@ class DevRuntime:
         return local_backend(self.options.db_path, self.clock)
 
     def start(self) -> DevRuntime:
-        recover = self.backend.extras.get("recover_after_restart")
+        recover = self.backend.recover_after_restart
         if recover is not None:
             # This process is the only one using the file: whatever a killed predecessor held
             # (leases, in-flight messages) is free now, not after its timeouts.
             recover()
         self.server.start()
         self.driver.start()
-        sync_in_background(self.options.app_urls, self.settings, self._stop)
+        self.watcher.start(self._stop)
         return self
 
     def stop(self) -> None:

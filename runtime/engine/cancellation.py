@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from stepline.engine.expressions import matches
-from stepline.engine.ports import Clock, Run, RunStatus, RunStore
+from stepline.engine.ports import AppStore, Clock, Run, RunStatus, RunStore
 
 if TYPE_CHECKING:
     from stepline.engine.lifecycle import Lifecycle
@@ -21,8 +21,9 @@ BULK_PAGE = 100
 
 
 class Cancellation:
-    def __init__(self, store: RunStore, clock: Clock) -> None:
-        self.store = store
+    def __init__(self, runs: RunStore, apps: AppStore, clock: Clock) -> None:
+        self.runs = runs
+        self.apps = apps
         self.clock = clock
         self.lifecycle: Lifecycle | None = None
         self.waits: Waits | None = None
@@ -33,17 +34,17 @@ class Cancellation:
         changes: dict[str, Any] = {"status": RunStatus.CANCELLED, "ended_at": self.clock.now_ms()}
         if reason:
             changes["error"] = {"name": "Cancelled", "message": reason, "stack": ""}
-        if not self.store.update_run(run_id, changes, expect_status=LIVE):
-            run = self.store.get_run(run_id)
+        if not self.runs.update_run(run_id, changes, expect_status=LIVE):
+            run = self.runs.get_run(run_id)
             if run is None or run.status != RunStatus.CANCELLED:
                 return run
             # Cancelled already, maybe by a try that failed before announcing it: announce again
             # (idempotent), so a retried cancel repairs what a crash left half done.
-        state = self.store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         if state is None:
             return None
         if self.waits is not None:
-            fn = self.store.get_function(state.run.fn_id)
+            fn = self.apps.get_function(state.run.fn_id)
             self.waits.remove_all(state, fn.config if fn else None)
         if self.lifecycle is not None:
             self.lifecycle.run_finished(state.run)
@@ -62,7 +63,7 @@ class Cancellation:
         cancelled = 0
         cursor: str | None = None
         while True:
-            runs, cursor = self.store.list_runs(
+            runs, cursor = self.runs.list_runs(
                 fn_id, limit=BULK_PAGE, cursor=cursor, created_after=started_after, created_before=started_before
             )
             for run in runs:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.engine import messages
 from stepline.engine.cancellation import Cancellation
 from stepline.engine.clock import SystemClock
 from stepline.engine.crons import Crons
 from stepline.engine.delivery import Delivery
 from stepline.engine.executor import Executor
+from stepline.engine.flow.admission import FlowControl
 from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.outbound import AddressPolicy
-from stepline.engine.ports import Backend, Clock, Run
+from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
+from stepline.engine.runs import RunStarter, invocation_event
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
@@ -34,32 +38,43 @@ class Engine:
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
         self.ids = IdGenerator(self.clock)
-        store = backend.store
-        self.ingest = Ingest(backend, self.clock, self.ids)
-        self.resumer = Resumer(store, backend.queue, self.ids)
-        self.cancellation = Cancellation(store, self.clock)
-        self.waits = Waits(store, backend.queue, self.resumer, self.cancellation.cancel)
-        self.lifecycle = Lifecycle(self.ingest, self.resumer, self.cancellation, self.waits)
+        b, clock = backend, self.clock
+        # Each service gets only the storage ports it uses (the Backend's typed views of its store).
+        self.starter = RunStarter(b.runs, b.waiters, clock)
+        flow = FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter)
+        self.ingest = Ingest(b.events, b.apps, b.queue, clock, self.ids, flow)
+        self.resumer = Resumer(b.runs, b.queue, self.ids)
+        self.cancellation = Cancellation(b.runs, b.apps, clock)
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel)
+        self.lifecycle = Lifecycle(b.runs, b.apps, clock, self.ingest, self.resumer, self.cancellation, self.waits)
         # Late links: each of these needs a piece that needs it back.
         self.ingest.waits = self.waits
         self.cancellation.lifecycle = self.lifecycle
         self.cancellation.waits = self.waits
-        self.crons = Crons(backend, self.clock, self.ingest.starter)
-        self.registry = Registry(backend, self.clock, self.crons, self.settings)
+        self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
+        self.registry = Registry(b.apps, clock, self.crons, self.settings)
         self.executor = Executor(
-            backend,
-            self.clock,
+            b.runs,
+            b.apps,
+            b.events,
+            b.waiters,
+            b.slots,
+            b.queue,
+            b.timers,
+            clock,
             self.ids,
             self.settings,
             caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings)),
             self.lifecycle,
             self.resumer,
-            self.ingest.starter,
+            self.starter,
         )
         # How a received message is handled, poison included: the driver's and the Lambda's.
-        self.delivery = Delivery(backend, self.executor, self.lifecycle, self.clock, self.settings)
+        self.delivery = Delivery(
+            b.runs, b.queue, b.dead_letters, self.executor, self.lifecycle, self.clock, self.settings
+        )
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(backend, self.clock, self.ids, self.settings)
+        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
         self.executor.handlers[messages.SWEEP] = self.sweeper.handle
         self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
         self.executor.handlers[messages.CRON] = self.crons.fire
@@ -73,3 +88,14 @@ class Engine:
     def cancel_run(self, run_id: str) -> Run | None:
         """Cancel a run that has not ended; see ``Cancellation.cancel``."""
         return self.cancellation.cancel(run_id)
+
+    def invoke(self, fn: FunctionRecord, data: dict[str, Any]) -> tuple[StoredEvent, str]:
+        """Start a run of ``fn`` now with ``data``, as an operator's invoke does (whatever its
+        triggers, no flow control on arrival): the event is stored, then the run started.
+        Returns the stored event and the run id."""
+        now = self.clock.now_ms()
+        [stored] = self.backend.events.save_events([invocation_event(fn, data, self.ids.new(), now)], now)
+        run_id, message = self.starter.start_for_event(fn, stored)
+        if message is not None:
+            self.backend.queue.send(message)
+        return stored, run_id

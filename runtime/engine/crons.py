@@ -15,7 +15,16 @@ from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
-from stepline.engine.ports import Backend, Clock, CronSchedule, FunctionRecord, StoredEvent
+from stepline.engine.ports import (
+    AppStore,
+    Clock,
+    CronSchedule,
+    EventStore,
+    FunctionRecord,
+    StoredEvent,
+    Timers,
+    WorkQueue,
+)
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
 from stepline.protocol.cron import parse_cron
@@ -40,13 +49,22 @@ def schedule_name(app_id: str, fn_id: str, cron: str) -> str:
 
 
 class Crons:
-    def __init__(self, backend: Backend, clock: Clock, starter: RunStarter) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
-        self.timers = backend.timers
+    def __init__(
+        self,
+        events: EventStore,
+        apps: AppStore,
+        queue: WorkQueue,
+        timers: Timers,
+        clock: Clock,
+        starter: RunStarter,
+    ) -> None:
+        self.events = events
+        self.apps = apps
+        self.queue = queue
+        self.timers = timers
         self.clock = clock
         self.starter = starter
-        self.waker = Waker(backend.queue, backend.timers, clock)
+        self.waker = Waker(queue, timers, clock)
 
     def sync_app(self, app_id: str, functions: list[FunctionRecord]) -> None:
         """Make the app's cron schedules exactly those its functions declare."""
@@ -68,7 +86,7 @@ class Crons:
                 self.timers.schedule_cron(schedule)
 
     def fire(self, body: dict[str, Any]) -> None:
-        fn = self.store.get_function(body.get("fn_id", ""))
+        fn = self.apps.get_function(body.get("fn_id", ""))
         cron = body.get("cron")
         trigger = next((t for t in (fn.config.get("triggers") or []) if t.get("cron") == cron), None) if fn else None
         if fn is None or trigger is None or not isinstance(cron, str):
@@ -92,7 +110,7 @@ class Crons:
             ts=at_ms,
             received_at=self.clock.now_ms(),
         )
-        [stored] = self.store.save_events([event], self.clock.now_ms())
+        [stored] = self.events.save_events([event], self.clock.now_ms())
         run_id, message = self.starter.start_for_event(fn, stored)
         if message is not None:
             self.queue.send(message)

@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING
 
 from stepline.engine import messages
 from stepline.engine.flow.concurrency import out_of_line
-from stepline.engine.ports import Backend, Clock, DeadLetter, DeadReason, QueueMessage, RunStatus
+from stepline.engine.ports import (
+    Clock,
+    DeadLetter,
+    DeadLetters,
+    DeadReason,
+    QueueMessage,
+    RunStatus,
+    RunStore,
+    WorkQueue,
+)
 from stepline.engine.retry import backoff_ms
 from stepline.settings import Settings
 
@@ -61,11 +70,18 @@ def describe(exc: BaseException) -> str:
 
 class Delivery:
     def __init__(
-        self, backend: Backend, executor: Executor, lifecycle: Lifecycle, clock: Clock, settings: Settings
+        self,
+        runs: RunStore,
+        queue: WorkQueue,
+        dead_letters: DeadLetters,
+        executor: Executor,
+        lifecycle: Lifecycle,
+        clock: Clock,
+        settings: Settings,
     ) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
-        self.dead_letters = backend.dead_letters
+        self.runs = runs
+        self.queue = queue
+        self.dead_letters = dead_letters
         self.executor = executor
         self.lifecycle = lifecycle
         self.clock = clock
@@ -139,18 +155,18 @@ class Delivery:
     def reopen(self, run_id: str) -> bool:
         """Running again, a run that dead-lettering marked Failed (not one that failed any
         other way). True when this call reopened it."""
-        run = self.store.get_run(run_id)
+        run = self.runs.get_run(run_id)
         if run is None or run.status != RunStatus.FAILED or (run.error or {}).get("name") != DELIVERY_FAILED:
             return False
         # Its messages go on the queue now: from now on the sweeper watches it again (failing
         # took it out of the sweeper's index).
         changes = {"status": RunStatus.RUNNING, "error": None, "ended_at": None, "wake_at": self.clock.now_ms()}
-        if not self.store.update_run(run_id, changes, expect_status={RunStatus.FAILED}):
+        if not self.runs.update_run(run_id, changes, expect_status={RunStatus.FAILED}):
             return False
         # Messages that came while it was Failed found it ended and did nothing (a step memo
         # written by a resume, the job of a planned step): discovery and a job per planned step
         # pick that work up again. Duplicates are harmless, as every message is.
-        state = self.store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         planned = [op.step_id for op in (state.pending.values() if state else []) if op.op == "StepPlanned"]
         self.queue.send_many([messages.call(run_id)] + [messages.call(run_id, step) for step in planned])
         log.info("run %s reopened for a redrive", run_id)

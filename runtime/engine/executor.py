@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stepline.engine import messages
+from stepline.engine.attempts import carried, failed_attempt
 from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
@@ -35,7 +36,21 @@ from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
 from stepline.engine.outbound import redact_in, redact_url
 from stepline.engine.payload_policy import call_body, state_limit_error
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Memo, PendingOp, RunState, RunStatus
+from stepline.engine.ports import (
+    AppStore,
+    Clock,
+    EventStore,
+    FunctionRecord,
+    Memo,
+    PendingOp,
+    RunState,
+    RunStatus,
+    RunStore,
+    SlotStore,
+    Timers,
+    WaiterStore,
+    WorkQueue,
+)
 from stepline.engine.resume import Resumer
 from stepline.engine.retry import backoff_ms
 from stepline.engine.runs import RunStarter
@@ -103,12 +118,23 @@ class _Invocation:
 class _Next:
     step: str
     attempt: int
+    # The step's failed attempts before this one (stepline.engine.attempts).
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def call(self, run_id: str) -> dict[str, Any]:
+        return messages.call(run_id, self.step, self.attempt, failures=self.failures)
 
 
 class Executor:
     def __init__(
         self,
-        backend: Backend,
+        runs: RunStore,
+        apps: AppStore,
+        events: EventStore,
+        waiters: WaiterStore,
+        slots: SlotStore,
+        queue: WorkQueue,
+        timers: Timers,
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
@@ -117,16 +143,18 @@ class Executor:
         resumer: Resumer,
         starter: RunStarter,
     ) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+        self.runs = runs
+        self.apps = apps
+        self.waiters = waiters
+        self.queue = queue
         self.clock = clock
         self.ids = ids
         self.settings = settings
         self.caller = caller
         self.lifecycle = lifecycle
-        self.waker = Waker(backend.queue, backend.timers, clock)
-        self.tools = OpTools(self.store, self.queue, self.waker, clock, ids, resumer, starter)
-        self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
+        self.waker = Waker(queue, timers, clock)
+        self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
+        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
@@ -140,7 +168,7 @@ class Executor:
         kind = body.get("kind")
         run_id = body.get("run_id")
         if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0))
+            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0), carried(body))
             # A call queued behind a concurrency limit carries its place in line: it goes on
             # only once a slot may be its (else it is back on the queue, or a stale copy).
             with self.concurrency.message(body) as ticket:
@@ -151,7 +179,7 @@ class Executor:
         elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
             # Null unless an event already won the step (the memo write decides).
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.store.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
+            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
             error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
             self.tools.resumer.resume(run_id, body["step"], memo_error(error))
@@ -169,10 +197,10 @@ class Executor:
         carried = body.get("claim")
         claim_owner = carried if isinstance(carried, str) and carried else owner
         if nxt.step != messages.DISCOVERY:
-            if self.store.claim_pending(run_id, nxt.step, claim_owner, until, now):
+            if self.runs.claim_pending(run_id, nxt.step, claim_owner, until, now):
                 claimed = nxt.step
             else:
-                peek = self.store.load_run(run_id)
+                peek = self.runs.load_run(run_id)
                 if peek is None or peek.run.status.terminal:
                     return  # the run ended
                 if peek.has_memo(nxt.step):
@@ -184,8 +212,8 @@ class Executor:
                 if nxt.step in peek.pending:
                     self._busy(run_id, body)  # another job holds the step's claim
                     return
-        if claimed is None and not self.store.acquire_lease(run_id, owner, until, now):
-            run = self.store.get_run(run_id)
+        if claimed is None and not self.runs.acquire_lease(run_id, owner, until, now):
+            run = self.runs.get_run(run_id)
             if run is not None and not run.status.terminal:
                 self._busy(run_id, body)
             return
@@ -212,7 +240,7 @@ class Executor:
         """One invocation, once the run's lease (or the planned step's claim) is held."""
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
-        state = self.store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         if state is None or state.run.status.terminal:
             self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
             return
@@ -221,7 +249,7 @@ class Executor:
             # what it had left (discovery, then the op goes, as Resumer orders them). Calling the
             # app for a step it has a result for would only make it report an unexpected step.
             self.queue.send(messages.call(run_id))
-            self.store.remove_pending(run_id, claimed)
+            self.runs.remove_pending(run_id, claimed)
             return
         fn = self._function(state.run.fn_id)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
@@ -248,13 +276,13 @@ class Executor:
             while step is not None:
                 if self.clock.now_ms() >= inv.deadline_ms:
                     # Out of time: hand the rest to a fresh invocation rather than race the deadline.
-                    self.queue.send(messages.call(run_id, step.step, step.attempt))
+                    self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
                 if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
                     break
                 self._ensure_lease(inv)
-                if slots is not None and not slots.admit(messages.call(run_id, step.step, step.attempt)):
+                if slots is not None and not slots.admit(step.call(run_id)):
                     inv.queued(self.clock.now_ms())
                     break  # over a concurrency limit: the call waits in line for a slot
                 step = self._call_once(inv, step)
@@ -325,7 +353,7 @@ class Executor:
         if len(result.ops) > 1 and not state.run.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
-            self.store.update_run(state.run.run_id, {"disable_immediate": True})
+            self.runs.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
         planned: list[Opcode] = []
         for op in fresh:
@@ -336,7 +364,9 @@ class Executor:
                 self._commit(inv, op, memo_error(op.error), nxt)
                 progressed = True
             elif op.op == "StepError":
-                self._retry_later(inv, _Next(op.id, (nxt.attempt if nxt.step == op.id else 0) + 1), None)
+                attempt = nxt.attempt if nxt.step == op.id else 0
+                failures = self._failed(inv, nxt, op.id, attempt, op.error)
+                self._retry_later(inv, _Next(op.id, attempt + 1, failures), None)
             elif op.op == "StepPlanned":
                 planned.append(op)
             elif op.op == "Sleep":
@@ -368,7 +398,7 @@ class Executor:
             # Recorded before its message is sent (the call must find the op to claim it); a
             # crash in between leaves an op without a message, which the sweeper finds.
             pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
-            if self.store.add_pending(state.run.run_id, pending):
+            if self.runs.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
                 inv.queued(pending.created_at)
@@ -396,14 +426,22 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
-        self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1), result.retry_at_ms)
+        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != messages.DISCOVERY else []
+        self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1, failures), result.retry_at_ms)
         return None
+
+    def _failed(
+        self, inv: _Invocation, nxt: _Next, step: str, attempt: int, error: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        """The step's failed attempts with this one added."""
+        before = nxt.failures if nxt.step == step else []
+        return [*before, failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)]
 
     def _retry_later(self, inv: _Invocation, nxt: _Next, retry_at_ms: int | None) -> None:
         at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
         if retry_at_ms is not None:
             at = max(at, retry_at_ms)
-        body = messages.call(inv.state.run.run_id, nxt.step, nxt.attempt)
+        body = nxt.call(inv.state.run.run_id)
         if inv.claimed_step == nxt.step:
             # The step stays claimed through its backoff, by the claim its retry carries.
             body["claim"] = inv.claim_owner
@@ -421,16 +459,18 @@ class Executor:
         planned = inv.state.pending.get(op.id)
         if planned is not None:
             detail["queued_at"] = planned.created_at
+        if nxt.step == op.id and nxt.failures:
+            detail["failures"] = nxt.failures
         memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
-        if self.store.commit_memo(inv.state.run.run_id, memo):
+        if self.runs.commit_memo(inv.state.run.run_id, memo):
             inv.state.memos.append(memo)
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
-            fresh = self.store.load_run(inv.state.run.run_id)
+            fresh = self.runs.load_run(inv.state.run.run_id)
             if fresh is not None:
                 inv.state.memos = fresh.memos
         if inv.state.pending.pop(op.id, None) is not None:
-            self.store.remove_pending(inv.state.run.run_id, op.id)
+            self.runs.remove_pending(inv.state.run.run_id, op.id)
         if inv.claimed_step == op.id:
             inv.claimed_step = None  # the claim went with the pending op
 
@@ -440,7 +480,7 @@ class Executor:
         if not inv.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
             # A claimed step's call ended the run, but another job holds the run: do this call
             # again once it is free, rather than end the run without the lease.
-            self._busy(run.run_id, messages.call(run.run_id, nxt.step, nxt.attempt))
+            self._busy(run.run_id, nxt.call(run.run_id))
             return
         changes = {
             **inv.dirty,
@@ -459,7 +499,7 @@ class Executor:
         # announces it again; the other order would leave a run ended in silence, its parent
         # waiting for an answer that never comes.
         self.lifecycle.run_ended(inv.state, inv.fn.config if inv.fn else None)
-        if not self.store.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
+        if not self.runs.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
             log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
 
     # -- leases and bookkeeping ---------------------------------------------------------------
@@ -469,12 +509,12 @@ class Executor:
         unless told not to)."""
         now = self.clock.now_ms()
         until = now + self.settings.lease_ms
-        if not self.store.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
+        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
             if queue_discovery:
                 self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
             return False
         inv.holds_run_lease = True
-        fresh = self.store.load_run(inv.state.run.run_id)
+        fresh = self.runs.load_run(inv.state.run.run_id)
         if fresh is not None:
             fresh.run.lease_until = until
             inv.state = fresh
@@ -491,7 +531,7 @@ class Executor:
         if until - now > self.settings.step_timeout_s * 1000:
             return
         new_until = now + self.settings.lease_ms
-        if not self.store.acquire_lease(inv.state.run.run_id, inv.owner, new_until, now):
+        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, new_until, now):
             raise RuntimeError(f"run {inv.state.run.run_id}: lease lost")
         inv.state.run.lease_until = new_until
 
@@ -502,7 +542,7 @@ class Executor:
         if inv.claim_held_until - now > self.settings.step_timeout_s * 1000:
             return
         new_until = now + self.settings.lease_ms
-        if not self.store.claim_pending(inv.state.run.run_id, inv.claimed_step, inv.claim_owner, new_until, now):
+        if not self.runs.claim_pending(inv.state.run.run_id, inv.claimed_step, inv.claim_owner, new_until, now):
             raise RuntimeError(f"run {inv.state.run.run_id}: claim on step {inv.claimed_step} lost")
         inv.claim_held_until = new_until
 
@@ -514,12 +554,12 @@ class Executor:
         if inv.holds_run_lease:
             wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, now)
             changes = {**inv.dirty, "lease_owner": None, "lease_until": None, "wake_at": wake_at}
-            self.store.update_run(run_id, changes, expect_lease_owner=inv.owner)
+            self.runs.update_run(run_id, changes, expect_lease_owner=inv.owner)
 
     def _let_go_quietly(self, run_id: str, owner: str, claim_owner: str | None, claimed: str | None) -> None:
         now = self.clock.now_ms()
         try:
-            self.store.release_lease(run_id, owner)  # held, if a claimed step's job upgraded
+            self.runs.release_lease(run_id, owner)  # held, if a claimed step's job upgraded
             if claimed is not None and claim_owner is not None:
                 self._let_go(run_id, claim_owner, claimed, now)
         except Exception:  # noqa: BLE001 - the store is failing already; the lease will expire
@@ -529,9 +569,9 @@ class Executor:
         if claimed is not None:
             # Re-claim with an expiry of now: the next job can take it at once. A step whose
             # retry is queued keeps it until then (the retry carries the claim).
-            self.store.claim_pending(run_id, claimed, owner, now if until is None else until, now)
+            self.runs.claim_pending(run_id, claimed, owner, now if until is None else until, now)
         else:
-            self.store.release_lease(run_id, owner)
+            self.runs.release_lease(run_id, owner)
 
     def _busy(self, run_id: str, body: dict[str, Any]) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The
@@ -547,7 +587,7 @@ class Executor:
         cached = self._functions.get(fn_id)
         if cached and now - cached[0] < FUNCTION_CACHE_MS:
             return cached[1]
-        fn = self.store.get_function(fn_id)
+        fn = self.apps.get_function(fn_id)
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn

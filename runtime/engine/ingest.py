@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 from stepline.engine.expressions import matches
 from stepline.engine.flow.admission import FlowControl
 from stepline.engine.ids import IdGenerator, seeded_ulid
-from stepline.engine.ports import Backend, Clock, StoredEvent
-from stepline.engine.runs import RunStarter
+from stepline.engine.ports import AppStore, Clock, EventStore, StoredEvent, WorkQueue
 
 if TYPE_CHECKING:
     from stepline.engine.waits import Waits
@@ -24,13 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class Ingest:
-    def __init__(self, backend: Backend, clock: Clock, ids: IdGenerator) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+    def __init__(
+        self, events: EventStore, apps: AppStore, queue: WorkQueue, clock: Clock, ids: IdGenerator, flow: FlowControl
+    ) -> None:
+        self.events = events
+        self.apps = apps
+        self.queue = queue
         self.clock = clock
         self.ids = ids
-        self.starter = RunStarter(backend, clock)
-        self.flow = FlowControl(backend, clock, self.starter)
+        self.flow = flow
         self.waits: Waits | None = None  # set by the Engine (waits need cancellation, which needs ingest)
 
     def accept(
@@ -60,7 +61,7 @@ class Ingest:
                     v=raw.get("v"),
                 )
             )
-        stored = self.store.save_events(fresh, now)
+        stored = self.events.save_events(fresh, now)
         starts: list[dict[str, Any]] = []
         for new, event in zip(fresh, stored, strict=True):
             starts.extend(self._runs_for(event, duplicate=new.internal_id != event.internal_id))
@@ -76,7 +77,7 @@ class Ingest:
     def _runs_for(self, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:
         context = {"event": event.wire()}
         messages: list[dict[str, Any]] = []
-        for fn in self.store.functions_for_event(event.name):
+        for fn in self.apps.functions_for_event(event.name):
             triggers = fn.config.get("triggers") or []
             wanted = any(t.get("event") == event.name and matches(t.get("expression"), context) for t in triggers)
             if not wanted:

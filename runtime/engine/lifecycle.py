@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepline.engine.cancellation import LIVE
 from stepline.engine.ops.invoke import parse_correlation
-from stepline.engine.ports import Run, RunState, RunStatus
+from stepline.engine.ports import AppStore, Clock, Run, RunState, RunStatus, RunStore
 from stepline.protocol.calls import memo_data, memo_error
 
 if TYPE_CHECKING:
@@ -26,7 +26,19 @@ CANCELLED = "inngest/function.cancelled"
 
 
 class Lifecycle:
-    def __init__(self, ingest: Ingest, resumer: Resumer, cancellation: Cancellation, waits: Waits) -> None:
+    def __init__(
+        self,
+        runs: RunStore,
+        apps: AppStore,
+        clock: Clock,
+        ingest: Ingest,
+        resumer: Resumer,
+        cancellation: Cancellation,
+        waits: Waits,
+    ) -> None:
+        self.runs = runs
+        self.apps = apps
+        self.clock = clock
         self.ingest = ingest
         self.resumer = resumer
         self.cancellation = cancellation
@@ -40,20 +52,19 @@ class Lifecycle:
         it as the executor finishes a run (``run_ended``). Without the run's lease: the write is
         conditional on the run being live, and it clears the lease, since whoever held it (the
         failing delivery) will not release it. None when the run is missing or had ended."""
-        store = self.ingest.store
         changes = {
             "status": RunStatus.FAILED,
             "error": error,
-            "ended_at": self.ingest.clock.now_ms(),
+            "ended_at": self.clock.now_ms(),
             "lease_owner": None,
             "lease_until": None,
         }
-        if not store.update_run(run_id, changes, expect_status=LIVE):
+        if not self.runs.update_run(run_id, changes, expect_status=LIVE):
             return None
-        state = store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         if state is None:
             return None
-        fn = store.get_function(state.run.fn_id)
+        fn = self.apps.get_function(state.run.fn_id)
         try:
             self.run_ended(state, fn.config if fn else None)
         except Exception:  # noqa: BLE001 - the store is failing: the run is Failed either way

@@ -40,13 +40,19 @@ REQUIRED: dict[str, dict[str, type]] = {
     MATCH_WAITERS: {"event": str, "buckets": list},
 }
 # Optional fields that must have this type when present.
-_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int}
+_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int, "failures": list}
 
 
-def call(run_id: str, step: str = DISCOVERY, attempt: int = 0, busy: int = 0) -> dict[str, Any]:
+def call(
+    run_id: str, step: str = DISCOVERY, attempt: int = 0, busy: int = 0, failures: list[Any] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": CALL, "run_id": run_id, "step": step, "attempt": attempt}
     if busy:
         body["busy"] = busy  # times this job found the run's lease taken (for its backoff)
+    if failures:
+        # The step's failed attempts so far, carried to the attempt that settles it, which keeps
+        # them in its memo for operators (stepline.engine.attempts).
+        body["failures"] = failures
     return body
 
 

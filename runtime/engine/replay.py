@@ -19,7 +19,7 @@ from ulid import ULID
 
 from stepline.engine import messages
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ports import Clock, Memo, Run, RunState, RunStatus, RunStore, WorkQueue
+from stepline.engine.ports import AppStore, Clock, Memo, Run, RunState, RunStatus, RunStore, WaiterStore, WorkQueue
 from stepline.engine.waits import add_cancel_rules
 
 
@@ -40,8 +40,12 @@ class ReplayError(Exception):
 
 
 class Replays:
-    def __init__(self, store: RunStore, queue: WorkQueue, clock: Clock, ids: IdGenerator) -> None:
-        self.store = store
+    def __init__(
+        self, runs: RunStore, apps: AppStore, waiters: WaiterStore, queue: WorkQueue, clock: Clock, ids: IdGenerator
+    ) -> None:
+        self.runs = runs
+        self.apps = apps
+        self.waiters = waiters
         self.queue = queue
         self.clock = clock
         self.ids = ids
@@ -66,14 +70,14 @@ class Replays:
         return self._start(state, kept, origin)
 
     def _original(self, run_id: str) -> RunState:
-        state = self.store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         if state is None:
             raise ReplayError(404, f"run {run_id!r} not found")
         return state
 
     def _start(self, original: RunState, memos: list[Memo], origin: dict[str, Any]) -> Run:
         source = original.run
-        fn = self.store.get_function(source.fn_id)
+        fn = self.apps.get_function(source.fn_id)
         if fn is None:
             raise ReplayError(409, f"function {source.fn_id!r} is no longer registered; sync its app first")
         now = self.clock.now_ms()
@@ -88,9 +92,9 @@ class Replays:
             origin=origin,
             wake_at=now,  # its start message is due at once
         )
-        if not self.store.create_run(run):
+        if not self.runs.create_run(run):
             raise ReplayError(409, f"run id {run.run_id} already exists")  # a fresh ULID: never
-        add_cancel_rules(self.store, run, fn, run.created_at)
+        add_cancel_rules(self.waiters, run, fn, run.created_at)
         # Memos before the queue message: the first call must already see them. Fresh seqs in
         # the original order keep the stack order the SDK replays them in.
         for memo in memos:
@@ -98,6 +102,6 @@ class Replays:
             # The copy's seq is new; its end stays the original's (the time in the old seq).
             detail.setdefault("ended_at", _seq_ms(memo.seq))
             copied = Memo(step_id=memo.step_id, value=memo.value, seq=self.ids.new(), name=memo.name, detail=detail)
-            self.store.commit_memo(run.run_id, copied)
+            self.runs.commit_memo(run.run_id, copied)
         self.queue.send(messages.call(run.run_id))
         return run

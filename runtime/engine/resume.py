@@ -17,8 +17,8 @@ from stepline.engine.ports import Memo, RunStore, WorkQueue
 
 
 class Resumer:
-    def __init__(self, store: RunStore, queue: WorkQueue, ids: IdGenerator) -> None:
-        self.store = store
+    def __init__(self, runs: RunStore, queue: WorkQueue, ids: IdGenerator) -> None:
+        self.runs = runs
         self.queue = queue
         self.ids = ids
 
@@ -27,7 +27,7 @@ class Resumer:
         discovery. True if this call's value became the step's result."""
         # The op being settled is about to go: its memo keeps what operators want to see of it
         # (name, kind, since when, what it was given). One point read, not the whole run.
-        op = self.store.get_pending(run_id, step_id)
+        op = self.runs.get_pending(run_id, step_id)
         detail: dict[str, Any] = {}
         if op is not None:
             name = name or op.name
@@ -35,12 +35,12 @@ class Resumer:
             if op.detail:
                 detail["input"] = op.detail
         memo = Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name, detail=detail)
-        if self.store.commit_memo(run_id, memo):
+        if self.runs.commit_memo(run_id, memo):
             self.queue.send(messages.call(run_id))
-            self.store.remove_pending(run_id, step_id)
+            self.runs.remove_pending(run_id, step_id)
             return True
-        state = self.store.load_run(run_id)
+        state = self.runs.load_run(run_id)
         if state is not None and step_id in state.pending and not state.run.status.terminal:
             self.queue.send(messages.call(run_id))
-            self.store.remove_pending(run_id, step_id)
+            self.runs.remove_pending(run_id, step_id)
         return False

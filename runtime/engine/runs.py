@@ -3,10 +3,15 @@ after a crash or a retried request, collides on the conditional insert instead o
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
+
+# The event a function is invoked with: by another function's step.invoke, or by an operator.
+INVOKED = "inngest/function.invoked"
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:
@@ -21,10 +26,23 @@ def run_id_for_events(events: list[StoredEvent], fn_id: str) -> str:
     return derived_ulid(events[0].received_at, *(e.internal_id for e in events), fn_id)
 
 
+def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, now_ms: int) -> StoredEvent:
+    """The event an operator's invoke starts ``fn`` with, whatever its triggers: an
+    ``inngest/function.invoked`` carrying ``data``, with no caller to answer."""
+    return StoredEvent(
+        internal_id=event_id,
+        id=event_id,
+        name=INVOKED,
+        data={**data, "_inngest": {"fn_id": fn.fn_id}},
+        ts=now_ms,
+        received_at=now_ms,
+    )
+
+
 class RunStarter:
-    def __init__(self, backend: Backend, clock: Clock) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock) -> None:
+        self.runs = runs
+        self.waiters = waiters
         self.clock = clock
 
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
@@ -45,14 +63,14 @@ class RunStarter:
             created_at=now,
             wake_at=now,  # its start message is due at once
         )
-        if self.store.create_run(run):
+        if self.runs.create_run(run):
             # Cancel rules watch from the moment the run exists, queued or not.
-            add_cancel_rules(self.store, run, fn, run.created_at)
+            add_cancel_rules(self.waiters, run, fn, run.created_at)
             return run.run_id, messages.call(run.run_id)
-        existing = self.store.get_run(run.run_id)
+        existing = self.runs.get_run(run.run_id)
         # Created by an earlier attempt that may have died before enqueueing: enqueue again.
         # A duplicate start message is harmless (the lease and memos make it a no-op).
         if existing is not None and existing.status == RunStatus.QUEUED:
-            add_cancel_rules(self.store, existing, fn, existing.created_at)
+            add_cancel_rules(self.waiters, existing, fn, existing.created_at)
             return run.run_id, messages.call(run.run_id)
         return run.run_id, None

@@ -46,7 +46,19 @@ from stepline.engine import messages
 from stepline.engine.due import next_wake_ms, op_due_ms
 from stepline.engine.flow.concurrency import Concurrency, Limit, limits_for
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ports import Backend, Clock, FunctionRecord, PendingOp, Run, RunState, RunStatus
+from stepline.engine.ports import (
+    AppStore,
+    Clock,
+    FunctionRecord,
+    PendingOp,
+    Run,
+    RunState,
+    RunStatus,
+    RunStore,
+    SlotStore,
+    Timers,
+    WorkQueue,
+)
 from stepline.engine.records import SlotView
 from stepline.engine.scheduling import Waker
 from stepline.engine.waits import pending_match_key
@@ -97,14 +109,26 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, backend: Backend, clock: Clock, ids: IdGenerator, settings: Settings) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+    def __init__(
+        self,
+        runs: RunStore,
+        apps: AppStore,
+        slots: SlotStore,
+        queue: WorkQueue,
+        timers: Timers,
+        clock: Clock,
+        ids: IdGenerator,
+        settings: Settings,
+    ) -> None:
+        self.runs = runs
+        self.apps = apps
+        self.slots = slots
+        self.queue = queue
         self.clock = clock
         self.ids = ids
         self.settings = settings
-        self.waker = Waker(backend.queue, backend.timers, clock)
-        self.concurrency = Concurrency(self.store, self.queue, self.waker, clock, ids, settings)
+        self.waker = Waker(queue, timers, clock)
+        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
         self._functions: dict[str, FunctionRecord | None] = {}
 
     def sweep(
@@ -119,7 +143,7 @@ class Sweeper:
         self._functions = {}  # read once per sweep
         cursor: str | None = None
         while report.found < most:
-            runs, cursor = self.store.stalled_runs(
+            runs, cursor = self.runs.stalled_runs(
                 report.before_ms, now, limit=min(_PAGE, most - report.found), cursor=cursor
             )
             for run in runs:
@@ -144,7 +168,7 @@ class Sweeper:
 
     # -- one run -----------------------------------------------------------------------------
     def _rearm(self, run: Run, now: int, report: SweepReport) -> None:
-        state = self.store.load_run(run.run_id)
+        state = self.runs.load_run(run.run_id)
         if state is None or not self._still_stalled(state.run, run, now):
             report.skipped += 1
             return
@@ -168,13 +192,13 @@ class Sweeper:
         wake_at = max(now, next_wake_ms(waiting, None, now))
         # Claim the run for this sweep: another sweep, or an executor that took and released
         # the run since it was listed, changed wake_at, and then this one stays out.
-        if not self.store.update_run(run_id, {"wake_at": wake_at}, expect_status=_LIVE, expect_wake_at=run.wake_at):
+        if not self.runs.update_run(run_id, {"wake_at": wake_at}, expect_status=_LIVE, expect_wake_at=run.wake_at):
             report.skipped += 1
             return
         for _, body, at in sends:
             self.waker.at(body, at)
         for step_id in settled:
-            self.store.remove_pending(run_id, step_id)  # after discovery is queued, as Resumer does
+            self.runs.remove_pending(run_id, step_id)  # after discovery is queued, as Resumer does
         for limit, view in lines:
             self.concurrency.wake(limit.key, limit.limit, view)
         if not sends:
@@ -197,7 +221,7 @@ class Sweeper:
     def _unclaimed(self, run_id: str, step_id: str, now: int) -> bool:
         """Whether nobody holds the planned step. The probe takes the claim only when it is
         free or expired, and leaves it expired, so the call it precedes can take it at once."""
-        return self.store.claim_pending(run_id, step_id, f"sweeper-{self.ids.new()}", now - 1, now)
+        return self.runs.claim_pending(run_id, step_id, f"sweeper-{self.ids.new()}", now - 1, now)
 
     def _queued_calls(self, state: RunState) -> tuple[set[str], list[tuple[Limit, SlotView]]]:
         """The steps (``DISCOVERY`` for discovery) of the run's calls that wait in a concurrency
@@ -205,7 +229,7 @@ class Sweeper:
         whose copies are all gone, or wait behind such work)."""
         fn_id = state.run.fn_id
         if fn_id not in self._functions:
-            self._functions[fn_id] = self.store.get_function(fn_id)
+            self._functions[fn_id] = self.apps.get_function(fn_id)
         fn = self._functions[fn_id]
         if fn is None or not fn.config.get("concurrency"):
             return set(), []
@@ -213,7 +237,7 @@ class Sweeper:
         steps: set[str] = set()
         lines: list[tuple[Limit, SlotView]] = []
         for limit in limits_for(fn, event):
-            view = self.store.slot_view(limit.key, _LINE_SCAN)
+            view = self.slots.slot_view(limit.key, _LINE_SCAN)
             mine = {
                 str(e.body.get("step") or messages.DISCOVERY)
                 for e in view.line

@@ -1,6 +1,6 @@
-"""App sync, both ways: asking an app to sync (``sync_app``, what `stepline dev -u URL` and
-`POST /v1/apps/sync` do), and what `POST /fn/register` does once the body it then sends is parsed
-and validated (``Registry``; what it refuses is ``stepline.engine.sync_guard``)."""
+"""App sync, both ways: asking an app to sync (``sync_app``, what `POST /v1/apps/sync` does), and
+what `POST /fn/register` does once the body it then sends is parsed and validated (``Registry``;
+what it refuses is ``stepline.engine.sync_guard``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import urllib3
 from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
 from stepline.engine.outbound import AddressPolicy, AddressRefused, pool_manager, redact_in, redact_url
-from stepline.engine.ports import AppRecord, Backend, Clock, FunctionRecord
+from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
 from stepline.engine.sync_guard import check_sync, move_token, origin
 from stepline.protocol.register import DEPLOY_ID_PARAM, AppSync
 from stepline.protocol.signing import sign
-from stepline.protocol.urls import set_query_param
+from stepline.protocol.urls import same_serve_url, set_query_param
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ def sync_app(
 
 
 class Registry:
-    def __init__(self, backend: Backend, clock: Clock, crons: Crons, settings: Settings | None = None) -> None:
-        self.store = backend.store
+    def __init__(self, apps: AppStore, clock: Clock, crons: Crons, settings: Settings | None = None) -> None:
+        self.apps = apps
         self.clock = clock
         self.crons = crons
         self.settings = settings or Settings()
@@ -122,18 +122,24 @@ class Registry:
             )
             for fn in sync.functions
         ]
-        previous = self.store.get_app(sync.app_id)
-        stored = {fn.fn_id: self.store.get_function(fn.fn_id) for fn in functions}
+        previous = self.apps.get_app(sync.app_id)
+        # One serve URL serves one app: another app registered there is what this URL used to
+        # serve (the app was renamed, or another one took its port). Left registered, its
+        # functions would start runs on events that only this app's code now answers.
+        stale = [a for a in self.apps.list_apps() if a.app_id != sync.app_id and same_serve_url(a.url, sync.url)]
+        stored = {fn.fn_id: self.apps.get_function(fn.fn_id) for fn in functions}
+        # A function of the app this URL used to serve is this app's to take over.
+        owners = {k: v for k, v in stored.items() if v is None or v.app_id not in {a.app_id for a in stale}}
         check_sync(
             sync,
             previous,
-            stored,
+            owners,
             self.settings,
             move_token_value=move_token_value or sync.deploy_id,
             now_s=self.clock.now_ms() // 1000,
         )
         modified = previous is None or previous.url != sync.url or self._changed(previous, functions, stored)
-        self.store.put_app(
+        self.apps.put_app(
             AppRecord(
                 app_id=sync.app_id,
                 url=sync.url,
@@ -146,8 +152,14 @@ class Registry:
             functions,
         )
         self.crons.sync_app(sync.app_id, functions)
-        warn_on_sync(sync)
-        return modified
+        for app in stale:
+            log.info("app %r now serves %s: removing %r, which was registered there", sync.app_id, sync.url, app.app_id)
+            self.crons.sync_app(app.app_id, [])
+            self.apps.delete_app(app.app_id)
+        if modified or stale:
+            # Only when something changed: `stepline dev` re-syncs live apps every few seconds.
+            warn_on_sync(sync)
+        return modified or bool(stale)
 
     def _changed(
         self, previous: AppRecord, functions: list[FunctionRecord], stored: dict[str, FunctionRecord | None]

@@ -16,13 +16,14 @@ from typing import Any
 from stepline.engine import messages
 from stepline.engine.expressions import matches
 from stepline.engine.ports import (
+    EventStore,
     FunctionRecord,
     Run,
     RunState,
-    RunStore,
     StoredEvent,
     Waiter,
     WaiterKind,
+    WaiterStore,
     WorkQueue,
 )
 from stepline.engine.resume import Resumer
@@ -68,15 +69,23 @@ def cancel_rule_waiter(run: Run, index: int, rule: dict[str, Any], now_ms: int) 
     return new_waiter(rule["event"], run, cancel_step_id(index), WaiterKind.CANCEL, rule.get("if"), expires, now_ms)
 
 
-def add_cancel_rules(store: RunStore, run: Run, fn: FunctionRecord, now_ms: int) -> None:
+def add_cancel_rules(waiters: WaiterStore, run: Run, fn: FunctionRecord, now_ms: int) -> None:
     """One waiter per `cancel` rule of the function, made when the run is created."""
     for index, rule in enumerate(fn.config.get("cancel") or []):
-        store.add_waiter(cancel_rule_waiter(run, index, rule, now_ms))
+        waiters.add_waiter(cancel_rule_waiter(run, index, rule, now_ms))
 
 
 class Waits:
-    def __init__(self, store: RunStore, queue: WorkQueue, resumer: Resumer, cancel_run: Callable[[str], Any]) -> None:
-        self.store = store
+    def __init__(
+        self,
+        waiters: WaiterStore,
+        events: EventStore,
+        queue: WorkQueue,
+        resumer: Resumer,
+        cancel_run: Callable[[str], Any],
+    ) -> None:
+        self.waiters = waiters
+        self.events = events  # a match_waiters message names its event: read it back
         self.queue = queue
         self.resumer = resumer
         self.cancel_run = cancel_run
@@ -89,13 +98,13 @@ class Waits:
         fields: dict[str, list[str]] = {}
         for event in events:
             if event.name not in fields:
-                fields[event.name] = self.store.waiter_fields(event.name)
+                fields[event.name] = self.waiters.waiter_fields(event.name)
             buckets: list[str | None] = [*event_keys(event.name, fields[event.name], event.wire()), None]
             self._match(event, now_ms, buckets, None)
 
     def go_on(self, body: dict[str, Any]) -> None:
         """A ``match_waiters`` message: the rest of an event's matching."""
-        event = self.store.get_event(body["event"])
+        event = self.events.get_event(body["event"])
         if event is None:
             log.warning("match_waiters: event %s is gone; nothing to match", body["event"])
             return
@@ -109,7 +118,7 @@ class Waits:
             if budget <= 0:
                 self.queue.send(messages.match_waiters(event.internal_id, buckets, after, now_ms))
                 return
-            page = self.store.waiters_for_event(event.name, now_ms, buckets[0], limit=budget, after=after)
+            page = self.waiters.waiters_for_event(event.name, now_ms, buckets[0], limit=budget, after=after)
             budget -= max(len(page.waiters), 1)
             for waiter in page.waiters:
                 self._offer(event, incoming, waiter)
@@ -129,7 +138,7 @@ class Waits:
         else:
             log.info("event %s cancels run %s", event.internal_id, waiter.run_id)
             self.cancel_run(waiter.run_id)
-        self.store.remove_waiter(waiter.event_name, waiter.run_id, waiter.step_id, waiter.match_key)
+        self.waiters.remove_waiter(waiter.event_name, waiter.run_id, waiter.step_id, waiter.match_key)
 
     # -- clean-up when a run ends ---------------------------------------------------------------
     def remove_all(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
@@ -139,10 +148,10 @@ class Waits:
         for op in state.pending.values():
             event = op.detail.get("event")
             if op.op == "WaitForEvent" and isinstance(event, str) and event:
-                self.store.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
+                self.waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
         for index, rule in enumerate((fn_config or {}).get("cancel") or []):
             waiter = cancel_rule_waiter(run, index, rule, 0)
-            self.store.remove_waiter(waiter.event_name, run.run_id, waiter.step_id, waiter.match_key)
+            self.waiters.remove_waiter(waiter.event_name, run.run_id, waiter.step_id, waiter.match_key)
 
 
 def pending_match_key(detail: dict[str, Any]) -> str | None:

@@ -1,6 +1,6 @@
 """The local adapter family: every engine port on one SQLite file (what ``stepline dev`` runs on).
 
-``open_local_backend`` wires a ``Backend`` whose ``extras["close"]`` closes the file;
+``open_local_backend`` wires a ``LocalBackend`` whose ``close`` closes the file;
 ``local_backend`` is the same as a context manager.
 """
 
@@ -8,35 +8,41 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from stepline.engine.ports import Backend, Clock
 from stepline.local.db import Database
 from stepline.local.dead_letters import SqliteDeadLetters
 from stepline.local.queue import MAX_DELAY_SECONDS, SqliteWorkQueue
 from stepline.local.recovery import recover_after_restart
-from stepline.local.store import SqliteRunStore
+from stepline.local.store import SqliteStore
 from stepline.local.timers import SqliteTimers
 
 
-def open_local_backend(path: str, clock: Clock) -> Backend:
+@dataclass(kw_only=True)
+class LocalBackend(Backend):
+    """Every port on one SQLite file."""
+
+    path: str  # the SQLite file
+
+
+def open_local_backend(path: str, clock: Clock) -> LocalBackend:
     db = Database(path)
     queue = SqliteWorkQueue(db, clock)
-    return Backend(
-        store=SqliteRunStore(db),
+    return LocalBackend(
+        store=SqliteStore(db),
         queue=queue,
         timers=SqliteTimers(db, queue, clock),
         dead_letters=SqliteDeadLetters(db, queue, clock),
         name="sqlite",
-        extras={
-            "close": db.close,
-            "path": path,
-            "recover_after_restart": lambda: recover_after_restart(db, clock),
-        },
+        closer=db.close,
+        recover_after_restart=lambda: recover_after_restart(db, clock),
+        path=path,
     )
 
 
 @contextmanager
-def local_backend(path: str, clock: Clock) -> Iterator[Backend]:
+def local_backend(path: str, clock: Clock) -> Iterator[LocalBackend]:
     backend = open_local_backend(path, clock)
     try:
         yield backend
@@ -46,8 +52,9 @@ def local_backend(path: str, clock: Clock) -> Iterator[Backend]:
 
 __all__ = [
     "MAX_DELAY_SECONDS",
+    "LocalBackend",
     "SqliteDeadLetters",
-    "SqliteRunStore",
+    "SqliteStore",
     "SqliteTimers",
     "SqliteWorkQueue",
     "local_backend",

@@ -35,6 +35,15 @@ class AppTable:
             row = conn.execute("SELECT * FROM apps WHERE app_id = ?", (app_id,)).fetchone()
         return app_from_row(row) if row else None
 
+    def delete_app(self, app_id: str) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "DELETE FROM function_triggers WHERE fn_id IN (SELECT fn_id FROM functions WHERE app_id = ?)",
+                (app_id,),
+            )
+            conn.execute("DELETE FROM functions WHERE app_id = ?", (app_id,))
+            conn.execute("DELETE FROM apps WHERE app_id = ?", (app_id,))
+
     def list_apps(self) -> list[AppRecord]:
         with self._db.connection() as conn:
             rows = conn.execute("SELECT * FROM apps ORDER BY app_id").fetchall()

@@ -1,4 +1,6 @@
-"""The local ``RunStore``: one SQLite file, one table family per concern."""
+"""The local ``Store``: every storage port on one SQLite file, one table family (and module) per
+port: events, apps, runs and steps (the ``RunStore`` port), waiters, and flow control (flow state,
+key claims, slots)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,6 @@ from stepline.local.steps import StepTable
 from stepline.local.waiters import WaiterTable
 
 
-class SqliteRunStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable):
+class SqliteStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable):
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -1,4 +1,5 @@
-"""Query-string edits that leave the rest of a URL byte for byte as the SDK registered it.
+"""URLs as the SDKs register them: query-string edits that leave the rest of a URL byte for byte
+as the SDK registered it, and whether two registered URLs are one serve endpoint.
 
 Re-encoding a whole query (parse, then urlencode) can change how other parameters are escaped,
 and the SDK matches ``fnId`` exactly, so only the one parameter being edited is touched.
@@ -55,3 +56,22 @@ def get_query_param(url: str, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
+
+
+def same_serve_url(a: str, b: str) -> bool:
+    """Whether two registered URLs name the same serve endpoint: the query (``fnId``...) and a
+    trailing slash aside, and every loopback name being one host."""
+
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urllib.parse.urlsplit(url)
+        host = (parts.hostname or "").lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            port = None
+        return parts.scheme, "loopback" if host in _LOOPBACK else host, port, parts.path.rstrip("/")
+
+    return key(a) == key(b)

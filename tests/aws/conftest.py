@@ -42,4 +42,4 @@ def aws(clock):
 
 @pytest.fixture
 def calls(aws) -> CallLog:
-    return CallLog(aws.extras["clients"])
+    return CallLog(aws.clients)

@@ -53,8 +53,8 @@ def test_cron_schedule_on_scheduler(aws):
     aws.timers.schedule_cron(schedule)
     aws.timers.schedule_cron(schedule)  # again: replaces
 
-    names = aws.extras["names"]
-    got = aws.extras["clients"]["scheduler"].get_schedule(Name=schedule.name, GroupName=names.cron_group)
+    names = aws.names
+    got = aws.clients["scheduler"].get_schedule(Name=schedule.name, GroupName=names.cron_group)
     assert got["ScheduleExpression"] == "cron(0 9 ? * MON *)"
     assert got["ScheduleExpressionTimezone"] == "Europe/Paris"
     assert json.loads(got["Target"]["Input"]) == schedule.body

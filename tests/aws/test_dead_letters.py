@@ -24,8 +24,8 @@ def crash_on(backend, receives: int) -> None:
 
 
 def test_the_redrive_policy_leaves_room_for_the_engine_to_dead_letter_first(aws):
-    names = aws.extras["names"]
-    attributes = aws.extras["clients"]["sqs"].get_queue_attributes(
+    names = aws.names
+    attributes = aws.clients["sqs"].get_queue_attributes(
         QueueUrl=names.queue_url, AttributeNames=["RedrivePolicy"]
     )["Attributes"]
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == DEFAULT_MAX_RECEIVE_COUNT
@@ -66,6 +66,6 @@ def test_ours_and_sqs_moved_messages_are_listed_together(clock):
 
 
 def test_a_dlq_that_is_not_configured_is_a_store_error(aws):
-    dead = SqsDeadLetters(aws.extras["clients"]["sqs"], "", aws.extras["names"].queue_url, wait_seconds=0)
+    dead = SqsDeadLetters(aws.clients["sqs"], "", aws.names.queue_url, wait_seconds=0)
     with pytest.raises(StoreError, match="STEPLINE_DLQ_URL"):
         dead.dead_letter({"kind": "wake"}, DeadReason("x", 1, 1, None))

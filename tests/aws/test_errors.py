@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from stepline.aws import open_aws_backend
 from stepline.aws.queue import SqsWorkQueue
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from tests.contract.helpers import make_event, make_memo, make_run
 
@@ -29,7 +29,7 @@ def test_throttling_and_server_errors_become_store_errors(code, clock):
     client, stub = stubbed("dynamodb")
     stub.add_client_error("update_item", service_error_code=code, http_status_code=400)
     stub.add_client_error("query", service_error_code=code, http_status_code=500)
-    store = DynamoRunStore(client, "t")
+    store = DynamoStore(client, "t")
     with stub:
         with pytest.raises(StoreError, match=code):
             store.commit_memo("r1", make_memo("s", 1, "0001"))
@@ -41,15 +41,15 @@ def test_a_lost_condition_is_false_not_an_error(clock):
     client, stub = stubbed("dynamodb")
     stub.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
     stub.add_client_error("put_item", service_error_code="ConditionalCheckFailedException")
-    store = DynamoRunStore(client, "t")
+    store = DynamoStore(client, "t")
     with stub:
         assert store.commit_memo("r1", make_memo("s", 1, "0001")) is False
         assert store.create_run(make_run(clock, event_ids=[])) is False
 
 
 def test_missing_table_is_a_store_error(aws, clock):
-    names = aws.extras["names"]
-    broken = open_aws_backend(replace(names, table_name="no-such-table"), clock, aws.extras["session"])
+    names = aws.names
+    broken = open_aws_backend(replace(names, table_name="no-such-table"), clock, aws.session)
     with pytest.raises(StoreError, match="ResourceNotFound"):
         broken.store.get_run("r1")
     with pytest.raises(StoreError):
@@ -65,11 +65,11 @@ def test_unreachable_endpoint_is_a_store_error():
         config=Config(retries={"max_attempts": 1}, connect_timeout=1),
     )
     with pytest.raises(StoreError, match="DynamoDB GetItem failed"):
-        DynamoRunStore(client, "t").get_run("r1")
+        DynamoStore(client, "t").get_run("r1")
 
 
 def test_queue_errors(aws):
-    missing = SqsWorkQueue(aws.extras["clients"]["sqs"], aws.extras["names"].queue_url + "-gone")
+    missing = SqsWorkQueue(aws.clients["sqs"], aws.names.queue_url + "-gone")
     with pytest.raises(StoreError, match="SendMessage"):
         missing.send({"n": 1})
     with pytest.raises(StoreError, match="SendMessageBatch"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from stepline.engine.records import RunStatus
 from tests.contract.helpers import make_app, make_event, make_function, make_memo, make_pending, make_run
@@ -132,7 +132,7 @@ def test_list_events_queries_the_day_index(aws, calls, clock):
 def test_json_is_stored_as_text_and_times_as_numbers(aws, clock):
     event = make_event(clock, event_id="raw", data={"n": 2**53 - 1, "f": 1.5})
     aws.store.save_events([event], clock.now_ms())
-    ddb, table = aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name
+    ddb, table = aws.clients["dynamodb"], aws.names.table_name
 
     item = ddb.get_item(
         TableName=table, Key={"pk": {"S": f"EVENT#{event.internal_id}"}, "sk": {"S": "EVENT"}}
@@ -150,7 +150,7 @@ def test_json_is_stored_as_text_and_times_as_numbers(aws, clock):
 def inline_store(aws):
     """The store as deployed without a payload bucket: every value stays in its item, so DynamoDB's
     item limit binds. (With the bucket, large values go to S3: tests/aws/test_payloads.py.)"""
-    return DynamoRunStore(aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name)
+    return DynamoStore(aws.clients["dynamodb"], aws.names.table_name)
 
 
 def test_oversized_memo_is_a_store_error(inline_store, busy_run):
@@ -194,7 +194,7 @@ def test_links_without_a_run_are_ignored(aws, clock):
     """Links are written before the run; a create that died in between leaves only hints."""
     event = make_event(clock)
     aws.store.save_events([event], clock.now_ms())
-    ddb, table = aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name
+    ddb, table = aws.clients["dynamodb"], aws.names.table_name
     ddb.put_item(
         TableName=table,
         Item={"pk": {"S": f"EVENT#{event.internal_id}"}, "sk": {"S": "RUN#ghost"},

@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from stepline.aws import AwsNames, provision
 from stepline.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, PayloadStore
-from stepline.aws.table import DynamoRunStore
+from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from stepline.settings import Settings
 from tests.contract.helpers import make_event, make_memo, make_pending, make_run
@@ -19,12 +19,12 @@ BIG = "x" * 200_000  # over the inline threshold, under the item limit: offloade
 
 
 def raw_item(aws, pk: str, sk: str) -> dict:
-    ddb, table = aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name
+    ddb, table = aws.clients["dynamodb"], aws.names.table_name
     return ddb.get_item(TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}})["Item"]
 
 
 def s3(aws):
-    return aws.extras["clients"]["s3"], aws.extras["names"].payload_bucket
+    return aws.clients["s3"], aws.names.payload_bucket
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_a_losing_writer_leaves_the_winner_intact(aws, run):
 
 def test_s3_failures_are_store_errors_and_nothing_is_half_written(aws, run):
     store = aws.store
-    s3_client = aws.extras["clients"]["s3"]
+    s3_client = aws.clients["s3"]
     with Stubber(s3_client) as stub:
         stub.add_client_error("put_object", service_error_code="SlowDown", http_status_code=503)
         with pytest.raises(StoreError, match="SlowDown"):
@@ -145,7 +145,7 @@ def test_provisioned_bucket_is_private_and_encrypted(aws):
     assert all(block.values())
     # Provisioning again keeps the bucket and what is in it.
     client.put_object(Bucket=bucket, Key="keep.json", Body=b"{}")
-    provision(AwsNames.for_prefix("stepline"), aws.extras["session"], clients=aws.extras["clients"])
+    provision(AwsNames.for_prefix("stepline"), aws.session, clients=aws.clients)
     assert client.get_object(Bucket=bucket, Key="keep.json")["Body"].read() == b"{}"
 
 
@@ -158,7 +158,7 @@ def test_the_bucket_name_comes_from_the_settings():
 
 def test_without_a_bucket_nothing_goes_to_s3(aws, calls, run):
     """A store with no payload bucket keeps small and mid-sized values inline, as before."""
-    inline = DynamoRunStore(aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name)
+    inline = DynamoStore(aws.clients["dynamodb"], aws.names.table_name)
     _, counts = calls.during(inline.commit_memo, run.run_id, make_memo("mid", BIG, "0001"))
     assert counts == {"UpdateItem": 1}
     assert "S" in raw_item(aws, f"RUN#{run.run_id}", "STEP#mid")["memo_value"]

@@ -15,8 +15,8 @@ from tests.contract.helpers import make_run
 
 
 def test_provisioned_resources(aws):
-    names = aws.extras["names"]
-    clients = aws.extras["clients"]
+    names = aws.names
+    clients = aws.clients
     attrs = clients["sqs"].get_queue_attributes(QueueUrl=names.queue_url, AttributeNames=["All"])[
         "Attributes"
     ]
@@ -37,16 +37,16 @@ def test_provision_again_keeps_data_and_schedules(aws, clock):
     run = make_run(clock)
     aws.store.create_run(run)
 
-    again = provision(AwsNames.for_prefix("stepline"), aws.extras["session"])
+    again = provision(AwsNames.for_prefix("stepline"), aws.session)
 
-    assert again == aws.extras["names"]
+    assert again == aws.names
     assert aws.store.get_run(run.run_id) == run
     assert aws.timers.fire_due(clock.now_ms() + 1000) == 1
     assert sorted(m.body["n"] for m in aws.queue.receive(10, 30)) == [1, 2]
 
 
 def test_names_round_trip_through_settings(aws):
-    names = aws.extras["names"]
+    names = aws.names
     assert AwsNames.from_settings(Settings(**names.settings_values())) == names
     env = Settings(**names.settings_values()).to_env()
     assert AwsNames.from_env(env) == names
@@ -64,8 +64,8 @@ def test_names_from_minimal_settings():
 
 
 def test_backend_without_a_clock_uses_the_system_clock(aws):
-    backend = open_aws_backend(aws.extras["names"], None, aws.extras["session"])
-    assert abs(backend.extras["clock"].now_ms() - time.time() * 1000) < 5_000
+    backend = open_aws_backend(aws.names, None, aws.session)
+    assert abs(backend.clock.now_ms() - time.time() * 1000) < 5_000
     backend.close()
 
 
@@ -96,9 +96,9 @@ def test_lambda_sqs_record():
 
 
 def test_the_adapters_implement_every_port(aws):
-    from stepline.engine.ports import RunStore, Timers, WorkQueue
+    from stepline.engine.ports import Store, Timers, WorkQueue
 
     assert aws.name == "aws"
-    assert isinstance(aws.store, RunStore)
+    assert isinstance(aws.store, Store)
     assert isinstance(aws.queue, WorkQueue)
     assert isinstance(aws.timers, Timers)

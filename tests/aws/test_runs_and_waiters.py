@@ -105,7 +105,7 @@ def test_waiters(aws, clock, calls):
 def test_waiter_items_expire_long_after_their_timeout(aws, clock):
     w = waiter("r1", "w", clock.now_ms(), clock.now_ms() + 60_000)
     aws.store.add_waiter(w)
-    ddb, table = aws.extras["clients"]["dynamodb"], aws.extras["names"].table_name
+    ddb, table = aws.clients["dynamodb"], aws.names.table_name
     item = ddb.get_item(
         TableName=table, Key={"pk": {"S": "WAIT#shop/order.paid"}, "sk": {"S": "r1#w"}}
     )["Item"]

@@ -13,8 +13,8 @@ S = 1000
 
 
 def schedule_of(aws, name: str) -> dict:
-    names = aws.extras["names"]
-    return aws.extras["clients"]["scheduler"].get_schedule(Name=name, GroupName=names.schedule_group)
+    names = aws.names
+    return aws.clients["scheduler"].get_schedule(Name=name, GroupName=names.schedule_group)
 
 
 def test_at_expression_is_utc_and_rounds_up():
@@ -29,7 +29,7 @@ def test_schedule_is_a_one_time_send_to_the_work_queue(aws, clock):
     aws.timers.schedule("wake-r1", clock.now_ms() + 3_600 * S + 250, body)
 
     got = schedule_of(aws, "wake-r1")
-    names = aws.extras["names"]
+    names = aws.names
     assert got["ScheduleExpression"] == at_expression(clock.now_ms() + 3_600 * S + 250)
     assert got["ScheduleExpressionTimezone"] == "UTC"
     assert got["FlexibleTimeWindow"] == {"Mode": "OFF"}
@@ -66,7 +66,7 @@ def test_fired_schedules_are_deleted(aws, clock):
     aws.timers.schedule("once", clock.now_ms() + S, {"n": 1})
     aws.timers.fire_due(clock.now_ms() + S)
 
-    with pytest.raises(aws.extras["clients"]["scheduler"].exceptions.ResourceNotFoundException):
+    with pytest.raises(aws.clients["scheduler"].exceptions.ResourceNotFoundException):
         schedule_of(aws, "once")
     assert aws.timers.fire_due(clock.now_ms() + 10 * S) == 0
 
@@ -89,8 +89,8 @@ def test_cancel_of_a_missing_schedule_is_quiet(aws):
 
 def test_schedules_outside_our_shape_are_left_alone(aws, clock):
     """Recurring schedules in the group (cron triggers) are not timers: the pump skips them."""
-    names = aws.extras["names"]
-    aws.extras["clients"]["scheduler"].create_schedule(
+    names = aws.names
+    aws.clients["scheduler"].create_schedule(
         Name="cron-trigger",
         GroupName=names.schedule_group,
         ScheduleExpression="cron(0/5 * * * ? *)",

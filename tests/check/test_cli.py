@@ -117,6 +117,19 @@ def test_official_sdk_url_exits_1(runs):
     assert by_id["step-names"] == {**by_id["step-names"], "status": "not_applicable", "reason": "needs source"}
 
 
+def test_a_url_is_checked_with_nothing_else_running(official_app, runs):
+    # The app registers where its INNGEST_DEV says (here, as in a shell that started it); nothing
+    # listens there, so the checker receives the registration itself. (After `runs`, whose
+    # --listen command uses the same port.)
+    env = {**os.environ, "INNGEST_DEV": f"http://127.0.0.1:{official_app.register_port}"}
+    done = subprocess.run(_command("check", official_app.url), cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1, done.stderr  # the official app fails ERROR checks: read, not unreachable
+    assert "Connection refused" not in done.stderr + done.stdout
+    assert f"nothing listened at http://127.0.0.1:{official_app.register_port}" in " ".join(done.stdout.split())
+    assert "check-official-refund-order" in done.stdout and "concurrency=[inngest.Concurrency(limit=10)]" in done.stdout
+
+
 def test_bad_usage_exits_2(capsys):
     assert main(["check", "tests/check/apps/good_app.py", "--listen", "9"]) == 2
     assert "apply to URL targets only" in capsys.readouterr().err

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import ast
+import json
 
 import pytest
 
 from stepline.check import Severity, Status, TargetError
 from stepline.check.module import inspect_module
+from stepline.check.payload import view_from_sync
 from stepline.check.report import exit_code
 from stepline.check.registry import run_checks
 from stepline.check.source import duration_kind, load_source, step_calls, step_name_problem
+from stepline.protocol.register import parse_register
 from tests.check.conftest import APPS, CHECK_IDS, reports, result_for, statuses
 
 PASSED, FAILED, NA = Status.PASSED, Status.FAILED, Status.NOT_APPLICABLE
@@ -311,3 +314,31 @@ def test_every_check_reports_at_least_one_result(good, bad):
         for report in checks.values():
             assert report.results, report.id
     assert len(run_checks(inspect_module(str(APPS / "good_app.py")))) == len(CHECK_IDS)
+
+
+def test_fix_hints_are_written_in_the_official_sdks_syntax():
+    checks = reports(inspect_module(str(APPS / "official_app.py")))
+    concurrency = result_for(checks["concurrency"], "check-official-refund-order")
+    assert "concurrency=[inngest.Concurrency(limit=10)]" in concurrency.fix and "Concurrency(10" not in concurrency.fix
+    [sleep] = checks["sleep-durations"].failures
+    assert sleep.fix == "write the duration out: datetime.timedelta(seconds=3)"
+    waits = reports(inspect_module(str(APPS / "official_wait_app.py")))
+    [wait] = waits["wait-timeout"].failures
+    assert "add timeout=datetime.timedelta(days=7)" in wait.fix and '"7d"' not in wait.fix
+
+
+@pytest.mark.parametrize(("sdk", "spelling"), [
+    ("stepline-py:v0.1.0", "set concurrency=10, or Concurrency(10, key='event.data.user_id') per key"),
+    ("py:v0.5.19", "set concurrency=[inngest.Concurrency(limit=10)]"),
+    ("js:v3.27.0", "set concurrency: { limit: 10 }"),
+    ("go:v0.8.0", "set Concurrency: []inngest.ConfigStepConcurrency{{Limit: 10}}"),
+    ("", "set concurrency=10, or Concurrency(10, key='event.data.user_id') per key (official Python SDK: "),
+])
+def test_fix_hints_follow_the_sdk_a_sync_names(sdk, spelling):
+    body = {"appname": "shop", "url": "http://127.0.0.1:3000/api/inngest", "framework": "express", "sdk": sdk,
+            "v": "0.1", "functions": [{"id": "shop-charge", "name": "charge", "triggers": [{"event": "shop/x"}],
+                                       "steps": {"step": {"id": "step", "name": "step", "runtime": {
+                                           "type": "http", "url": "http://127.0.0.1:3000/api/inngest"}}}}]}
+    view = view_from_sync(parse_register(json.dumps(body).encode()))
+    [failure] = reports(view)["concurrency"].failures
+    assert failure.fix.startswith(spelling), failure.fix

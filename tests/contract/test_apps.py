@@ -1,4 +1,4 @@
-"""RunStore apps and functions: whole-set replacement and trigger lookup."""
+"""AppStore: apps and their functions, whole-set replacement and trigger lookup."""
 
 from __future__ import annotations
 
@@ -79,3 +79,18 @@ def test_put_app_leaves_other_apps_alone(backend):
 
     assert backend.store.functions_for_event("common/event") == [billing_fn]
     assert sorted(a.app_id for a in backend.store.list_apps()) == ["billing", "shop"]
+
+
+def test_delete_app_removes_it_with_its_functions_and_triggers(backend):
+    shop_fn = make_function("shop-x", ["common/event"], app_id="shop")
+    billing_fn = make_function("billing-x", ["common/event"], app_id="billing")
+    backend.store.put_app(make_app("shop", ["shop-x"]), [shop_fn])
+    backend.store.put_app(make_app("billing", ["billing-x"]), [billing_fn])
+
+    backend.store.delete_app("shop")
+    backend.store.delete_app("nope")  # unknown: nothing happens
+
+    assert backend.store.get_app("shop") is None
+    assert backend.store.get_function("shop-x") is None
+    assert [a.app_id for a in backend.store.list_apps()] == ["billing"]
+    assert backend.store.functions_for_event("common/event") == [billing_fn]

@@ -1,4 +1,4 @@
-"""RunStore events: durable save, 24-hour dedupe by ``event.id``, newest-first listing."""
+"""EventStore: durable save, 24-hour dedupe by ``event.id``, newest-first listing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RunStore key claims: one holder per key until it expires (function idempotency keys for
+"""KeyClaims: one holder per key until it expires (function idempotency keys for
 24 hours, singleton keys while a run lives)."""
 
 from __future__ import annotations

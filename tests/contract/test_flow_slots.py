@@ -1,4 +1,4 @@
-"""RunStore concurrency slots and their waiting line.
+"""SlotStore: concurrency slots and their waiting line.
 
 A slot is a lease: free, expired (``until < now``) or already the owner's. The line holds the
 work waiting for one, in position order, beside the slots of the same key.
@@ -178,7 +178,7 @@ def test_a_dev_server_restart_frees_every_slot_but_keeps_the_line(tmp_path, cloc
         local.store.take_slot("k", 0, "killed", now + 300 * S, now)
         local.store.join_line("k", entry("0001"))
 
-        local.extras["recover_after_restart"]()
+        local.recover_after_restart()
 
         view = local.store.slot_view("k", 10)
         assert view.holders == [] and [e.position for e in view.line] == ["0001"]

@@ -1,4 +1,4 @@
-"""RunStore versioned flow state: the compare-and-set record behind throttle and rate limit
+"""FlowStateStore: versioned flow state, the compare-and-set record behind throttle and rate limit
 (GCRA arrival times) and debounce and batch buffers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Values far beyond a DynamoDB item (400 KB) round-trip exactly through every RunStore field that
+"""Values far beyond a DynamoDB item (400 KB) round-trip exactly through every store field that
 can hold one, up to Inngest's limits: on AWS they go to S3 behind the item, in SQLite they stay in
 the row. Either way the engine cannot tell, and conditional writes behave as for small values."""
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from stepline.engine.ports import Backend, RunStore, StoreError, Timers, WorkQueue
+from stepline.engine.ports import Backend, Store, StoreError, Timers, WorkQueue
 from stepline.local import MAX_DELAY_SECONDS, local_backend, open_local_backend
 
 from .helpers import drain, make_event, make_memo, make_run, race, take
@@ -30,10 +30,10 @@ def local(db_path, clock):
 
 def test_backend_wiring(local, db_path):
     assert isinstance(local, Backend) and local.name == "sqlite"
-    assert isinstance(local.store, RunStore)
+    assert isinstance(local.store, Store)
     assert isinstance(local.queue, WorkQueue)
     assert isinstance(local.timers, Timers)
-    assert local.extras["path"] == db_path
+    assert local.path == db_path
 
 
 def test_file_is_in_wal_mode_with_the_expected_tables(local, db_path):

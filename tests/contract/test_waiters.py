@@ -1,4 +1,4 @@
-"""RunStore waiters: runs waiting for an event by name (wait_for_event and cancel_on rules).
+"""WaiterStore: runs waiting for an event by name (wait_for_event and cancel_on rules).
 
 A waiter is keyed by (event_name, run_id, step_id), listed unexpired and oldest first, and
 removed exactly once: the event that removes it is the one that resumes (or cancels) the run.

@@ -182,3 +182,88 @@ def test_deployed_the_page_asks_for_the_signing_key(cloud, page):
     # What the page kept is the key's hash, the bearer the SDKs send, never the key.
     stored = page.evaluate("sessionStorage.getItem('stepline.bearer')")
     assert stored and SIGNING_KEY.split("-")[-1] not in stored and len(stored) == 64
+
+
+def test_events_hide_stepline_internal_events_until_asked(ops, page):
+    k = key()
+    run = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": k}))["run_id"])
+    assert run["status"] == "Completed"  # which sends inngest/function.finished
+    page.goto(f"{ops.url}/#/events")
+    expect(page.locator(f'tr.event-row[data-event-id="{run["event_id"]}"]')).to_be_visible()
+    names = page.locator("#events-table tr.event-row").evaluate_all("rows => rows.map(r => r.dataset.name)")
+    assert names and not [n for n in names if n.startswith("inngest/")]
+    expect(page.locator("#internal-hidden")).to_contain_text("internal inngest/")
+
+    page.check("#show-internal")
+    expect(page).to_have_url(re.compile(r"internal=1"))
+    expect(page.locator('#events-table tr.event-row[data-name="inngest/function.finished"]').first).to_be_visible()
+    page.uncheck("#show-internal")
+    expect(page.locator('#events-table tr.event-row[data-name^="inngest/"]')).to_have_count(0)
+
+
+def test_a_function_is_invoked_from_its_page_with_a_json_payload(ops, page):
+    k = key()
+    page.goto(f"{ops.url}/#/functions")
+    page.click('tr.function-row[data-function-id="ops-app-steps"] .invoke-open')
+    form = page.locator('tr.invoke-row[data-function-id="ops-app-steps"]')
+    form.locator("textarea").fill("[1, 2]")
+    form.locator(".invoke-submit").click()
+    expect(form.locator(".invoke-error")).to_have_text("Data: expected a JSON object")
+
+    form.locator("textarea").fill(json.dumps({"key": k}))
+    form.locator(".invoke-submit").click()
+    expect(page).to_have_url(RUN_URL)
+    expect(page.locator(".run-head .badge")).to_have_text("Completed", timeout=30_000)
+    run = ops.run(run_id_of(page))
+    assert run["function_id"] == "ops-app-steps" and run["events"][0]["name"] == "inngest/function.invoked"
+    assert [ops.app.count("steps", s, k) for s in ("one", "two", "three")] == [1, 1, 1]
+
+
+def test_a_retried_step_shows_each_attempt_with_its_error_and_duration(ops, page):
+    run_id = ops.run_of(ops.send("ops/order.placed", {"key": key()}))["run_id"]
+    ops.wait_done(run_id)
+    page.goto(f"{ops.url}/#/runs/{run_id}?step=")
+    page.click('.step-row[data-step-name="charge"]')
+    attempts = page.locator('.step-detail[data-step-name="charge"] .attempts li')
+    expect(attempts).to_have_count(2)
+    expect(attempts.nth(0)).to_have_class(re.compile("failed"))
+    expect(attempts.nth(0)).to_contain_text("#1 failed after")
+    expect(attempts.nth(0)).to_contain_text("RuntimeError: card network timeout")
+    expect(attempts.nth(1)).to_have_class(re.compile("ok"))
+    expect(attempts.nth(1)).to_contain_text("#2 succeeded after")
+
+
+def test_a_rerun_shows_memoized_steps_beside_the_axis_and_every_bar_on_it(ops, page):
+    original = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": key()}))["run_id"])["run_id"]
+    three = next(s for s in ops.run(original)["steps"] if s["name"] == "three")
+    from tests.e2e.conftest import http
+
+    code, reply = http("POST", f"{ops.url}/v1/runs/{original}/rerun", {"step_id": three["step_id"]})
+    assert code == 200
+    rerun = ops.wait_done(reply["data"]["run_id"])["run_id"]
+    page.goto(f"{ops.url}/#/runs/{rerun}")
+    expect(page.locator(".run-head .badge")).to_have_text("Completed")
+    for name in ("one", "two"):
+        expect(page.locator(f'.step-row[data-step-name="{name}"] .memo-note')).to_contain_text("memoized · first ran")
+    expect(page.locator('.step-row[data-step-name="three"] .bar')).to_be_visible()
+    outside = page.locator(".step-track").evaluate_all(
+        """tracks => tracks.flatMap(t => [...t.querySelectorAll('.bar')].filter(b => !b.hidden).map(b => {
+             const r = b.getBoundingClientRect(), a = t.getBoundingClientRect();
+             return r.left < a.left - 0.5 || r.right > a.right + 0.5 ? b.title : null;
+           })).filter(Boolean)"""
+    )
+    assert outside == []
+
+
+def test_the_first_load_shows_the_data_of_the_first_request(ops, browser):
+    # A fresh page, not a hash change: what the first request brings is on the page, without
+    # waiting for the next poll (the functions page polls every 10 s).
+    page = browser.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    try:
+        page.goto(f"{ops.url}/#/functions")
+        expect(page.locator('tr.function-row[data-function-id="ops-app-steps"]')).to_be_visible(timeout=5_000)
+        assert len([u for u in asked if u.endswith("/v1/functions")]) == 1
+    finally:
+        page.close()

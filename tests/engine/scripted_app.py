@@ -153,7 +153,7 @@ def lose_wake_up(backend, body: dict[str, Any]) -> None:
         assert lost == 1, f"no queued {body}"
         return
     # On AWS a wait past SQS's 15-minute cap is an EventBridge Scheduler schedule.
-    names = backend.extras["names"]
-    scheduler = backend.extras["clients"]["scheduler"]
+    names = backend.names
+    scheduler = backend.clients["scheduler"]
     scheduler.get_schedule(Name=name, GroupName=names.schedule_group)  # raises when missing
     backend.timers.cancel(name)

@@ -28,7 +28,9 @@ def local(tmp_path, clock):
 
 @pytest.fixture
 def flow(local, clock):
-    return FlowControl(local, clock, RunStarter(local, clock))
+    b = local
+    starter = RunStarter(b.runs, b.waiters, clock)
+    return FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, starter)
 
 
 def fn_with(**config):

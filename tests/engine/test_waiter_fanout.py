@@ -97,7 +97,7 @@ def seed_waiting_runs(backend, clock, count: int, expression: str = MATCH, prefi
 
     from stepline.aws.items import run_item, waiter_field_item, waiter_item
 
-    table = backend.extras["names"].table_name
+    table = backend.names.table_name
     ddb = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"]
     for run, waiter in zip(runs, waiters, strict=True):
         ddb.put_item(table, run_item(run))
@@ -131,7 +131,7 @@ class Reads:
         monkeypatch.setattr(store, "waiters_for_event", page)
         monkeypatch.setattr(store, "waiter_fields", fields)
         if backend.name != "sqlite":
-            client = backend.extras["clients"]["dynamodb"]
+            client = backend.clients["dynamodb"]
             client.meta.events.register("provide-client-params.dynamodb.Query", self._query_params)
             client.meta.events.register("after-call.dynamodb.Query", self._query)
 

@@ -57,7 +57,7 @@ def install_aws_faults(backend: Backend, plan: FaultPlan, *, throttle: float, in
         plan.note("aws_response_lost")
         return _error(request, 500, "InternalServerError")  # ... and botocore retries it
 
-    clients = backend.extras["clients"]
+    clients = backend.clients
     for service in FAULTED_SERVICES:
         clients[service].meta.events.register_first(f"before-send.{_event_name(clients[service])}", before_send)
 

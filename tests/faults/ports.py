@@ -174,11 +174,11 @@ class FaultyQueue(_Faulty):
 
 
 def faulty_backend(backend: Backend, plan: FaultPlan) -> Backend:
-    """The same backend with every port write faulted by ``plan``; ``extras`` carry over."""
+    """The same backend (of the same family, its typed fields kept) with every port write
+    faulted by ``plan``."""
     return dataclasses.replace(
         backend,
         store=FaultyStore(backend.store, plan),
         queue=FaultyQueue(backend.queue, plan),
         timers=_Faulty(backend.timers, plan, TIMER_WRITES, "timers"),
-        extras={**backend.extras, "unfaulted": backend},
     )

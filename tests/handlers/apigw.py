@@ -198,13 +198,13 @@ def deployed_api(
 
     monkeypatch = pytest.MonkeyPatch()
     with moto_backend(SystemClock()) as backend:
-        session = backend.extras["session"]
+        session = backend.session
         secrets = session.client("secretsmanager", region_name="us-east-1")
         secrets.create_secret(Name=SIGNING_SECRET, SecretString=json.dumps(
             {"signing_key": signing_key, "signing_key_fallback": fallback}))
         secrets.create_secret(Name=EVENT_KEYS_SECRET, SecretString=json.dumps(event_keys))
         config = Settings(mode="cloud", signing_key_secret_id=SIGNING_SECRET, event_keys_secret_id=EVENT_KEYS_SECRET,
-                          **backend.extras["names"].settings_values(), **settings)
+                          **backend.names.settings_values(), **settings)
         for key, value in config.to_env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")

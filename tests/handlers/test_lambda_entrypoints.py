@@ -99,7 +99,7 @@ def lambda_deployment(monkeypatch, **overrides):
     """Both Lambdas on moto, configured through the environment as the stack configures them
     (with ``overrides`` of the settings), behind a local API Gateway and an event source pump."""
     with moto_backend(SystemClock()) as backend:
-        names = backend.extras["names"]
+        names = backend.names
         settings = Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000, **overrides, **names.settings_values())
         for key, value in settings.to_env().items():
             monkeypatch.setenv(key, value)

@@ -51,8 +51,8 @@ def test_the_executor_lambda_dead_letters_and_the_api_lambda_redrives(deployment
     assert failed["error"] == {"name": "DeliveryFailed", "message": message}
     assert len(pump.failures) == 2  # two deliveries reported failed, the third dead-lettered
     # On the DLQ itself, the reason travels as a message attribute.
-    names = backend.extras["names"]
-    sqs = backend.extras["clients"]["sqs"]
+    names = backend.names
+    sqs = backend.clients["sqs"]
     [raw] = sqs.receive_message(QueueUrl=names.dlq_url, MessageAttributeNames=["All"], VisibilityTimeout=0)["Messages"]
     assert raw["MessageAttributes"][REASON]["StringValue"] == message
 
@@ -70,8 +70,8 @@ def test_the_executor_lambda_dead_letters_and_the_api_lambda_redrives(deployment
 
 def test_a_body_that_is_not_json_goes_to_the_dlq_at_once(deployment):
     url, _, backend, pump = deployment
-    names = backend.extras["names"]
-    backend.extras["clients"]["sqs"].send_message(QueueUrl=names.queue_url, MessageBody="<html>oops</html>")
+    names = backend.names
+    backend.clients["sqs"].send_message(QueueUrl=names.queue_url, MessageBody="<html>oops</html>")
 
     [entry] = wait_for(lambda: http("GET", f"{url}/v1/dead-letters")[1]["data"], what="the message to be dead-lettered")
 
@@ -80,5 +80,5 @@ def test_a_body_that_is_not_json_goes_to_the_dlq_at_once(deployment):
     assert entry["receive_count"] == 1 and entry["run_id"] is None
     assert pump.failures == []
     # Kept as the text that came: that is what the DLQ holds.
-    [raw] = backend.extras["clients"]["sqs"].receive_message(QueueUrl=names.dlq_url, VisibilityTimeout=0)["Messages"]
+    [raw] = backend.clients["sqs"].receive_message(QueueUrl=names.dlq_url, VisibilityTimeout=0)["Messages"]
     assert raw["Body"] == "<html>oops</html>"

@@ -66,7 +66,7 @@ def synthesize(outdir: Path, context: dict[str, Any] | None = None, *, check: bo
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> Synthesized:
-    """The stack as `npx aws-cdk synth` makes it with cdk.json alone, cdk-nag included."""
+    """The stack as `npx --yes aws-cdk synth` makes it with cdk.json alone, cdk-nag included."""
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
 
 

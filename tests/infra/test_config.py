@@ -75,6 +75,10 @@ def test_app_py_synthesizes_as_the_cli_runs_it_without_aws_access(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     (stack,) = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
+    # It says where the template is, in its last line.
+    said = result.stderr.strip().splitlines()[-1]
+    where = tmp_path / stack["properties"]["templateFile"]
+    assert said == f"synthesized stack FromCli: the CloudFormation template is {where}"
     assert stack["properties"]["stackName"] == "FromCli"
     assert stack["environment"] == "aws://unknown-account/unknown-region"
     template = json.loads((tmp_path / stack["properties"]["templateFile"]).read_text())

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 
 import pytest
 
@@ -100,6 +101,29 @@ def test_cancel_a_waiting_run(ops):
     assert late.returncode == 1 and late.stdout == f"{finished} had already ended: Completed\n"
 
 
+def test_runs_json_prints_the_api_reply(ops):
+    for _ in range(2):
+        run_id = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": key()}))["run_id"])["run_id"]
+    printed = json.loads(ok(stepline(ops.url, "runs", "--function", "ops-app-steps", "--limit", "1", "--json")))
+    assert set(printed) == {"data", "metadata", "cursor"}
+    assert [r["run_id"] for r in printed["data"]] == [run_id]
+    # More runs of the function than the page holds: the cursor of the next page is printed too.
+    assert printed["cursor"]
+
+
+def test_dev_on_a_busy_port_says_so_in_one_line(ops, tmp_path):
+    port = ops.url.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "stepline.cli", "dev", "--port", port, "--db", str(tmp_path / "dev.db"), "--no-discovery"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"stepline dev: port {port} on 127.0.0.1 is in use (another stepline dev?): stop what listens there, "
+        "or pass --port"
+    ]
+
+
 def test_replay_and_rerun_from_a_step(ops):
     k = key()
     [event_id] = ok(stepline(ops.url, "send", "ops/steps", f'{{"key": "{k}"}}')).split()
@@ -115,6 +139,20 @@ def test_replay_and_rerun_from_a_step(ops):
     assert f"origin    rerun of {original} from step three" in ok(stepline(ops.url, "run", rerun))
     wrong = stepline(ops.url, "replay", original, "--from-step", "four")
     assert wrong.returncode == 1 and "no step 'four'" in wrong.stderr and "one, two, three" in wrong.stderr
+
+
+def test_a_rerun_shows_its_memoized_steps_at_the_time_they_first_ran(ops):
+    original = ops.wait_done(ops.run_of(ops.send("ops/steps", {"key": key()}))["run_id"])
+    [rerun] = ok(stepline(ops.url, "replay", original["run_id"], "--from-step", "three")).split()
+    ops.wait_done(rerun)
+    out = ok(stepline(ops.url, "run", rerun))
+    assert "+-" not in out  # no offset before the run began
+    rows = {line.split()[1]: line for line in out.splitlines() if line[:1].isdigit()}
+    first_ran = {s["name"]: s["started_at"] for s in original["steps"]}
+    for name in ("one", "two"):
+        at = datetime.fromisoformat(first_ran[name].replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+        assert rows[name].split()[5] == at and rows[name].rstrip().endswith("memoized" + " " * 10 + "|"), rows[name]
+    assert rows["three"].split()[5].startswith("+") and "=" in rows["three"]
 
 
 def test_send_then_run_prints_the_step_timeline(ops, pipeline):
@@ -175,6 +213,19 @@ def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
     progress = [line for line in seen if f"progress   {run_id}" in line]
     counts = [int(line.split("  ")[-1].split()[0]) for line in progress]
     assert counts == sorted(counts) and counts[-1] >= 4
+
+
+def test_tail_names_a_run_already_going_by_what_it_is_doing(ops):
+    run_id = ops.run_of(ops.send("ops/slow", {"key": key()}))["run_id"]
+    ops.wait_step(run_id, "long-nap", "Sleeping")
+    try:
+        out = ok(stepline(ops.url, "tail", "--function", "ops-app-slow", "--interval", "0.2", "--seconds", "1"))
+    finally:
+        http("DELETE", f"{ops.url}/v1/runs/{run_id}")
+    [line] = [line for line in out.splitlines() if run_id in line]
+    # Not "started": it began before tail looked, and is asleep now.
+    assert line.split()[1:3] == ["sleeping", run_id]
+    assert "1 step done, sleeping 'long-nap' until" in line
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.e2e.conftest import free_port, http
+from tests.operating.harness import key
 
 
 def test_functions_are_listed_with_triggers_flow_control_and_last_sync(ops):
@@ -46,3 +47,24 @@ def test_sync_refusals_name_the_url(ops):
     dead = f"http://127.0.0.1:{free_port()}/api/inngest"
     code, body = http("POST", f"{ops.url}/v1/apps/sync", {"url": dead})
     assert code == 502 and dead in body["error"]
+
+
+def test_a_function_is_invoked_directly_with_event_data(ops):
+    k = key()
+    code, reply = http("POST", f"{ops.url}/v1/functions/ops-app-steps/invoke", {"data": {"key": k}})
+    assert code == 200, reply
+    run = ops.wait_done(reply["data"]["run_id"])
+    assert run["status"] == "Completed" and run["output"] == {"sum": 6}
+    # Its event is an invocation carrying the data, and every step ran once.
+    event = ops.get(f"/v1/events/{reply['data']['event_id']}")["data"]
+    assert event["name"] == "inngest/function.invoked" and event["data"]["key"] == k
+    assert [ops.app.count("steps", s, k) for s in ("one", "two", "three")] == [1, 1, 1]
+
+    for path, body, status, field in (
+        ("/v1/functions/nope/invoke", {"data": {}}, 404, "nope"),
+        ("/v1/functions/ops-app-steps/invoke", {"data": [1]}, 400, "data"),
+    ):
+        code, reply = http("POST", f"{ops.url}{path}", body)
+        assert code == status and field in reply["error"], (path, reply)
+    code, reply = http("POST", f"{ops.url}/v1/functions/ops-app-steps/invoke", raw=b"{nope")
+    assert code == 400 and "invalid JSON" in reply["error"]

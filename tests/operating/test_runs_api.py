@@ -226,3 +226,27 @@ def test_run_not_found(ops):
     for path in ("/v1/runs/nope", "/v1/runs/nope/jobs"):
         code, body = http("GET", f"{ops.url}{path}")
         assert code == 404 and body["status"] == 404
+
+
+def test_runs_of_an_unknown_event_are_a_404_like_the_event(ops, runs):
+    unknown = "01J0000000000000000000000X"
+    for path in (f"/v1/events/{unknown}", f"/v1/events/{unknown}/runs"):
+        code, body = http("GET", f"{ops.url}{path}")
+        assert code == 404 and body == {"error": f"event {unknown!r} not found", "status": 404}, (path, body)
+    # An event that started nothing is still a 200 with no runs.
+    code, reply = http("POST", f"{ops.url}/v1/events", {"name": "ops/nobody-listens", "data": {}})
+    assert code == 200
+    assert ops.get(f"/v1/events/{reply['ids'][0]}/runs")["data"] == []
+
+
+def test_a_retried_step_shows_each_failed_attempt_with_its_error_and_duration(ops, runs):
+    run = ops.wait_done(runs["pipeline"])
+    steps = {s["name"]: s for s in run["steps"]}
+    charge = steps["charge"]
+    [failed] = charge["failed_attempts"]  # the first attempt failed, the second settled it
+    assert failed["attempt"] == 1 and charge["attempts"] == 2
+    assert failed["error"]["name"] == "RuntimeError" and "card network timeout" in failed["error"]["message"]
+    assert failed["duration_ms"] == round((t(failed["ended_at"]) - t(failed["started_at"])) * 1000)
+    # Before the attempt that succeeded, on the run's clock.
+    assert t(run["run_started_at"]) <= t(failed["started_at"]) <= t(failed["ended_at"]) <= t(charge["started_at"])
+    assert all("failed_attempts" not in s for name, s in steps.items() if name != "charge")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import SdkApp, free_port, wait_for
+from tests.ts.nodejs import MIN_MAJOR, NodeTools, find
 
 TS_DIR = Path(__file__).parent
 APP_JS = TS_DIR / "app" / "app.js"
@@ -34,11 +34,18 @@ def package_dir(major: int) -> Path:
     return TS_DIR / f"v{major}"
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"`{name}` is not on PATH: the TypeScript SDK tests need Node 20+ and npm")
-    return path
+def _tools() -> NodeTools:
+    tools = find()
+    if tools is None:
+        raise RuntimeError(
+            f"Node {MIN_MAJOR}+ with npm is missing: the TypeScript SDK tests need it "
+            "(`python -m tests.ts.nodejs`, which `make test` runs, installs it)"
+        )
+    return tools
+
+
+def _env(tools: NodeTools) -> dict[str, str]:
+    return {**os.environ, "PATH": tools.bin_dir + os.pathsep + os.environ.get("PATH", "")}
 
 
 def _lock_digest(pkg: Path) -> str:
@@ -65,9 +72,11 @@ def ensure_installed(major: int) -> Path:
         started = time.monotonic()
         # --ignore-scripts: the SDK needs no install scripts (one dependency's postinstall only
         # prints); skipping them keeps the install fast and free of side effects.
+        tools = _tools()
         proc = subprocess.run(
-            [_tool("npm"), "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            [*tools.npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
             cwd=pkg,
+            env=_env(tools),
             capture_output=True,
             text=True,
             timeout=NPM_CI_TIMEOUT_S,
@@ -81,7 +90,7 @@ def ensure_installed(major: int) -> Path:
 
 def ensure_all_installed() -> dict[int, Path]:
     """Every major's package directory, installed side by side."""
-    _tool("node")
+    _tools()
     with ThreadPoolExecutor(len(MAJORS)) as pool:
         return dict(zip(MAJORS, pool.map(ensure_installed, MAJORS)))
 
@@ -141,7 +150,7 @@ class TsApp(SdkApp):
         self.log_path = log_dir / f"ts-app-v{major}-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [_tool("node"), str(APP_JS), "--port", str(self.port), "--sdk-dir", str(pkg)],
+            [_tools().node, str(APP_JS), "--port", str(self.port), "--sdk-dir", str(pkg)],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

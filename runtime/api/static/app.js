@@ -68,21 +68,6 @@ function askForKey(message) {
 
 async function start() {
   setupSend();
-  const mode = document.getElementById("mode");
-  let health = { mode: "dev" };
-  try {
-    health = await get("/health");
-  } catch {
-    /* shown by the views */
-  }
-  if (health.mode === "dev") {
-    replace(mode, h("span", { class: "dot" }), "dev mode · no auth");
-    mode.title = "stepline dev: no event keys, no signatures, no API auth";
-  } else {
-    replace(mode, h("span", { class: "dot ok" }), "deployed", " ", h("button", {
-      type: "button", class: "link", id: "forget-key", onclick: () => { forgetToken(); askForKey(); },
-    }, "change key"));
-  }
   onUnauthorized(() => askForKey(hasToken() ? "That key was refused." : ""));
   document.getElementById("key-form").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -105,8 +90,24 @@ async function start() {
       poll(generation);
     }
   });
-  if (health.mode !== "dev" && !hasToken()) askForKey();
+  // The view asks for its data at once; where the page is connected is told when /health answers.
   route();
+  const mode = document.getElementById("mode");
+  let health = { mode: "dev" };
+  try {
+    health = await get("/health");
+  } catch {
+    /* shown by the views */
+  }
+  if (health.mode === "dev") {
+    replace(mode, h("span", { class: "dot" }), "dev mode · no auth");
+    mode.title = "stepline dev: no event keys, no signatures, no API auth";
+  } else {
+    replace(mode, h("span", { class: "dot ok" }), "deployed", " ", h("button", {
+      type: "button", class: "link", id: "forget-key", onclick: () => { forgetToken(); askForKey(); },
+    }, "change key"));
+  }
+  if (health.mode !== "dev" && !hasToken()) askForKey();
 }
 
 start();

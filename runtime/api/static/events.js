@@ -1,21 +1,29 @@
-// Events, newest first, with the runs each one started.
+// Events, newest first, with the runs each one started. Stepline's own events (inngest/*: a
+// function finished, failed, was invoked...) are hidden unless asked for: one comes with every run.
 
 import { get, query } from "./api.js";
 import { ago, badge, errorBox, h, json, link, replace, stamp } from "./dom.js";
 
 const WINDOW_MS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3 };
+const SHOWN = 25;
+const internal = (event) => event.name.startsWith("inngest/");
 
 export function mount(root, params) {
-  const state = { name: params.get("name") || "", window: params.get("window") || "", focus: params.get("event") || "" };
+  const state = {
+    name: params.get("name") || "", window: params.get("window") || "", focus: params.get("event") || "",
+    internal: params.get("internal") === "1",
+  };
   const open = new Set(state.focus ? [state.focus] : []);
   const runsOf = new Map();
   let events = [];
+  let hidden = 0; // internal events left out of the page
   let focused = null; // the event asked for by id when it is not on the page
   let lastError = null;
 
   const remember = () => {
     const p = new URLSearchParams();
     for (const key of ["name", "window"]) if (state[key]) p.set(key, state[key]);
+    if (state.internal) p.set("internal", "1");
     if (state.focus) p.set("event", state.focus);
     history.replaceState(null, "", `#/events${p.toString() ? `?${p}` : ""}`);
   };
@@ -26,11 +34,15 @@ export function mount(root, params) {
   const windowSelect = h("select", { "aria-label": "Received", onchange: (e) => { state.window = e.target.value; remember(); refresh(); } },
     [["", "Any time"], ["15m", "Last 15 minutes"], ["1h", "Last hour"], ["24h", "Last 24 hours"], ["7d", "Last 7 days"]]
       .map(([value, label]) => h("option", { value, selected: value === state.window }, label)));
+  const internalToggle = h("label", { class: "toggle" },
+    h("input", { id: "show-internal", type: "checkbox", checked: state.internal,
+      onchange: (e) => { state.internal = e.target.checked; remember(); refresh(); } }),
+    " Show Stepline's internal events (inngest/…)");
   const focus = h("div");
   const body = h("div", { class: "table-wrap" });
   replace(root, h("section", { class: "panel" },
     h("div", { class: "panel-head" }, h("h1", {}, "Events"), h("span", { class: "live" }, "live")),
-    h("div", { class: "filters" }, nameInput, windowSelect), focus, body));
+    h("div", { class: "filters" }, nameInput, windowSelect, internalToggle), focus, body));
 
   async function loadRuns(list) {
     await Promise.all(list.map(async (event) => {
@@ -48,9 +60,13 @@ export function mount(root, params) {
     const mine = ++asked;
     const after = WINDOW_MS[state.window] ? Date.now() - WINDOW_MS[state.window] : undefined;
     try {
-      const listed = (await get(`/v1/events${query({ name: state.name, received_after: after, limit: 25 })}`)).data;
+      // Hiding internal events, ask for more than are shown, so the page still fills up.
+      const limit = state.internal || state.name ? SHOWN : 100;
+      const listed = (await get(`/v1/events${query({ name: state.name, received_after: after, limit })}`)).data;
       if (mine !== asked) return;
-      events = listed;
+      const kept = state.internal || state.name ? listed : listed.filter((e) => !internal(e));
+      hidden = listed.length - kept.length;
+      events = kept.slice(0, SHOWN);
       let found = null;
       if (state.focus && !events.some((e) => e.internal_id === state.focus)) {
         try {
@@ -98,7 +114,8 @@ export function mount(root, params) {
     replace(body, h("table", { class: "events", id: "events-table" },
       h("thead", {}, h("tr", {}, ["Event", "Id", "Received", "Runs it started"].map((t) => h("th", {}, t)))),
       h("tbody", {}, events.map(row))), notes,
-      events.length ? null : h("p", { class: "empty" }, "No events yet."));
+      events.length ? null : h("p", { class: "empty" }, "No events yet."),
+      hidden ? h("p", { class: "muted", id: "internal-hidden" }, `${hidden} internal inngest/… event${hidden === 1 ? "" : "s"} hidden.`) : null);
   }
 
   return { refresh, interval: 3000 };

@@ -1,4 +1,5 @@
-// Apps and their functions as registered: triggers, retries and flow control; sync by URL.
+// Apps and their functions as registered: triggers, retries and flow control; sync by URL;
+// invoke a function with a JSON payload.
 
 import { get, post } from "./api.js";
 import { ago, errorBox, h, link, replace, stamp, toast } from "./dom.js";
@@ -28,6 +29,8 @@ function triggers(list) {
 
 export function mount(root) {
   const body = h("div");
+  const invoking = new Set(); // functions whose invoke form is open
+  const drafts = new Map(); // function id -> the JSON typed so far (kept across refreshes)
   const urlInput = h("input", { id: "sync-url", type: "url", placeholder: "http://127.0.0.1:3000/api/inngest", required: true, "aria-label": "App URL" });
   const sync = async (url, button) => {
     button.disabled = true;
@@ -52,6 +55,8 @@ export function mount(root) {
   async function refresh() {
     try {
       const [apps, functions] = await Promise.all([get("/v1/apps"), get("/v1/functions")]);
+      // Not while an invoke's data is being typed: the poll would take the caret away.
+      if (document.activeElement && document.activeElement.classList.contains("invoke-data")) return;
       render(apps.data, functions.data);
     } catch (error) {
       replace(body, errorBox(error));
@@ -76,14 +81,59 @@ export function mount(root) {
           resync),
         h("table", { class: "functions" },
           h("thead", {}, h("tr", {}, ["Function", "Triggers", "Retries", "Flow control", ""].map((t) => h("th", {}, t)))),
-          h("tbody", {}, mine.map((fn) => h("tr", { class: "function-row", dataset: { functionId: fn.function_id } },
-            h("td", {}, h("div", { class: "fn-name" }, fn.name), h("div", { class: "muted mono" }, fn.function_id)),
-            h("td", {}, triggers(fn.triggers)),
-            h("td", { class: "num" }, String(fn.retries)),
-            h("td", { class: "flow" }, flowControl(fn.flow_control).map(([k, v]) => h("div", { class: "flow-line" }, h("span", { class: "flow-key" }, k), " ", v)),
-              Object.keys(fn.flow_control).length ? null : h("span", { class: "muted" }, "none")),
-            h("td", {}, link(`#/runs?function=${encodeURIComponent(fn.function_id)}`, "runs")))))));
+          h("tbody", {}, mine.map((fn) => [functionRow(fn), invoking.has(fn.function_id) ? invokeRow(fn) : null]))));
     }));
+  }
+
+  function functionRow(fn) {
+    return h("tr", { class: "function-row", dataset: { functionId: fn.function_id } },
+      h("td", {}, h("div", { class: "fn-name" }, fn.name), h("div", { class: "muted mono" }, fn.function_id)),
+      h("td", {}, triggers(fn.triggers)),
+      h("td", { class: "num" }, String(fn.retries)),
+      h("td", { class: "flow" }, flowControl(fn.flow_control).map(([k, v]) => h("div", { class: "flow-line" }, h("span", { class: "flow-key" }, k), " ", v)),
+        Object.keys(fn.flow_control).length ? null : h("span", { class: "muted" }, "none")),
+      h("td", { class: "fn-actions" }, link(`#/runs?function=${encodeURIComponent(fn.function_id)}`, "runs"), " ",
+        h("button", { type: "button", class: "invoke-open", onclick: () => toggleInvoke(fn.function_id) }, "Invoke")));
+  }
+
+  function toggleInvoke(fnId) {
+    if (invoking.has(fnId)) invoking.delete(fnId);
+    else invoking.add(fnId);
+    refresh();
+  }
+
+  /** Data for the event the function is invoked with; the run it starts opens once started. */
+  function invokeRow(fn) {
+    const data = h("textarea", { class: "invoke-data", rows: "5", spellcheck: "false", "aria-label": `Data for ${fn.function_id}`,
+      oninput: (e) => drafts.set(fn.function_id, e.target.value) });
+    data.value = drafts.get(fn.function_id) ?? "{}";
+    const error = h("p", { class: "error invoke-error", hidden: true });
+    const submit = h("button", { type: "button", class: "primary invoke-submit", onclick: async () => {
+      let payload;
+      try {
+        payload = data.value.trim() ? JSON.parse(data.value) : {};
+        if (payload === null || typeof payload !== "object" || Array.isArray(payload)) throw new Error("expected a JSON object");
+      } catch (err) {
+        error.textContent = `Data: ${err.message}`;
+        error.hidden = false;
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const reply = await post(`/v1/functions/${encodeURIComponent(fn.function_id)}/invoke`, { data: payload });
+        invoking.delete(fn.function_id);
+        drafts.delete(fn.function_id);
+        toast(`Invoked ${fn.function_id}`);
+        location.hash = `#/runs/${reply.data.run_id}`;
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+      } finally {
+        submit.disabled = false;
+      }
+    } }, "Invoke with this data");
+    return h("tr", { class: "invoke-row", dataset: { functionId: fn.function_id } }, h("td", { colspan: "5" },
+      h("label", {}, "Event data (JSON object) ", data), error, h("div", { class: "actions" }, submit)));
   }
 
   return { refresh, interval: 10000 };

@@ -124,12 +124,15 @@ export function mount(root, params, runId) {
       replace(timeline, h("p", { class: "empty" }, run.status === "Running" ? "Starting… no step has reported yet." : "This run had no steps."));
       return;
     }
-    const t0 = ms(run.run_started_at) ?? Math.min(...steps.map((s) => ms(s.started_at) ?? now));
+    // The axis is this run's own time. A step a rerun copied ran in the original run, before
+    // this one began: it is shown at the time it first ran, beside the axis, not on it.
+    const own = steps.filter((s) => !s.copied_from);
+    const t0 = ms(run.run_started_at) ?? Math.min(...own.map((s) => ms(s.started_at) ?? now));
     let t1 = ms(run.ended_at) ?? now;
-    for (const s of steps) t1 = Math.max(t1, stepEnd(s, now) ?? t1);
+    for (const s of own) t1 = Math.max(t1, stepEnd(s, now) ?? t1);
     const span = Math.max(1, t1 - t0);
-    const parallel = parallelSteps(steps, now);
-    const pct = (t) => `${Math.min(100, Math.max(0, ((t - t0) / span) * 100))}%`;
+    const parallel = parallelSteps(own, now);
+    const frac = (t) => Math.min(1, Math.max(0, (t - t0) / span));
 
     const axis = h("div", { class: "axis" }, h("span", {}),
       h("div", { class: "ticks" }, [0, 0.25, 0.5, 0.75, 1].map((f) => {
@@ -141,9 +144,17 @@ export function mount(root, params, runId) {
       const start = ms(step.started_at);
       const end = stepEnd(step, now);
       const bar = h("div", { class: `bar k-${step.kind} s-${step.status.toLowerCase()}`, title: `${step.name}: ${step.status}` });
-      if (start !== null) {
-        bar.style.left = pct(start);
-        bar.style.width = `max(3px, ${((Math.max(end, start) - start) / span) * 100}%)`;
+      let track = bar;
+      if (step.copied_from) {
+        bar.hidden = true;
+        track = h("span", { class: "memo-note muted", title: stamp(step.started_at) }, `memoized · first ran ${clock(step.started_at)}`);
+      } else if (start !== null) {
+        // Both ends on the axis: a bar never starts before it nor runs past it.
+        const left = frac(start);
+        const right = Math.max(left, frac(Math.max(end, start)));
+        bar.style.left = `min(${left * 100}%, calc(100% - 3px))`;
+        bar.style.width = `max(3px, ${(right - left) * 100}%)`;
+        bar.style.maxWidth = `${(1 - left) * 100}%`;
       } else {
         bar.hidden = true;
       }
@@ -162,7 +173,7 @@ export function mount(root, params, runId) {
         step.timed_out ? h("span", { class: "tag", title: "no matching event arrived in time" }, "timed out") : null,
         until(step),
         step.copied_from ? h("span", { class: "tag", title: `result copied from run ${step.copied_from}` }, "memoized") : null),
-      h("div", { class: "step-track" }, bar),
+      h("div", { class: "step-track" }, track),
       h("div", { class: "step-meta" }, badge(step.status), h("span", { class: "num" }, step.ended_at ? duration(step.duration_ms) : start !== null && !TERMINAL.has(step.status) ? `${duration(now - start)}…` : "")));
       return [row, open ? stepDetail(step) : null];
     });
@@ -187,7 +198,7 @@ export function mount(root, params, runId) {
       ["Ended", clock(step.ended_at)],
       ["Took", step.ended_at ? duration(step.duration_ms) : "–"],
     ]) dl.append(h("dt", {}, k), h("dd", {}, v));
-    const body = [dl];
+    const body = [dl, attempts(step)];
     if (input) body.push(h("h4", {}, "Input"), json(input));
     if (step.error) {
       body.push(h("h4", { class: "bad" }, "Error"),
@@ -204,6 +215,20 @@ export function mount(root, params, runId) {
       }, "Rerun from this step")));
     }
     return h("div", { class: "step-detail", dataset: { stepName: step.name } }, body);
+  }
+
+  /** Every attempt of a step that was retried: each failure with its error and how long it
+   * took, then the attempt that settled the step. */
+  function attempts(step) {
+    const failed = step.failed_attempts || [];
+    if (!failed.length) return null;
+    const line = (n, ok, took, at, error) => h("li", { class: `attempt ${ok ? "ok" : "failed"}`, dataset: { attempt: String(n ?? "") } },
+      h("span", { class: "num" }, `#${n ?? "?"}`), " ", ok ? "succeeded" : "failed", ` after ${duration(took)}`,
+      h("span", { class: "muted" }, ` at ${clock(at)}`),
+      error ? [": ", h("span", { class: "error-line" }, `${error.name || "Error"}: ${error.message || ""}`)] : null);
+    return [h("h4", {}, "Attempts"), h("ol", { class: "attempts" },
+      failed.map((a) => line(a.attempt, false, a.duration_ms, a.started_at, a.error || {})),
+      line(step.attempts, step.status === "Completed", step.duration_ms, step.started_at, step.error))];
   }
 
   function renderResult() {

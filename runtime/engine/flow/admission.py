@@ -19,7 +19,19 @@ from stepline.engine.flow.batching import Batcher
 from stepline.engine.flow.buffers import Buffers
 from stepline.engine.flow.debounce import Debouncer
 from stepline.engine.flow.keys import event_context
-from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, RunStatus, StoredEvent
+from stepline.engine.ports import (
+    AppStore,
+    Clock,
+    FlowStateStore,
+    FunctionRecord,
+    KeyClaims,
+    Run,
+    RunStatus,
+    RunStore,
+    StoredEvent,
+    Timers,
+    WorkQueue,
+)
 from stepline.engine.runs import RunStarter, run_id_for, run_id_for_events
 from stepline.engine.scheduling import Waker
 
@@ -31,13 +43,26 @@ _FUNCTION_CACHE_MS = 5_000
 
 
 class FlowControl:
-    def __init__(self, backend: Backend, clock: Clock, starter: RunStarter) -> None:
-        self.store = backend.store
-        self.queue = backend.queue
+    def __init__(
+        self,
+        flow_state: FlowStateStore,
+        key_claims: KeyClaims,
+        runs: RunStore,
+        apps: AppStore,
+        queue: WorkQueue,
+        timers: Timers,
+        clock: Clock,
+        starter: RunStarter,
+    ) -> None:
+        self.flow_state = flow_state
+        self.key_claims = key_claims
+        self.runs = runs
+        self.apps = apps
+        self.queue = queue
         self.clock = clock
         self.starter = starter
-        self.waker = Waker(backend.queue, backend.timers, clock)
-        self.buffers = Buffers(self.store)
+        self.waker = Waker(queue, timers, clock)
+        self.buffers = Buffers(flow_state)
         self.debounce = Debouncer(self)
         self.batching = Batcher(self)
         # Cancels a run (singleton mode "cancel"); set by the Engine, which owns cancellation.
@@ -59,7 +84,7 @@ class FlowControl:
             return self._resend(fn, event)
         now = self.clock.now_ms()
         context = event_context(event.wire())
-        if not ratelimit.allows(self.store, fn, context, now):
+        if not ratelimit.allows(self.flow_state, fn, context, now):
             log.info("rate limit: event %s starts no run of %s", event.internal_id, fn.fn_id)
             return []
         if config.get("debounce"):
@@ -77,20 +102,20 @@ class FlowControl:
         now = self.clock.now_ms()
         context = event_context(events[0].wire())
         run_id = run_id_for_events(events, fn.fn_id)
-        if not idempotency.claim(self.store, fn, context, run_id, now):
+        if not idempotency.claim(self.key_claims, fn, context, run_id, now):
             log.info("idempotency: run %s of %s skipped, its key has a run", run_id, fn.fn_id)
             return []
-        if not singleton.claim(self.store, fn, context, run_id, now, self._cancel):
+        if not singleton.claim(self.key_claims, self.runs, fn, context, run_id, now, self._cancel):
             return []
         _, message = self.starter.start_for_events(fn, events)
         if message is None:
             return []
-        at = throttle.start_at(self.store, fn, context, now)
+        at = throttle.start_at(self.flow_state, fn, context, now)
         if at > now:
             self.waker.at(message, at)
             # A delayed start is due later than its creation: tell the sweeper when (one write
             # per throttled start, and only while the run still waits for it).
-            self.store.update_run(message["run_id"], {"wake_at": at}, expect_status={RunStatus.QUEUED})
+            self.runs.update_run(message["run_id"], {"wake_at": at}, expect_status={RunStatus.QUEUED})
             return []
         return [message]
 
@@ -100,7 +125,7 @@ class FlowControl:
             self.queue.send_many(started)
 
     def _resend(self, fn: FunctionRecord, event: StoredEvent) -> list[dict[str, Any]]:
-        run = self.store.get_run(run_id_for(event, fn.fn_id))
+        run = self.runs.get_run(run_id_for(event, fn.fn_id))
         if run is not None and run.status == RunStatus.QUEUED:
             return [messages.call(run.run_id)]
         return []
@@ -113,7 +138,7 @@ class FlowControl:
     def run_ended(self, run: Run, fn_config: dict[str, Any] | None) -> None:
         """Free what the run held for its whole life (its singleton key)."""
         if fn_config and fn_config.get("singleton"):
-            singleton.release(self.store, fn_config, run.run_id, run.events[0] if run.events else {})
+            singleton.release(self.key_claims, fn_config, run.run_id, run.events[0] if run.events else {})
 
     # -- timers ------------------------------------------------------------------------------
     def function(self, fn_id: str) -> FunctionRecord | None:
@@ -121,7 +146,7 @@ class FlowControl:
         cached = self._functions.get(fn_id)
         if cached and now - cached[0] < _FUNCTION_CACHE_MS:
             return cached[1]
-        fn = self.store.get_function(fn_id)
+        fn = self.apps.get_function(fn_id)
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn

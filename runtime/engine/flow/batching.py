@@ -43,7 +43,7 @@ class Batcher:
         key = rule_key("batch", fn.fn_id, config.get("key"), context)
         doc = event_doc(event)
         size = len(json.dumps(doc, separators=(",", ":"), default=str))
-        store, buffers = self.flow.store, self.flow.buffers
+        store, buffers = self.flow.flow_state, self.flow.buffers
 
         def start(events: list[StoredEvent]) -> None:
             self.flow.start_and_send(fn, events)
@@ -102,7 +102,7 @@ class Batcher:
         key, at = body["key"], int(body["at"])
         now = self.flow.clock.now_ms()
         for _ in range(MAX_ATTEMPTS):
-            state = self.flow.store.get_flow_state(key, now)
+            state = self.flow.flow_state.get_flow_state(key, now)
             if state is None or state.data.get("batch_id") != body.get("batch_id"):
                 return  # that batch ran when it filled
             if now < at and not state.data.get("sealed"):
@@ -110,7 +110,7 @@ class Batcher:
                 return
             fn = self.flow.function(state.data["fn_id"])
             if fn is None:
-                self.flow.store.delete_flow_state(key, state.version)
+                self.flow.flow_state.delete_flow_state(key, state.version)
                 return
             if self.flow.buffers.finish(key, state, now, functools.partial(self.flow.start_and_send, fn)):
                 return

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from stepline.engine.ports import RunStore, StoredEvent
+from stepline.engine.ports import FlowStateStore, StoredEvent
 from stepline.engine.records import FlowState
 
 # A buffer is kept this long past its fire time before it may expire; its timer empties it
@@ -31,8 +31,8 @@ def event_from_doc(doc: dict[str, Any]) -> StoredEvent:
 
 
 class Buffers:
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
+    def __init__(self, flow_state: FlowStateStore) -> None:
+        self.flow_state = flow_state
 
     def finish(
         self,
@@ -46,11 +46,11 @@ class Buffers:
         version = state.version
         if not state.data.get("sealed"):
             sealed = {**state.data, "sealed": True}
-            if not self.store.put_flow_state(
+            if not self.flow_state.put_flow_state(
                 key, sealed, expect_version=version, expires_at=state.expires_at, now_ms=now_ms
             ):
                 return False
             version += 1
         start([event_from_doc(d) for d in state.data.get("events") or []])
-        self.store.delete_flow_state(key, version)
+        self.flow_state.delete_flow_state(key, version)
         return True

@@ -49,7 +49,7 @@ from typing import Any
 from stepline.engine.flow.keys import digest, event_context, key_value
 from stepline.engine.flow.priority import factor_ms
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ports import Clock, FunctionRecord, RunState, RunStore, WorkQueue
+from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, WorkQueue
 from stepline.engine.records import LineEntry, SlotView
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
@@ -198,14 +198,14 @@ class Ticket:
 class Concurrency:
     def __init__(
         self,
-        store: RunStore,
+        slots: SlotStore,
         queue: WorkQueue,
         waker: Waker,
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
     ) -> None:
-        self.store = store
+        self.slot_store = slots
         self.queue = queue
         self.waker = waker
         self.clock = clock
@@ -229,7 +229,7 @@ class Concurrency:
         finally:
             self._local.ticket = None
         if ticket is not None and ticket.state == "open":
-            if self.store.leave_line(ticket.key, ticket.position):
+            if self.slot_store.leave_line(ticket.key, ticket.position):
                 self.wake(ticket.key, ticket.limit)
 
     def may_run(self, ticket: Ticket | None) -> bool:
@@ -238,7 +238,7 @@ class Concurrency:
         if ticket is None:
             return True
         now = self.clock.now_ms()
-        view = self.store.slot_view(ticket.key, line_page(ticket.limit))
+        view = self.slot_store.slot_view(ticket.key, line_page(ticket.limit))
         ticket.views[ticket.key] = view
         standing = _standing(view, ticket.limit, now)
         if not self._entry_exists(ticket, view):
@@ -267,7 +267,7 @@ class Concurrency:
         for limit in ticket.limits:
             if limit.key == ticket.key:
                 continue
-            other = self.store.slot_view(limit.key, line_page(limit.limit))
+            other = self.slot_store.slot_view(limit.key, line_page(limit.limit))
             ticket.views[limit.key] = other
             if not _standing(other, limit.limit, now).admits(ticket.position, in_line=False):
                 self.move(ticket, limit)
@@ -319,15 +319,15 @@ class Concurrency:
         now = self.clock.now_ms()
         waiting = self._waiting_body(body, limit, limits, position)
         try:
-            self.store.join_line(limit.key, LineEntry(position, waiting, now))
-            standing = _standing(self.store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
+            self.slot_store.join_line(limit.key, LineEntry(position, waiting, now))
+            standing = _standing(self.slot_store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
             work = _work(waiting)
             same = [e.position for e in standing.waiting if e.position != position and _work(e.body) == work]
             if same and min(same) < position:
-                self.store.leave_line(limit.key, position)
+                self.slot_store.leave_line(limit.key, position)
                 return
             for other in same:
-                _quietly(self.store.leave_line, limit.key, other)
+                _quietly(self.slot_store.leave_line, limit.key, other)
             rank = standing.rank(position, in_line=True)
             if rank < len(standing.free):
                 self.queue.send(waiting)
@@ -336,7 +336,7 @@ class Concurrency:
         except Exception:
             # The caller's message comes back and joins again, at a position of its own: this
             # entry would be one more for the same work.
-            _quietly(self.store.leave_line, limit.key, position)
+            _quietly(self.slot_store.leave_line, limit.key, position)
             raise
 
     def move(self, ticket: Ticket, limit: Limit) -> None:
@@ -345,9 +345,9 @@ class Concurrency:
         before the old one goes, so a crash in between leaves the message findable."""
         now = self.clock.now_ms()
         waiting = self._waiting_body(ticket.body, limit, ticket.limits, ticket.position)
-        self.store.join_line(limit.key, LineEntry(ticket.position, waiting, now))
+        self.slot_store.join_line(limit.key, LineEntry(ticket.position, waiting, now))
         self.requeue(waiting)
-        if self.store.leave_line(ticket.key, ticket.position):
+        if self.slot_store.leave_line(ticket.key, ticket.position):
             self.wake(ticket.key, ticket.limit)
         ticket.state = "moved"
 
@@ -384,7 +384,7 @@ class Concurrency:
         that fails is logged, not raised."""
         now = self.clock.now_ms()
         try:
-            view = view or self.store.slot_view(key, line_page(limit))
+            view = view or self.slot_store.slot_view(key, line_page(limit))
         except Exception:  # noqa: BLE001 - the safety net of the waiting messages wakes them
             log.warning("could not read the line of %s to wake it", key, exc_info=True)
             return
@@ -407,7 +407,7 @@ class Concurrency:
         """A waiting message that will not be delivered again (it was dead-lettered): its place
         in line goes, so the work behind it moves up."""
         ticket = Ticket.from_body(body)
-        if ticket is not None and self.store.leave_line(ticket.key, ticket.position):
+        if ticket is not None and self.slot_store.leave_line(ticket.key, ticket.position):
             self.wake(ticket.key, ticket.limit)
 
     def position(self, base_ms: int | None, priority_ms: int) -> str:
@@ -419,7 +419,7 @@ class Concurrency:
             return True
         if len(view.line) < line_page(ticket.limit):
             return False  # the whole line was read
-        return self.store.line_entry(ticket.key, ticket.position) is not None
+        return self.slot_store.line_entry(ticket.key, ticket.position) is not None
 
     @staticmethod
     def _waiting_body(body: dict[str, Any], limit: Limit, limits: list[Limit], position: str) -> dict[str, Any]:
@@ -476,7 +476,7 @@ class Gate:
         if self.ticket is not None and self.ticket.state == "admitted" and not keep_place:
             # Should this fail, the entry is still there with its slot free: a copy of it (its
             # own, or a wake) is admitted again, and a repeated call is harmless.
-            _quietly(self.c.store.leave_line, self.ticket.key, self.ticket.position)
+            _quietly(self.c.slot_store.leave_line, self.ticket.key, self.ticket.position)
             self.ticket.state = "done"
         self._free()
 
@@ -510,18 +510,18 @@ class Gate:
     ) -> int | None:
         token = position if in_line else ""
         for _ in range(_TAKE_ATTEMPTS):
-            view = view or self.c.store.slot_view(limit.key, line_page(limit.limit))
+            view = view or self.c.slot_store.slot_view(limit.key, line_page(limit.limit))
             standing = _standing(view, limit.limit, now, mine=token)
             rank = standing.rank(position, in_line=in_line)
             if rank >= len(standing.free):
                 return None
             index = standing.free[rank]
             try:
-                taken = self.c.store.take_slot(limit.key, index, self.owner, until, now, token)
+                taken = self.c.slot_store.take_slot(limit.key, index, self.owner, until, now, token)
             except Exception:
                 # It may have applied, its answer lost: give it back rather than leave a slot
                 # held by nobody until its lease ends.
-                _quietly(self.c.store.release_slot, limit.key, index, self.owner)
+                _quietly(self.c.slot_store.release_slot, limit.key, index, self.owner)
                 raise
             if taken:
                 return index
@@ -532,7 +532,7 @@ class Gate:
         held, self._held = self._held, []
         for h in held:
             # Tried again once when refused; a slot that still could not be freed expires.
-            _quietly(self.c.store.release_slot, h.key, h.index, self.owner, attempts=2)
+            _quietly(self.c.slot_store.release_slot, h.key, h.index, self.owner, attempts=2)
         for h in held:
             self.c.wake(h.key, h.limit)
 
@@ -541,7 +541,7 @@ class Gate:
         lease runs short."""
         now = self.c.clock.now_ms()
         for h in self._held:
-            standing = _standing(self.c.store.slot_view(h.key, line_page(h.limit)), h.limit, now)
+            standing = _standing(self.c.slot_store.slot_view(h.key, line_page(h.limit)), h.limit, now)
             if len(standing.waiting) > len(standing.free):
                 # The next call queues first, then the slots go: should queueing fail, this
                 # message is delivered again with its place kept, and nothing is lost.
@@ -553,6 +553,6 @@ class Gate:
         if self._until - now <= self.c.settings.step_timeout_s * 1000:
             until = now + slot_lease_ms(self.c.settings)
             for h in self._held:
-                self.c.store.take_slot(h.key, h.index, self.owner, until, now, h.token)
+                self.c.slot_store.take_slot(h.key, h.index, self.owner, until, now, h.token)
             self._until = until
         return True

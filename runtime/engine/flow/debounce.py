@@ -33,7 +33,7 @@ class Debouncer:
         period = parse_duration_ms(config["period"])
         timeout = parse_duration_ms(config["timeout"]) if config.get("timeout") else None
         key = rule_key("debounce", fn.fn_id, config.get("key"), context)
-        store, buffers = self.flow.store, self.flow.buffers
+        store, buffers = self.flow.flow_state, self.flow.buffers
         for _ in range(MAX_ATTEMPTS):
             state = store.get_flow_state(key, now_ms)
             if state is not None and (state.data.get("sealed") or state.data["fire_at"] <= now_ms):
@@ -65,7 +65,7 @@ class Debouncer:
         key, at = body["key"], int(body["at"])
         now = self.flow.clock.now_ms()
         for _ in range(MAX_ATTEMPTS):
-            state = self.flow.store.get_flow_state(key, now)
+            state = self.flow.flow_state.get_flow_state(key, now)
             if state is None:
                 return  # already run
             if not state.data.get("sealed") and state.data["fire_at"] > now:
@@ -76,7 +76,7 @@ class Debouncer:
                 return  # else a later event moved the window on; its own message will come
             fn = self.flow.function(state.data["fn_id"])
             if fn is None:
-                self.flow.store.delete_flow_state(key, state.version)
+                self.flow.flow_state.delete_flow_state(key, state.version)
                 return
             if self.flow.buffers.finish(key, state, now, functools.partial(self.flow.start_and_send, fn)):
                 return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from stepline.engine.ports import RunStore, StoreError
+from stepline.engine.ports import FlowStateStore, StoreError
 
 # Compare-and-set attempts before giving up: each lost attempt means another request was
 # admitted in between, so this bounds the contention one key can see within one call.
@@ -18,7 +18,7 @@ MAX_ATTEMPTS = 64
 
 
 def admit(
-    store: RunStore,
+    store: FlowStateStore,
     key: str,
     now_ms: int,
     emission_ms: float,

@@ -8,16 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from stepline.engine.flow.keys import rule_key
-from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.engine.ports import FunctionRecord, KeyClaims
 from stepline.engine.records import DAY_MS
 
 WINDOW_MS = DAY_MS
 
 
-def claim(store: RunStore, fn: FunctionRecord, context: dict[str, Any], run_id: str, now_ms: int) -> bool:
+def claim(keys: KeyClaims, fn: FunctionRecord, context: dict[str, Any], run_id: str, now_ms: int) -> bool:
     """True when this run may start (no idempotency key, or the key is this run's)."""
     expression = fn.config.get("idempotency")
     if not expression:
         return True
     key = rule_key("idempotency", fn.fn_id, expression, context)
-    return store.claim_key(key, run_id, now_ms + WINDOW_MS, now_ms) == run_id
+    return keys.claim_key(key, run_id, now_ms + WINDOW_MS, now_ms) == run_id

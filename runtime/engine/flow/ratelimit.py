@@ -9,11 +9,11 @@ from typing import Any
 from stepline.engine.expressions import EvaluationError, ExpressionError, evaluate
 from stepline.engine.flow import gcra
 from stepline.engine.flow.keys import rule_key
-from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.engine.ports import FlowStateStore, FunctionRecord
 from stepline.protocol.durations import parse_duration_ms
 
 
-def allows(store: RunStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> bool:
+def allows(store: FlowStateStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> bool:
     config = fn.config.get("rateLimit")
     if not config:
         return True

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepline.engine.flow.keys import rule_key
-from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.engine.ports import FunctionRecord, KeyClaims, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def key_for(fn: FunctionRecord, context: dict[str, Any]) -> str | None:
 
 
 def claim(
-    store: RunStore,
+    keys: KeyClaims,
+    runs: RunStore,
     fn: FunctionRecord,
     context: dict[str, Any],
     run_id: str,
@@ -43,24 +44,24 @@ def claim(
     if key is None:
         return True
     mode = fn.config["singleton"].get("mode", "skip")
-    holder = store.claim_key(key, run_id, now_ms + CLAIM_MS, now_ms)
+    holder = keys.claim_key(key, run_id, now_ms + CLAIM_MS, now_ms)
     for _ in range(_MAX_TAKEOVERS):
         if holder == run_id:
             return True
-        current = store.get_run(holder)
+        current = runs.get_run(holder)
         if current is not None and not current.status.terminal:
             if mode != "cancel":
                 log.info("singleton %s: run %s skipped, %s is live", fn.fn_id, run_id, holder)
                 return False
             cancel(holder, f"singleton: replaced by run {run_id}")
-        holder = store.claim_key(key, run_id, now_ms + CLAIM_MS, now_ms, replacing=holder)
+        holder = keys.claim_key(key, run_id, now_ms + CLAIM_MS, now_ms, replacing=holder)
     return holder == run_id
 
 
-def release(store: RunStore, fn_config: dict[str, Any] | None, run_id: str, event: dict[str, Any]) -> None:
+def release(keys: KeyClaims, fn_config: dict[str, Any] | None, run_id: str, event: dict[str, Any]) -> None:
     """The run ended: free its key for the next run."""
     config = (fn_config or {}).get("singleton")
     if not config:
         return
     fn_id = (fn_config or {}).get("id", "")
-    store.release_key(rule_key("singleton", fn_id, config.get("key"), {"event": event}), run_id)
+    keys.release_key(rule_key("singleton", fn_id, config.get("key"), {"event": event}), run_id)

@@ -9,11 +9,11 @@ from typing import Any
 
 from stepline.engine.flow import gcra
 from stepline.engine.flow.keys import rule_key
-from stepline.engine.ports import FunctionRecord, RunStore
+from stepline.engine.ports import FlowStateStore, FunctionRecord
 from stepline.protocol.durations import parse_duration_ms
 
 
-def start_at(store: RunStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> int:
+def start_at(store: FlowStateStore, fn: FunctionRecord, context: dict[str, Any], now_ms: int) -> int:
     """When a run of ``fn`` for this event may start (``now_ms`` when not throttled)."""
     config = fn.config.get("throttle")
     if not config:

@@ -16,10 +16,10 @@ from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ports import PendingOp, RunState, StoredEvent
+from stepline.engine.runs import INVOKED
 from stepline.protocol.calls import Opcode, memo_error
 from stepline.protocol.durations import parse_duration_ms
 
-INVOKED = "inngest/function.invoked"
 # Without a timeout an invoke waits as long as a run can live (Go uses a year too).
 DEFAULT_INVOKE_TIMEOUT_MS = 366 * 24 * 60 * 60 * 1000
 
@@ -47,7 +47,7 @@ def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] 
     run = state.run
     opts = op.options
     fn_id = opts.get("function_id")
-    target = tools.store.get_function(fn_id) if isinstance(fn_id, str) else None
+    target = tools.apps.get_function(fn_id) if isinstance(fn_id, str) else None
     if target is None:
         message = f"invoked function {fn_id!r} is not registered"
         return memo_error({"name": "FunctionNotFound", "message": message})
@@ -79,12 +79,12 @@ def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] 
         v=payload.get("v"),
     )
     tools.waker.at(messages.invoke_timeout(run.run_id, op.id), expire)
-    [stored] = tools.store.save_events([event], now)
+    [stored] = tools.events.save_events([event], now)
     _, start = tools.starter.start_for_event(target, stored)
     if start is not None:
         tools.queue.send(start)
     detail = {"function_id": target.fn_id, "correlation_id": correlation, "expires_at": expire}
     pending = PendingOp(op.id, op.op, now, op.display, detail)
-    if tools.store.add_pending(run.run_id, pending):
+    if tools.runs.add_pending(run.run_id, pending):
         state.pending[op.id] = pending
     return None

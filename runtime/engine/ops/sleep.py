@@ -23,5 +23,5 @@ def start_sleep(tools: OpTools, state: RunState, op: Opcode) -> None:
     wake_at = parse_sleep_until_ms(str(op.sleep_value), now)
     tools.waker.at(messages.wake(state.run.run_id, op.id), wake_at)
     pending = PendingOp(op.id, op.op, now, op.display, {"wake_at": wake_at})
-    if tools.store.add_pending(state.run.run_id, pending):
+    if tools.runs.add_pending(state.run.run_id, pending):
         state.pending[op.id] = pending

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ports import Clock, RunStore, WorkQueue
+from stepline.engine.ports import AppStore, Clock, EventStore, RunStore, WaiterStore, WorkQueue
 from stepline.engine.resume import Resumer
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
@@ -13,7 +13,10 @@ from stepline.engine.scheduling import Waker
 
 @dataclass
 class OpTools:
-    store: RunStore
+    runs: RunStore  # pending ops
+    apps: AppStore  # an invoke's target function
+    events: EventStore  # an invoke's event
+    waiters: WaiterStore  # a wait for an event
     queue: WorkQueue
     waker: Waker
     clock: Clock

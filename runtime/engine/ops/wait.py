@@ -28,7 +28,7 @@ def start_wait(tools: OpTools, state: RunState, op: Opcode) -> None:
     expression = opts.get("if") or None
     waiter = new_waiter(event_name, run, op.id, WaiterKind.WAIT, expression, expires_at, now)
     tools.waker.at(messages.wait_timeout(run.run_id, op.id, event_name, waiter.match_key), expires_at)
-    tools.store.add_waiter(waiter)
+    tools.waiters.add_waiter(waiter)
     # The op keeps the wait's `if` (operators see what it waits for) and the waiter's bucket, so
     # whatever ends the wait (the run ending, a re-armed timeout) removes it from there.
     detail: dict[str, Any] = {"event": event_name, "expires_at": expires_at}
@@ -37,5 +37,5 @@ def start_wait(tools: OpTools, state: RunState, op: Opcode) -> None:
     if waiter.match_key:
         detail["match_key"] = waiter.match_key
     pending = PendingOp(op.id, op.op, now, op.display, detail)
-    if tools.store.add_pending(run.run_id, pending):
+    if tools.runs.add_pending(run.run_id, pending):
         state.pending[op.id] = pending
