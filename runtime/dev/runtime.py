@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 from stepline.api.app import build_api
 from stepline.dev.discovery import DISCOVERY_PORTS, AppWatcher
-from stepline.engine.outbound import AddressPolicy
 from stepline.dev.driver import LocalDriver
 from stepline.dev.http_server import DevHttpServer
 from stepline.engine.clock import SystemClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpCaller
+from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock
 from stepline.settings import Settings
 

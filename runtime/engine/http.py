@@ -61,8 +61,8 @@ class PooledHttpCaller:
                 timeout=urllib3.Timeout(connect=min(10.0, timeout_s), read=timeout_s),
                 redirect=False,
                 preload_content=False,
-                decode_content=False,
             )
+            # Refused before anything is read, so nothing is ever decoded.
             encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
             if encoding != "identity":
                 resp.close()
