@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # running `make dev` needs (the runtime and the examples' Flask), each installed once.
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
-DEV_EXTRAS := examples
+DEV_EXTRAS := server,examples
 
 .PHONY: test lint dev bench chaos clean lambda-lock
 
@@ -15,7 +15,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[server,test]'
 	touch $(STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
@@ -51,9 +51,15 @@ dev: $(DEV_STAMP)
 lambda-lock: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m infra.lambda_lock
 
+# bench.imports builds the wheel and two virtualenvs under .bench/ (the SDK alone, the runtime)
+# the first time, each later run reinstalling the wheel only; bench.lambdas runs the handlers
+# from the runtime's.
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
 	$(BIN)/python -m bench.flow
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.imports
+	$(BIN)/python -m bench.lambdas
 
 # 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
 # CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.
@@ -61,4 +67,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .lint .mypy_cache .ruff_cache tests/ts/v*/node_modules .cdk-build
+	rm -rf $(VENV) .bench .pytest_cache .lint .mypy_cache .ruff_cache tests/ts/v*/node_modules .cdk-build

@@ -14,6 +14,11 @@ import inngest.flask
 client = inngest.Inngest(app_id="bench-app", logger=None)
 
 
+def _constant(value: int) -> Callable[[], int]:
+    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
+    return lambda: value
+
+
 @client.create_function(fn_id="sequential", trigger=inngest.TriggerEvent(event="bench/sequential"), retries=0)
 def sequential(ctx: inngest.ContextSync) -> int:
     total = 0
@@ -32,8 +37,3 @@ if __name__ == "__main__":
     args = parser.parse_args()
     os.environ.setdefault("INNGEST_DEV", "1")
     app.run(host="127.0.0.1", port=args.port, threaded=True)
-
-
-def _constant(value: int) -> Callable[[], int]:
-    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
-    return lambda: value

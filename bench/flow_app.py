@@ -31,6 +31,11 @@ RULES: dict[str, dict] = {
 }
 
 
+def _constant(value: int) -> Callable[[], int]:
+    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
+    return lambda: value
+
+
 def make(rule: str, config: dict) -> inngest.Function:
     @client.create_function(fn_id=rule, trigger=inngest.TriggerEvent(event=f"bench/flow.{rule}"), retries=0, **config)
     def steps(ctx: inngest.ContextSync) -> int:
@@ -53,8 +58,3 @@ if __name__ == "__main__":
     args = parser.parse_args()
     os.environ.setdefault("INNGEST_DEV", "1")
     app.run(host="127.0.0.1", port=args.port, threaded=True)
-
-
-def _constant(value: int) -> Callable[[], int]:
-    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
-    return lambda: value

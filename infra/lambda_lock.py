@@ -5,7 +5,7 @@ so what is deployed is exactly what was locked: a package re-published under the
 or an index that serves something else, fails the build instead of reaching the Lambdas. The
 lock is resolved once for every platform (``uv pip compile --universal``), so it serves both
 architectures. Its first line records a hash of the requirements it was made from
-(``pyproject.toml``'s dependencies and ``lambda`` extra): a build from a lock older than them
+(``pyproject.toml``'s dependencies and its ``server`` and ``lambda`` extras): a build from a lock older than them
 stops and says to run ``make lambda-lock`` again.
 """
 
@@ -22,6 +22,7 @@ REQUIREMENTS_LINE = "# requirements sha256: "
 def main() -> int:
     command = [
         "uv", "pip", "compile", "pyproject.toml",
+        "--extra", "server",
         "--extra", "lambda",
         "--universal",
         "--python-version", PYTHON_VERSION,

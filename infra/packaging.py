@@ -3,12 +3,13 @@
 The layer holds wheels for the Lambda platform, fetched by ``pip install --platform ...
 --only-binary=:all:`` (pip never builds anything, so no compiler or container is needed), from
 the lock file ``infra/lambda-requirements.txt``: the runtime's own dependency list in
-``pyproject.toml`` plus its ``lambda`` extra, every package pinned with its hashes, installed
-with ``--require-hashes`` (``make lambda-lock`` writes it: ``infra.lambda_lock``). Nothing from
-the ``cdk`` or ``test`` extras goes in. A lock made from other requirements than pyproject's
-stops the build. The layer is built once per lock, platform and Python version, and cached
-under ``.cdk-build/``; the code directory holds a copy of ``runtime/`` as ``stepline/`` (the
-name the package imports as), keyed by its content.
+``pyproject.toml`` (the package's dependencies, the SDK's, and its ``server`` and ``lambda``
+extras), every package pinned with its hashes, installed with ``--require-hashes`` (``make
+lambda-lock`` writes it: ``infra.lambda_lock``). Nothing from the ``cdk`` or ``test`` extras goes
+in. A lock made from other requirements than pyproject's stops the build. The layer is built
+once per lock, platform and Python version, and cached under ``.cdk-build/``; the code directory
+holds a copy of ``runtime/`` as ``stepline/`` (the name the package imports as), keyed by its
+content.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / ".cdk-build"
 PYTHON_VERSION = "3.14"  # the Lambda runtime (python3.14); wheels are fetched for it
-LAMBDA_EXTRA = "lambda"
+SERVER_EXTRAS = ("server", "lambda")  # the runtime and what only the Lambdas add to it
 PACKAGE = "stepline"  # the import name of runtime/ (pyproject's package-dir)
 LOCK_FILE = REPO_ROOT / "infra" / "lambda-requirements.txt"
 _LOCK_DIGEST_LINE = "# requirements sha256: "
@@ -64,10 +65,11 @@ def build_bundle(architecture: str = "arm64", *, build_dir: Path = BUILD_DIR) ->
 
 
 def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
-    """The runtime's dependencies and the ``lambda`` extra, as written in pyproject.toml."""
+    """The package's dependencies and its ``server`` and ``lambda`` extras, as written in
+    pyproject.toml."""
     project = tomllib.loads(pyproject.read_text())["project"]
     extras = project.get("optional-dependencies", {})
-    return [*project["dependencies"], *extras.get(LAMBDA_EXTRA, [])]
+    return [*project["dependencies"], *(req for extra in SERVER_EXTRAS for req in extras.get(extra, []))]
 
 
 def requirements_digest(requirements: list[str]) -> str:

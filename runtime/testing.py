@@ -15,6 +15,9 @@ steps, runs parallel branches, and moves a manual clock through sleeps instead o
 ``mocks`` maps a step id to the value that step returns instead of running its body (an
 exception instance makes the step fail with it). ``wait_for_event`` and ``invoke`` steps need
 a mock: the event that arrives (None for a timeout) and the invoked function's result.
+
+Everything a unit test needs is here (``ManualClock`` included), so a test never imports the
+engine's modules, and all of it works with the SDK alone (``pip install stepline``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from stepline.sdk import execution
 from stepline.sdk.events import Event, EventData, to_wire_event
 from stepline.sdk.function import FAILED_EVENT, Function
 from stepline.sdk.triggers import CronTrigger
+
+__all__ = ["ManualClock", "RecordedStep", "TestRun", "TestingError", "failure_event", "run"]
 
 DISCOVERY = "step"
 CRON_EVENT = "inngest/scheduled.timer"

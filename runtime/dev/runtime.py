@@ -1,5 +1,8 @@
-"""`stepline dev` as an object: backend, engine, HTTP server, driver and app syncs, started and
-stopped together. Tests run it in-process exactly as the command does."""
+"""`stepline dev` and `stepline start` as an object: backend, engine, HTTP server, driver and app
+syncs, started and stopped together. Tests run it in-process exactly as the commands do.
+
+The settings' mode decides what the front door checks: in dev mode the browser rules
+(``stepline.dev.browser_guard``), in cloud mode the credentials the API itself checks."""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import threading
 from dataclasses import dataclass, field
 
 from stepline.api.app import build_api
+from stepline.dev.browser_guard import BrowserGuard
 from stepline.dev.discovery import DISCOVERY_PORTS, AppWatcher
 from stepline.dev.driver import LocalDriver
-from stepline.dev.http_server import DevHttpServer
+from stepline.dev.http_server import DevHttpServer, ServerLimits
 from stepline.engine.clock import SystemClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpCaller
@@ -43,6 +47,10 @@ class DevOptions:
     poll_interval_s: float = 0.0
     discover: bool = False
     discovery_ports: tuple[int, ...] = DISCOVERY_PORTS
+    # Dev mode answers only loopback Host names, the bound host, and these (e.g. a name a
+    # container uses to reach the host).
+    allowed_hosts: list[str] = field(default_factory=list)
+    server: ServerLimits = field(default_factory=ServerLimits)
 
 
 def _body_limit(settings: Settings):
@@ -75,7 +83,15 @@ class DevRuntime:
         # A backend passed in (already wired, e.g. wrapped by a test) stays its owner's to close.
         self.backend: Backend = backend or self._exit.enter_context(self._open_backend())
         self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
-        self.server = DevHttpServer(build_api(self.engine), options.host, options.port, _body_limit(self.settings))
+        guard = BrowserGuard(options.host, options.allowed_hosts) if self.settings.mode == "dev" else None
+        self.server = DevHttpServer(
+            build_api(self.engine),
+            options.host,
+            options.port,
+            _body_limit(self.settings),
+            guard=guard,
+            limits=options.server,
+        )
         self.driver = LocalDriver(self.engine, workers=options.workers)
         self.watcher = AppWatcher(
             self.backend.apps,

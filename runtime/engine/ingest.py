@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from stepline.engine.expressions import matches
 from stepline.engine.flow.admission import FlowControl
 from stepline.engine.ids import IdGenerator, seeded_ulid
-from stepline.engine.ports import AppStore, Clock, EventStore, StoredEvent, WorkQueue
+from stepline.engine.ports import AppStore, Clock, EventStore, FunctionRecord, StoredEvent, WorkQueue
 
 if TYPE_CHECKING:
     from stepline.engine.waits import Waits
@@ -63,8 +63,12 @@ class Ingest:
             )
         stored = self.events.save_events(fresh, now)
         starts: list[dict[str, Any]] = []
+        # The functions of each name, read once per request: a batch is mostly of one name.
+        functions: dict[str, list[FunctionRecord]] = {}
         for new, event in zip(fresh, stored, strict=True):
-            starts.extend(self._runs_for(event, duplicate=new.internal_id != event.internal_id))
+            if event.name not in functions:
+                functions[event.name] = self.apps.functions_for_event(event.name)
+            starts.extend(self._runs_for(event, functions[event.name], duplicate=new.internal_id != event.internal_id))
         if starts:
             self.queue.send_many(starts)
         if self.waits is not None:
@@ -74,10 +78,14 @@ class Ingest:
             self.waits.on_events(stored, now)
         return [e.internal_id for e in stored]
 
-    def _runs_for(self, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:
+    def _runs_for(
+        self, event: StoredEvent, functions: list[FunctionRecord], *, duplicate: bool = False
+    ) -> list[dict[str, Any]]:
+        if not functions:
+            return []
         context = {"event": event.wire()}
         messages: list[dict[str, Any]] = []
-        for fn in self.apps.functions_for_event(event.name):
+        for fn in functions:
             triggers = fn.config.get("triggers") or []
             wanted = any(t.get("event") == event.name and matches(t.get("expression"), context) for t in triggers)
             if not wanted:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 
 from stepline.api.app import build_api
 from stepline.engine.core import Engine
+from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
 
-logger = Logger(service="stepline-api")
-tracer = Tracer(service="stepline-api")
+SERVICE = "stepline-api"
+logger = Logger(service=SERVICE)
 
 
 def make_handler(engine: Engine):
@@ -27,7 +28,7 @@ _handler = None
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced(SERVICE)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _handler
     if _handler is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -17,10 +17,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from stepline.aws.queue import message_from_lambda_record
 from stepline.engine.core import Engine
 from stepline.engine.delivery import Outcome
+from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
 
-logger = Logger(service="stepline-executor")
-tracer = Tracer(service="stepline-executor")
+SERVICE = "stepline-executor"
+logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="Stepline", service="executor")
 
 # Leave this much of the Lambda's time for acknowledging and re-enqueueing.
@@ -65,7 +66,7 @@ _handler = None
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced(SERVICE)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _handler

@@ -18,8 +18,6 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 
-from croniter import croniter
-
 _TZ_PREFIX = re.compile(r"^(?:CRON_)?TZ=(\S+)\s+")
 # Any zone prefix at all, however malformed: refused where the zone is given apart.
 _ANY_TZ_PREFIX = re.compile(r"^\s*(?:CRON_)?TZ=")
@@ -53,6 +51,8 @@ class CronSpec:
         """The first fire time strictly after ``after_ms`` (epoch ms), in the cron's zone."""
         zone = zoneinfo.ZoneInfo(self.timezone)
         start = datetime.datetime.fromtimestamp(after_ms / 1000, tz=zone)
+        from croniter import croniter  # see parse_cron
+
         it = croniter(self.expression, start, second_at_beginning=self.six_fields)
         nxt: datetime.datetime = it.get_next(datetime.datetime)
         return int(nxt.timestamp() * 1000)
@@ -101,6 +101,10 @@ def parse_cron(cron: str) -> CronSpec:
     descriptor = text.startswith("@")
     if not descriptor and len(fields) not in (5, 6):
         raise ValueError(f"invalid cron expression {cron!r}: expected 5 or 6 fields")
+    # Imported on the first cron, not with the module: the sync models import this module, and
+    # croniter (with dateutil) is a cost every process would pay whether it meets a cron or not.
+    from croniter import croniter
+
     if not croniter.is_valid(text, second_at_beginning=len(fields) == 6):
         raise ValueError(f"invalid cron expression {cron!r}")
     return CronSpec(expression=text, timezone=timezone)

@@ -9,7 +9,6 @@ and ``w`` units. Sleeps carry either such a duration or an absolute ISO instant 
 from __future__ import annotations
 
 import datetime
-import email.utils
 import re
 from fractions import Fraction
 
@@ -101,6 +100,8 @@ def parse_instant_ms(value: str) -> int | None:
     try:
         parsed = datetime.datetime.fromisoformat(text)
     except ValueError:
+        import email.utils  # an HTTP date: rare, and the module brings socket and calendar with it
+
         try:
             parsed = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError, OverflowError):

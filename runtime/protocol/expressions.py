@@ -1,5 +1,6 @@
 """CEL expressions (`event.data.x == 'y'`, `async.data.id == event.data.id`): the one module that
-uses the ``cel`` library, and the limits every expression meets before the library sees it.
+compiles and evaluates them (through ``cel_library``), and the limits every expression meets
+before the library sees it.
 
 Expressions come from apps (sync, a wait's ``if`` in a reply) and from operators (bulk cancel);
 the data they run on comes from whoever holds an event key. Neither may stop or stall the
@@ -25,6 +26,8 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+# Loaded on first use, without the package's command-line interface (stepline.protocol.cel_library).
+from stepline.protocol import cel_library as cel
 from stepline.protocol.cel_syntax import ROOTS, shape, tokenize
 
 MAX_EXPRESSION_BYTES = 4 * 1024
@@ -86,8 +89,6 @@ def _compile(source: str) -> Compiled:
     if not source.strip():
         raise ExpressionError("must be a non-empty expression")
     check_limits(source)
-    import cel  # here alone: only processes that meet an expression load the library
-
     try:
         program = cel.compile(source)
     except BaseException as err:  # noqa: BLE001 - the library panics (BaseException) on some input

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -150,6 +149,8 @@ class Client:
         return self.send_wire(wire, new_seed())
 
     async def send_async(self, events: Any) -> list[str]:
+        import asyncio  # already loaded: a loop is running
+
         return await asyncio.to_thread(self.send, events)
 
     def send_wire(self, events: list[dict[str, Any]], seed: str) -> list[str]:

@@ -7,7 +7,6 @@ Everything the server needs to know about the outcome is in the status and two h
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import threading
@@ -148,6 +147,8 @@ async def call_async(
 ) -> Outcome:
     """Run one call from an async caller; a sync function runs in a worker thread so that it
     never blocks the event loop."""
+    import asyncio  # already loaded: a loop is running
+
     if not fn.is_async:
         return await asyncio.to_thread(call, fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch)
     log = logger or logging.getLogger("stepline.sdk")
@@ -207,6 +208,8 @@ def _failure(err: BaseException, log: logging.Logger, fn: Function) -> Outcome:
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from sync code, even when this thread already has a loop
     running (a notebook, a sync view inside an async server)."""
+    import asyncio  # here, not at the top: an app of sync functions never needs it
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:

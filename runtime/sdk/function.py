@@ -9,7 +9,6 @@ from typing import Any
 import pydantic
 
 from stepline.protocol.errors import from_validation_error
-from stepline.protocol.register import MAX_RETRIES, FunctionConfig
 from stepline.protocol.urls import set_query_param
 from stepline.sdk import config as cfg
 from stepline.sdk.errors import SdkError
@@ -81,6 +80,10 @@ class Function:
             raise SdkError("function id: must be a non-empty string")
         if not callable(handler):
             raise SdkError(f"function {fn_id!r}: the handler must be callable")
+        # The sync models are imported on the first declaration rather than with the SDK: they take
+        # a while to build, and a process that only sends events never declares a function.
+        from stepline.protocol.register import MAX_RETRIES
+
         if retries is not None and (
             isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES
         ):
@@ -143,6 +146,8 @@ class Function:
     def _validate(self) -> None:
         # The server's own parser: expressions compile, crons parse, durations and limits are
         # sane. A mistake fails here, at import, in front of whoever wrote it.
+        from stepline.protocol.register import FunctionConfig  # see __init__
+
         try:
             FunctionConfig.model_validate(self.config(_PLACEHOLDER_URL))
         except pydantic.ValidationError as err:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+import threading
+from typing import TYPE_CHECKING, Protocol
 
-import urllib3
+if TYPE_CHECKING:
+    import urllib3
 
 
 class TransportError(Exception):
@@ -26,15 +28,30 @@ class Transport(Protocol):
 
 
 class Urllib3Transport:
+    """urllib3, imported and pooled at the first request: a client that never sends (an app
+    that only serves its functions) does not pay for importing it, or ssl with it."""
+
     def __init__(self) -> None:
-        # Retries are the caller's business: each knows which failures are safe to repeat.
-        self._pool = urllib3.PoolManager(retries=False)
+        self._pool: urllib3.PoolManager | None = None
+        self._lock = threading.Lock()
+
+    def _pool_manager(self) -> urllib3.PoolManager:
+        with self._lock:
+            if self._pool is None:
+                import urllib3
+
+                # Retries are the caller's business: each knows which failures are safe to repeat.
+                self._pool = urllib3.PoolManager(retries=False)
+            return self._pool
 
     def request(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, timeout_s: float
     ) -> HttpReply:
+        import urllib3
+
+        pool = self._pool_manager()
         try:
-            resp = self._pool.request(
+            resp = pool.request(
                 method, url, body=body, headers=headers, timeout=urllib3.Timeout(total=timeout_s), preload_content=True
             )
         except urllib3.exceptions.HTTPError as err:

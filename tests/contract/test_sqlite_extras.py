@@ -222,3 +222,20 @@ def test_many_workers_drain_a_busy_queue_exactly_once(local):
     race(12, lambda i: producer(i) if i < 4 else consumer(i))
     received.extend(m.body["n"] for m in drain(local.queue))
     assert sorted(received) == list(range(total))
+
+
+def test_a_batch_larger_than_one_read_keeps_each_answer_in_order(local, clock):
+    # save_events reads what is stored for the whole batch, in statements of 500 ids at most.
+    earlier = [make_event(clock, event_id=f"bulk-{i}") for i in range(0, 1200, 50)]
+    local.store.save_events(earlier, clock.now_ms())
+    clock.advance(1000)
+    batch = [make_event(clock, event_id=f"bulk-{i}") for i in range(1200)]
+    batch.append(make_event(clock, event_id="bulk-7"))  # a duplicate inside the batch, past a chunk
+
+    saved = local.store.save_events(batch, clock.now_ms())
+
+    holder = {e.id: e for e in earlier}  # who each id belongs to: the earlier event, else the first in the batch
+    for event in batch:
+        holder.setdefault(event.id, event)
+    assert [e.internal_id for e in saved] == [holder[e.id].internal_id for e in batch]
+    assert sum(local.store.get_event(e.internal_id) is not None for e in batch) == 1200 - len(earlier)

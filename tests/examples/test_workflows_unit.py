@@ -14,7 +14,7 @@ from examples.payment_webhook import PaymentWebhook, payment_webhook
 from examples.services import HANDBOOK, services
 from examples.welcome_drip import UserSignedUp, welcome_drip
 from stepline import testing
-from stepline.engine.clock import ManualClock
+from stepline.testing import ManualClock
 
 DAY_MS = 24 * 3600 * 1000
 

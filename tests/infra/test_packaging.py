@@ -20,9 +20,10 @@ def bundle(synthesized):
     return packaging.build_bundle(synthesized.stack.config.architecture)
 
 
-def test_requirements_are_the_runtime_dependencies_and_the_lambda_extra():
+def test_requirements_are_the_sdk_dependencies_and_the_server_and_lambda_extras():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["lambda"]
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["server"] + extras["lambda"]
     assert packaging.runtime_requirements() == wanted
     names = " ".join(wanted).lower()
     for excluded in ("aws-cdk-lib", "constructs", "cdk-nag", "pytest", "moto", "inngest"):

@@ -1,6 +1,7 @@
-"""Security tests: a real `stepline dev` in cloud mode (configured event keys, signed calls,
-bearer auth) on each backend, with the e2e app on the official Python SDK synced to it in its
-production mode, so every refusal is checked end to end and the store is inspected afterwards.
+"""Security tests: a real runtime in cloud mode (configured event keys, signed calls, bearer
+auth) on each backend, in this process, and `stepline start` as its own process (SQLite), with the
+e2e app on the official Python SDK synced to it in its production mode, so every refusal is
+checked end to end and the store is inspected afterwards.
 
 Keys: the current signing key, the fallback key of a rotation in progress, and a revoked key
 (the one the fallback replaced, configured nowhere any more).
@@ -16,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from stepline.dev.runtime import DevRuntime
 from stepline.protocol.signing import hash_signing_key
 from stepline.settings import Settings
 from tests.e2e.conftest import APP_ID, SdkApp, Stepline, free_port, http, start_runtime, wait_for
+from tests.e2e.started import StartedStepline
 from tests.e2e.test_signed import RecordingCaller, cloud_env
 
 SIGNING_KEY = "signkey-prod-" + "5e1f" * 16
@@ -38,19 +39,13 @@ def unique(prefix: str = "") -> str:
 
 @dataclass
 class Cloud:
-    backend: str
-    runtime: DevRuntime
+    backend: str  # "sqlite" or "moto" in this process, or "start": `stepline start` in its own
+    url: str
+    store: Any
     stepline: Stepline
     app: SdkApp
-    recorder: RecordingCaller
-
-    @property
-    def url(self) -> str:
-        return self.runtime.url
-
-    @property
-    def store(self):
-        return self.runtime.backend.store
+    # The executor's calls, captured; None for `stepline start`, whose calls leave another process.
+    recorder: RecordingCaller | None
 
     def authed(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return http(method, f"{self.url}{path}", body, headers={"Authorization": BEARER})
@@ -85,20 +80,31 @@ def cloud_settings(**overrides: Any) -> Settings:
     return Settings(**{**values, **overrides})
 
 
-@pytest.fixture(scope="package", params=["sqlite", "moto"])
+def start_command(tmp, settings: Settings, args: list[str] | None = None, port: int | None = None) -> StartedStepline:
+    """`stepline start` with ``settings`` (keys included) from its environment."""
+    return StartedStepline(tmp / "stepline.db", args, env=settings.to_env(), port=port)
+
+
+@pytest.fixture(scope="package", params=["sqlite", "moto", "start"])
 def cloud(request, tmp_path_factory) -> Iterator[Cloud]:
     """A cloud-mode runtime on one backend, with the official-SDK app synced in production mode."""
     tmp = tmp_path_factory.mktemp(f"security-{request.param}")
-    recorder = RecordingCaller()
     port, app_port = free_port(), free_port()
-    runtime = start_runtime(request.param, tmp, [f"http://127.0.0.1:{app_port}/api/inngest"], port=port,
-                            settings=cloud_settings(), caller=recorder)
+    app_url = f"http://127.0.0.1:{app_port}/api/inngest"
+    recorder: RecordingCaller | None = None
+    if request.param == "start":
+        runtime: Any = start_command(tmp, cloud_settings(), ["-u", app_url], port=port)
+        store = runtime.store
+    else:
+        recorder = RecordingCaller()
+        runtime = start_runtime(request.param, tmp, [app_url], port=port, settings=cloud_settings(), caller=recorder)
+        store = runtime.backend.store
     app = None
     try:
         app = SdkApp(runtime.url, port=app_port, extra_env=cloud_env(runtime.url, SIGNING_KEY, FALLBACK_KEY, EVENT_KEY))
         stepline = Stepline(runtime, event_key=EVENT_KEY, authorization=BEARER)
-        wait_for(lambda: runtime.backend.store.get_app(APP_ID), what="the app to sync in cloud mode")
-        yield Cloud(request.param, runtime, stepline, app, recorder)
+        wait_for(lambda: store.get_app(APP_ID), what="the app to sync in cloud mode")
+        yield Cloud(request.param, runtime.url, store, stepline, app, recorder)
     finally:
         if app is not None:
             app.stop()

@@ -9,15 +9,13 @@ thread serving it."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import cel
 import pytest
 
+from stepline.protocol import cel_library as cel
 from stepline.protocol import expressions
 from stepline.protocol.expressions import EvaluationError, ExpressionError, compile_expression, evaluate, prune
-from stepline.protocol.register import parse_register
 from tests.e2e.conftest import APP_ID, http
 from tests.security.conftest import unique
 
@@ -120,8 +118,8 @@ def test_bulk_cancel_refuses_a_bad_if_with_a_400_and_cancels_nothing(cloud, sour
 def test_a_trigger_stored_before_the_limits_matches_nothing_and_ingest_goes_on(cloud):
     # A store written by an older version may hold what sync refuses now: ingest must survive it.
     app_id = unique("sec-cel-old-")
-    good = parse_register(json.dumps(register_body(app_id)).encode())
-    cloud.runtime.engine.registry.register(good)
+    status, body = cloud.authed("POST", "/fn/register", register_body(app_id))
+    assert status == 200, body
     fn = cloud.store.get_function(f"{app_id}-f")
     fn.config["triggers"] = [{"event": f"{app_id}/go", "expression": PANICKING}]
     fn.event_triggers = [f"{app_id}/go"]

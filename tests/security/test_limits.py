@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import http, start_runtime
-from tests.security.conftest import BEARER, EVENT_KEY, cloud_settings, unique
+from tests.security.conftest import BEARER, EVENT_KEY, cloud_settings, start_command, unique
 
 BODY_LIMIT = 64 * 1024
 EVENTS_LIMIT = 20
@@ -23,10 +23,10 @@ REGISTER_LIMIT = 32 * 1024
 
 
 class Limited:
-    def __init__(self, runtime) -> None:
-        self.runtime = runtime
-        self.url = runtime.url
-        self.port = runtime.server.port
+    def __init__(self, url: str, port: int, store: Any) -> None:
+        self.url = url
+        self.port = port
+        self.store = store
 
     def events_named(self, name: str) -> list[dict[str, Any]]:
         status, body = http("GET", f"{self.url}/v1/events?name={name}", headers={"Authorization": BEARER})
@@ -34,12 +34,18 @@ class Limited:
         return body["data"]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "moto"])
+@pytest.fixture(scope="module", params=["sqlite", "moto", "start"])
 def limited(request, tmp_path_factory) -> Iterator[Limited]:
     settings = cloud_settings(max_event_body_bytes=BODY_LIMIT, max_events_per_request=EVENTS_LIMIT,
                               max_event_bytes=EVENT_LIMIT, max_register_body_bytes=REGISTER_LIMIT)
-    runtime = start_runtime(request.param, tmp_path_factory.mktemp(f"limits-{request.param}"), [], settings=settings)
-    yield Limited(runtime)
+    tmp = tmp_path_factory.mktemp(f"limits-{request.param}")
+    if request.param == "start":
+        started = start_command(tmp, settings)  # the limits reach it through its environment
+        yield Limited(started.url, started.port, started.store)
+        started.stop()
+        return
+    runtime = start_runtime(request.param, tmp, [], settings=settings)
+    yield Limited(runtime.url, runtime.server.port, runtime.backend.store)
     runtime.stop()
 
 
@@ -129,7 +135,7 @@ def test_an_oversized_register_body_is_413_and_registers_nothing(limited):
     status, body = http("POST", f"{limited.url}/fn/register", register, headers={"Authorization": BEARER})
     assert status == 413, body
     assert f"exceeds the limit of {REGISTER_LIMIT}" in body["error"], body
-    assert limited.runtime.backend.store.get_app(app_id) is None
+    assert limited.store.get_app(app_id) is None
 
 
 # -- the server refuses before reading ---------------------------------------------------------
@@ -266,4 +272,4 @@ def test_register_names_too_long_for_store_keys_are_400(limited, field, fragment
         "steps": {"step": {"id": "step", "name": "step", "runtime": {"type": "http", "url": url}}}}]}
     status, body = http("POST", f"{limited.url}/fn/register", register, headers={"Authorization": BEARER})
     assert status == 400 and body["error"] == fragment, body
-    assert limited.runtime.backend.store.get_app(app_id) is None
+    assert limited.store.get_app(app_id) is None

@@ -37,6 +37,8 @@ def with_data(body: bytes, **data) -> bytes:
 @pytest.fixture(scope="module")
 def captured(cloud):
     """Two call requests Stepline really sent to the app, for two different runs."""
+    if cloud.recorder is None:
+        pytest.skip("stepline start sends its calls from its own process: they are captured in-process only")
     calls = []
     for _ in range(2):
         [event_id] = cloud.stepline.send({"name": "test/multi", "data": {"key": unique("sig-"), "x": 4}})

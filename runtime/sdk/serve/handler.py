@@ -10,7 +10,6 @@ over the JCS form of its body, and the reply is signed back over its raw bytes (
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import time
@@ -99,6 +98,8 @@ class Handler:
             return pre
         method = request.method.upper()
         if method == "PUT":
+            import asyncio  # already loaded: a loop is running
+
             return await asyncio.to_thread(self._sync, request, env)
         if method == "POST" and "probe" not in request.query:
             fn, body_or_error = self._call_target(request, env)

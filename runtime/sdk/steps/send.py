@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from stepline.sdk.events import to_wire_event
@@ -26,4 +25,6 @@ def send_event_sync(ex: Execution, step_id: str, events: Any) -> list[str]:
 async def send_event_async(ex: Execution, step_id: str, events: Any) -> list[str]:
     wire = _wire(events)
     seed = ex.event_id_seed(ex.next_hash(step_id))
+    import asyncio  # already loaded: a loop is running
+
     return await run_step.run_async(ex, step_id, lambda: asyncio.to_thread(ex.sender, wire, seed), (), {})
