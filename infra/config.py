@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONTEXT_PREFIX = "stepline:"
+KMS_CREATE = "create"
 ENV_PREFIX = "STEPLINE_CDK_"
 
 # The retention periods CloudWatch Logs accepts (0 keeps logs forever).
@@ -59,19 +60,52 @@ class StackConfig(BaseModel):
     # Existing secrets (name or ARN) to use instead of the ones the stack creates.
     signing_key_secret: str = ""
     event_keys_secret: str = ""
-    # Bump after changing a secret's value: every Lambda container is replaced and reads it.
+    operator_key_secret: str = ""
+    # Bump after changing a secret's value to have every Lambda read it at once (they re-read
+    # the secrets every five minutes by themselves).
     keys_revision: str = ""
-    # Requests per second across the API, and the burst above it.
-    api_rate_limit: int = Field(1000, ge=1)
-    api_burst_limit: int = Field(2000, ge=1)
+
+    # -- bounded by default: what Stepline may take of the account -----------------------------
+    # Concurrent executions reserved for (and capping) the API Lambda; 0 reserves none.
+    api_reserved_concurrency: int = Field(50, ge=0)
+    # The most executor Lambdas the queue may keep busy at once (0: no limit; else 2..1000).
+    executor_max_concurrency: int = Field(50, ge=0, le=1000)
     # Records per executor invocation. Records of one batch run one after another, so 1 keeps
     # a fan-out's parallel steps in parallel Lambdas.
     executor_batch_size: int = Field(1, ge=1, le=10)
-    # The most executor Lambdas the queue may keep busy at once (0: no limit; else 2..1000).
-    executor_max_concurrency: int = Field(0, ge=0, le=1000)
-    # Payload objects expire after this many days (0: never). A payload must outlive the
-    # longest run that may read it, sleeps included.
+    # API Gateway throttling, requests per second and the burst above it: the stage's default
+    # (the public pages), and each route group's own, so that one group's flood (bad event
+    # keys, say) cannot starve another's (the SDKs' calls).
+    api_rate_limit: int = Field(1000, ge=1)
+    api_burst_limit: int = Field(2000, ge=1)
+    event_api_rate_limit: int = Field(500, ge=1)
+    event_api_burst_limit: int = Field(1000, ge=1)
+    sdk_rate_limit: int = Field(1000, ge=1)
+    sdk_burst_limit: int = Field(2000, ge=1)
+    operator_rate_limit: int = Field(20, ge=1)
+    operator_burst_limit: int = Field(40, ge=1)
+    # Fan-out caps the runtime enforces (stepline.engine.limits; STEPLINE_MAX_*).
+    max_runs_per_request: int = Field(5000, ge=1)
+    max_ops_per_reply: int = Field(1000, ge=1)
+    max_steps_per_run: int = Field(1000, ge=1)
+    max_steps_by_function: str = ""
+
+    # -- data: encryption, retention -------------------------------------------------------------
+    # "" (AWS-managed and AWS-owned keys), "create" (a customer managed key made by the stack),
+    # or the ARN of an existing customer managed key: the table, queues, bucket, secrets and log
+    # groups are then encrypted with it.
+    kms_key: str = ""
+    # Runs (with their steps and payloads) and events are erased this many days after the run
+    # ended or the event was received; 0 keeps them for ever.
+    retention_days: int = Field(0, ge=0, le=3650)
+    # DynamoDB point-in-time recovery window (1-35 days; 0 turns it off). Erased and expired
+    # data stays restorable this long.
+    point_in_time_recovery_days: int = Field(35, ge=0, le=35)
+    # Payload objects expire after this many days (0: never), whatever the retention. A payload
+    # must outlive the longest run that may read it, sleeps included.
     payload_expiration_days: int = Field(0, ge=0)
+
+    # -- alarms ----------------------------------------------------------------------------------
     # The queue-age alarm fires when the oldest message has waited this long.
     queue_age_alarm_minutes: int = Field(30, ge=1)
     # An existing SNS topic the alarms notify (empty: alarms without actions).
@@ -99,6 +133,32 @@ class StackConfig(BaseModel):
             raise ValueError("must be 0 (no limit) or at least 2 (the SQS event source minimum)")
         return value
 
+    @field_validator("kms_key")
+    @classmethod
+    def _kms_key(cls, value: str) -> str:
+        if value not in ("", KMS_CREATE) and not re.fullmatch(r"arn:aws[\w-]*:kms:[\w-]+:\d{12}:key/[\w-]+", value):
+            raise ValueError('must be empty (AWS-managed keys), "create", or a KMS key ARN (arn:aws:kms:...:key/...)')
+        return value
+
+    @field_validator("max_steps_by_function")
+    @classmethod
+    def _steps_by_function(cls, value: str) -> str:
+        from stepline.settings import parse_steps_limits
+
+        parse_steps_limits(value)  # raises ValueError naming the bad entry
+        return value
+
+    def runtime_settings(self) -> dict[str, Any]:
+        """The runtime settings (``stepline.settings.Settings`` fields) this configuration decides,
+        which the stack puts in each Lambda's environment."""
+        return {
+            "max_runs_per_request": self.max_runs_per_request,
+            "max_ops_per_reply": self.max_ops_per_reply,
+            "max_steps_per_run": self.max_steps_per_run,
+            "max_steps_by_function": self.max_steps_by_function,
+            "retention_days": self.retention_days,
+        }
+
     @property
     def retain(self) -> bool:
         return self.removal_policy == "retain"
@@ -107,6 +167,12 @@ class StackConfig(BaseModel):
     def schedule_group(self) -> str:
         """The timers' schedule group; the runtime names the cron group after it."""
         return f"{self.stack_name}-timers"
+
+    @property
+    def sweep_group(self) -> str:
+        """The group of the stack's own sweep schedule: a group, so that Scheduler's role can be
+        trusted by schedule group only (``aws:SourceArn``)."""
+        return f"{self.stack_name}-sweep"
 
     @classmethod
     def load(cls, context: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> StackConfig:

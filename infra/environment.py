@@ -7,7 +7,8 @@ ones configure powertools' logger, metrics and tracer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from stepline.settings import Settings
 
@@ -28,7 +29,10 @@ class Resources:
     payload_bucket: str
     signing_key_secret_id: str
     event_keys_secret_id: str
+    operator_key_secret_id: str = ""
     keys_revision: str = ""
+    # Runtime settings the stack's configuration decides (limits, retention), by Settings field.
+    runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def timing_settings() -> Settings:
@@ -40,10 +44,12 @@ def timing_settings() -> Settings:
 def deployed_settings(resources: Resources, *, role: str) -> Settings:
     """The settings a Lambda in ``role`` ("api" or "executor") runs with.
 
-    The executor signs calls but never checks event keys, so only the API gets that secret.
+    The executor signs calls but never checks event keys or the operator key, so only the API
+    gets those secrets.
     """
     return timing_settings().model_copy(
         update=dict(
+            **resources.runtime,
             table_name=resources.table_name,
             queue_url=resources.queue_url,
             queue_arn=resources.queue_arn,
@@ -53,6 +59,7 @@ def deployed_settings(resources: Resources, *, role: str) -> Settings:
             payload_bucket=resources.payload_bucket,
             signing_key_secret_id=resources.signing_key_secret_id,
             event_keys_secret_id=resources.event_keys_secret_id if role == "api" else None,
+            operator_key_secret_id=(resources.operator_key_secret_id or None) if role == "api" else None,
             keys_revision=resources.keys_revision or None,
         )
     )
@@ -75,7 +82,12 @@ def lambda_environment(resources: Resources, *, role: str) -> dict[str, str]:
     env = deployed_settings(resources, role=role).to_env()
     # Keys never travel in the environment: the secrets hold them (an empty list is all that
     # would be written here anyway).
-    for name in ("STEPLINE_EVENT_KEYS", "STEPLINE_SIGNING_KEY", "STEPLINE_SIGNING_KEY_FALLBACK"):
+    for name in (
+        "STEPLINE_EVENT_KEYS",
+        "STEPLINE_SIGNING_KEY",
+        "STEPLINE_SIGNING_KEY_FALLBACK",
+        "STEPLINE_OPERATOR_KEY",
+    ):
         env.pop(name, None)
     env.update(powertools_environment(f"stepline-{role}"))
     return env

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -45,6 +46,8 @@ class Executor(Construct):
         batch_size: int,
         max_concurrency: int,
         log_retention_days: int,
+        log_group_name: str,
+        key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
         timeout = executor_timeout_s(settings)
@@ -64,7 +67,11 @@ class Executor(Construct):
             timeout=Duration.seconds(timeout),
             environment=environment,
             log_retention_days=log_retention_days,
+            log_group_name=log_group_name,
+            key=key,
         )
+        # The queue's maximum concurrency bounds the executor (and so what it spends and what
+        # it asks of the apps) without reserving any of the account's concurrency.
         self.handler.function.add_event_source(
             sources.SqsEventSource(
                 queue,

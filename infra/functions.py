@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aws_cdk import AssetHashType, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -44,7 +45,9 @@ class LambdaCode(Construct):
 
 
 class SteplineFunction(Construct):
-    """A function with a role of its own (no managed policies) and a log group it may write."""
+    """A function with a role of its own (no managed policies) and a log group it may write,
+    named under the stack's prefix (``/stepline/<stack>/``) and encrypted with the stack's key
+    when it has one."""
 
     def __init__(
         self,
@@ -58,11 +61,16 @@ class SteplineFunction(Construct):
         timeout: Duration,
         environment: dict[str, str],
         log_retention_days: int,
+        log_group_name: str,
+        key: kms.IKey | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
             self,
             "Logs",
+            log_group_name=log_group_name,
+            encryption_key=key,
             retention=retention(log_retention_days),
             # Logs expire by retention; keeping the group after the stack is gone only leaves
             # an orphan behind.
@@ -91,6 +99,9 @@ class SteplineFunction(Construct):
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             tracing=lambda_.Tracing.ACTIVE,
+            # Reserved concurrency both guarantees and caps: the function never takes more of
+            # the account's concurrency than this, whatever floods it.
+            reserved_concurrent_executions=reserved_concurrency,
         )
         # Active tracing grants xray:PutTraceSegments and xray:PutTelemetryRecords on '*'.
         self._any_resource_reasons = ["X-Ray's PutTraceSegments and PutTelemetryRecords"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -13,7 +14,8 @@ QUEUE_RETENTION = Duration.days(14)
 
 
 class WorkQueue(Construct):
-    """SQS standard queue with a DLQ, both encrypted (SQS-managed keys) and TLS only.
+    """SQS standard queue with a DLQ, both encrypted (SQS-managed keys, or the stack's customer
+    managed key with a five-minute data key reuse) and TLS only.
 
     ``visibility_timeout`` must exceed the executor's timeout: a message comes back only after
     the invocation that holds it can no longer be running. The runtime dead-letters a message
@@ -21,15 +23,28 @@ class WorkQueue(Construct):
     a few receives later, for deliveries that crashed the executor before it could.
     """
 
-    def __init__(self, scope: Construct, id: str, *, visibility_timeout: Duration, max_deliveries: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        visibility_timeout: Duration,
+        max_deliveries: int,
+        key: kms.IKey | None = None,
+    ) -> None:
         super().__init__(scope, id)
+        encryption = sqs.QueueEncryption.KMS if key else sqs.QueueEncryption.SQS_MANAGED
+        # One KMS request per data key per five minutes (SQS's longest reuse), not per message.
+        reuse = Duration.minutes(5) if key else None
         self.dlq = sqs.Queue(
             self,
             "DeadLetters",
             retention_period=Duration.seconds(DLQ_RETENTION_SECONDS),
             max_message_size_bytes=MAX_MESSAGE_BYTES,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
+            encryption=encryption,
+            encryption_master_key=key,
+            data_key_reuse=reuse,
         )
         self.queue = sqs.Queue(
             self,
@@ -37,7 +52,9 @@ class WorkQueue(Construct):
             visibility_timeout=visibility_timeout,
             retention_period=QUEUE_RETENTION,
             max_message_size_bytes=MAX_MESSAGE_BYTES,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
+            encryption=encryption,
+            encryption_master_key=key,
+            data_key_reuse=reuse,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=max_receive_count(max_deliveries)),
         )

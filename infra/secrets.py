@@ -1,8 +1,9 @@
-"""The signing key and the event keys, in Secrets Manager.
+"""The signing key, the event keys and the operator key, in Secrets Manager.
 
-The stack creates both with generated values unless the configuration names existing secrets.
+The stack creates each with a generated value unless the configuration names an existing secret.
 Values never pass through the template: CloudFormation asks Secrets Manager to generate them.
-The formats are the ones ``stepline.handlers.wiring`` reads.
+The formats are the ones ``stepline.handlers.wiring`` reads; the Lambdas read them again every
+five minutes, so a changed value takes effect without a deploy.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _existing(scope: Construct, id: str, name_or_arn: str) -> secretsmanager.ISe
 
 class Keys(Construct):
     """``signing_key``: JSON ``{"signing_key": "<64 hex>"}`` (add ``signing_key_fallback`` while
-    rotating). ``event_keys``: one generated key; several may be separated by commas."""
+    rotating). ``event_keys``: one generated key; several may be separated by commas.
+    ``operator_key``: JSON ``{"operator_key": "<64 hex>"}``, for people and tools, never apps."""
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class Keys(Construct):
         stack_name: str,
         signing_key_secret: str = "",
         event_keys_secret: str = "",
+        operator_key_secret: str = "",
         retain: bool,
     ) -> None:
         super().__init__(scope, id)
@@ -84,6 +87,41 @@ class Keys(Construct):
                 removal_policy=removal,
             )
             self._suppress_rotation(self.event_keys, "event keys")
+        if operator_key_secret:
+            self.operator_key = _existing(self, "ExistingOperatorKey", operator_key_secret)
+            self.operator_key_id = operator_key_secret
+        else:
+            self.operator_key_id = f"{stack_name}/operator-key"
+            self.operator_key = secretsmanager.Secret(
+                self,
+                "OperatorKey",
+                secret_name=self.operator_key_id,
+                description="Stepline operator key: steers runs (cancel, replay, erase, the dashboard); never for apps",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    secret_string_template="{}",
+                    generate_string_key="operator_key",
+                    exclude_uppercase=True,
+                    exclude_punctuation=True,
+                    exclude_characters=_NOT_HEX,
+                    include_space=False,
+                    password_length=SIGNING_KEY_HEX_CHARS,
+                ),
+                removal_policy=removal,
+            )
+            nag.suppress(
+                self.operator_key,
+                "AwsSolutions-SMG4",
+                "The operator key is handed to people and tools (the CLI, the dashboard); a "
+                "rotation Lambda cannot hand it over, so it is rotated by putting a new value, "
+                "which the Lambdas read within five minutes (docs/deploy.md).",
+            )
+
+    @property
+    def created(self) -> list[secretsmanager.Secret]:
+        """The secrets this stack made (not the existing ones it was given)."""
+        return [
+            s for s in (self.signing_key, self.event_keys, self.operator_key) if isinstance(s, secretsmanager.Secret)
+        ]
 
     @staticmethod
     def _suppress_rotation(secret: secretsmanager.Secret, what: str) -> None:

@@ -7,10 +7,11 @@ from constructs import Construct
 
 from infra import nag
 from infra.config import StackConfig
+from infra.encryption import DataKey, log_group_prefix
 from infra.environment import Resources, lambda_environment, timing_settings
 from infra.executor import Executor
 from infra.functions import LambdaCode, SteplineFunction
-from infra.http_api import HttpApi
+from infra.http_api import HttpApi, RouteGroup, Throttle
 from infra.observability import Alarms
 from infra.packaging import LambdaBundle
 from infra.queue import WorkQueue
@@ -33,17 +34,32 @@ class SteplineStack(Stack):
         # visibility; they are the runtime's defaults, the same for both Lambdas.
         timing = timing_settings()
 
-        self.state = StateTable(self, "State", retain=config.retain)
+        # The customer managed key everything below is encrypted with, when configured.
+        self.data_key = DataKey(
+            self, "DataKey", setting=config.kms_key, stack_name=config.stack_name, retain=config.retain
+        )
+        key = self.data_key.key
+        self.state = StateTable(
+            self, "State", retain=config.retain, key=key, recovery_days=config.point_in_time_recovery_days
+        )
         self.payloads = PayloadBucket(
-            self, "Payloads", retain=config.retain, expiration_days=config.payload_expiration_days
+            self,
+            "Payloads",
+            retain=config.retain,
+            expiration_days=config.payload_expiration_days,
+            retention_days=config.retention_days,
+            key=key,
         )
         self.work = WorkQueue(
             self,
             "Work",
             visibility_timeout=Duration.seconds(timing.visibility_timeout_s),
             max_deliveries=timing.max_deliveries,
+            key=key,
         )
-        self.timers = Timers(self, "Timers", group_name=config.schedule_group, queue=self.work.queue)
+        self.timers = Timers(
+            self, "Timers", group_name=config.schedule_group, sweep_group_name=config.sweep_group, queue=self.work.queue
+        )
         self.sweep = SweepSchedule(
             self, "Sweep", timers=self.timers, queue=self.work.queue, interval_s=timing.sweep_interval_s
         )
@@ -53,8 +69,11 @@ class SteplineStack(Stack):
             stack_name=config.stack_name,
             signing_key_secret=config.signing_key_secret,
             event_keys_secret=config.event_keys_secret,
+            operator_key_secret=config.operator_key_secret,
             retain=config.retain,
         )
+        for secret in self.keys.created:
+            self.data_key.encrypt_secret(secret)
         self.resources = Resources(
             table_name=self.state.table.table_name,
             queue_url=self.work.queue.queue_url,
@@ -65,19 +84,29 @@ class SteplineStack(Stack):
             payload_bucket=self.payloads.bucket.bucket_name,
             signing_key_secret_id=self.keys.signing_key_id,
             event_keys_secret_id=self.keys.event_keys_id,
+            operator_key_secret_id=self.keys.operator_key_id,
             keys_revision=config.keys_revision,
+            runtime=config.runtime_settings(),
         )
 
         code = LambdaCode(self, "Code", bundle=bundle)
+        logs_prefix = log_group_prefix(config.stack_name)
         self.api = HttpApi(
             self,
             "Api",
             code=code,
             environment=lambda_environment(self.resources, role="api"),
             memory_mb=config.api_memory_mb,
-            rate_limit=config.api_rate_limit,
-            burst_limit=config.api_burst_limit,
+            default_throttle=Throttle(config.api_rate_limit, config.api_burst_limit),
+            throttles={
+                RouteGroup.EVENT_API: Throttle(config.event_api_rate_limit, config.event_api_burst_limit),
+                RouteGroup.SDK: Throttle(config.sdk_rate_limit, config.sdk_burst_limit),
+                RouteGroup.OPERATOR: Throttle(config.operator_rate_limit, config.operator_burst_limit),
+            },
             log_retention_days=config.log_retention_days,
+            log_group_prefix=logs_prefix,
+            key=key,
+            reserved_concurrency=config.api_reserved_concurrency or None,
         )
         self.executor = Executor(
             self,
@@ -91,6 +120,8 @@ class SteplineStack(Stack):
             batch_size=config.executor_batch_size,
             max_concurrency=config.executor_max_concurrency,
             log_retention_days=config.log_retention_days,
+            log_group_name=f"{logs_prefix}executor",
+            key=key,
         )
 
         self._grant(self.api.handler, reads_event_keys=True)
@@ -107,6 +138,9 @@ class SteplineStack(Stack):
         # the groups exist before anything can schedule into them.
         for handler in (self.api.handler, self.executor.handler):
             handler.function.node.add_dependency(*self.timers.groups)
+        # Scheduler delivers to the (maybe KMS-encrypted) queue with its own role.
+        self.data_key.grant_use(self.timers.role)
+        self.data_key.finish()
 
         Alarms(
             self,
@@ -131,6 +165,12 @@ class SteplineStack(Stack):
             value=self.keys.event_keys_id,
             description="Secrets Manager secret holding the event keys",
         )
+        CfnOutput(
+            self,
+            "OperatorKeySecretName",
+            value=self.keys.operator_key_id,
+            description="Secrets Manager secret holding the operator key (CLI, dashboard)",
+        )
         CfnOutput(self, "TableName", value=self.state.table.table_name)
         CfnOutput(self, "WorkQueueUrl", value=self.work.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.work.dlq.queue_url)
@@ -138,8 +178,10 @@ class SteplineStack(Stack):
 
     def _grant(self, fn: SteplineFunction, *, reads_event_keys: bool) -> None:
         """What the runtime does with each resource, granted to one function's role. The queue
-        grant is sending; the executor's receiving comes with its event source."""
+        grant is sending; the executor's receiving comes with its event source. Only the API
+        checks event keys and the operator key, so only it reads those secrets."""
         role = fn.role
+        self.data_key.grant_use(role)
         self.state.grant_use(role)
         self.payloads.grant_use(role)
         self.work.queue.grant(role, "sqs:SendMessage")
@@ -150,6 +192,7 @@ class SteplineStack(Stack):
         self.keys.signing_key.grant_read(role)
         if reads_event_keys:
             self.keys.event_keys.grant_read(role)
+            self.keys.operator_key.grant_read(role)
 
         fn.suppress_any_resource_finding()
         self.timers.suppress_schedule_wildcards(role)
@@ -161,7 +204,11 @@ class SteplineStack(Stack):
             "GetObject and PutObject only.",
             applies_to=[f"Resource::<{self._logical_id(self.payloads.bucket)}.Arn>/*"],
         )
-        for secret_id in (self.config.signing_key_secret, self.config.event_keys_secret):
+        for secret_id in (
+            self.config.signing_key_secret,
+            self.config.event_keys_secret,
+            self.config.operator_key_secret,
+        ):
             if secret_id and not secret_id.startswith("arn:"):
                 nag.suppress(
                     role,

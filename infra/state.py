@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import nag
 from stepline.aws.resources import table_definition
+from stepline.engine.flow.buffers import GRACE_MS
+from stepline.engine.records import DAY_MS
+from stepline.protocol.register import MAX_DEBOUNCE_PERIOD_MS
 
 # The attribute stepline.aws writes expiry times into (stepline.aws.resources.provision enables
 # TTL on it for moto and dev).
@@ -26,9 +32,13 @@ TABLE_ACTIONS = [
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
 ]
-# runtime/aws/payloads.py writes each large value once, by content, and reads it back; objects
-# go by the bucket's lifecycle rule, never by a runtime call.
-PAYLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject"]
+# runtime/aws/payloads.py writes each large value once, by content, and reads it back; erasing a
+# run or an event (on request, or past the retention) deletes its objects, found by prefix.
+PAYLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+PAYLOAD_BUCKET_ACTIONS = ["s3:ListBucket"]
+# A debounce or batch buffer holds its events at most this long (the longest debounce period
+# plus the grace a lost timer gets): its payload objects may go this long after the retention.
+FLOW_BUFFER_DAYS = math.ceil((MAX_DEBOUNCE_PERIOD_MS + GRACE_MS) / DAY_MS) + 1
 
 
 def _attribute(definition: dict, name: str) -> dynamodb.Attribute:
@@ -46,7 +56,9 @@ class StateTable(Construct):
     """The one DynamoDB table, shaped from ``stepline.aws.resources.table_definition`` so its keys
     and index are the ones the adapters query."""
 
-    def __init__(self, scope: Construct, id: str, *, retain: bool) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, retain: bool, key: kms.IKey | None = None, recovery_days: int = 35
+    ) -> None:
         super().__init__(scope, id)
         definition = table_definition("unused")
         self.table = dynamodb.Table(
@@ -56,14 +68,26 @@ class StateTable(Construct):
             sort_key=_key(definition, definition["KeySchema"], "RANGE"),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=TTL_ATTRIBUTE,
+            # Erased and expired data stays restorable for the window (docs/deploy.md).
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
+                point_in_time_recovery_enabled=recovery_days > 0,
+                recovery_period_in_days=recovery_days or None,
             ),
-            # Encrypted at rest with the AWS owned key: no KMS requests to pay per step.
-            encryption=dynamodb.TableEncryption.DEFAULT,
+            # Encrypted at rest with the AWS owned key (no KMS requests to pay per step), or with
+            # the stack's customer managed key when one is configured.
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED if key else dynamodb.TableEncryption.DEFAULT,
+            encryption_key=key,
             deletion_protection=retain,
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         )
+        if not recovery_days:
+            nag.suppress(
+                self.table,
+                "AwsSolutions-DDB3",
+                "Point-in-time recovery is off because this deployment's configuration says so "
+                "(stepline:pointInTimeRecoveryDays=0): erased data must not stay restorable, or "
+                "the owner backs the table up by other means.",
+            )
         self.index_names: list[str] = []
         for index in definition.get("GlobalSecondaryIndexes", []):
             projection = index["Projection"]
@@ -84,31 +108,44 @@ class StateTable(Construct):
 
 
 class PayloadBucket(Construct):
-    """Large step outputs and events (over DynamoDB's item limit): private, encrypted, TLS only."""
+    """Large step outputs and events (over DynamoDB's item limit): private, encrypted, TLS only.
 
-    def __init__(self, scope: Construct, id: str, *, retain: bool, expiration_days: int) -> None:
+    With a retention period, an event's objects expire with it (``events/``: the event item's
+    TTL is the same period from the same moment, give or take a day) and a debounce or batch
+    buffer's after the longest it can live (``flow/``); a run's objects (``runs/``) are deleted
+    with the run when it expires, since no lifecycle rule can know when a run ends."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        retain: bool,
+        expiration_days: int,
+        retention_days: int = 0,
+        key: kms.IKey | None = None,
+    ) -> None:
         super().__init__(scope, id)
-        rule = s3.LifecycleRule(
-            id="payloads",
-            abort_incomplete_multipart_upload_after=Duration.days(1),
-            # Payloads are written once and read while their run lives; Intelligent-Tiering
-            # moves the ones nobody reads to cheaper storage without a retrieval fee.
-            transitions=[
-                s3.Transition(
-                    storage_class=s3.StorageClass.INTELLIGENT_TIERING,
-                    transition_after=Duration.days(0),
-                )
-            ],
-            expiration=Duration.days(expiration_days) if expiration_days else None,
-        )
+        rules = [self._everything(expiration_days)]
+        if retention_days:
+            rules += [
+                s3.LifecycleRule(id="events", prefix="events/", expiration=Duration.days(retention_days + 1)),
+                s3.LifecycleRule(
+                    id="flow", prefix="flow/", expiration=Duration.days(retention_days + FLOW_BUFFER_DAYS)
+                ),
+            ]
         self.bucket = s3.Bucket(
             self,
             "Bucket",
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            # SSE-S3, or SSE-KMS with the stack's key and an S3 Bucket Key (one KMS request per
+            # bucket key period, not per object).
+            encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=key,
+            bucket_key_enabled=True if key else None,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[rule],
+            lifecycle_rules=rules,
             # Retained or not, a bucket holding objects is never deleted by CloudFormation:
             # teardown empties it first (docs/deploy.md).
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
@@ -121,12 +158,29 @@ class PayloadBucket(Construct):
             "more than CloudTrail data events, which the account owner can enable.",
         )
 
-    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Read and write objects; object keys are chosen at run time, so the resource is every
-        object of this one bucket."""
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=PAYLOAD_ACTIONS,
-            resource_arns=[self.bucket.arn_for_objects("*")],
+    @staticmethod
+    def _everything(expiration_days: int) -> s3.LifecycleRule:
+        return s3.LifecycleRule(
+            id="payloads",
+            abort_incomplete_multipart_upload_after=Duration.days(1),
+            # Payloads are written once and read while their run lives; Intelligent-Tiering
+            # moves the ones nobody reads to cheaper storage without a retrieval fee.
+            transitions=[
+                s3.Transition(
+                    storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+                    transition_after=Duration.days(0),
+                )
+            ],
+            expiration=Duration.days(expiration_days) if expiration_days else None,
         )
-        return grant
+
+    def grant_use(self, grantee: iam.IGrantable) -> None:
+        """Read, write and delete objects, and list them by prefix (erasure finds a run's
+        objects so); object keys are chosen at run time, so the objects' resource is every
+        object of this one bucket."""
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=PAYLOAD_ACTIONS, resource_arns=[self.bucket.arn_for_objects("*")]
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=PAYLOAD_BUCKET_ACTIONS, resource_arns=[self.bucket.bucket_arn]
+        )

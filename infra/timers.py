@@ -1,5 +1,5 @@
-"""EventBridge Scheduler: the timers group, the cron group, the role schedules deliver with, and
-the sweep schedule."""
+"""EventBridge Scheduler: the timers group, the cron group, the sweep's group, the role schedules
+deliver with (trusted by those groups only), and the sweep schedule."""
 
 from __future__ import annotations
 
@@ -26,28 +26,39 @@ SCHEDULE_ACTIONS = [
 
 
 class Timers(Construct):
-    """Two schedule groups named as the runtime expects (``<group>`` and ``<group>-cron``) and a
-    role Scheduler assumes that may do one thing: send messages to the work queue."""
+    """Three schedule groups: two named as the runtime expects (``<group>`` and
+    ``<group>-cron``), and the sweep schedule's own; and a role Scheduler assumes that may do one
+    thing, send messages to the work queue, for schedules of these groups only."""
 
-    def __init__(self, scope: Construct, id: str, *, group_name: str, queue: sqs.IQueue) -> None:
+    def __init__(self, scope: Construct, id: str, *, group_name: str, sweep_group_name: str, queue: sqs.IQueue) -> None:
         super().__init__(scope, id)
         self.group_name = group_name
         self.cron_group_name = group_name + CRON_GROUP_SUFFIX
+        self.sweep_group_name = sweep_group_name
         # Destroyed with the stack whatever the removal policy: a group holds only in-flight
         # timers aimed at this stack's own queue, and deleting it deletes them.
         self.groups = [
             scheduler.ScheduleGroup(self, construct_id, schedule_group_name=name, removal_policy=RemovalPolicy.DESTROY)
-            for construct_id, name in (("Timers", self.group_name), ("Crons", self.cron_group_name))
+            for construct_id, name in (
+                ("Timers", self.group_name),
+                ("Crons", self.cron_group_name),
+                ("Sweep", self.sweep_group_name),
+            )
         ]
-        account = Stack.of(self).account
         self.role = iam.Role(
             self,
             "DeliveryRole",
             description="EventBridge Scheduler delivers Stepline timers to the work queue",
             assumed_by=iam.ServicePrincipal(
                 "scheduler.amazonaws.com",
-                # Only schedules of this account may use the role (confused-deputy guard).
-                conditions={"StringEquals": {"aws:SourceAccount": account}},
+                # Confused-deputy guard: only schedules of this account, in the stack's own
+                # groups, may use the role (Scheduler names the schedule's group as the source).
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": Stack.of(self).account,
+                        "aws:SourceArn": [group.schedule_group_arn for group in self.groups],
+                    }
+                },
             ),
         )
         queue.grant(self.role, "sqs:SendMessage")
@@ -89,15 +100,17 @@ def rate_expression(interval_s: float) -> str:
 
 class SweepSchedule(Construct):
     """Puts a ``sweep`` message on the work queue every ``interval_s``, delivered with the timers'
-    role; the executor runs the sweeper on it (``stepline.engine.sweeper``). In the default
-    group: the runtime's groups hold only schedules it made, and manages them as such."""
+    role; the executor runs the sweeper on it (``stepline.engine.sweeper``), and the expiry past
+    the retention (``stepline.engine.retention``). In a group of its own: the runtime's groups
+    hold only schedules it made, and manages them as such."""
 
     def __init__(self, scope: Construct, id: str, *, timers: Timers, queue: sqs.IQueue, interval_s: float) -> None:
         super().__init__(scope, id)
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
-            description="Stepline: re-arm runs whose wake-up got lost (the sweeper)",
+            description="Stepline: re-arm runs whose wake-up got lost (the sweeper), expire old data",
+            group_name=timers.sweep_group_name,
             schedule_expression=rate_expression(interval_s),
             flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
             target=scheduler.CfnSchedule.TargetProperty(
@@ -111,3 +124,5 @@ class SweepSchedule(Construct):
             ),
             state="ENABLED",
         )
+        # The group is named, not referenced: make it exist first.
+        self.schedule.node.add_dependency(timers.groups[-1])

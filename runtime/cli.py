@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from stepline.check.cli import add_check_parser
 from stepline.cli_ops import add_ops_parsers
 from stepline.dev.discovery import POLL_INTERVAL_S, discovery_summary
-from stepline.dev.keys import EVENT_KEYS, SIGNING_KEY, SIGNING_KEY_FALLBACK, KeyFlags, KeysError, resolve_keys
+from stepline.dev.keys import (
+    EVENT_KEYS,
+    OPERATOR_KEY,
+    SIGNING_KEY,
+    SIGNING_KEY_FALLBACK,
+    KeyFlags,
+    KeysError,
+    resolve_keys,
+)
 from stepline.settings import Settings
 
 if TYPE_CHECKING:
@@ -138,7 +146,9 @@ def _dev(args: argparse.Namespace) -> int:
 def _start(args: argparse.Namespace) -> int:
     if (missing := _server_missing("stepline start")) is not None:
         return missing
-    flags = KeyFlags(args.signing_key, args.signing_key_fallback, args.event_key or [], args.keys_file)
+    flags = KeyFlags(
+        args.signing_key, args.signing_key_fallback, args.event_key or [], args.keys_file, args.operator_key
+    )
     try:
         keys = resolve_keys(flags, os.environ)
     except KeysError as exc:
@@ -157,7 +167,9 @@ def _start(args: argparse.Namespace) -> int:
             f"listening on {url} (cloud mode: event keys, signed calls and bearer auth required)",
             f"state in {os.path.abspath(args.db)} (SQLite)",
             f"{len(keys.event_keys)} event key(s){fallback}; keys from {sources}",
-            f"dashboard at {url}/ (asks for the signing key)",
+            f"dashboard at {url}/ (asks for the operator key)"
+            if keys.operator_key
+            else f"no operator key ({OPERATOR_KEY}): cancel, replay, erase and the dashboard are refused",
             *(f"syncing app {u}" for u in runtime.options.app_urls),
         ],
         "stepline start",
@@ -215,13 +227,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--signing-key-fallback", help=f"the previous signing key, during a rotation ({SIGNING_KEY_FALLBACK})"
     )
     start.add_argument("--event-key", action="append", help=f"an accepted event key (repeatable; {EVENT_KEYS})")
+    start.add_argument("--operator-key", help=f"the key for the CLI and the dashboard, never for apps ({OPERATOR_KEY})")
     start.add_argument(
-        "--keys-file", help=f"a file of {SIGNING_KEY}=..., {SIGNING_KEY_FALLBACK}=..., {EVENT_KEYS}=... lines"
+        "--keys-file",
+        help=f"a file of {SIGNING_KEY}=..., {SIGNING_KEY_FALLBACK}=..., {EVENT_KEYS}=..., {OPERATOR_KEY}=... lines",
     )
     start.set_defaults(func=_start)
 
     add_check_parser(sub)
-    add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail, dlq, sweep
+    add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail, dlq, sweep, erase
     return parser
 
 

@@ -1,10 +1,11 @@
-"""`stepline send|runs|run|cancel|replay|tail|dlq|sweep`: operating Stepline from a terminal, through the
+"""`stepline send|runs|run|cancel|replay|tail|dlq|sweep|erase`: operating Stepline from a terminal, through the
 REST API (the same routes the dashboard uses).
 
 They talk to `stepline dev` on 127.0.0.1:8288 unless told otherwise: ``--url`` (or
-STEPLINE_URL) points them at a deployed API, and ``--signing-key`` (or STEPLINE_SIGNING_KEY)
-authenticates them there. The key never leaves this process: requests carry its hash as the
-bearer, as the SDKs do.
+STEPLINE_URL) points them at a deployed API, and ``--operator-key`` (or STEPLINE_OPERATOR_KEY)
+authenticates them there; the apps' signing key (``--signing-key``) is enough for the commands
+that only read. The key never leaves this process: requests carry its hash as the bearer, as
+the SDKs do.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ class ApiFailure(Exception):
 
 
 class Client:
-    def __init__(self, url: str, signing_key: str | None = None, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, key: str | None = None, timeout_s: float = 30.0) -> None:
+        """``key``: the operator key, or the signing key for reading only (both hex, sent hashed)."""
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if signing_key:
+        if key:
             try:
-                self.headers["Authorization"] = f"Bearer {hash_signing_key(signing_key)}"
+                self.headers["Authorization"] = f"Bearer {hash_signing_key(key)}"
             except ProtocolError as exc:
                 raise ApiFailure(str(exc)) from None
 
@@ -52,7 +54,7 @@ class Client:
                 text = resp.read()
         except urllib.error.HTTPError as err:
             text = err.read()
-            hint = " (pass --signing-key or set STEPLINE_SIGNING_KEY)" if err.code == 401 else ""
+            hint = " (pass --operator-key or set STEPLINE_OPERATOR_KEY)" if err.code in (401, 403) else ""
             try:
                 message = json.loads(text)["error"]
             except (ValueError, KeyError, TypeError):
@@ -460,6 +462,42 @@ def _q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
+def cmd_erase(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """Erase a run, an event with its runs, or what a filter matches in a window (calling again
+    while the API says there is more)."""
+    chosen = [flag for flag, value in (("--run", args.run), ("--event", args.event), ("--if", args.expr)) if value]
+    if len(chosen) != 1:
+        raise ApiFailure("give exactly one of --run, --event or --if (with --after and --before)")
+    body: dict[str, Any]
+    if args.run:
+        body = {"run_id": args.run}
+    elif args.event:
+        body = {"event_id": args.event}
+    else:
+        if not (args.after and args.before):
+            raise ApiFailure("--if needs --after and --before (RFC3339 or epoch ms): the window to look in")
+        body = {"if": args.expr, "received_after": args.after, "received_before": args.before}
+        if args.name:
+            body["name"] = args.name
+    totals: dict[str, int] = {}
+    runs = events = 0
+    while True:
+        report = client.call("POST", "/v1/erasures", body)["data"]
+        for key, count in report["erased"].items():
+            totals[key] = totals.get(key, 0) + count
+        runs += len(report["run_ids"])
+        events += len(report["event_ids"])
+        if not report["more"]:
+            break
+        body["cursor"] = report["cursor"]
+    out.write(
+        f"erased {_plural(runs, 'run')} and {_plural(events, 'event')}: "
+        + ", ".join(f"{key} {count}" for key, count in totals.items())
+        + "\n"
+    )
+    return 0
+
+
 COMMANDS = {
     "send": cmd_send,
     "runs": cmd_runs,
@@ -469,13 +507,14 @@ COMMANDS = {
     "tail": cmd_tail,
     "dlq": cmd_dlq,
     "sweep": cmd_sweep,
+    "erase": cmd_erase,
 }
 
 
 def _run(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
-        client = Client(args.api_url, args.signing_key)
+        client = Client(args.api_url, args.operator_key or args.signing_key)
         return COMMANDS[args.command](client, args, out)
     except ApiFailure as exc:
         print(f"stepline {args.command}: {exc}", file=sys.stderr)
@@ -492,9 +531,14 @@ def add_ops_parsers(sub: Any) -> None:
         help=f"the Stepline API (default $STEPLINE_URL or {DEFAULT_URL}, `stepline dev`)",
     )
     common.add_argument(
+        "--operator-key",
+        default=os.environ.get("STEPLINE_OPERATOR_KEY"),
+        help="the deployment's operator key (default $STEPLINE_OPERATOR_KEY); dev needs none",
+    )
+    common.add_argument(
         "--signing-key",
         default=os.environ.get("STEPLINE_SIGNING_KEY"),
-        help="the deployment's signing key (default $STEPLINE_SIGNING_KEY); dev needs none",
+        help="the apps' signing key (default $STEPLINE_SIGNING_KEY): enough to read, not to steer runs",
     )
 
     p = sub.add_parser("send", parents=[common], help="send an event")
@@ -548,6 +592,21 @@ def add_ops_parsers(sub: Any) -> None:
         metavar="SECONDS",
         help="how long overdue a run must be (default: the server's sweep_grace_s, 20 minutes)",
     )
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "erase",
+        parents=[common],
+        help="erase a run, an event with its runs, or the events a filter matches (data protection requests)",
+    )
+    p.add_argument("--run", metavar="RUN_ID", help="one run, with its steps and payloads")
+    p.add_argument("--event", metavar="EVENT_ID", help="one event (its internal id) and every run it started")
+    p.add_argument(
+        "--if", dest="expr", metavar="CEL", help="events whose data match, e.g. 'event.data.user_id == \"u-1\"'"
+    )
+    p.add_argument("--after", help="with --if: received after this time (RFC3339 or epoch ms)")
+    p.add_argument("--before", help="with --if: received before this time")
+    p.add_argument("--name", help="with --if: only events of this name")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")

@@ -9,9 +9,25 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from stepline.engine.records import DAY_MS
 
 ENV_PREFIX = "STEPLINE_"
+
+
+def parse_steps_limits(text: str) -> dict[str, int]:
+    """``"app-fn=5000, other=200"`` as ``{"app-fn": 5000, "other": 200}``; ValueError naming the
+    entry that is not ``<function id>=<positive integer>``."""
+    limits: dict[str, int] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        fn_id, sep, count = entry.rpartition("=")
+        if not sep or not fn_id.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"{entry!r}: expected <function id>=<steps>, steps a positive integer")
+        limits[fn_id.strip()] = int(count)
+    return limits
 
 
 class Settings(BaseModel):
@@ -21,6 +37,10 @@ class Settings(BaseModel):
     signing_key: str | None = None
     signing_key_fallback: str | None = None
     event_keys: list[str] = Field(default_factory=list)
+    # The operators' credential (cancel, replay, erase, dead letters, the dashboard), apart from
+    # the apps' signing key: an app holding the signing key can do what the SDKs do and no more.
+    # Hex, like a signing key; requests carry its SHA-256 as the bearer (stepline.api.auth).
+    operator_key: str | None = None
 
     # Outside dev mode, calls to apps (and app sync) refuse loopback, private, link-local and
     # other internal addresses (stepline.engine.outbound). True admits private, unique-local
@@ -59,6 +79,19 @@ class Settings(BaseModel):
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).
     use_api_threshold_bytes: int = 1024 * 1024
 
+    # Retention: ended runs (their steps and payloads with them) and stored events are erased
+    # this many days after the run ended or the event was received (0: kept for ever). Deployed,
+    # the stack's retentionDays sets it (with a matching S3 lifecycle and DynamoDB TTL).
+    retention_days: int = Field(0, ge=0, le=3650)
+
+    # Caps on fan-out (stepline.engine.limits): runs one Event API request may start (events
+    # times the functions each triggers), ops one app reply may carry, and steps per run
+    # (Inngest's 1,000), with other step limits per function as "<function id>=<steps>,...".
+    max_runs_per_request: int = Field(5_000, ge=1)
+    max_ops_per_reply: int = Field(1_000, ge=1)
+    max_steps_per_run: int = Field(1_000, ge=1)
+    max_steps_by_function: str = ""
+
     # Ingest limits (Inngest's: 3 MiB per request, 5000 events per request).
     max_event_body_bytes: int = 3 * 1024 * 1024
     max_events_per_request: int = 5_000
@@ -78,18 +111,43 @@ class Settings(BaseModel):
     region: str | None = None
 
     # Deployed, the keys live in Secrets Manager, not in the environment: these name the secrets
-    # (name or ARN), and stepline.handlers.wiring reads them once per container, at cold start.
+    # (name or ARN), and stepline.handlers.wiring reads them at cold start and every
+    # keys_refresh_s after.
     # The signing key secret holds the key, or JSON {"signing_key": ..., "signing_key_fallback":
     # ...}; the event keys secret holds keys separated by commas or newlines, or a JSON list.
     signing_key_secret_id: str | None = None
     event_keys_secret_id: str | None = None
+    # The operator key's secret: the key, or JSON {"operator_key": ...}.
+    operator_key_secret_id: str | None = None
+    # How long keys read from secrets are trusted before they are read again (at most five
+    # minutes): a rotated or revoked key stops working within this time, without a deploy.
+    keys_refresh_s: float = Field(300.0, gt=0, le=300)
     # Opaque. Changing it (the stack's keysRevision) replaces every Lambda container, so each
-    # reads the secrets again: the last step of a key rotation.
+    # reads the secrets at once rather than within keys_refresh_s.
     keys_revision: str | None = None
 
     @property
     def signing_keys(self) -> list[str]:
         return [k for k in (self.signing_key, self.signing_key_fallback) if k]
+
+    @property
+    def operator_keys(self) -> list[str]:
+        return [self.operator_key] if self.operator_key else []
+
+    @field_validator("max_steps_by_function")
+    @classmethod
+    def _steps_by_function(cls, value: str) -> str:
+        parse_steps_limits(value)
+        return value
+
+    def steps_limits(self) -> dict[str, int]:
+        """The per-function step limits of ``max_steps_by_function``, by function id."""
+        return parse_steps_limits(self.max_steps_by_function)
+
+    @property
+    def retention_ms(self) -> int | None:
+        """How long the stores keep ended runs and stored events; None: for ever."""
+        return self.retention_days * DAY_MS if self.retention_days else None
 
     @property
     def lease_ms(self) -> int:

@@ -14,6 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from stepline.api import (
     dashboard,
     dead_letters_api,
+    erasure_api,
     events_api,
     functions_api,
     openapi,
@@ -42,6 +43,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     send_api.add_routes(app, engine)
     dead_letters_api.add_routes(app, engine)
     sweep_api.add_routes(app, engine)
+    erasure_api.add_routes(app, engine)
     openapi.add_routes(app)
     dashboard.add_routes(app)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import query, raw_body
 from stepline.api.runs_api import iso, page_limit
@@ -56,7 +56,6 @@ def redrive_request(body: Any) -> list[str] | None:
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
-    settings = engine.settings
 
     def envelope(data: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
@@ -65,14 +64,14 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/dead-letters")
     def list_dead_letters() -> Response:
         """Dead letters, oldest first where the store knows (limit 1-100, default 20)."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         entries = engine.backend.dead_letters.list_dead(page_limit(query(app, "limit")))
         entries.sort(key=lambda e: (e.dead_at is None, e.dead_at or 0, e.id))
         return envelope([dead_letter_json(e) for e in entries])
 
     @app.post("/v1/dead-letters/redrive")
     def redrive() -> Response:
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         ids = redrive_request(parse_json_body(raw_body(app)))
         moved, reopened = engine.delivery.redrive(ids, limit=len(ids) if ids else MAX_REDRIVE)
         return envelope({"redriven": moved, "runs_reopened": reopened, "more": ids is None and moved >= MAX_REDRIVE})

@@ -16,13 +16,14 @@ from stepline.protocol.signing import hash_event_key
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     settings = engine.settings
-    key_hashes = {hash_event_key(k) for k in settings.event_keys}
 
     def key_allowed(key: str) -> bool:
         if settings.mode == "dev":
             return True  # as Inngest's dev server: any key, including NO_EVENT_KEY_SET
         presented = hash_event_key(key)
-        return any(hmac.compare_digest(presented, known) for known in key_hashes)
+        # The keys as the ring holds them now: a key removed from the secret stops working once
+        # the ring re-reads it.
+        return any(hmac.compare_digest(presented, known) for known in engine.keys.current().event_key_hashes)
 
     if settings.mode != "dev":
         # An SDK configured with an empty key posts here: in cloud mode that is a missing
@@ -45,6 +46,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         ids = engine.ingest.accept(
             [p.model_dump() for p in payloads],
             seed=_parse_seed(header(app, "x-inngest-event-id-seed")),
+            max_runs=settings.max_runs_per_request,
         )
         # "status" is required: the TypeScript SDK treats a reply without it as a failure.
         return json_response(200, {"ids": ids, "status": 200})

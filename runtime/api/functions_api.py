@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app, require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
@@ -64,7 +64,6 @@ def function_json(fn: FunctionRecord, app: AppRecord | None) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     catalog = engine.backend.apps  # the AppStore: apps and their functions
-    settings = engine.settings
 
     def envelope(data: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
@@ -72,14 +71,14 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/functions")
     def list_functions() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         apps = {a.app_id: a for a in catalog.list_apps()}
         functions = sorted(catalog.list_functions(), key=lambda f: (f.app_id, f.fn_id))
         return envelope([function_json(f, apps.get(f.app_id)) for f in functions])
 
     @app.get("/v1/functions/<fn_id>")
     def get_function(fn_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         fn = catalog.get_function(fn_id)
         if fn is None:
             raise ApiError(404, f"function {fn_id!r} not found")
@@ -89,7 +88,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def invoke(fn_id: str) -> Response:
         """Body {"data": {...}}: start a run of the function now with that event data, whatever
         its triggers (the dashboard's Invoke)."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         fn = catalog.get_function(fn_id)
         if fn is None:
             raise ApiError(404, f"function {fn_id!r} not found")
@@ -105,7 +104,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         """Body {"url": <the app's serve URL>, "force": false}: ask the app to sync (PUT), as
         `stepline dev -u` does; the SDK then registers its functions with the server it is
         configured for. "force" lets the sync move an app registered at another origin."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         body = parse_json_body(raw_body(app))
         url = body.get("url") if isinstance(body, dict) else None
         parts = urlsplit(url) if isinstance(url, str) else None
@@ -114,7 +113,14 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         force = body.get("force", False)
         if not isinstance(force, bool):
             raise ApiError(400, f"force: expected true or false, got {force!r}")
-        answer = sync_app(url, settings, force=force, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S)
+        answer = sync_app(
+            url,
+            settings,
+            signing_key=engine.keys.current().signing_key,
+            force=force,
+            attempts=SYNC_ATTEMPTS,
+            interval_s=SYNC_INTERVAL_S,
+        )
         shown = redact_url(url)
         if not answer.ok and answer.status is None and answer.said:
             raise ApiError(502, f"url: Stepline may not call {shown}: {answer.said}")

@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
+from stepline.api.auth import OPERATOR_ROUTES
 from stepline.api.errors import json_response
 
 JSON = "application/json"
@@ -62,7 +63,8 @@ _LIMIT = _param(
     "limit", description="page size, 1-100 (default 20)", schema={"type": "integer", "minimum": 1, "maximum": 100}
 )
 _CURSOR = _param("cursor", description="the cursor of the previous page")
-_BEARER: list[dict[str, list[str]]] = [{"signingKey": []}]
+_BEARER: list[dict[str, list[str]]] = [{"signingKey": []}, {"operatorKey": []}]
+_OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 
@@ -221,6 +223,21 @@ def _schemas() -> dict[str, Any]:
                 "body": {"type": "object", "description": "the work message"},
             },
         },
+        "ErasureReport": {
+            "type": "object",
+            "properties": {
+                "erased": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "counts: runs, steps, events, links, payloads",
+                },
+                "run_ids": {"type": "array", "items": {"type": "string"}},
+                "event_ids": {"type": "array", "items": {"type": "string"}},
+                "scanned": {"type": "integer", "description": "events a filter looked at"},
+                "more": {"type": "boolean"},
+                "cursor": {"type": ["string", "null"]},
+            },
+        },
         "SweepReport": {
             "type": "object",
             "properties": {
@@ -335,7 +352,7 @@ def document() -> dict[str, Any]:
                 ],
             ),
             "post": _op(
-                "Send one event or an array, with the signing key",
+                "Send one event or an array, with the operator key (the dashboard's and `stepline send`'s way)",
                 _ok(_ref("SendResult")),
                 tags=["events"],
                 body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
@@ -451,6 +468,31 @@ def document() -> dict[str, Any]:
                 description="Exactly one of `ids` or `all: true`; one call moves at most 100.",
             )
         },
+        "/v1/erasures": {
+            "post": _op(
+                "Erase a run, an event with its runs, or the events a CEL filter matches in a window",
+                _ok(_data(_ref("ErasureReport"))),
+                tags=["operations"],
+                body=_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "run_id": {"type": "string"},
+                            "event_id": {"type": "string", "description": "an event's internal id"},
+                            "if": {"type": "string", "description": "CEL over `event`"},
+                            "received_after": _TIME,
+                            "received_before": _TIME,
+                            "name": {"type": "string", "description": "only events of this name"},
+                            "cursor": {"type": "string", "description": "the cursor of the previous call"},
+                        },
+                    }
+                ),
+                description="Exactly one of `run_id`, `event_id`, or `if` with both `received_after` and "
+                "`received_before`. Steps, payloads and indexes go with each run; a live run is cancelled first. "
+                "A filtered erasure looks at up to 200 events per call: `more` says to call again with `cursor`. "
+                "Audited in the logs.",
+            )
+        },
         "/v1/sweep": {
             "post": _op(
                 "Re-arm runs that are overdue with nothing moving them (the sweeper, now)",
@@ -532,6 +574,8 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    for method, path in OPERATOR_ROUTES:
+        paths[path][method.lower()]["security"] = _OPERATOR
     return {
         "openapi": "3.1.0",
         "info": {
@@ -539,7 +583,8 @@ def document() -> dict[str, Any]:
             "version": "1",
             "description": "The Inngest REST API v1 as Stepline serves it, plus what its dashboard and CLI use. "
             "Deployed, every route but the public ones (security: []) needs "
-            "`Authorization: Bearer <hash of the signing key>` (or `signkey-<env>-<hash>`); "
+            "`Authorization: Bearer <hash of the signing key>` (or `signkey-<env>-<hash>`) or the operator key's "
+            "hash; the routes that steer runs (security: operatorKey) take the operator key only. "
             "`stepline dev` runs without auth.",
         },
         "security": _BEARER,
@@ -549,7 +594,12 @@ def document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "SHA-256 of the signing key's hex part, as the Inngest SDKs send it",
-                }
+                },
+                "operatorKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "SHA-256 of the operator key's hex digits",
+                },
             },
             "schemas": _schemas(),
         },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app
 from stepline.api.errors import ApiError, json_response
 from stepline.api.request import header, query, raw_body
 from stepline.engine.core import Engine
@@ -17,7 +17,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.post("/fn/register")
     def register() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         expected = header(app, "x-inngest-expected-server-kind")
         if expected and expected != settings.mode:
             raise ApiError(400, f"Expected server kind {expected}, got {settings.mode}", ok=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app, require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import query, raw_body
 from stepline.api.steps_view import steps_json
@@ -107,7 +107,6 @@ def run_json(run: Run) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
-    settings = engine.settings
 
     def envelope(data: Any, **extra: Any) -> Response:
         now = engine.clock.now_ms()
@@ -115,7 +114,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/events")
     def list_events() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         cursor = query(app, "cursor") or None  # empty: the first page
         try:
             events, cursor = b.events.list_events(
@@ -134,7 +133,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/events/<event_id>")
     def get_event(event_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         event = b.events.get_event(event_id)
         if event is None:
             raise ApiError(404, f"event {event_id!r} not found")
@@ -142,7 +141,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/events/<event_id>/runs")
     def event_runs(event_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         runs = b.runs.runs_for_event(event_id)
         # No runs may mean the event started none, or that there is no such event: only the
         # first is an empty list, the second is the 404 GET /v1/events/{id} answers too.
@@ -152,7 +151,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/runs/<run_id>")
     def get_run(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         state = b.runs.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
@@ -160,7 +159,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.delete("/v1/runs/<run_id>")
     def cancel_run(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         run = engine.cancel_run(run_id)
         if run is None:
             raise ApiError(404, f"run {run_id!r} not found")
@@ -170,7 +169,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def bulk_cancel() -> Response:
         """Cancel a function's live runs started inside a window, optionally only those whose
         trigger event matches a CEL expression (`if`)."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         body = parse_json_body(raw_body(app))
         if not isinstance(body, dict):
             raise ApiError(400, "body: expected a JSON object")
@@ -212,7 +211,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v1/apps")
     def list_apps() -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         return envelope(
             [
                 {
@@ -231,7 +230,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def app_functions(app_id: str) -> Response:
         """Each function of the app with its configuration as registered (read-only; `stepline
         check --register-via` reads it)."""
-        require_signing_key(app, settings)
+        require_app(app, engine)
         record = b.apps.get_app(app_id)
         if record is None:
             raise ApiError(404, f"app {app_id!r} not found")
@@ -258,7 +257,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     # parse; a store failure is a 503, which fails the SDK's call and so retries it.
     @app.get("/v0/runs/<run_id>/batch", compress=True)
     def run_batch(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         with _store_unavailable_is_503():
             run = b.runs.get_run(run_id)
         if run is None:
@@ -267,7 +266,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.get("/v0/runs/<run_id>/actions", compress=True)
     def run_actions(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_app(app, engine)
         with _store_unavailable_is_503():
             state = b.runs.load_run(run_id)
         if state is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_app, require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import query, raw_body
 from stepline.api.runs_api import MAX_PAGE, MAX_TIME_MS, MIN_TIME_MS, iso, page_limit, parse_time, run_json
@@ -114,7 +114,6 @@ def listed_run(run: Run) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
-    settings = engine.settings
     replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
 
     def envelope(data: Any, **extra: Any) -> Response:
@@ -126,7 +125,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         """Runs newest first; filters: function_id and app_id (comma-separated lists), status
         (Running, Completed, Failed, Cancelled; comma-separated), created_after/created_before
         (RFC3339 or epoch ms, exclusive), limit (1-100, default 20), cursor."""
-        require_signing_key(app, settings)
+        require_app(app, engine)
         limit = page_limit(query(app, "limit"))
         statuses: list[RunStatus] | None = None
         if query(app, "status"):
@@ -153,7 +152,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/runs/<run_id>/jobs")
     def run_jobs(run_id: str) -> Response:
         """The run's steps alone (what GET /v1/runs/{id} returns under `steps`)."""
-        require_signing_key(app, settings)
+        require_app(app, engine)
         state = b.runs.load_run(run_id)
         if state is None:
             raise ApiError(404, f"run {run_id!r} not found")
@@ -161,7 +160,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.post("/v1/runs/<run_id>/replay")
     def replay_run(run_id: str) -> Response:
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         with _replay_errors():
             run = replays.replay(run_id)
         return envelope(run_json(run))
@@ -169,7 +168,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.post("/v1/runs/<run_id>/rerun")
     def rerun_run(run_id: str) -> Response:
         """Body: {"step_id": <a step id from the run's steps>}."""
-        require_signing_key(app, settings)
+        require_operator(app, engine)
         body = parse_json_body(raw_body(app))
         step_id = body.get("step_id") if isinstance(body, dict) else None
         if not isinstance(step_id, str) or not step_id:

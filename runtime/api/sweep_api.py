@@ -13,7 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
-from stepline.api.auth import require_signing_key
+from stepline.api.auth import require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
@@ -47,7 +47,7 @@ def sweep_request(raw: bytes) -> tuple[int | None, int]:
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.post("/v1/sweep")
     def sweep() -> Response:
-        require_signing_key(app, engine.settings)
+        require_operator(app, engine)
         grace_ms, most = sweep_request(raw_body(app))
         report = engine.sweeper.sweep(grace_ms=grace_ms, max_runs=most)
         data: dict[str, Any] = {**report.as_json(), "before": iso(report.before_ms)}

@@ -102,6 +102,7 @@ def open_aws_backend(
     *,
     clients: dict[str, Any] | None = None,
     dlq_wait_seconds: int = 1,
+    retention_ms: int | None = None,
 ) -> AwsBackend:
     """Wire the AWS adapters for the resources in ``names``.
 
@@ -109,7 +110,8 @@ def open_aws_backend(
     on moto); the store takes times as arguments and SQS keeps its own real-time clock.
     None means the system clock (deployed Lambdas). ``dlq_wait_seconds`` is how long reads of
     the dead-letter queue long-poll (see ``SqsDeadLetters``). Without ``clients``, each is built
-    at its first use.
+    at its first use. ``retention_ms``: how long ended runs and stored events are kept (None: for
+    ever; ``stepline.engine.stores.RunEraser``).
     """
     clock = clock or SystemClock()
     if clients is None:
@@ -131,7 +133,7 @@ def open_aws_backend(
             client.close()
 
     return AwsBackend(
-        store=DynamoStore(ddb, names.table_name, payloads),
+        store=DynamoStore(ddb, names.table_name, payloads, retention_ms=retention_ms),
         queue=SqsWorkQueue(sqs, names.queue_url),
         timers=SchedulerTimers(scheduler, sqs, names, clock),
         dead_letters=SqsDeadLetters(sqs, names.dlq_url, names.queue_url, wait_seconds=dlq_wait_seconds),

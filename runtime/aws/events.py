@@ -38,6 +38,8 @@ class EventRecords:
     _t: TableClient
     # Days already registered in EVENTDAYS by this process: one write per day, not per event.
     _known_days: set[str]
+    # With a retention period, an event expires that long after it was received, by TTL.
+    retention_ms: int | None
 
     def save_events(self, events: list[StoredEvent], now_ms: int) -> list[StoredEvent]:
         # Encode, offload and size-check everything before the first write: a claim whose
@@ -78,6 +80,10 @@ class EventRecords:
         item = event_item(event)
         for name in _EVENT_JSON_ATTRS:
             item[name] = self._t.offload(item[name], event_prefix(event.internal_id, name))
+        if self.retention_ms:
+            expires_at = event.received_at + self.retention_ms
+            item["expires_at"] = num_attr(expires_at)
+            item["ttl"] = num_attr(-(-expires_at // 1000))
         return item
 
     def _put_event_once(self, event: StoredEvent, item: Item) -> StoredEvent:

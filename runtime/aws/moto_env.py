@@ -71,7 +71,11 @@ def moto_session(region: str = MOTO_REGION) -> Any:
 
 @contextmanager
 def moto_backend(
-    clock: Clock, *, prefix: str = "stepline", max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT
+    clock: Clock,
+    *,
+    prefix: str = "stepline",
+    max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+    retention_ms: int | None = None,
 ) -> Iterator[AwsBackend]:
     """A fresh moto account with Stepline's resources provisioned, as a ``Backend``. moto never
     fires schedules: ``backend.timers.fire_due`` does (the local driver calls it)."""
@@ -90,7 +94,9 @@ def moto_backend(
             clients={**clients, "iam": iam},
         )
         iam.close()
-        backend = open_aws_backend(names, clock, session, clients=clients, dlq_wait_seconds=0)
+        backend = open_aws_backend(
+            names, clock, session, clients=clients, dlq_wait_seconds=0, retention_ms=retention_ms
+        )
         try:
             yield backend
         finally:

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stepline.aws.errors import translated
+from stepline.engine.ports import StoreError
 
 Item = dict[str, dict[str, Any]]
 
@@ -37,7 +38,9 @@ Item = dict[str, dict[str, Any]]
 # step item never nears it, and a run with many steps stays cheap to load in one Query (reads
 # are billed per 4 KB, and a Query page ends at 1 MB).
 INLINE_MAX_BYTES = 64 * 1024
-# Encryption at rest for every object, whatever the bucket's default says.
+# Every object is encrypted at rest by the bucket's default: SSE-S3 (this), or the customer
+# managed KMS key the stack may be given. The writes name no algorithm, so that a key the bucket
+# is configured with is the one used.
 SERVER_SIDE_ENCRYPTION = "AES256"
 # A run loads its offloaded values in parallel; boto3 clients are safe to share across threads.
 _FETCH_THREADS = 8
@@ -89,19 +92,36 @@ class PayloadStore:
 
     def put(self, key: str, data: bytes) -> None:
         with translated(f"S3 PutObject {key}"):
-            self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=data,
-                ContentType="application/json",
-                ServerSideEncryption=SERVER_SIDE_ENCRYPTION,
-            )
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
 
     def get(self, key: str) -> bytes:
         # A reference to a missing object is a broken store, not a lost race: StoreError.
         with translated(f"S3 GetObject {key}"):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return body
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix`` (a run's or an event's); how many there were.
+        A thousand per request, as S3 lists and deletes them."""
+        deleted = 0
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+            with translated(f"S3 ListObjectsV2 {prefix}"):
+                page = self.client.list_objects_v2(**kwargs)
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                with translated(f"S3 DeleteObjects {prefix}"):
+                    result = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                if result.get("Errors"):
+                    first = result["Errors"][0]
+                    raise StoreError(f"S3 DeleteObjects {prefix} failed: {first.get('Code')}: {first.get('Message')}")
+                deleted += len(keys)
+            if not page.get("IsTruncated"):
+                return deleted
+            token = page.get("NextContinuationToken")
 
     # -- attributes ----------------------------------------------------------------------------
 

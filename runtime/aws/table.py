@@ -82,6 +82,7 @@ from typing import Any
 
 from stepline.aws.apps import AppRecords
 from stepline.aws.client import TableClient
+from stepline.aws.erasure import RUN_TTL_GRACE_MS, ErasureRecords, expiry_index_keys
 from stepline.aws.events import EventRecords
 from stepline.aws.flow import FlowRecords
 from stepline.aws.items import (
@@ -89,6 +90,7 @@ from stepline.aws.items import (
     GSI2,
     RUN_JSON_FIELDS,
     SWEEP_SHARDS,
+    Item,
     check_size,
     decode_cursor,
     encode_cursor,
@@ -138,13 +140,17 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
+class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureRecords):
     """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
     runs, steps, leases and claims here, the other ports in the mixins, one module each."""
 
-    def __init__(self, client: Any, table_name: str, payloads: PayloadStore | None = None) -> None:
+    def __init__(
+        self, client: Any, table_name: str, payloads: PayloadStore | None = None, *, retention_ms: int | None = None
+    ) -> None:
         self._t = TableClient(client, table_name, payloads)
         self._known_days = set()
+        # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
+        self.retention_ms = retention_ms
         self._fields_written = set()
 
     # -- runs --------------------------------------------------------------------------------
@@ -284,7 +290,8 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
     ) -> bool:
         if expect_status is not None and not expect_status:
             return False
-        if "status" in changes and RunStatus(changes["status"]).terminal:
+        ending = "status" in changes and RunStatus(changes["status"]).terminal
+        if ending:
             changes = {**changes, "wake_at": None}  # an ended run leaves the sweeper's index
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -302,7 +309,15 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
                 sets.append(f"#f{index} = :f{index}")
         if not sets and not removes:
             return self._run_matches(run_id, expect_status, expect_lease_owner, expect_wake_at)
-        if "wake_at" in changes:
+        expiry = self._expiry(run_id, changes) if ending else {}
+        if expiry:
+            # The retention's clock starts on the ending write: the run moves from the sweeper's
+            # index to the expiry index (the same gsi2, other partitions) and gets its TTL.
+            for name, value in expiry.items():
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+                sets.append(f"#{name} = :{name}")
+        elif "wake_at" in changes:
             # The sweeper's index key is made of it: move the key with it, or drop it.
             wake_at = changes["wake_at"]
             if wake_at is None:
@@ -362,6 +377,19 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords):
             kwargs["ExpressionAttributeValues"] = values
         ok, _ = self._t.conditional("update_item", **kwargs)
         return ok
+
+    def _expiry(self, run_id: str, changes: dict[str, Any]) -> Item:
+        """What the ending write adds when runs are kept for a retention period: the expiry,
+        its key in the expiry index, and a TTL a little later (``RUN_TTL_GRACE_MS``)."""
+        ended_at = changes.get("ended_at")
+        if not self.retention_ms or ended_at is None:
+            return {}
+        expires_at = int(ended_at) + self.retention_ms
+        return {
+            "expires_at": num_attr(expires_at),
+            "ttl": num_attr((expires_at + RUN_TTL_GRACE_MS) // 1000),
+            **expiry_index_keys(run_id, expires_at),
+        }
 
     def _run_matches(
         self,

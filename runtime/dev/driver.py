@@ -78,11 +78,14 @@ class LocalDriver:
                         self.busy -= 1
 
     def _sweep(self) -> None:
-        # What the AWS stack's sweep schedule does: every sweep_interval_s, re-arm stalled runs.
+        # What the AWS stack's sweep schedule does: every sweep_interval_s, re-arm stalled runs
+        # and erase what is past the retention period.
         while not self._stop.wait(self.engine.settings.sweep_interval_s):
             try:
                 while self.engine.sweeper.sweep().more and not self._stop.is_set():
                     pass  # a backlog: the next batch at once
+                while self.engine.retention.expire().more and not self._stop.is_set():
+                    pass
             except Exception:  # noqa: BLE001 - the next interval tries again
                 log.exception("sweeping stalled runs failed")
 

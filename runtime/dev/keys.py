@@ -7,9 +7,12 @@ The file has the environment's form, one ``NAME=value`` a line, ``#`` for commen
     STEPLINE_SIGNING_KEY=signkey-prod-...
     STEPLINE_SIGNING_KEY_FALLBACK=signkey-prod-...
     STEPLINE_EVENT_KEYS=key-one,key-two
+    STEPLINE_OPERATOR_KEY=<hex>
 
 Without a signing key or an event key the server does not start: cloud mode with no key would
-refuse every request, and a server that started anyway would only look healthy.
+refuse every request, and a server that started anyway would only look healthy. The operator key
+(yours, for the CLI and the dashboard; docs/operating.md) is optional: without it, the routes that
+steer runs refuse every request, saying how to give one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from stepline.settings import ENV_PREFIX
 SIGNING_KEY = ENV_PREFIX + "SIGNING_KEY"
 SIGNING_KEY_FALLBACK = ENV_PREFIX + "SIGNING_KEY_FALLBACK"
 EVENT_KEYS = ENV_PREFIX + "EVENT_KEYS"
-KEY_NAMES = (SIGNING_KEY, SIGNING_KEY_FALLBACK, EVENT_KEYS)
+OPERATOR_KEY = ENV_PREFIX + "OPERATOR_KEY"
+KEY_NAMES = (SIGNING_KEY, SIGNING_KEY_FALLBACK, EVENT_KEYS, OPERATOR_KEY)
 
 
 class KeysError(Exception):
@@ -38,12 +42,14 @@ class StartKeys:
     signing_key_fallback: str | None
     event_keys: list[str]
     sources: dict[str, str] = field(default_factory=dict)  # key name -> "flag", "file ...", "environment"
+    operator_key: str | None = None
 
     def settings_values(self) -> dict[str, object]:
         return {
             "signing_key": self.signing_key,
             "signing_key_fallback": self.signing_key_fallback,
             "event_keys": list(self.event_keys),
+            "operator_key": self.operator_key,
         }
 
 
@@ -53,6 +59,7 @@ class KeyFlags:
     signing_key_fallback: str | None = None
     event_keys: list[str] = field(default_factory=list)
     keys_file: str | None = None
+    operator_key: str | None = None
 
 
 def read_keys_file(path: str) -> dict[str, str]:
@@ -96,6 +103,7 @@ def resolve_keys(flags: KeyFlags, environ: Mapping[str, str]) -> StartKeys:
     signing_key = pick(SIGNING_KEY, flags.signing_key)
     fallback = pick(SIGNING_KEY_FALLBACK, flags.signing_key_fallback)
     event_keys_text = pick(EVENT_KEYS, ",".join(flags.event_keys))
+    operator_key = pick(OPERATOR_KEY, flags.operator_key)
     if not signing_key:
         raise KeysError(
             f"no signing key: pass --signing-key, set {SIGNING_KEY}, or put it in a file given with --keys-file"
@@ -103,7 +111,7 @@ def resolve_keys(flags: KeyFlags, environ: Mapping[str, str]) -> StartKeys:
     event_keys = _split_event_keys(event_keys_text or "")
     if not event_keys:
         raise KeysError(f"no event key: pass --event-key, set {EVENT_KEYS}, or put it in a file given with --keys-file")
-    for name, key in ((SIGNING_KEY, signing_key), (SIGNING_KEY_FALLBACK, fallback)):
+    for name, key in ((SIGNING_KEY, signing_key), (SIGNING_KEY_FALLBACK, fallback), (OPERATOR_KEY, operator_key)):
         if key:
             try:
                 hash_signing_key(key)
@@ -111,4 +119,6 @@ def resolve_keys(flags: KeyFlags, environ: Mapping[str, str]) -> StartKeys:
                 raise KeysError(f"{name} (from {sources[name]}): {exc.message}") from None
     if fallback == signing_key:
         raise KeysError(f"{SIGNING_KEY_FALLBACK} is the signing key itself: give the previous key, or none")
-    return StartKeys(signing_key, fallback, event_keys, sources)
+    if operator_key and operator_key in (signing_key, fallback):
+        raise KeysError(f"{OPERATOR_KEY} is a signing key: the operator key must be a key of its own")
+    return StartKeys(signing_key, fallback, event_keys, sources, operator_key)

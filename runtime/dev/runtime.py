@@ -100,7 +100,7 @@ class DevRuntime:
             poll_interval_s=options.poll_interval_s,
             discovery_ports=options.discovery_ports,
             own_port=self.server.port,
-            signing_key=self.settings.signing_key,
+            signing_key=self.engine.keys.current().signing_key,
             policy=AddressPolicy.from_settings(self.settings),
         )
 
@@ -119,10 +119,14 @@ class DevRuntime:
             from stepline.aws.moto_env import moto_backend
             from stepline.aws.resources import max_receive_count
 
-            return moto_backend(self.clock, max_receive_count=max_receive_count(self.settings.max_deliveries))
+            return moto_backend(
+                self.clock,
+                max_receive_count=max_receive_count(self.settings.max_deliveries),
+                retention_ms=self.settings.retention_ms,
+            )
         from stepline.local import local_backend
 
-        return local_backend(self.options.db_path, self.clock)
+        return local_backend(self.options.db_path, self.clock, retention_ms=self.settings.retention_ms)
 
     def start(self) -> DevRuntime:
         recover = self.backend.recover_after_restart

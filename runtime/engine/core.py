@@ -9,15 +9,18 @@ from stepline.engine.cancellation import Cancellation
 from stepline.engine.clock import SystemClock
 from stepline.engine.crons import Crons
 from stepline.engine.delivery import Delivery
+from stepline.engine.erasure import Erasure
 from stepline.engine.executor import Executor
 from stepline.engine.flow.admission import FlowControl
 from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
+from stepline.engine.retention import Retention
 from stepline.engine.runs import RunStarter, invocation_event
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
@@ -33,10 +36,14 @@ class Engine:
         *,
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings or Settings()
         self.clock = clock or SystemClock()
+        # What requests are checked against and calls signed with; deployed, re-read from the
+        # secrets (stepline.handlers.wiring), else the settings' keys.
+        self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         b, clock = backend, self.clock
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
@@ -52,7 +59,7 @@ class Engine:
         self.cancellation.lifecycle = self.lifecycle
         self.cancellation.waits = self.waits
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
-        self.registry = Registry(b.apps, clock, self.crons, self.settings)
+        self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -68,6 +75,7 @@ class Engine:
             self.lifecycle,
             self.resumer,
             self.starter,
+            keys=self.keys,
         )
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(
@@ -75,7 +83,14 @@ class Engine:
         )
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
         self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
-        self.executor.handlers[messages.SWEEP] = self.sweeper.handle
+        self.erasure = Erasure(
+            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
+        )
+        # Expiry past the retention period rides on the sweep: no schedule of its own.
+        self.retention = Retention(b.eraser, b.queue, self.clock)
+        self.executor.handlers[messages.SWEEP] = self._sweep
+        self.executor.handlers[messages.EXPIRE] = self.retention.handle
+        self.executor.handlers[messages.ERASE] = self.erasure.handle
         self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
@@ -84,6 +99,17 @@ class Engine:
         self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
             body["run_id"], "the run did not finish within timeouts.finish"
         )
+
+    def _sweep(self, body: dict[str, Any]) -> None:
+        self.sweeper.handle(body)
+        if self.retention.enabled:
+            self.retention.handle(body)
+
+    def _remove_waiters(self, run_id: str) -> None:
+        state = self.backend.runs.load_run(run_id)
+        if state is not None:
+            fn = self.backend.apps.get_function(state.run.fn_id)
+            self.waits.remove_all(state, fn.config if fn else None)
 
     def cancel_run(self, run_id: str) -> Run | None:
         """Cancel a run that has not ended; see ``Cancellation.cancel``."""

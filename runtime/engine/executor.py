@@ -29,7 +29,9 @@ from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller
 from stepline.engine.ids import IdGenerator
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
@@ -142,6 +144,8 @@ class Executor:
         lifecycle: Lifecycle,
         resumer: Resumer,
         starter: RunStarter,
+        *,
+        keys: KeyRing | None = None,
     ) -> None:
         self.runs = runs
         self.apps = apps
@@ -150,6 +154,7 @@ class Executor:
         self.clock = clock
         self.ids = ids
         self.settings = settings
+        self.keys = keys or StaticKeys(Keys.from_settings(settings))
         self.caller = caller
         self.lifecycle = lifecycle
         self.waker = Waker(queue, timers, clock)
@@ -306,8 +311,9 @@ class Executor:
         )
         body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
         headers = {"Content-Type": "application/json"}
-        if self.settings.signing_key:
-            headers["X-Inngest-Signature"] = sign(body, self.settings.signing_key, self.clock.now_ms() // 1000)
+        signing_key = self.keys.current().signing_key
+        if signing_key:
+            headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
         url = call_url(inv.function.url, nxt.step)
         inv.call_started = self.clock.now_ms()
         try:
@@ -350,6 +356,17 @@ class Executor:
             for op in first.values()
             if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
         ]
+        # Caps on what one reply may make (stepline.engine.limits): the run fails, naming the
+        # limit, since asking the app again would get the same answer.
+        over = reply_problem(len(result.ops), self.settings) or steps_problem(
+            state, (op.id for op in fresh), inv.function, self.settings
+        )
+        if over is not None:
+            name = TOO_MANY_OPS if len(result.ops) > self.settings.max_ops_per_reply else STEP_LIMIT
+            error = {"name": name, "message": over, "stack": ""}
+            return self._handle_error(
+                inv, nxt, CallResult(kind="error", error=error, no_retry=True, status=result.status)
+            )
         if len(result.ops) > 1 and not state.run.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from stepline.engine.expressions import matches
 from stepline.engine.flow.admission import FlowControl
 from stepline.engine.ids import IdGenerator, seeded_ulid
+from stepline.engine.limits import runs_problem
 from stepline.engine.ports import AppStore, Clock, EventStore, FunctionRecord, StoredEvent, WorkQueue
+from stepline.protocol.errors import ProtocolError
 
 if TYPE_CHECKING:
     from stepline.engine.waits import Waits
@@ -39,11 +41,14 @@ class Ingest:
         events: list[dict[str, Any]],
         *,
         seed: tuple[int, bytes] | None = None,
+        max_runs: int | None = None,
     ) -> list[str]:
         """Store and dispatch events given as dicts with name, data and optional id, ts, user, v.
 
         ``seed`` is the parsed ``x-inngest-event-id-seed`` header: with it, a retried send gets
-        the same internal ids back. Returns the internal id of each event, in order.
+        the same internal ids back. ``max_runs`` (the API's ``max_runs_per_request``) refuses,
+        before anything is stored, events that would start more runs than that (a 413
+        ``ProtocolError``). Returns the internal id of each event, in order.
         """
         now = self.clock.now_ms()
         fresh: list[StoredEvent] = []
@@ -61,14 +66,17 @@ class Ingest:
                     v=raw.get("v"),
                 )
             )
-        stored = self.events.save_events(fresh, now)
-        starts: list[dict[str, Any]] = []
         # The functions of each name, read once per request: a batch is mostly of one name.
         functions: dict[str, list[FunctionRecord]] = {}
+        if max_runs is not None:
+            runs = sum(len(self._triggered(event, functions)) for event in fresh)
+            problem = runs_problem(runs, max_runs)
+            if problem:
+                raise ProtocolError(problem, 413)
+        stored = self.events.save_events(fresh, now)
+        starts: list[dict[str, Any]] = []
         for new, event in zip(fresh, stored, strict=True):
-            if event.name not in functions:
-                functions[event.name] = self.apps.functions_for_event(event.name)
-            starts.extend(self._runs_for(event, functions[event.name], duplicate=new.internal_id != event.internal_id))
+            starts.extend(self._runs_for(event, functions, duplicate=new.internal_id != event.internal_id))
         if starts:
             self.queue.send_many(starts)
         if self.waits is not None:
@@ -78,18 +86,27 @@ class Ingest:
             self.waits.on_events(stored, now)
         return [e.internal_id for e in stored]
 
-    def _runs_for(
-        self, event: StoredEvent, functions: list[FunctionRecord], *, duplicate: bool = False
-    ) -> list[dict[str, Any]]:
-        if not functions:
-            return []
+    def _triggered(self, event: StoredEvent, functions: dict[str, list[FunctionRecord]]) -> list[FunctionRecord]:
+        """The functions whose triggers match ``event`` (name and expression)."""
+        if event.name not in functions:
+            functions[event.name] = self.apps.functions_for_event(event.name)
+        if not functions[event.name]:
+            return []  # most events trigger nothing: no need to build their context
         context = {"event": event.wire()}
+        return [
+            fn
+            for fn in functions[event.name]
+            if any(
+                t.get("event") == event.name and matches(t.get("expression"), context)
+                for t in fn.config.get("triggers") or []
+            )
+        ]
+
+    def _runs_for(
+        self, event: StoredEvent, functions: dict[str, list[FunctionRecord]], *, duplicate: bool = False
+    ) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
-        for fn in functions:
-            triggers = fn.config.get("triggers") or []
-            wanted = any(t.get("event") == event.name and matches(t.get("expression"), context) for t in triggers)
-            if not wanted:
-                continue
+        for fn in self._triggered(event, functions):
             # Flow control (rate limit, debounce, batching, idempotency, singleton, throttle)
             # decides what the event starts; without any, the run simply starts.
             messages.extend(self.flow.on_event(fn, event, duplicate=duplicate))

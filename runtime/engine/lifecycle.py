@@ -4,10 +4,12 @@ was invoked hands its result back to the caller's step."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from stepline.engine.cancellation import LIVE
+from stepline.engine.ids import seeded_ulid
 from stepline.engine.ops.invoke import parse_correlation
 from stepline.engine.ports import AppStore, Clock, Run, RunState, RunStatus, RunStore
 from stepline.protocol.calls import memo_data, memo_error
@@ -23,6 +25,20 @@ log = logging.getLogger(__name__)
 FINISHED = "inngest/function.finished"
 FAILED = "inngest/function.failed"
 CANCELLED = "inngest/function.cancelled"
+
+
+def lifecycle_seed(run: Run) -> tuple[int, bytes]:
+    """The event-id seed of a run's end events: derived from the run, so their internal ids are
+    known without a lookup (erasing a run erases them: they carry its events and output) and
+    announcing the end again stores the same events."""
+    return run.created_at, hashlib.sha256(f"lifecycle\x1f{run.run_id}".encode()).digest()[:10]
+
+
+def lifecycle_event_ids(run: Run) -> list[str]:
+    """Internal ids the run's end events have, if it emitted them: finished, then failed or
+    cancelled."""
+    ms, entropy = lifecycle_seed(run)
+    return [seeded_ulid(ms, entropy, index) for index in range(2)]
 
 
 class Lifecycle:
@@ -102,7 +118,7 @@ class Lifecycle:
             events.append({"name": CANCELLED, "id": run.run_id, "data": data})
         # A failure here propagates: the caller's message (or request) is retried and announces
         # again, which the derived ids make harmless.
-        self.ingest.accept(events)
+        self.ingest.accept(events, seed=lifecycle_seed(run))
 
     def _answer_invoker(self, run: Run, trigger: dict[str, Any]) -> None:
         caller = parse_correlation(trigger)

@@ -17,6 +17,8 @@ DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the l
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
 SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); no run of its own
 MATCH_WAITERS = "match_waiters"  # the rest of one event's waiters, past one request's budget
+ERASE = "erase"  # erase a run once more, after a call in flight when it was erased (engine.erasure)
+EXPIRE = "expire"  # erase ended runs and events past their retention (stepline.engine.retention)
 
 DISCOVERY = "step"
 
@@ -38,6 +40,8 @@ REQUIRED: dict[str, dict[str, type]] = {
     BATCH: {"key": str, "at": int},
     SWEEP: {},
     MATCH_WAITERS: {"event": str, "buckets": list},
+    ERASE: {"run_id": str},
+    EXPIRE: {},
 }
 # Optional fields that must have this type when present.
 _TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int, "failures": list}
@@ -83,6 +87,14 @@ def match_waiters(event: str, buckets: list[str | None], after: str | None, now_
 
 def sweep() -> dict[str, Any]:
     return {"kind": SWEEP}
+
+
+def erase(run_id: str) -> dict[str, Any]:
+    return {"kind": ERASE, "run_id": run_id}
+
+
+def expire() -> dict[str, Any]:
+    return {"kind": EXPIRE}
 
 
 def cron(fn_id: str, expression: str) -> dict[str, Any]:

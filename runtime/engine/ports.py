@@ -42,6 +42,7 @@ from stepline.engine.stores import (
     EventStore,
     FlowStateStore,
     KeyClaims,
+    RunEraser,
     RunStore,
     SlotStore,
     Store,
@@ -226,6 +227,10 @@ class Backend:
     def slots(self) -> SlotStore:
         return self.store
 
+    @property
+    def eraser(self) -> RunEraser:
+        return self.store
+
 
 __all__ = [
     "AppRecord",
@@ -246,6 +251,7 @@ __all__ = [
     "PendingOp",
     "QueueMessage",
     "Run",
+    "RunEraser",
     "RunState",
     "RunStatus",
     "RunStore",

@@ -8,7 +8,7 @@ leaks into them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -277,3 +277,27 @@ class SlotView:
 
     holders: list[SlotHolder] = field(default_factory=list)
     line: list[LineEntry] = field(default_factory=list)
+
+
+# -- erasure and retention ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Erased:
+    """How much one removal took away (``RunEraser``): what the audit log records, counts and
+    never data."""
+
+    runs: int = 0
+    steps: int = 0  # memos and pending ops
+    events: int = 0
+    links: int = 0  # event -> run index entries
+    payloads: int = 0  # objects in the payload bucket
+
+    def __add__(self, other: Erased) -> Erased:
+        return Erased(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def as_json(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+NOTHING = Erased()

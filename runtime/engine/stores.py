@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from stepline.engine.records import (
     AppRecord,
+    Erased,
     FlowState,
     FunctionRecord,
     LineEntry,
@@ -286,6 +287,44 @@ class SlotStore(Protocol):
 
 
 @runtime_checkable
-class Store(EventStore, AppStore, RunStore, WaiterStore, FlowStateStore, KeyClaims, SlotStore, Protocol):
+class RunEraser(Protocol):
+    """Removing data: erasure on request (``stepline.engine.erasure``) and expiry after the
+    retention period (``stepline.engine.retention``).
+
+    Removal is by key and idempotent: erasing what is already gone removes nothing and says so.
+    What a store keeps under a run (its steps, pending ops, the links from its events, large
+    values in S3) goes with the run; what the engine knows better (the events the run's end
+    emitted) the engine removes itself.
+
+    Retention: a store opened with ``retention_ms`` gives every run an expiry on the write that
+    ends it (``RunStore.update_run`` with a terminal status and ``ended_at``: ``ended_at`` plus
+    the period), and every event one when it is stored (``received_at`` plus the period).
+    ``expired_runs`` and ``expired_events`` list what is past it for the engine to erase; a store
+    whose backend deletes expired items by itself (DynamoDB's TTL, for events) lists none there.
+    """
+
+    # Milliseconds a finished run and a stored event are kept; None keeps them for ever.
+    retention_ms: int | None
+
+    def erase_run(self, run_id: str) -> Erased:
+        """Remove the run with its steps, pending ops, waiters, event links and their payloads. A
+        step written after this (a call that was in flight) lands on nothing the run can be read
+        by; erasing again removes it. ``NOTHING`` when the run has nothing stored."""
+
+    def erase_event(self, internal_id: str) -> Erased:
+        """Remove the event with its dedupe claim, its links to runs and its payloads (not the
+        runs: erase those first)."""
+
+    def expired_runs(self, now_ms: int, *, limit: int) -> list[str]:
+        """Ids of ended runs whose expiry is before ``now_ms``, earliest expiry first, at most
+        ``limit``. Read from an index, never by scanning every run."""
+
+    def expired_events(self, now_ms: int, *, limit: int) -> list[str]:
+        """Internal ids of events whose expiry is before ``now_ms`` that the backend does not
+        delete by itself, at most ``limit``."""
+
+
+@runtime_checkable
+class Store(EventStore, AppStore, RunStore, WaiterStore, FlowStateStore, KeyClaims, SlotStore, RunEraser, Protocol):
     """Every storage port at once: what one adapter family implements and ``Backend.store`` is.
     Engine services never take it whole; they take the ports above."""

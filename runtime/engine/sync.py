@@ -13,6 +13,7 @@ import urllib3
 
 from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.outbound import AddressPolicy, AddressRefused, pool_manager, redact_in, redact_url
 from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
 from stepline.engine.sync_guard import check_sync, move_token, origin
@@ -41,6 +42,7 @@ def sync_app(
     url: str,
     settings: Settings,
     *,
+    signing_key: str | None = None,
     force: bool = False,
     attempts: int = 60,
     interval_s: float = 1.0,
@@ -49,7 +51,8 @@ def sync_app(
     """PUT the app URL until it answers 2xx, retrying while it starts up. The SDK then POSTs its
     config to /fn/register.
 
-    With a signing key the PUT is signed (over the empty body), so an SDK that refuses unsigned
+    With a signing key (``signing_key``, else the settings') the PUT is signed (over the empty
+    body), so an SDK that refuses unsigned
     syncs (Stepline's own, outside dev mode) takes it. ``force`` adds a move token as
     ``deployId``, which the SDK passes on to the register request: the one way to move an
     existing app to another origin (``stepline.engine.sync_guard``). The PUT goes only where
@@ -59,16 +62,17 @@ def sync_app(
     mode, and leaving it out is always accepted (docs/protocol.md §2.3).
     """
     http = pool_manager(AddressPolicy.from_settings(settings))
+    key = signing_key or settings.signing_key
     target = url
-    if force and settings.signing_key:
-        target = set_query_param(url, DEPLOY_ID_PARAM, move_token(settings.signing_key, origin(url), int(time.time())))
+    if force and key:
+        target = set_query_param(url, DEPLOY_ID_PARAM, move_token(key, origin(url), int(time.time())))
     shown = redact_url(url)
     stop = stop or threading.Event()
     last = SyncAnswer(False)
     for attempt in range(attempts):
         headers = {}
-        if settings.signing_key:
-            headers["X-Inngest-Signature"] = sign(b"", settings.signing_key, int(time.time()))
+        if key:
+            headers["X-Inngest-Signature"] = sign(b"", key, int(time.time()))
         try:
             resp = http.request(
                 "PUT",
@@ -101,11 +105,20 @@ def sync_app(
 
 
 class Registry:
-    def __init__(self, apps: AppStore, clock: Clock, crons: Crons, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        apps: AppStore,
+        clock: Clock,
+        crons: Crons,
+        settings: Settings | None = None,
+        keys: KeyRing | None = None,
+    ) -> None:
         self.apps = apps
         self.clock = clock
         self.crons = crons
         self.settings = settings or Settings()
+        # The signing keys a move token is checked against (re-read when rotated, deployed).
+        self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
 
     def register(self, sync: AppSync, *, move_token_value: str | None = None) -> bool:
         """Store the app and replace its function set. Returns whether anything changed.
@@ -135,6 +148,7 @@ class Registry:
             previous,
             owners,
             self.settings,
+            list(self.keys.current().signing_keys),
             move_token_value=move_token_value or sync.deploy_id,
             now_s=self.clock.now_ms() // 1000,
         )

@@ -80,6 +80,7 @@ def check_sync(
     previous: AppRecord | None,
     owners: dict[str, FunctionRecord | None],
     settings: Settings,
+    signing_keys: list[str],
     *,
     move_token_value: str | None,
     now_s: int,
@@ -106,7 +107,7 @@ def check_sync(
     if previous is None or origin(previous.url) == app_origin:
         return
     allowed = {origin(o) for o in settings.allowed_app_origins}
-    if app_origin in allowed or move_allowed(move_token_value, app_origin, settings.signing_keys, now_s):
+    if app_origin in allowed or move_allowed(move_token_value, app_origin, signing_keys, now_s):
         return
     raise SyncRefused(
         409,

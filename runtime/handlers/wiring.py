@@ -1,9 +1,10 @@
 """Builds the engine a Lambda runs on, from the environment the stack sets (stepline.settings).
 Done once per container, at the first invocation, and reused while the container is warm.
 
-Deployed, the signing key and the event keys are not in the environment: the settings name their
-Secrets Manager secrets, read here at cold start (``resolve_secrets``). A rotated key reaches a
-container when the container is replaced, which the stack's ``keysRevision`` forces.
+Deployed, the keys are not in the environment: the settings name their Secrets Manager secrets,
+read here at cold start and again once they are ``keys_refresh_s`` old (at most five minutes), so
+a rotated or revoked key stops working within that time without a deploy
+(``stepline.engine.keys.RefreshingKeys``; ``keysRevision`` still forces a read at once).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import re
 import threading
 from collections.abc import Callable
 
+from stepline.engine.clock import SystemClock
 from stepline.engine.core import Engine
+from stepline.engine.keys import KeyRing, Keys, RefreshingKeys, StaticKeys
+from stepline.engine.ports import Clock
 from stepline.protocol.signing import hash_signing_key
 from stepline.settings import Settings
 
@@ -31,7 +35,9 @@ class SecretFormatError(ValueError):
     """A secret that does not hold keys in a form we read. Never carries the secret's text."""
 
 
-def engine_from_env() -> Engine:
+def engine_from_env(clock: Clock | None = None) -> Engine:
+    """The container's engine, built on first use. ``clock`` (tests) times the key re-reads; the
+    AWS adapters keep to real time either way."""
     global _engine
     if _engine is None:
         with _lock:
@@ -39,8 +45,12 @@ def engine_from_env() -> Engine:
                 from stepline.aws import open_aws_backend
                 from stepline.aws.resources import AwsNames
 
-                settings = resolve_secrets(Settings.from_env())
-                _engine = Engine(open_aws_backend(AwsNames.from_settings(settings), clock=None), settings)
+                settings = Settings.from_env()
+                keys = key_ring(settings, clock or SystemClock())
+                backend = open_aws_backend(
+                    AwsNames.from_settings(settings), clock=None, retention_ms=settings.retention_ms
+                )
+                _engine = Engine(backend, settings, keys=keys)
     return _engine
 
 
@@ -52,12 +62,27 @@ def reset() -> None:
         _engine = None
 
 
-def resolve_secrets(settings: Settings, fetch: SecretFetcher | None = None) -> Settings:
-    """``settings`` with the keys read from the secrets they name; unchanged when they name none.
+def names_secrets(settings: Settings) -> bool:
+    return bool(settings.signing_key_secret_id or settings.event_keys_secret_id or settings.operator_key_secret_id)
 
-    A key read from a secret replaces one given in the environment.
-    """
-    if not (settings.signing_key_secret_id or settings.event_keys_secret_id):
+
+def key_ring(settings: Settings, clock: Clock, fetch: SecretFetcher | None = None) -> KeyRing:
+    """The keys as the settings give them; when they name secrets, read from those now and again
+    every ``keys_refresh_s``."""
+    if not names_secrets(settings):
+        return StaticKeys(Keys.from_settings(settings))
+    return RefreshingKeys(lambda: read_keys(settings, fetch), clock, max_age_ms=int(settings.keys_refresh_s * 1000))
+
+
+def read_keys(settings: Settings, fetch: SecretFetcher | None = None) -> Keys:
+    """The keys, each read from the secret the settings name for it, else as the settings hold
+    it: a key read from a secret replaces one given in the environment."""
+    return Keys.from_settings(resolve_secrets(settings, fetch))
+
+
+def resolve_secrets(settings: Settings, fetch: SecretFetcher | None = None) -> Settings:
+    """``settings`` with the keys read from the secrets they name; unchanged when they name none."""
+    if not names_secrets(settings):
         return settings
     fetch = fetch or _fetch_secret
     updates: dict[str, object] = {}
@@ -67,11 +92,15 @@ def resolve_secrets(settings: Settings, fetch: SecretFetcher | None = None) -> S
         updates["signing_key_fallback"] = fallback
     if settings.event_keys_secret_id:
         updates["event_keys"] = parse_event_keys_secret(_text(fetch(settings.event_keys_secret_id)))
+    if settings.operator_key_secret_id:
+        updates["operator_key"] = parse_operator_key_secret(_text(fetch(settings.operator_key_secret_id)))
     log.info(
-        "keys read from Secrets Manager (signing key: %s, fallback: %s, event keys: %s, revision: %s)",
+        "keys read from Secrets Manager (signing key: %s, fallback: %s, event keys: %s, operator key: %s, "
+        "revision: %s)",
         "yes" if updates.get("signing_key") else "no",
         "yes" if updates.get("signing_key_fallback") else "no",
         len(updates.get("event_keys") or []),  # type: ignore[arg-type]
+        "yes" if updates.get("operator_key") else "no",
         settings.keys_revision or "-",
     )
     return settings.model_copy(update=updates)
@@ -109,6 +138,26 @@ def parse_signing_key_secret(text: str) -> tuple[str, str | None]:
     return primary, fallback
 
 
+def parse_operator_key_secret(text: str) -> str:
+    """The operator key, alone or as JSON ``{"operator_key": ...}``: hex, like a signing key."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise SecretFormatError("operator key secret: starts with '{' but is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("operator_key"), str):
+            raise SecretFormatError('operator key secret: JSON must be {"operator_key": "<key>"}')
+        text = data["operator_key"].strip()
+    if not text:
+        raise SecretFormatError("operator key secret: operator_key is empty")
+    try:
+        hash_signing_key(text)
+    except ValueError:
+        raise SecretFormatError("operator key secret: operator_key must be hex") from None
+    return text
+
+
 def parse_event_keys_secret(text: str) -> list[str]:
     """Event keys separated by commas or newlines, or a JSON list of strings."""
     text = text.strip()
@@ -139,8 +188,8 @@ def _fetch_secret(secret_id: str) -> str | bytes:
     # makes its boto3 client on first use.
     from aws_lambda_powertools.utilities import parameters
 
-    # force_fetch: this runs once per container, and a value cached for a previous engine (a
-    # reset) must not outlive a rotation.
+    # force_fetch: the key ring decides when to read again; powertools' own cache must not serve
+    # a value older than that.
     value = parameters.get_secret(secret_id, force_fetch=True)
     if isinstance(value, dict):  # only with a transform, which we never ask for
         return json.dumps(value)

@@ -26,11 +26,12 @@ class LocalBackend(Backend):
     path: str  # the SQLite file
 
 
-def open_local_backend(path: str, clock: Clock) -> LocalBackend:
+def open_local_backend(path: str, clock: Clock, *, retention_ms: int | None = None) -> LocalBackend:
+    """``retention_ms``: how long ended runs and stored events are kept (None: for ever)."""
     db = Database(path)
     queue = SqliteWorkQueue(db, clock)
     return LocalBackend(
-        store=SqliteStore(db),
+        store=SqliteStore(db, retention_ms=retention_ms),
         queue=queue,
         timers=SqliteTimers(db, queue, clock),
         dead_letters=SqliteDeadLetters(db, queue, clock),
@@ -42,8 +43,8 @@ def open_local_backend(path: str, clock: Clock) -> LocalBackend:
 
 
 @contextmanager
-def local_backend(path: str, clock: Clock) -> Iterator[LocalBackend]:
-    backend = open_local_backend(path, clock)
+def local_backend(path: str, clock: Clock, *, retention_ms: int | None = None) -> Iterator[LocalBackend]:
+    backend = open_local_backend(path, clock, retention_ms=retention_ms)
     try:
         yield backend
     finally:

@@ -12,6 +12,7 @@ from stepline.local.db import Database
 
 class EventTable:
     _db: Database
+    retention_ms: int | None
 
     def save_events(self, events: list[StoredEvent], now_ms: int) -> list[StoredEvent]:
         # One IMMEDIATE transaction for the batch: two senders racing the same id serialize
@@ -33,7 +34,11 @@ class EventTable:
                     holders[event.id] = event.internal_id
                     known[event.internal_id] = found = event
                 saved.append(found)
-            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", [event_row(e) for e in new])
+            retention = self.retention_ms
+            conn.executemany(
+                "INSERT INTO events (internal_id, id, name, received_at, json, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(*event_row(e), e.received_at + retention if retention else None) for e in new],
+            )
             conn.executemany(
                 "INSERT OR REPLACE INTO event_ids (id, internal_id, expires_at) VALUES (?, ?, ?)",
                 [(e.id, e.internal_id, now_ms + EVENT_DEDUPE_WINDOW_MS) for e in new],

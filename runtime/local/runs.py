@@ -21,6 +21,7 @@ _LIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 
 class RunTable:
     _db: Database
+    retention_ms: int | None
 
     def create_run(self, run: Run) -> bool:
         cols = run_columns(run)
@@ -103,13 +104,18 @@ class RunTable:
         unknown = set(changes) - set(RUN_COLUMNS)
         if unknown:
             raise ValueError(f"not settable Run fields: {sorted(unknown)}")
-        if "status" in changes and RunStatus(changes["status"]).terminal:
+        ending = "status" in changes and RunStatus(changes["status"]).terminal
+        if ending:
             changes = {**changes, "wake_at": None}  # an ended run leaves the sweeper's index
         sets, args = ["run_id = run_id"], []
         for field_name, value in changes.items():
             column, encode = RUN_COLUMNS[field_name]
             sets.append(f"{column} = ?")
             args.append(encode(value))
+        if ending and self.retention_ms and changes.get("ended_at") is not None:
+            # The retention's clock starts on the ending write (stepline.engine.stores.RunEraser).
+            sets.append("expires_at = ?")
+            args.append(changes["ended_at"] + self.retention_ms)
         where: list[str] = ["run_id = ?"]
         where_args: list[object] = [run_id]
         if expect_status is not None:

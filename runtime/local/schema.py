@@ -10,11 +10,13 @@ Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by
 4 step details on memos (``memos.detail_json``) and where a replayed run came from
 (``runs.origin_json``); 5 poison messages kept until redriven (``dead_letters``); 6 when each
 live run should next move on (``runs.wake_at``, indexed for the sweeper; live runs of earlier
-files get their creation time, so they are swept too); 7 waiters keyed by the equality their
+files get their creation time, so they are swept too); 7 retention and erasure: when an ended
+run and a stored event expire (``runs.expires_at``, ``events.expires_at``, NULL when kept for
+ever), each indexed, and waiters by run; 8 waiters keyed by the equality their
 expression states (``waiters.match_key``, '' for the unkeyed; ``waiter_fields``).
 """
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -22,10 +24,12 @@ CREATE TABLE IF NOT EXISTS events (
     id          TEXT NOT NULL,
     name        TEXT NOT NULL,
     received_at INTEGER NOT NULL,
-    json        TEXT NOT NULL            -- data, ts, user, v
+    json        TEXT NOT NULL,           -- data, ts, user, v
+    expires_at  INTEGER                  -- received_at + the retention; NULL: kept for ever
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (received_at, internal_id);
 CREATE INDEX IF NOT EXISTS events_by_name_time ON events (name, received_at, internal_id);
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events (expires_at) WHERE expires_at IS NOT NULL;
 
 -- Dedupe markers: one per user-visible event id, live until expires_at.
 CREATE TABLE IF NOT EXISTS event_ids (
@@ -78,12 +82,15 @@ CREATE TABLE IF NOT EXISTS runs (
     lease_owner       TEXT,
     lease_until       INTEGER,
     origin_json       TEXT,                 -- replay / rerun origin, NULL for event runs
-    wake_at           INTEGER               -- Run.wake_at; NULL once the run ended
+    wake_at           INTEGER,              -- Run.wake_at; NULL once the run ended
+    expires_at        INTEGER               -- set on the ending write: ended_at + the retention
 );
 -- list_runs: a function's runs newest first, run_id breaking ties as in the cursor.
 CREATE INDEX IF NOT EXISTS runs_by_fn_time ON runs (fn_id, created_at, run_id);
 -- stalled_runs: live runs by wake_at (partial: ended runs are not in it).
 CREATE INDEX IF NOT EXISTS runs_by_wake ON runs (wake_at, run_id) WHERE wake_at IS NOT NULL;
+-- expired_runs: ended runs by expiry (partial: runs kept for ever are not in it).
+CREATE INDEX IF NOT EXISTS runs_by_expiry ON runs (expires_at, run_id) WHERE expires_at IS NOT NULL;
 
 -- Which runs an event started (runs_for_event); kept in step with runs.event_ids_json.
 CREATE TABLE IF NOT EXISTS run_events (
@@ -170,6 +177,8 @@ CREATE TABLE IF NOT EXISTS waiter_fields (
     field      TEXT NOT NULL,
     PRIMARY KEY (event_name, field)
 );
+-- Erasing a run removes its waiters, whatever event they wait for.
+CREATE INDEX IF NOT EXISTS waiters_by_run ON waiters (run_id);
 
 -- Cron triggers. next_fire_at is the one fire time still to deliver; fire_due moves it on.
 CREATE TABLE IF NOT EXISTS crons (
@@ -224,6 +233,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("memos", "detail_json", "TEXT"),
     ("runs", "origin_json", "TEXT"),
     ("runs", "wake_at", "INTEGER"),
+    ("runs", "expires_at", "INTEGER"),
+    ("events", "expires_at", "INTEGER"),
     ("waiters", "match_field", "TEXT"),
     ("waiters", "match_key", "TEXT NOT NULL DEFAULT ''"),
 ]

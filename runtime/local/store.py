@@ -1,11 +1,12 @@
 """The local ``Store``: every storage port on one SQLite file, one table family (and module) per
-port: events, apps, runs and steps (the ``RunStore`` port), waiters, and flow control (flow state,
-key claims, slots)."""
+port: events, apps, runs and steps (the ``RunStore`` port), waiters, flow control (flow state,
+key claims, slots), and erasure with expiry (``RunEraser``)."""
 
 from __future__ import annotations
 
 from stepline.local.apps import AppTable
 from stepline.local.db import Database
+from stepline.local.erasure import ErasureTable
 from stepline.local.events import EventTable
 from stepline.local.flow import FlowTable
 from stepline.local.runs import RunTable
@@ -13,6 +14,8 @@ from stepline.local.steps import StepTable
 from stepline.local.waiters import WaiterTable
 
 
-class SqliteStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable):
-    def __init__(self, db: Database) -> None:
+class SqliteStore(EventTable, AppTable, RunTable, StepTable, WaiterTable, FlowTable, ErasureTable):
+    def __init__(self, db: Database, *, retention_ms: int | None = None) -> None:
         self._db = db
+        # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
+        self.retention_ms = retention_ms

@@ -21,6 +21,7 @@ NARROW = [
     stores.FlowStateStore,
     stores.KeyClaims,
     stores.SlotStore,
+    stores.RunEraser,
 ]
 # Backend's typed view of its store for each port.
 VIEWS = {
@@ -31,6 +32,7 @@ VIEWS = {
     "flow_state": stores.FlowStateStore,
     "key_claims": stores.KeyClaims,
     "slots": stores.SlotStore,
+    "eraser": stores.RunEraser,
 }
 
 

@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Debian's headless chromium, driven by Playwright) against a
 live `stepline dev` with an app on the official SDK: a run started from the page is watched to
 completion and its timeline shows every step; cancel, replay and rerun work from the page; the
-lists filter; deployed, the page asks for the signing key."""
+lists filter; deployed, the page asks for the operator key and refuses the apps' signing key."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tests.operating.harness import key
 
 RUN_URL = re.compile(r"#/runs/([0-9A-Z]{26})$")
 SIGNING_KEY = "signkey-prod-a1b2c3d4e5f60718293a4b5c6d7e8f90"
+OPERATOR_KEY = "0f1e2d3c4b5a6978" * 4
 
 
 def run_id_of(page) -> str:
@@ -157,31 +158,37 @@ def test_runs_events_and_functions_pages(ops, page):
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    settings = Settings(mode="cloud", event_keys=["evt"], signing_key=SIGNING_KEY)
+    settings = Settings(mode="cloud", event_keys=["evt"], signing_key=SIGNING_KEY, operator_key=OPERATOR_KEY)
     options = DevOptions(port=free_port(), db_path=str(tmp_path_factory.mktemp("cloud-page") / "db"))
     runtime = DevRuntime(options, settings).start()
     yield runtime.url
     runtime.stop()
 
 
-def test_deployed_the_page_asks_for_the_signing_key(cloud, page):
+def test_deployed_the_page_asks_for_the_operator_key(cloud, page):
     page.goto(f"{cloud}/")
     dialog = page.locator("#key-dialog")
     expect(dialog).to_be_visible()
     expect(page.locator("#mode")).to_contain_text("deployed")
 
-    page.fill("#key-input", "signkey-prod-00ff")
+    page.fill("#key-input", "00ff")
     page.click("#key-submit")
     expect(page.locator("#key-error")).to_have_text("That key was refused.")
 
+    # The apps' signing key is a real key, but not one that may steer runs.
     page.fill("#key-input", SIGNING_KEY)
+    page.click("#key-submit")
+    expect(page.locator("#key-error")).to_contain_text("needs the operator key")
+    expect(dialog).to_be_visible()
+
+    page.fill("#key-input", OPERATOR_KEY)
     page.click("#key-submit")
     expect(dialog).to_be_hidden()
     expect(page.locator("#runs-table")).to_be_visible()
     expect(page.locator("#view")).to_contain_text("No runs yet")
     # What the page kept is the key's hash, the bearer the SDKs send, never the key.
     stored = page.evaluate("sessionStorage.getItem('stepline.bearer')")
-    assert stored and SIGNING_KEY.split("-")[-1] not in stored and len(stored) == 64
+    assert stored and OPERATOR_KEY not in stored and len(stored) == 64
 
 
 def test_events_hide_stepline_internal_events_until_asked(ops, page):

@@ -44,7 +44,7 @@ def test_make_dev_installs_what_running_needs_not_the_test_extra(tmp_path):
     )
     assert planned.returncode == 0, planned.stderr
     installs = [line for line in planned.stdout.splitlines() if "pip install" in line and "-e" in line]
-    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e '.[examples]'"]
+    assert installs == [f"{tmp_path / 'venv'}/bin/pip install --quiet -e '.[server,examples]'"]
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert not [req for req in extras["examples"] if req.split("[")[0].split(">")[0].split("=")[0] in TEST_ONLY]
     assert any(req.startswith("flask") for req in extras["examples"])

@@ -34,15 +34,18 @@ DOMAIN = f"{API_ID}.execute-api.us-east-1.amazonaws.com"
 # infra/http_api.py's routes, as the template holds them (tests/infra/test_template.py checks).
 ROUTE_KEYS = [
     "POST /e/{key}", "POST /e", "POST /fn/register", "GET /v0/{proxy+}", "GET /v1/{proxy+}",
-    "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /health", "GET /openapi.json", "GET /",
-    "GET /static/{name}",
+    "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /v1/dead-letters", "GET /health", "GET /openapi.json",
+    "GET /", "GET /static/{name}",
 ]  # fmt: skip
 NOT_FOUND = {"statusCode": 404, "headers": {"content-type": "application/json"}, "body": '{"message":"Not Found"}'}
 _TEXT = re.compile(r"^(text/|application/(json|.*\+json|xml|.*\+xml|javascript|x-www-form-urlencoded))", re.I)
 
 
 def match_route(method: str, raw_path: str) -> tuple[str, dict[str, str]] | None:
-    """The route key a request matches and its path variables, or None (API Gateway's 404)."""
+    """The route key a request matches and its path variables, or None (API Gateway's 404). Of
+    several, API Gateway takes the most specific: a literal path over a {variable}, a {variable}
+    over a greedy {proxy+}."""
+    found: list[tuple[tuple[int, int], str, dict[str, str]]] = []
     for key in ROUTE_KEYS:
         route_method, _, route_path = key.partition(" ")
         if route_method != method:
@@ -51,10 +54,14 @@ def match_route(method: str, raw_path: str) -> tuple[str, dict[str, str]] | None
         pattern = re.escape(route_path)
         pattern = re.sub(r"\\{\w+\\\+\\}", "(.+)", pattern)  # {proxy+}: the rest of the path
         pattern = re.sub(r"\\{\w+\\}", "([^/]+)", pattern)  # {key}: one segment
-        found = re.fullmatch(pattern, raw_path)
-        if found:
-            return key, {name: unquote(value) for name, value in zip(names, found.groups(), strict=True)}
-    return None
+        matched = re.fullmatch(pattern, raw_path)
+        if matched:
+            variables = {name: unquote(value) for name, value in zip(names, matched.groups(), strict=True)}
+            found.append(((route_path.count("+}"), route_path.count("{")), key, variables))
+    if not found:
+        return None
+    _, key, variables = min(found, key=lambda f: f[0])
+    return key, variables
 
 
 def http_api_event(

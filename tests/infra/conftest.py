@@ -70,20 +70,50 @@ def synthesized(tmp_path_factory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
 
 
+EXISTING_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
 @pytest.fixture(scope="session")
 def variant(tmp_path_factory) -> Synthesized:
-    """A deployment choosing what the defaults do not: destroy on delete, existing secrets,
-    a keys revision, an alarm topic, limits."""
+    """A deployment choosing what the defaults do not: destroy on delete, existing secrets and an
+    existing KMS key, a keys revision, an alarm topic, other limits and throttles, no reserved
+    concurrency, no point-in-time recovery."""
     context = {
         "stepline:stackName": "SteplineDev",
         "stepline:removalPolicy": "destroy",
         "stepline:signingKeySecret": "shared/stepline-signing",
         "stepline:eventKeysSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:shared/events-AbCdEf",
+        "stepline:operatorKeySecret": "shared/stepline-operator",
         "stepline:keysRevision": "7",
         "stepline:alarmTopicArn": "arn:aws:sns:us-east-1:123456789012:ops",
         "stepline:executorMaxConcurrency": "5",
+        "stepline:apiReservedConcurrency": "0",
         "stepline:apiMemoryMb": "1024",
         "stepline:logRetentionDays": "7",
         "stepline:payloadExpirationDays": "400",
+        "stepline:kmsKey": EXISTING_KEY,
+        "stepline:pointInTimeRecoveryDays": "0",
+        "stepline:eventApiRateLimit": "50",
+        "stepline:eventApiBurstLimit": "60",
+        "stepline:sdkRateLimit": "70",
+        "stepline:sdkBurstLimit": "80",
+        "stepline:operatorRateLimit": "3",
+        "stepline:operatorBurstLimit": "4",
+        "stepline:maxRunsPerRequest": "100",
+        "stepline:maxOpsPerReply": "50",
+        "stepline:maxStepsPerRun": "200",
+        "stepline:maxStepsByFunction": "billing-invoice=5000",
     }
     return synthesize(tmp_path_factory.mktemp("cdk.out.variant"), context)
+
+
+@pytest.fixture(scope="session")
+def protected(tmp_path_factory) -> Synthesized:
+    """The data options on: a customer managed key made by the stack, a 30-day retention and a
+    7-day point-in-time recovery window (also what tests/infra deploys into moto)."""
+    context = {
+        "stepline:kmsKey": "create",
+        "stepline:retentionDays": "30",
+        "stepline:pointInTimeRecoveryDays": "7",
+    }
+    return synthesize(tmp_path_factory.mktemp("cdk.out.protected"), context)

@@ -3,9 +3,10 @@ moto does not run.
 
 moto's CloudFormation builds tables, queues, buckets, IAM, log groups, Lambda functions, layers
 and event source mappings from the template. It skips secrets, schedule groups, schedules and API
-Gateway v2: ``deploy`` creates those through their APIs from the template's own properties,
-exactly as CloudFormation would, and hands their ids to the rest of the template. Nothing else
-in the template is changed.
+Gateway v2, and stores a KMS key's policy as an object its own KMS cannot read back: ``deploy``
+creates those through their APIs from the template's own properties, exactly as CloudFormation
+would (a key before the stack, its policy once the roles it names exist), and hands their ids to
+the rest of the template. Nothing else in the template is changed.
 
 moto never runs Lambda code, never serves API Gateway and never polls SQS for a Lambda, so:
 * ``ApiFront`` serves HTTP on localhost the way the deployed HTTP API does: a request must match
@@ -38,8 +39,11 @@ from stepline.dev.http_server import to_http_api_event
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"
+# CloudFormation's pseudo parameters, for the properties deployed here through the APIs.
+PSEUDO = {"AWS::Partition": "aws", "AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::URLSuffix": "amazonaws.com"}
 # Resource types moto's CloudFormation skips, created here through their APIs instead.
-BEFORE_STACK = ("AWS::SecretsManager::Secret", "AWS::Scheduler::ScheduleGroup", "AWS::ApiGatewayV2::Api")
+BEFORE_STACK = ("AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::Scheduler::ScheduleGroup",
+                "AWS::ApiGatewayV2::Api")
 AFTER_STACK = ("AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
                "AWS::Scheduler::Schedule")
 
@@ -55,6 +59,16 @@ def substitute(value: Any, refs: dict[str, str], arns: dict[str, str]) -> Any:
         return {k: substitute(v, refs, arns) for k, v in value.items()}
     if isinstance(value, list):
         return [substitute(v, refs, arns) for v in value]
+    return value
+
+
+def resolve_all(value: Any) -> Any:
+    """``resolve_join`` everywhere inside ``value``."""
+    value = resolve_join(value)
+    if isinstance(value, dict):
+        return {k: resolve_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_all(v) for v in value]
     return value
 
 
@@ -141,13 +155,21 @@ class Deployment:
         )
 
     def _create_before_stack(self) -> None:
+        kms = self.client("kms")
+        for logical_id in self.logical_ids("AWS::KMS::Key"):
+            props = self.resources[logical_id]["Properties"]
+            key = kms.create_key(Description=props.get("Description", ""), KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]
+            if props.get("EnableKeyRotation"):
+                kms.enable_key_rotation(KeyId=key["KeyId"])
+            self.physical[logical_id], self.arns[logical_id] = key["KeyId"], key["Arn"]
         secrets = self.client("secretsmanager")
         for logical_id in self.logical_ids("AWS::SecretsManager::Secret"):
-            props = self.resources[logical_id]["Properties"]
+            props = substitute(self.resources[logical_id]["Properties"], self.physical, self.arns)
             arn = secrets.create_secret(
                 Name=props["Name"],
                 Description=props.get("Description", ""),
                 SecretString=generate_secret_string(secrets, props["GenerateSecretString"]),
+                **({"KmsKeyId": props["KmsKeyId"]} if "KmsKeyId" in props else {}),
             )["ARN"]
             self.physical[logical_id] = self.arns[logical_id] = arn
         scheduler = self.client("scheduler")
@@ -182,6 +204,11 @@ class Deployment:
             )["Attributes"]["QueueArn"]
         for logical_id in self.logical_ids("AWS::IAM::Role"):
             arns[logical_id] = self.client("iam").get_role(RoleName=self.physical[logical_id])["Role"]["Arn"]
+        for logical_id in self.logical_ids("AWS::KMS::Key"):
+            # The policy names the stack's roles: put it once they exist, as text.
+            policy = resolve_all(substitute(props(logical_id)["KeyPolicy"], PSEUDO, {}))
+            self.client("kms").put_key_policy(KeyId=self.physical[logical_id], PolicyName="default",
+                                              Policy=json.dumps(policy))
         scheduler = self.client("scheduler")
         for logical_id in self.logical_ids("AWS::Scheduler::Schedule"):
             p = props(logical_id)
@@ -353,6 +380,8 @@ _ACTION_OF = {
     ("sqs", "DeleteMessageBatch"): "DeleteMessage",
     ("sqs", "ChangeMessageVisibilityBatch"): "ChangeMessageVisibility",
     ("s3", "HeadObject"): "GetObject",
+    ("s3", "ListObjectsV2"): "ListBucket",
+    ("s3", "DeleteObjects"): "DeleteObject",
 }
 
 

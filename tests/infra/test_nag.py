@@ -36,6 +36,11 @@ def test_the_variant_has_no_unresolved_findings(variant):
     assert findings == [], "\n".join(f"{f.severity} {f.rule} {f.paths}: {f.description}" for f in findings)
 
 
+def test_the_protected_template_has_no_unresolved_findings(protected):
+    findings = nag.findings(protected.app)
+    assert findings == [], "\n".join(f"{f.severity} {f.rule} {f.paths}: {f.description}" for f in findings)
+
+
 def test_synth_fails_on_an_unresolved_finding(tmp_path):
     import aws_cdk as cdk
     from aws_cdk import aws_sqs as sqs

@@ -66,7 +66,8 @@ def test_the_table_has_the_keys_index_and_ttl_the_adapters_use(synthesized):
     ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
-    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True, "RecoveryPeriodInDays": 35}
+    assert props["SSESpecification"] == {"SSEEnabled": False}  # the AWS owned key: no KMS request billed per step
     assert table["DeletionPolicy"] == "Retain" and props["DeletionProtectionEnabled"] is True
 
 
@@ -161,16 +162,23 @@ def test_the_executor_consumes_the_queue_with_partial_batch_failures(template, s
     )
 
 
-def test_timers_two_groups_and_a_send_only_role(synthesized):
-    groups = sorted(g["Properties"]["Name"] for g in synthesized.resources("AWS::Scheduler::ScheduleGroup").values())
-    assert groups == ["Stepline-timers", "Stepline-timers-cron"]
+def test_timers_three_groups_and_a_send_only_role_trusted_by_those_groups_only(synthesized):
+    groups = {g["Properties"]["Name"]: k for k, g in synthesized.resources("AWS::Scheduler::ScheduleGroup").items()}
+    assert sorted(groups) == ["Stepline-sweep", "Stepline-timers", "Stepline-timers-cron"]
     roles = synthesized.resources("AWS::IAM::Role")
     (role_id,) = [
         k for k, v in roles.items()
         if v["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
     ]
-    trust = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (trust,) = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    # Scheduler names the schedule's group as the source: only the stack's own groups, in this account.
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+            "aws:SourceArn": [{"Fn::GetAtt": [groups[name], "Arn"]} for name in
+                              ("Stepline-timers", "Stepline-timers-cron", "Stepline-sweep")],
+        }
+    }
     statements = [
         s for p in synthesized.resources("AWS::IAM::Policy").values()
         if {"Ref": role_id} in p["Properties"]["Roles"]
@@ -185,7 +193,11 @@ def test_a_schedule_sends_the_sweep_message_to_the_work_queue(synthesized):
     (schedule,) = synthesized.resources("AWS::Scheduler::Schedule").values()
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == "rate(5 minutes)"  # sweep_interval_s
-    assert props["State"] == "ENABLED" and "GroupName" not in props  # never in the runtime's groups
+    # In a group of its own: never in the runtime's groups, and the delivery role trusts it.
+    assert props["State"] == "ENABLED" and props["GroupName"] == "Stepline-sweep"
+    sweep_group = next(k for k, g in synthesized.resources("AWS::Scheduler::ScheduleGroup").items()
+                       if g["Properties"]["Name"] == "Stepline-sweep")
+    assert sweep_group in next(iter(synthesized.resources("AWS::Scheduler::Schedule").values()))["DependsOn"]
     target = props["Target"]
     assert json.loads(target["Input"]) == {"kind": "sweep"}
     queues = synthesized.resources("AWS::SQS::Queue")
@@ -227,7 +239,7 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
     routes = sorted(r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values())
     assert routes == sorted([
         "POST /e/{key}", "POST /e", "POST /fn/register", "GET /v0/{proxy+}", "GET /v1/{proxy+}",
-        "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /health", "GET /openapi.json",
+        "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /v1/dead-letters", "GET /health", "GET /openapi.json",
         "GET /", "GET /static/{name}",
     ])
     _, stage = synthesized.one("AWS::ApiGatewayV2::Stage")
@@ -235,6 +247,13 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
     # $default: the SDKs join "/fn/register" and "/e/..." to the origin, dropping any path.
     assert props["StageName"] == "$default" and props["AutoDeploy"] is True
     assert props["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 2000, "ThrottlingRateLimit": 1000}
+    # Each group its own rate and burst: a flood of bad event keys cannot take the SDKs' share.
+    event_api, sdk, operator = (500, 1000), (1000, 2000), (20, 40)
+    assert {k: (v["ThrottlingRateLimit"], v["ThrottlingBurstLimit"]) for k, v in props["RouteSettings"].items()} == {
+        "POST /e/{key}": event_api, "POST /e": event_api,
+        "POST /fn/register": sdk, "GET /v0/{proxy+}": sdk, "GET /v1/{proxy+}": sdk,
+        "POST /v1/{proxy+}": operator, "DELETE /v1/{proxy+}": operator, "GET /v1/dead-letters": operator,
+    }
     log_format = json.loads(props["AccessLogSettings"]["Format"])
     assert log_format["route"] == "$context.routeKey"
     assert "$context.path" not in props["AccessLogSettings"]["Format"]  # the path holds event keys
@@ -252,14 +271,21 @@ def test_each_lambda_gets_exactly_the_settings_the_runtime_reads(synthesized, ha
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     assert stepline <= known, stepline - known
     role = "api" if handler == API_HANDLER else "executor"
-    expected = deployed_settings(Resources(*(["x"] * 9)), role=role).to_env()
+    expected = deployed_settings(Resources(*(["x"] * 10)), role=role).to_env()
     expected.pop("STEPLINE_EVENT_KEYS")
     assert stepline == set(expected)
     assert env["STEPLINE_MODE"] == "cloud"
     assert env["STEPLINE_SCHEDULE_GROUP"] == "Stepline-timers"
     assert env["STEPLINE_SIGNING_KEY_SECRET_ID"] == "Stepline/signing-key"
-    # Keys are read from Secrets Manager at cold start, never passed in the environment.
-    assert not {"STEPLINE_SIGNING_KEY", "STEPLINE_SIGNING_KEY_FALLBACK", "STEPLINE_EVENT_KEYS"} & set(env)
+    assert env.get("STEPLINE_OPERATOR_KEY_SECRET_ID") == ("Stepline/operator-key" if role == "api" else None)
+    # Keys are read from Secrets Manager (at cold start, then every five minutes), never passed
+    # in the environment.
+    assert env["STEPLINE_KEYS_REFRESH_S"] == "300.0"
+    assert not {"STEPLINE_SIGNING_KEY", "STEPLINE_SIGNING_KEY_FALLBACK", "STEPLINE_EVENT_KEYS",
+                "STEPLINE_OPERATOR_KEY"} & set(env)
+    # The limits and the retention the stack decides, at their defaults.
+    assert (env["STEPLINE_MAX_RUNS_PER_REQUEST"], env["STEPLINE_MAX_OPS_PER_REPLY"],
+            env["STEPLINE_MAX_STEPS_PER_RUN"], env["STEPLINE_RETENTION_DAYS"]) == ("5000", "1000", "1000", "0")
     assert env["POWERTOOLS_SERVICE_NAME"] == f"stepline-{role}"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Stepline"
     assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
@@ -278,7 +304,20 @@ def test_lambdas_share_one_layer_and_run_traced_on_arm(synthesized, handler):
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["MemorySize"] == 512
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
-    assert synthesized.template["Resources"][log_group_id]["Properties"]["RetentionInDays"] == 30
+    log_group = synthesized.template["Resources"][log_group_id]["Properties"]
+    assert log_group["RetentionInDays"] == 30 and "KmsKeyId" not in log_group
+    assert log_group["LogGroupName"] == "/stepline/Stepline/" + ("api" if handler == API_HANDLER else "executor")
+
+
+def test_the_api_lambda_has_reserved_concurrency_and_the_executor_a_bounded_event_source(synthesized):
+    """Bounded by default: the API takes at most 50 of the account's concurrent executions
+    (and always has them), and the queue keeps at most 50 executors busy."""
+    _, api = function(synthesized, API_HANDLER)
+    _, executor = function(synthesized, EXECUTOR_HANDLER)
+    assert api["ReservedConcurrentExecutions"] == 50
+    assert "ReservedConcurrentExecutions" not in executor  # bounded by its event source instead
+    (mapping,) = [r["Properties"] for r in synthesized.resources("AWS::Lambda::EventSourceMapping").values()]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 50}
 
 
 @pytest.mark.parametrize("handler", [API_HANDLER, EXECUTOR_HANDLER])
@@ -307,7 +346,15 @@ def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(
     assert by_action["iam:PassRole"]["Resource"]["Fn::GetAtt"][0].startswith("TimersDeliveryRole")
     secrets = json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"])
     assert "KeysSigningKey" in secrets
+    # Only the API checks event keys and the operator key, so only it may read them.
     assert ("KeysEventKeys" in secrets) == (handler == API_HANDLER)
+    assert ("KeysOperatorKey" in secrets) == (handler == API_HANDLER)
+    # Erasing a run deletes its payload objects, found by prefix: delete on objects, list on
+    # the bucket, nothing more.
+    (bucket_id,) = synthesized.resources("AWS::S3::Bucket")
+    assert by_action["s3:DeleteObject"]["Resource"] == {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]}
+    assert by_action["s3:ListBucket"]["Resource"] == {"Fn::GetAtt": [bucket_id, "Arn"]}
+    assert not [a for a in by_action if a.startswith("kms:")]  # no key: nothing to grant
     queues = synthesized.resources("AWS::SQS::Queue")
     (work_id,) = [k for k, v in queues.items() if "RedrivePolicy" in v["Properties"]]
     (dlq_id,) = [k for k in queues if k != work_id]
@@ -334,14 +381,17 @@ def test_outputs_give_the_api_url_and_the_secret_names(synthesized):
     assert {"Ref": api_id} in outputs["ApiUrl"]["Value"]["Fn::Join"][1]
     assert outputs["SigningKeySecretName"]["Value"] == "Stepline/signing-key"
     assert outputs["EventKeysSecretName"]["Value"] == "Stepline/event-keys"
+    assert outputs["OperatorKeySecretName"]["Value"] == "Stepline/operator-key"
 
 
 def test_secrets_are_generated_by_cloudformation_never_written_in_the_template(synthesized):
     secrets = {v["Properties"]["Name"]: v["Properties"] for v in synthesized.resources("AWS::SecretsManager::Secret").values()}
     signing = secrets["Stepline/signing-key"]["GenerateSecretString"]
     assert signing["GenerateStringKey"] == "signing_key" and signing["PasswordLength"] == 64
-    assert "SecretString" not in secrets["Stepline/signing-key"]
-    assert "SecretString" not in secrets["Stepline/event-keys"]
+    operator = secrets["Stepline/operator-key"]["GenerateSecretString"]
+    assert operator["GenerateStringKey"] == "operator_key" and operator["PasswordLength"] == 64
+    for name in ("Stepline/signing-key", "Stepline/event-keys", "Stepline/operator-key"):
+        assert "SecretString" not in secrets[name] and "KmsKeyId" not in secrets[name]
 
 
 def test_alarms_watch_the_dlq_errors_throttles_and_queue_age(synthesized):
@@ -389,6 +439,54 @@ def test_a_variant_configuration(variant):
     statements = json.dumps([r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"])
     assert ":secret:shared/stepline-signing-??????" in statements
     assert "secret:shared/events-AbCdEf\"" in statements
+
+
+def _most_specific(keys: list[str], method: str, path: str) -> str | None:
+    """The route key API Gateway picks for a request: a literal path over a {variable}, a
+    {variable} over a greedy {proxy+}."""
+    from tests.infra.moto_stack import route_matches
+
+    matching = [k for k in keys if route_matches(k, method, path)]
+    return min(matching, key=lambda k: (k.count("+}"), k.count("{")), default=None)
+
+
+def test_each_route_is_throttled_with_the_group_of_who_may_call_it(tmp_path):
+    """Every route the resolver serves lands on a gateway route of its group: the operator
+    routes (stepline.api.auth.OPERATOR_ROUTES) on the operator group's throttle and nothing
+    else there, so a flood of app or sender traffic never takes the operators' rate, nor the
+    other way round."""
+    import re
+
+    from infra.http_api import ROUTES, RouteGroup
+    from stepline.api.app import build_api
+    from stepline.api.auth import OPERATOR_ROUTES
+    from stepline.engine.clock import ManualClock
+    from stepline.engine.core import Engine
+    from stepline.local import local_backend
+
+    group_of = {f"{m.value} {path}": group for path, methods, group in ROUTES for m in methods}
+    with local_backend(str(tmp_path / "db"), ManualClock()) as backend:
+        app = build_api(Engine(backend, Settings(mode="cloud")))
+        served = {(r.method, r.path) for r in app._static_routes + app._dynamic_routes}
+    checked = 0
+    for method, path in sorted(served):
+        openapi_path = re.sub(r"<(\w+)>", r"{\1}", path)
+        sample = re.sub(r"<[^>]+>", "x", path.rstrip("/") or "/")
+        key = _most_specific(list(group_of), method, sample)
+        if path == "/e/":
+            continue  # the dev server's alias of /e: API Gateway answers the slash form 404 itself
+        assert key is not None, (method, path)
+        if (method, openapi_path) in OPERATOR_ROUTES:
+            expected = RouteGroup.OPERATOR
+        elif path.startswith("/e"):
+            expected = RouteGroup.EVENT_API
+        elif path.startswith(("/v0/", "/v1/", "/fn/")):
+            expected = RouteGroup.SDK
+        else:
+            expected = RouteGroup.PUBLIC
+        assert group_of[key] == expected, (method, path, key)
+        checked += 1
+    assert checked >= 25
 
 
 def test_the_gateway_events_the_lambda_tests_send_follow_these_routes(synthesized):

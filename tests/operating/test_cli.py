@@ -21,6 +21,7 @@ from stepline.settings import Settings
 from tests.e2e.conftest import free_port, http
 from tests.operating.harness import key
 
+OPERATOR_KEY = "0a1b2c3d" * 8
 SIGNING_KEY = "signkey-prod-00112233445566778899aabbccddeeff"
 
 
@@ -230,21 +231,25 @@ def test_tail_names_a_run_already_going_by_what_it_is_doing(ops):
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    settings = Settings(mode="cloud", event_keys=["evt"], signing_key=SIGNING_KEY)
+    settings = Settings(mode="cloud", event_keys=["evt"], signing_key=SIGNING_KEY, operator_key=OPERATOR_KEY)
     options = DevOptions(port=free_port(), db_path=str(tmp_path_factory.mktemp("cloud-cli") / "db"))
     runtime = DevRuntime(options, settings).start()
     yield runtime.url
     runtime.stop()
 
 
-def test_a_deployed_api_takes_the_signing_key(cloud):
-    refused, sent, bad = stepline_all(
+def test_a_deployed_api_takes_the_operator_key(cloud):
+    refused, sent, by_app, bad = stepline_all(
         (cloud, "runs"),
+        (cloud, "send", "ops/anything", "--operator-key", OPERATOR_KEY),
         (cloud, "send", "ops/anything", "--signing-key", SIGNING_KEY),
-        (cloud, "runs", "--signing-key", "signkey-prod-nothex"),
+        (cloud, "runs", "--operator-key", "nothex"),
     )
-    assert refused.returncode == 1 and "401" in refused.stderr and "--signing-key" in refused.stderr
+    assert refused.returncode == 1 and "401" in refused.stderr and "--operator-key" in refused.stderr
+    # The apps' signing key reads, but does not steer: sending by bearer is an operator's route.
+    assert by_app.returncode == 1 and "403" in by_app.stderr and "operator key" in by_app.stderr
     assert bad.returncode == 1 and "must be hex" in bad.stderr
+    assert ok(stepline(cloud, "runs", "--status", "Failed", env={"STEPLINE_OPERATOR_KEY": OPERATOR_KEY})) == "no runs\n"
     assert ok(stepline(cloud, "runs", "--status", "Failed", env={"STEPLINE_SIGNING_KEY": SIGNING_KEY})) == "no runs\n"
     [event_id] = ok(sent).split()
     code, body = http("GET", f"{cloud}/v1/events/{event_id}",

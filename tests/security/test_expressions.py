@@ -110,7 +110,7 @@ def test_sync_refuses_expressions_over_each_limit(cloud, case):
 def test_bulk_cancel_refuses_a_bad_if_with_a_400_and_cancels_nothing(cloud, source):
     [event_id] = cloud.stepline.send({"name": "test/cancellable", "data": {"key": unique("cel-bulk-")}})
     cloud.wait_status(event_id, "Running")
-    status, body = cloud.authed("POST", "/v1/cancellations", {"function_id": f"{APP_ID}-cancellable", "if": source})
+    status, body = cloud.operator("POST", "/v1/cancellations", {"function_id": f"{APP_ID}-cancellable", "if": source})
     assert status == 400 and body["error"].startswith("if: "), body
     assert cloud.run_of(event_id)["status"] == "Running"
 

@@ -33,12 +33,15 @@ from tests.sdk.harness import AppServer, _QuietHandler, _ThreadingServer
 from tests.security.conftest import BEARER
 
 KEY = "signkey-prod-" + "3c9d" * 16
-AUTH = {"Authorization": f"Bearer {hash_signing_key(KEY)}"}
+APP_AUTH = {"Authorization": f"Bearer {hash_signing_key(KEY)}"}  # what an app holding the key sends
+OPERATOR_KEY = "5b4a3928" * 8
+AUTH = {"Authorization": f"Bearer {hash_signing_key(OPERATOR_KEY)}"}  # POST /v1/apps/sync: operators
 APP = "hijack-app"
 
 
 def start_runtime(tmp_path, **overrides: Any) -> DevRuntime:
-    settings = Settings(mode="cloud", signing_key=KEY, event_keys=["evt"], allow_private_app_urls=True, **overrides)
+    settings = Settings(mode="cloud", signing_key=KEY, event_keys=["evt"], operator_key=OPERATOR_KEY,
+                        allow_private_app_urls=True, **overrides)
     return DevRuntime(DevOptions(port=0, db_path=str(tmp_path / f"sync-{time.monotonic_ns()}.db")), settings).start()
 
 
@@ -217,7 +220,7 @@ def register(runtime_url: str, app_id: str, fn_id: str, url: str, headers: dict[
 def test_a_sync_cannot_claim_another_apps_function(stack):
     runtime, app = stack
     assert http("POST", f"{runtime.url}/v1/apps/sync", {"url": app.url}, headers=AUTH)[0] == 200
-    code, body = register(runtime.url, "hijack", "hijack-app-fn", "http://127.0.0.1:9/api/inngest", AUTH)
+    code, body = register(runtime.url, "hijack", "hijack-app-fn", "http://127.0.0.1:9/api/inngest", APP_AUTH)
     assert code == 409 and body["status"] == 409, body
     assert "functions[0].id: 'hijack-app-fn' belongs to app 'hijack-app'" in body["error"]
     assert runtime.backend.store.get_function("hijack-app-fn").app_id == APP

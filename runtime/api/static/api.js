@@ -1,5 +1,5 @@
-// The REST API, as this page calls it. Deployed, every call carries the signing key's hash as
-// the bearer (the form the SDKs send); the key itself is never stored or sent.
+// The REST API, as this page calls it. Deployed, every call carries the operator key's hash as
+// the bearer (the form the SDKs send the signing key in); the key itself is never stored or sent.
 
 const TOKEN = "stepline.bearer";
 
@@ -12,7 +12,7 @@ export class ApiError extends Error {
 
 let unauthorized = () => {};
 
-/** What to do when the API says 401 (ask for the key). */
+/** What to do when the API says 401 or 403 (ask for the key), given the API's message. */
 export function onUnauthorized(callback) {
   unauthorized = callback;
 }
@@ -29,7 +29,7 @@ export function forgetToken() {
 export async function hashKey(raw) {
   const hex = raw.trim().replace(/^signkey-\w+-/, "");
   if (!/^([0-9a-fA-F]{2})+$/.test(hex)) {
-    throw new Error("a signing key is signkey-<env>-<hex>; the part after the prefix must be hex");
+    throw new Error("the operator key is hex digits");
   }
   const bytes = new Uint8Array(hex.match(/../g).map((pair) => parseInt(pair, 16)));
   const digest = await crypto.subtle.digest("SHA-256", bytes);
@@ -57,7 +57,7 @@ export async function api(method, path, body) {
   } catch {
     data = null;
   }
-  if (resp.status === 401) unauthorized();
+  if (resp.status === 401 || resp.status === 403) unauthorized(resp.status, data && data.error);
   if (!resp.ok) throw new ApiError(resp.status, (data && data.error) || `${resp.status} ${resp.statusText}`);
   return data;
 }

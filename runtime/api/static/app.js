@@ -1,5 +1,5 @@
 // The page: a hash router over four views, polling the current one for live status, and the
-// signing-key prompt when the API is deployed.
+// operator-key prompt when the API is deployed.
 
 import { forgetToken, get, hasToken, onUnauthorized, useKey } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -68,13 +68,15 @@ function askForKey(message) {
 
 async function start() {
   setupSend();
-  onUnauthorized(() => askForKey(hasToken() ? "That key was refused." : ""));
+  // A 403 says why (the apps' signing key given, or no operator key configured).
+  onUnauthorized((status, message) => askForKey(!hasToken() ? "" : status === 403 ? message : "That key was refused."));
   document.getElementById("key-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const input = document.getElementById("key-input");
     try {
       await useKey(input.value);
-      await get("/v1/apps");  // refused with a 401 when the key is wrong
+      // An operator route: refused with a 401 for a wrong key, a 403 for the apps' signing key.
+      await get("/v1/dead-letters?limit=1");
       input.value = "";
       document.getElementById("key-dialog").close();
       route();
