@@ -115,7 +115,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
             raise ApiError(400, f"force: expected true or false, got {force!r}")
         answer = sync_app(
             url,
-            settings,
+            engine.settings,
             signing_key=engine.keys.current().signing_key,
             force=force,
             attempts=SYNC_ATTEMPTS,
