@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.imports
 	$(BIN)/python -m bench.lambdas
+	$(BIN)/python -m bench.aws_requests
 
 # 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
 # CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.

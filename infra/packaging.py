@@ -9,7 +9,8 @@ lambda-lock`` writes it: ``infra.lambda_lock``). Nothing from the ``cdk`` or ``t
 in. A lock made from other requirements than pyproject's stops the build. The layer is built
 once per lock, platform and Python version, and cached under ``.cdk-build/``; the code directory
 holds a copy of ``runtime/`` as ``stepline/`` (the name the package imports as), keyed by its
-content.
+content. Both ship bytecode compiled for the Lambda's Python when an interpreter of that version
+is at hand (``infra.bytecode``), so cold starts do not compile.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra.bytecode import bytecode_interpreter, compile_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / ".cdk-build"
@@ -109,6 +112,7 @@ def dependencies_key(requirements: list[str], architecture: str) -> str:
         "platforms": platform_tags(architecture),
         "python": PYTHON_VERSION,
         "implementation": "cp",
+        "bytecode": bytecode_interpreter(PYTHON_VERSION) is not None,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -128,6 +132,7 @@ def dependencies_dir(requirements: list[str], architecture: str, *, build_dir: P
     try:
         _pip_install(requirements, architecture, staging / "python")
         _prune(staging / "python")
+        _compile(staging / "python")
         (staging / "requirements.txt").write_text("\n".join(requirements) + "\n")
         (staging / "installed.txt").write_text(_installed(staging / "python"))
         try:
@@ -188,6 +193,12 @@ def _prune(site: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _compile(root: Path) -> None:
+    interpreter = bytecode_interpreter(PYTHON_VERSION)
+    if interpreter is not None:
+        compile_tree(root, interpreter)
+
+
 def _installed(site: Path) -> str:
     names = sorted(p.name.removesuffix(".dist-info") for p in site.glob("*.dist-info"))
     return "\n".join(names) + "\n"
@@ -200,7 +211,8 @@ def code_dir(source: Path = REPO_ROOT / "runtime", *, build_dir: Path = BUILD_DI
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
-    target = build_dir / f"code-{digest.hexdigest()[:16]}"
+    compiled = "c" if bytecode_interpreter(PYTHON_VERSION) else "s"
+    target = build_dir / f"code-{digest.hexdigest()[:16]}{compiled}"
     if (target / PACKAGE).is_dir():
         return target
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -210,6 +222,7 @@ def code_dir(source: Path = REPO_ROOT / "runtime", *, build_dir: Path = BUILD_DI
             dest = staging / PACKAGE / path.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
+        _compile(staging / PACKAGE)
         try:
             staging.rename(target)
         except OSError:

@@ -37,6 +37,11 @@ GSI1 = "gsi1"
 # key design: changing it would strand the keys already written under the old spread.
 GSI2 = "gsi2"
 SWEEP_SHARDS = 8
+# The event listing's day partitions, spread the same way: every event of a day would otherwise
+# write one gsi1 partition, and a partition takes about 1,000 writes/s (a throttled GSI throttles
+# the table's writes too). Listing reads every shard of a day and merges. Part of the key design:
+# events written before sharding sit in the day's unsharded partition, which listing still reads.
+EVENT_SHARDS = 16
 # A waiter outlives its expiry by this much before TTL may delete it: its timeout timer, which
 # fires at expiry, must still find it to win it (remove_waiter) and resume the run.
 WAITER_TTL_GRACE_MS = 7 * 24 * 3600 * 1000
@@ -255,10 +260,20 @@ def run_from_item(item: Item) -> Run:
     )
 
 
+def event_shard(internal_id: str) -> int:
+    return zlib.crc32(internal_id.encode()) % EVENT_SHARDS
+
+
+def event_partition(day: str, shard: int | None) -> str:
+    """An event day's ``gsi1`` partition: ``EVENTS#<day>#<shard>`` (None: the unsharded one
+    events were written to before sharding)."""
+    return f"EVENTS#{day}" if shard is None else f"EVENTS#{day}#{shard}"
+
+
 def event_item(event: StoredEvent) -> Item:
     item: Item = {
         **event_key(event.internal_id),
-        "gsi1pk": str_attr(f"EVENTS#{day_of(event.received_at)}"),
+        "gsi1pk": str_attr(event_partition(day_of(event.received_at), event_shard(event.internal_id))),
         "gsi1sk": str_attr(event_sort_key(event.received_at, event.internal_id)),
         "internal_id": str_attr(event.internal_id),
         "id": str_attr(event.id),

@@ -12,8 +12,8 @@ that have not ended carry its keys (the sweeper's index; keys only)::
                                                                SWEEP#<crc32(run_id) % 8> /
                                                                <wake_at:015d>#<run_id>
     step              RUN#<run_id>          STEP#<step_id>
-    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd> /
-                                                               <received_at:015d>#<internal_id>
+    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd>#<crc32(id) % 16>
+                                                               / <received_at:015d>#<internal_id>
     event -> run link EVENT#<internal_id>   RUN#<run_id>
     event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
     event day         EVENTDAYS             <yyyy-mm-dd>
@@ -39,13 +39,17 @@ Access patterns and their cost:
   so ended runs leave the sweeper's index. ``acquire_lease`` never touches ``gsi2``.
 * ``stalled_runs``: one Query per ``gsi2`` shard (``gsi2sk`` below the cut-off, oldest first),
   then one BatchGetItem of the run items, which decide (status, lease, current ``wake_at``).
-* ``save_events``: per event with a user id, one conditional PutItem on its claim
+* ``save_events``: the claims of the request's user ids, 100 conditional puts to one
+  TransactWriteItems (a cancelled one names the claims already held; the rest are tried again;
+  a lone claim is one conditional PutItem), each
   (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
   deletes lag by up to days, so an expired claim must read as absent); then the event items
   in one BatchWriteItem (they need no condition: the claims already decided who is new).
-  Events without a user id get one create-only PutItem each.
-* ``list_events``: one Query on the day registry, then Queries on ``gsi1`` per day bucket,
-  newest first, and one BatchGetItem for the page.
+  Events without a user id are looked up in BatchGetItems of 100 (a retried request with
+  seeded ids sends the same internal ids) and the new ones join that BatchWriteItem.
+* ``list_events``: one Query on the day registry, then per day one Query on each of its 16
+  ``gsi1`` shards (and its unsharded partition, from before sharding), merged newest first, and
+  one BatchGetItem for the page.
 * ``list_runs``: Queries on ``gsi1`` in the function's partition, one BatchGetItem per page.
 * ``runs_for_event``: one Query on the event partition's link items, one BatchGetItem of runs.
 * ``functions_for_event``: one Query on ``TRIGGER#<name>``; trigger items carry the function.

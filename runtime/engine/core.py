@@ -48,8 +48,12 @@ class Engine:
         b, clock = backend, self.clock
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
         self.starter = RunStarter(b.runs, b.waiters, clock)
-        flow = FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter)
-        self.ingest = Ingest(b.events, b.apps, b.queue, clock, self.ids, flow)
+        flow = FlowControl(
+            b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter, events=b.events
+        )
+        self.ingest = Ingest(
+            b.events, b.apps, b.queue, clock, self.ids, flow, inline_events=self.settings.ingest_inline_events
+        )
         self.resumer = Resumer(b.runs, b.queue, self.ids)
         self.cancellation = Cancellation(b.runs, b.apps, clock)
         self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel)
@@ -93,6 +97,7 @@ class Engine:
         self.executor.handlers[messages.ERASE] = self.erasure.handle
         self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
         self.executor.handlers[messages.CRON] = self.crons.fire
+        self.executor.handlers[messages.START] = self.ingest.start
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
         self.ingest.flow.cancel = self.cancellation.cancel

@@ -430,7 +430,7 @@ class Executor:
             message = f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
             return memo_error({"name": "OutputTooLarge", "message": message})
         memo = memo_data(op.data)
-        too_large = state_limit_error(inv.state, memo)
+        too_large = state_limit_error(inv.state, memo, self.settings.max_run_state_bytes)
         return memo_error(too_large) if too_large else memo
 
     def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:

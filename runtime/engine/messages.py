@@ -15,6 +15,7 @@ RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still go
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
 DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
+START = "start"  # a large Event API request's stored events: start their runs, resume waiters
 SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); no run of its own
 MATCH_WAITERS = "match_waiters"  # the rest of one event's waiters, past one request's budget
 ERASE = "erase"  # erase a run once more, after a call in flight when it was erased (engine.erasure)
@@ -38,13 +39,22 @@ REQUIRED: dict[str, dict[str, type]] = {
     CRON: {"fn_id": str, "cron": str},
     DEBOUNCE: {"key": str, "at": int},
     BATCH: {"key": str, "at": int},
+    START: {"event_ids": list},
     SWEEP: {},
     MATCH_WAITERS: {"event": str, "buckets": list},
     ERASE: {"run_id": str},
     EXPIRE: {},
 }
 # Optional fields that must have this type when present.
-_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int, "failures": list}
+_TYPED = {
+    "step": str,
+    "attempt": int,
+    "busy": int,
+    "not_before": int,
+    "at": int,
+    "failures": list,
+    "scheduled_time": str,
+}
 
 
 def call(
