@@ -329,7 +329,8 @@ def main() -> None:
             setup = Host(python, "stepline.handlers.api", lambda_env(names, endpoint, False), log)
             front.host = setup
             try:
-                if not sync_app(f"http://127.0.0.1:{app_port}/api/inngest", attempts=60, interval_s=0.5):
+                app_url = f"http://127.0.0.1:{app_port}/api/inngest"
+                if not sync_app(app_url, Settings(mode="dev"), attempts=60, interval_s=0.5).ok:
                     raise SystemExit("the bench app did not sync")
             finally:
                 setup.stop()

@@ -2,13 +2,15 @@
 
 The layer holds wheels for the Lambda platform, fetched by ``pip install --platform ...
 --only-binary=:all:`` (pip never builds anything, so no compiler or container is needed), from
-the runtime's own dependency list in ``pyproject.toml``: the package's dependencies (the SDK's),
-its ``server`` extra and its ``lambda`` extra. Nothing from the ``cdk`` or ``test`` extras goes
-in. The layer is built once per dependency list, platform and Python version, and cached under
-``.cdk-build/``; the code directory holds a copy of ``runtime/`` as ``stepline/`` (the name the
-package imports as), keyed by its content. Both ship bytecode compiled for the Lambda's
-Python when an interpreter of that version is at hand (``infra.bytecode``), so cold starts do
-not compile.
+the lock file ``infra/lambda-requirements.txt``: the runtime's own dependency list in
+``pyproject.toml`` (the package's dependencies, the SDK's, and its ``server`` and ``lambda``
+extras), every package pinned with its hashes, installed with ``--require-hashes`` (``make
+lambda-lock`` writes it: ``infra.lambda_lock``). Nothing from the ``cdk`` or ``test`` extras goes
+in. A lock made from other requirements than pyproject's stops the build. The layer is built
+once per lock, platform and Python version, and cached under ``.cdk-build/``; the code directory
+holds a copy of ``runtime/`` as ``stepline/`` (the name the package imports as), keyed by its
+content. Both ship bytecode compiled for the Lambda's Python when an interpreter of that version
+is at hand (``infra.bytecode``), so cold starts do not compile.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ BUILD_DIR = REPO_ROOT / ".cdk-build"
 PYTHON_VERSION = "3.14"  # the Lambda runtime (python3.14); wheels are fetched for it
 SERVER_EXTRAS = ("server", "lambda")  # the runtime and what only the Lambdas add to it
 PACKAGE = "stepline"  # the import name of runtime/ (pyproject's package-dir)
+LOCK_FILE = REPO_ROOT / "infra" / "lambda-requirements.txt"
+_LOCK_DIGEST_LINE = "# requirements sha256: "
 
 # manylinux tags the Lambda OS (Amazon Linux 2023, glibc 2.34) runs, newest first.
 _MANYLINUX = ("manylinux_2_34", "manylinux_2_28", "manylinux2014")
@@ -52,7 +56,7 @@ class LambdaBundle:
 
 
 def build_bundle(architecture: str = "arm64", *, build_dir: Path = BUILD_DIR) -> LambdaBundle:
-    requirements = runtime_requirements()
+    requirements = locked_requirements()
     deps_dir, deps_hash = dependencies_dir(requirements, architecture, build_dir=build_dir)
     return LambdaBundle(
         dependencies_dir=deps_dir,
@@ -69,6 +73,32 @@ def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list
     project = tomllib.loads(pyproject.read_text())["project"]
     extras = project.get("optional-dependencies", {})
     return [*project["dependencies"], *(req for extra in SERVER_EXTRAS for req in extras.get(extra, []))]
+
+
+def requirements_digest(requirements: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()
+
+
+class StaleLock(RuntimeError):
+    pass
+
+
+def locked_requirements(lock: Path = LOCK_FILE, pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
+    """The lock's requirements (``name==version --hash=...``, one per package), after checking
+    that it was made from pyproject's current requirements."""
+    text = lock.read_text() if lock.is_file() else ""
+    first = text.splitlines()[0] if text else ""
+    wanted = requirements_digest(runtime_requirements(pyproject))
+    if first != _LOCK_DIGEST_LINE + wanted:
+        raise StaleLock(
+            f"{lock.name} was not made from pyproject.toml's current runtime requirements: run `make lambda-lock`"
+        )
+    requirements: list[str] = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            requirements.append(" ".join(line.split()))
+    return requirements
 
 
 def platform_tags(architecture: str) -> list[str]:
@@ -138,10 +168,18 @@ def _pip_install(requirements: list[str], architecture: str, into: Path) -> None
         "--python-version",
         PYTHON_VERSION,
         "--only-binary=:all:",
+        # Exactly the locked files: every package pinned and its hash checked, nothing resolved.
+        "--require-hashes",
+        "--no-deps",
     ]
     for tag in platform_tags(architecture):
         command += ["--platform", tag]
-    result = subprocess.run([*command, *requirements], capture_output=True, text=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as file:
+        file.write("\n".join(requirements) + "\n")
+    try:
+        result = subprocess.run([*command, "-r", file.name], capture_output=True, text=True)
+    finally:
+        Path(file.name).unlink(missing_ok=True)
     if result.returncode != 0:
         raise RuntimeError(
             "could not fetch the Lambda dependencies (pip install --platform "
@@ -220,4 +258,4 @@ def _remove_stale_code_dirs(build_dir: Path, keep: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["LambdaBundle", "build_bundle", "runtime_requirements", "PYTHON_VERSION"]
+__all__ = ["LOCK_FILE", "LambdaBundle", "build_bundle", "locked_requirements", "runtime_requirements", "PYTHON_VERSION"]

@@ -51,6 +51,16 @@ class Settings(BaseModel):
     # Hex, like a signing key; requests carry its SHA-256 as the bearer (stepline.api.auth).
     operator_key: str | None = None
 
+    # Outside dev mode, calls to apps (and app sync) refuse loopback, private, link-local and
+    # other internal addresses (stepline.engine.outbound). True admits private, unique-local
+    # and loopback addresses: apps inside a VPC, or on the same machine. Never link-local or the
+    # metadata service.
+    allow_private_app_urls: bool = False
+    # A sync that moves an existing app to another origin (scheme, host, port) is refused outside
+    # dev mode, unless forced (`POST /v1/apps/sync` with "force": true) or the new origin is
+    # listed here (e.g. "https://app.example.com").
+    allowed_app_origins: list[str] = Field(default_factory=list)
+
     # Executor timing. A call that takes longer than step_timeout_s is a retriable failure.
     step_timeout_s: float = 120.0
     # How long one executor invocation may go on starting calls before it re-enqueues the run. A
@@ -189,7 +199,7 @@ class Settings(BaseModel):
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
-            if name == "event_keys":
+            if name in ("event_keys", "allowed_app_origins"):
                 values[name] = [k.strip() for k in raw.split(",") if k.strip()]
             else:
                 values[name] = raw
@@ -199,7 +209,7 @@ class Settings(BaseModel):
         """The environment variables that reproduce these settings (used by the CDK stack)."""
         out: dict[str, str] = {}
         for name, value in self.model_dump(exclude_none=True).items():
-            if name == "event_keys":
+            if name in ("event_keys", "allowed_app_origins"):
                 value = ",".join(value)
             out[ENV_PREFIX + name.upper()] = str(value)
         return out

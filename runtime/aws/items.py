@@ -162,8 +162,17 @@ def sweep_index_keys(run_id: str, wake_at: int) -> Item:
     }
 
 
-def waiter_key(event_name: str, run_id: str, step_id: str) -> Item:
-    return {"pk": str_attr(f"WAIT#{event_name}"), "sk": str_attr(f"{run_id}#{step_id}")}
+def waiter_partition(event_name: str, match_key: str | None) -> str:
+    """A bucket of waiters: the event name's unkeyed one, or that of a key on the event name."""
+    return f"WAITKEY#{match_key}#{event_name}" if match_key else f"WAIT#{event_name}"
+
+
+def waiter_key(event_name: str, run_id: str, step_id: str, match_key: str | None = None) -> Item:
+    return {"pk": str_attr(waiter_partition(event_name, match_key)), "sk": str_attr(f"{run_id}#{step_id}")}
+
+
+def waiter_field_item(event_name: str, field: str) -> Item:
+    return {"pk": str_attr(f"WAITFIELDS#{event_name}"), "sk": str_attr(field)}
 
 
 # -- records <-> items -------------------------------------------------------------------------
@@ -358,7 +367,7 @@ def trigger_item(event_name: str, fn: FunctionRecord) -> Item:
 
 def waiter_item(waiter: Waiter) -> Item:
     item: Item = {
-        **waiter_key(waiter.event_name, waiter.run_id, waiter.step_id),
+        **waiter_key(waiter.event_name, waiter.run_id, waiter.step_id, waiter.match_key),
         "event_name": str_attr(waiter.event_name),
         "run_id": str_attr(waiter.run_id),
         "step_id": str_attr(waiter.step_id),
@@ -370,6 +379,9 @@ def waiter_item(waiter: Waiter) -> Item:
     }
     if waiter.expression is not None:
         item["expression"] = str_attr(waiter.expression)
+    if waiter.match_key and waiter.match_field:
+        item["match_field"] = str_attr(waiter.match_field)
+        item["match_key"] = str_attr(waiter.match_key)
     return item
 
 
@@ -383,6 +395,8 @@ def waiter_from_item(item: Item) -> Waiter:
         created_at=get_int(item, "created_at") or 0,
         expression=get_str(item, "expression"),
         trigger=get_json(item, "trigger", {}),
+        match_field=get_str(item, "match_field"),
+        match_key=get_str(item, "match_key"),
     )
 
 

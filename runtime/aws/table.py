@@ -17,7 +17,9 @@ that have not ended carry its keys (the sweeper's index; keys only)::
     event -> run link EVENT#<internal_id>   RUN#<run_id>
     event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
     event day         EVENTDAYS             <yyyy-mm-dd>
-    waiter            WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
+    waiter (unkeyed)  WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
+    waiter (keyed)    WAITKEY#<key>#<name>  <run_id>#<step_id> (ttl: as above)
+    waiter fields     WAITFIELDS#<name>     <match field>
     app               CATALOG               APP#<app_id>
     function          CATALOG               FN#<fn_id>
     trigger           TRIGGER#<event name>  FN#<fn_id>
@@ -51,7 +53,13 @@ Access patterns and their cost:
 * ``list_runs``: Queries on ``gsi1`` in the function's partition, one BatchGetItem per page.
 * ``runs_for_event``: one Query on the event partition's link items, one BatchGetItem of runs.
 * ``functions_for_event``: one Query on ``TRIGGER#<name>``; trigger items carry the function.
-* ``waiters_for_event``: one Query on ``WAIT#<name>``; ``remove_waiter`` one conditional delete.
+* Waiters are in buckets: a waiter whose expression states an equality with the incoming
+  event (``event.data.id == async.data.id``) is keyed by the event name, the field and the
+  value (``stepline.engine.waiter_index``); the others share their event name's partition. An
+  event reads ``WAITFIELDS#<name>`` (one small Query), then one Query page per bucket its values
+  give and one on ``WAIT#<name>``: the reads grow with the waiters it can match, not with all
+  waiters of its name. ``add_waiter`` is one conditional PutItem (plus, once per process and
+  field, a PutItem on the field); ``remove_waiter`` one conditional delete.
 * Apps and functions live in the ``CATALOG`` partition: listing is one consistent Query.
 * Flow control (throttle, rate limit, debounce, batching, idempotency, singleton, concurrency)
   has its own items, drawn in ``stepline.aws.flow``: one conditional write per primitive and one
@@ -67,8 +75,8 @@ triggers) is written to S3 first and the item holds a reference; reads resolve r
 Conditions are unchanged: they test the item, and S3 keys are content-addressed, so a writer
 that loses a race leaves at most an unreferenced object.
 
-Known limits: a function's runs share one ``gsi1`` partition and an event name's waiters one
-table partition (about 1,000 writes/s each before DynamoDB throttles). Without a payload bucket,
+Known limits: a function's runs share one ``gsi1`` partition and an event name's unkeyed waiters
+one table partition (about 1,000 writes/s each before DynamoDB throttles). Without a payload bucket,
 items over 400 KB are refused with ``StoreError``.
 """
 
@@ -147,6 +155,7 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureR
         self._known_days = set()
         # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
         self.retention_ms = retention_ms
+        self._fields_written = set()
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
@@ -55,14 +56,14 @@ class Engine:
         )
         self.resumer = Resumer(b.runs, b.queue, self.ids)
         self.cancellation = Cancellation(b.runs, b.apps, clock)
-        self.waits = Waits(b.waiters, self.resumer, self.cancellation.cancel)
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel)
         self.lifecycle = Lifecycle(b.runs, b.apps, clock, self.ingest, self.resumer, self.cancellation, self.waits)
         # Late links: each of these needs a piece that needs it back.
         self.ingest.waits = self.waits
         self.cancellation.lifecycle = self.lifecycle
         self.cancellation.waits = self.waits
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
-        self.registry = Registry(b.apps, clock, self.crons)
+        self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -74,7 +75,7 @@ class Engine:
             clock,
             self.ids,
             self.settings,
-            caller or PooledHttpCaller(),
+            caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings)),
             self.lifecycle,
             self.resumer,
             self.starter,
@@ -94,6 +95,7 @@ class Engine:
         self.executor.handlers[messages.SWEEP] = self._sweep
         self.executor.handlers[messages.EXPIRE] = self.retention.handle
         self.executor.handlers[messages.ERASE] = self.erasure.handle
+        self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.START] = self.ingest.start
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire

@@ -36,6 +36,7 @@ from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
+from stepline.engine.outbound import redact_in, redact_url
 from stepline.engine.payload_policy import call_body, state_limit_error
 from stepline.engine.ports import (
     AppStore,
@@ -183,7 +184,7 @@ class Executor:
         elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
             # Null unless an event already won the step (the memo write decides).
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"])
+            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
             error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
             self.tools.resumer.resume(run_id, body["step"], memo_error(error))
@@ -322,7 +323,12 @@ class Executor:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
                 kind="error",
-                error={"name": "CallFailed", "message": f"calling {url}: {exc}", "stack": ""},
+                # The URL may hold a secret in its query string: never in a run's error.
+                error={
+                    "name": "CallFailed",
+                    "message": f"calling {redact_url(url)}: {redact_in(str(exc), url)}",
+                    "stack": "",
+                },
                 no_retry=False,
                 status=0,
             )

@@ -1,7 +1,8 @@
 """The one way the engine reaches a user's app: a POST, answered or failed.
 
 A one-method interface keeps the executor testable and lets the benchmark measure the same
-client the executor uses. The default transport pools keep-alive connections per host.
+client the executor uses. The default transport pools keep-alive connections per host, and
+connects only where the address policy allows (``stepline.engine.outbound``).
 
 ``timeout_s`` bounds the whole call, from connecting to the last byte of the answer: urllib3's
 read timeout alone bounds each read, so an app that trickles its answer could hold a call (and
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import urllib3
+
+from stepline.engine.outbound import AddressPolicy, pool_manager
 
 
 class CallFailed(Exception):
@@ -41,8 +44,18 @@ READ_CHUNK_BYTES = 64 * 1024
 
 
 class PooledHttpCaller:
-    def __init__(self, max_connections_per_host: int = 16, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
-        self._pool = urllib3.PoolManager(maxsize=max_connections_per_host, block=False, retries=False)
+    """Calls apps through a pool that keeps to ``policy`` (``stepline.engine.outbound``: which
+    addresses may be connected to), follows no redirect, asks for no compression and reads at
+    most ``max_response_bytes`` of an answer, by the call's deadline."""
+
+    def __init__(
+        self,
+        max_connections_per_host: int = 16,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        policy: AddressPolicy | None = None,
+    ) -> None:
+        self.policy = policy or AddressPolicy(check=False)
+        self._pool = pool_manager(self.policy, maxsize=max_connections_per_host, block=False)
         self._max_response_bytes = max_response_bytes
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
@@ -53,11 +66,17 @@ class PooledHttpCaller:
                 "POST",
                 url,
                 body=body,
-                headers=headers,
+                # Identity: a compressed answer could expand far past the cap once decoded.
+                headers={**headers, "Accept-Encoding": "identity"},
                 timeout=urllib3.Timeout(total=timeout_s, connect=min(10.0, timeout_s)),
                 redirect=False,
                 preload_content=False,
             )
+            # Refused before anything is read, so nothing is ever decoded.
+            encoding = (resp.headers.get("content-encoding") or "identity").strip().lower()
+            if encoding != "identity":
+                resp.close()
+                raise CallFailed(f"the answer is encoded as {encoding!r}; calls ask for identity")
             data = self._read_by(resp, deadline, timeout_s)
             resp.release_conn()
         except urllib3.exceptions.HTTPError as exc:

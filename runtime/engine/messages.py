@@ -17,6 +17,7 @@ DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the l
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
 START = "start"  # a large Event API request's stored events: start their runs, resume waiters
 SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); no run of its own
+MATCH_WAITERS = "match_waiters"  # the rest of one event's waiters, past one request's budget
 ERASE = "erase"  # erase a run once more, after a call in flight when it was erased (engine.erasure)
 EXPIRE = "expire"  # erase ended runs and events past their retention (stepline.engine.retention)
 
@@ -40,6 +41,7 @@ REQUIRED: dict[str, dict[str, type]] = {
     BATCH: {"key": str, "at": int},
     START: {"event_ids": list},
     SWEEP: {},
+    MATCH_WAITERS: {"event": str, "buckets": list},
     ERASE: {"run_id": str},
     EXPIRE: {},
 }
@@ -72,8 +74,11 @@ def wake(run_id: str, step: str) -> dict[str, Any]:
     return {"kind": WAKE, "run_id": run_id, "step": step}
 
 
-def wait_timeout(run_id: str, step: str, event: str) -> dict[str, Any]:
-    return {"kind": WAIT_TIMEOUT, "run_id": run_id, "step": step, "event": event}
+def wait_timeout(run_id: str, step: str, event: str, match_key: str | None = None) -> dict[str, Any]:
+    body = {"kind": WAIT_TIMEOUT, "run_id": run_id, "step": step, "event": event}
+    if match_key is not None:
+        body["match_key"] = match_key  # the waiter's bucket (stepline.engine.waiter_index)
+    return body
 
 
 def invoke_timeout(run_id: str, step: str) -> dict[str, Any]:
@@ -82,6 +87,12 @@ def invoke_timeout(run_id: str, step: str) -> dict[str, Any]:
 
 def run_timeout(run_id: str) -> dict[str, Any]:
     return {"kind": RUN_TIMEOUT, "run_id": run_id}
+
+
+def match_waiters(event: str, buckets: list[str | None], after: str | None, now_ms: int) -> dict[str, Any]:
+    """Go on matching the stored event ``event`` (internal id) against its waiters: the
+    buckets left (keys; null for the unkeyed one), from ``after`` in the first."""
+    return {"kind": MATCH_WAITERS, "event": event, "buckets": buckets, "after": after, "now": now_ms}
 
 
 def sweep() -> dict[str, Any]:

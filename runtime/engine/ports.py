@@ -35,6 +35,7 @@ from stepline.engine.records import (
     StoredEvent,
     Waiter,
     WaiterKind,
+    WaiterPage,
 )
 from stepline.engine.stores import (
     AppStore,
@@ -264,6 +265,7 @@ __all__ = [
     "Timers",
     "Waiter",
     "WaiterKind",
+    "WaiterPage",
     "WaiterStore",
     "WorkQueue",
 ]

@@ -54,7 +54,7 @@ def test_the_layer_is_cached_by_its_requirements(bundle, monkeypatch):
     monkeypatch.setattr(subprocess, "run", no_pip)
     again = packaging.build_bundle(bundle.architecture)
     assert again.dependencies_dir == bundle.dependencies_dir
-    key = packaging.dependencies_key(packaging.runtime_requirements(), "arm64")
+    key = packaging.dependencies_key(packaging.locked_requirements(), "arm64")
     assert key in bundle.dependencies_dir.name
     assert again.dependencies_hash == bundle.dependencies_hash
 
@@ -138,3 +138,49 @@ def test_without_an_interpreter_of_the_target_version_the_code_ships_sources(tmp
     (source / "a.py").write_text("A = 1\n")
     code = packaging.code_dir(source, build_dir=tmp_path / "build") / "stepline"
     assert (code / "a.py").is_file() and not list(code.rglob("*.pyc"))
+
+
+# -- the hashed lock file -----------------------------------------------------------------------
+
+
+def test_the_lock_pins_every_runtime_requirement_with_hashes():
+    from packaging.requirements import Requirement
+
+    locked = {}
+    for line in packaging.locked_requirements():  # raises when made from other requirements
+        pin, _, rest = line.partition(" ")
+        name, _, version = pin.partition("==")
+        assert version and "--hash=sha256:" in rest, line
+        locked[name.lower().replace("_", "-")] = version
+    for text in packaging.runtime_requirements():
+        wanted = Requirement(text)
+        name = wanted.name.lower().replace("_", "-")
+        assert name in locked, f"{name} is not in {packaging.LOCK_FILE.name}"
+        assert wanted.specifier.contains(locked[name]), (text, locked[name])
+    assert tuple(int(p) for p in locked["urllib3"].split(".")[:2]) >= (2, 7)
+
+
+def test_a_lock_made_from_other_requirements_stops_the_build(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text((REPO / "pyproject.toml").read_text().replace('"jcs>=0.2.1"', '"jcs>=0.3"'))
+    with pytest.raises(packaging.StaleLock, match="run `make lambda-lock`"):
+        packaging.locked_requirements(pyproject=pyproject)
+    with pytest.raises(packaging.StaleLock):
+        packaging.locked_requirements(lock=tmp_path / "missing.txt")
+
+
+def test_the_layer_is_installed_from_the_lock_with_hashes_required(tmp_path, monkeypatch):
+    seen: list[list[str]] = []
+
+    def fake_pip(command, **kwargs):
+        seen.append(command)
+        seen.append(Path(command[command.index("-r") + 1]).read_text().splitlines())
+        (tmp_path / "out").mkdir(exist_ok=True)
+        return subprocess.CompletedProcess(command, 1, "", "stopped here by the test")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    with pytest.raises(RuntimeError, match="stopped here by the test"):
+        packaging.dependencies_dir(packaging.locked_requirements(), "arm64", build_dir=tmp_path)
+    command, requirements = seen
+    assert "--require-hashes" in command and "--no-deps" in command and "--only-binary=:all:" in command
+    assert requirements == packaging.locked_requirements()

@@ -493,3 +493,11 @@ def test_each_route_is_throttled_with_the_group_of_who_may_call_it(tmp_path):
         assert group_of[key] == expected, (method, path, key)
         checked += 1
     assert checked >= 25
+
+
+def test_the_gateway_events_the_lambda_tests_send_follow_these_routes(synthesized):
+    # tests/handlers/apigw.py builds the events API Gateway sends, routed by these route keys.
+    from tests.handlers.apigw import ROUTE_KEYS
+
+    routes = sorted(r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values())
+    assert routes == sorted(ROUTE_KEYS)
