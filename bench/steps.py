@@ -143,7 +143,7 @@ def run_backend(backend: str, steps: int, port: int, app_url: str, workdir: Path
         return seconds, counter.counts, caller.requests
 
     try:
-        if not sync_app(app_url, attempts=30, interval_s=0.5):
+        if not sync_app(app_url, runtime.settings, attempts=30, interval_s=0.5).ok:
             raise SystemExit(f"could not sync the bench app at {app_url}")
         measure(3)  # warm up connections and caches
         # A run of half the size: the difference is what each extra step costs, without the

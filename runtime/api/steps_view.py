@@ -50,6 +50,7 @@ def _input(detail: dict[str, Any]) -> dict[str, Any] | None:
     if not detail:
         return None
     out = dict(detail)
+    out.pop("match_key", None)  # where the engine keeps a wait's waiter: nothing to show
     for key in ("wake_at", "expires_at"):
         if isinstance(out.get(key), int):
             out[key] = _iso(out[key])

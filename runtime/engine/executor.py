@@ -37,6 +37,7 @@ from stepline.engine.ops.invoke import TIMEOUT_ERROR, start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
+from stepline.engine.outbound import redact_in, redact_url
 from stepline.engine.payload_policy import call_body, state_limit_error
 from stepline.engine.ports import (
     AppStore,
@@ -198,7 +199,7 @@ class Executor:
         elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
             # Null unless an event already won the step (the memo write decides).
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"])
+            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
             self.tools.resumer.resume(run_id, body["step"], memo_error(TIMEOUT_ERROR))
         elif kind in self.handlers:
@@ -346,7 +347,12 @@ class Executor:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
                 kind="error",
-                error={"name": "CallFailed", "message": f"calling {url}: {exc}", "stack": ""},
+                # The URL may hold a secret in its query string: never in a run's error.
+                error={
+                    "name": "CallFailed",
+                    "message": f"calling {redact_url(url)}: {redact_in(str(exc), url)}",
+                    "stack": "",
+                },
                 no_retry=False,
                 status=0,
             )
@@ -461,7 +467,7 @@ class Executor:
             message = f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
             return memo_error({"name": "OutputTooLarge", "message": message})
         memo = memo_data(op.data)
-        too_large = state_limit_error(inv.state, memo)
+        too_large = state_limit_error(inv.state, memo, self.settings.max_run_state_bytes)
         return memo_error(too_large) if too_large else memo
 
     def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:

@@ -196,6 +196,21 @@ class Waiter:
     created_at: int
     expression: str | None = None
     trigger: dict[str, JSON] = field(default_factory=dict)
+    # The equality the expression states between a field of the incoming event and a value
+    # known when the wait began (``event.data.id == async.data.id``), as an index
+    # (``stepline.engine.waiter_index``): ``match_field`` names the incoming event's field and
+    # ``match_key`` stands for the value it must have. Events read only the waiters whose key
+    # their own value gives, plus those without one (None: the expression states no equality).
+    match_field: str | None = None
+    match_key: str | None = None
+
+
+@dataclass
+class WaiterPage:
+    """One page of a bucket of waiters; ``after`` continues it (None: the bucket is done)."""
+
+    waiters: list[Waiter]
+    after: str | None = None
 
 
 @dataclass

@@ -62,6 +62,7 @@ from stepline.engine.ports import (
 )
 from stepline.engine.records import SlotView
 from stepline.engine.scheduling import Waker
+from stepline.engine.waits import pending_match_key
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,9 @@ _LINE_SCAN = 1000
 # Ops woken by a message of their own, and how to make it.
 _WAKES = {
     "Sleep": lambda run_id, op: messages.wake(run_id, op.step_id),
-    "WaitForEvent": lambda run_id, op: messages.wait_timeout(run_id, op.step_id, str(op.detail.get("event") or "")),
+    "WaitForEvent": lambda run_id, op: messages.wait_timeout(
+        run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
+    ),
     "InvokeFunction": lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
 }
 

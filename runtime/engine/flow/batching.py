@@ -43,8 +43,8 @@ class Batcher:
         max_size = int(config["maxSize"])
         timeout = parse_duration_ms(config["timeout"])
         key = rule_key("batch", fn.fn_id, config.get("key"), context)
-        doc = event_doc(event)
-        size = len(json.dumps(doc, separators=(",", ":"), default=str))
+        # The batch's size counts whole events (what its run receives); the buffer holds references.
+        size = len(json.dumps(event_doc(event), separators=(",", ":"), default=str))
         store, buffers = self.flow.flow_state, self.flow.buffers
 
         def start(events: list[StoredEvent]) -> None:
@@ -66,7 +66,7 @@ class Batcher:
             batch = {
                 "fn_id": fn.fn_id,
                 "batch_id": data.get("batch_id", event.internal_id),
-                "events": events + [doc],
+                "events": events + [self.flow.buffers.entry(event)],
                 "first_at": first_at,
                 "fire_at": first_at + timeout,
                 "bytes": data.get("bytes", 0) + size,
