@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEV_EXTRAS := server,examples
 
-.PHONY: test lint dev bench chaos clean
+.PHONY: test lint dev bench chaos clean lambda-lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ dev: $(DEV_STAMP)
 	  INNGEST_DEV=http://127.0.0.1:8288 PORT=8289 $(BIN)/python -m examples.app & \
 	  $(BIN)/stepline dev -u http://127.0.0.1:8289/api/inngest'
 
+# The Lambda layer's lock file (infra/lambda-requirements.txt): pyproject's runtime dependencies
+# and lambda extra, pinned with hashes; the layer is installed from it with --require-hashes. Run
+# it after changing those dependencies (a build from a stale lock stops and says so).
+lambda-lock: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m infra.lambda_lock
+
 # bench.imports builds the wheel and two virtualenvs under .bench/ (the SDK alone, the runtime)
 # the first time, each later run reinstalling the wheel only; bench.lambdas runs the handlers
 # from the runtime's.
@@ -54,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.imports
 	$(BIN)/python -m bench.lambdas
+	$(BIN)/python -m bench.aws_requests
 
 # 1,000 runs of mixed workflows under random faults on each backend, audited (tests/chaos).
 # CHAOS_ARGS="--runs 200 --backend sqlite --seed 7" for a smaller or different run.

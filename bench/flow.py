@@ -118,7 +118,7 @@ def run(small: int, large: int, port: int, app_url: str, workdir: Path) -> dict[
     options = DevOptions(port=port, db_path=str(workdir / "flow.db"), backend="moto", workers=2)
     runtime = DevRuntime(options, Settings(mode="dev")).start()
     try:
-        if not sync_app(app_url, attempts=30, interval_s=0.5):
+        if not sync_app(app_url, runtime.settings, attempts=30, interval_s=0.5).ok:
             raise SystemExit(f"could not sync the bench app at {app_url}")
         bench = Bench(runtime)
         bench.event_only()  # warm up the day registry

@@ -12,7 +12,13 @@ On AWS each request is an API Gateway request and an API Lambda invocation; thos
 request, the Lambda's duration from the measured seconds per request (an upper bound: moto
 answers slower than DynamoDB does).
 
-    python -m bench.ingest [--backends sqlite,moto] [--scale 1.0]
+Then, on moto, a full Event API request (5,000 events, each triggering a function): the AWS
+requests made before the answer (what must fit in API Gateway's 30 s) and, per event, those its
+``start`` messages make afterwards in the executor; once with events that carry no id, once with
+ids (each claimed for 24 h, 100 to a transaction; measured on 500 events, since moto copies the
+whole table for every transaction).
+
+    python -m bench.ingest [--backends sqlite,moto] [--scale 1.0] [--full-request 5000]
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from bench.aws_requests import Meter, Steps, drain, register
 from bench.steps import (
     DDB_READS,
     DDB_WRITES,
@@ -43,12 +51,18 @@ from bench.steps import (
     AwsRequestCounter,
     free_port,
 )
+from infra.config import StackConfig
+from stepline.aws.moto_env import moto_backend
 from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine import messages
+from stepline.engine.clock import ManualClock
+from stepline.engine.core import Engine
+from stepline.engine.ingest import START_CHUNK
 from stepline.settings import Settings
 
 # API Gateway HTTP API, us-east-1, first 300 million requests a month, per request (up to 512 KB).
 API_GATEWAY_HTTP_REQUEST = 1.00 / 1_000_000
-API_MEMORY_GB = 0.5  # the API Lambda's default memory size (infra/config.py api_memory_mb)
+API_MEMORY_GB = StackConfig().api_memory_mb / 1024  # the API Lambda's default memory size
 
 BATCH = 100
 LOADS = ("single", "batch", "start")
@@ -214,10 +228,42 @@ def report(results: list[Measured]) -> None:
     print(f"  {'total':<24}" + "".join(f"{'$' + format(sum(c.values()), '.3f'):>10}" for c in costs))
 
 
+def measure_full_request(events: int, with_ids: bool) -> dict[str, Any]:
+    clock = ManualClock()
+    with moto_backend(clock) as backend:
+        engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=Steps(0))
+        register(engine, "bench-ingest", "bench/event")
+        meter = Meter(backend.clients)
+        batch = [{"name": "bench/event", "data": {"i": i}} for i in range(events)]
+        if with_ids:
+            for i, event in enumerate(batch):
+                event["id"] = f"order-{i}"
+        meter.active = True
+        started = time.perf_counter()
+        engine.ingest.accept(batch)
+        seconds = time.perf_counter() - started
+        answered = Counter(meter.requests)
+        meter.reset()
+        # One start message (100 events) stands for the rest: each starts its events' runs.
+        handled = drain(engine, backend, only_kind=messages.START, most=1)
+        meter.active = False
+        per_event = sum(meter.requests.values()) / (START_CHUNK if handled and events > START_CHUNK else 1)
+        return {"before_answer": answered, "moto_seconds": seconds, "after_per_event": per_event}
+
+
+def report_full_request(label: str, result: dict[str, Any]) -> None:
+    before = result["before_answer"]
+    print(f"\nEvent API request, {label}: {sum(before.values())} AWS requests before the 200")
+    for op, n in sorted(before.items()):
+        print(f"  {op:<22} {n:>6}")
+    print(f"  then, in the executor, {result['after_per_event']:.1f} requests per event to start its run")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,moto")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the number of requests per load")
+    parser.add_argument("--full-request", type=int, default=5_000, help="events of the full request (0: skip)")
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -227,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         for backend in args.backends.split(","):
             results += measure_backend(backend, args.scale, Path(tmp))
     report(results)
+    if args.full_request and "moto" in args.backends.split(","):
+        n = args.full_request
+        report_full_request(f"{n} events without ids", measure_full_request(n, with_ids=False))
+        with_ids = min(n, 500)
+        report_full_request(f"{with_ids} events with ids", measure_full_request(with_ids, with_ids=True))
     return 0
 
 

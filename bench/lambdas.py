@@ -196,7 +196,7 @@ def http(method: str, url: str, body: Any = None) -> Any:
 
 def run_one(front_url: str, sqs: Any, queue_url: str, executor: Host, steps: int) -> dict[str, float]:
     """Send one event and pump until its run completes. Returns the executor's CPU and wall ms
-    over the invocations that ran it."""
+    over the invocations that ran it, and its peak memory."""
     before = len(executor.invocations)
     [event_id] = http("POST", f"{front_url}/e/bench", {"name": EVENT, "data": {"steps": steps}})["ids"]
     deadline = time.monotonic() + 300
@@ -208,7 +208,11 @@ def run_one(front_url: str, sqs: Any, queue_url: str, executor: Host, steps: int
             if runs[0]["output"] != sum(range(steps)):
                 raise SystemExit(f"the run's output is {runs[0]['output']!r}")
             ran = executor.invocations[before:]
-            return {"cpu_ms": sum(i["cpu_ms"] for i in ran), "wall_ms": sum(i["wall_ms"] for i in ran)}
+            return {
+                "cpu_ms": sum(i["cpu_ms"] for i in ran),
+                "wall_ms": sum(i["wall_ms"] for i in ran),
+                "peak_rss_mb": max(i["peak_rss_mb"] for i in ran),
+            }
     said = executor.invocations[before:][-3:]
     raise SystemExit(f"the run did not complete within 300 s: {runs}; the executor said {said}")
 
@@ -278,7 +282,7 @@ def report(results: list[Measured]) -> None:
         f"\nProjected onto Lambda (CPU time scaled by the memory's share of a vCPU, full at {LAMBDA_FULL_VCPU_MB} MB;"
         " waits on DynamoDB, SQS and the app come on top), ms"
     )
-    print(f"  {'':<40}" + "".join(f"{str(mb) + ' MB':>10}" for mb in MEMORY_SIZES_MB))
+    print(f"  {'':<52}" + "".join(f"{str(mb) + ' MB':>10}" for mb in MEMORY_SIZES_MB))
     for m in results:
         cold = (
             m.startup["interpreter_cpu_ms"] + m.startup["import_cpu_ms"] + m.first["cpu_ms"] - m.warm_median("cpu_ms")
@@ -289,7 +293,7 @@ def report(results: list[Measured]) -> None:
         for what, cpu_ms in rows:
             label = f"{m.label.split(':')[0]}: {what}"
             print(
-                f"  {label:<40}"
+                f"  {label:<52}"
                 + "".join(f"{cpu_ms * max(1.0, LAMBDA_FULL_VCPU_MB / mb):>10.1f}" for mb in MEMORY_SIZES_MB)
             )
 
@@ -325,7 +329,8 @@ def main() -> None:
             setup = Host(python, "stepline.handlers.api", lambda_env(names, endpoint, False), log)
             front.host = setup
             try:
-                if not sync_app(f"http://127.0.0.1:{app_port}/api/inngest", attempts=60, interval_s=0.5):
+                app_url = f"http://127.0.0.1:{app_port}/api/inngest"
+                if not sync_app(app_url, Settings(mode="dev"), attempts=60, interval_s=0.5).ok:
                     raise SystemExit("the bench app did not sync")
             finally:
                 setup.stop()

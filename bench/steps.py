@@ -196,7 +196,7 @@ class Bench:
 
         self.runtime.engine.lifecycle.run_finished = on_finished  # type: ignore[method-assign]
         for url in app_urls:
-            if not sync_app(url, attempts=60, interval_s=0.5):
+            if not sync_app(url, self.runtime.settings, attempts=60, interval_s=0.5).ok:
                 raise SystemExit(f"could not sync the bench app at {url}")
 
     def run(self, mode: Mode, steps: int) -> Sample:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import aws_cdk as cdk  # noqa: E402 - after the environment above: importing starts jsii
 
 from infra import nag  # noqa: E402
+from infra.bytecode import INTERPRETER_ENV, bytecode_interpreter  # noqa: E402
 from infra.config import StackConfig  # noqa: E402
 from infra.packaging import BUILD_DIR, REPO_ROOT, build_bundle  # noqa: E402
 from infra.stack import SteplineStack  # noqa: E402
@@ -53,6 +55,14 @@ def build_app(
     )
     config = StackConfig.load(_all_context(app), environ)
     bundle = build_bundle(config.architecture, build_dir=build_dir)
+    if bytecode_interpreter(bundle.python_version) is None:
+        # Said at synth, not discovered in cold-start latency after the deploy.
+        print(
+            f"warning: no Python {bundle.python_version} here to compile the Lambda bytecode (python"
+            f"{bundle.python_version} on PATH, or {INTERPRETER_ENV}): the Lambdas compile what they import "
+            "at every cold start",
+            file=sys.stderr,
+        )
     stack = SteplineStack(app, "Stepline", config=config, bundle=bundle)
     if check:
         nag.add_checks(app)

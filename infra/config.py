@@ -14,9 +14,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from stepline.aws.resources import CRON_GROUP_SUFFIX
+
 CONTEXT_PREFIX = "stepline:"
 KMS_CREATE = "create"
 ENV_PREFIX = "STEPLINE_CDK_"
+
+# EventBridge Scheduler: a schedule group's name is at most 64 characters. The longest group the
+# stack names is "<stack>-timers-cron", so the stack name gets what is left.
+SCHEDULE_GROUP_NAME_MAX = 64
+TIMERS_GROUP_SUFFIX = "-timers"
+STACK_NAME_MAX = SCHEDULE_GROUP_NAME_MAX - len(TIMERS_GROUP_SUFFIX + CRON_GROUP_SUFFIX)
 
 # The retention periods CloudWatch Logs accepts (0 keeps logs forever).
 LOG_RETENTION_DAYS = (
@@ -50,7 +58,9 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     stack_name: str = "Stepline"
-    api_memory_mb: int = Field(512, ge=128, le=10240)
+    # Twice the executor's: half the API's cold start for a few cents per million events
+    # (docs/deploy.md, "Memory size and architecture").
+    api_memory_mb: int = Field(1024, ge=128, le=10240)
     # The benchmark prices steps at this size (docs/benchmarks.md).
     executor_memory_mb: int = Field(512, ge=128, le=10240)
     log_retention_days: int = 30
@@ -117,6 +127,13 @@ class StackConfig(BaseModel):
         # CloudFormation's rule; the schedule group names derive from it and allow the same.
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,100}", value):
             raise ValueError("must start with a letter and hold only letters, digits and '-'")
+        # Refused here rather than by CloudFormation halfway through a deploy.
+        if len(value) > STACK_NAME_MAX:
+            raise ValueError(
+                f"must be at most {STACK_NAME_MAX} characters: the schedule group "
+                f"{value + TIMERS_GROUP_SUFFIX + CRON_GROUP_SUFFIX!r} derived from it would be longer than "
+                f"EventBridge Scheduler's {SCHEDULE_GROUP_NAME_MAX}"
+            )
         return value
 
     @field_validator("log_retention_days")
@@ -166,7 +183,7 @@ class StackConfig(BaseModel):
     @property
     def schedule_group(self) -> str:
         """The timers' schedule group; the runtime names the cron group after it."""
-        return f"{self.stack_name}-timers"
+        return f"{self.stack_name}{TIMERS_GROUP_SUFFIX}"
 
     @property
     def sweep_group(self) -> str:

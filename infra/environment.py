@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stepline.engine.payload_policy import DEPLOYED_MAX_RUN_STATE_BYTES
 from stepline.settings import Settings
 
 METRICS_NAMESPACE = "Stepline"
@@ -37,8 +38,9 @@ class Resources:
 
 def timing_settings() -> Settings:
     """The settings every deployed Lambda shares, the resources aside. Their timings decide the
-    executor's timeout and the queue's visibility timeout, before the resources exist."""
-    return Settings(mode=DEPLOYED_MODE)
+    executor's timeout and the queue's visibility timeout, before the resources exist. A run's
+    state is capped at what one API Lambda response can serve to an SDK that fetches it."""
+    return Settings(mode=DEPLOYED_MODE, max_run_state_bytes=DEPLOYED_MAX_RUN_STATE_BYTES)
 
 
 def deployed_settings(resources: Resources, *, role: str) -> Settings:

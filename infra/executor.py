@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from aws_cdk import Duration
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda_event_sources as sources
@@ -11,8 +9,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.functions import LambdaCode, SteplineFunction
-from stepline.handlers.executor import DEADLINE_MARGIN_MS
-from stepline.settings import Settings
+from stepline.settings import DEADLINE_MARGIN_S, ESM_VISIBILITY_FACTOR, Settings
 
 EXECUTOR_HANDLER = "stepline.handlers.executor.handler"
 LAMBDA_MAX_TIMEOUT_S = 900
@@ -21,11 +18,10 @@ LAMBDA_MAX_TIMEOUT_S = 900
 def executor_timeout_s(settings: Settings) -> int:
     """Long enough for a full invocation budget, one step call that starts at its very end, and
     the margin the handler keeps for acknowledging and re-enqueueing."""
-    wanted = settings.invocation_budget_s + settings.step_timeout_s + DEADLINE_MARGIN_MS / 1000
-    timeout = math.ceil(wanted)
+    timeout = settings.executor_timeout_s
     if timeout > LAMBDA_MAX_TIMEOUT_S:
         raise ValueError(
-            f"invocation_budget_s + step_timeout_s + {DEADLINE_MARGIN_MS // 1000} s = {timeout} s "
+            f"invocation_budget_s + step_timeout_s + {DEADLINE_MARGIN_S} s = {timeout} s "
             f"exceeds Lambda's {LAMBDA_MAX_TIMEOUT_S} s"
         )
     return timeout
@@ -52,10 +48,12 @@ class Executor(Construct):
         super().__init__(scope, id)
         timeout = executor_timeout_s(settings)
         visibility = visibility_timeout_s
-        if visibility <= timeout:
-            # SQS would hand the message to a second executor while the first still runs.
+        if visibility < ESM_VISIBILITY_FACTOR * timeout:
+            # Below it, SQS could hand a message to a second executor while the first (or the
+            # event source's retry of a throttled batch) still runs it.
             raise ValueError(
-                f"the work queue's visibility timeout ({visibility} s) must exceed the executor's timeout ({timeout} s)"
+                f"the work queue's visibility timeout ({visibility} s) must be at least {ESM_VISIBILITY_FACTOR}× "
+                f"the executor's timeout ({timeout} s), as AWS advises for an SQS event source"
             )
         self.handler = SteplineFunction(
             self,

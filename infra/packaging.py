@@ -2,11 +2,15 @@
 
 The layer holds wheels for the Lambda platform, fetched by ``pip install --platform ...
 --only-binary=:all:`` (pip never builds anything, so no compiler or container is needed), from
-the runtime's own dependency list in ``pyproject.toml``: the package's dependencies (the SDK's),
-its ``server`` extra and its ``lambda`` extra. Nothing from the ``cdk`` or ``test`` extras goes
-in. The layer is built once per dependency list, platform and Python version, and cached under
-``.cdk-build/``; the code directory holds a copy of ``runtime/`` as ``stepline/`` (the name the
-package imports as), keyed by its content.
+the lock file ``infra/lambda-requirements.txt``: the runtime's own dependency list in
+``pyproject.toml`` (the package's dependencies, the SDK's, and its ``server`` and ``lambda``
+extras), every package pinned with its hashes, installed with ``--require-hashes`` (``make
+lambda-lock`` writes it: ``infra.lambda_lock``). Nothing from the ``cdk`` or ``test`` extras goes
+in. A lock made from other requirements than pyproject's stops the build. The layer is built
+once per lock, platform and Python version, and cached under ``.cdk-build/``; the code directory
+holds a copy of ``runtime/`` as ``stepline/`` (the name the package imports as), keyed by its
+content. Both ship bytecode compiled for the Lambda's Python when an interpreter of that version
+is at hand (``infra.bytecode``), so cold starts do not compile.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.bytecode import bytecode_interpreter, compile_tree
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / ".cdk-build"
 PYTHON_VERSION = "3.14"  # the Lambda runtime (python3.14); wheels are fetched for it
 SERVER_EXTRAS = ("server", "lambda")  # the runtime and what only the Lambdas add to it
 PACKAGE = "stepline"  # the import name of runtime/ (pyproject's package-dir)
+LOCK_FILE = REPO_ROOT / "infra" / "lambda-requirements.txt"
+_LOCK_DIGEST_LINE = "# requirements sha256: "
 
 # manylinux tags the Lambda OS (Amazon Linux 2023, glibc 2.34) runs, newest first.
 _MANYLINUX = ("manylinux_2_34", "manylinux_2_28", "manylinux2014")
@@ -48,7 +56,7 @@ class LambdaBundle:
 
 
 def build_bundle(architecture: str = "arm64", *, build_dir: Path = BUILD_DIR) -> LambdaBundle:
-    requirements = runtime_requirements()
+    requirements = locked_requirements()
     deps_dir, deps_hash = dependencies_dir(requirements, architecture, build_dir=build_dir)
     return LambdaBundle(
         dependencies_dir=deps_dir,
@@ -67,6 +75,32 @@ def runtime_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list
     return [*project["dependencies"], *(req for extra in SERVER_EXTRAS for req in extras.get(extra, []))]
 
 
+def requirements_digest(requirements: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(requirements)).encode()).hexdigest()
+
+
+class StaleLock(RuntimeError):
+    pass
+
+
+def locked_requirements(lock: Path = LOCK_FILE, pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[str]:
+    """The lock's requirements (``name==version --hash=...``, one per package), after checking
+    that it was made from pyproject's current requirements."""
+    text = lock.read_text() if lock.is_file() else ""
+    first = text.splitlines()[0] if text else ""
+    wanted = requirements_digest(runtime_requirements(pyproject))
+    if first != _LOCK_DIGEST_LINE + wanted:
+        raise StaleLock(
+            f"{lock.name} was not made from pyproject.toml's current runtime requirements: run `make lambda-lock`"
+        )
+    requirements: list[str] = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            requirements.append(" ".join(line.split()))
+    return requirements
+
+
 def platform_tags(architecture: str) -> list[str]:
     arch = _ARCH[architecture]
     return [f"{tag}_{arch}" for tag in _MANYLINUX]
@@ -78,6 +112,7 @@ def dependencies_key(requirements: list[str], architecture: str) -> str:
         "platforms": platform_tags(architecture),
         "python": PYTHON_VERSION,
         "implementation": "cp",
+        "bytecode": bytecode_interpreter(PYTHON_VERSION) is not None,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -97,6 +132,7 @@ def dependencies_dir(requirements: list[str], architecture: str, *, build_dir: P
     try:
         _pip_install(requirements, architecture, staging / "python")
         _prune(staging / "python")
+        _compile(staging / "python")
         (staging / "requirements.txt").write_text("\n".join(requirements) + "\n")
         (staging / "installed.txt").write_text(_installed(staging / "python"))
         try:
@@ -132,10 +168,18 @@ def _pip_install(requirements: list[str], architecture: str, into: Path) -> None
         "--python-version",
         PYTHON_VERSION,
         "--only-binary=:all:",
+        # Exactly the locked files: every package pinned and its hash checked, nothing resolved.
+        "--require-hashes",
+        "--no-deps",
     ]
     for tag in platform_tags(architecture):
         command += ["--platform", tag]
-    result = subprocess.run([*command, *requirements], capture_output=True, text=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as file:
+        file.write("\n".join(requirements) + "\n")
+    try:
+        result = subprocess.run([*command, "-r", file.name], capture_output=True, text=True)
+    finally:
+        Path(file.name).unlink(missing_ok=True)
     if result.returncode != 0:
         raise RuntimeError(
             "could not fetch the Lambda dependencies (pip install --platform "
@@ -147,6 +191,12 @@ def _prune(site: Path) -> None:
     for name in _PRUNE_DIRS:
         for path in [p for p in site.rglob(name) if p.is_dir()]:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _compile(root: Path) -> None:
+    interpreter = bytecode_interpreter(PYTHON_VERSION)
+    if interpreter is not None:
+        compile_tree(root, interpreter)
 
 
 def _installed(site: Path) -> str:
@@ -161,7 +211,8 @@ def code_dir(source: Path = REPO_ROOT / "runtime", *, build_dir: Path = BUILD_DI
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
-    target = build_dir / f"code-{digest.hexdigest()[:16]}"
+    compiled = "c" if bytecode_interpreter(PYTHON_VERSION) else "s"
+    target = build_dir / f"code-{digest.hexdigest()[:16]}{compiled}"
     if (target / PACKAGE).is_dir():
         return target
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +222,7 @@ def code_dir(source: Path = REPO_ROOT / "runtime", *, build_dir: Path = BUILD_DI
             dest = staging / PACKAGE / path.relative_to(source)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
+        _compile(staging / PACKAGE)
         try:
             staging.rename(target)
         except OSError:
@@ -206,4 +258,4 @@ def _remove_stale_code_dirs(build_dir: Path, keep: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["LambdaBundle", "build_bundle", "runtime_requirements", "PYTHON_VERSION"]
+__all__ = ["LOCK_FILE", "LambdaBundle", "build_bundle", "locked_requirements", "runtime_requirements", "PYTHON_VERSION"]

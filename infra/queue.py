@@ -17,8 +17,9 @@ class WorkQueue(Construct):
     """SQS standard queue with a DLQ, both encrypted (SQS-managed keys, or the stack's customer
     managed key with a five-minute data key reuse) and TLS only.
 
-    ``visibility_timeout`` must exceed the executor's timeout: a message comes back only after
-    the invocation that holds it can no longer be running. The runtime dead-letters a message
+    ``visibility_timeout`` is at least six times the executor's timeout, as AWS advises for an
+    SQS event source: a message comes back only after no invocation (nor the event source's
+    retry of a throttled one) can still be running it. The runtime dead-letters a message
     itself on its ``max_deliveries``-th failure, with the reason; the redrive policy moves one
     a few receives later, for deliveries that crashed the executor before it could.
     """

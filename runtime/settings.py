@@ -6,6 +6,7 @@ Deployed Lambdas get these as environment variables (the CDK stack sets exactly 
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Literal
 
@@ -14,6 +15,14 @@ from pydantic import BaseModel, Field, field_validator
 from stepline.engine.records import DAY_MS
 
 ENV_PREFIX = "STEPLINE_"
+
+# The executor Lambda keeps this much of its time, after the last call it may start has ended,
+# for that call's writes (memo, lease release, re-enqueueing the rest).
+DEADLINE_MARGIN_S = 15
+# AWS's guidance for an SQS event source mapping: the queue's visibility timeout at least six
+# times the function's timeout, so a batch that is throttled and retried is not redelivered
+# while a retry may still run it.
+ESM_VISIBILITY_FACTOR = 6
 
 
 def parse_steps_limits(text: str) -> dict[str, int]:
@@ -42,11 +51,23 @@ class Settings(BaseModel):
     # Hex, like a signing key; requests carry its SHA-256 as the bearer (stepline.api.auth).
     operator_key: str | None = None
 
+    # Outside dev mode, calls to apps (and app sync) refuse loopback, private, link-local and
+    # other internal addresses (stepline.engine.outbound). True admits private, unique-local
+    # and loopback addresses: apps inside a VPC, or on the same machine. Never link-local or the
+    # metadata service.
+    allow_private_app_urls: bool = False
+    # A sync that moves an existing app to another origin (scheme, host, port) is refused outside
+    # dev mode, unless forced (`POST /v1/apps/sync` with "force": true) or the new origin is
+    # listed here (e.g. "https://app.example.com").
+    allowed_app_origins: list[str] = Field(default_factory=list)
+
     # Executor timing. A call that takes longer than step_timeout_s is a retriable failure.
     step_timeout_s: float = 120.0
-    # How long one executor invocation keeps looping before it re-enqueues the run (a Lambda
-    # uses the smaller of this and its own remaining time).
-    invocation_budget_s: float = 600.0
+    # How long one executor invocation may go on starting calls before it re-enqueues the run. A
+    # Lambda uses the smaller of this and its remaining time less the margin and one full call
+    # (stepline.handlers.executor). Its timeout, and six times that as the work queue's visibility
+    # timeout, follow from it: 240 s keeps a crashed batch's return under 40 minutes.
+    invocation_budget_s: float = 240.0
     # Retry backoff: base * 2**attempt with full jitter, capped.
     retry_base_ms: int = 1_000
     retry_cap_ms: int = 60 * 60 * 1_000
@@ -68,6 +89,9 @@ class Settings(BaseModel):
     # `use_api: true` instead, and the SDK fetches them from /v0/runs/{id} (docs/protocol.md §5.3). This
     # keeps each call small however large a run's state grows (Lambda takes at most 6 MB).
     use_api_threshold_bytes: int = 1024 * 1024
+    # The most a run's state (events and step outputs) may hold: Inngest's 32 MiB; deployed, what
+    # one API Lambda response can serve (stepline.engine.payload_policy, set by the stack).
+    max_run_state_bytes: int = Field(32 * 1024 * 1024, ge=1024)
 
     # Retention: ended runs (their steps and payloads with them) and stored events are erased
     # this many days after the run ended or the event was received (0: kept for ever). Deployed,
@@ -92,6 +116,10 @@ class Settings(BaseModel):
     # A checkpoint carries step outputs (4 MiB each at most, docs/protocol.md §17.1); API
     # Gateway takes 10 MB bodies.
     max_checkpoint_body_bytes: int = 10 * 1024 * 1024
+    # A send of more events than this starts their runs from the work queue once they are stored
+    # (stepline.engine.ingest), so a full request (5,000 events) is answered well within API
+    # Gateway's 30 s; smaller ones start their runs before answering.
+    ingest_inline_events: int = Field(100, ge=1)
 
     # Checkpointed calls (docs/architecture.md, "Checkpointed execution"): the SDK runs steps
     # inline and reports each result as it goes. Off, every step is a call of its own.
@@ -156,8 +184,22 @@ class Settings(BaseModel):
         return int(self.step_timeout_s * 3 * 1000)
 
     @property
+    def executor_timeout_s(self) -> int:
+        """The executor's worst case for one message: a call started at the very end of a full
+        budget, running its whole step timeout, then the margin for its writes."""
+        return math.ceil(self.invocation_budget_s + self.step_timeout_s + DEADLINE_MARGIN_S)
+
+    @property
     def visibility_timeout_s(self) -> int:
-        return int(self.invocation_budget_s + self.step_timeout_s + 60)
+        """The work queue's visibility timeout: AWS's guidance for an event source mapping."""
+        return ESM_VISIBILITY_FACTOR * self.executor_timeout_s
+
+    def record_budget_ms(self, remaining_ms: int) -> int:
+        """How long an executor with ``remaining_ms`` left may go on starting calls: the last
+        one it starts must end, step timeout and all, with the margin still left. 0 or less:
+        none may start."""
+        budget = remaining_ms - (DEADLINE_MARGIN_S + self.step_timeout_s) * 1000
+        return int(min(self.invocation_budget_s * 1000, budget))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -167,7 +209,7 @@ class Settings(BaseModel):
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
-            if name == "event_keys":
+            if name in ("event_keys", "allowed_app_origins"):
                 values[name] = [k.strip() for k in raw.split(",") if k.strip()]
             else:
                 values[name] = raw
@@ -177,7 +219,7 @@ class Settings(BaseModel):
         """The environment variables that reproduce these settings (used by the CDK stack)."""
         out: dict[str, str] = {}
         for name, value in self.model_dump(exclude_none=True).items():
-            if name == "event_keys":
+            if name in ("event_keys", "allowed_app_origins"):
                 value = ",".join(value)
             out[ENV_PREFIX + name.upper()] = str(value)
         return out

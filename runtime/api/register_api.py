@@ -6,9 +6,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_app
 from stepline.api.errors import ApiError, json_response
-from stepline.api.request import header, raw_body
+from stepline.api.request import header, query, raw_body
 from stepline.engine.core import Engine
-from stepline.protocol.register import parse_register
+from stepline.engine.sync_guard import SyncRefused
+from stepline.protocol.register import DEPLOY_ID_PARAM, parse_register
 
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
@@ -24,5 +25,9 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         if len(body) > settings.max_register_body_bytes:
             raise ApiError(413, f"body: {len(body)} bytes exceeds {settings.max_register_body_bytes}", ok=False)
         sync = parse_register(body)
-        modified = engine.registry.register(sync)
+        try:
+            # The SDKs pass the sync request's deployId on here: it may be a move token.
+            modified = engine.registry.register(sync, move_token_value=query(app, DEPLOY_ID_PARAM))
+        except SyncRefused as refused:
+            raise ApiError(refused.status, refused.message, ok=False) from refused
         return json_response(200, {"ok": True, "modified": modified, "status": 200})

@@ -26,9 +26,10 @@ KINDS = {
     "Sleep": "sleep",
     "WaitForEvent": "wait",
     "InvokeFunction": "invoke",
+    "AIGateway": "ai",
 }
 # A pending op's status while the run waits on it.
-WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting"}
+WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting", "AIGateway": "Waiting"}
 
 
 def _iso(ms: Any) -> str | None:
@@ -49,6 +50,7 @@ def _input(detail: dict[str, Any]) -> dict[str, Any] | None:
     if not detail:
         return None
     out = dict(detail)
+    out.pop("match_key", None)  # where the engine keeps a wait's waiter: nothing to show
     for key in ("wake_at", "expires_at"):
         if isinstance(out.get(key), int):
             out[key] = _iso(out[key])
@@ -121,7 +123,7 @@ def pending_step(op: PendingOp, run_ended: bool) -> dict[str, Any]:
         "started_at": _iso(op.created_at),
         "ended_at": None,
         "duration_ms": None,
-        "input": _input(op.detail),
+        "input": _input(op.shown_detail()),
     }
 
 

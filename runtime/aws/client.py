@@ -83,6 +83,16 @@ class TableClient:
                 return self._resolved(items)
             kwargs["ExclusiveStartKey"] = last
 
+    def query_page(self, limit: int | None, start: Item | None, **kwargs: Any) -> tuple[list[Item], Item | None]:
+        """One page of a Query: at most ``limit`` items evaluated (a filter may return fewer),
+        from ``start`` (the previous page's last key); and the key to go on from, or None."""
+        if limit is not None:
+            kwargs["Limit"] = limit
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = start
+        resp = self.call("query", **kwargs)
+        return self._resolved(resp.get("Items", [])), resp.get("LastEvaluatedKey") or None
+
     def query_partition(self, pk: str, prefix: str | None = None) -> list[Item]:
         """A partition's items in sort-key order, strongly consistent."""
         values = {":pk": str_attr(pk)}

@@ -5,17 +5,23 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from stepline.aws.client import TableClient
+from stepline.aws.errors import describe, error_code
 from stepline.aws.items import (
+    EVENT_SHARDS,
     GSI1,
     Item,
     check_size,
+    chunks,
     claim_key,
     day_of,
     encode_cursor,
     event_from_item,
     event_item,
     event_key,
+    event_partition,
     get_str,
     num_attr,
     str_attr,
@@ -30,6 +36,22 @@ from stepline.engine.records import EVENT_DEDUPE_WINDOW_MS, StoredEvent
 ORPHAN_WAITS_S = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 # The event attributes that hold user JSON, and so may be offloaded to S3.
 _EVENT_JSON_ATTRS = ("data", "user")
+
+
+# DynamoDB: a transaction holds at most 100 actions.
+TRANSACT_MAX_ITEMS = 100
+# Transactions of claims tried again after others cancelled them, before claiming one by one.
+_CLAIM_ROUNDS = 3
+
+
+def _claim_item(event: StoredEvent, now_ms: int) -> Item:
+    expires_at = now_ms + EVENT_DEDUPE_WINDOW_MS
+    return {
+        **claim_key(event.id),
+        "internal_id": str_attr(event.internal_id),
+        "expires_at": num_attr(expires_at),
+        "ttl": num_attr(-(-expires_at // 1000)),
+    }
 
 
 class EventRecords:
@@ -52,22 +74,37 @@ class EventRecords:
         duplicates_in_batch: list[tuple[int, int]] = []
         earlier: dict[int, str] = {}  # index -> internal id the id's claim already points at
         claimed: list[int] = []
+        minted: list[int] = []
+        to_claim: list[int] = []
         for index, event in enumerate(events):
             if event.id in first_with_id:
                 duplicates_in_batch.append((index, first_with_id[event.id]))
                 continue
             first_with_id[event.id] = index
             if event.id == event.internal_id:
-                # An id we minted has nothing to claim, but the same internal id sent again (a
-                # retried request with seeded ids) is the same event: create-only put.
-                results[index] = self._put_event_once(event, items[index])
+                minted.append(index)
                 continue
-            won, holder = self._claim_event_id(event, now_ms)
+            to_claim.append(index)
+        # Each user id is claimed for 24 h, 100 claims per transaction (a request may hold 5,000).
+        claims = self._claim_event_ids([events[i] for i in to_claim], now_ms)
+        for index, (won, holder) in zip(to_claim, claims, strict=True):
             if won:
                 claimed.append(index)
-                results[index] = event
+                results[index] = events[index]
             else:
                 earlier[index] = holder
+        # An id we minted has nothing to claim, but the same internal id sent again (a retried
+        # request with seeded ids) is the same event: the stored one is kept. Read in batches
+        # of 100, not one conditional put each (a request may hold 5,000). Two retries racing
+        # between the read and the write both write the same event, seeded from the same request.
+        if minted:
+            found = self._t.batch_get([event_key(events[i].internal_id) for i in minted])
+            stored = {e.internal_id: e for e in map(event_from_item, found)}
+            for index in minted:
+                results[index] = stored.get(events[index].internal_id)
+                if results[index] is None:
+                    claimed.append(index)
+                    results[index] = events[index]
         # Claims decided which events are new, so their items need no condition: one batch.
         self._write_events([events[i] for i in claimed], [items[i] for i in claimed])
         if earlier:
@@ -86,27 +123,56 @@ class EventRecords:
             item["ttl"] = num_attr(-(-expires_at // 1000))
         return item
 
-    def _put_event_once(self, event: StoredEvent, item: Item) -> StoredEvent:
-        self._register_days([event])
-        created, old = self._t.conditional(
-            "put_item",
-            Item=item,
-            ConditionExpression="attribute_not_exists(pk)",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-        if not created:
-            return event_from_item(old) if old else self.get_event(event.internal_id) or event
-        return event
+    def _claim_event_ids(self, events: list[StoredEvent], now_ms: int) -> list[tuple[bool, str]]:
+        """``_claim_event_id`` for each of ``events`` (distinct ids), in transactions of up to
+        100 conditional puts. A cancelled transaction names the claims whose condition failed
+        (held by another event: the holder comes back); the rest are tried again."""
+        outcome: dict[int, tuple[bool, str]] = {}
+        todo = list(range(len(events)))
+        for _round in range(_CLAIM_ROUNDS):
+            if not todo:
+                break
+            retry: list[int] = []
+            for chunk in chunks(todo, TRANSACT_MAX_ITEMS):
+                if len(chunk) == 1:  # a transaction of one costs twice a plain conditional put
+                    outcome[chunk[0]] = self._claim_event_id(events[chunk[0]], now_ms)
+                    continue
+                puts = [
+                    {
+                        "Put": {
+                            "TableName": self._t.name,
+                            "Item": _claim_item(events[i], now_ms),
+                            "ConditionExpression": "attribute_not_exists(pk) OR expires_at <= :now",
+                            "ExpressionAttributeValues": {":now": num_attr(now_ms)},
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    }
+                    for i in chunk
+                ]
+                try:
+                    self._t.client.transact_write_items(TransactItems=puts)
+                except ClientError as exc:
+                    if error_code(exc) != "TransactionCanceledException":
+                        raise StoreError(f"DynamoDB TransactWriteItems failed: {describe(exc)}") from exc
+                    reasons = exc.response.get("CancellationReasons") or []
+                    for i, reason in zip(chunk, reasons, strict=False):
+                        if reason.get("Code") == "ConditionalCheckFailed":
+                            outcome[i] = (False, get_str(reason.get("Item") or {}, "internal_id", "") or "")
+                        else:
+                            retry.append(i)  # rolled back with the others (or in conflict)
+                    retry += chunk[len(reasons) :]
+                    continue
+                except BotoCoreError as exc:
+                    raise StoreError(f"DynamoDB TransactWriteItems failed: {describe(exc)}") from exc
+                outcome.update((i, (True, "")) for i in chunk)
+            todo = retry
+        for i in todo:  # still contended after the rounds: one at a time
+            outcome[i] = self._claim_event_id(events[i], now_ms)
+        return [outcome[i] for i in range(len(events))]
 
     def _claim_event_id(self, event: StoredEvent, now_ms: int, *, replacing: str | None = None) -> tuple[bool, str]:
         """Claim ``event.id`` for 24 h. (True, "") when ours, else (False, holder's internal id)."""
-        expires_at = now_ms + EVENT_DEDUPE_WINDOW_MS
-        item = {
-            **claim_key(event.id),
-            "internal_id": str_attr(event.internal_id),
-            "expires_at": num_attr(expires_at),
-            "ttl": num_attr(-(-expires_at // 1000)),
-        }
+        item = _claim_item(event, now_ms)
         if replacing is None:
             condition = "attribute_not_exists(pk) OR expires_at <= :now"
             values = {":now": num_attr(now_ms)}
@@ -130,12 +196,6 @@ class EventRecords:
         if events:
             items = items if items is not None else [self._event_item(e) for e in events]
             self._t.batch_write(puts=self._new_day_items(events) + items)
-            self._known_days |= {day_of(e.received_at) for e in events}
-
-    def _register_days(self, events: list[StoredEvent]) -> None:
-        items = self._new_day_items(events)
-        if items:
-            self._t.batch_write(puts=items)
             self._known_days |= {day_of(e.received_at) for e in events}
 
     def _new_day_items(self, events: list[StoredEvent]) -> list[Item]:
@@ -221,38 +281,46 @@ class EventRecords:
         )
         found: list[Item] = []
         for day_item in days:
-            extra: dict[str, Any] = {}
-            if name is not None:
-                extra = {
-                    "FilterExpression": "#name = :name",
-                    "ExpressionAttributeNames": {"#name": "name"},
-                }
-            values = {
-                ":pk": str_attr(f"EVENTS#{day_item['sk']['S']}"),
-                ":lo": str_attr(low),
-                ":hi": str_attr(high),
-            }
-            if name is not None:
-                values[":name"] = str_attr(name)
-            start: Item | None = None
-            while len(found) < want:
-                kwargs: dict[str, Any] = dict(
-                    IndexName=GSI1,
-                    KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
-                    ExpressionAttributeValues=values,
-                    ScanIndexForward=False,
-                    # One spare for the cursor's own row, which BETWEEN includes. A name
-                    # filter reads wider pages: Limit counts the rows read, not those that match.
-                    Limit=want - len(found) + 1 if name is None else max(want + 1, 100),
-                    **extra,
+            # Each shard's newest ``want`` rows, merged: the day's newest ``want`` are among them.
+            day = day_item["sk"]["S"]
+            merged: list[Item] = []
+            for shard in [*range(EVENT_SHARDS), None]:
+                merged += self._event_index_keys(
+                    event_partition(day, shard), low, high, exclude, name, want - len(found)
                 )
-                if start is not None:
-                    kwargs["ExclusiveStartKey"] = start
-                resp = self._t.call("query", **kwargs)
-                found.extend(i for i in resp.get("Items", []) if i["gsi1sk"]["S"] != exclude)
-                start = resp.get("LastEvaluatedKey")
-                if not start:
-                    break
+            merged.sort(key=lambda i: i["gsi1sk"]["S"], reverse=True)
+            found += merged[: want - len(found)]
             if len(found) >= want:
+                break
+        return found[:want]
+
+    def _event_index_keys(
+        self, partition: str, low: str, high: str, exclude: str | None, name: str | None, want: int
+    ) -> list[Item]:
+        """Up to ``want`` newest index rows of one ``gsi1`` partition in ``[low, high]``."""
+        extra: dict[str, Any] = {}
+        values = {":pk": str_attr(partition), ":lo": str_attr(low), ":hi": str_attr(high)}
+        if name is not None:
+            extra = {"FilterExpression": "#name = :name", "ExpressionAttributeNames": {"#name": "name"}}
+            values[":name"] = str_attr(name)
+        found: list[Item] = []
+        start: Item | None = None
+        while len(found) < want:
+            kwargs: dict[str, Any] = dict(
+                IndexName=GSI1,
+                KeyConditionExpression="gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi",
+                ExpressionAttributeValues=values,
+                ScanIndexForward=False,
+                # One spare for the cursor's own row, which BETWEEN includes. A name filter
+                # reads wider pages: Limit counts the rows read, not those that match.
+                Limit=want - len(found) + 1 if name is None else max(want + 1, 100),
+                **extra,
+            )
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            resp = self._t.call("query", **kwargs)
+            found.extend(i for i in resp.get("Items", []) if i["gsi1sk"]["S"] != exclude)
+            start = resp.get("LastEvaluatedKey")
+            if not start:
                 break
         return found[:want]

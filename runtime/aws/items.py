@@ -37,6 +37,11 @@ GSI1 = "gsi1"
 # key design: changing it would strand the keys already written under the old spread.
 GSI2 = "gsi2"
 SWEEP_SHARDS = 8
+# The event listing's day partitions, spread the same way: every event of a day would otherwise
+# write one gsi1 partition, and a partition takes about 1,000 writes/s (a throttled GSI throttles
+# the table's writes too). Listing reads every shard of a day and merges. Part of the key design:
+# events written before sharding sit in the day's unsharded partition, which listing still reads.
+EVENT_SHARDS = 16
 # A waiter outlives its expiry by this much before TTL may delete it: its timeout timer, which
 # fires at expiry, must still find it to win it (remove_waiter) and resume the run.
 WAITER_TTL_GRACE_MS = 7 * 24 * 3600 * 1000
@@ -157,8 +162,17 @@ def sweep_index_keys(run_id: str, wake_at: int) -> Item:
     }
 
 
-def waiter_key(event_name: str, run_id: str, step_id: str) -> Item:
-    return {"pk": str_attr(f"WAIT#{event_name}"), "sk": str_attr(f"{run_id}#{step_id}")}
+def waiter_partition(event_name: str, match_key: str | None) -> str:
+    """A bucket of waiters: the event name's unkeyed one, or that of a key on the event name."""
+    return f"WAITKEY#{match_key}#{event_name}" if match_key else f"WAIT#{event_name}"
+
+
+def waiter_key(event_name: str, run_id: str, step_id: str, match_key: str | None = None) -> Item:
+    return {"pk": str_attr(waiter_partition(event_name, match_key)), "sk": str_attr(f"{run_id}#{step_id}")}
+
+
+def waiter_field_item(event_name: str, field: str) -> Item:
+    return {"pk": str_attr(f"WAITFIELDS#{event_name}"), "sk": str_attr(field)}
 
 
 # -- records <-> items -------------------------------------------------------------------------
@@ -246,10 +260,20 @@ def run_from_item(item: Item) -> Run:
     )
 
 
+def event_shard(internal_id: str) -> int:
+    return zlib.crc32(internal_id.encode()) % EVENT_SHARDS
+
+
+def event_partition(day: str, shard: int | None) -> str:
+    """An event day's ``gsi1`` partition: ``EVENTS#<day>#<shard>`` (None: the unsharded one
+    events were written to before sharding)."""
+    return f"EVENTS#{day}" if shard is None else f"EVENTS#{day}#{shard}"
+
+
 def event_item(event: StoredEvent) -> Item:
     item: Item = {
         **event_key(event.internal_id),
-        "gsi1pk": str_attr(f"EVENTS#{day_of(event.received_at)}"),
+        "gsi1pk": str_attr(event_partition(day_of(event.received_at), event_shard(event.internal_id))),
         "gsi1sk": str_attr(event_sort_key(event.received_at, event.internal_id)),
         "internal_id": str_attr(event.internal_id),
         "id": str_attr(event.id),
@@ -343,7 +367,7 @@ def trigger_item(event_name: str, fn: FunctionRecord) -> Item:
 
 def waiter_item(waiter: Waiter) -> Item:
     item: Item = {
-        **waiter_key(waiter.event_name, waiter.run_id, waiter.step_id),
+        **waiter_key(waiter.event_name, waiter.run_id, waiter.step_id, waiter.match_key),
         "event_name": str_attr(waiter.event_name),
         "run_id": str_attr(waiter.run_id),
         "step_id": str_attr(waiter.step_id),
@@ -355,6 +379,9 @@ def waiter_item(waiter: Waiter) -> Item:
     }
     if waiter.expression is not None:
         item["expression"] = str_attr(waiter.expression)
+    if waiter.match_key and waiter.match_field:
+        item["match_field"] = str_attr(waiter.match_field)
+        item["match_key"] = str_attr(waiter.match_key)
     return item
 
 
@@ -368,6 +395,8 @@ def waiter_from_item(item: Item) -> Waiter:
         created_at=get_int(item, "created_at") or 0,
         expression=get_str(item, "expression"),
         trigger=get_json(item, "trigger", {}),
+        match_field=get_str(item, "match_field"),
+        match_key=get_str(item, "match_key"),
     )
 
 

@@ -16,6 +16,10 @@ Keys name the owning record, then the attribute, then the SHA-256 of the content
     flow/<key>/data/<sha256>.json                            flow-control state (a batch's or
                                                              a debounce's events)
 
+Content addressing lets each container keep the objects it wrote or read (``ObjectCache``, a
+bounded LRU): an object's key names its content, so a cached copy can never be stale, and a
+run loaded again on every invocation fetches its offloaded values once per container.
+
 Content addressing keeps the conditional writes' semantics: the object is written before the
 item, and a writer that then loses the item's condition leaves either the very object the winner
 wrote (same content, same key) or an object nothing references (harmless). Everything of a run
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,6 +50,8 @@ SERVER_SIDE_ENCRYPTION = "AES256"
 # A run loads its offloaded values in parallel; boto3 clients are safe to share across threads.
 _FETCH_THREADS = 8
 _REF = "s3"
+# What one container keeps of the objects it wrote or read (a Lambda has 128 MB and up).
+CACHE_MAX_BYTES = 32 * 1024 * 1024
 
 
 def content_key(prefix: str, data: bytes) -> str:
@@ -79,12 +86,48 @@ def ref_key(attr: dict[str, Any]) -> str:
     return attr["M"][_REF]["S"]
 
 
+class ObjectCache:
+    """Content-addressed objects by key, least recently used dropped first past ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._objects: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._objects.get(key)
+            if data is not None:
+                self._objects.move_to_end(key)
+            return data
+
+    def drop_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for key in [k for k in self._objects if k.startswith(prefix)]:
+                self._bytes -= len(self._objects.pop(key))
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.max_bytes // 4:
+            return  # one huge value would push out everything else
+        with self._lock:
+            if key in self._objects:
+                self._objects.move_to_end(key)
+                return
+            self._objects[key] = data
+            self._bytes += len(data)
+            while self._bytes > self.max_bytes:
+                _, dropped = self._objects.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
 class PayloadStore:
     """One bucket through one boto3 S3 client. Every failure is a ``StoreError``."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, cache: ObjectCache | None = None) -> None:
         self.client = client
         self.bucket = bucket
+        self.cache = cache if cache is not None else ObjectCache()
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -93,16 +136,22 @@ class PayloadStore:
     def put(self, key: str, data: bytes) -> None:
         with translated(f"S3 PutObject {key}"):
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
+        self.cache.put(key, data)
 
     def get(self, key: str) -> bytes:
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
         # A reference to a missing object is a broken store, not a lost race: StoreError.
         with translated(f"S3 GetObject {key}"):
             body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        self.cache.put(key, body)
         return body
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix`` (a run's or an event's); how many there were.
         A thousand per request, as S3 lists and deletes them."""
+        self.cache.drop_prefix(prefix)  # erased here too, not only in S3
         deleted = 0
         token: str | None = None
         while True:

@@ -5,10 +5,17 @@ and deletes itself after firing. A cron trigger is a recurring ``cron()`` schedu
 group with the same target; its description carries the cron as written and the fire time it
 waits for, which only the pump reads.
 
+A cron schedule's Input is fixed, so the time a fire was due travels as Scheduler's
+``<aws.scheduler.scheduled-time>`` placeholder in ``scheduled_time``, which Scheduler replaces on
+each fire (Scheduler fires anywhere within the minute and retries late deliveries, so the
+arrival time says nothing). Cron schedules retry briefly (``CRON_RETRY_POLICY``): a fire that
+cannot be delivered within minutes is dropped rather than delivered up to a day late, the
+default; timers keep the default, as a timer must fire.
+
 On AWS the Scheduler fires. moto stores schedules but never fires them, so ``fire_due`` is the
 pump for tests and ``stepline dev --backend moto``: it reads the schedules and delivers the due
-ones itself, in due order, by the local driver's rules (crons get ``"at"``, and missed fire
-times of a cron coalesce into the latest one).
+ones itself, in due order, by the local driver's rules (missed fire times of a cron coalesce
+into the latest one), substituting the placeholder as Scheduler does.
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ _SCHEDULE_FIELDS = (
     "ActionAfterCompletion",
 )
 _NOT_FOUND = "ResourceNotFoundException"
+# Scheduler's context attribute for the time a fire was due, replaced in the Input on each fire.
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+# A cron fire not delivered within 10 minutes is dropped (the default retries for a day).
+CRON_RETRY_POLICY = {"MaximumEventAgeInSeconds": 600, "MaximumRetryAttempts": 10}
 # Every schedule we make fires on time (no flexible window) and starts enabled.
 _FIXED = {"FlexibleTimeWindow": {"Mode": "OFF"}, "State": "ENABLED"}
 
@@ -72,6 +83,11 @@ def due_ms(schedule: dict[str, Any]) -> int | None:
         return int(exact.group(1))
     when = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     return int(when.timestamp()) * 1000
+
+
+def scheduled_time(at_ms: int) -> str:
+    """What Scheduler puts for ``<aws.scheduler.scheduled-time>``: ISO 8601, UTC, seconds."""
+    return datetime.fromtimestamp(at_ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_name(name: str) -> None:
@@ -151,7 +167,10 @@ class SchedulerTimers:
             GroupName=self._cron_group,
             ScheduleExpression=to_aws_cron(spec.expression),
             ScheduleExpressionTimezone=spec.timezone,
-            Target=self._target(_input(schedule.name, schedule.body)),
+            Target={
+                **self._target(_input(schedule.name, {**schedule.body, "scheduled_time": SCHEDULED_TIME})),
+                "RetryPolicy": CRON_RETRY_POLICY,
+            },
             ActionAfterCompletion="NONE",
         )
         if self._create(**params, Description=_cron_description(spec, spec.next_after_ms(now))):
@@ -206,8 +225,7 @@ class SchedulerTimers:
         with _scheduler_call("UpdateSchedule"):
             self._scheduler.update_schedule(**moved)
         target = schedule["Target"]
-        body = json.loads(target.get("Input") or "{}")
-        return at, name, target["Arn"], _dumps({**body, "at": at})
+        return at, name, target["Arn"], (target.get("Input") or "{}").replace(SCHEDULED_TIME, scheduled_time(at))
 
     def _cron_state(self, name: str) -> tuple[str, str, int] | tuple[None, None, None]:
         """(expression, zone, next fire time) of an existing cron schedule."""

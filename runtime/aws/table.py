@@ -12,12 +12,14 @@ that have not ended carry its keys (the sweeper's index; keys only)::
                                                                SWEEP#<crc32(run_id) % 8> /
                                                                <wake_at:015d>#<run_id>
     step              RUN#<run_id>          STEP#<step_id>
-    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd> /
-                                                               <received_at:015d>#<internal_id>
+    event             EVENT#<internal_id>   EVENT              EVENTS#<yyyy-mm-dd>#<crc32(id) % 16>
+                                                               / <received_at:015d>#<internal_id>
     event -> run link EVENT#<internal_id>   RUN#<run_id>
     event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
     event day         EVENTDAYS             <yyyy-mm-dd>
-    waiter            WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
+    waiter (unkeyed)  WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
+    waiter (keyed)    WAITKEY#<key>#<name>  <run_id>#<step_id> (ttl: as above)
+    waiter fields     WAITFIELDS#<name>     <match field>
     app               CATALOG               APP#<app_id>
     function          CATALOG               FN#<fn_id>
     trigger           TRIGGER#<event name>  FN#<fn_id>
@@ -37,17 +39,27 @@ Access patterns and their cost:
   so ended runs leave the sweeper's index. ``acquire_lease`` never touches ``gsi2``.
 * ``stalled_runs``: one Query per ``gsi2`` shard (``gsi2sk`` below the cut-off, oldest first),
   then one BatchGetItem of the run items, which decide (status, lease, current ``wake_at``).
-* ``save_events``: per event with a user id, one conditional PutItem on its claim
+* ``save_events``: the claims of the request's user ids, 100 conditional puts to one
+  TransactWriteItems (a cancelled one names the claims already held; the rest are tried again;
+  a lone claim is one conditional PutItem), each
   (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
   deletes lag by up to days, so an expired claim must read as absent); then the event items
   in one BatchWriteItem (they need no condition: the claims already decided who is new).
-  Events without a user id get one create-only PutItem each.
-* ``list_events``: one Query on the day registry, then Queries on ``gsi1`` per day bucket,
-  newest first, and one BatchGetItem for the page.
+  Events without a user id are looked up in BatchGetItems of 100 (a retried request with
+  seeded ids sends the same internal ids) and the new ones join that BatchWriteItem.
+* ``list_events``: one Query on the day registry, then per day one Query on each of its 16
+  ``gsi1`` shards (and its unsharded partition, from before sharding), merged newest first, and
+  one BatchGetItem for the page.
 * ``list_runs``: Queries on ``gsi1`` in the function's partition, one BatchGetItem per page.
 * ``runs_for_event``: one Query on the event partition's link items, one BatchGetItem of runs.
 * ``functions_for_event``: one Query on ``TRIGGER#<name>``; trigger items carry the function.
-* ``waiters_for_event``: one Query on ``WAIT#<name>``; ``remove_waiter`` one conditional delete.
+* Waiters are in buckets: a waiter whose expression states an equality with the incoming
+  event (``event.data.id == async.data.id``) is keyed by the event name, the field and the
+  value (``stepline.engine.waiter_index``); the others share their event name's partition. An
+  event reads ``WAITFIELDS#<name>`` (one small Query), then one Query page per bucket its values
+  give and one on ``WAIT#<name>``: the reads grow with the waiters it can match, not with all
+  waiters of its name. ``add_waiter`` is one conditional PutItem (plus, once per process and
+  field, a PutItem on the field); ``remove_waiter`` one conditional delete.
 * Apps and functions live in the ``CATALOG`` partition: listing is one consistent Query.
 * Flow control (throttle, rate limit, debounce, batching, idempotency, singleton, concurrency)
   has its own items, drawn in ``stepline.aws.flow``: one conditional write per primitive and one
@@ -63,8 +75,8 @@ triggers) is written to S3 first and the item holds a reference; reads resolve r
 Conditions are unchanged: they test the item, and S3 keys are content-addressed, so a writer
 that loses a race leaves at most an unreferenced object.
 
-Known limits: a function's runs share one ``gsi1`` partition and an event name's waiters one
-table partition (about 1,000 writes/s each before DynamoDB throttles). Without a payload bucket,
+Known limits: a function's runs share one ``gsi1`` partition and an event name's unkeyed waiters
+one table partition (about 1,000 writes/s each before DynamoDB throttles). Without a payload bucket,
 items over 400 KB are refused with ``StoreError``.
 """
 
@@ -143,6 +155,7 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureR
         self._known_days = set()
         # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
         self.retention_ms = retention_ms
+        self._fields_written = set()
 
     # -- runs --------------------------------------------------------------------------------
 

@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING
 
 import urllib3
 
+from stepline.engine.outbound import AddressPolicy, AddressRefused, pool_manager, redact_in, redact_url
+from stepline.engine.sync import SYNC_ANSWER_BYTES
+from stepline.protocol.signing import sign
 from stepline.protocol.urls import same_serve_url
 
 if TYPE_CHECKING:
@@ -89,8 +92,13 @@ class AppWatcher:
         discovery_host: str = DISCOVERY_HOST,
         discovery_ports: tuple[int, ...] = DISCOVERY_PORTS,
         own_port: int | None = None,
+        signing_key: str | None = None,
+        policy: AddressPolicy | None = None,
     ) -> None:
         self.store = store
+        # With a key the PUT is signed: an SDK that refuses unsigned syncs (Stepline's, outside
+        # dev mode) takes it. The policy says where it may connect (stepline.engine.outbound).
+        self.signing_key = signing_key
         self.poll_interval_s = poll_interval_s
         self.discover = discover and poll_interval_s > 0
         self.watched: list[Watched] = [Watched(url, explicit=True) for url in dict.fromkeys(urls)]
@@ -100,7 +108,7 @@ class AppWatcher:
             self.watched += [
                 Watched(u, explicit=False) for u in discovery_urls(discovery_host, ports) if u not in known
             ]
-        self.http = urllib3.PoolManager(retries=False)
+        self.http = pool_manager(policy or AddressPolicy(check=False))
         self._thread: threading.Thread | None = None
 
     def start(self, stop: threading.Event) -> None:
@@ -128,7 +136,10 @@ class AppWatcher:
             if newer is not None:
                 if watched.superseded_by != newer.url:
                     log.info(
-                        "app %r moved to %s; no longer syncing its copy at %s", watched.app_id, newer.url, watched.url
+                        "app %r moved to %s; no longer syncing its copy at %s",
+                        watched.app_id,
+                        redact_url(newer.url),
+                        redact_url(watched.url),
                     )
                 watched.superseded_by = newer.url
             else:
@@ -158,9 +169,9 @@ class AppWatcher:
         answer, modified, detail = self._put(watched.url)
         if answer is Answer.SILENT:
             if watched.up_since is not None and watched.synced_once:
-                log.info("app at %s stopped answering; it is synced again when it comes back", watched.url)
+                log.info("app at %s stopped answering; it is synced again when it comes back", redact_url(watched.url))
             elif watched.explicit and not watched.synced_once and "waiting" not in watched.told:
-                log.info("waiting for an app at %s (%s)", watched.url, detail)
+                log.info("waiting for an app at %s (%s)", redact_url(watched.url), detail)
                 watched.told.add("waiting")
             watched.up_since = None
             return
@@ -169,7 +180,7 @@ class AppWatcher:
         if answer is Answer.REFUSED:
             # A discovered port may well serve something else: only a -u URL is worth a warning.
             if watched.explicit and detail not in watched.told:
-                log.warning("sync of %s answered %s", watched.url, detail)
+                log.warning("sync of %s answered %s", redact_url(watched.url), redact_in(detail, watched.url))
                 watched.told.add(detail)
             return
         first = not watched.synced_once
@@ -178,7 +189,7 @@ class AppWatcher:
         watched.app_id = self._app_at(watched.url) or watched.app_id
         if first or modified:
             name = f" ({watched.app_id})" if watched.app_id else ""
-            log.info("synced app %s%s", watched.url, name)
+            log.info("synced app %s%s", redact_url(watched.url), name)
 
     def _put(self, url: str) -> tuple[Answer, bool, str]:
         """The sync request: how the URL answered, whether the registration changed (the SDKs
@@ -187,16 +198,27 @@ class AppWatcher:
         No X-Inngest-Server-Kind header: the SDK would reject a PUT whose kind differs from its
         own mode, and leaving it out is always accepted (docs/protocol.md §2.3).
         """
+        headers = {"X-Inngest-Signature": sign(b"", self.signing_key, int(time.time()))} if self.signing_key else {}
         try:
             resp = self.http.request(
-                "PUT", url, body=b"", timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=SYNC_TIMEOUT_S)
+                "PUT",
+                url,
+                body=b"",
+                headers=headers,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=SYNC_TIMEOUT_S),
+                redirect=False,
+                preload_content=False,
             )
+            data = resp.read(SYNC_ANSWER_BYTES)
+            resp.release_conn()
+        except AddressRefused as exc:  # an address Stepline may not call: say why, once
+            return Answer.REFUSED, False, str(exc).split(": ", 1)[-1]
         except urllib3.exceptions.HTTPError as exc:
             return Answer.SILENT, False, type(exc).__name__
         if not 200 <= resp.status < 300:
-            return Answer.REFUSED, False, f"HTTP {resp.status}: {resp.data[:200].decode(errors='replace')}"
+            return Answer.REFUSED, False, f"HTTP {resp.status}: {data[:200].decode(errors='replace')}"
         try:
-            reply = json.loads(resp.data)
+            reply = json.loads(data)
         except ValueError:
             reply = None
         modified = bool(reply.get("modified", True)) if isinstance(reply, dict) else True

@@ -54,7 +54,8 @@ class LocalDriver:
             self._stop.wait(IDLE_POLL_S)
 
     def _work(self) -> None:
-        visibility = self.engine.settings.visibility_timeout_s
+        # One delivery's worst case: locally nothing retries a throttled batch, so no six-fold.
+        visibility = self.engine.settings.executor_timeout_s
         while not self._stop.is_set():
             try:
                 received = self.queue.receive(1, visibility)

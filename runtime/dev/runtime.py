@@ -19,6 +19,7 @@ from stepline.dev.http_server import DevHttpServer, ServerLimits
 from stepline.engine.clock import SystemClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpCaller
+from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock
 from stepline.settings import Settings
 
@@ -101,6 +102,8 @@ class DevRuntime:
             poll_interval_s=options.poll_interval_s,
             discovery_ports=options.discovery_ports,
             own_port=self.server.port,
+            signing_key=self.engine.keys.current().signing_key,
+            policy=AddressPolicy.from_settings(self.settings),
         )
 
     @property

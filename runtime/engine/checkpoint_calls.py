@@ -9,7 +9,8 @@ on the call's own connection (``stepline.engine.checkpoint_stream``). SDKs that 
 ignore both and answer one step per call, as before.
 
 Only a call that may run steps inline offers anything: discovery, first attempt, not told to
-plan steps (``disable_immediate_execution``), holding the run's lease.
+plan steps (``disable_immediate_execution``), holding the run's lease. The stream's budget leaves
+room, in what is left of the invocation, for the step that may still be running when it ends.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stepline.engine import messages
 from stepline.engine.checkpoint_stream import StopReading
-from stepline.engine.payload_policy import MAX_RUN_STATE_BYTES, RUN_STATE_TOO_LARGE, run_state_bytes
+from stepline.engine.payload_policy import RUN_STATE_TOO_LARGE, run_state_bytes
 from stepline.engine.ports import AppRecord, RunState, RunStore
 from stepline.protocol.calls import CallResult
 from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, H_CHECKPOINTED, STREAM, CheckpointOp
@@ -48,30 +48,29 @@ class CallPlan:
 def plan_call(
     settings: Settings,
     state: RunState,
-    step: str,
+    *,
+    discovery: bool,
+    disable_immediate: bool,
     attempt: int,
     holds_run_lease: bool,
     deadline_ms: int,
     now_ms: int,
 ) -> CallPlan:
-    run = state.run
-    # Once a run went parallel the SDK must plan steps rather than run them while a sibling may
-    # still be running (docs/protocol.md §7.3). With nothing pending, nothing of the run runs
-    # anywhere else, so steps may run inline again, checkpointing included.
-    # (A settled op whose record is still on its way out, a woken sleep say, runs nowhere.)
-    in_flight = any(not state.has_memo(op_id) for op_id in state.pending)
-    disable = step != messages.DISCOVERY or (run.disable_immediate and in_flight)
+    """``disable_immediate``: whether the call tells the SDK to plan steps rather than run them
+    (docs/protocol.md §7.3; the executor decides: while a parallel group's planned steps are out).
+    """
     if not settings.checkpointing:
-        return CallPlan(disable)
-    inline = not disable and attempt == 0 and holds_run_lease
+        return CallPlan(disable_immediate)
+    inline = discovery and not disable_immediate and attempt == 0 and holds_run_lease
     headers: dict[str, str] = {}
     if inline:
-        budget_ms = min(
-            int(settings.checkpoint_call_budget_s * 1000), int(settings.step_timeout_s * 1000), deadline_ms - now_ms
-        )
+        # No new step after the budget, and the last one may take the step timeout: both must
+        # fit in what is left of the invocation.
+        timeout_ms = int(settings.step_timeout_s * 1000)
+        budget_ms = min(int(settings.checkpoint_call_budget_s * 1000), timeout_ms, deadline_ms - now_ms - timeout_ms)
         if budget_ms >= MIN_BUDGET_MS:
             headers = {H_CHECKPOINT: STREAM, H_CHECKPOINT_BUDGET: str(budget_ms)}
-    return CallPlan(disable, fn_id=run.fn_id, headers=headers, api_checkpoints=inline)
+    return CallPlan(disable_immediate, fn_id=state.run.fn_id, headers=headers, api_checkpoints=inline)
 
 
 def stored_through_api(app: AppRecord | None, headers: dict[str, str], result: CallResult, body: bytes) -> bool:
@@ -117,12 +116,13 @@ def check_still_held(store: RunStore, run_id: str, owner: str) -> None:
         raise StopReading(f"run {run_id} is held by another call")
 
 
-def state_too_large(state: RunState) -> dict[str, str] | None:
-    """The run's error when steps checkpointed through the API took its state past the limit."""
+def state_too_large(state: RunState, limit: int) -> dict[str, str] | None:
+    """The run's error when steps checkpointed through the API took its state past ``limit``
+    bytes (``Settings.max_run_state_bytes``)."""
     size = run_state_bytes(state)
-    if size <= MAX_RUN_STATE_BYTES:
+    if size <= limit:
         return None
-    message = f"the run's state is {size} bytes; the limit is {MAX_RUN_STATE_BYTES} (events and step outputs together)"
+    message = f"the run's state is {size} bytes; the limit is {limit} (events and step outputs together)"
     return {"name": RUN_STATE_TOO_LARGE, "message": message, "stack": ""}
 
 

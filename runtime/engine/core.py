@@ -17,6 +17,8 @@ from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.ops.ai import AiGateway
+from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
@@ -47,18 +49,24 @@ class Engine:
         b, clock = backend, self.clock
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
         self.starter = RunStarter(b.runs, b.waiters, clock)
-        flow = FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter)
-        self.ingest = Ingest(b.events, b.apps, b.queue, clock, self.ids, flow)
+        flow = FlowControl(
+            b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter, events=b.events
+        )
+        self.ingest = Ingest(
+            b.events, b.apps, b.queue, clock, self.ids, flow, inline_events=self.settings.ingest_inline_events
+        )
         self.resumer = Resumer(b.runs, b.queue, self.ids)
         self.cancellation = Cancellation(b.runs, b.apps, clock)
-        self.waits = Waits(b.waiters, self.resumer, self.cancellation.cancel)
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel)
         self.lifecycle = Lifecycle(b.runs, b.apps, clock, self.ingest, self.resumer, self.cancellation, self.waits)
         # Late links: each of these needs a piece that needs it back.
         self.ingest.waits = self.waits
         self.cancellation.lifecycle = self.lifecycle
         self.cancellation.waits = self.waits
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
-        self.registry = Registry(b.apps, clock, self.crons)
+        self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
+        # One outbound client, under the address policy, for the apps and step.ai.infer's models.
+        caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -70,7 +78,7 @@ class Engine:
             clock,
             self.ids,
             self.settings,
-            caller or PooledHttpCaller(),
+            caller,
             self.lifecycle,
             self.resumer,
             self.starter,
@@ -90,7 +98,12 @@ class Engine:
         self.executor.handlers[messages.SWEEP] = self._sweep
         self.executor.handlers[messages.EXPIRE] = self.retention.handle
         self.executor.handlers[messages.ERASE] = self.erasure.handle
+        self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
+        # step.ai.infer's model requests, made by the engine while the app is not running.
+        self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
+        self.executor.handlers[messages.AI_CALL] = self.ai.handle
         self.executor.handlers[messages.CRON] = self.crons.fire
+        self.executor.handlers[messages.START] = self.ingest.start
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
         self.ingest.flow.cancel = self.cancellation.cancel

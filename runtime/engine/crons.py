@@ -1,9 +1,10 @@
 """Cron triggers: one schedule per (function, cron) made at sync, and a run per fire time.
 
 On AWS each is an EventBridge Scheduler cron schedule; in `stepline dev` a row the timer thread
-fires. Either way the message lands here. The run's event id is derived from the function and
-the fire minute, so two crons of one function firing together, or a schedule delivered twice,
-start one run.
+fires. Either way the message lands here. The run's event id and ``ts`` are derived from the
+function and the time the fire was due (never from when it arrived: Scheduler fires anywhere
+within the minute and retries late), so two crons of one function firing together, or a fire
+delivered twice or late, start one run, and a backlog of fires never merges two minutes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from datetime import datetime
 from typing import Any
 
 from stepline.engine import messages
@@ -42,6 +44,23 @@ def _digest(text: str, n: int) -> str:
 
 def app_prefix(app_id: str) -> str:
     return f"cron-{_digest(app_id, 10)}-"
+
+
+def due_ms(body: dict[str, Any]) -> int | None:
+    """When a cron fire was due: ``at`` (epoch ms, put by the local timer driver) or
+    ``scheduled_time`` (ISO 8601 in UTC, what EventBridge Scheduler puts for its placeholder)."""
+    at = body.get("at")
+    if isinstance(at, int) and not isinstance(at, bool):
+        return at
+    text = body.get("scheduled_time")
+    if isinstance(text, str):
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is not None:
+            return int(when.timestamp() * 1000)
+    return None
 
 
 def schedule_name(app_id: str, fn_id: str, cron: str) -> str:
@@ -92,7 +111,11 @@ class Crons:
         if fn is None or trigger is None or not isinstance(cron, str):
             log.info("cron %r of %r no longer exists; ignoring its fire", cron, body.get("fn_id"))
             return
-        at = body.get("at") or self.clock.now_ms() // MINUTE_MS * MINUTE_MS
+        at = due_ms(body)
+        if at is None:
+            # Only a fire from before due times were carried: the minute it arrived in.
+            log.warning("cron %r of %r fired without its due time; taking the current minute", cron, fn.fn_id)
+            at = self.clock.now_ms() // MINUTE_MS * MINUTE_MS
         jitter = trigger.get("jitter")
         if jitter and not body.get("jittered"):
             delay = random.randint(0, parse_duration_ms(jitter))

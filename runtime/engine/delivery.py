@@ -55,6 +55,14 @@ class Outcome(str, Enum):
     DEAD = "dead"  # poison: it is in the dead-letter store now; acknowledge it
 
 
+def is_failure(exc: BaseException) -> bool:
+    """Whether handling a message ended in a failure to count towards poison, rather than in
+    the process being told to stop. A native library's panic (pyo3's ``PanicException``) is a
+    ``BaseException``: left to rise, it would end the worker thread and leave the message to
+    come back for ever, so it counts as a failure like any ``Exception``."""
+    return not isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))
+
+
 def describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -91,7 +99,9 @@ class Delivery:
         try:
             self.executor.handle(body, budget_ms=budget_ms)
             return Outcome.DONE
-        except Exception as exc:  # noqa: BLE001 - an infrastructure failure: deliver it again
+        except BaseException as exc:  # noqa: BLE001 - a failure: deliver it again (panics too)
+            if not is_failure(exc):
+                raise
             count, most = message.receive_count, self.settings.max_deliveries
             if count >= most:
                 log.exception("%s message failed its delivery %d of %d: dead-lettering it", kind, count, most)

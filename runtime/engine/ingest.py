@@ -4,6 +4,13 @@ Order matters for "nothing accepted is lost": events are durably stored before a
 and the caller answers 200 only after ``accept`` returns. If starting runs fails, the request
 fails, the SDK retries, the store hands back the events stored the first time, and starting the
 runs again is idempotent (derived run ids).
+
+A request of more than ``inline_events`` events (the Event API takes 5,000) hands what follows
+storing to the work queue: one ``start`` message per ``START_CHUNK`` events, each starting the
+runs those events trigger and resuming their waiters as ``accept`` would have. The 200 still
+means stored (the messages are sent before ``accept`` returns), and API Gateway's 30 s then
+covers storing alone. Within a request, the functions and waiters of each event name are looked
+up once.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from stepline.engine import messages
 from stepline.engine.expressions import matches
 from stepline.engine.flow.admission import FlowControl
 from stepline.engine.ids import IdGenerator, seeded_ulid
@@ -23,11 +31,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Events per ``start`` message of a large request (their ids: a few KiB of message).
+START_CHUNK = 100
+
 
 class Ingest:
     def __init__(
-        self, events: EventStore, apps: AppStore, queue: WorkQueue, clock: Clock, ids: IdGenerator, flow: FlowControl
+        self,
+        events: EventStore,
+        apps: AppStore,
+        queue: WorkQueue,
+        clock: Clock,
+        ids: IdGenerator,
+        flow: FlowControl,
+        *,
+        inline_events: int = 100,
     ) -> None:
+        self.inline_events = inline_events
         self.events = events
         self.apps = apps
         self.queue = queue
@@ -74,18 +94,43 @@ class Ingest:
             if problem:
                 raise ProtocolError(problem, 413)
         stored = self.events.save_events(fresh, now)
+        duplicates = [e.internal_id for new, e in zip(fresh, stored, strict=True) if new.internal_id != e.internal_id]
+        if len(stored) > self.inline_events:
+            self.queue.send_many(
+                [
+                    start_message([e.internal_id for e in chunk], duplicates)
+                    for chunk in (stored[i : i + START_CHUNK] for i in range(0, len(stored), START_CHUNK))
+                ]
+            )
+        else:
+            self._dispatch(stored, set(duplicates), now, functions)
+        return [e.internal_id for e in stored]
+
+    def start(self, body: dict[str, Any]) -> None:
+        """A ``start`` message: what ``accept`` hands on for a large request's stored events."""
+        duplicates = set(body.get("duplicates") or [])
+        stored = []
+        for internal_id in body["event_ids"]:
+            event = self.events.get_event(internal_id)
+            if event is None:
+                log.warning("start: event %s is not stored; nothing to start", internal_id)
+                continue
+            stored.append(event)
+        self._dispatch(stored, duplicates, self.clock.now_ms(), {})
+
+    def _dispatch(
+        self, stored: list[StoredEvent], duplicates: set[str], now: int, functions: dict[str, list[FunctionRecord]]
+    ) -> None:
         starts: list[dict[str, Any]] = []
-        for new, event in zip(fresh, stored, strict=True):
-            starts.extend(self._runs_for(event, functions, duplicate=new.internal_id != event.internal_id))
+        for event in stored:
+            starts.extend(self._runs_for(event, functions, duplicate=event.internal_id in duplicates))
         if starts:
             self.queue.send_many(starts)
         if self.waits is not None:
             # Duplicates too: a send retried after a failure half-way may be the first to reach
             # the waits. Resuming is idempotent (the memo's write decides), and waits that began
             # after the event was first received never see it.
-            for event in stored:
-                self.waits.on_event(event, now)
-        return [e.internal_id for e in stored]
+            self.waits.on_events(stored, now)
 
     def _triggered(self, event: StoredEvent, functions: dict[str, list[FunctionRecord]]) -> list[FunctionRecord]:
         """The functions whose triggers match ``event`` (name and expression)."""
@@ -106,9 +151,17 @@ class Ingest:
     def _runs_for(
         self, event: StoredEvent, functions: dict[str, list[FunctionRecord]], *, duplicate: bool = False
     ) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
+        starts: list[dict[str, Any]] = []
         for fn in self._triggered(event, functions):
             # Flow control (rate limit, debounce, batching, idempotency, singleton, throttle)
             # decides what the event starts; without any, the run simply starts.
-            messages.extend(self.flow.on_event(fn, event, duplicate=duplicate))
-        return messages
+            starts.extend(self.flow.on_event(fn, event, duplicate=duplicate))
+        return starts
+
+
+def start_message(event_ids: list[str], duplicates: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": messages.START, "event_ids": event_ids}
+    wanted = sorted(set(duplicates) & set(event_ids))
+    if wanted:
+        body["duplicates"] = wanted  # for flow control's idempotency (docs/protocol.md §9)
+    return body

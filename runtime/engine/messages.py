@@ -11,11 +11,14 @@ CALL = "call"  # call the SDK for a run: discovery (step="step") or a targeted s
 WAKE = "wake"  # a sleep is over: memoize it, then run discovery
 WAIT_TIMEOUT = "wait_timeout"  # a wait_for_event expired: memoize null unless an event won
 INVOKE_TIMEOUT = "invoke_timeout"  # an invoked child did not finish in time
+AI_CALL = "ai_call"  # make a step.ai.infer model request (stepline.engine.ops.ai)
 RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still going
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
 DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
 BATCH = "batch"  # a batch's timeout passed: start its run with the events it holds
+START = "start"  # a large Event API request's stored events: start their runs, resume waiters
 SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); no run of its own
+MATCH_WAITERS = "match_waiters"  # the rest of one event's waiters, past one request's budget
 ERASE = "erase"  # erase a run once more, after a call in flight when it was erased (engine.erasure)
 EXPIRE = "expire"  # erase ended runs and events past their retention (stepline.engine.retention)
 
@@ -33,16 +36,27 @@ REQUIRED: dict[str, dict[str, type]] = {
     WAKE: _RUN_STEP,
     WAIT_TIMEOUT: _RUN_STEP,
     INVOKE_TIMEOUT: _RUN_STEP,
+    AI_CALL: _RUN_STEP,
     RUN_TIMEOUT: {"run_id": str},
     CRON: {"fn_id": str, "cron": str},
     DEBOUNCE: {"key": str, "at": int},
     BATCH: {"key": str, "at": int},
+    START: {"event_ids": list},
     SWEEP: {},
+    MATCH_WAITERS: {"event": str, "buckets": list},
     ERASE: {"run_id": str},
     EXPIRE: {},
 }
 # Optional fields that must have this type when present.
-_TYPED = {"step": str, "attempt": int, "busy": int, "not_before": int, "at": int, "failures": list}
+_TYPED = {
+    "step": str,
+    "attempt": int,
+    "busy": int,
+    "not_before": int,
+    "at": int,
+    "failures": list,
+    "scheduled_time": str,
+}
 
 
 def call(
@@ -62,16 +76,32 @@ def wake(run_id: str, step: str) -> dict[str, Any]:
     return {"kind": WAKE, "run_id": run_id, "step": step}
 
 
-def wait_timeout(run_id: str, step: str, event: str) -> dict[str, Any]:
-    return {"kind": WAIT_TIMEOUT, "run_id": run_id, "step": step, "event": event}
+def wait_timeout(run_id: str, step: str, event: str, match_key: str | None = None) -> dict[str, Any]:
+    body = {"kind": WAIT_TIMEOUT, "run_id": run_id, "step": step, "event": event}
+    if match_key is not None:
+        body["match_key"] = match_key  # the waiter's bucket (stepline.engine.waiter_index)
+    return body
 
 
 def invoke_timeout(run_id: str, step: str) -> dict[str, Any]:
     return {"kind": INVOKE_TIMEOUT, "run_id": run_id, "step": step}
 
 
+def ai_call(run_id: str, step: str, attempt: int = 0, claim: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": AI_CALL, "run_id": run_id, "step": step, "attempt": attempt}
+    if claim:
+        body["claim"] = claim  # the claim a retry keeps on its op through the backoff
+    return body
+
+
 def run_timeout(run_id: str) -> dict[str, Any]:
     return {"kind": RUN_TIMEOUT, "run_id": run_id}
+
+
+def match_waiters(event: str, buckets: list[str | None], after: str | None, now_ms: int) -> dict[str, Any]:
+    """Go on matching the stored event ``event`` (internal id) against its waiters: the
+    buckets left (keys; null for the unkeyed one), from ``after`` in the first."""
+    return {"kind": MATCH_WAITERS, "event": event, "buckets": buckets, "after": after, "now": now_ms}
 
 
 def sweep() -> dict[str, Any]:

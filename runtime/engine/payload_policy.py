@@ -7,7 +7,11 @@ the memos and the event batch out; the SDK fetches them once per call from
 ``GET /v0/runs/{id}/actions`` and ``/batch`` (docs/protocol.md §5.3).
 
 Limits are Inngest's: 4 MiB per step output (``Executor``), 32 MiB per run state (events and
-memos together), checked here before a memo is committed.
+memos together), checked here before a memo is committed. Deployed, the run state limit is lower
+(``Settings.max_run_state_bytes``, set by the stack to ``DEPLOYED_MAX_RUN_STATE_BYTES``): the
+API Lambda serves a ``use_api`` run's state in one synchronous Lambda response, capped at 6 MB,
+and neither official SDK follows a redirect or pages for ``/v0/runs/{id}/actions|batch`` (the
+Python SDK's httpx client does not follow redirects; the TypeScript SDK reads one answer).
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ MAX_RUN_STATE_BYTES = 32 * 1024 * 1024
 # or, checkpointed, are refused with 413.
 MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 RUN_STATE_TOO_LARGE = "RunStateTooLarge"
+# AWS Lambda: a synchronous invocation's response is at most 6 MB (the API Lambda's answer
+# through API Gateway, envelope included).
+LAMBDA_RESPONSE_MAX_BYTES = 6 * 1024 * 1024
+# The largest state the API Lambda can always serve: a state that does not compress (random
+# text) gzips to about its size, and base64 (API Gateway's binary body) adds a third; 4 MiB
+# becomes at most 5.6 MB, leaving room for each memo's id and wrapper and the response
+# envelope. Measured by tests/aws/test_run_state_limit.py.
+DEPLOYED_MAX_RUN_STATE_BYTES = 4 * 1024 * 1024
 # Cached on each Memo: values never change once committed, and a run may hold a thousand memos.
 _SIZE_ATTR = "_json_bytes"
 # Cached on each RunState: the totals, so a step's checks cost O(1), not O(steps so far).
@@ -93,16 +105,18 @@ def run_state_bytes(state: RunState) -> int:
     return sizes.events_bytes(state.run.events) + sizes.values
 
 
-def state_limit_error(state: RunState, value: dict[str, Any]) -> dict[str, str] | None:
+def state_limit_error(
+    state: RunState, value: dict[str, Any], limit: int = MAX_RUN_STATE_BYTES
+) -> dict[str, str] | None:
     """The error to memoize instead of ``value`` when committing it would take the run past
-    ``MAX_RUN_STATE_BYTES``; None when it fits."""
+    ``limit`` bytes; None when it fits."""
     size = json_bytes(value)
     total = run_state_bytes(state) + size
-    if total <= MAX_RUN_STATE_BYTES:
+    if total <= limit:
         return None
     message = (
         f"step output of {size} bytes would make the run's state {total} bytes; "
-        f"the limit is {MAX_RUN_STATE_BYTES} (events and step outputs together)"
+        f"the limit is {limit} (events and step outputs together)"
     )
     return {"name": RUN_STATE_TOO_LARGE, "message": message}
 

@@ -35,6 +35,7 @@ from stepline.engine.records import (
     StoredEvent,
     Waiter,
     WaiterKind,
+    WaiterPage,
 )
 from stepline.engine.stores import (
     AppStore,
@@ -162,7 +163,8 @@ class Timers(Protocol):
         """Put ``schedule.body`` on the queue at every fire time of the cron, in its zone, with
         ``"at": <fire time in ms>`` added to the body. Scheduling an existing name again
         replaces it; ``cancel(name)`` removes it. On AWS this is an EventBridge Scheduler cron
-        schedule (whose message carries no ``at``: the receiver takes the current minute)."""
+        schedule: its fixed Input carries ``"scheduled_time": "<aws.scheduler.scheduled-time>"``,
+        which Scheduler replaces with the fire time (ISO 8601, UTC) instead of an ``at``."""
 
     def list_crons(self) -> list[str]:
         """Names of the cron schedules that exist (so a sync can remove the ones it no longer
@@ -263,6 +265,7 @@ __all__ = [
     "Timers",
     "Waiter",
     "WaiterKind",
+    "WaiterPage",
     "WaiterStore",
     "WorkQueue",
 ]

@@ -152,6 +152,11 @@ class Memo:
     detail: dict[str, JSON] = field(default_factory=dict)
 
 
+# The key of a PendingOp's detail that no reader shows: step.ai.infer's provider key, kept only
+# until the step settles (stepline.engine.ops.ai).
+SECRET_DETAIL = "secret"
+
+
 @dataclass
 class PendingOp:
     """An op the run is waiting on (sleep, planned step, wait, invoke), keyed by its hashed id
@@ -163,6 +168,10 @@ class PendingOp:
     created_at: int
     name: str = ""
     detail: dict[str, JSON] = field(default_factory=dict)
+
+    def shown_detail(self) -> dict[str, JSON]:
+        """``detail`` as operators may see it: without its secret part (``SECRET_DETAIL``)."""
+        return {k: v for k, v in self.detail.items() if k != SECRET_DETAIL}
 
 
 class WaiterKind(str, Enum):
@@ -187,6 +196,21 @@ class Waiter:
     created_at: int
     expression: str | None = None
     trigger: dict[str, JSON] = field(default_factory=dict)
+    # The equality the expression states between a field of the incoming event and a value
+    # known when the wait began (``event.data.id == async.data.id``), as an index
+    # (``stepline.engine.waiter_index``): ``match_field`` names the incoming event's field and
+    # ``match_key`` stands for the value it must have. Events read only the waiters whose key
+    # their own value gives, plus those without one (None: the expression states no equality).
+    match_field: str | None = None
+    match_key: str | None = None
+
+
+@dataclass
+class WaiterPage:
+    """One page of a bucket of waiters; ``after`` continues it (None: the bucket is done)."""
+
+    waiters: list[Waiter]
+    after: str | None = None
 
 
 @dataclass

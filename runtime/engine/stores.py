@@ -31,6 +31,7 @@ from stepline.engine.records import (
     SlotView,
     StoredEvent,
     Waiter,
+    WaiterPage,
 )
 
 
@@ -180,14 +181,33 @@ class WaiterStore(Protocol):
     """Runs waiting for an event by name: ``step.wait_for_event`` and ``cancel`` rules."""
 
     def add_waiter(self, waiter: Waiter) -> bool:
-        """Store a waiter. False if one with the same (event_name, run_id, step_id) exists."""
+        """Store a waiter in its bucket: the one of its ``match_key`` on its event name, or the
+        event name's unkeyed bucket when it has none. False if one with the same (event_name,
+        run_id, step_id) exists. A keyed waiter's ``match_field`` is recorded among the event
+        name's fields (``waiter_fields``) no later than the waiter itself."""
 
-    def waiters_for_event(self, event_name: str, now_ms: int) -> list[Waiter]:
-        """Unexpired waiters (``expires_at > now_ms``) on this event name, oldest first."""
+    def waiter_fields(self, event_name: str) -> list[str]:
+        """Every ``match_field`` a keyed waiter on this event name has had: what an incoming
+        event computes its keys from. Fields are kept after their waiters go (they are few)."""
 
-    def remove_waiter(self, event_name: str, run_id: str, step_id: str) -> bool:
-        """Delete a waiter; True only for the one call that actually deleted it. Two events
-        racing for one waiter both call this, and only the winner resumes the run."""
+    def waiters_for_event(
+        self,
+        event_name: str,
+        now_ms: int,
+        match_key: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> WaiterPage:
+        """Unexpired waiters (``expires_at > now_ms``) in one bucket of this event name: those
+        with ``match_key``, or the unkeyed ones when it is None. At most ``limit`` per page (a
+        page may hold fewer and still continue); ``after`` is the previous page's. The pages of
+        a bucket hold each of its waiters once; each page is oldest first."""
+
+    def remove_waiter(self, event_name: str, run_id: str, step_id: str, match_key: str | None = None) -> bool:
+        """Delete a waiter from the bucket of ``match_key``; True only for the one call that
+        actually deleted it. Two events racing for one waiter both call this, and only the
+        winner resumes the run."""
 
 
 @runtime_checkable

@@ -3,7 +3,13 @@ message, handled by the engine's delivery as the local driver handles it: a reco
 is reported as failed and comes back after a backoff (its visibility is set to it); a poison one
 is put on the DLQ with its reason, its run marked Failed, and reported done, so the event source
 deletes it. SQS's own redrive (a little above ``max_deliveries``) is left for deliveries that
-crash the Lambda outright (a timeout, out of memory)."""
+crash the Lambda outright (a timeout, out of memory).
+
+Each record gets an honest budget, taken when it starts: the time in which the executor may go
+on starting calls, so that the last one ends, however long it takes up to the step timeout, with
+the margin for its writes still left (``Settings.record_budget_ms``). A record that comes when
+not even one call fits is not started: it is reported failed with its visibility set to 0, so
+another invocation takes it at once (its receive count goes up by one)."""
 
 from __future__ import annotations
 
@@ -19,13 +25,11 @@ from stepline.engine.core import Engine
 from stepline.engine.delivery import Outcome
 from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
+from stepline.settings import DEADLINE_MARGIN_S
 
 SERVICE = "stepline-executor"
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace="Stepline", service="executor")
-
-# Leave this much of the Lambda's time for acknowledging and re-enqueueing.
-DEADLINE_MARGIN_MS = 15_000
 
 
 def make_handler(engine: Engine):
@@ -37,10 +41,17 @@ def make_handler(engine: Engine):
 
         def record_handler(record: SQSRecord) -> None:
             nonlocal dead
+            message = message_from_lambda_record(record.raw_event)
             budget = None
             if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-                budget = max(context.get_remaining_time_in_millis() - DEADLINE_MARGIN_MS, 1_000)
-            outcome = engine.delivery.deliver(message_from_lambda_record(record.raw_event), budget_ms=budget)
+                remaining = context.get_remaining_time_in_millis()
+                budget = engine.settings.record_budget_ms(remaining)
+                if budget <= 0 and remaining < DEADLINE_MARGIN_S * 1000 + 1_000:
+                    # Too late even to lease the run and hand it on: another invocation takes it.
+                    engine.backend.queue.retry_later(message.handle, 0)
+                    raise RedeliverLater(record.message_id)
+                budget = max(budget, 0)  # 0: no call starts; the run is re-enqueued as it is
+            outcome = engine.delivery.deliver(message, budget_ms=budget)
             if outcome is Outcome.RETRY:
                 raise RedeliverLater(record.message_id)
             dead += outcome is Outcome.DEAD

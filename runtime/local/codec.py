@@ -178,6 +178,8 @@ def waiter_row(waiter: Waiter) -> tuple[Any, ...]:
         int(waiter.created_at),
         waiter.expression,
         dumps(waiter.trigger),
+        waiter.match_field,
+        waiter.match_key or "",
     )
 
 
@@ -191,4 +193,6 @@ def waiter_from_row(row: sqlite3.Row) -> Waiter:
         created_at=row["created_at"],
         expression=row["expression"],
         trigger=loads(row["trigger_json"]),
+        match_field=row["match_field"],
+        match_key=row["match_key"] or None,
     )

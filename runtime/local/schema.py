@@ -12,10 +12,11 @@ Versions: 1 the first cut; 2 waiters, pending-op claims, cron schedules, runs by
 live run should next move on (``runs.wake_at``, indexed for the sweeper; live runs of earlier
 files get their creation time, so they are swept too); 7 retention and erasure: when an ended
 run and a stored event expire (``runs.expires_at``, ``events.expires_at``, NULL when kept for
-ever), each indexed, and waiters by run.
+ever), each indexed, and waiters by run; 8 waiters keyed by the equality their
+expression states (``waiters.match_key``, '' for the unkeyed; ``waiter_fields``).
 """
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -150,9 +151,10 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 CREATE INDEX IF NOT EXISTS timers_by_time ON timers (fire_at);
 
--- Runs waiting for an event (wait_for_event, cancel_on). Expired rows stay until their timeout
--- removes them; lookups skip them by expires_at. The index is in listing order (oldest first,
--- key as tie-break), so a lookup reads one index range and sorts nothing.
+-- Runs waiting for an event (wait_for_event, cancel_on), in buckets: match_key is the key of
+-- the equality the waiter's expression states ('' when it states none). Expired rows stay until
+-- their timeout removes them; lookups skip them by expires_at. The index is in listing order
+-- within a bucket (oldest first, key as tie-break), so a page reads one index range.
 CREATE TABLE IF NOT EXISTS waiters (
     event_name   TEXT NOT NULL,
     run_id       TEXT NOT NULL,
@@ -162,10 +164,19 @@ CREATE TABLE IF NOT EXISTS waiters (
     created_at   INTEGER NOT NULL,
     expression   TEXT,
     trigger_json TEXT NOT NULL,
+    match_field  TEXT,
+    match_key    TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (event_name, run_id, step_id)
 );
-CREATE INDEX IF NOT EXISTS waiters_by_event_time
-    ON waiters (event_name, created_at, run_id, step_id);
+DROP INDEX IF EXISTS waiters_by_event_time;
+CREATE INDEX IF NOT EXISTS waiters_by_bucket_time
+    ON waiters (event_name, match_key, created_at, run_id, step_id);
+-- The incoming-event fields keyed waiters of each event name have used.
+CREATE TABLE IF NOT EXISTS waiter_fields (
+    event_name TEXT NOT NULL,
+    field      TEXT NOT NULL,
+    PRIMARY KEY (event_name, field)
+);
 -- Erasing a run removes its waiters, whatever event they wait for.
 CREATE INDEX IF NOT EXISTS waiters_by_run ON waiters (run_id);
 
@@ -224,6 +235,8 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("runs", "wake_at", "INTEGER"),
     ("runs", "expires_at", "INTEGER"),
     ("events", "expires_at", "INTEGER"),
+    ("waiters", "match_field", "TEXT"),
+    ("waiters", "match_key", "TEXT NOT NULL DEFAULT ''"),
 ]
 
 # Run by ``db.migrate`` after the script when it upgrades a file: fill added columns of existing

@@ -25,11 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from stepline.protocol import cel_library as cel
 from stepline.protocol.cron import CronSpec, parse_cron
 from stepline.protocol.durations import parse_duration_ms
 from stepline.protocol.errors import ProtocolError, from_validation_error
 from stepline.protocol.events import MAX_NAME_BYTES, at_most_bytes
+from stepline.protocol.expressions import compile_expression
 from stepline.protocol.jsoncanon import loads
 from stepline.protocol.urls import get_query_param, strip_query_param
 
@@ -46,15 +46,9 @@ MAX_DEBOUNCE_PERIOD_MS = 7 * 24 * 3600 * 1000
 
 
 def check_cel(expr: str) -> str:
-    """``expr`` if it compiles as CEL; a ValueError saying why not otherwise."""
-    if not expr.strip():
-        raise ValueError("must be a non-empty expression")
-    try:
-        cel.compile(expr)
-    except Exception as err:  # the CEL binding raises ValueError, but be safe with a native lib
-        detail = str(err).splitlines()[0]
-        detail = detail.split("ERROR: ", 1)[-1]
-        raise ValueError(f"invalid expression {expr!r}: {detail}") from None
+    """``expr`` if it compiles as CEL within the limits (``stepline.protocol.expressions``); an
+    ``ExpressionError`` (a ValueError) saying why not otherwise."""
+    compile_expression(expr)
     return expr
 
 

@@ -101,7 +101,10 @@ def resolve(
             None,
         )
     )
-    unauthed = (env_var("ENABLE_UNAUTHED_SYNC") or "true").strip().lower() not in _FALSY
+    # Off unless asked for: an unsigned sync registers the URL its Host and X-Forwarded-*
+    # headers name, so whoever reaches the app could point the server at an origin of their own.
+    # Stepline signs the sync requests it sends. (The official SDKs default to on.)
+    unauthed = (env_var("ENABLE_UNAUTHED_SYNC") or "false").strip().lower() not in _FALSY
     return ClientEnv(
         mode=mode,
         api_origin=api or (DEV_ORIGIN if dev else CLOUD_API_ORIGIN),

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from stepline.aws.cron import to_aws_cron
+from stepline.aws.scheduler import CRON_RETRY_POLICY, SCHEDULED_TIME, scheduled_time
 from stepline.engine.records import CronSchedule
 from tests.contract.helpers import take
 
@@ -57,7 +58,10 @@ def test_cron_schedule_on_scheduler(aws):
     got = aws.clients["scheduler"].get_schedule(Name=schedule.name, GroupName=names.cron_group)
     assert got["ScheduleExpression"] == "cron(0 9 ? * MON *)"
     assert got["ScheduleExpressionTimezone"] == "Europe/Paris"
-    assert json.loads(got["Target"]["Input"]) == schedule.body
+    # The Input is fixed: the fire's due time comes from Scheduler's placeholder, and a fire not
+    # delivered within minutes is dropped rather than retried for a day (the default).
+    assert json.loads(got["Target"]["Input"]) == {**schedule.body, "scheduled_time": SCHEDULED_TIME}
+    assert got["Target"]["RetryPolicy"] == CRON_RETRY_POLICY
     assert got["Target"]["Arn"] == names.queue_arn
     assert aws.timers.list_crons() == ["cron-shop-report"]
 
@@ -72,7 +76,9 @@ def test_pump_fires_crons_with_their_time(aws, clock):
     assert aws.timers.fire_due(t + 11 * MIN) == 2
     bodies = [m.body for m in aws.queue.receive(10, 30)]
     assert bodies == [
-        {"fn_id": "f", "at": t + 5 * MIN}, {"timer": True}, {"fn_id": "f", "at": t + 10 * MIN},
+        {"fn_id": "f", "scheduled_time": scheduled_time(t + 5 * MIN)},
+        {"timer": True},
+        {"fn_id": "f", "scheduled_time": scheduled_time(t + 10 * MIN)},
     ]
     assert aws.timers.fire_due(t + 11 * MIN) == 0  # each fire time is delivered once
 
@@ -82,7 +88,7 @@ def test_missed_fire_times_coalesce_into_the_latest(aws, clock):
     aws.timers.schedule_cron(CronSchedule("minutely", "* * * * *", "UTC", {"n": 1}))
 
     assert aws.timers.fire_due(t + 7 * 24 * 60 * MIN + 30_000) == 1
-    assert take(aws.queue) == [{"n": 1, "at": t + 7 * 24 * 60 * MIN}]
+    assert take(aws.queue) == [{"n": 1, "scheduled_time": scheduled_time(t + 7 * 24 * 60 * MIN)}]
 
 
 def test_scheduling_the_same_cron_again_keeps_its_next_fire(aws, clock):
@@ -91,7 +97,7 @@ def test_scheduling_the_same_cron_again_keeps_its_next_fire(aws, clock):
     clock.advance(30 * MIN)
     aws.timers.schedule_cron(CronSchedule("hourly", "0 * * * *", "UTC", {"v": 2}))  # a re-sync
     assert aws.timers.fire_due(t + 60 * MIN) == 1
-    assert take(aws.queue) == [{"v": 2, "at": t + 60 * MIN}]
+    assert take(aws.queue) == [{"v": 2, "scheduled_time": scheduled_time(t + 60 * MIN)}]
 
     aws.timers.schedule_cron(CronSchedule("hourly", "30 * * * *", "UTC", {"v": 3}))  # changed
     assert aws.timers.fire_due(t + 89 * MIN) == 0
@@ -109,4 +115,21 @@ def test_cancel_removes_crons_and_timers(aws, clock):
 
     assert aws.timers.list_crons() == ["c2"]
     assert aws.timers.fire_due(t + MIN) == 1
-    assert take(aws.queue) == [{"n": 2, "at": t + MIN}]
+    assert take(aws.queue) == [{"n": 2, "scheduled_time": scheduled_time(t + MIN)}]
+
+
+def test_the_placeholder_is_replaced_as_scheduler_replaces_it(aws, clock):
+    t = clock.now_ms()
+    aws.timers.schedule_cron(CronSchedule("hourly", "0 * * * *", "UTC", {"n": 1}))
+    aws.timers.fire_due(t + 60 * MIN + 42_000)  # fired late in its minute
+    [body] = take(aws.queue)
+    assert body["scheduled_time"] == scheduled_time(t + 60 * MIN)
+    assert body["scheduled_time"].endswith(":00Z") and len(body["scheduled_time"]) == 20
+
+
+def test_a_re_sync_keeps_the_short_retry_policy(aws, clock):
+    aws.timers.schedule_cron(CronSchedule("hourly", "0 * * * *", "UTC", {"v": 1}))
+    aws.timers.schedule_cron(CronSchedule("hourly", "0 * * * *", "UTC", {"v": 2}))  # update
+    aws.timers.fire_due(clock.now_ms() + 60 * MIN)  # the pump moves the cron on: update again
+    got = aws.clients["scheduler"].get_schedule(Name="hourly", GroupName=aws.names.cron_group)
+    assert got["Target"]["RetryPolicy"] == CRON_RETRY_POLICY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stepline.aws.items import EVENT_SHARDS
 from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from stepline.engine.records import RunStatus
@@ -84,12 +85,27 @@ def test_event_with_a_user_id_costs_a_claim_and_a_batch(aws, calls, clock):
     _, counts = calls.during(store.save_events, [make_event(clock, event_id="u-1")], clock.now_ms())
     assert counts == {"PutItem": 1, "BatchWriteItem": 1}
 
+    # No user id: one batch read (a retried request's seeded ids may be stored) and the write.
     _, counts = calls.during(store.save_events, [make_event(clock)], clock.now_ms())
-    assert counts == {"PutItem": 1}
+    assert counts == {"BatchGetItem": 1, "BatchWriteItem": 1}
 
-    batch = [make_event(clock, event_id=f"b-{i}") for i in range(30)]
+    # A full Event API request's worth of claims goes 100 to a transaction, not one by one.
+    batch = [make_event(clock, event_id=f"b-{i}") for i in range(250)]
     _, counts = calls.during(store.save_events, batch, clock.now_ms())
-    assert counts == {"PutItem": 30, "BatchWriteItem": 2}
+    assert counts == {"TransactWriteItems": 3, "BatchWriteItem": 10}
+
+
+def test_claims_held_by_earlier_events_are_named_by_the_cancelled_transaction(aws, calls, clock):
+    store = aws.store
+    first = [make_event(clock, event_id=f"c-{i}") for i in range(3)]
+    store.save_events(first, clock.now_ms())
+    clock.advance(1_000)
+    again = [make_event(clock, event_id=f"c-{i}") for i in range(6)]  # three seen, three new
+    saved, counts = calls.during(store.save_events, again, clock.now_ms())
+    assert [e.internal_id for e in saved[:3]] == [e.internal_id for e in first]
+    assert [e.internal_id for e in saved[3:]] == [e.internal_id for e in again[3:]]
+    # The cancelled transaction, the retry of the three new claims, and the stored three read back.
+    assert counts == {"TransactWriteItems": 2, "BatchWriteItem": 1, "BatchGetItem": 1}
 
 
 def test_duplicate_event_costs_a_claim_and_one_read(aws, calls, clock):
@@ -125,8 +141,33 @@ def test_list_events_queries_the_day_index(aws, calls, clock):
     aws.store.save_events([make_event(clock) for _ in range(3)], clock.now_ms())
     (page, cursor), counts = calls.during(aws.store.list_events, limit=2)
     assert len(page) == 2 and cursor
-    # One Query on the day registry, one on today's bucket, one BatchGetItem for the page.
-    assert counts == {"Query": 2, "BatchGetItem": 1}
+    # One Query on the day registry, one per shard of today's bucket (and its unsharded one,
+    # from before sharding), one BatchGetItem for the page.
+    assert counts == {"Query": 1 + EVENT_SHARDS + 1, "BatchGetItem": 1}
+
+
+def test_a_days_events_spread_over_shards_and_list_merged_newest_first(aws, clock):
+    # One partition per day would cap the whole stack's ingest near 1,000 events/s.
+    events = []
+    for _ in range(40):
+        clock.advance(1)
+        events.append(make_event(clock))
+    aws.store.save_events(events, clock.now_ms())
+    ddb, table = aws.clients["dynamodb"], aws.names.table_name
+    partitions = {
+        ddb.get_item(TableName=table, Key={"pk": {"S": f"EVENT#{e.internal_id}"}, "sk": {"S": "EVENT"}})["Item"][
+            "gsi1pk"
+        ]["S"]
+        for e in events
+    }
+    assert len(partitions) > EVENT_SHARDS // 2 and all(p.count("#") == 2 for p in partitions)
+    listed, cursor = [], None
+    while True:
+        page, cursor = aws.store.list_events(limit=7, cursor=cursor)
+        listed += page
+        if not cursor:
+            break
+    assert [e.internal_id for e in listed] == [e.internal_id for e in reversed(events)]
 
 
 def test_json_is_stored_as_text_and_times_as_numbers(aws, clock):

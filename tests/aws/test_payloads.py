@@ -9,7 +9,7 @@ import pytest
 from botocore.stub import Stubber
 
 from stepline.aws import AwsNames, provision
-from stepline.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, PayloadStore
+from stepline.aws.payloads import INLINE_MAX_BYTES, SERVER_SIDE_ENCRYPTION, ObjectCache, PayloadStore
 from stepline.aws.table import DynamoStore
 from stepline.engine.ports import StoreError
 from stepline.settings import Settings
@@ -56,11 +56,20 @@ def test_a_large_memo_costs_one_put_and_each_load_one_get_per_large_value(aws, c
     store.commit_memo(run.run_id, make_memo("big-2", BIG + "y", "0002"))
     store.commit_memo(run.run_id, make_memo("small", 1, "0003"))
 
-    state, counts = calls.during(store.load_run, run.run_id)
+    # Another container (its own cache) fetches each large value once, then keeps it: the
+    # object's key names its content, so the copy can never be stale.
+    other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name,
+                        PayloadStore(aws.clients["s3"], aws.names.payload_bucket))
+    state, counts = calls.during(other.load_run, run.run_id)
     assert counts == {"Query": 1, "GetObject": 2}
     assert state.memo_map() == {
         "big-1": {"data": BIG}, "big-2": {"data": BIG + "y"}, "small": {"data": 1},
     }
+    again, counts = calls.during(other.load_run, run.run_id)
+    assert counts == {"Query": 1} and again.memo_map() == state.memo_map()
+    # The container that wrote them read nothing from S3 at all.
+    _, counts = calls.during(store.load_run, run.run_id)
+    assert counts == {"Query": 1}
 
 
 def test_the_item_holds_a_reference_to_an_encrypted_object(aws, run):
@@ -132,8 +141,9 @@ def test_s3_failures_are_store_errors_and_nothing_is_half_written(aws, run):
     key = raw_item(aws, f"RUN#{run.run_id}", "STEP#s")["memo_value"]["M"]["s3"]["S"]
     client, bucket = s3(aws)
     client.delete_object(Bucket=bucket, Key=key)
+    other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name, PayloadStore(client, bucket))
     with pytest.raises(StoreError, match="GetObject"):
-        store.load_run(run.run_id)
+        other.load_run(run.run_id)  # a container without a copy of it
 
 
 def test_provisioned_bucket_is_private_and_encrypted(aws):
@@ -177,3 +187,15 @@ def test_payload_store_resolves_several_references_at_once(aws):
     assert [json.loads(item["a"]["S"]) for item in items] == ["v" * 100_000 + str(i) for i in range(5)]
     assert all(item["b"] == {"N": "1"} for item in items)
     payloads.close()
+
+
+def test_the_container_cache_is_bounded_and_drops_the_least_recently_used():
+    cache = ObjectCache(max_bytes=100)
+    for name in "abc":
+        cache.put(name, b"x" * 25)
+    assert cache.get("a") == b"x" * 25  # a is now the most recent
+    cache.put("d", b"y" * 25)
+    cache.put("e", b"z" * 25)  # over 100 bytes: b, the least recently used, goes
+    assert cache.get("b") is None and cache.get("a") and cache.get("e")
+    cache.put("huge", b"h" * 26)  # over a quarter of the cache: never kept
+    assert cache.get("huge") is None

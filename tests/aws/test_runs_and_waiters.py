@@ -94,12 +94,12 @@ def test_waiters(aws, clock, calls):
     assert not aws.store.add_waiter(waiter("r1", "w", t + 50, t + 500))
 
     found, counts = calls.during(aws.store.waiters_for_event, "shop/order.paid", t + 10)
-    assert found == [early, late] and counts == {"Query": 1}
-    assert aws.store.waiters_for_event("shop/order.other", t) == []
+    assert found.waiters == [early, late] and counts == {"Query": 1}
+    assert aws.store.waiters_for_event("shop/order.other", t).waiters == []
 
     won = race(4, lambda _: aws.store.remove_waiter("shop/order.paid", "r1", "w"))
     assert won.count(True) == 1
-    assert aws.store.waiters_for_event("shop/order.paid", t + 10) == [late]
+    assert aws.store.waiters_for_event("shop/order.paid", t + 10).waiters == [late]
 
 
 def test_waiter_items_expire_long_after_their_timeout(aws, clock):

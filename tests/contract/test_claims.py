@@ -186,12 +186,12 @@ def test_sqlite_file_of_schema_v1_is_upgraded_in_place(tmp_path, clock):
 
     # Opened again: already current, nothing re-run, nothing lost.
     with local_backend(path, clock) as again:
-        assert again.store.waiters_for_event(PAID_EVENT, now) == [waiting]
+        assert again.store.waiters_for_event(PAID_EVENT, now).waiters == [waiting]
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        assert {"waiters", "crons", "runs_by_fn_time", "waiters_by_event_time"} <= names
+        assert {"waiters", "waiter_fields", "crons", "runs_by_fn_time", "waiters_by_bucket_time"} <= names
         columns = {r[1] for r in conn.execute("PRAGMA table_info(pending)")}
         assert {"claim_owner", "claim_until"} <= columns
     finally:

@@ -120,4 +120,4 @@ def test_a_large_pending_detail_and_waiter_trigger_round_trip(backend, clock):
         trigger=trigger,
     )
     assert backend.store.add_waiter(waiter)
-    assert backend.store.waiters_for_event("shop/order.paid", now) == [waiter]
+    assert backend.store.waiters_for_event("shop/order.paid", now).waiters == [waiter]

@@ -49,7 +49,7 @@ def test_waiters_come_back_as_stored_oldest_first(backend, clock):
     for w in (late, cancel, early):
         assert backend.store.add_waiter(w) is True
 
-    found = backend.store.waiters_for_event(PAID, t + 10)
+    found = backend.store.waiters_for_event(PAID, t + 10).waiters
 
     assert found == [early, late, cancel]
     assert found[2].kind is WaiterKind.CANCEL and found[2].expression is None
@@ -60,8 +60,8 @@ def test_other_event_names_see_nothing(backend, clock):
     t = clock.now_ms()
     backend.store.add_waiter(waiter("r1", created_at=t, expires_at=t + 100))
 
-    assert backend.store.waiters_for_event("shop/order.refunded", t) == []
-    assert backend.store.waiters_for_event("shop/order", t) == []  # a prefix is not a match
+    assert backend.store.waiters_for_event("shop/order.refunded", t).waiters == []
+    assert backend.store.waiters_for_event("shop/order", t).waiters == []  # a prefix is not a match
 
 
 def test_duplicate_key_is_refused_and_the_first_kept(backend, clock):
@@ -72,7 +72,7 @@ def test_duplicate_key_is_refused_and_the_first_kept(backend, clock):
     assert backend.store.add_waiter(first) is True
     assert backend.store.add_waiter(again) is False
 
-    assert backend.store.waiters_for_event(PAID, t) == [first]
+    assert backend.store.waiters_for_event(PAID, t).waiters == [first]
 
 
 def test_the_key_is_event_run_and_step(backend, clock):
@@ -85,8 +85,8 @@ def test_the_key_is_event_run_and_step(backend, clock):
     for w in (base, same_run_other_step, same_step_other_run, other_event):
         assert backend.store.add_waiter(w) is True
 
-    assert backend.store.waiters_for_event(PAID, t) == [base, same_run_other_step, same_step_other_run]
-    assert backend.store.waiters_for_event("shop/order.lost", t) == [other_event]
+    assert backend.store.waiters_for_event(PAID, t).waiters == [base, same_run_other_step, same_step_other_run]
+    assert backend.store.waiters_for_event("shop/order.lost", t).waiters == [other_event]
 
 
 def test_expired_waiters_are_not_listed(backend, clock):
@@ -96,10 +96,10 @@ def test_expired_waiters_are_not_listed(backend, clock):
     backend.store.add_waiter(short)
     backend.store.add_waiter(long)
 
-    assert backend.store.waiters_for_event(PAID, t + 9) == [short, long]
+    assert backend.store.waiters_for_event(PAID, t + 9).waiters == [short, long]
     # expires_at > now: at the expiry instant the waiter no longer matches.
-    assert backend.store.waiters_for_event(PAID, t + 10) == [long]
-    assert backend.store.waiters_for_event(PAID, t + 10_000) == []
+    assert backend.store.waiters_for_event(PAID, t + 10).waiters == [long]
+    assert backend.store.waiters_for_event(PAID, t + 10_000).waiters == []
 
 
 def test_remove_is_true_once(backend, clock):
@@ -113,7 +113,7 @@ def test_remove_is_true_once(backend, clock):
     assert backend.store.remove_waiter(PAID, "never", "added") is False
     assert backend.store.remove_waiter("shop/order.lost", "r2", "wait-payment") is False
 
-    assert backend.store.waiters_for_event(PAID, t) == [keep]
+    assert backend.store.waiters_for_event(PAID, t).waiters == [keep]
 
 
 def test_an_expired_waiter_can_still_be_removed(backend, clock):
@@ -133,7 +133,7 @@ def test_a_removed_waiter_can_be_added_again(backend, clock):
     renewed = waiter("r1", created_at=t + 50, expires_at=t + 500)
 
     assert backend.store.add_waiter(renewed) is True
-    assert backend.store.waiters_for_event(PAID, t + 200) == [renewed]
+    assert backend.store.waiters_for_event(PAID, t + 200).waiters == [renewed]
 
 
 def test_remove_waiter_race_has_one_winner(backend, clock):
@@ -143,7 +143,7 @@ def test_remove_waiter_race_has_one_winner(backend, clock):
     won = race(N, lambda _: backend.store.remove_waiter(PAID, "r1", "wait-payment"))
 
     assert won.count(True) == 1
-    assert backend.store.waiters_for_event(PAID, t) == []
+    assert backend.store.waiters_for_event(PAID, t).waiters == []
 
 
 def test_add_waiter_race_has_one_winner(backend, clock):
@@ -153,4 +153,74 @@ def test_add_waiter_race_has_one_winner(backend, clock):
     won = race(N, lambda i: backend.store.add_waiter(candidates[i]))
 
     assert won.count(True) == 1
-    assert backend.store.waiters_for_event(PAID, t) == [candidates[won.index(True)]]
+    assert backend.store.waiters_for_event(PAID, t).waiters == [candidates[won.index(True)]]
+
+
+# -- buckets: waiters keyed by the equality their expression states -------------------------------
+
+
+def keyed(run_id: str, key: str, *, created_at: int, field: str = '["data","order_id"]', step_id: str = "w") -> Waiter:
+    return Waiter(PAID, run_id, step_id, WaiterKind.WAIT, created_at + 60_000, created_at,
+                  "event.data.order_id == async.data.order_id", {"data": {"order_id": key}},
+                  match_field=field, match_key=f"key-{key}")
+
+
+def test_a_keyed_waiter_is_read_only_through_its_key(backend, clock):
+    t = clock.now_ms()
+    a, b = keyed("r1", "a", created_at=t), keyed("r2", "b", created_at=t)
+    plain = waiter("r3", created_at=t, expires_at=t + 60_000, expression=None)
+    for w in (a, b, plain):
+        assert backend.store.add_waiter(w) is True
+
+    assert backend.store.waiters_for_event(PAID, t, "key-a").waiters == [a]
+    assert backend.store.waiters_for_event(PAID, t, "key-b").waiters == [b]
+    assert backend.store.waiters_for_event(PAID, t).waiters == [plain]  # the unkeyed bucket
+    assert backend.store.waiters_for_event(PAID, t, "key-c").waiters == []
+    assert backend.store.waiters_for_event("shop/order.lost", t, "key-a").waiters == []
+    assert backend.store.waiter_fields(PAID) == ['["data","order_id"]']
+    assert backend.store.waiter_fields("shop/order.lost") == []
+
+
+def test_a_keyed_waiter_is_removed_from_its_bucket_only(backend, clock):
+    t = clock.now_ms()
+    backend.store.add_waiter(keyed("r1", "a", created_at=t))
+
+    assert backend.store.remove_waiter(PAID, "r1", "w") is False  # not in the unkeyed bucket
+    assert backend.store.remove_waiter(PAID, "r1", "w", "key-b") is False
+    assert backend.store.remove_waiter(PAID, "r1", "w", "key-a") is True
+    assert backend.store.remove_waiter(PAID, "r1", "w", "key-a") is False
+    assert backend.store.waiters_for_event(PAID, t, "key-a").waiters == []
+    # The field stays listed: it is what events compute keys from, and costs one empty read.
+    assert backend.store.waiter_fields(PAID) == ['["data","order_id"]']
+
+
+def test_every_field_in_use_is_listed_once(backend, clock):
+    t = clock.now_ms()
+    backend.store.add_waiter(keyed("r1", "a", created_at=t))
+    backend.store.add_waiter(keyed("r2", "a", created_at=t, field='["data","customer"]'))
+    backend.store.add_waiter(keyed("r3", "b", created_at=t))
+    assert sorted(backend.store.waiter_fields(PAID)) == ['["data","customer"]', '["data","order_id"]']
+
+
+def test_pages_of_a_bucket_hold_each_waiter_once(backend, clock):
+    t = clock.now_ms()
+    stored = [keyed(f"r{i:02d}", "a", created_at=t + i % 3) for i in range(23)]
+    for w in stored:
+        backend.store.add_waiter(w)
+    expired = Waiter(PAID, "r-old", "w", WaiterKind.WAIT, t, t, None, {}, match_field='["data","order_id"]',
+                     match_key="key-a")
+    backend.store.add_waiter(expired)
+
+    seen: list[Waiter] = []
+    after, pages = None, 0
+    while True:
+        page = backend.store.waiters_for_event(PAID, t + 1, "key-a", limit=5, after=after)
+        assert len(page.waiters) <= 5
+        assert page.waiters == sorted(page.waiters, key=lambda w: (w.created_at, w.run_id, w.step_id))
+        seen += page.waiters
+        pages += 1
+        after = page.after
+        if after is None:
+            break
+    assert sorted(w.run_id for w in seen) == sorted(w.run_id for w in stored)
+    assert 5 <= pages <= 7

@@ -80,7 +80,7 @@ def own(request, tmp_path_factory):
     app = None
     try:
         app = OwnApp(runtime.url, server, tmp)
-        assert sync_app(app.url, attempts=20, interval_s=0.25)
+        assert sync_app(app.url, runtime.settings, attempts=20, interval_s=0.25).ok
         wait_for(lambda: runtime.backend.store.get_app(APP_ID), what="the app to sync")
         yield OwnStack(backend, server, Stepline(runtime), app, calls, tmp)
     finally:

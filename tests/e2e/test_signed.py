@@ -81,7 +81,8 @@ def signed(request, ts_packages, tmp_path_factory):  # noqa: F811 (the fixture i
     sdk = request.param
     tmp = tmp_path_factory.mktemp(f"signed-{sdk}")
     settings = Settings(mode="cloud", signing_key=SIGNING_KEY, signing_key_fallback=FALLBACK_KEY,
-                        event_keys=[EVENT_KEY], retry_base_ms=200, retry_cap_ms=1000)
+                        event_keys=[EVENT_KEY], retry_base_ms=200, retry_cap_ms=1000,
+                        allow_private_app_urls=True)  # the apps run on this machine
     recorder = RecordingCaller()
     port, app_port = free_port(), free_port()
     runtime = start_runtime("sqlite", tmp, [f"http://127.0.0.1:{app_port}/api/inngest"], port=port,

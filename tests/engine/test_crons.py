@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from stepline.aws.scheduler import scheduled_time
 from stepline.engine import messages
 from stepline.engine.core import Engine
 from stepline.engine.crons import SCHEDULED, schedule_name
@@ -83,3 +84,22 @@ def test_a_fire_for_a_removed_cron_starts_nothing(backend, clock):
     engine.crons.fire({**messages.cron("cron-app-nightly", "0 8 * * *"), "at": clock.now_ms()})
     runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)
     assert runs == []
+
+
+def test_scheduler_fires_take_their_due_time_not_their_arrival(backend, clock):
+    # EventBridge Scheduler fires anywhere within the minute and retries late: the event's id and
+    # ts come from the scheduled time it substitutes, so a late or repeated delivery starts the
+    # same run once, and fires of two minutes delivered in the same minute stay two runs.
+    engine = engine_for(backend, clock)
+    cron = "* * * * *"
+    engine.registry.register(parse_register(register_body([{"cron": cron}])))
+    minute = clock.now_ms() // 60_000 * 60_000
+    fire = messages.cron("cron-app-nightly", cron)
+    clock.advance(3 * 60_000 + 17_000)  # a backlog: both arrive minutes late, in one minute
+    engine.crons.fire({**fire, "scheduled_time": scheduled_time(minute)})
+    engine.crons.fire({**fire, "scheduled_time": scheduled_time(minute + 60_000)})
+    engine.crons.fire({**fire, "scheduled_time": scheduled_time(minute)})  # a retried delivery
+    events, _ = backend.store.list_events(limit=10, name=SCHEDULED)
+    assert sorted(e.ts for e in events) == [minute, minute + 60_000]
+    runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)
+    assert len(runs) == 2

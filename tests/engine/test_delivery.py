@@ -17,6 +17,7 @@ from stepline.protocol.register import parse_register
 from stepline.settings import Settings
 from tests.conftest import open_backend
 from tests.engine.test_timeouts import RecordingApp
+from tests.security.test_expressions import panic_type
 
 APP_URL = "http://127.0.0.1:9/api/inngest"
 SETTINGS = Settings(mode="dev", max_deliveries=3, redelivery_base_ms=0, redelivery_cap_ms=0)
@@ -25,13 +26,14 @@ SETTINGS = Settings(mode="dev", max_deliveries=3, redelivery_base_ms=0, redelive
 class Fault:
     """Makes one store method raise for one run while ``on``: an outage the executor meets."""
 
-    def __init__(self, monkeypatch, store, method: str, run_id: str) -> None:
+    def __init__(self, monkeypatch, store, method: str, run_id: str, make_error=None) -> None:
         self.on = True
         original = getattr(store, method)
+        make_error = make_error or (lambda: StoreError("injected: the store is unreachable"))
 
         def failing(rid, *args, **kwargs):
             if self.on and rid == run_id:
-                raise StoreError("injected: the store is unreachable")
+                raise make_error()
             return original(rid, *args, **kwargs)
 
         monkeypatch.setattr(store, method, failing)
@@ -102,6 +104,22 @@ def test_a_message_failing_every_delivery_is_dead_lettered_and_its_run_failed(ba
     assert failed[0].data["error"]["name"] == "DeliveryFailed"
     assert backend.queue.receive(10, 60) == []
     assert engine.app.calls == 0
+
+
+def test_a_native_panic_while_handling_counts_as_a_failed_delivery(backend, engine, monkeypatch):
+    # pyo3's PanicException is a BaseException: uncaught, it ends the worker thread and the
+    # message comes back for ever. It is a failure like any other, and poison in the end.
+    panic = panic_type()
+    run_id = start(engine, backend)
+    Fault(monkeypatch, backend.store, "acquire_lease", run_id, lambda: panic("a native library panicked"))
+
+    assert [deliver_next(backend, engine) for _ in range(3)] == [Outcome.RETRY, Outcome.RETRY, Outcome.DEAD]
+
+    run = backend.store.get_run(run_id)
+    expected = "call message failed 3 deliveries: PanicException: a native library panicked"
+    assert run.status == RunStatus.FAILED and run.error == {"name": "DeliveryFailed", "message": expected}
+    [entry] = backend.dead_letters.list_dead(10)
+    assert entry.run_id == run_id and entry.reason.error == expected
 
 
 def test_redrive_reopens_the_run_and_it_completes_once_the_fault_is_gone(backend, engine, clock, monkeypatch):

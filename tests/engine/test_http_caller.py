@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -26,6 +27,16 @@ class _App(BaseHTTPRequestHandler):
         length = len(body) * 2 if self.path == "/truncated" else len(body)
         if self.path == "/truncated":
             body = body[:5]
+        if self.path == "/trickle":
+            # Headers at once, then a byte every 0.1 s for 3 s: each read is quick, the whole slow.
+            self.send_response(200)
+            self.send_header("Content-Length", "30")
+            self.end_headers()
+            for _ in range(30):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
         if self.path == "/close":
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
@@ -66,3 +77,12 @@ def test_an_answer_over_the_limit_fails_the_call_without_reading_it(app_url):
 def test_a_cut_off_answer_fails_the_call(app_url, path):
     with pytest.raises(CallFailed):
         PooledHttpCaller().post(f"{app_url}{path}", b"{}", {}, 5)
+
+
+def test_the_timeout_bounds_the_whole_call_not_each_read(app_url):
+    # urllib3's read timeout is per read: an answer trickled a byte at a time would be waited
+    # for as long as the app liked, and a call started near the end would outrun its Lambda.
+    started = time.monotonic()
+    with pytest.raises(CallFailed, match="no complete answer within 0.5 s|timed out"):
+        PooledHttpCaller().post(f"{app_url}/trickle", b"{}", {}, 0.5)
+    assert time.monotonic() - started < 2.5  # gave up at its deadline, not when the app finished

@@ -29,13 +29,13 @@ def test_a_retried_send_resumes_the_wait_its_failed_first_try_did_not(backend, c
     engine = Engine(backend, Settings(mode="dev"), clock=clock)
     waiting_run(backend, "run-1", clock.now_ms())
     clock.advance(1_000)
-    resume_waits = engine.ingest.waits.on_event
+    resume_waits = engine.ingest.waits.on_events
 
-    def dies_once(event, now_ms):
-        engine.ingest.waits.on_event = resume_waits
+    def dies_once(events, now_ms):
+        engine.ingest.waits.on_events = resume_waits
         raise StoreError("the process died after storing the events")
 
-    engine.ingest.waits.on_event = dies_once
+    engine.ingest.waits.on_events = dies_once
     event = {"name": "app/decided", "id": "decision-1", "data": {"ok": True}}
     with pytest.raises(StoreError):
         engine.ingest.accept([event])

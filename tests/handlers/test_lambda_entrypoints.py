@@ -34,7 +34,8 @@ class LambdaContext:
     aws_request_id: str = ""
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        # A fresh invocation of the executor as deployed: its whole timeout is left.
+        return Settings().executor_timeout_s * 1000
 
 
 class ApiGatewayFront:

@@ -4,12 +4,13 @@ Lambda platform, nothing else, built once and cached; the code is ``runtime/`` a
 from __future__ import annotations
 
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from infra import packaging
+from infra import bytecode, packaging
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +43,8 @@ def test_the_layer_holds_linux_wheels_for_the_lambda_architecture(bundle):
     installed = (bundle.dependencies_dir / "installed.txt").read_text().lower()
     for excluded in ("aws_cdk", "constructs", "jsii", "cdk_nag", "pytest", "moto", "inngest", "flask"):
         assert excluded not in installed, excluded
-    assert not list(site.rglob("__pycache__"))  # host bytecode is useless on 3.14
+    # Host bytecode is useless on 3.14: only the target's, where an interpreter of it compiled it.
+    assert all(f".cpython-{tag}." in p.name for p in site.rglob("*.pyc"))
 
 
 def test_the_layer_is_cached_by_its_requirements(bundle, monkeypatch):
@@ -52,7 +54,7 @@ def test_the_layer_is_cached_by_its_requirements(bundle, monkeypatch):
     monkeypatch.setattr(subprocess, "run", no_pip)
     again = packaging.build_bundle(bundle.architecture)
     assert again.dependencies_dir == bundle.dependencies_dir
-    key = packaging.dependencies_key(packaging.runtime_requirements(), "arm64")
+    key = packaging.dependencies_key(packaging.locked_requirements(), "arm64")
     assert key in bundle.dependencies_dir.name
     assert again.dependencies_hash == bundle.dependencies_hash
 
@@ -86,7 +88,8 @@ def test_the_code_directory_is_the_runtime_package(bundle):
     code = bundle.code_dir / "stepline"
     assert (code / "handlers" / "api.py").read_text() == (REPO / "runtime/handlers/api.py").read_text()
     assert (code / "handlers" / "executor.py").is_file() and (code / "settings.py").is_file()
-    assert not list(code.rglob("__pycache__")) and not list(code.rglob("*.pyc"))
+    tag = packaging.PYTHON_VERSION.replace(".", "")
+    assert all(f".cpython-{tag}." in p.name for p in code.rglob("*.pyc"))
     assert sorted(p.name for p in bundle.code_dir.iterdir()) == ["stepline"]
     for path in code.rglob("*.py"):
         assert "aws_cdk" not in path.read_text(), f"{path} imports CDK: the runtime must not"
@@ -107,3 +110,77 @@ def test_a_failed_download_says_what_failed(tmp_path):
     with pytest.raises(RuntimeError, match="could not fetch the Lambda dependencies"):
         packaging.dependencies_dir(["no-such-package-stepline-test==0.0.0"], "arm64", build_dir=tmp_path)
     assert not list(tmp_path.iterdir())  # nothing half-built left to be used
+
+
+def test_bytecode_is_compiled_for_the_target_python(tmp_path, monkeypatch):
+    """With an interpreter of the Lambda's version at hand (here: this one, standing in for it),
+    the code ships unchecked-hash bytecode, used as it is on the read-only Lambda filesystem."""
+    version = "%d.%d" % sys.version_info[:2]
+    monkeypatch.setattr(packaging, "PYTHON_VERSION", version)
+    monkeypatch.setenv(bytecode.INTERPRETER_ENV, sys.executable)
+    source = tmp_path / "runtime"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.py").write_text("A = 1\n")
+    (source / "sub" / "b.py").write_text("B = 2\n")
+    code = packaging.code_dir(source, build_dir=tmp_path / "build") / "stepline"
+    pycs = sorted(p.relative_to(code).as_posix() for p in code.rglob("*.pyc"))
+    tag = sys.implementation.cache_tag
+    assert pycs == [f"__pycache__/a.{tag}.pyc", f"sub/__pycache__/b.{tag}.pyc"]
+    flags = int.from_bytes((code / "__pycache__" / f"a.{tag}.pyc").read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based, source not checked
+
+
+def test_without_an_interpreter_of_the_target_version_the_code_ships_sources(tmp_path, monkeypatch):
+    monkeypatch.setattr(packaging, "PYTHON_VERSION", "3.99")
+    monkeypatch.setenv(bytecode.INTERPRETER_ENV, sys.executable)  # the wrong version: not used
+    source = tmp_path / "runtime"
+    source.mkdir()
+    (source / "a.py").write_text("A = 1\n")
+    code = packaging.code_dir(source, build_dir=tmp_path / "build") / "stepline"
+    assert (code / "a.py").is_file() and not list(code.rglob("*.pyc"))
+
+
+# -- the hashed lock file -----------------------------------------------------------------------
+
+
+def test_the_lock_pins_every_runtime_requirement_with_hashes():
+    from packaging.requirements import Requirement
+
+    locked = {}
+    for line in packaging.locked_requirements():  # raises when made from other requirements
+        pin, _, rest = line.partition(" ")
+        name, _, version = pin.partition("==")
+        assert version and "--hash=sha256:" in rest, line
+        locked[name.lower().replace("_", "-")] = version
+    for text in packaging.runtime_requirements():
+        wanted = Requirement(text)
+        name = wanted.name.lower().replace("_", "-")
+        assert name in locked, f"{name} is not in {packaging.LOCK_FILE.name}"
+        assert wanted.specifier.contains(locked[name]), (text, locked[name])
+    assert tuple(int(p) for p in locked["urllib3"].split(".")[:2]) >= (2, 7)
+
+
+def test_a_lock_made_from_other_requirements_stops_the_build(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text((REPO / "pyproject.toml").read_text().replace('"jcs>=0.2.1"', '"jcs>=0.3"'))
+    with pytest.raises(packaging.StaleLock, match="run `make lambda-lock`"):
+        packaging.locked_requirements(pyproject=pyproject)
+    with pytest.raises(packaging.StaleLock):
+        packaging.locked_requirements(lock=tmp_path / "missing.txt")
+
+
+def test_the_layer_is_installed_from_the_lock_with_hashes_required(tmp_path, monkeypatch):
+    seen: list[list[str]] = []
+
+    def fake_pip(command, **kwargs):
+        seen.append(command)
+        seen.append(Path(command[command.index("-r") + 1]).read_text().splitlines())
+        (tmp_path / "out").mkdir(exist_ok=True)
+        return subprocess.CompletedProcess(command, 1, "", "stopped here by the test")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    with pytest.raises(RuntimeError, match="stopped here by the test"):
+        packaging.dependencies_dir(packaging.locked_requirements(), "arm64", build_dir=tmp_path)
+    command, requirements = seen
+    assert "--require-hashes" in command and "--no-deps" in command and "--only-binary=:all:" in command
+    assert requirements == packaging.locked_requirements()

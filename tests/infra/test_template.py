@@ -17,6 +17,7 @@ from stepline.aws.resources import (
     max_receive_count,
     table_definition,
 )
+from stepline.engine.payload_policy import DEPLOYED_MAX_RUN_STATE_BYTES
 from stepline.settings import ENV_PREFIX, Settings
 
 API_HANDLER = "stepline.handlers.api.handler"
@@ -133,13 +134,16 @@ def test_the_work_queue_redrives_to_an_encrypted_dlq(synthesized):
         assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_visibility_timeout_exceeds_the_executor_timeout(synthesized):
+def test_visibility_timeout_is_six_times_the_executor_timeout(synthesized):
     queues = synthesized.resources("AWS::SQS::Queue")
     (work,) = [v["Properties"] for v in queues.values() if "RedrivePolicy" in v["Properties"]]
     _, executor = function(synthesized, EXECUTOR_HANDLER)
     settings = Settings(mode="cloud")
     assert executor["Timeout"] == executor_timeout_s(settings) <= 900
-    assert work["VisibilityTimeout"] == settings.visibility_timeout_s > executor["Timeout"]
+    # AWS's guidance for an SQS event source mapping: at least six times the function's timeout.
+    assert work["VisibilityTimeout"] == settings.visibility_timeout_s >= 6 * executor["Timeout"]
+    # Affordable: a crashed batch comes back within 40 minutes, well inside SQS's 12 h maximum.
+    assert settings.visibility_timeout_s <= 40 * 60
 
 
 def test_timings_that_do_not_fit_a_lambda_are_refused():
@@ -277,6 +281,8 @@ def test_each_lambda_gets_exactly_the_settings_the_runtime_reads(synthesized, ha
     assert env["STEPLINE_MODE"] == "cloud"
     assert env["STEPLINE_SCHEDULE_GROUP"] == "Stepline-timers"
     assert env["STEPLINE_SIGNING_KEY_SECRET_ID"] == "Stepline/signing-key"
+    # A run's state is capped at what one API Lambda response can serve an SDK.
+    assert env["STEPLINE_MAX_RUN_STATE_BYTES"] == str(DEPLOYED_MAX_RUN_STATE_BYTES)
     assert env.get("STEPLINE_OPERATOR_KEY_SECRET_ID") == ("Stepline/operator-key" if role == "api" else None)
     # Keys are read from Secrets Manager (at cold start, then every five minutes), never passed
     # in the environment.
@@ -302,7 +308,7 @@ def test_lambdas_share_one_layer_and_run_traced_on_arm(synthesized, handler):
     assert props["Runtime"] == "python3.14" and props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
-    assert props["MemorySize"] == 512
+    assert props["MemorySize"] == (1024 if handler == API_HANDLER else 512)
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     log_group = synthesized.template["Resources"][log_group_id]["Properties"]
     assert log_group["RetentionInDays"] == 30 and "KmsKeyId" not in log_group
@@ -487,3 +493,11 @@ def test_each_route_is_throttled_with_the_group_of_who_may_call_it(tmp_path):
         assert group_of[key] == expected, (method, path, key)
         checked += 1
     assert checked >= 25
+
+
+def test_the_gateway_events_the_lambda_tests_send_follow_these_routes(synthesized):
+    # tests/handlers/apigw.py builds the events API Gateway sends, routed by these route keys.
+    from tests.handlers.apigw import ROUTE_KEYS
+
+    routes = sorted(r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values())
+    assert routes == sorted(ROUTE_KEYS)

@@ -31,6 +31,9 @@ EVENT_KEY = "evt-security-key"
 OTHER_ENV_EVENT_KEY = "evt-other-environment-key"
 
 BEARER = f"Bearer {hash_signing_key(SIGNING_KEY)}"
+# The operators' credential: the routes that steer runs (cancel, sync, ...) take it only.
+OPERATOR_KEY = "0f1e2d3c" * 8
+OPERATOR = f"Bearer {hash_signing_key(OPERATOR_KEY)}"
 
 
 def unique(prefix: str = "") -> str:
@@ -49,6 +52,9 @@ class Cloud:
 
     def authed(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return http(method, f"{self.url}{path}", body, headers={"Authorization": BEARER})
+
+    def operator(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http(method, f"{self.url}{path}", body, headers={"Authorization": OPERATOR})
 
     def events_named(self, name: str) -> list[dict[str, Any]]:
         status, body = self.authed("GET", f"/v1/events?name={urllib.parse.quote(name, safe='')}")
@@ -75,6 +81,8 @@ def cloud_settings(**overrides: Any) -> Settings:
         "event_keys": [EVENT_KEY],
         "retry_base_ms": 200,
         "retry_cap_ms": 1000,
+        "allow_private_app_urls": True,  # the app runs on this machine
+        "operator_key": OPERATOR_KEY,
     }
     return Settings(**{**values, **overrides})
 

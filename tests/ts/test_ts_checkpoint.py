@@ -114,7 +114,7 @@ def test_a_crash_mid_run_resumes_after_the_last_checkpoint(ts_stack, tmp_path):
     port = app.port
     restarted = None
     try:
-        assert sync_app(app.url, attempts=20, interval_s=0.25)
+        assert sync_app(app.url, stepline.runtime.settings, attempts=20, interval_s=0.25).ok
         k = key()
         [event_id] = stepline.send({"name": "test/chain.crash", "data": {"key": k, "steps": 8, "crash_at": 5}})
         wait_for(lambda: app.proc.poll() is not None, timeout_s=30, what="the app to crash")

@@ -22,6 +22,7 @@ from stepline.engine.flow.keys import event_context
 from stepline.engine.ports import (
     AppStore,
     Clock,
+    EventStore,
     FlowStateStore,
     FunctionRecord,
     KeyClaims,
@@ -53,6 +54,7 @@ class FlowControl:
         timers: Timers,
         clock: Clock,
         starter: RunStarter,
+        events: EventStore | None = None,
     ) -> None:
         self.flow_state = flow_state
         self.key_claims = key_claims
@@ -62,7 +64,7 @@ class FlowControl:
         self.clock = clock
         self.starter = starter
         self.waker = Waker(queue, timers, clock)
-        self.buffers = Buffers(flow_state)
+        self.buffers = Buffers(flow_state, events)
         self.debounce = Debouncer(self)
         self.batching = Batcher(self)
         # Cancels a run (singleton mode "cancel"); set by the Engine, which owns cancellation.

@@ -5,7 +5,7 @@ A batch is a buffer of events per key. The event that fills it seals it and star
 first event schedules a batch message for the timeout, which starts the run of a batch that
 never filled (and does nothing for one that already ran: it names its batch). Events for which
 ``if`` is false are not batched: each starts a run of its own at once. A batch whose events
-would pass ``MAX_BATCH_BYTES`` runs early, so a buffer always fits in one store item.
+would pass ``MAX_BATCH_BYTES`` runs early.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from stepline.protocol.durations import parse_duration_ms
 if TYPE_CHECKING:
     from stepline.engine.flow.admission import FlowControl
 
-MAX_BATCH_BYTES = 256 * 1024
+# Inngest's hard cap on a batch's combined events. A buffer this large fits no DynamoDB item: the
+# AWS flow-state store offloads it to S3, as it does any large item.
+MAX_BATCH_BYTES = 10 * 1024 * 1024
 
 
 def enabled(config: dict[str, Any] | None) -> bool:
@@ -41,8 +43,8 @@ class Batcher:
         max_size = int(config["maxSize"])
         timeout = parse_duration_ms(config["timeout"])
         key = rule_key("batch", fn.fn_id, config.get("key"), context)
-        doc = event_doc(event)
-        size = len(json.dumps(doc, separators=(",", ":"), default=str))
+        # The batch's size counts whole events (what its run receives); the buffer holds references.
+        size = len(json.dumps(event_doc(event), separators=(",", ":"), default=str))
         store, buffers = self.flow.flow_state, self.flow.buffers
 
         def start(events: list[StoredEvent]) -> None:
@@ -64,7 +66,7 @@ class Batcher:
             batch = {
                 "fn_id": fn.fn_id,
                 "batch_id": data.get("batch_id", event.internal_id),
-                "events": events + [doc],
+                "events": events + [self.flow.buffers.entry(event)],
                 "first_at": first_at,
                 "fire_at": first_at + timeout,
                 "bytes": data.get("bytes", 0) + size,

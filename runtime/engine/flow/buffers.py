@@ -5,21 +5,29 @@ Turning a buffer into a run is three writes: seal it (compare-and-set, so no eve
 buffer whose run is being made), start the run (its id derives from the buffer's events, so
 doing it twice creates one run), delete it. Whoever finds a sealed buffer (an event arriving,
 the buffer's timer) finishes that job first, so a crash between the writes loses nothing.
+
+A batch buffer holds its events by reference (``event_ref``: the internal id, the events being
+stored already), read back when the run starts: every added event rewrites the buffer item, and
+with whole events that would write every event of the batch again each time (up to 256 KiB, 256
+write units, per event added). A debounce holds one event, whole.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from stepline.engine.ports import FlowStateStore, StoredEvent
+from stepline.engine.ports import EventStore, FlowStateStore, StoredEvent
 from stepline.engine.records import FlowState
 
 # A buffer is kept this long past its fire time before it may expire; its timer empties it
 # long before (this only bounds what a lost timer could leave behind).
 GRACE_MS = 30 * 24 * 3600 * 1000
 MAX_ATTEMPTS = 64
+
+log = logging.getLogger(__name__)
 
 
 def event_doc(event: StoredEvent) -> dict[str, Any]:
@@ -30,9 +38,32 @@ def event_from_doc(doc: dict[str, Any]) -> StoredEvent:
     return StoredEvent(**doc)
 
 
+def event_ref(event: StoredEvent) -> dict[str, Any]:
+    return {"internal_id": event.internal_id}
+
+
 class Buffers:
-    def __init__(self, flow_state: FlowStateStore) -> None:
+    def __init__(self, flow_state: FlowStateStore, events: EventStore | None = None) -> None:
         self.flow_state = flow_state
+        # Where referenced events are read back; without it buffers hold whole events.
+        self.events = events
+
+    def entry(self, event: StoredEvent) -> dict[str, Any]:
+        """What a batch buffer holds for ``event``."""
+        return event_ref(event) if self.events is not None else event_doc(event)
+
+    def events_of(self, entries: list[dict[str, Any]]) -> list[StoredEvent]:
+        out: list[StoredEvent] = []
+        for entry in entries:
+            if "name" in entry:  # a whole event: a debounce's, or a batch's from before references
+                out.append(event_from_doc(entry))
+                continue
+            event = self.events.get_event(entry["internal_id"]) if self.events is not None else None
+            if event is None:
+                log.error("buffered event %s is not stored; its run starts without it", entry["internal_id"])
+                continue
+            out.append(event)
+        return out
 
     def finish(
         self,
@@ -51,6 +82,6 @@ class Buffers:
             ):
                 return False
             version += 1
-        start([event_from_doc(d) for d in state.data.get("events") or []])
+        start(self.events_of(state.data.get("events") or []))
         self.flow_state.delete_flow_state(key, version)
         return True

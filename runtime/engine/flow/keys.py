@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from stepline.engine.expressions import evaluate
+from stepline.engine.expressions import EvaluationError, ExpressionError, evaluate
 
 
 def key_value(expression: str | None, context: dict[str, Any]) -> str:
@@ -22,7 +22,7 @@ def key_value(expression: str | None, context: dict[str, Any]) -> str:
         return ""
     try:
         value = evaluate(expression, context)
-    except Exception:  # noqa: BLE001 - CEL raises KeyError/TypeError/RuntimeError on bad data
+    except (ExpressionError, EvaluationError):  # a field missing, types that do not compare
         value = None
     if isinstance(value, str):
         return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepline.engine.expressions import evaluate
+from stepline.engine.expressions import EvaluationError, ExpressionError, evaluate
 
 MAX_FACTOR_S = 600
 
@@ -18,7 +18,7 @@ def factor_ms(config: dict[str, Any], event: dict[str, Any]) -> int:
         return 0
     try:
         value = evaluate(expression, {"event": event})
-    except Exception:  # noqa: BLE001 - CEL raises on missing fields
+    except (ExpressionError, EvaluationError):  # a field missing, types that do not compare
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepline.engine.expressions import evaluate
+from stepline.engine.expressions import EvaluationError, ExpressionError, evaluate
 from stepline.engine.flow import gcra
 from stepline.engine.flow.keys import rule_key
 from stepline.engine.ports import FlowStateStore, FunctionRecord
@@ -30,5 +30,5 @@ def allows(store: FlowStateStore, fn: FunctionRecord, context: dict[str, Any], n
 def _is_false(expression: str, context: dict[str, Any]) -> bool:
     try:
         return evaluate(expression, context) is False
-    except Exception:  # noqa: BLE001 - a key that cannot be evaluated is just a key
+    except (ExpressionError, EvaluationError):  # a key that cannot be evaluated is just a key
         return False

@@ -7,9 +7,12 @@ start over); an event arriving in between commits the memo, and the pending op i
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.engine import messages
 from stepline.engine.ops.tools import OpTools
-from stepline.engine.ports import PendingOp, RunState, Waiter, WaiterKind
+from stepline.engine.ports import PendingOp, RunState, WaiterKind
+from stepline.engine.waits import new_waiter
 from stepline.protocol.calls import Opcode
 from stepline.protocol.durations import parse_duration_ms
 
@@ -22,19 +25,17 @@ def start_wait(tools: OpTools, state: RunState, op: Opcode) -> None:
     # An empty timeout means "already expired" (TS sends it for negative durations).
     expires_at = now + parse_duration_ms(timeout) if timeout else now
     event_name = op.wait_event
-    tools.waker.at(messages.wait_timeout(run.run_id, op.id, event_name), expires_at)
-    tools.waiters.add_waiter(
-        Waiter(
-            event_name=event_name,
-            run_id=run.run_id,
-            step_id=op.id,
-            kind=WaiterKind.WAIT,
-            expires_at=expires_at,
-            created_at=now,
-            expression=opts.get("if") or None,
-            trigger=run.events[0] if run.events else {},
-        )
-    )
-    pending = PendingOp(op.id, op.op, now, op.display, {"event": event_name, "expires_at": expires_at})
+    expression = opts.get("if") or None
+    waiter = new_waiter(event_name, run, op.id, WaiterKind.WAIT, expression, expires_at, now)
+    tools.waker.at(messages.wait_timeout(run.run_id, op.id, event_name, waiter.match_key), expires_at)
+    tools.waiters.add_waiter(waiter)
+    # The op keeps the wait's `if` (operators see what it waits for) and the waiter's bucket, so
+    # whatever ends the wait (the run ending, a re-armed timeout) removes it from there.
+    detail: dict[str, Any] = {"event": event_name, "expires_at": expires_at}
+    if expression:
+        detail["if"] = expression
+    if waiter.match_key:
+        detail["match_key"] = waiter.match_key
+    pending = PendingOp(op.id, op.op, now, op.display, detail)
     if tools.runs.add_pending(run.run_id, pending):
         state.pending[op.id] = pending

@@ -1,0 +1,197 @@
+"""`make bench`: what the deployed path asks of AWS, counted on the AWS adapters (moto), with
+the meter ``bench.ingest`` uses for a full Event API request too.
+
+* A run of 1,000 sequential steps: read units per step (DynamoDB bills a strongly consistent
+  read by the 4 KB of items it returns, not per request) and write units, and what a million
+  steps cost at list prices with reads and index writes included.
+
+Read units are computed from the items each response returns, by DynamoDB's item-size rule
+(attribute names plus values), since moto reports no consumed capacity.
+
+    python -m bench.aws_requests [--steps 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from typing import Any
+
+from bench.steps import (
+    DDB_READS,
+    DDB_WRITES,
+    DYNAMODB_READ_REQUEST_UNIT,
+    DYNAMODB_WRITE_REQUEST_UNIT,
+    PRICES_AS_OF,
+    SQS_OPS,
+    SQS_REQUEST,
+)
+from stepline.aws.moto_env import moto_backend
+from stepline.engine.clock import ManualClock
+from stepline.engine.core import Engine
+from stepline.engine.http import HttpResponse
+from stepline.protocol.register import parse_register
+from stepline.settings import Settings
+
+APP_URL = "http://127.0.0.1:9/api/inngest"
+# A strongly consistent read unit covers 4 KB of items; a write unit 1 KB.
+READ_UNIT_BYTES = 4096
+WRITE_UNIT_BYTES = 1024
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """DynamoDB's size of an item: each attribute's name plus its value's bytes."""
+
+    def value_bytes(value: dict[str, Any]) -> int:
+        (kind, v), *_ = value.items()
+        if kind in ("S", "B"):
+            return len(v.encode() if isinstance(v, str) else v)
+        if kind == "N":
+            return math.ceil(len(v.lstrip("-").replace(".", "")) / 2) + 1
+        if kind in ("BOOL", "NULL"):
+            return 1
+        if kind == "M":
+            return 3 + sum(len(k.encode()) + value_bytes(x) for k, x in v.items())
+        if kind == "L":
+            return 3 + sum(value_bytes(x) for x in v)
+        return sum(len(str(x)) for x in v)  # sets
+
+    return sum(len(name.encode()) + value_bytes(value) for name, value in item.items())
+
+
+class Meter:
+    """AWS requests by operation, and DynamoDB read and write units, while ``active``."""
+
+    def __init__(self, clients: dict[str, Any]) -> None:
+        self.requests: Counter[str] = Counter()
+        self.read_units = 0.0
+        self.write_units = 0.0
+        self.active = False
+        for client in clients.values():
+            client.meta.events.register("before-call.*.*", self._count)
+            client.meta.events.register("before-parameter-build.dynamodb.*", self._write_units)
+            client.meta.events.register("after-call.dynamodb.*", self._units)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.read_units = self.write_units = 0.0
+
+    def _count(self, model: Any, **_: Any) -> None:
+        if self.active:
+            self.requests[model.name] += 1
+
+    def _write_units(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if self.active and model.name in DDB_WRITES:
+            # A write is billed on the item written (its new image, at least 1 KB per item).
+            for item in _written_items(model.name, params):
+                self.write_units += max(1, math.ceil(item_bytes(item) / WRITE_UNIT_BYTES))
+
+    def _units(self, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+        if not self.active or model.name not in DDB_READS:
+            return
+        if model.name == "BatchGetItem":
+            items = [i for table in parsed.get("Responses", {}).values() for i in table]
+            # Each item of a batch get is its own read, rounded up to 4 KB.
+            self.read_units += sum(max(1, math.ceil(item_bytes(i) / READ_UNIT_BYTES)) for i in items)
+            return
+        items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
+        # A Query or GetItem is rounded up once over everything it read.
+        self.read_units += max(1, math.ceil(sum(item_bytes(i) for i in items) / READ_UNIT_BYTES))
+
+
+def _written_items(operation: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if operation == "PutItem":
+        return [params["Item"]]
+    if operation == "BatchWriteItem":
+        return [r["PutRequest"]["Item"] for reqs in params["RequestItems"].values() for r in reqs if "PutRequest" in r]
+    if operation == "TransactWriteItems":
+        return [next(iter(op.values())).get("Item", {"k": {"S": ""}}) for op in params["TransactItems"]]
+    return [{"k": {"S": ""}}]  # an update or delete: at least one unit
+
+
+def register(engine: Engine, fn_id: str, event: str) -> None:
+    fn = {
+        "id": fn_id,
+        "name": fn_id,
+        "triggers": [{"event": event}],
+        "steps": {
+            "step": {"id": "step", "name": "step", "runtime": {"type": "http", "url": APP_URL + "?fnId=" + fn_id}}
+        },
+    }
+    body: dict[str, Any] = {"appname": "bench", "url": APP_URL, "framework": "flask", "sdk": "py:v0.5.19", "v": "0.1"}
+    body["functions"] = [fn]
+    engine.registry.register(parse_register(json.dumps(body).encode()))
+
+
+class Steps:
+    """An app whose function runs ``n`` sequential steps, one per call, each returning a small
+    value (as a step.run would), then completes."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        done = len(json.loads(body).get("steps") or {})
+        if done >= self.n:
+            return HttpResponse(200, b'{"ok":true}', {"x-inngest-req-version": "2"})
+        op = {"op": "StepRun", "id": f"step-{done:04d}", "name": f"step {done}", "data": {"n": done, "pad": "x" * 64}}
+        return HttpResponse(206, json.dumps([op]).encode(), {"x-inngest-req-version": "2"})
+
+
+def drain(engine: Engine, backend: Any, *, only_kind: str | None = None, most: int | None = None) -> int:
+    """Handle messages until none is visible (or ``most`` are handled); with ``only_kind``,
+    others are left on the queue. How many were handled."""
+    handled = 0
+    while most is None or handled < most:
+        received = backend.queue.receive(10, 600) or backend.queue.receive(10, 600)  # short polling
+        wanted = [m for m in received if only_kind is None or m.body.get("kind") == only_kind]
+        if not wanted:
+            return handled
+        for message in wanted[: None if most is None else most - handled]:
+            engine.executor.handle(message.body)
+            backend.queue.ack(message.handle)
+            handled += 1
+    return handled
+
+
+def measure_steps(steps: int) -> dict[str, Any]:
+    clock = ManualClock()
+    with moto_backend(clock) as backend:
+        engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=Steps(steps))
+        register(engine, "bench-steps", "bench/steps")
+        meter = Meter(backend.clients)
+        meter.active = True
+        engine.ingest.accept([{"name": "bench/steps", "data": {}}])
+        drain(engine, backend)
+        meter.active = False
+        return {"requests": meter.requests, "read_units": meter.read_units, "write_units": meter.write_units}
+
+
+def report(steps: int, run: dict[str, Any]) -> None:
+    per_step = {op: n / steps for op, n in run["requests"].items()}
+    reads = run["read_units"] / steps
+    writes = run["write_units"] / steps
+    sqs = sum(v for op, v in per_step.items() if op in SQS_OPS)
+    print(f"\nA run of {steps} sequential steps, per step:")
+    for op, v in sorted(per_step.items()):
+        print(f"  {op:<22} {v:>8.3f} requests")
+    print(f"  DynamoDB read units   {reads:>8.3f}   write units {writes:.3f} (index writes included)")
+    dynamodb = (reads * DYNAMODB_READ_REQUEST_UNIT + writes * DYNAMODB_WRITE_REQUEST_UNIT) * 1_000_000
+    print(
+        f"  USD per million steps (list prices as of {PRICES_AS_OF}): DynamoDB {dynamodb:.2f}, "
+        f"SQS {sqs * SQS_REQUEST * 1_000_000:.2f} (Lambda time: bench.steps)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1_000)
+    args = parser.parse_args(argv)
+    report(args.steps, measure_steps(args.steps))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
