@@ -312,6 +312,72 @@ class ChaosStack:
         server = self.runtime.server._server  # the dev server's HTTP server, holding the API
         server.resolver = _NotingRefusals(server.resolver, self.refused)
 
+    @property
+    def forwarded(self) -> set[str]:
+        """Nonces of checkpoint stream lines a proxy passed on to the executor."""
+        return self.own_proxy.forwarded
+
+    def __exit__(self, *exc: Any) -> None:
+        self._exit.close()
+
+    def _wrap_executor(self) -> None:
+        executor = self.runtime.engine.executor
+        handle = executor.handle
+        ledger = self.ledger
+
+        def handle_under_faults(body: dict[str, Any], **kwargs: Any) -> None:
+            with ledger.message(str(body.get("run_id") or "")), executing():
+                try:
+                    handle(body, **kwargs)
+                except InjectedCrash as crash:
+                    # The process "died": the queue delivers the message again, as SQS would.
+                    raise RuntimeError(f"executor crashed {crash}") from None
+
+        executor.handle = handle_under_faults  # type: ignore[method-assign]
+
+    def _count_sweeps(self) -> None:
+        """Tally what the sweeper sent: the runs that only it brought back."""
+        sweeper = self.runtime.engine.sweeper
+        sweep = sweeper.sweep
+        self.swept: Counter[str] = Counter()
+
+        def counted(*args: Any, **kwargs: Any):
+            report = sweep(*args, **kwargs)
+            self.swept.update(report.sent)
+            return report
+
+        sweeper.sweep = counted  # type: ignore[method-assign]
+
+    # -- driving -----------------------------------------------------------------------------
+    def send_workload(self, workload: "Workload", batch: int = 20) -> list[tuple[str, str, dict[str, Any]]]:
+        """Send every event (and, for waits that want one, the matching chaos/go shortly after);
+        returns (shape, internal id, event) per accepted workload event."""
+        accepted: list[tuple[str, str, dict[str, Any]]] = []
+        for i in range(0, len(workload.events), batch):
+            chunk = workload.events[i:i + batch]
+            ids = self.send([e for _, e in chunk])
+            accepted.extend((shape, eid, e) for (shape, e), eid in zip(chunk, ids))
+            go = [{"name": "chaos/go", "data": {"key": e["data"]["key"]}, "id": f"go-{e['id']}"}
+                  for shape, e in chunk if shape == "wait" and e["data"].get("go")]
+            if go:
+                time.sleep(0.3)
+                self.send(go)
+        return accepted
+
+    def send(self, events: list[dict[str, Any]]) -> list[str]:
+        """POST until accepted: a refused (5xx) or broken send is retried with the same event
+        ids, as the SDKs do, so the store's dedupe makes it exactly one event."""
+        for _ in range(50):
+            try:
+                status, body = http("POST", f"{self.runtime.url}/e/chaos", events)
+            except OSError:
+                status, body = 0, None
+            if status == 200:
+                return body["ids"]
+            time.sleep(0.2)
+        raise AssertionError(f"events never accepted: last answer {status} {body!r}")
+
+
 
 class _NotingRefusals:
     def __init__(self, inner: Any, refused: set[str]) -> None:
