@@ -99,6 +99,10 @@ class StackConfig(BaseModel):
     max_ops_per_reply: int = Field(1000, ge=1)
     max_steps_per_run: int = Field(1000, ge=1)
     max_steps_by_function: str = ""
+    # Let the executor and app sync call apps on private and loopback addresses (apps inside a
+    # VPC). Off, outbound calls refuse every internal address; link-local and metadata addresses
+    # stay refused either way (docs/security.md).
+    allow_private_app_urls: bool = False
 
     # -- data: encryption, retention -------------------------------------------------------------
     # "" (AWS-managed and AWS-owned keys), "create" (a customer managed key made by the stack),
@@ -174,6 +178,7 @@ class StackConfig(BaseModel):
             "max_steps_per_run": self.max_steps_per_run,
             "max_steps_by_function": self.max_steps_by_function,
             "retention_days": self.retention_days,
+            "allow_private_app_urls": self.allow_private_app_urls,
         }
 
     @property

@@ -26,10 +26,9 @@ KINDS = {
     "Sleep": "sleep",
     "WaitForEvent": "wait",
     "InvokeFunction": "invoke",
-    "AIGateway": "ai",
 }
 # A pending op's status while the run waits on it.
-WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting", "AIGateway": "Waiting"}
+WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting"}
 
 
 def _iso(ms: Any) -> str | None:
@@ -123,7 +122,7 @@ def pending_step(op: PendingOp, run_ended: bool) -> dict[str, Any]:
         "started_at": _iso(op.created_at),
         "ended_at": None,
         "duration_ms": None,
-        "input": _input(op.shown_detail()),
+        "input": _input(op.detail),
     }
 
 

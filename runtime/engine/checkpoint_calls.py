@@ -45,6 +45,18 @@ class CallPlan:
     api_checkpoints: bool = False
 
 
+def immediate_disabled(state: RunState, discovery: bool) -> bool:
+    """Whether a call tells the SDK to plan steps rather than run them (docs/protocol.md §7.3):
+    a targeted call always; discovery once the run went parallel, but only while an op of it
+    may still be running elsewhere (a step, sleep, wait or invoke without its result). With
+    nothing out, nothing of the run runs anywhere else, so steps may run inline again,
+    checkpointing included. (A settled op whose record is still on its way out, a woken sleep
+    say, runs nowhere.)"""
+    if not discovery:
+        return True
+    return state.run.disable_immediate and any(not state.has_memo(op_id) for op_id in state.pending)
+
+
 def plan_call(
     settings: Settings,
     state: RunState,
@@ -57,8 +69,7 @@ def plan_call(
     now_ms: int,
 ) -> CallPlan:
     """``disable_immediate``: whether the call tells the SDK to plan steps rather than run them
-    (docs/protocol.md §7.3; the executor decides: while a parallel group's planned steps are out).
-    """
+    (``immediate_disabled``)."""
     if not settings.checkpointing:
         return CallPlan(disable_immediate)
     inline = discovery and not disable_immediate and attempt == 0 and holds_run_lease

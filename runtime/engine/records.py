@@ -152,11 +152,6 @@ class Memo:
     detail: dict[str, JSON] = field(default_factory=dict)
 
 
-# The key of a PendingOp's detail that no reader shows: step.ai.infer's provider key, kept only
-# until the step settles (stepline.engine.ops.ai).
-SECRET_DETAIL = "secret"
-
-
 @dataclass
 class PendingOp:
     """An op the run is waiting on (sleep, planned step, wait, invoke), keyed by its hashed id
@@ -168,10 +163,6 @@ class PendingOp:
     created_at: int
     name: str = ""
     detail: dict[str, JSON] = field(default_factory=dict)
-
-    def shown_detail(self) -> dict[str, JSON]:
-        """``detail`` as operators may see it: without its secret part (``SECRET_DETAIL``)."""
-        return {k: v for k, v in self.detail.items() if k != SECRET_DETAIL}
 
 
 class WaiterKind(str, Enum):

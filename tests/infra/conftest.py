@@ -115,5 +115,7 @@ def protected(tmp_path_factory) -> Synthesized:
         "stepline:kmsKey": "create",
         "stepline:retentionDays": "30",
         "stepline:pointInTimeRecoveryDays": "7",
+        # The deployed test app listens on this machine's loopback.
+        "stepline:allowPrivateAppUrls": "true",
     }
     return synthesize(tmp_path_factory.mktemp("cdk.out.protected"), context)
