@@ -28,6 +28,14 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def _sleeping(url: str, event_id: str) -> bool:
+    runs = http("GET", f"{url}/v1/events/{event_id}/runs")[1]["data"]
+    if len(runs) != 1:
+        return False
+    steps = http("GET", f"{url}/v1/runs/{runs[0]['run_id']}")[1]["data"]["steps"]
+    return any(s["kind"] == "sleep" and s["status"] == "Sleeping" for s in steps)
+
+
 def test_kill_9_mid_sleep_loses_nothing(tmp_path):
     port, app_port = free_port(), free_port()
     db = str(tmp_path / "dev.db")
@@ -38,8 +46,14 @@ def test_kill_9_mid_sleep_loses_nothing(tmp_path):
         wait_for(lambda: http("GET", f"{url}/v1/apps")[1]["data"], what="the app to sync")
         k = uuid.uuid4().hex[:8]
         keys = [f"{k}-{i}" for i in range(3)]
-        ids = [http("POST", f"{url}/e/key", {"name": "test/sleep", "data": {"key": kk, "seconds": 4}})[1]["ids"][0] for kk in keys]
+        ids = [
+            http("POST", f"{url}/e/key", {"name": "test/sleep", "data": {"key": kk, "seconds": 4}})[1]["ids"][0]
+            for kk in keys
+        ]
         wait_for(lambda: all(app.count("sleeper", "before", kk) == 1 for kk in keys), what="steps before the sleep")
+        # The app counts a step when it runs it; the kill must come after Stepline has recorded the
+        # result and the sleep (a step whose result was never recorded runs again: at-least-once).
+        wait_for(lambda: all(_sleeping(url, i) for i in ids), what="every run to record its sleep")
 
         dev.send_signal(signal.SIGKILL)
         dev.wait(10)

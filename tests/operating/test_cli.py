@@ -200,8 +200,9 @@ def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
     try:
         until(lambda line: line.startswith("following runs on"))
         time.sleep(0.3)  # let tail take its first look before the run exists
-        # A second-long sleep and wait: tail polls every 0.2 s, so it sees each however loaded.
-        run_id = ops.run_of(ops.send("ops/order.placed", {"key": key(), "sleep_s": 1, "wait_s": 1}))["run_id"]
+        # A three-second sleep and a second-long wait: tail polls every 0.2 s, but one look at the
+        # runs can take over a second on a loaded machine, and a shorter sleep was missed then.
+        run_id = ops.run_of(ops.send("ops/order.placed", {"key": key(), "sleep_s": 3, "wait_s": 1}))["run_id"]
         until(lambda line: f"started    {run_id}" in line and "on ops/order.placed" in line)
         until(lambda line: f"progress   {run_id}" in line and "sleeping 'cool-down' until" in line)
         until(lambda line: f"progress   {run_id}" in line and "waiting for 'ops/receipt.sent'" in line)
