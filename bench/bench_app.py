@@ -15,7 +15,8 @@ client = inngest.Inngest(app_id="bench-app", logger=None)
 
 
 def _constant(value: int) -> Callable[[], int]:
-    """A step body that returns ``value`` (a lambda in a loop would need a typed default)."""
+    """A step body that returns ``value`` (a lambda in a loop would need a typed default). Defined
+    before the function that uses it: run as a script, the module stops at app.run()."""
     return lambda: value
 
 

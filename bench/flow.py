@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.steps import DDB_READS, DDB_WRITES, DRIVER_ONLY_OPS, AwsRequestCounter, free_port
+from bench.aws_costs import DDB_READS, DDB_WRITES, DRIVER_ONLY_OPS, AwsRequestCounter, free_port
 from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.engine.sync import sync_app
 from stepline.settings import Settings

@@ -113,10 +113,20 @@ class Settings(BaseModel):
     # it; a refusal names the event's index.
     max_event_bytes: int = 3 * 1024 * 1024
     max_register_body_bytes: int = 16 * 1024 * 1024
+    # A checkpoint carries step outputs (4 MiB each at most, docs/protocol.md §17.1); API
+    # Gateway takes 10 MB bodies.
+    max_checkpoint_body_bytes: int = 10 * 1024 * 1024
     # A send of more events than this starts their runs from the work queue once they are stored
     # (stepline.engine.ingest), so a full request (5,000 events) is answered well within API
     # Gateway's 30 s; smaller ones start their runs before answering.
     ingest_inline_events: int = Field(100, ge=1)
+
+    # Checkpointed calls (docs/architecture.md, "Checkpointed execution"): the SDK runs steps
+    # inline and reports each result as it goes. Off, every step is a call of its own.
+    checkpointing: bool = True
+    # How long a checkpointing call may keep starting new steps before it ends and the run is
+    # called again (also capped by step_timeout_s and the invocation's remaining budget).
+    checkpoint_call_budget_s: float = Field(60.0, gt=0)
 
     # AWS adapter wiring (deployed only).
     table_name: str | None = None

@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api import (
+    checkpoint_api,
     dashboard,
     dead_letters_api,
     erasure_api,
@@ -37,6 +38,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     events_api.add_routes(app, engine)
     register_api.add_routes(app, engine)
     runs_api.add_routes(app, engine)
+    checkpoint_api.add_routes(app, engine)
     # Operating it: the rest of the REST API, its OpenAPI document and the dashboard.
     runs_views.add_routes(app, engine)
     functions_api.add_routes(app, engine)

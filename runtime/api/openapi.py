@@ -338,6 +338,22 @@ def document() -> dict[str, Any]:
         "/v0/runs/{run_id}/actions": {
             "get": _op("A run's step results (SDKs, use_api)", _ok({"type": "object"}), tags=["sdk"], params=[run_id])
         },
+        "/v1/checkpoint/{run_id}/async": {
+            "post": _op(
+                "Checkpoint step results from inside a call (SDKs)",
+                {
+                    **_ok({"type": "object", "properties": {"data": {"type": "object"}}}),
+                    "409": {"description": "the call no longer holds the run: the SDK stops"},
+                    "413": {"description": "a step output is over 4 MiB"},
+                },
+                tags=["sdk"],
+                params=[run_id],
+                body=_body({"type": "object", "required": ["run_id", "fn_id", "qi_id", "steps"]}),
+                description="What the TypeScript SDK 4.x sends after each step it runs inline: each "
+                "StepRun becomes the step's memo, written once. `qi_id` is the token of the call "
+                "request that is running the steps.",
+            )
+        },
         "/v1/events": {
             "get": _op(
                 "List events, newest first",

@@ -60,6 +60,8 @@ def _body_limit(settings: Settings):
     def limit(path: str) -> int:
         if path.rstrip("/") == "/fn/register":
             return settings.max_register_body_bytes
+        if path.startswith("/v1/checkpoint/"):
+            return settings.max_checkpoint_body_bytes
         return settings.max_event_body_bytes
 
     return limit

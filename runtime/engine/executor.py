@@ -19,15 +19,18 @@ rides on the release write, never on a write of its own.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stepline.engine import messages
+from stepline.engine import checkpoint_calls, messages
 from stepline.engine.attempts import carried, failed_attempt
+from stepline.engine.checkpoint import is_stale_reply
+from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks, read_stream
 from stepline.engine.due import next_wake_ms
 from stepline.engine.flow.concurrency import Concurrency
-from stepline.engine.http import CallFailed, HttpCaller
+from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
@@ -37,8 +40,9 @@ from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
 from stepline.engine.outbound import redact_in, redact_url
-from stepline.engine.payload_policy import call_body, state_limit_error
+from stepline.engine.payload_policy import call_body, output_too_large, state_limit_error
 from stepline.engine.ports import (
+    AppRecord,
     AppStore,
     Clock,
     EventStore,
@@ -68,7 +72,6 @@ from stepline.protocol.calls import (
     memo_error,
     parse_call_response,
 )
-from stepline.protocol.jsoncanon import canonical_json
 from stepline.protocol.signing import sign
 from stepline.settings import Settings
 
@@ -77,9 +80,10 @@ log = logging.getLogger(__name__)
 # How long a function config is trusted before it is read again. A sync takes effect for new
 # invocations within this window.
 FUNCTION_CACHE_MS = 5_000
+# A parallel branch's job waits this long (ms, in turn) for the run's lease before queueing its
+# discovery for later (see Executor._take_lease_soon).
+UPGRADE_PAUSES_MS = (2, 4, 8, 16, 32, 64, 128)
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
-# Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error.
-MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -104,6 +108,11 @@ class _Invocation:
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
     # The earliest time a message this invocation queued for the run is due (its wake_at).
     queued_at: int | None = None
+    # Checkpointing (stepline.engine.checkpoint_calls): the app may have stored steps through
+    # /v1/checkpoint during the last call, so the state is read again before the next one.
+    refresh: bool = False
+    # Checkpointing calls look at the run now and then: was it cancelled meanwhile?
+    liveness: checkpoint_calls.Liveness | None = None
 
     @property
     def function(self) -> FunctionRecord:
@@ -161,6 +170,9 @@ class Executor:
         self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
         self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
+        self._apps: dict[str, tuple[int, AppRecord | None]] = {}
+        # Waits a little for a lease another job holds briefly (real time: no clock moves it).
+        self.pause: Callable[[float], None] = time.sleep
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
 
@@ -273,6 +285,7 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
             return
         inv.state.run.lease_until = until
+        inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, owner, now)  # the run was just read
         if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
             return
         step: _Next | None = nxt
@@ -296,7 +309,22 @@ class Executor:
         self._release(inv)
 
     def _call_once(self, inv: _Invocation, nxt: _Next) -> _Next | None:
+        if inv.refresh and not self._refresh(inv):
+            return None
         run = inv.state.run
+        # Checkpointing (docs/architecture.md): what the call may do besides answering.
+        plan = checkpoint_calls.plan_call(
+            self.settings,
+            inv.state,
+            discovery=nxt.step == messages.DISCOVERY,
+            disable_immediate=checkpoint_calls.immediate_disabled(inv.state, nxt.step == messages.DISCOVERY),
+            attempt=nxt.attempt,
+            holds_run_lease=inv.holds_run_lease,
+            deadline_ms=inv.deadline_ms,
+            now_ms=self.clock.now_ms(),
+        )
+        if plan.api_checkpoints and not self._still_live(inv):
+            return None
         request = build_call_request(
             run_id=run.run_id,
             attempt=nxt.attempt,
@@ -304,13 +332,15 @@ class Executor:
             events=run.events,
             steps=inv.state.memo_map(),
             stack=inv.state.stack(),
-            disable_immediate=run.disable_immediate or nxt.step != messages.DISCOVERY,
+            disable_immediate=plan.disable_immediate,
             use_api=False,
             version=run.req_version,
             step_id=nxt.step,
+            fn_id=plan.fn_id,
+            qi_id=inv.owner,
         )
         body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **plan.headers}
         signing_key = self.keys.current().signing_key
         if signing_key:
             headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
@@ -318,7 +348,11 @@ class Executor:
         inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
-            result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
+            if resp.lines is not None:  # a checkpoint stream: each step is stored as it arrives
+                result, _ = read_stream(resp.lines, self._stream_hooks(inv, nxt), self.clock)
+            else:
+                result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
+                inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp, result)
         except CallFailed as exc:
             # 401s, timeouts and refused connections are infrastructure failures: retriable.
             result = CallResult(
@@ -335,11 +369,28 @@ class Executor:
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
+        if is_stale_reply(result):
+            if self._let_stale_call_go(inv):
+                return None
+            # Stale, says the app, yet the run is ours and live: a glitch, retried like one.
+            result = replace(result, no_retry=False)
         if result.kind == "complete":
             self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
         if result.kind == "ops":
-            return self._handle_ops(inv, nxt, result)
+            result, ending = checkpoint_calls.take_ending(result)
+            if ending is None:
+                return self._handle_ops(inv, nxt, result)
+            # A checkpointing call's last reply (docs/protocol.md §17.3): store what else it
+            # carries, then complete the run or call again.
+            if result.ops:
+                self._handle_ops(inv, nxt, result)
+                if inv.state.run.status.terminal:
+                    return None
+            if ending.completed:
+                self._finish(inv, RunStatus.COMPLETED, {"output": ending.output}, nxt)
+                return None
+            return _Next(messages.DISCOVERY, 0)
         return self._handle_error(inv, nxt, result)
 
     # -- responses ---------------------------------------------------------------------------
@@ -425,9 +476,8 @@ class Executor:
         return _Next(messages.DISCOVERY, 0) if progressed else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
-        size = len(canonical_json(op.data)) if op.data is not None else 0
-        if size > MAX_STEP_OUTPUT_BYTES:
-            message = f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
+        message = output_too_large(op.data)
+        if message is not None:
             return memo_error({"name": "OutputTooLarge", "message": message})
         memo = memo_data(op.data)
         too_large = state_limit_error(inv.state, memo, self.settings.max_run_state_bytes)
@@ -466,20 +516,27 @@ class Executor:
         self.waker.at(body, at)
         inv.queued(at)
 
-    def _commit(self, inv: _Invocation, op: Opcode, value: dict[str, Any], nxt: _Next) -> None:
+    def _commit(
+        self, inv: _Invocation, op: Opcode, value: dict[str, Any], nxt: _Next, *, checkpointed: bool = False
+    ) -> bool:
+        """Store the step's memo; True when ``value`` is now its memo, False when another
+        writer's was there first (the state is then read again)."""
         # What operators see of the step: the call that settled it, and which attempt it was.
         detail: dict[str, Any] = {
             "op": op.op,
             "started_at": inv.call_started,
             "attempt": nxt.attempt if nxt.step == op.id else 0,
         }
+        if checkpointed:
+            detail["checkpointed"] = True
         planned = inv.state.pending.get(op.id)
         if planned is not None:
             detail["queued_at"] = planned.created_at
         if nxt.step == op.id and nxt.failures:
             detail["failures"] = nxt.failures
         memo = Memo(step_id=op.id, value=value, seq=self.ids.new(), name=op.display, detail=detail)
-        if self.runs.commit_memo(inv.state.run.run_id, memo):
+        stored = self.runs.commit_memo(inv.state.run.run_id, memo)
+        if stored:
             inv.state.memos.append(memo)
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
@@ -490,6 +547,79 @@ class Executor:
             self.runs.remove_pending(inv.state.run.run_id, op.id)
         if inv.claimed_step == op.id:
             inv.claimed_step = None  # the claim went with the pending op
+        return stored
+
+    # -- checkpointed calls (stepline.engine.checkpoint_calls) ----------------------------------
+    def _stream_hooks(self, inv: _Invocation, nxt: _Next) -> StreamHooks:
+        def store(op: Opcode) -> bool:
+            over = steps_problem(inv.state, [op.id], inv.function, self.settings)
+            if over is not None:
+                raise RefuseStep(STEP_LIMIT, over)
+            value = self._output_memo(inv, op)
+            # An output over a limit becomes an error memo, but the app went on with the value.
+            return self._commit(inv, op, value, nxt, checkpointed=True) and "error" not in value
+
+        def check() -> None:
+            self._liveness(inv).check(self.clock.now_ms())
+
+        def hold() -> None:
+            try:
+                self._ensure_lease(inv)
+            except RuntimeError as lost:
+                raise StopReading(str(lost)) from None
+
+        return StreamHooks(store, check, hold)
+
+    def _liveness(self, inv: _Invocation) -> checkpoint_calls.Liveness:
+        if inv.liveness is None:
+            inv.liveness = checkpoint_calls.Liveness(self.runs, inv.state.run.run_id, inv.owner, self.clock.now_ms())
+        return inv.liveness
+
+    def _still_live(self, inv: _Invocation) -> bool:
+        """Before another checkpointing call of the same invocation: False (and the run is let
+        go) when it was cancelled or lost meanwhile."""
+        try:
+            self._liveness(inv).check(self.clock.now_ms())
+        except StopReading:
+            return not self._let_stale_call_go(inv)
+        return True
+
+    def _refresh(self, inv: _Invocation) -> bool:
+        """Read the state again after a call that may have checkpointed through the API; False
+        when the run may not go on (it ended, or outgrew its state limit and failed)."""
+        inv.refresh = False
+        fresh = self.runs.load_run(inv.state.run.run_id)
+        if fresh is None or fresh.run.status.terminal:
+            inv.state.run.status = fresh.run.status if fresh is not None else RunStatus.CANCELLED
+            return False
+        fresh.run.lease_until = inv.state.run.lease_until
+        for name, value in inv.dirty.items():
+            setattr(fresh.run, name, value)
+        inv.state = fresh
+        too_large = checkpoint_calls.state_too_large(fresh, self.settings.max_run_state_bytes)
+        over = steps_problem(fresh, (), inv.function, self.settings)
+        if over is not None:
+            too_large = {"name": STEP_LIMIT, "message": over, "stack": ""}
+        if too_large is not None:
+            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(messages.DISCOVERY, 0))
+            return False
+        return True
+
+    def _stored_through_api(self, fn: FunctionRecord | None, resp: HttpResponse, result: CallResult) -> bool:
+        app = self._app(fn.app_id) if fn is not None else None
+        return checkpoint_calls.stored_through_api(app, resp.headers, result, resp.body)
+
+    def _let_stale_call_go(self, inv: _Invocation) -> bool:
+        """The app (or the stream reader) says the call is stale: True, and the run is let go,
+        when it is (the run ended, or another call holds it); False when it still is ours."""
+        run = self.runs.get_run(inv.state.run.run_id)
+        if run is None or run.status.terminal:
+            inv.state.run.status = run.status if run is not None else RunStatus.CANCELLED
+            return True
+        if inv.holds_run_lease and run.lease_owner != inv.owner:
+            inv.holds_run_lease = False  # nothing of ours to release
+            return True
+        return False
 
     # -- ends ----------------------------------------------------------------------------------
     def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
@@ -524,9 +654,8 @@ class Executor:
         """Take the run's lease after a claimed step, to run discovery; re-read the run, since
         other branches may have finished meanwhile. False if busy (then discovery is queued,
         unless told not to)."""
-        now = self.clock.now_ms()
-        until = now + self.settings.lease_ms
-        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, until, now):
+        until = self._take_lease_soon(inv.state.run.run_id, inv.owner)
+        if until is None:
             if queue_discovery:
                 self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
             return False
@@ -536,6 +665,20 @@ class Executor:
             fresh.run.lease_until = until
             inv.state = fresh
         return True
+
+    def _take_lease_soon(self, run_id: str, owner: str) -> int | None:
+        """The run's lease for the discovery after a parallel branch: until when it is held,
+        or None. Holding it is most often another branch's job, running the same discovery for
+        a few milliseconds: waiting that out beats a queued retry a second later (the step
+        after a parallel group then starts at once)."""
+        for pause_ms in (*UPGRADE_PAUSES_MS, None):
+            now = self.clock.now_ms()
+            until = now + self.settings.lease_ms
+            if self.runs.acquire_lease(run_id, owner, until, now):
+                return until
+            if pause_ms is not None:
+                self.pause(pause_ms / 1000)
+        return None
 
     def _ensure_lease(self, inv: _Invocation) -> None:
         """Before a call: hold the run's lease (or the step's claim) for at least the call's
@@ -598,6 +741,15 @@ class Executor:
         retry = {k: v for k, v in body.items() if k not in ("not_before", "line", "waits", "woken")}
         retry["busy"] = busy
         self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
+
+    def _app(self, app_id: str) -> AppRecord | None:
+        now = self.clock.now_ms()
+        cached = self._apps.get(app_id)
+        if cached and now - cached[0] < FUNCTION_CACHE_MS:
+            return cached[1]
+        app = self.apps.get_app(app_id)
+        self._apps[app_id] = (now, app)
+        return app
 
     def _function(self, fn_id: str) -> FunctionRecord | None:
         now = self.clock.now_ms()

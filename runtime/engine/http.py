@@ -8,21 +8,39 @@ connects only where the address policy allows (``stepline.engine.outbound``).
 read timeout alone bounds each read, so an app that trickles its answer could hold a call (and
 the Lambda running it) far past the step timeout. The executor counts on the bound to stop
 starting calls in time (``Settings.record_budget_ms``).
+
+An app that checkpoints over the call's own connection answers with a stream of lines
+(docs/protocol.md §17.2): such a reply comes back with ``lines`` set instead of ``body``, so the
+executor can act on each line as it arrives. There each line must come within ``timeout_s`` of the
+one before (a step may take that long), and the whole stream within the call's checkpoint budget
+plus ``timeout_s``. Callers that only ever read whole bodies (test stand-ins) never set it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import urllib3
 
 from stepline.engine.outbound import AddressPolicy, pool_manager
+from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, STREAM
 
 
 class CallFailed(Exception):
     """No HTTP answer: connection refused or reset, timeout, unreadable reply. Retriable."""
+
+
+class LineStream(Protocol):
+    """The lines of a streamed reply, each without its newline. Iterating raises ``CallFailed``
+    when the connection breaks or the stream runs out of time; ``close`` drops the connection
+    (the app's next write fails)."""
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -30,6 +48,7 @@ class HttpResponse:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
+    lines: LineStream | None = None  # a checkpoint stream, read as it arrives
 
 
 class HttpCaller(Protocol):
@@ -37,7 +56,8 @@ class HttpCaller(Protocol):
 
 
 # The largest answer read from an app: beyond every legitimate response (step outputs are capped
-# at 4 MiB, Lambda answers at 6 MB), small enough that a broken app cannot exhaust memory.
+# at 4 MiB, Lambda answers at 6 MB), small enough that a broken app cannot exhaust memory. A
+# checkpoint stream may carry many steps, so there it bounds each line instead.
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # Read the answer in pieces of at most this size, checking the call's deadline between them.
 READ_CHUNK_BYTES = 64 * 1024
@@ -77,6 +97,11 @@ class PooledHttpCaller:
             if encoding != "identity":
                 resp.close()
                 raise CallFailed(f"the answer is encoded as {encoding!r}; calls ask for identity")
+            lowered = {k.lower(): v for k, v in resp.headers.items()}
+            if resp.status == 200 and lowered.get(H_CHECKPOINT) == STREAM:
+                whole = timeout_s + _budget_s(headers)
+                lines = _Lines(resp, self._max_response_bytes, timeout_s, time.monotonic() + whole)
+                return HttpResponse(resp.status, b"", lowered, lines)
             data = self._read_by(resp, deadline, timeout_s)
             resp.release_conn()
         except urllib3.exceptions.HTTPError as exc:
@@ -109,3 +134,63 @@ class PooledHttpCaller:
                 resp.close()  # drop the connection rather than read the rest
                 raise CallFailed(f"the answer is larger than {self._max_response_bytes} bytes")
             chunks.append(chunk)
+
+
+def _budget_s(headers: dict[str, str]) -> float:
+    """The checkpoint budget the request offered the app (seconds), 0 when none."""
+    for name, value in headers.items():
+        if name.lower() == H_CHECKPOINT_BUDGET:
+            try:
+                return max(0.0, int(value) / 1000)
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
+class _Lines:
+    """Lines of a chunked (or read-until-close) urllib3 response, split as bytes arrive: each
+    within ``line_timeout_s`` of the one before, all before ``deadline``."""
+
+    def __init__(self, resp: urllib3.BaseHTTPResponse, max_line_bytes: int, line_timeout_s: float, deadline: float):
+        self._resp = resp
+        self._max = max_line_bytes
+        self._line_timeout_s = line_timeout_s
+        self._deadline = deadline
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        buffer = b""
+        line_by = min(self._deadline, time.monotonic() + self._line_timeout_s)
+        try:
+            while True:
+                left = line_by - time.monotonic()
+                if left <= 0:
+                    self.close()
+                    raise CallFailed(f"no line of the checkpoint stream within {self._line_timeout_s} s")
+                sock = getattr(getattr(self._resp, "connection", None), "sock", None)
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = self._resp.read1(READ_CHUNK_BYTES)
+                if not chunk:
+                    break
+                buffer += chunk
+                while (end := buffer.find(b"\n")) >= 0:
+                    line, buffer = buffer[:end], buffer[end + 1 :]
+                    if line.strip():
+                        line_by = min(self._deadline, time.monotonic() + self._line_timeout_s)
+                        yield line
+                if len(buffer) > self._max:
+                    self.close()
+                    raise CallFailed(f"a checkpoint stream line is longer than {self._max} bytes")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self.close()
+            raise CallFailed(f"{type(exc).__name__}: {exc}") from exc
+        if buffer.strip():
+            yield buffer  # a last line without its newline
+        self._done = True
+        self._resp.release_conn()
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._resp.close()  # unread data: the connection cannot be reused

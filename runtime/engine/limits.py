@@ -47,8 +47,12 @@ def step_limit(fn: FunctionRecord, settings: Settings) -> int:
 def steps_problem(state: RunState, new_ids: Iterable[str], fn: FunctionRecord, settings: Settings) -> str | None:
     """Why taking on the steps ``new_ids`` would take the run past its step limit, or None. A
     step counts once, whether it is memoized, waited on, or both."""
-    known = {m.step_id for m in state.memos} | set(state.pending)
-    total = len(known | set(new_ids))
+    # Counted from the run's memo map (kept up to date as steps settle), not rebuilt from every
+    # memo: this runs on every reply, and a long run must not cost more per step.
+    memos = state.memo_map()
+    extra = {step_id for step_id in state.pending if step_id not in memos}
+    extra.update(step_id for step_id in new_ids if step_id not in memos)
+    total = len(memos) + len(extra)
     limit = step_limit(fn, settings)
     if total <= limit:
         return None

@@ -26,6 +26,9 @@ from stepline.protocol.jsoncanon import canonical_json
 # The most a run's state (its events and every memo) may hold; a step whose result would take
 # the run past it gets a RunStateTooLarge error instead, which the user's code can catch.
 MAX_RUN_STATE_BYTES = 32 * 1024 * 1024
+# Largest step output accepted (Inngest's limit); larger ones fail the step with a clear error,
+# or, checkpointed, are refused with 413.
+MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024
 RUN_STATE_TOO_LARGE = "RunStateTooLarge"
 # AWS Lambda: a synchronous invocation's response is at most 6 MB (the API Lambda's answer
 # through API Gateway, envelope included).
@@ -37,6 +40,8 @@ LAMBDA_RESPONSE_MAX_BYTES = 6 * 1024 * 1024
 DEPLOYED_MAX_RUN_STATE_BYTES = 4 * 1024 * 1024
 # Cached on each Memo: values never change once committed, and a run may hold a thousand memos.
 _SIZE_ATTR = "_json_bytes"
+# Cached on each RunState: the totals, so a step's checks cost O(1), not O(steps so far).
+_SIZES_ATTR = "_sizes"
 
 
 def json_bytes(value: Any) -> int:
@@ -44,6 +49,14 @@ def json_bytes(value: Any) -> int:
     far cheaper to compute (json's encoder is C; JCS walks the value in Python)."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def output_too_large(data: Any) -> str | None:
+    """Why a step output cannot be stored (over ``MAX_STEP_OUTPUT_BYTES``); None when it fits."""
+    size = json_bytes(data) if data is not None else 0
+    if size > MAX_STEP_OUTPUT_BYTES:
+        return f"step output is {size} bytes; the limit is {MAX_STEP_OUTPUT_BYTES}"
+    return None
 
 
 def memo_bytes(memo: Memo) -> int:
@@ -54,9 +67,42 @@ def memo_bytes(memo: Memo) -> int:
     return size
 
 
+class _Sizes:
+    """Running totals over a run's memos, extended as memos are appended (O(new memos))."""
+
+    def __init__(self, memos: list[Memo]) -> None:
+        self.source = memos
+        self.seen = 0
+        self.values = 0  # memo values
+        self.entries = 0  # values with their keys, as a request's "steps" carries them
+        self.events: tuple[int, int] | None = None  # (id of the events list, its size)
+
+    def catch_up(self) -> _Sizes:
+        for memo in self.source[self.seen :]:
+            size = memo_bytes(memo)
+            self.values += size
+            self.entries += size + len(memo.step_id) + 4
+        self.seen = len(self.source)
+        return self
+
+    def events_bytes(self, events: Any) -> int:
+        if self.events is None or self.events[0] != id(events):
+            self.events = (id(events), json_bytes(events))
+        return self.events[1]
+
+
+def _sizes(state: RunState) -> _Sizes:
+    sizes = state.__dict__.get(_SIZES_ATTR)
+    if sizes is None or sizes.source is not state.memos or sizes.seen > len(state.memos):
+        sizes = _Sizes(state.memos)
+        state.__dict__[_SIZES_ATTR] = sizes
+    return sizes.catch_up()
+
+
 def run_state_bytes(state: RunState) -> int:
     """What counts against ``MAX_RUN_STATE_BYTES``: the run's events and memo values."""
-    return json_bytes(state.run.events) + sum(memo_bytes(m) for m in state.memos)
+    sizes = _sizes(state)
+    return sizes.events_bytes(state.run.events) + sizes.values
 
 
 def state_limit_error(
@@ -104,8 +150,7 @@ def call_body(
 
 
 def _request_bytes(request: dict[str, Any], state: RunState) -> int:
-    # Memo sizes are cached, so this stays cheap on every call of a long run; the event batch
-    # appears twice (``event`` is ``events[0]``), and the rest of the request is small.
-    steps = sum(memo_bytes(m) + len(m.step_id) + 4 for m in state.memos)
-    events = json_bytes(request["events"])
-    return steps + events + json_bytes(request["event"]) + 1024
+    # Totals are kept as memos are added, so this stays O(1) on every call of a long run; the
+    # event batch appears twice (``event`` is ``events[0]``), and the rest of the request is small.
+    sizes = _sizes(state)
+    return sizes.entries + sizes.events_bytes(state.run.events) + json_bytes(request["event"]) + 1024

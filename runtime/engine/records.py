@@ -217,20 +217,61 @@ class CronSchedule:
 
 @dataclass
 class RunState:
-    """A run with everything it has memoized and is waiting on: what one store read returns."""
+    """A run with everything it has memoized and is waiting on: what one store read returns.
+
+    ``memos`` grows by appending as an invocation stores steps; the views below follow it in
+    O(new memos), not O(all memos), so a long run costs the same per step as a short one. The
+    views are shared: read them, never change them."""
 
     run: Run
     memos: list[Memo] = field(default_factory=list)
     pending: dict[str, PendingOp] = field(default_factory=dict)
+    _views: _MemoViews | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _current(self) -> _MemoViews:
+        views = self._views
+        if views is None or views.source is not self.memos or views.seen > len(self.memos):
+            views = self._views = _MemoViews(self.memos)  # the list was replaced or shortened
+        views.catch_up()
+        return views
 
     def memo_map(self) -> dict[str, dict[str, JSON]]:
-        return {m.step_id: m.value for m in self.memos}
+        """Step id -> memo value, in the order the memos were stored."""
+        return self._current().values
 
     def stack(self) -> list[str]:
-        return [m.step_id for m in sorted(self.memos, key=lambda m: m.seq)]
+        """Step ids by ``seq`` (commit order): ``ctx.stack``."""
+        return self._current().stack
 
     def has_memo(self, step_id: str) -> bool:
-        return any(m.step_id == step_id for m in self.memos)
+        return step_id in self._current().values
+
+
+class _MemoViews:
+    """``RunState``'s derived views of a memo list, extended as the list grows."""
+
+    def __init__(self, memos: list[Memo]) -> None:
+        self.source = memos
+        self.seen = 0
+        self.values: dict[str, dict[str, JSON]] = {}
+        self.stack: list[str] = []
+        self._last_seq = ""
+        self._seqs: dict[str, str] = {}
+
+    def catch_up(self) -> None:
+        if self.seen == len(self.source):
+            return
+        for memo in self.source[self.seen :]:
+            self.values[memo.step_id] = memo.value
+            self._seqs[memo.step_id] = memo.seq
+            if memo.seq >= self._last_seq:
+                self.stack.append(memo.step_id)  # the usual case: stored after the others
+                self._last_seq = memo.seq
+            else:
+                # Out of order (memos loaded unsorted): a new list, so callers holding the old
+                # one (an encoder's cache) see it changed.
+                self.stack = sorted([*self.stack, memo.step_id], key=self._seqs.__getitem__)
+        self.seen = len(self.source)
 
 
 # -- flow control ------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The request shape is dictated by the strictest reader: the Python SDK validates the body with a
 strict pydantic model (an ``attempt`` of ``"0"`` or a float ``ts`` is a 500), reads ``use_api``
-only at the top level, while TS reads it only in ``ctx``. TS4 turns on checkpointing when it sees
-``ctx.fn_id`` and TS3 falls back to a legacy protocol on ``version: 0``, so neither is ever sent.
+only at the top level, while TS reads it only in ``ctx``. TS3 falls back to a legacy protocol on
+``version: 0``, so that is never sent. ``ctx.fn_id`` and ``ctx.qi_id`` let the TS SDK checkpoint
+(docs/protocol.md §17.1): it runs steps inline and reports them to ``/v1/checkpoint``.
 
 Responses are parsed without ever raising: whatever the app answers becomes a ``CallResult`` the
 executor can act on, a garbled body included (a retriable error).
@@ -77,28 +78,37 @@ def build_call_request(
     use_api: bool,
     version: int,
     step_id: str = DISCOVERY_STEP_ID,
+    fn_id: str | None = None,
+    qi_id: str = "",
 ) -> dict:
-    """The call-request body of §5.2. Serialize it with ``canonical_json`` and sign those bytes."""
+    """The call-request body of §5.2. Serialize it with ``canonical_json`` and sign those bytes.
+
+    ``fn_id`` (the run's function) and ``qi_id`` (the token of the call holding the run) let a
+    TS SDK checkpoint; ``steps`` is used as given, not copied (callers hand over a map they do
+    not change while the body is built)."""
     if not events:
         raise ValueError("events: a call request needs at least the triggering event")
     wire_events = [_wire_event(e, f"events[{i}]") for i, e in enumerate(events)]
-    stack_list = list(stack)
+    stack_list = stack if isinstance(stack, list) else list(stack)
     use_api = bool(use_api)
+    ctx: dict[str, Any] = {
+        "attempt": int(attempt),
+        "disable_immediate_execution": bool(disable_immediate),
+        "env": "",
+        "max_attempts": int(max_attempts),
+        "qi_id": qi_id,
+        "run_id": run_id,
+        "stack": {"current": len(stack_list), "stack": stack_list},
+        "step_id": step_id,
+        "use_api": use_api,
+    }
+    if fn_id:
+        ctx["fn_id"] = fn_id
     return {
-        "ctx": {
-            "attempt": int(attempt),
-            "disable_immediate_execution": bool(disable_immediate),
-            "env": "",
-            "max_attempts": int(max_attempts),
-            "qi_id": "",
-            "run_id": run_id,
-            "stack": {"current": len(stack_list), "stack": stack_list},
-            "step_id": step_id,
-            "use_api": use_api,
-        },
+        "ctx": ctx,
         "event": wire_events[0],
         "events": wire_events,
-        "steps": dict(steps),
+        "steps": steps if isinstance(steps, dict) else dict(steps),
         "use_api": use_api,
         # 0 selects the legacy V0 protocol in TS3 and is an error in TS4: "let the SDK decide".
         "version": int(version) if version and version > 0 else -1,

@@ -48,6 +48,7 @@ class Client:
         app_version: str | None = None,
         transport: Transport | None = None,
         logger: logging.Logger | None = None,
+        checkpointing: bool = True,
     ) -> None:
         if not isinstance(app_id, str) or not app_id.strip():
             raise SdkError("app_id: must be a non-empty string")
@@ -66,6 +67,9 @@ class Client:
             serve_path=serve_path,
         )
         self.transport: Transport = transport or Urllib3Transport()
+        # Off: every step is a call of its own, whatever the server offers
+        # (stepline.sdk.checkpointing; one function can turn it off for itself too).
+        self.checkpointing = bool(checkpointing)
         self.logger = logger or logging.getLogger("stepline.sdk")
         self._functions: dict[str, Function] = {}
         # Swapped out by tests that must not wait through real backoff.
@@ -94,6 +98,7 @@ class Client:
         cancel_on: Any = None,
         timeouts: cfg.Timeouts | None = None,
         on_failure: Callable[..., Any] | None = None,
+        checkpointing: bool = True,
     ) -> Callable[[Callable[..., Any]], Function]:
         """Declare a durable function. ``trigger``: an event name, an ``EventData`` model,
         ``on(...)``, ``cron(...)``, or a list of them (None: invoke only)."""
@@ -121,6 +126,7 @@ class Client:
                 retries=retries,
                 options=options,
                 on_failure=on_failure,
+                checkpointing=checkpointing,
             )
             for declared in fn.with_failure_handler():
                 if declared.id in self._functions:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from stepline.sdk.checkpointing import STALE_DISPATCH, CallAborted, Checkpointer
 from stepline.sdk.context import AsyncContext, Context
 from stepline.sdk.errors import (
     CodedError,
@@ -44,6 +45,9 @@ class _CallCtx(BaseModel):
     max_attempts: int | None = None
     disable_immediate_execution: bool = False
     use_api: bool = False
+    # What a server that takes checkpoints through its API sends (stepline.sdk.checkpointing).
+    fn_id: str | None = None
+    qi_id: str | None = None
 
 
 class CallBody(BaseModel):
@@ -82,6 +86,7 @@ def _prepare(
     mocks: dict[str, Any] | None,
     logger: logging.Logger,
     fetch=None,
+    checkpoint: Checkpointer | None = None,
 ):
     events, steps = body.events, body.steps or {}
     if (body.use_api or body.ctx.use_api) and fetch is not None:
@@ -98,6 +103,7 @@ def _prepare(
         sender=sender,
         mocks=mocks,
     )
+    ex.checkpoint = checkpoint
     event = from_wire_event(body.event, fn.event_models)
     all_events = [from_wire_event(e, fn.event_models) for e in (events or [body.event])]
     common: dict[str, Any] = dict(
@@ -122,13 +128,17 @@ def call(
     mocks: dict[str, Any] | None = None,
     logger: logging.Logger | None = None,
     fetch=None,
+    checkpoint: Checkpointer | None = None,
 ) -> Outcome:
-    """Run one call of a sync or async function from a sync caller."""
+    """Run one call of a sync or async function from a sync caller. With ``checkpoint``, steps
+    run inline and each is reported to it as it finishes."""
     if fn.is_async:
-        return run_blocking(call_async(fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch))
+        return run_blocking(
+            call_async(fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch, checkpoint=checkpoint)
+        )
     log = logger or logging.getLogger("stepline.sdk")
     try:
-        _, ctx = _prepare(fn, body, target, sender, mocks, log, fetch)
+        _, ctx = _prepare(fn, body, target, sender, mocks, log, fetch, checkpoint)
         output = fn.handler(ctx)
     except BaseException as err:  # noqa: BLE001 - every way out of user code is an answer
         return _failure(err, log, fn)
@@ -144,20 +154,23 @@ async def call_async(
     mocks: dict[str, Any] | None = None,
     logger: logging.Logger | None = None,
     fetch=None,
+    checkpoint: Checkpointer | None = None,
 ) -> Outcome:
     """Run one call from an async caller; a sync function runs in a worker thread so that it
     never blocks the event loop."""
     import asyncio  # already loaded: a loop is running
 
     if not fn.is_async:
-        return await asyncio.to_thread(call, fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch)
+        return await asyncio.to_thread(
+            call, fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch, checkpoint=checkpoint
+        )
     log = logger or logging.getLogger("stepline.sdk")
     try:
         if fetch is not None and (body.use_api or body.ctx.use_api):
             events, steps = await asyncio.to_thread(fetch, body.ctx.run_id)
             body = body.model_copy(update={"events": events, "steps": steps, "use_api": False})
             body.ctx.use_api = False
-        _, ctx = _prepare(fn, body, target, sender, mocks, log, None)
+        _, ctx = _prepare(fn, body, target, sender, mocks, log, None, checkpoint)
         output = await fn.handler(ctx)
     except BaseException as err:  # noqa: BLE001
         return _failure(err, log, fn)
@@ -175,6 +188,11 @@ def _success(output: Any) -> Outcome:
 def _failure(err: BaseException, log: logging.Logger, fn: Function) -> Outcome:
     if isinstance(err, Interrupt):
         return Outcome(206, err.ops, {H_NO_RETRY: "true"} if err.no_retry else {})
+    if isinstance(err, CallAborted) and err.stale:
+        # The server refused a checkpoint: another call holds the run, or it ended. Say so
+        # the way the TypeScript SDK does; the server lets the run go rather than fail it.
+        body = {"name": STALE_DISPATCH, "message": str(err), "stack": ""}
+        return Outcome(400, body, {H_NO_RETRY: "true"})
     if isinstance(err, Skip):
         # The code met a step the server did not ask for: it changed under this run, or it is
         # not deterministic. Retriable: a redeploy may bring the old code back.

@@ -75,6 +75,7 @@ class Function:
         retries: int | None = None,
         options: dict[str, Any] | None = None,
         on_failure: Callable[..., Any] | None = None,
+        checkpointing: bool = True,
     ) -> None:
         if not isinstance(fn_id, str) or not fn_id.strip():
             raise SdkError("function id: must be a non-empty string")
@@ -95,6 +96,8 @@ class Function:
         self.name = name or fn_id
         self.retries = retries
         self.options = options or {}
+        # Whether a call may run consecutive steps inline (stepline.sdk.checkpointing).
+        self.checkpointing = bool(checkpointing)
         self.is_async = inspect.iscoroutinefunction(handler)
         self.event_models: dict[str, type[EventData]] = {
             t.event: t.model for t in triggers if isinstance(t, EventTrigger) and t.model is not None
@@ -108,6 +111,7 @@ class Function:
                 triggers=[EventTrigger(event=FAILED_EVENT, if_=f"event.data.function_id == '{self.composite_id}'")],
                 name=f"{self.name} (failure)",
                 retries=0,
+                checkpointing=checkpointing,
             )
         self._validate()
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
@@ -43,10 +45,18 @@ from tests.faults.app_proxy import NONCE, FaultyAppProxy
 from tests.faults.aws import install_aws_faults
 from tests.faults.plan import CrashPoints, FaultPlan, FaultRates
 from tests.faults.ports import InjectedCrash, executing, faulty_backend
+from tests.chaos.own_app import read_ledger
 
 APP_SCRIPT = Path(__file__).parent / "app.py"
 APP_ID = "chaos-app"
-SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited")
+# The checkpointing shapes run on their own apps: Stepline's SDK (tests/chaos/own_app.py).
+OWN_APP_SCRIPT = Path(__file__).parent / "own_app.py"
+OWN_APP_ID = "chaos-own"
+# ... and the official TypeScript SDK 4.x (tests/chaos/ts_app.js), checkpointing through the API.
+TS_APP_SCRIPT = Path(__file__).parent / "ts_app.js"
+TS_APP_ID = "chaos-ts"
+APP_OF_SHAPE = {"checkpointed": OWN_APP_ID, "ts-checkpointed": TS_APP_ID}
+SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited", *APP_OF_SHAPE)
 # The executor gives up on a call after STEP_TIMEOUT_S; a hung answer comes after that.
 STEP_TIMEOUT_S = 4.0
 HANG_S = STEP_TIMEOUT_S + 0.5
@@ -78,6 +88,7 @@ class ExecutionLedger:
         self._lock = threading.Lock()
         self.handled: set[str] = set()
         self.lost: set[str] = set()
+        self.lost_runs: set[str] = set()  # runs one of whose messages failed
 
     def seen(self, nonces: list[str]) -> None:
         current = getattr(self._local, "nonces", None)
@@ -85,13 +96,14 @@ class ExecutionLedger:
             current.extend(nonces)
 
     @contextlib.contextmanager
-    def message(self) -> Iterator[None]:
+    def message(self, run_id: str = "") -> Iterator[None]:
         self._local.nonces = []
         try:
             yield
         except BaseException:
             with self._lock:
                 self.lost.update(self._local.nonces)
+                self.lost_runs.add(run_id)
             raise
         else:
             with self._lock:
@@ -109,12 +121,28 @@ class LedgerCaller(PooledHttpCaller):
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
         resp = super().post(url, body, headers, timeout_s)
+        if resp.lines is not None:  # a checkpoint stream: each line reaches it as it is read
+            resp.lines = _NotedLines(resp.lines, self.ledger)
+            return resp
         try:
             json.loads(resp.body)
         except ValueError:
             return resp  # not an answer the executor can use: nothing in it reached it
         self.ledger.seen([n.decode() for n in NONCE.findall(resp.body)])
         return resp
+
+
+class _NotedLines:
+    def __init__(self, lines: Any, ledger: ExecutionLedger) -> None:
+        self.lines, self.ledger = lines, ledger
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.lines:
+            self.ledger.seen([n.decode() for n in NONCE.findall(line)])
+            yield line
+
+    def close(self) -> None:
+        self.lines.close()
 
 
 @dataclass
@@ -139,6 +167,12 @@ class Workload:
                 data["go"] = rng.random() < 0.5  # else the wait times out
             elif shape == "sleep":
                 data["seconds"] = rng.choice([1, 2])
+            elif shape == "ts-checkpointed":
+                data["flaky"] = rng.random() < 0.5
+            elif shape == "checkpointed":
+                data["flaky"] = rng.random() < 0.5
+                # A quarter of them kill the app process in the middle of a step of a streamed call.
+                data["crash_at"] = rng.choice(["b", "e", None, None, None, None, None, None])
             out.append((shape, {"name": f"chaos/{shape}", "id": f"evt-{seed}-{i}", "data": data}))
         return cls(out)
 
@@ -155,6 +189,8 @@ class ChaosReport:
     faults: Counter = field(default_factory=Counter)
     timer_samples: int = 0
     swept: Counter = field(default_factory=Counter)  # what the sweeper re-armed, by message kind
+    app_crashes: int = 0  # the checkpointing app killed mid-step
+    undelivered: int = 0  # step results lost with a cut checkpoint stream
     violations: list[str] = field(default_factory=list)
 
     def add(self, other: "ChaosReport") -> None:
@@ -166,6 +202,8 @@ class ChaosReport:
         self.faults.update(other.faults)
         self.timer_samples += other.timer_samples
         self.swept.update(other.swept)
+        self.app_crashes += other.app_crashes
+        self.undelivered += other.undelivered
         self.violations.extend(other.violations)
 
     def summary(self) -> dict[str, Any]:
@@ -181,6 +219,8 @@ class ChaosReport:
             "faults_total": sum(self.faults.values()),
             "timer_samples": self.timer_samples,
             "sweeper_rearmed": dict(self.swept),
+            "app_crashes_mid_step": self.app_crashes,
+            "step_results_lost_with_a_cut_stream": self.undelivered,
             "violations": len(self.violations),
         }
 
@@ -219,20 +259,53 @@ class ChaosStack:
         return self
 
     def _start(self) -> None:
-        app_port = free_port()
+        app_port, own_port, ts_port = free_port(), free_port(), free_port()
         self.proxy = FaultyAppProxy(f"http://127.0.0.1:{app_port}", self.plan, HANG_S).start()
         self._exit.callback(self.proxy.stop)
+        self.own_proxy = FaultyAppProxy(f"http://127.0.0.1:{own_port}", self.plan, HANG_S).start()
+        self._exit.callback(self.own_proxy.stop)
+        self.ts_proxy = FaultyAppProxy(f"http://127.0.0.1:{ts_port}", self.plan, HANG_S).start()
+        self._exit.callback(self.ts_proxy.stop)
+        urls = [self.proxy.url(p) for p in ("/api/inngest",)] + [
+            self.own_proxy.url("/api/inngest"),
+            self.ts_proxy.url("/api/inngest"),
+        ]
         options = DevOptions(port=free_port(), db_path=str(self.tmp / "chaos.db"), backend=self.kind,
-                             app_urls=[self.proxy.url("/api/inngest")], workers=8)
+                             app_urls=urls, workers=8)
         self.runtime = DevRuntime(options, self.settings, clock=self.clock,
                                   caller=LedgerCaller(self.ledger), backend=self.faulty)
         self._wrap_executor()
         self._count_sweeps()
+        self._note_refused_checkpoints()
         self.runtime.start()
         self._exit.callback(self.runtime.stop)
         self.app = SdkApp(self.runtime.url, port=app_port, script=APP_SCRIPT)
         self._exit.callback(self.app.stop)
-        wait_for(lambda: self.raw.store.get_app(APP_ID), timeout_s=30, what="the chaos app to sync")
+        self.own_ledger = self.tmp / "own-ledger.jsonl"
+        self.own_app = Supervised(lambda: SdkApp(self.runtime.url, port=own_port, script=OWN_APP_SCRIPT,
+                                                 extra_env={"LEDGER_FILE": str(self.own_ledger)}))
+        self._exit.callback(self.own_app.stop)
+        self.ts_app = TsChaosApp(self.runtime.url, ts_port)
+        self._exit.callback(self.ts_app.stop)
+        for app_id in (APP_ID, *APP_OF_SHAPE.values()):
+            wait_for(lambda app_id=app_id: self.raw.store.get_app(app_id), timeout_s=30, what=f"{app_id} to sync")
+
+    @property
+    def dropped(self) -> set[str]:
+        """Nonces of answers a proxy threw away."""
+        return self.proxy.dropped | self.own_proxy.dropped | self.ts_proxy.dropped
+
+    def _note_refused_checkpoints(self) -> None:
+        """Nonces of steps whose checkpoint the API refused (a stale call gets 409; a store
+        fault 503, retried by the SDK): each was run, and may never have been stored."""
+        self.refused: set[str] = set()
+        server = self.runtime.server._server  # the dev server's HTTP server, holding the API
+        server.resolver = _NotingRefusals(server.resolver, self.refused)
+
+    @property
+    def forwarded(self) -> set[str]:
+        """Nonces of checkpoint stream lines a proxy passed on to the executor."""
+        return self.own_proxy.forwarded
 
     def __exit__(self, *exc: Any) -> None:
         self._exit.close()
@@ -243,7 +316,7 @@ class ChaosStack:
         ledger = self.ledger
 
         def handle_under_faults(body: dict[str, Any], **kwargs: Any) -> None:
-            with ledger.message(), executing():
+            with ledger.message(str(body.get("run_id") or "")), executing():
                 try:
                     handle(body, **kwargs)
                 except InjectedCrash as crash:
@@ -293,6 +366,64 @@ class ChaosStack:
                 return body["ids"]
             time.sleep(0.2)
         raise AssertionError(f"events never accepted: last answer {status} {body!r}")
+
+
+
+class _NotingRefusals:
+    def __init__(self, inner: Any, refused: set[str]) -> None:
+        self.inner, self.refused = inner, refused
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        result = self.inner.resolve(event, context)
+        if str(event.get("rawPath", "")).startswith("/v1/checkpoint/") and int(result["statusCode"]) >= 300:
+            self.refused.update(n.decode() for n in NONCE.findall((event.get("body") or "").encode()))
+        return result
+
+
+class TsChaosApp(SdkApp):
+    """tests/chaos/ts_app.js in a Node process, on the SDK the TypeScript tests pin."""
+
+    def __init__(self, stepline_url: str, port: int) -> None:
+        from tests.ts.node import ensure_installed
+
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/api/inngest"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+        self.proc = subprocess.Popen(
+            ["node", str(TS_APP_SCRIPT), "--port", str(port), "--sdk-dir", str(ensure_installed(4))],
+            env={**env, "INNGEST_DEV": stepline_url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._up, what="the TypeScript chaos app to listen")
+
+
+class Supervised:
+    """An app process kept running: started again, on its port, whenever it dies (the
+    checkpointing app kills itself mid-step on purpose)."""
+
+    def __init__(self, start: Any) -> None:
+        self._start = start
+        self.app = start()
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="chaos-app-supervisor", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.1):
+            if self.app.proc.poll() is None:
+                continue
+            try:
+                self.app = self._start()
+                self.restarts += 1
+            except AssertionError:  # it did not come up: try again
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self.app.stop()
 
 
 # Runs per fresh stack. moto scans the whole table on every Query (and the engine reads a run
@@ -440,6 +571,8 @@ class Audit:
         self.store = stack.raw.store
         self.report = report
         self.accepted = accepted
+        self.aborted: set[str] = set()  # runs whose checkpoint stream the app saw cut
+        self.crashed: set[str] = set()  # nonces of executions in app processes that crashed
 
     def runs_of(self, internal_id: str):
         return self.store.runs_for_event(internal_id)
@@ -462,7 +595,8 @@ class Audit:
     def _ended(self, item: tuple[str, str, dict[str, Any]]) -> bool:
         shape, internal_id, _ = item
         stored = self.store.get_event(internal_id)
-        run = self.store.get_run(run_id_for(stored, f"{APP_ID}-chaos-{shape}")) if stored else None
+        app_id = APP_OF_SHAPE.get(shape, APP_ID)
+        run = self.store.get_run(run_id_for(stored, f"{app_id}-chaos-{shape}")) if stored else None
         return run is not None and run.status.terminal
 
     def describe(self, run_id: str) -> str:
@@ -505,6 +639,10 @@ class Audit:
 
     def check(self) -> None:
         ledger = http("GET", f"http://127.0.0.1:{self.stack.app.port}/ledger")[1]
+        own, self.crashed, self.aborted = read_ledger(self.stack.own_ledger)
+        ledger.update(own)
+        ledger.update(http("GET", f"http://127.0.0.1:{self.stack.ts_app.port}/ledger")[1])
+        self.report.app_crashes += self.stack.own_app.restarts
         runs = []
         for shape, internal_id, event in self.accepted:
             found = self.runs_of(internal_id)
@@ -549,7 +687,7 @@ class Audit:
     def check_steps(self, run_id: str, ledger: dict[str, list[str]]) -> None:
         state = self.store.load_run(run_id)
         writes = self.stack.faulty.store.memo_writes  # type: ignore[attr-defined]
-        handled, lost, dropped = self.stack.ledger.handled, self.stack.ledger.lost, self.stack.proxy.dropped
+        handled, lost, dropped = self.stack.ledger.handled, self.stack.ledger.lost, self.stack.dropped
         for memo in state.memos:
             applied = writes.get((run_id, memo.step_id), [])
             if len(applied) > 1:
@@ -569,6 +707,18 @@ class Audit:
                     continue
                 if nonce in dropped or nonce in lost:
                     continue
+                if nonce not in handled and (
+                    run_id in self.aborted
+                    or nonce in self.crashed
+                    or nonce in self.stack.refused
+                    or (nonce in self.stack.forwarded and run_id in self.stack.ledger.lost_runs)
+                ):
+                    # A checkpointed call whose stream was cut (the executor stopped reading, a
+                    # proxy broke it, or the app process died), or whose line was on its way
+                    # when the executor reading it failed: it was never stored.
+                    self.report.undelivered += 1
+                    continue
                 why = "reached the executor, which carried on" if nonce in handled else "unaccounted for"
                 self.report.violations.append(
-                    f"run {run_id} step {memo.name}: extra execution {nonce} ({why})")
+                    f"run {run_id} ({state.run.fn_id}) step {memo.name}: extra execution {nonce} ({why}); "
+                    f"faults: {self.stack.plan.history(run_id)}")

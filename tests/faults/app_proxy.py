@@ -5,6 +5,9 @@ happens either before the request reaches the app (the app never ran) or after (
 step, its side effect happened, and the answer is lost): the second kind is what makes step
 execution at-least-once, and the proxy remembers which step results (their nonces, see
 tests/chaos/app.py) it threw away so the chaos suite can account for every execution.
+
+A checkpoint stream (docs/protocol.md §17.2) that is not faulted is passed on line by line as it
+comes, as a real proxy would: an app that dies mid-stream has delivered what it sent before.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class FaultyAppProxy:
         self.hang_s = hang_s
         # Nonces of step results the app produced whose answer the proxy destroyed.
         self.dropped: set[str] = set()
+        # Nonces of checkpoint stream lines passed on to the executor as they came.
+        self.forwarded: set[str] = set()
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -65,7 +70,10 @@ class FaultyAppProxy:
         try:
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
-            data = resp.read()
+            try:
+                data = resp.read()
+            except http.client.IncompleteRead as cut:  # the app died mid-answer
+                data = cut.partial
             kept = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_HEADERS]
             return resp.status, kept, data
         finally:
@@ -81,6 +89,7 @@ class FaultyAppProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # a streamed line leaves at once
 
             def log_message(self, *args) -> None:  # quiet
                 pass
@@ -101,11 +110,55 @@ class FaultyAppProxy:
                 body = self._read_body()
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
                 headers["Host"] = self.headers.get("Host", "")
+                if self.command == "POST":
+                    return self._stream_through(headers, body)
                 try:
                     status, out_headers, data = proxy._forward(self.command, self.path, headers, body)
                 except OSError as exc:  # the app is not up (yet): what a real proxy answers
                     status, out_headers, data = 502, [("Content-Type", "text/plain")], str(exc).encode()
                 self._send(status, out_headers, data)
+
+            def _stream_through(self, headers: dict[str, str], body: bytes) -> None:
+                """A call answered as it comes: whole, or line by line for a checkpoint stream."""
+                conn = http.client.HTTPConnection(proxy.target_host, proxy.target_port, timeout=60)
+                try:
+                    try:
+                        conn.request("POST", self.path, body=body, headers=headers)
+                        resp = conn.getresponse()
+                    except OSError as exc:
+                        return self._send(502, [("Content-Type", "text/plain")], str(exc).encode())
+                    kept = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_HEADERS]
+                    if resp.getheader("x-stepline-checkpoint") != "stream":
+                        try:
+                            data = resp.read()
+                        except (http.client.HTTPException, OSError):
+                            return self._abort()  # the app died mid-answer: so does this one
+                        return self._send(resp.status, kept, data)
+                    self.send_response(resp.status)
+                    for k, v in kept:
+                        self.send_header(k, v)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    line = b""
+                    try:
+                        while True:
+                            line = resp.readline()
+                            if not line:
+                                break
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                            with proxy._lock:
+                                proxy.forwarded.update(n.decode() for n in NONCE.findall(line))
+                            line = b""
+                        self.wfile.write(b"0\r\n\r\n")
+                    except http.client.HTTPException:
+                        self._abort()  # the app died mid-stream
+                    except OSError:
+                        # The executor hung up: what the app sends from here on is thrown away
+                        # (noted, so every step it runs meanwhile is accounted for).
+                        self._drain(resp, line)
+                        self._abort()
+                finally:
+                    conn.close()
 
             do_GET = _passthrough
             do_PUT = _passthrough
@@ -157,6 +210,19 @@ class FaultyAppProxy:
                     except OSError:
                         pass  # the executor stopped reading at its limit
                     self.close_connection = True
+
+            def _drain(self, resp: http.client.HTTPResponse, unsent: bytes) -> None:
+                dropped = set(NONCE.findall(unsent))
+                try:
+                    while True:
+                        line = resp.readline()
+                        if not line:
+                            break
+                        dropped.update(NONCE.findall(line))
+                except (http.client.HTTPException, OSError):
+                    pass
+                with proxy._lock:
+                    proxy.dropped.update(n.decode() for n in dropped)
 
             def _abort(self) -> None:
                 self.close_connection = True

@@ -46,12 +46,13 @@ class FakeTransport:
 
 def call_body(*, steps: dict[str, Any] | None = None, attempt: int = 0, max_attempts: int = 4,
               disable: bool = False, event: dict[str, Any] | None = None, step_id: str = "step",
-              events: list[dict[str, Any]] | None = None) -> bytes:
+              events: list[dict[str, Any]] | None = None, fn_id: str | None = None,
+              qi_id: str = "") -> bytes:
     memos = steps or {}
     request = build_call_request(
         run_id=RUN_ID, attempt=attempt, max_attempts=max_attempts, events=events or [event or EVENT],
         steps=memos, stack=list(memos), disable_immediate=disable, use_api=False, version=-1,
-        step_id=step_id,
+        step_id=step_id, fn_id=fn_id, qi_id=qi_id,
     )
     return canonical_json(request)
 

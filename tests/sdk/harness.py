@@ -27,6 +27,9 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    # A checkpoint stream writes one small line per step: each must leave at once.
+    disable_nagle_algorithm = True
+
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -79,13 +82,14 @@ class Stack:
     variable is set for the life of the stack and restored afterwards.
     """
 
-    def __init__(self, wsgi_app: Any, tmp: Path, app_id: str, clock: ManualClock | None = None) -> None:
+    def __init__(self, wsgi_app: Any, tmp: Path, app_id: str, clock: ManualClock | None = None,
+                 settings: Settings | None = None, caller: Any = None) -> None:
         self.clock = clock or ManualClock()
-        settings = Settings(mode="dev", retry_base_ms=1_000, retry_cap_ms=10_000)
+        settings = settings or Settings(mode="dev", retry_base_ms=1_000, retry_cap_ms=10_000)
         # One worker: runs progress one call at a time, so no executor ever waits on another's
         # lease (a wait the manual clock would never end).
         options = DevOptions(port=0, db_path=str(tmp / "dev.db"), workers=1)
-        self.runtime = DevRuntime(options, settings, clock=self.clock).start()
+        self.runtime = DevRuntime(options, settings, clock=self.clock, caller=caller).start()
         self.url = self.runtime.url
         self._saved_env = os.environ.get("INNGEST_DEV")
         os.environ["INNGEST_DEV"] = self.url

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.e2e.call_log import CallLog
 from tests.e2e.conftest import SdkApp, Stepline, free_port, start_runtime, wait_for
 from tests.ts.node import APP_ID, TsApp, install_before_tests, ts_packages  # noqa: F401 (fixture)
 
@@ -47,6 +48,7 @@ class TsStack:
     stepline: Stepline
     app: SdkApp
     early: dict[str, Started] = field(default_factory=dict)
+    calls: CallLog = field(default_factory=CallLog)  # every call the executor made to an app
 
 
 def key() -> str:
@@ -62,7 +64,8 @@ def ts_stack(request, ts_packages, tmp_path_factory):
     major, backend = request.param
     tmp = tmp_path_factory.mktemp(f"ts{major}-{backend}")
     port, app_port = free_port(), free_port()
-    runtime = start_runtime(backend, tmp, [f"http://127.0.0.1:{app_port}/api/inngest"], port=port)
+    calls = CallLog()
+    runtime = start_runtime(backend, tmp, [f"http://127.0.0.1:{app_port}/api/inngest"], port=port, caller=calls)
     app = None
     try:
         app = TsApp(major, runtime.url, port=app_port, log_dir=tmp)
@@ -70,7 +73,7 @@ def ts_stack(request, ts_packages, tmp_path_factory):
             wait_for(lambda: runtime.backend.store.get_app(APP_ID), what="the TS app to sync")
         except AssertionError as err:
             raise AssertionError(f"{err}\n{app.log_tail()}") from None
-        stack = TsStack(major, backend, Stepline(runtime), app)
+        stack = TsStack(major, backend, Stepline(runtime), app, calls=calls)
         for name, event in EARLY.items():
             k, at = key(), time.monotonic()
             [event_id] = stack.stepline.send({"name": event["name"], "data": {**event["data"], "key": k}})

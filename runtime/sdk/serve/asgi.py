@@ -8,6 +8,8 @@ Async functions run on the server's event loop; sync ones in worker threads.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from stepline.sdk.client import Client
@@ -51,7 +53,7 @@ class AsgiApp:
             chunks.append(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        response = await self.handler.handle_async(request_from_scope(scope, b"".join(chunks)))
+        response = await self.handler.handle_async(request_from_scope(scope, b"".join(chunks)), streaming=True)
         await send(
             {
                 "type": "http.response.start",
@@ -59,7 +61,32 @@ class AsgiApp:
                 "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.items()],
             }
         )
+        if response.achunks is not None:  # a checkpoint stream: each line as it comes
+            await _stream(response.achunks, receive, send)
+            return
         await send({"type": "http.response.body", "body": response.body})
+
+
+async def _stream(chunks: AsyncIterator[bytes], receive: Any, send: Any) -> None:
+    """Send the lines until the stream ends or the server goes away. Servers may drop what is
+    sent after a disconnect without a word, so the disconnect is watched for: it stops the
+    stream, and the function stops at its next step."""
+
+    async def pump() -> None:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pumping, watching = asyncio.create_task(pump()), asyncio.create_task(disconnected())
+    done, _ = await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (pumping, watching):
+        if task not in done:
+            task.cancel()
+    await asyncio.gather(pumping, watching, return_exceptions=True)
 
 
 def serve_asgi(client: Client, functions: list[Function] | None = None) -> AsgiApp:
@@ -77,13 +104,16 @@ def serve_starlette(
     """Add the SDK endpoint to a Starlette or FastAPI app at ``path``."""
     from starlette.requests import Request as StarletteRequest
     from starlette.responses import Response as StarletteResponse
+    from starlette.responses import StreamingResponse
 
     handler = Handler(client, functions, framework=framework)
 
     async def endpoint(req: StarletteRequest) -> StarletteResponse:
         response: Response = await handler.handle_async(
-            Request(req.method, str(req.url), dict(req.headers), await req.body())
+            Request(req.method, str(req.url), dict(req.headers), await req.body()), streaming=True
         )
+        if response.achunks is not None:  # a checkpoint stream
+            return StreamingResponse(response.achunks, status_code=response.status, headers=response.headers)
         return StarletteResponse(response.body, status_code=response.status, headers=response.headers)
 
     app.add_route(path, endpoint, methods=["GET", "PUT", "POST"], include_in_schema=False)

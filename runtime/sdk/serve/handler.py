@@ -14,17 +14,19 @@ import dataclasses
 import json
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+from stepline.protocol.checkpoint import H_CHECKPOINTED
 from stepline.protocol.jsoncanon import loads
 from stepline.protocol.signing import hash_event_key, hash_signing_key, sign, verify_signature
 from stepline.protocol.urls import set_query_param
-from stepline.sdk import execution
+from stepline.sdk import checkpointing, execution
 from stepline.sdk.client import Client
 from stepline.sdk.env import ClientEnv
 from stepline.sdk.errors import CodedError, SdkError
 from stepline.sdk.function import Function
+from stepline.sdk.serve import streaming as streamed
 from stepline.sdk.transport import TransportError
 from stepline.sdk.version import SDK_HEADER, SDK_LANGUAGE, VERSION
 
@@ -58,6 +60,10 @@ class Response:
     status: int
     headers: dict[str, str]
     body: bytes
+    # A checkpoint stream instead of ``body`` (docs/protocol.md §17.2): adapters send each
+    # chunk as it comes. Only ever set for adapters that said they can stream.
+    chunks: Iterator[bytes] | None = None
+    achunks: AsyncIterator[bytes] | None = None
 
     @property
     def json(self) -> Any:
@@ -79,7 +85,9 @@ class Handler:
         self._check_keys(client.env)
 
     # -- entry points ------------------------------------------------------------------------
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: Request, *, streaming: bool = False) -> Response:
+        """One request. ``streaming``: the adapter can send ``Response.chunks`` as they come,
+        so calls may answer with a checkpoint stream."""
         env = self.client.env
         pre = self._preflight(request, env)
         if pre is not None:
@@ -88,10 +96,10 @@ class Handler:
         if method == "PUT":
             return self._sync(request, env)
         if method == "POST" and "probe" not in request.query:
-            return self._call(request, env)
+            return self._call(request, env, streaming)
         return self._small(request, env)
 
-    async def handle_async(self, request: Request) -> Response:
+    async def handle_async(self, request: Request, *, streaming: bool = False) -> Response:
         env = self.client.env
         pre = self._preflight(request, env)
         if pre is not None:
@@ -105,15 +113,26 @@ class Handler:
             fn, body_or_error = self._call_target(request, env)
             if fn is None:
                 return body_or_error
-            outcome = await execution.call_async(
-                fn,
-                body_or_error,
-                self._target(request),
-                self._sender,
-                logger=self.client.logger,
-                fetch=self.client.fetch_run_data,
-            )
-            return self._from_outcome(request, env, outcome)
+            body, target = body_or_error, self._target(request)
+            mode, budget = self._checkpoint_mode(fn, body, request, target, streaming)
+
+            def run(checkpoint: checkpointing.Checkpointer | None):
+                return execution.call_async(
+                    fn,
+                    body,
+                    target,
+                    self._sender,
+                    logger=self.client.logger,
+                    fetch=self.client.fetch_run_data,
+                    checkpoint=checkpoint,
+                )
+
+            if mode is checkpointing.Mode.STREAM:
+                chunks = streamed.stream_async(run, budget)
+                return Response(200, streamed.stream_headers(self._headers(env)), b"", achunks=chunks)
+            checkpointer = self._api_checkpointer(mode, budget, body)
+            outcome = await run(checkpointer)
+            return self._from_outcome(request, env, _noting(outcome, checkpointer))
         return self._small(request, env)
 
     # -- shared checks -----------------------------------------------------------------------
@@ -312,20 +331,57 @@ class Handler:
             return None, self._json(env, 500, {"code": "bad_request", "message": str(err)})
         return fn, body
 
-    def _call(self, request: Request, env: ClientEnv) -> Response:
+    def _call(self, request: Request, env: ClientEnv, streaming_ok: bool = False) -> Response:
         fn, body_or_error = self._call_target(request, env)
         if fn is None:
             return body_or_error
-        outcome = execution.call(
-            fn,
-            body_or_error,
-            self._target(request),
-            self._sender,
-            logger=self.client.logger,
-            fetch=self.client.fetch_run_data,
+        body, target = body_or_error, self._target(request)
+        mode, budget = self._checkpoint_mode(fn, body, request, target, streaming_ok)
+
+        def run(checkpoint: checkpointing.Checkpointer | None) -> execution.Outcome:
+            return execution.call(
+                fn,
+                body,
+                target,
+                self._sender,
+                logger=self.client.logger,
+                fetch=self.client.fetch_run_data,
+                checkpoint=checkpoint,
+            )
+
+        if mode is checkpointing.Mode.STREAM:
+            chunks = streamed.stream_sync(run, budget)
+            return Response(200, streamed.stream_headers(self._headers(env)), b"", chunks=chunks)
+        checkpointer = self._api_checkpointer(mode, budget, body)
+        return self._from_outcome(request, env, _noting(run(checkpointer), checkpointer))
+
+    # -- checkpointing (stepline.sdk.checkpointing) ---------------------------------------------
+    def _checkpoint_mode(
+        self, fn: Function, body: execution.CallBody, request: Request, target: str | None, streaming_ok: bool
+    ) -> tuple[checkpointing.Mode | None, float]:
+        offer = checkpointing.offer_of(request.header, body.ctx)
+        inline = target is None and body.ctx.attempt == 0 and not body.ctx.disable_immediate_execution
+        mode = checkpointing.choose(
+            offer, enabled=self.client.checkpointing and fn.checkpointing, inline=inline, can_stream=streaming_ok
         )
-        return self._from_outcome(request, env, outcome)
+        return mode, (checkpointing.budget_for(mode, offer) if mode is not None else 0.0)
+
+    def _api_checkpointer(
+        self, mode: checkpointing.Mode | None, budget: float, body: execution.CallBody
+    ) -> checkpointing.Checkpointer | None:
+        if mode is not checkpointing.Mode.API or not body.ctx.fn_id or not body.ctx.qi_id:
+            return None
+        sink = checkpointing.ApiSink(self.client, body.ctx.run_id, body.ctx.fn_id, body.ctx.qi_id)
+        return checkpointing.Checkpointer(mode, sink, budget)
 
     def _from_outcome(self, request: Request, env: ClientEnv, outcome: execution.Outcome) -> Response:
         key = None if env.is_dev else self._signed_by(request, env)
         return self._json(env, outcome.status, outcome.body, outcome.headers, signing_key=key)
+
+
+def _noting(outcome: execution.Outcome, checkpointer: checkpointing.Checkpointer | None) -> execution.Outcome:
+    """Tell the server how many steps this call stored through its API: its view of the run is
+    missing them until it reads the run again."""
+    if checkpointer is not None and checkpointer.count:
+        outcome.headers = {**outcome.headers, H_CHECKPOINTED: str(checkpointer.count)}
+    return outcome

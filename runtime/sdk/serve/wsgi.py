@@ -12,6 +12,7 @@ from typing import Any
 from stepline.sdk.client import Client
 from stepline.sdk.function import Function
 from stepline.sdk.serve.handler import Handler, Request, Response
+from stepline.sdk.serve.streaming import no_delay
 
 DEFAULT_PATH = "/api/inngest"
 
@@ -49,9 +50,19 @@ class WsgiApp:
         self.handler = handler
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        response = self.handler.handle(request_from_environ(environ))
+        response = self.handler.handle(request_from_environ(environ), streaming=True)
         start_response(_reason(response.status), list(response.headers.items()))
+        if response.chunks is not None:  # a checkpoint stream: the server writes each line as it comes
+            _send_promptly(environ)
+            return response.chunks
         return [response.body]
+
+
+def _send_promptly(environ: dict[str, Any]) -> None:
+    # Servers that expose the connection (Werkzeug, gunicorn): each line leaves at once.
+    for name in ("werkzeug.socket", "gunicorn.socket"):
+        if name in environ:
+            no_delay(environ[name])
 
 
 def serve_wsgi(client: Client, functions: list[Function] | None = None) -> WsgiApp:
@@ -68,7 +79,11 @@ def serve_flask(
 
     def endpoint() -> Any:
         req = flask.request
-        response: Response = handler.handle(Request(req.method, req.url, dict(req.headers), req.get_data(cache=False)))
+        request = Request(req.method, req.url, dict(req.headers), req.get_data(cache=False))
+        response: Response = handler.handle(request, streaming=True)
+        if response.chunks is not None:  # a checkpoint stream
+            _send_promptly(req.environ)
+            return flask.Response(response.chunks, status=response.status, headers=response.headers)
         return flask.Response(response.body, status=response.status, headers=response.headers)
 
     app.add_url_rule(path, endpoint="stepline_sdk", view_func=endpoint, methods=["GET", "PUT", "POST"])

@@ -11,6 +11,10 @@ Three modes decide what a new step does:
 * targeted (``stepId=<hash>``): exactly that step executes; other new steps are skipped
   (inside a parallel group) or mean the code changed under the run (``step_unexpected``);
 * other durable operations (sleep, wait, invoke) are always reported, never executed.
+
+Checkpointing (``stepline.sdk.checkpointing``) changes one thing: a step that runs in a
+discovery call and succeeds is reported as it finishes and the function goes on, so one call
+runs consecutive steps until one cannot run inline (or the call's time budget is spent).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any, NoReturn
 import pydantic
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from stepline.sdk.checkpointing import Checkpointer, NotCheckpointed
 from stepline.sdk.errors import SdkError, StepError, error_body
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -140,6 +145,8 @@ class Execution:
         self.parallel_depth = 0
         self._counts: dict[str, int] = {}
         self._in_step = False
+        # Set when this call runs steps inline and reports each as it finishes.
+        self.checkpoint: Checkpointer | None = None
 
     # -- identifying steps -------------------------------------------------------------------
     def ref(self, step_id: str) -> StepRef:
@@ -198,6 +205,9 @@ class Execution:
             raise Skip(ref.user_id)
         if self.parallel_depth > 0 or self.disable_immediate:
             raise Interrupt([self.op(ref, "StepPlanned")])
+        if self.checkpoint is not None and self.checkpoint.over_budget():
+            # The call has run long enough: end it here, before this step starts.
+            raise Interrupt([self.checkpoint.end_op(self.op(ref, "StepPlanned"))])
 
     def mock_for(self, ref: StepRef) -> tuple[bool, Any]:
         """``stepline.testing`` stands a value (or an exception) in for a step's body."""
@@ -224,6 +234,36 @@ class Execution:
             # Retrying returns the same unserializable value: fail the step for good.
             raise Interrupt([self.op(ref, "StepFailed", error=error_body(err))], no_retry=True) from None
         raise Interrupt([self.op(ref, "StepRun", data=data)])
+
+    def _settled_op(self, ref: StepRef, output: Any) -> tuple[dict[str, Any], Any]:
+        try:
+            data = to_json_value(output, f"step {ref.user_id!r}: its result")
+        except SdkError as err:
+            raise Interrupt([self.op(ref, "StepFailed", error=error_body(err))], no_retry=True) from None
+        return self.op(ref, "StepRun", data=data), data
+
+    def settle(self, ref: StepRef, output: Any) -> Any:
+        """A step's body returned ``output``: end the call reporting it, or, checkpointing,
+        report it and hand back its JSON data (what a replay would return) so the function
+        goes on."""
+        if self.checkpoint is None:
+            self.succeeded(ref, output)
+        op, data = self._settled_op(ref, output)
+        try:
+            self.checkpoint.record(op)
+        except NotCheckpointed:
+            raise Interrupt([op]) from None  # the answer carries it; the server stores it
+        return data
+
+    async def settle_async(self, ref: StepRef, output: Any) -> Any:
+        if self.checkpoint is None:
+            self.succeeded(ref, output)
+        op, data = self._settled_op(ref, output)
+        try:
+            await self.checkpoint.record_async(op)
+        except NotCheckpointed:
+            raise Interrupt([op]) from None
+        return data
 
     def failed(self, ref: StepRef, err: BaseException) -> NoReturn:
         last = self.max_attempts is not None and self.attempt + 1 >= self.max_attempts

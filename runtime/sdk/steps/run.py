@@ -55,7 +55,7 @@ def run_sync(
         ex.nested(ref)
     except Exception as err:  # noqa: BLE001 - any failure of the body is the step's failure
         ex.failed(ref, err)
-    ex.succeeded(ref, output)
+    return validate_as(ex.settle(ref, output), output_type)
 
 
 async def run_async(
@@ -76,4 +76,4 @@ async def run_async(
         ex.nested(ref)
     except Exception as err:  # noqa: BLE001
         ex.failed(ref, err)
-    ex.succeeded(ref, output)
+    return validate_as(await ex.settle_async(ref, output), output_type)

@@ -6,7 +6,9 @@
 //
 // Every step body bumps a counter keyed by (function, step, event.data.key), and GET /counters
 // returns them, so a test can prove how many times each step really ran. The functions mirror
-// tests/e2e/sdk_app.py.
+// tests/e2e/sdk_app.py. With COUNTER_FILE set, every bump is also appended to that file, so
+// counts survive the app process being killed and started again (the crash tests). TS_APP_ID
+// renames the app, so a second copy can be synced beside the first; it serves only the chain.
 //
 // Run: INNGEST_DEV=http://127.0.0.1:8288 node tests/ts/app/app.js --port 3000 --sdk-dir tests/ts/v4
 "use strict";
@@ -32,7 +34,11 @@ const sdkVersion = JSON.parse(
 ).version;
 const major = Number(sdkVersion.split(".")[0]);
 
-const APP_ID = "ts-app";
+const APP_ID = process.env.TS_APP_ID || "ts-app";
+const COUNTER_FILE = process.env.COUNTER_FILE || "";
+// A crash test's marker directory: a step asked to crash does so once per key (the marker file
+// says it did), so the restarted process runs on.
+const CRASH_DIR = process.env.CRASH_DIR || "";
 const inngest = new Inngest({ id: APP_ID });
 
 const counts = {};
@@ -42,7 +48,17 @@ const active = {};
 function bump(fn, step, event) {
   const key = `${fn}/${step}/${(event.data && event.data.key) || ""}`;
   counts[key] = (counts[key] || 0) + 1;
+  if (COUNTER_FILE) fs.appendFileSync(COUNTER_FILE, `${key}\n`);
   return counts[key];
+}
+
+// Kill this process in the middle of a step, once per key: what a crash mid-run looks like.
+function crashOnce(event, i) {
+  if (!CRASH_DIR || event.data.crash_at !== i) return;
+  const marker = path.join(CRASH_DIR, `${event.data.key}`);
+  if (fs.existsSync(marker)) return;
+  fs.writeFileSync(marker, String(i));
+  process.exit(1);
 }
 
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -221,9 +237,69 @@ const patient = createFunction({ id: "patient", retries: 2 }, { event: "test/pat
   return `attempt ${n}`;
 });
 
-const functions = [
+// Checkpointing: a chain of event.data.steps sequential steps, run inline and checkpointed as
+// they go (SDK 4 does by default, SDK 3 when asked), and the same chain with it turned off.
+const chainBody = (name) => async ({ event, step }) => {
+  let total = 0;
+  for (let i = 1; i <= (event.data.steps ?? 40); i++) {
+    total += await step.run(`s${i}`, async () => {
+      bump(name, `s${i}`, event);
+      crashOnce(event, i);
+      if (event.data.step_ms) await pause(event.data.step_ms);
+      return i;
+    });
+  }
+  return { total };
+};
+const chain = createFunction(
+  { id: "chain", retries: 10, checkpointing: true },
+  { event: process.env.CHAIN_EVENT || "test/chain" },
+  chainBody("chain"),
+);
+const chainPlain = createFunction(
+  { id: "chain-plain", retries: 2, checkpointing: false },
+  { event: "test/chain.plain" },
+  chainBody("chain-plain"),
+);
+
+// Checkpointed steps around a parallel group and a sleep: the run leaves checkpointing for the
+// group, comes back to it after, and a sleep ends the call in between.
+const mixed = createFunction({ id: "mixed", retries: 2, checkpointing: true }, { event: "test/mixed" }, async ({ event, step }) => {
+  const one = (name) => step.run(name, () => (bump("mixed", name, event), name));
+  const head = [await one("a"), await one("b")];
+  const both = await Promise.all([one("p1"), one("p2")]);
+  const after = [await one("c"), await one("d")];
+  await step.sleep("nap", `${event.data.sleep_s ?? 1}s`);
+  const tail = [await one("e"), await one("f")];
+  return { steps: [...head, ...both, ...after, ...tail] };
+});
+
+// Checkpointed steps, then a step that fails for good (no retries) and is caught: the reply
+// that reports the failure comes after steps stored by checkpoint in the same call.
+const caughtAfterCheckpoints = createFunction(
+  { id: "caught-after-checkpoints", retries: 0, checkpointing: true },
+  { event: "test/caught.after" },
+  async ({ event, step }) => {
+    const one = (name) => step.run(name, () => (bump("caught-after", name, event), name));
+    const head = [await one("a"), await one("b")];
+    let caught = null;
+    try {
+      await step.run("c", () => {
+        bump("caught-after", "c", event);
+        throw new Error("c fails for good");
+      });
+    } catch (err) {
+      caught = String(err && err.message);
+    }
+    return { head, caught, tail: await one("d") };
+  },
+);
+
+// A renamed copy (TS_APP_ID) serves the chain alone, on its own event (CHAIN_EVENT).
+const functions = process.env.TS_APP_ID ? [chain] : [
   multiStep, sleeper, flaky, doomed, refuser, fanA, fanB, filtered, approval,
-  child, parent, sender, parallel, cancellable, careful, patient, racer,
+  child, parent, sender, parallel, cancellable, careful, patient, racer, chain, chainPlain, mixed,
+  caughtAfterCheckpoints,
 ];
 const handler = serve({ client: inngest, functions });
 
