@@ -353,7 +353,10 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                     now = f"  {waiting_on(detail)}" if detail is not None and word != "started" else ""
                     _line(out, f"{word:<10} {label}{event}{extra}{now}")
                     if detail is not None:
-                        progress[run_id] = waiting_on(detail)
+                        # A "started" line says nothing of what the run does: as far as the reader
+                        # knows it has done nothing yet, so a run that is already asleep (or
+                        # further on) by its first look gets its progress line at once.
+                        progress[run_id] = waiting_on(detail) if now else waiting_on({})
                 if detail is not None:
                     now = waiting_on(detail)
                     if progress.get(run_id) != now:

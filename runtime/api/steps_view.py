@@ -26,9 +26,10 @@ KINDS = {
     "Sleep": "sleep",
     "WaitForEvent": "wait",
     "InvokeFunction": "invoke",
+    "AIGateway": "ai",
 }
 # A pending op's status while the run waits on it.
-WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting"}
+WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting", "AIGateway": "Waiting"}
 
 
 def _iso(ms: Any) -> str | None:
@@ -122,7 +123,7 @@ def pending_step(op: PendingOp, run_ended: bool) -> dict[str, Any]:
         "started_at": _iso(op.created_at),
         "ended_at": None,
         "duration_ms": None,
-        "input": _input(op.detail),
+        "input": _input(op.shown_detail()),
     }
 
 

@@ -17,6 +17,7 @@ from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.ops.ai import AiGateway
 from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
@@ -64,6 +65,8 @@ class Engine:
         self.cancellation.waits = self.waits
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
+        # One outbound client, under the address policy, for the apps and step.ai.infer's models.
+        caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -75,7 +78,7 @@ class Engine:
             clock,
             self.ids,
             self.settings,
-            caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings)),
+            caller,
             self.lifecycle,
             self.resumer,
             self.starter,
@@ -96,6 +99,9 @@ class Engine:
         self.executor.handlers[messages.EXPIRE] = self.retention.handle
         self.executor.handlers[messages.ERASE] = self.erasure.handle
         self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
+        # step.ai.infer's model requests, made by the engine while the app is not running.
+        self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
+        self.executor.handlers[messages.AI_CALL] = self.ai.handle
         self.executor.handlers[messages.CRON] = self.crons.fire
         self.executor.handlers[messages.START] = self.ingest.start
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire

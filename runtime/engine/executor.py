@@ -33,9 +33,10 @@ from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
-from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.lifecycle import Lifecycle, call_failed_error
 from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
-from stepline.engine.ops.invoke import start_invoke
+from stepline.engine.ops.ai import AI_GATEWAY, start_ai
+from stepline.engine.ops.invoke import TIMEOUT_ERROR, start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
@@ -84,6 +85,10 @@ FUNCTION_CACHE_MS = 5_000
 # discovery for later (see Executor._take_lease_soon).
 UPGRADE_PAUSES_MS = (2, 4, 8, 16, 32, 64, 128)
 _RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
+# Marks a queued discovery that is a parallel group's join (``_Next.join``).
+JOIN = "join"
+# The execution version whose parallel groups join in one discovery (docs/protocol.md §5.4).
+WAIT_MODE_VERSION = 2
 
 
 @dataclass
@@ -101,6 +106,11 @@ class _Invocation:
     # Until when the claimed step stays claimed once this invocation ends: set when its retry
     # was queued, so the claim covers the backoff; None lets it go at once.
     claim_until: int | None = None
+    # Whether the claimed step belongs to a race-mode group: its result then calls discovery at
+    # once, whatever else of the group is still running, and its call may answer that the
+    # function completed (the race was won without it; docs/protocol.md §7.5). Known from the
+    # planned op when the step is claimed, before its call: the call may settle nothing.
+    race: bool = False
     # Until when this invocation holds the claimed step (renewed before each call, like the lease).
     claim_held_until: int = 0
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
@@ -131,9 +141,15 @@ class _Next:
     attempt: int
     # The step's failed attempts before this one (stepline.engine.attempts).
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # A group's join, queued because the run was busy when a branch finished: it calls the app
+    # only if the group has nothing left out by then (else the last op's own join follows).
+    join: bool = False
 
     def call(self, run_id: str) -> dict[str, Any]:
-        return messages.call(run_id, self.step, self.attempt, failures=self.failures)
+        body = messages.call(run_id, self.step, self.attempt, failures=self.failures)
+        if self.join:
+            body[JOIN] = True
+        return body
 
 
 class Executor:
@@ -185,7 +201,8 @@ class Executor:
         kind = body.get("kind")
         run_id = body.get("run_id")
         if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0), carried(body))
+            step, attempt = body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0)
+            nxt = _Next(step, attempt, carried(body), join=body.get(JOIN) is True)
             # A call queued behind a concurrency limit carries its place in line: it goes on
             # only once a slot may be its (else it is back on the queue, or a stale copy).
             with self.concurrency.message(body) as ticket:
@@ -198,8 +215,7 @@ class Executor:
             self.tools.resumer.resume(run_id, body["step"], memo_data(None))
             self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
         elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
-            error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
-            self.tools.resumer.resume(run_id, body["step"], memo_error(error))
+            self.tools.resumer.resume(run_id, body["step"], memo_error(TIMEOUT_ERROR))
         elif kind in self.handlers:
             self.handlers[kind](body)
         else:
@@ -279,6 +295,7 @@ class Executor:
             claimed_step=claimed,
             claim_owner=claim_owner,
             claim_held_until=until,
+            race=claimed is not None and _race_branch(state, claimed),
         )
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
@@ -297,8 +314,16 @@ class Executor:
                     self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
-                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
-                    break
+                if step.step == messages.DISCOVERY and not inv.holds_run_lease:
+                    if not self._upgrade(inv):
+                        break
+                    if _waits_for_group(inv) and _group_outstanding(inv.state):
+                        # Wait mode: the group joins in one discovery, made by whatever settles
+                        # its last op (each checks after its own result is written, so the last
+                        # check sees every result; docs/protocol.md §7.5).
+                        break
+                if step.join and _waits_for_group(inv) and _group_outstanding(inv.state):
+                    break  # a queued join whose group is still out: its last op joins it
                 self._ensure_lease(inv)
                 if slots is not None and not slots.admit(step.call(run_id)):
                     inv.queued(self.clock.now_ms())
@@ -374,7 +399,22 @@ class Executor:
                 return None
             # Stale, says the app, yet the run is ours and live: a glitch, retried like one.
             result = replace(result, no_retry=False)
+        if result.kind == "complete" and inv.claimed_step == nxt.step != messages.DISCOVERY and _waits_for_group(inv):
+            # A wait-mode branch's call must answer with that step's result. "The function
+            # completed" means the step is gone from the code (it changed under the run): the
+            # step's call failed, as the SDK reports it when another step is in the way
+            # (docs/protocol.md §7.4). A lone planned step run inline may complete the run.
+            message = f"the app was asked to run step {nxt.step!r} and answered that the function completed"
+            error = {"name": "NoProgress", "message": message, "stack": ""}
+            return self._handle_error(inv, nxt, CallResult(kind="error", error=error, status=result.status))
         if result.kind == "complete":
+            waited = _planned_outstanding(inv.state, waited_on=True)
+            if nxt.step == messages.DISCOVERY and _waits_for_group(inv) and waited:
+                # A wait-mode group cannot be over while its planned steps are out: the code
+                # changed under the run, or this discovery is a stale copy. Their calls decide
+                # (the SDK fails one whose step is gone), then the group's join asks again.
+                log.info("run %s: completion ignored while planned steps are out", run.run_id)
+                return None
             self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
             return None
         if result.kind == "ops":
@@ -418,10 +458,6 @@ class Executor:
             return self._handle_error(
                 inv, nxt, CallResult(kind="error", error=error, no_retry=True, status=result.status)
             )
-        if len(result.ops) > 1 and not state.run.disable_immediate:
-            # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
-            state.run.disable_immediate = True
-            self.runs.update_run(state.run.run_id, {"disable_immediate": True})
         progressed = False
         planned: list[Opcode] = []
         for op in fresh:
@@ -441,9 +477,10 @@ class Executor:
                 start_sleep(self.tools, state, op)
             elif op.op == "WaitForEvent":
                 start_wait(self.tools, state, op)
-            elif op.op == "InvokeFunction":
-                settled = start_invoke(self.tools, state, op)
-                if settled is not None:  # nothing to invoke: the step fails at once
+            elif op.op in ("InvokeFunction", AI_GATEWAY):
+                start = start_invoke if op.op == "InvokeFunction" else start_ai
+                settled = start(self.tools, state, op)
+                if settled is not None:  # nothing to invoke, no request to make: the step fails at once
                     self._commit(inv, op, settled, nxt)
                     progressed = True
             else:
@@ -465,7 +502,8 @@ class Executor:
         for op in planned:
             # Recorded before its message is sent (the call must find the op to claim it); a
             # crash in between leaves an op without a message, which the sweeper finds.
-            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
+            mode = {"parallel_mode": "race"} if (op.options or {}).get("parallelMode") == "race" else {}
+            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display, mode)
             if self.runs.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
@@ -490,7 +528,7 @@ class Executor:
     def _handle_error(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
         error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
         if result.no_retry or nxt.attempt + 1 >= inv.function.max_attempts:
-            self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
+            self._finish(inv, RunStatus.FAILED, {"error": call_failed_error(error, result.status)}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
         failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != messages.DISCOVERY else []
@@ -505,9 +543,12 @@ class Executor:
         return [*before, failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)]
 
     def _retry_later(self, inv: _Invocation, nxt: _Next, retry_at_ms: int | None) -> None:
-        at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
-        if retry_at_ms is not None:
-            at = max(at, retry_at_ms)
+        # The app's Retry-After is the time to retry, sooner or later than the backoff would be:
+        # it is the app's own word on when it can succeed (docs/protocol.md §8).
+        at = retry_at_ms
+        if at is None:
+            settings = self.settings
+            at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, settings.retry_base_ms, settings.retry_cap_ms)
         body = nxt.call(inv.state.run.run_id)
         if inv.claimed_step == nxt.step:
             # The step stays claimed through its backoff, by the claim its retry carries.
@@ -625,8 +666,15 @@ class Executor:
     def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
         run = inv.state.run
         if not inv.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
-            # A claimed step's call ended the run, but another job holds the run: do this call
-            # again once it is free, rather than end the run without the lease.
+            if status is RunStatus.FAILED:
+                # A planned step's call failed the run while another job holds it. The failure
+                # is recorded now, without the lease (a write conditional on the run being live,
+                # as for a poison message): calling the step again would spend an attempt the
+                # function does not have, and the holder could meanwhile finish the run as if
+                # the step had never failed (docs/protocol.md §8).
+                self.lifecycle.fail(run.run_id, fields["error"])
+                return
+            # A planned step's call completed the run: do it again once the run is free.
             self._busy(run.run_id, nxt.call(run.run_id))
             return
         changes = {
@@ -657,7 +705,7 @@ class Executor:
         until = self._take_lease_soon(inv.state.run.run_id, inv.owner)
         if until is None:
             if queue_discovery:
-                self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
+                self._busy(inv.state.run.run_id, _Next(messages.DISCOVERY, 0, join=True).call(inv.state.run.run_id))
             return False
         inv.holds_run_lease = True
         fresh = self.runs.load_run(inv.state.run.run_id)
@@ -760,6 +808,37 @@ class Executor:
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn
+
+
+def _waits_for_group(inv: _Invocation) -> bool:
+    """Whether the run's parallel groups join once all their ops are done (wait mode): the
+    default of the Python SDKs and of TypeScript's V2 execution (``req_version`` 2), unless the
+    step just settled was planned in race mode. TypeScript's V1 (``Promise.race`` included)
+    expects discovery after each op (docs/protocol.md §7.5)."""
+    return inv.state.run.req_version == WAIT_MODE_VERSION and not inv.race
+
+
+def _race_branch(state: RunState, step_id: str) -> bool:
+    """Whether the planned step ``step_id`` is a branch of a race-mode group."""
+    planned = state.pending.get(step_id)
+    return planned is not None and planned.detail.get("parallel_mode") == "race"
+
+
+def _planned_outstanding(state: RunState, *, waited_on: bool = False) -> bool:
+    """Whether planned steps of the run are still running (no result yet); with ``waited_on``,
+    only those of wait-mode groups (a race's slow branch does not hold the run back)."""
+    return any(
+        op.op == "StepPlanned"
+        and not state.has_memo(op.step_id)
+        and not (waited_on and op.detail.get("parallel_mode") == "race")
+        for op in state.pending.values()
+    )
+
+
+def _group_outstanding(state: RunState) -> bool:
+    """Whether any op the run waits on has no result yet (in Python, every op pending at once
+    belongs to the one parallel group the code is blocked on)."""
+    return any(not state.has_memo(op.step_id) for op in state.pending.values())
 
 
 def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:

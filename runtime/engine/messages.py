@@ -11,6 +11,7 @@ CALL = "call"  # call the SDK for a run: discovery (step="step") or a targeted s
 WAKE = "wake"  # a sleep is over: memoize it, then run discovery
 WAIT_TIMEOUT = "wait_timeout"  # a wait_for_event expired: memoize null unless an event won
 INVOKE_TIMEOUT = "invoke_timeout"  # an invoked child did not finish in time
+AI_CALL = "ai_call"  # make a step.ai.infer model request (stepline.engine.ops.ai)
 RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still going
 CRON = "cron"  # a cron trigger fired: start the function's run for that minute
 DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
@@ -35,6 +36,7 @@ REQUIRED: dict[str, dict[str, type]] = {
     WAKE: _RUN_STEP,
     WAIT_TIMEOUT: _RUN_STEP,
     INVOKE_TIMEOUT: _RUN_STEP,
+    AI_CALL: _RUN_STEP,
     RUN_TIMEOUT: {"run_id": str},
     CRON: {"fn_id": str, "cron": str},
     DEBOUNCE: {"key": str, "at": int},
@@ -83,6 +85,13 @@ def wait_timeout(run_id: str, step: str, event: str, match_key: str | None = Non
 
 def invoke_timeout(run_id: str, step: str) -> dict[str, Any]:
     return {"kind": INVOKE_TIMEOUT, "run_id": run_id, "step": step}
+
+
+def ai_call(run_id: str, step: str, attempt: int = 0, claim: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": AI_CALL, "run_id": run_id, "step": step, "attempt": attempt}
+    if claim:
+        body["claim"] = claim  # the claim a retry keeps on its op through the backoff
+    return body
 
 
 def run_timeout(run_id: str) -> dict[str, Any]:

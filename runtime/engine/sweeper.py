@@ -46,6 +46,7 @@ from stepline.engine import messages
 from stepline.engine.due import next_wake_ms, op_due_ms
 from stepline.engine.flow.concurrency import Concurrency, Limit, limits_for
 from stepline.engine.ids import IdGenerator
+from stepline.engine.ops.ai import AI_GATEWAY
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -80,11 +81,14 @@ _WAKES = {
     "InvokeFunction": lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
 }
 
+# Ops run by a job of their own under a claim on the op: sent again only when nobody holds it.
+_JOBS = frozenset({"StepPlanned", AI_GATEWAY})
+
 
 @dataclass
 class SweepReport:
     """What one sweep did. ``sent`` counts by what was sent: ``discovery`` calls, planned
-    ``step`` calls, ``wake``, ``wait_timeout`` and ``invoke_timeout`` messages."""
+    ``step`` calls, ``wake``, ``wait_timeout``, ``invoke_timeout`` and ``ai_call`` messages."""
 
     before_ms: int
     found: int = 0  # stalled runs listed
@@ -178,13 +182,16 @@ class Sweeper:
         settled: list[str] = []  # ops whose step has a memo: the resume did not finish
         waiting: list[PendingOp] = []
         for op in state.pending.values():
-            if state.has_memo(op.step_id) or (op.op not in _WAKES and op.op != "StepPlanned"):
+            if state.has_memo(op.step_id) or (op.op not in _WAKES and op.op not in _JOBS):
                 settled.append(op.step_id)
                 continue
             waiting.append(op)
             if op.op in _WAKES:
                 wake = _WAKES[op.op](run_id, op)
                 sends.append((wake["kind"], wake, op_due_ms(op)))
+            elif op.op == AI_GATEWAY:
+                if self._unclaimed(run_id, op.step_id, now):
+                    sends.append((messages.AI_CALL, messages.ai_call(run_id, op.step_id), now))
             elif op.step_id not in queued and self._unclaimed(run_id, op.step_id, now):
                 sends.append(("step", messages.call(run_id, op.step_id), now))
         if (settled or not waiting) and messages.DISCOVERY not in queued:
