@@ -36,6 +36,7 @@ from stepline.engine.ports import (
     WorkQueue,
 )
 from stepline.engine.retry import backoff_ms
+from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class Delivery:
         # written by a resume, the job of a planned step): discovery and a job per planned step
         # pick that work up again. Duplicates are harmless, as every message is.
         state = self.runs.load_run(run_id)
-        planned = [op.step_id for op in (state.pending.values() if state else []) if op.op == "StepPlanned"]
+        planned = [op.step_id for op in (state.pending.values() if state else []) if op.op == Op.STEP_PLANNED]
         self.queue.send_many([messages.call(run_id)] + [messages.call(run_id, step) for step in planned])
         log.info("run %s reopened for a redrive", run_id)
         return True

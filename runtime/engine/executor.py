@@ -72,6 +72,7 @@ from stepline.protocol.calls import (
     memo_error,
     parse_call_response,
 )
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
 from stepline.protocol.signing import sign
 from stepline.settings import Settings
 
@@ -83,7 +84,6 @@ FUNCTION_CACHE_MS = 5_000
 # A parallel branch's job waits this long (ms, in turn) for the run's lease before queueing its
 # discovery for later (see Executor._take_lease_soon).
 UPGRADE_PAUSES_MS = (2, 4, 8, 16, 32, 64, 128)
-_RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Executor:
         kind = body.get("kind")
         run_id = body.get("run_id")
         if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0), carried(body))
+            nxt = _Next(body.get("step") or DISCOVERY_STEP_ID, int(body.get("attempt") or 0), carried(body))
             # A call queued behind a concurrency limit carries its place in line: it goes on
             # only once a slot may be its (else it is back on the queue, or a stale copy).
             with self.concurrency.message(body) as ticket:
@@ -213,7 +213,7 @@ class Executor:
         claimed: str | None = None
         carried = body.get("claim")
         claim_owner = carried if isinstance(carried, str) and carried else owner
-        if nxt.step != messages.DISCOVERY:
+        if nxt.step != DISCOVERY_STEP_ID:
             if self.runs.claim_pending(run_id, nxt.step, claim_owner, until, now):
                 claimed = nxt.step
             else:
@@ -297,7 +297,7 @@ class Executor:
                     self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
-                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
+                if step.step == DISCOVERY_STEP_ID and not inv.holds_run_lease and not self._upgrade(inv):
                     break
                 self._ensure_lease(inv)
                 if slots is not None and not slots.admit(step.call(run_id)):
@@ -316,8 +316,8 @@ class Executor:
         plan = checkpoint_calls.plan_call(
             self.settings,
             inv.state,
-            discovery=nxt.step == messages.DISCOVERY,
-            disable_immediate=checkpoint_calls.immediate_disabled(inv.state, nxt.step == messages.DISCOVERY),
+            discovery=nxt.step == DISCOVERY_STEP_ID,
+            disable_immediate=checkpoint_calls.immediate_disabled(inv.state, nxt.step == DISCOVERY_STEP_ID),
             attempt=nxt.attempt,
             holds_run_lease=inv.holds_run_lease,
             deadline_ms=inv.deadline_ms,
@@ -390,7 +390,7 @@ class Executor:
             if ending.completed:
                 self._finish(inv, RunStatus.COMPLETED, {"output": ending.output}, nxt)
                 return None
-            return _Next(messages.DISCOVERY, 0)
+            return _Next(DISCOVERY_STEP_ID, 0)
         return self._handle_error(inv, nxt, result)
 
     # -- responses ---------------------------------------------------------------------------
@@ -405,7 +405,7 @@ class Executor:
         fresh = [
             op
             for op in first.values()
-            if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
+            if not state.has_memo(op.id) and (op.id not in state.pending or op.op in RESULT_OPS)
         ]
         # Caps on what one reply may make (stepline.engine.limits): the run fails, naming the
         # limit, since asking the app again would get the same answer.
@@ -425,23 +425,23 @@ class Executor:
         progressed = False
         planned: list[Opcode] = []
         for op in fresh:
-            if op.op == "StepRun":
+            if op.op == Op.STEP_RUN:
                 self._commit(inv, op, self._output_memo(inv, op), nxt)
                 progressed = True
-            elif op.op == "StepFailed" or (op.op == "StepError" and self._error_is_final(inv, nxt, op, result)):
+            elif op.op == Op.STEP_FAILED or (op.op == Op.STEP_ERROR and self._error_is_final(inv, nxt, op, result)):
                 self._commit(inv, op, memo_error(op.error), nxt)
                 progressed = True
-            elif op.op == "StepError":
+            elif op.op == Op.STEP_ERROR:
                 attempt = nxt.attempt if nxt.step == op.id else 0
                 failures = self._failed(inv, nxt, op.id, attempt, op.error)
                 self._retry_later(inv, _Next(op.id, attempt + 1, failures), None)
-            elif op.op == "StepPlanned":
+            elif op.op == Op.STEP_PLANNED:
                 planned.append(op)
-            elif op.op == "Sleep":
+            elif op.op == Op.SLEEP:
                 start_sleep(self.tools, state, op)
-            elif op.op == "WaitForEvent":
+            elif op.op == Op.WAIT_FOR_EVENT:
                 start_wait(self.tools, state, op)
-            elif op.op == "InvokeFunction":
+            elif op.op == Op.INVOKE_FUNCTION:
                 settled = start_invoke(self.tools, state, op)
                 if settled is not None:  # nothing to invoke: the step fails at once
                     self._commit(inv, op, settled, nxt)
@@ -449,7 +449,7 @@ class Executor:
             else:
                 # Ops this runtime does not run fail their step, so the user's code sees a
                 # StepError instead of the run hanging (docs/protocol.md §14.9).
-                message = f"step kind {op.op!r} is not supported by this runtime"
+                message = f"step kind {op.wire_op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
         stalled = _no_progress(state, nxt, list(first.values()), fresh)
@@ -473,7 +473,7 @@ class Executor:
         # Discovery after each completed op, whatever the parallel mode: race mode needs it, and
         # in wait mode it is harmless, since the SDK re-reports the unfinished ops, which are
         # ignored (docs/protocol.md §7.5).
-        return _Next(messages.DISCOVERY, 0) if progressed else None
+        return _Next(DISCOVERY_STEP_ID, 0) if progressed else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
         message = output_too_large(op.data)
@@ -493,7 +493,7 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
-        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != messages.DISCOVERY else []
+        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != DISCOVERY_STEP_ID else []
         self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1, failures), result.retry_at_ms)
         return None
 
@@ -523,7 +523,7 @@ class Executor:
         writer's was there first (the state is then read again)."""
         # What operators see of the step: the call that settled it, and which attempt it was.
         detail: dict[str, Any] = {
-            "op": op.op,
+            "op": op.wire_op or op.op,
             "started_at": inv.call_started,
             "attempt": nxt.attempt if nxt.step == op.id else 0,
         }
@@ -601,7 +601,7 @@ class Executor:
         if over is not None:
             too_large = {"name": STEP_LIMIT, "message": over, "stack": ""}
         if too_large is not None:
-            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(messages.DISCOVERY, 0))
+            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(DISCOVERY_STEP_ID, 0))
             return False
         return True
 
@@ -770,8 +770,8 @@ def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opc
     when they cannot run it). Discovery must report something new, unless the run is waiting
     on ops already (parallel branches re-reported, docs/protocol.md §7.5).
     """
-    if nxt.step != messages.DISCOVERY:
-        if any(op.id == nxt.step and op.op in _RESULT_OPS for op in ops):
+    if nxt.step != DISCOVERY_STEP_ID:
+        if any(op.id == nxt.step and op.op in RESULT_OPS for op in ops):
             return None
         return f"the app was asked to run step {nxt.step!r} and answered without its result"
     if fresh or state.pending:

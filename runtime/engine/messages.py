@@ -7,7 +7,9 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-CALL = "call"  # call the SDK for a run: discovery (step="step") or a targeted step
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID
+
+CALL = "call"  # call the SDK for a run: discovery (DISCOVERY_STEP_ID) or a targeted step
 WAKE = "wake"  # a sleep is over: memoize it, then run discovery
 WAIT_TIMEOUT = "wait_timeout"  # a wait_for_event expired: memoize null unless an event won
 INVOKE_TIMEOUT = "invoke_timeout"  # an invoked child did not finish in time
@@ -20,8 +22,6 @@ SWEEP = "sweep"  # find stalled runs and re-arm them (stepline.engine.sweeper); 
 MATCH_WAITERS = "match_waiters"  # the rest of one event's waiters, past one request's budget
 ERASE = "erase"  # erase a run once more, after a call in flight when it was erased (engine.erasure)
 EXPIRE = "expire"  # erase ended runs and events past their retention (stepline.engine.retention)
-
-DISCOVERY = "step"
 
 # What a queue adapter hands over for a body that is not a JSON object: the text as received,
 # under this one key, so the delivery can dead-letter it instead of a worker crashing on it.
@@ -58,7 +58,7 @@ _TYPED = {
 
 
 def call(
-    run_id: str, step: str = DISCOVERY, attempt: int = 0, busy: int = 0, failures: list[Any] | None = None
+    run_id: str, step: str = DISCOVERY_STEP_ID, attempt: int = 0, busy: int = 0, failures: list[Any] | None = None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": CALL, "run_id": run_id, "step": step, "attempt": attempt}
     if busy:
@@ -113,7 +113,7 @@ def cron(fn_id: str, expression: str) -> dict[str, Any]:
 
 def timer_name(body: dict[str, Any]) -> str:
     """A schedule name unique per (kind, run, step, attempt) within Scheduler's 64 characters."""
-    step = body.get("step", DISCOVERY)
+    step = body.get("step", DISCOVERY_STEP_ID)
     kind = body["kind"].replace("_", "")[:8]
     return f"{kind}-{body.get('run_id', '')}-{step[:16]}-{body.get('attempt', 0)}"
 

@@ -30,6 +30,7 @@ from stepline.engine.resume import Resumer
 from stepline.engine.waiter_index import event_keys, match_of
 from stepline.protocol.calls import memo_data
 from stepline.protocol.durations import parse_duration_ms
+from stepline.protocol.opcodes import Op
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class Waits:
         run = state.run
         for op in state.pending.values():
             event = op.detail.get("event")
-            if op.op == "WaitForEvent" and isinstance(event, str) and event:
+            if op.op == Op.WAIT_FOR_EVENT and isinstance(event, str) and event:
                 self.waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
         for index, rule in enumerate((fn_config or {}).get("cancel") or []):
             waiter = cancel_rule_waiter(run, index, rule, 0)
