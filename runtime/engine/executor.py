@@ -25,7 +25,7 @@ from typing import Any
 
 from stepline.engine import checkpoint_calls, messages
 from stepline.engine.app_calls import AppCalls
-from stepline.engine.attempts import carried, failed_attempt
+from stepline.engine.attempts import failed_attempt
 from stepline.engine.checkpoint import is_stale_reply
 from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks
 from stepline.engine.due import next_wake_ms
@@ -68,6 +68,14 @@ from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# The messages about one run the executor handles itself, by kind.
+_RUN_MESSAGES: dict[str, type[messages.Call | messages.Wake | messages.WaitTimeout]] = {
+    messages.CALL: messages.Call,
+    messages.WAKE: messages.Wake,
+    messages.WAIT_TIMEOUT: messages.WaitTimeout,
+    messages.INVOKE_TIMEOUT: messages.InvokeTimeout,
+}
 
 
 @dataclass
@@ -155,32 +163,33 @@ class Executor:
         if self.waker.early(body):
             return
         kind = body.get("kind")
-        run_id = body.get("run_id")
-        if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or DISCOVERY_STEP_ID, int(body.get("attempt") or 0), carried(body))
-            # A call queued behind a concurrency limit carries its place in line: it goes on
-            # only once a slot may be its (else it is back on the queue, or a stale copy).
-            with self.concurrency.message(body) as ticket:
-                if self.concurrency.may_run(ticket):
-                    self._drive(run_id, nxt, body, budget_ms)
-        elif kind == messages.WAKE and isinstance(run_id, str):
-            self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-        elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
-            # Null unless an event already won the step (the memo write decides).
-            self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
-        elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
-            error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
-            self.tools.resumer.resume(run_id, body["step"], memo_error(error))
+        if kind in _RUN_MESSAGES and isinstance(body.get("run_id"), str):
+            message = _RUN_MESSAGES[kind].from_body(body)
+            if isinstance(message, messages.Call):
+                nxt = _Next(message.step, message.attempt, message.failures)
+                # A call queued behind a concurrency limit carries its place in line: it goes on
+                # only once a slot may be its (else it is back on the queue, or a stale copy).
+                with self.concurrency.message(body) as ticket:
+                    if self.concurrency.may_run(ticket):
+                        self._drive(message, nxt, body, budget_ms)
+            elif isinstance(message, messages.InvokeTimeout):
+                error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
+                self.tools.resumer.resume(message.run_id, message.step, memo_error(error))
+            elif isinstance(message, messages.Wake):
+                self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
+            elif isinstance(message, messages.WaitTimeout):
+                # Null unless an event already won the step (the memo write decides).
+                self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
+                self.waiters.remove_waiter(message.event, message.run_id, message.step, message.match_key)
         elif kind in self.handlers:
             self.handlers[kind](body)
         else:
             log.error("dropping a message of unknown kind: %r", body)
 
     # -- the loop ----------------------------------------------------------------------------
-    def _drive(self, run_id: str, nxt: _Next, body: dict[str, Any], budget_ms: int | None) -> None:
-        carried_claim = body.get("claim")
-        hold = self.leases.take(run_id, nxt.step, carried_claim if isinstance(carried_claim, str) else None)
+    def _drive(self, message: messages.Call, nxt: _Next, body: dict[str, Any], budget_ms: int | None) -> None:
+        run_id = message.run_id
+        hold = self.leases.take(run_id, nxt.step, message.claim)
         if hold == Refusal.SETTLED:
             # Settled already: this is a copy, or a redelivery after the job that ran it failed
             # before its discovery call was made or queued. Queue one: it is harmless if another
@@ -579,12 +588,10 @@ class Executor:
 
     def _busy(self, run_id: str, body: dict[str, Any]) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The
-        message is idempotent, so running it after the holder finished costs one harmless call."""
-        busy = int(body.get("busy") or 0) + 1
-        # Without its concurrency line fields: the retry is a fresh call (see flow.concurrency).
-        retry = {k: v for k, v in body.items() if k not in ("not_before", "line", "waits", "woken")}
-        retry["busy"] = busy
-        self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
+        message is idempotent, so running it after the holder finished costs one harmless call.
+        The retry is a fresh call, out of any concurrency line (see flow.concurrency)."""
+        retry = messages.Call.from_body(body).when_busy()
+        self.waker.after(retry.to_body(), min(1000 * 2 ** min(retry.busy - 1, 5), 30_000))
 
 
 def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:
