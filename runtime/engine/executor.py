@@ -29,13 +29,13 @@ from stepline.engine.attempts import failed_attempt
 from stepline.engine.checkpoint import is_stale_reply
 from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks
 from stepline.engine.due import next_wake_ms
+from stepline.engine.ending import Ending, RunEnding
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.functions import FunctionCache
 from stepline.engine.http import HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.leases import Hold, Leases, Refusal
-from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
@@ -61,7 +61,7 @@ from stepline.engine.resume import Resumer
 from stepline.engine.retry import backoff_ms
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
-from stepline.engine.timeouts import first_start_checks
+from stepline.engine.timeouts import Cancel, first_start_checks
 from stepline.protocol.call_encoding import CallEncoder
 from stepline.protocol.calls import CallResult, Opcode, memo_data, memo_error
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
@@ -133,7 +133,8 @@ class Executor:
         ids: IdGenerator,
         settings: Settings,
         caller: HttpCaller,
-        lifecycle: Lifecycle,
+        ending: RunEnding,
+        cancel: Cancel,
         resumer: Resumer,
         starter: RunStarter,
         *,
@@ -146,7 +147,8 @@ class Executor:
         self.clock = clock
         self.ids = ids
         self.settings = settings
-        self.lifecycle = lifecycle
+        self.ending = ending
+        self.cancel = cancel  # for timeouts.start
         self.waker = Waker(queue, timers, clock)
         self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
         self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
@@ -234,7 +236,7 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
             return
         inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, hold.owner, now)  # the run was just read
-        if hold.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
+        if hold.holds_run_lease and not first_start_checks(self.cancel, self.waker, inv.state, fn, now):
             return
         step: _Next | None = nxt
         # Concurrency limits hold a slot around each call (None without limits: no cost).
@@ -546,27 +548,11 @@ class Executor:
             self._busy(inv.hold.run_id, nxt.call(inv.hold.run_id))
             return
         # The run as read again after an upgrade, if there was one: the end is set on the run
-        # that is announced and written.
-        run = inv.state.run
-        changes = {
-            **inv.dirty,
-            **fields,
-            "status": status,
-            "ended_at": self.clock.now_ms(),
-            "lease_owner": None,
-            "lease_until": None,
-        }
-        run.status = status
-        for key, value in fields.items():
-            setattr(run, key, value)
-        # The end is announced (invoking parent answered, function.finished sent, waiters and
-        # flow-control keys freed) BEFORE it is written. Every announcement is idempotent, so a
-        # crash in between is repaired by the redelivered message, which ends the run again and
-        # announces it again; the other order would leave a run ended in silence, its parent
-        # waiting for an answer that never comes.
-        self.lifecycle.run_ended(inv.state, inv.fn.config if inv.fn else None)
-        if not self.runs.update_run(run.run_id, changes, expect_lease_owner=inv.hold.owner):
-            log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
+        # that is announced and written, through the one ending (stepline.engine.ending).
+        fn_config = inv.fn.config if inv.fn else None
+        ending = Ending(status, output=fields.get("output"), error=fields.get("error"))
+        if not self.ending.end(inv.state, fn_config, ending, lease_owner=inv.hold.owner, also=inv.dirty):
+            log.warning("run %s: lease lost before finishing; another executor owns it", inv.hold.run_id)
 
     # -- leases and bookkeeping (stepline.engine.leases) ----------------------------------------
     def _upgrade(self, inv: _Invocation, *, queue_discovery: bool = True) -> bool:
