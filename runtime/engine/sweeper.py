@@ -46,7 +46,6 @@ from stepline.engine import messages
 from stepline.engine.due import next_wake_ms, op_due_ms
 from stepline.engine.flow.concurrency import Concurrency, Limit, limits_for
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ops.ai import AI_GATEWAY
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -63,6 +62,7 @@ from stepline.engine.ports import (
 from stepline.engine.records import SlotView
 from stepline.engine.scheduling import Waker
 from stepline.engine.waits import pending_match_key
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, Op
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,15 +74,15 @@ _PAGE = 100
 _LINE_SCAN = 1000
 # Ops woken by a message of their own, and how to make it.
 _WAKES = {
-    "Sleep": lambda run_id, op: messages.wake(run_id, op.step_id),
-    "WaitForEvent": lambda run_id, op: messages.wait_timeout(
+    Op.SLEEP: lambda run_id, op: messages.wake(run_id, op.step_id),
+    Op.WAIT_FOR_EVENT: lambda run_id, op: messages.wait_timeout(
         run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
     ),
-    "InvokeFunction": lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
+    Op.INVOKE_FUNCTION: lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
 }
 
 # Ops run by a job of their own under a claim on the op: sent again only when nobody holds it.
-_JOBS = frozenset({"StepPlanned", AI_GATEWAY})
+_JOBS = frozenset({Op.STEP_PLANNED, Op.AI_GATEWAY})
 
 
 @dataclass
@@ -189,12 +189,12 @@ class Sweeper:
             if op.op in _WAKES:
                 wake = _WAKES[op.op](run_id, op)
                 sends.append((wake["kind"], wake, op_due_ms(op)))
-            elif op.op == AI_GATEWAY:
+            elif op.op == Op.AI_GATEWAY:
                 if self._unclaimed(run_id, op.step_id, now):
                     sends.append((messages.AI_CALL, messages.ai_call(run_id, op.step_id), now))
             elif op.step_id not in queued and self._unclaimed(run_id, op.step_id, now):
                 sends.append(("step", messages.call(run_id, op.step_id), now))
-        if (settled or not waiting) and messages.DISCOVERY not in queued:
+        if (settled or not waiting) and DISCOVERY_STEP_ID not in queued:
             sends.append(("discovery", messages.call(run_id), now))
         wake_at = max(now, next_wake_ms(waiting, None, now))
         # Claim the run for this sweep: another sweep, or an executor that took and released
@@ -231,7 +231,7 @@ class Sweeper:
         return self.runs.claim_pending(run_id, step_id, f"sweeper-{self.ids.new()}", now - 1, now)
 
     def _queued_calls(self, state: RunState) -> tuple[set[str], list[tuple[Limit, SlotView]]]:
-        """The steps (``DISCOVERY`` for discovery) of the run's calls that wait in a concurrency
+        """The steps (``DISCOVERY_STEP_ID`` for discovery) of the run's calls that wait in a concurrency
         line, and the lines they wait in as read (to be woken: a stalled run's call may be one
         whose copies are all gone, or wait behind such work)."""
         fn_id = state.run.fn_id
@@ -246,7 +246,7 @@ class Sweeper:
         for limit in limits_for(fn, event):
             view = self.slots.slot_view(limit.key, _LINE_SCAN)
             mine = {
-                str(e.body.get("step") or messages.DISCOVERY)
+                str(e.body.get("step") or DISCOVERY_STEP_ID)
                 for e in view.line
                 if e.body.get("run_id") == state.run.run_id
             }

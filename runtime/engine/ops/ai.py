@@ -34,11 +34,12 @@ from stepline.engine.scheduling import Waker
 from stepline.protocol.calls import Opcode, memo_data, memo_error
 from stepline.protocol.durations import parse_retry_after_ms
 from stepline.protocol.errors import from_validation_error
+from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
 
-AI_GATEWAY = "AIGateway"
+AI_GATEWAY = Op.AI_GATEWAY
 # Provider answers a retry cannot change: the request itself is wrong (or not allowed).
 _FINAL_STATUSES = frozenset(range(400, 500)) - {408, 409, 425, 429}
 # How much of a provider's error body goes into the step's error message.
