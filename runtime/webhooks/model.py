@@ -6,6 +6,7 @@ deployment's ``stepline:webhooks``): ``SourceConfigError`` names the field that 
 
 from __future__ import annotations
 
+import json as json_module
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -180,7 +181,7 @@ def parse_source(raw: Any, *, origin: Origin = Origin.API) -> WebhookSource:
     """A source from its JSON form; ``SourceConfigError`` naming the first field that is wrong."""
     if not isinstance(raw, Mapping):
         raise SourceConfigError('body: expected an object like {"source": "stripe", "provider": "stripe", ...}')
-    if "origin" in raw:
+    if "origin" in raw and origin == Origin.API:
         raise SourceConfigError("origin: set by the runtime, not in a configuration")
     try:
         return WebhookSource.model_validate({**raw, "origin": origin})
@@ -258,3 +259,28 @@ class SecretUnusable(Exception):
     def __init__(self, source: str, why: str) -> None:
         super().__init__(f"webhook source {source!r}: its secret cannot be used: {why}")
         self.message = str(self)
+
+
+def deployed_sources(text: str) -> list[WebhookSource]:
+    """The sources a deployment sets: a JSON list of configurations (``STEPLINE_WEBHOOK_SOURCES``,
+    written by the stack from ``stepline:webhooks``); ValueError naming the source and field."""
+    if not text.strip():
+        return []
+    try:
+        raw = json_module.loads(text)
+    except ValueError:
+        raise ValueError("webhook_sources: not JSON") from None
+    if not isinstance(raw, list):
+        raise ValueError("webhook_sources: expected a JSON list of source configurations")
+    sources: list[WebhookSource] = []
+    for index, item in enumerate(raw):
+        try:
+            sources.append(parse_source(item, origin=Origin.DEPLOYMENT))
+        except SourceConfigError as exc:
+            name = item.get("source") if isinstance(item, dict) else None
+            raise ValueError(f"webhook_sources[{index}] ({name or 'unnamed'}): {exc}") from None
+    names = [s.source for s in sources]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"webhook_sources: {duplicated[0]!r} is configured twice")
+    return sources

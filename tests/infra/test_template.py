@@ -484,7 +484,7 @@ def test_each_route_is_throttled_with_the_group_of_who_may_call_it(tmp_path):
         assert key is not None, (method, path)
         if (method, openapi_path) in OPERATOR_ROUTES:
             expected = RouteGroup.OPERATOR
-        elif path.startswith("/e"):
+        elif path.startswith(("/e", "/webhooks/")):
             expected = RouteGroup.EVENT_API
         elif path.startswith(("/v0/", "/v1/", "/fn/")):
             expected = RouteGroup.SDK
