@@ -58,6 +58,6 @@ def test_the_template_makes_each_sources_secret_and_lets_only_the_api_read_them(
         if fn["Properties"]["Handler"] == "stepline.handlers.api.handler":
             assert env["STEPLINE_WEBHOOK_SECRET_PREFIX"] == "Stepline/webhooks/"
             assert json.loads(env["STEPLINE_WEBHOOK_SOURCES"])[0]["source"] == "billing"
-        elif "STEPLINE_WEBHOOK_SOURCES" in env:
-            assert env["STEPLINE_WEBHOOK_SOURCES"] == ""
+        else:
+            assert env["STEPLINE_WEBHOOK_SOURCES"] == env["STEPLINE_WEBHOOK_SECRET_PREFIX"] == ""
     assert readers == {"stepline.handlers.api.handler"}
