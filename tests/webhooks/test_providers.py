@@ -303,3 +303,20 @@ def test_generic_hmac_with_defaults_prefix_base64_and_timestamp() -> None:
         delivery({k: v for k, v in headers.items() if k != "X-Acme-Timestamp"}, body),
         NOW_S * 1000,
     )
+
+
+def test_an_unreadable_signature_beside_a_valid_one_does_not_hide_it() -> None:
+    # As the providers' libraries do: an entry that cannot match is skipped, not fatal.
+    header = stripe_header(STRIPE_SECRET, STRIPE_BODY, NOW_S)
+    mixed = f"t={NOW_S},v1=not-hex,{header.split(',')[1]}"
+    verify(source("stripe"), STRIPE_SECRET, delivery({"Stripe-Signature": mixed}, STRIPE_BODY), NOW_S * 1000)
+    mixed_standard = {**STANDARD_HEADERS, "webhook-signature": "v1,not*base64 " + STANDARD_SIGNATURE}
+    verify(source("standard"), STANDARD_SECRET, delivery(mixed_standard, STANDARD_PAYLOAD), STANDARD_TS * 1000)
+    only_bad = {**STANDARD_HEADERS, "webhook-signature": "v1,not*base64"}
+    rejected(
+        Rejection.BAD_SIGNATURE,
+        source("standard"),
+        STANDARD_SECRET,
+        delivery(only_bad, STANDARD_PAYLOAD),
+        STANDARD_TS * 1000,
+    )

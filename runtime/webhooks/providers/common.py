@@ -7,6 +7,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from stepline.webhooks.model import Delivery, DeliveryInvalid, DeliveryRejected, Rejection
 
@@ -35,6 +36,20 @@ def from_base64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise DeliveryRejected(Rejection.BAD_SIGNATURE, f"{what}: not base64") from None
+
+
+def readable(decode: Callable[[str, str], bytes], texts: list[str], what: str) -> list[bytes]:
+    """The signatures among ``texts`` that decode; one that does not is skipped, as the
+    providers' libraries skip it (it cannot match), so a valid one beside it still counts."""
+    decoded = []
+    for text in texts:
+        try:
+            decoded.append(decode(text, what))
+        except DeliveryRejected:
+            continue
+    if not decoded:
+        raise DeliveryRejected(Rejection.BAD_SIGNATURE, f"{what}: no signature that can be read")
+    return decoded
 
 
 def check_digest(expected: bytes, presented: list[bytes], what: str) -> None:

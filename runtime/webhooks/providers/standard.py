@@ -22,6 +22,7 @@ from stepline.webhooks.providers.common import (
     check_digest,
     check_window,
     from_base64,
+    readable,
     signature_header,
     unix_seconds,
 )
@@ -39,13 +40,10 @@ def verify(source: WebhookSource, secret: str, delivery: Delivery, now_ms: int) 
     msg_id = signature_header(delivery, id_name)
     stamp = signature_header(delivery, timestamp_name)
     signed_at = unix_seconds(stamp, timestamp_name)
-    presented = []
-    for versioned in header.split():
-        version, sep, value = versioned.partition(",")
-        if sep and version == "v1":
-            presented.append(from_base64(value, signature_name))
-    if not presented:
+    texts = [value for version, sep, value in (v.partition(",") for v in header.split()) if sep and version == "v1"]
+    if not texts:
         raise DeliveryRejected(Rejection.BAD_SIGNATURE, f"{signature_name}: no v1,<base64> signature")
+    presented = readable(from_base64, texts, signature_name)
     when = datetime.fromtimestamp(signed_at, UTC)
     signed = signer(secret, source.source).sign(msg_id=msg_id, timestamp=when, data=delivery.body)
     expected = from_base64(signed.split(",", 1)[1], "expected signature")

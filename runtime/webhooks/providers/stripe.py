@@ -13,6 +13,7 @@ from stepline.webhooks.providers.common import (
     check_window,
     from_hex,
     hmac_sha256,
+    readable,
     signature_header,
     unix_seconds,
 )
@@ -23,7 +24,7 @@ HEADER = "stripe-signature"
 def verify(source: WebhookSource, secret: str, delivery: Delivery, now_ms: int) -> Verified:
     header = signature_header(delivery, HEADER)
     timestamp: str | None = None
-    signatures: list[bytes] = []
+    texts: list[str] = []
     for part in header.split(","):
         key, sep, value = part.strip().partition("=")
         if not sep:
@@ -31,10 +32,11 @@ def verify(source: WebhookSource, secret: str, delivery: Delivery, now_ms: int) 
         if key == "t":
             timestamp = value
         elif key == "v1":
-            signatures.append(from_hex(value, f"{HEADER} v1"))
-    if timestamp is None or not signatures:
+            texts.append(value)
+    if timestamp is None or not texts:
         raise DeliveryRejected(Rejection.BAD_SIGNATURE, f"{HEADER}: expected t=<timestamp> and v1=<signature>")
     signed_at = unix_seconds(timestamp, f"{HEADER} t")
+    signatures = readable(from_hex, texts, f"{HEADER} v1")
     expected = hmac_sha256(secret.encode(), timestamp.encode() + b"." + delivery.body)
     check_digest(expected, signatures, HEADER)
     check_window(signed_at, now_ms, source.window_s, HEADER)
