@@ -138,6 +138,14 @@ class WebhookSource(BaseModel):
             raise ValueError("must be 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit")
         return value
 
+    @field_validator("secret_id")
+    @classmethod
+    def _secret_id(cls, value: str | None) -> str | None:
+        # A Secrets Manager name (letters, digits and /_+=.@-) or ARN (with ':'), at most 2,048.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9/_+=.@:-]{1,2048}", value):
+            raise ValueError("must be a Secrets Manager secret's name or ARN")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> WebhookSource:
         if (self.secret_id is None) == (self.secret is None):

@@ -18,6 +18,7 @@ GOOD = {"source": "stripe", "provider": "stripe", "secret": "whsec_x"}
         ({"secret": None}, "secret"),
         ({"secret_id": "Stepline/webhooks/stripe"}, "secret"),  # both given
         ({"secret": "  "}, "secret"),
+        ({"secret": None, "secret_id": "has spaces"}, "secret_id"),
         ({"replay_window_s": 0}, "replay_window_s"),
         ({"replay_window_s": 8 * 86400}, "replay_window_s"),
         ({"hmac": {"signature_header": "x-sig"}}, "hmac"),  # only for provider hmac
