@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from stepline.api.auth import require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
+from stepline.api.runs_api import iso
 from stepline.engine.core import Engine
 from stepline.settings import Settings
 from stepline.webhooks.counts import RejectionCounts
@@ -84,10 +85,16 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine, receiver: WebhookRec
     def shown(src: WebhookSource) -> dict[str, Any]:
         return {**src.public(), "rejected": receiver.counts.of(src.source)}
 
+    def reply(status: int, data: Any) -> Response:
+        # The REST API's shape: data, and when it was read.
+        return json_response(
+            status, {"data": data, "metadata": {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}}
+        )
+
     @app.get("/v1/webhooks")
     def list_sources() -> Response:
         require_operator(app, engine)
-        return json_response(200, {"data": [shown(s) for s in receiver.sources.all()]})
+        return reply(200, [shown(s) for s in receiver.sources.all()])
 
     @app.post("/v1/webhooks")
     def put_source() -> Response:
@@ -101,7 +108,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine, receiver: WebhookRec
             created = receiver.sources.put(src)
         except SourceReadOnly:
             raise ApiError(409, f"source: {src.source!r} is set by the deployment (stepline:webhooks)") from None
-        return json_response(201 if created else 200, {"data": shown(src)})
+        return reply(201 if created else 200, shown(src))
 
     @app.delete("/v1/webhooks/<source>")
     def delete_source(source: str) -> Response:
@@ -112,4 +119,4 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine, receiver: WebhookRec
             raise ApiError(409, f"source: {source!r} is set by the deployment (stepline:webhooks)") from None
         if not deleted:
             raise ApiError(404, f"webhook source {source!r} is not configured")
-        return json_response(200, {"data": {"source": source, "deleted": True}})
+        return reply(200, {"source": source, "deleted": True})
