@@ -145,3 +145,36 @@ def test_unknown_sources_and_bad_payloads_are_4xx_naming_what(stack):  # noqa: F
     body = b"not json"
     code, reply = deliver(url, github, body, github.sign(github.secret, body, "guid-bad-" + uuid.uuid4().hex))
     assert code == 400 and reply["error"].startswith("body:"), reply
+
+
+def test_concurrent_redeliveries_start_one_run_and_concurrent_replays_admit_one(stack):  # noqa: F811
+    """A provider's retry racing its original, eight at once: one event, one run. The same
+    GitHub body under eight delivery ids at once: exactly one is admitted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stepline, app = stack
+    url = stepline.url
+    stripe, github = PROVIDERS[0], PROVIDERS[1]
+    configure(url, stripe, {"cel": CEL})
+    configure(url, github, {"mapping": MAPPING})
+    key = uuid.uuid4().hex[:10]
+    body = stripe.body(key, f"evt_{key}")
+    headers = stripe.sign(stripe.secret, body, "")
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: deliver(url, stripe, body, headers), range(8)))
+    assert {code for code, _ in replies} == {200}, replies
+    assert len({tuple(reply["ids"]) for _, reply in replies}) == 1
+    stepline.wait_runs_done(replies[0][1]["ids"][0])
+    assert len(stepline.runs(replies[0][1]["ids"][0])) == 1
+    assert [app.count("multi-step", step, key) for step in "abc"] == [1, 1, 1]
+
+    other = uuid.uuid4().hex[:10]
+    body = github.body(other, "")
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(
+            pool.map(lambda i: deliver(url, github, body, github.sign(github.secret, body, f"g{i}-{other}")), range(8))
+        )
+    admitted = [reply for code, reply in replies if code == 200]
+    assert len(admitted) == 1 and sorted(r.get("reason") for c, r in replies if c != 200) == ["replayed"] * 7, replies
+    stepline.wait_runs_done(admitted[0]["ids"][0])
+    assert [app.count("multi-step", step, other) for step in "abc"] == [1, 1, 1]
