@@ -97,8 +97,8 @@ def test_github_signed_without_delivery_id_is_invalid_not_forged() -> None:
 
 
 # -- Standard Webhooks / Svix --------------------------------------------------------------------
-# The specification's example (standard-webhooks/standard-webhooks, spec/standard-webhooks.md and
-# its libraries' tests; Svix's docs show the same one).
+# The published Standard Webhooks example: the vector the scheme's libraries and Svix's test
+# their signing against (e.g. Svix's PHP library, testSignFunctionWorks).
 STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 STANDARD_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 STANDARD_TS = 1614265330
