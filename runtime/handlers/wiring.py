@@ -43,6 +43,7 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
         with _lock:
             if _engine is None:
                 from stepline.aws import open_aws_backend
+                from stepline.aws.app_callers import app_caller
                 from stepline.aws.resources import AwsNames
 
                 settings = Settings.from_env()
@@ -50,7 +51,8 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
                 backend = open_aws_backend(
                     AwsNames.from_settings(settings), clock=None, retention_ms=settings.retention_ms
                 )
-                _engine = Engine(backend, settings, keys=keys)
+                # Apps are called over HTTP, or privately: SigV4 function URLs, direct invokes.
+                _engine = Engine(backend, settings, keys=keys, caller=app_caller(settings))
     return _engine
 
 
