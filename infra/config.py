@@ -103,6 +103,9 @@ class StackConfig(BaseModel):
     # VPC). Off, outbound calls refuse every internal address; link-local and metadata addresses
     # stay refused either way (docs/security.md).
     allow_private_app_urls: bool = False
+    # Runs of apps invoked by their Lambda ARN keep calling the version they started on
+    # (stepline.engine.pinning); false sends every call to the registered alias.
+    pin_app_versions: bool = True
 
     # -- data: encryption, retention -------------------------------------------------------------
     # "" (AWS-managed and AWS-owned keys), "create" (a customer managed key made by the stack),
@@ -179,6 +182,7 @@ class StackConfig(BaseModel):
             "max_steps_by_function": self.max_steps_by_function,
             "retention_days": self.retention_days,
             "allow_private_app_urls": self.allow_private_app_urls,
+            "pin_app_versions": self.pin_app_versions,
         }
 
     @property

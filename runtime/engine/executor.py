@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stepline.engine import checkpoint_calls, messages
+from stepline.engine import checkpoint_calls, messages, pinning
 from stepline.engine.attempts import carried, failed_attempt
 from stepline.engine.checkpoint import is_stale_reply
 from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks, read_stream
@@ -344,10 +344,11 @@ class Executor:
         signing_key = self.keys.current().signing_key
         if signing_key:
             headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
-        url = call_url(inv.function.url, nxt.step)
+        url = pinning.call_url(call_url(inv.function.url, nxt.step), run, self.settings.pin_app_versions)
         inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
+            self._note_version(inv, url, resp)
             if resp.lines is not None:  # a checkpoint stream: each step is stored as it arrives
                 result, _ = read_stream(resp.lines, self._stream_hooks(inv, nxt), self.clock)
             else:
@@ -741,6 +742,14 @@ class Executor:
         retry = {k: v for k, v in body.items() if k not in ("not_before", "line", "waits", "woken")}
         retry["busy"] = busy
         self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
+
+    def _note_version(self, inv: _Invocation, url: str, resp: HttpResponse) -> None:
+        """Record the app version the run is on (stepline.engine.pinning), with the release."""
+        app = self._app(inv.function.app_id)
+        version = pinning.observed(inv.state.run, url, resp.headers, app.app_version if app else None)
+        if version is not None:
+            inv.state.run.app_version = version
+            inv.dirty["app_version"] = version
 
     def _app(self, app_id: str) -> AppRecord | None:
         now = self.clock.now_ms()
