@@ -89,7 +89,8 @@ class SteplineStack(Stack):
             runtime=config.runtime_settings(),
         )
 
-        code = LambdaCode(self, "Code", bundle=bundle)
+        # Kept: the apps' constructs (infra/app_function.py) run on the same layer and code.
+        self.code = code = LambdaCode(self, "Code", bundle=bundle)
         logs_prefix = log_group_prefix(config.stack_name)
         self.api = HttpApi(
             self,
