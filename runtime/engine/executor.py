@@ -745,8 +745,12 @@ class Executor:
 
     def _note_version(self, inv: _Invocation, url: str, resp: HttpResponse) -> None:
         """Record the app version the run is on (stepline.engine.pinning), with the release."""
-        app = self._app(inv.function.app_id)
-        version = pinning.observed(inv.state.run, url, resp.headers, app.app_version if app else None)
+
+        def registered() -> str | None:
+            app = self._app(inv.function.app_id)
+            return app.app_version if app else None
+
+        version = pinning.observed(inv.state.run, url, resp.headers, registered)
         if version is not None:
             inv.state.run.app_version = version
             inv.dirty["app_version"] = version

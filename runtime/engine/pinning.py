@@ -20,7 +20,7 @@ stack's ``pinAppVersions``) turns pinning off: every call goes to the registered
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from stepline.engine.app_targets import H_EXECUTED_VERSION, H_PIN_GONE, PIN_PARAM, TargetKind, target_of
 from stepline.engine.records import Run
@@ -45,9 +45,12 @@ def call_url(url: str, run: Run, enabled: bool) -> str:
     return url
 
 
-def observed(run: Run, url: str, headers: Mapping[str, str], registered_version: str | None) -> str | None:
+def observed(
+    run: Run, url: str, headers: Mapping[str, str], registered_version: Callable[[], str | None]
+) -> str | None:
     """The app version to record on ``run`` after a call to ``url`` answered with ``headers``;
-    None when it stays as it is. ``registered_version`` is the appVersion the app registered."""
+    None when it stays as it is. ``registered_version`` gives the appVersion the app registered
+    (asked only while the run has no version yet)."""
     if _invoked(url):
         executed = headers.get(H_EXECUTED_VERSION)
         gone = headers.get(H_PIN_GONE)
@@ -57,6 +60,6 @@ def observed(run: Run, url: str, headers: Mapping[str, str], registered_version:
             log.warning("run %s: pinned version %s is gone; it goes on on version %s", run.run_id, gone, executed)
             return executed
         return executed if run.app_version is None else None
-    if run.app_version is None and registered_version:
-        return registered_version
+    if run.app_version is None:
+        return registered_version() or None
     return None
