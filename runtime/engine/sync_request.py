@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from stepline.engine.app_targets import RoutingCaller, is_function_arn, serve_url_for
+from stepline.engine.app_targets import RoutingCaller, TargetKind, is_function_arn, serve_url_for, target_of
 from stepline.engine.core import Engine
 from stepline.engine.outbound import redact_url
 from stepline.engine.records import AppRecord
@@ -45,8 +45,18 @@ def sync_target(engine: Engine, target: object, *, force: bool = False, attempts
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SyncFailed(400, f"url: expected the app's http(s) serve URL or Lambda function ARN, got {target!r}")
+    try:
+        kind = target_of(url).kind
+    except ValueError as bad:
+        raise SyncFailed(400, f"url: {bad}") from None
     caller = engine.executor.caller
     private = caller.private_sender(url) if isinstance(caller, RoutingCaller) else None
+    if private is None and kind is TargetKind.LAMBDA_INVOKE:
+        raise SyncFailed(
+            400,
+            f"url: {target!r} is a Lambda function, which only a runtime with AWS credentials invokes "
+            "(deployed Stepline); here apps are called over HTTP: give the app's serve URL",
+        )
     answer = sync_app(
         url,
         engine.settings,

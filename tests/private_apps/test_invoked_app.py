@@ -91,3 +91,17 @@ def test_syncing_an_arn_that_is_not_there_fails_naming_the_cause(runtime, lambda
     assert code == 502 and "LambdaFunctionNotFound" in reply["error"] and "404" in reply["error"]
     code, reply = http("POST", f"{runtime.url}/v1/apps/sync", {"url": "arn:aws:s3:::bucket"})
     assert code == 400 and "not a Lambda function ARN" in reply["error"]
+
+
+def test_a_runtime_without_aws_adapters_says_it_cannot_invoke_a_function(tmp_path):
+    rt = start_runtime("sqlite", tmp_path, [], settings=Settings(mode="dev"))
+    try:
+        code, reply = http("POST", f"{rt.url}/v1/apps/sync", {"url": arn(APP, "live")})
+        assert code == 400 and "is a Lambda function" in reply["error"] and "serve URL" in reply["error"]
+    finally:
+        rt.stop()
+
+
+def test_an_invoke_url_without_a_function_arn_is_refused_naming_it(runtime):
+    code, reply = http("POST", f"{runtime.url}/v1/apps/sync", {"url": "https://x.lambda.invalid/not-an-arn"})
+    assert code == 400 and "not a Lambda function ARN" in reply["error"]
