@@ -3,7 +3,7 @@
 The app construct (``infra/app_function.py``) gives the app the ids of the stack's key secrets,
 never the keys: ``STEPLINE_SIGNING_KEY_SECRET_ID`` and ``STEPLINE_EVENT_KEY_SECRET_ID`` (or the
 ``INNGEST_`` spellings). The secrets are read once per container, at the first request that needs
-a key (a cold start), in the formats the runtime reads them in (``stepline.handlers.wiring``);
+a key (a cold start), in the formats the runtime reads them in (``stepline.protocol.key_secrets``);
 the event key is the first of the event keys. A key given to the client, or in the environment,
 wins over a secret.
 """
@@ -14,6 +14,7 @@ import functools
 import threading
 from collections.abc import Callable
 
+from stepline.protocol.key_secrets import parse_event_keys_secret, parse_signing_key_secret
 from stepline.sdk.env import env_var
 
 # The secret's text by its id; boto3's Secrets Manager unless a test gives another.
@@ -33,8 +34,6 @@ def signing_keys(fetch: Fetch | None = None) -> tuple[str | None, str | None]:
     secret_id = env_var("SIGNING_KEY_SECRET_ID")
     if not secret_id:
         return None, None
-    from stepline.handlers.wiring import parse_signing_key_secret
-
     with _lock:
         return parse_signing_key_secret((fetch or _read)(secret_id))
 
@@ -44,7 +43,5 @@ def event_key(fetch: Fetch | None = None) -> str | None:
     secret_id = env_var("EVENT_KEY_SECRET_ID")
     if not secret_id:
         return None
-    from stepline.handlers.wiring import parse_event_keys_secret
-
     with _lock:
         return parse_event_keys_secret((fetch or _read)(secret_id))[0]
