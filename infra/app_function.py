@@ -120,6 +120,20 @@ class SteplineAppFunction(Construct):
         )
 
 
+def grant_app_invoke(caller: SteplineFunction, function_arn: str) -> None:
+    """Let ``caller`` invoke the app function at ``function_arn`` (unqualified) and its versions."""
+    caller.role.add_to_principal_policy(
+        iam.PolicyStatement(actions=INVOKE_ACTIONS, resources=[function_arn, f"{function_arn}:*"])
+    )
+    nag.suppress(
+        caller.role,
+        "AwsSolutions-IAM5",
+        "An app function's versions and aliases (':*'): a run is pinned to the version it started on and "
+        "calls it by number, so the grant covers this one function's versions, nothing else.",
+        applies_to=[f"Resource::{function_arn}:*"],
+    )
+
+
 def _logical_id(function: lambda_.Function) -> str:
     child = function.node.default_child
     if not isinstance(child, CfnElement):

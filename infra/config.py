@@ -106,6 +106,11 @@ class StackConfig(BaseModel):
     # Runs of apps invoked by their Lambda ARN keep calling the version they started on
     # (stepline.engine.pinning); false sends every call to the registered alias.
     pin_app_versions: bool = True
+    # Lambda functions (ARNs, comma-separated, unqualified) of apps deployed outside this stack
+    # (other stacks, other tools) that Stepline calls by lambda:Invoke: the executor and the API
+    # may invoke exactly these and their versions. Apps wired with the app construct
+    # (infra/app_function.py) are granted by it and need no entry here.
+    app_functions: str = ""
 
     # -- data: encryption, retention -------------------------------------------------------------
     # "" (AWS-managed and AWS-owned keys), "create" (a customer managed key made by the stack),
@@ -163,6 +168,20 @@ class StackConfig(BaseModel):
         if value not in ("", KMS_CREATE) and not re.fullmatch(r"arn:aws[\w-]*:kms:[\w-]+:\d{12}:key/[\w-]+", value):
             raise ValueError('must be empty (AWS-managed keys), "create", or a KMS key ARN (arn:aws:kms:...:key/...)')
         return value
+
+    @field_validator("app_functions")
+    @classmethod
+    def _app_functions(cls, value: str) -> str:
+        from stepline.engine.app_targets import FunctionArn
+
+        for entry in cls.split_list(value):
+            if FunctionArn.parse(entry).qualifier is not None:  # raises ValueError naming a non-ARN
+                raise ValueError(f"{entry!r}: give the function's unqualified ARN (its versions are granted with it)")
+        return value
+
+    @staticmethod
+    def split_list(value: str) -> list[str]:
+        return [entry.strip() for entry in value.split(",") if entry.strip()]
 
     @field_validator("max_steps_by_function")
     @classmethod

@@ -6,6 +6,7 @@ from aws_cdk import CfnElement, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra import nag
+from infra.app_function import grant_app_invoke
 from infra.config import StackConfig
 from infra.encryption import DataKey, log_group_prefix
 from infra.environment import Resources, lambda_environment, timing_settings
@@ -127,6 +128,10 @@ class SteplineStack(Stack):
 
         self._grant(self.api.handler, reads_event_keys=True)
         self._grant(self.executor.handler, reads_event_keys=False)
+        # Apps deployed elsewhere that are called by invoke (stepline:appFunctions).
+        for arn in config.split_list(config.app_functions):
+            for handler in (self.executor.handler, self.api.handler):
+                grant_app_invoke(handler, arn)
         # Poison messages: the executor dead-letters them; the API lists and redrives the DLQ
         # (receiving is the only way to read a queue), and reads the work queue's redrive
         # policy to say why SQS moved a message there.

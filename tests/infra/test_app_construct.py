@@ -141,3 +141,28 @@ def test_an_iam_url_app_gets_an_aws_iam_function_url_and_signed_call_grants_only
         for p in example_url.resources("AWS::Lambda::Permission").values()
         if p["Properties"].get("FunctionUrlAuthType") == "NONE"
     ]
+
+
+OUTSIDE = "arn:aws:lambda:eu-west-1:123456789012:function:billing-app"
+
+
+def test_apps_deployed_elsewhere_are_granted_by_their_arns_and_nothing_wider(tmp_path_factory):
+    from tests.infra.conftest import synthesize
+
+    synthesized = synthesize(tmp_path_factory.mktemp("cdk.out.app-functions"), {"stepline:appFunctions": OUTSIDE})
+    example = Example(synthesized.template, "")
+    for handler in (EXECUTOR_HANDLER, API_HANDLER):
+        [statement] = example.lambda_statements(example.function_by_handler(handler))
+        assert _list(statement["Action"]) == ["lambda:InvokeFunction"]
+        assert statement["Resource"] == [OUTSIDE, f"{OUTSIDE}:*"]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("arn:aws:s3:::bucket", "not a Lambda function ARN"), (f"{OUTSIDE}:live", "unqualified ARN")],
+)
+def test_an_app_function_that_is_not_an_unqualified_function_arn_stops_the_synth(value, says):
+    from infra.config import StackConfig
+
+    with pytest.raises(ValueError, match=says):
+        StackConfig.load({"stepline:appFunctions": value}, {})
