@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from botocore.config import Config
@@ -62,10 +63,10 @@ def lambda_client(session: Any, region: str | None, timeout_s: float) -> Any:
 
 
 class LambdaInvokeCaller:
-    """``HttpCaller`` for invoke URLs (``stepline.engine.app_targets``). ``clients`` gives the
-    Lambda client for a region (the function's own)."""
+    """``HttpCaller`` for invoke URLs (``stepline.engine.app_targets``). ``client_for_region``
+    gives the Lambda client for a region (the function's own)."""
 
-    def __init__(self, client_for_region: Any) -> None:
+    def __init__(self, client_for_region: Callable[[str], Any]) -> None:
         self._client_for_region = client_for_region
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
