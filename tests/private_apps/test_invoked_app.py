@@ -105,3 +105,16 @@ def test_a_runtime_without_aws_adapters_says_it_cannot_invoke_a_function(tmp_pat
 def test_an_invoke_url_without_a_function_arn_is_refused_naming_it(runtime):
     code, reply = http("POST", f"{runtime.url}/v1/apps/sync", {"url": "https://x.lambda.invalid/not-an-arn"})
     assert code == 400 and "not a Lambda function ARN" in reply["error"]
+
+
+def test_an_unqualified_arn_runs_latest_and_is_never_pinned(runtime, lambdas):
+    ran: Counter = Counter()
+    lambdas.publish(APP, order_app(runtime.url, "v1", ran))
+    code, reply = http("POST", f"{runtime.url}/v1/apps/sync", {"url": arn(APP)})
+    assert code == 200, reply
+    stepline = Stepline(runtime)
+    [event_id] = stepline.send({"name": "order/placed", "data": {"k": "u"}})
+    [run] = stepline.wait_runs_done(event_id)
+    assert run["status"] == "Completed" and "app_version" not in run, run
+    calls = [i for i in lambdas.invoked if i.event["requestContext"]["http"]["method"] == "POST"]
+    assert calls and {i.function_name for i in calls} == {arn(APP)} and {i.executed_version for i in calls} == {"$LATEST"}
