@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stepline.aws.resources import CRON_GROUP_SUFFIX
+from stepline.settings import parse_app_origins
 
 CONTEXT_PREFIX = "stepline:"
 KMS_CREATE = "create"
@@ -103,6 +104,9 @@ class StackConfig(BaseModel):
     # VPC). Off, outbound calls refuse every internal address; link-local and metadata addresses
     # stay refused either way (docs/security.md).
     allow_private_app_urls: bool = False
+    # Origins an app may be moved to by a plain sync (comma-separated ``https://host[:port]``);
+    # a sync moving an app anywhere else is refused unless forced (docs/security.md).
+    allowed_app_origins: str = ""
 
     # -- data: encryption, retention -------------------------------------------------------------
     # "" (AWS-managed and AWS-owned keys), "create" (a customer managed key made by the stack),
@@ -169,6 +173,12 @@ class StackConfig(BaseModel):
         parse_steps_limits(value)  # raises ValueError naming the bad entry
         return value
 
+    @field_validator("allowed_app_origins")
+    @classmethod
+    def _app_origins(cls, value: str) -> str:
+        parse_app_origins(value)  # raises ValueError naming the bad entry
+        return value
+
     def runtime_settings(self) -> dict[str, Any]:
         """The runtime settings (``stepline.settings.Settings`` fields) this configuration decides,
         which the stack puts in each Lambda's environment."""
@@ -179,6 +189,7 @@ class StackConfig(BaseModel):
             "max_steps_by_function": self.max_steps_by_function,
             "retention_days": self.retention_days,
             "allow_private_app_urls": self.allow_private_app_urls,
+            "allowed_app_origins": parse_app_origins(self.allowed_app_origins),
         }
 
     @property
