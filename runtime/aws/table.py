@@ -20,6 +20,7 @@ that have not ended carry its keys (the sweeper's index; keys only)::
     waiter (unkeyed)  WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
     waiter (keyed)    WAITKEY#<key>#<name>  <run_id>#<step_id> (ttl: as above)
     waiter fields     WAITFIELDS#<name>     <match field>
+    signal wait       SIGNAL#<signal>       SIGNAL             (ttl: 7 days after expires_at)
     app               CATALOG               APP#<app_id>
     function          CATALOG               FN#<fn_id>
     trigger           TRIGGER#<event name>  FN#<fn_id>
@@ -114,6 +115,7 @@ from stepline.aws.items import (
     time_key_window,
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
+from stepline.aws.signals import SignalRecords
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
 
@@ -144,7 +146,7 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureRecords):
+class DynamoStore(EventRecords, AppRecords, WaiterRecords, SignalRecords, FlowRecords, ErasureRecords):
     """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
     runs, steps, leases and claims here, the other ports in the mixins, one module each."""
 

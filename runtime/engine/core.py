@@ -22,6 +22,7 @@ from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEve
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
 from stepline.engine.runs import RunStarter, invocation_event
+from stepline.engine.signals import Signals
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
@@ -56,7 +57,8 @@ class Engine:
         )
         self.resumer = Resumer(b.runs, b.queue, self.ids)
         self.cancellation = Cancellation(b.runs, b.apps, clock)
-        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel)
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel, b.signals)
+        self.signals = Signals(b.signals, b.runs, self.resumer, clock)
         self.lifecycle = Lifecycle(b.runs, b.apps, clock, self.ingest, self.resumer, self.cancellation, self.waits)
         # Late links: each of these needs a piece that needs it back.
         self.ingest.waits = self.waits
@@ -81,6 +83,7 @@ class Engine:
             self.starter,
             keys=self.keys,
         )
+        self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(
             b.runs, b.queue, b.dead_letters, self.executor, self.lifecycle, self.clock, self.settings

@@ -15,7 +15,12 @@ from stepline.engine.ops.invoke import DEFAULT_INVOKE_TIMEOUT_MS
 from stepline.engine.ports import PendingOp
 
 # The PendingOp.detail field that holds each waiting op's due time.
-_DUE_FIELD = {"Sleep": "wake_at", "WaitForEvent": "expires_at", "InvokeFunction": "expires_at"}
+_DUE_FIELD = {
+    "Sleep": "wake_at",
+    "WaitForEvent": "expires_at",
+    "WaitForSignal": "expires_at",
+    "InvokeFunction": "expires_at",
+}
 
 
 def op_due_ms(op: PendingOp) -> int:

@@ -36,6 +36,7 @@ from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.ops.invoke import start_invoke
+from stepline.engine.ops.signal import start_signal_wait
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
@@ -441,9 +442,10 @@ class Executor:
                 start_sleep(self.tools, state, op)
             elif op.op == "WaitForEvent":
                 start_wait(self.tools, state, op)
-            elif op.op == "InvokeFunction":
-                settled = start_invoke(self.tools, state, op)
-                if settled is not None:  # nothing to invoke: the step fails at once
+            elif op.op in ("InvokeFunction", "WaitForSignal"):
+                start = start_invoke if op.op == "InvokeFunction" else start_signal_wait
+                settled = start(self.tools, state, op)
+                if settled is not None:  # nothing to invoke, or a signal conflict: the step fails at once
                     self._commit(inv, op, settled, nxt)
                     progressed = True
             else:

@@ -78,6 +78,8 @@ _WAKES = {
         run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
     ),
     "InvokeFunction": lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
+    # A signal's timeout is a plain wake: null unless a signal won the step.
+    "WaitForSignal": lambda run_id, op: messages.wake(run_id, op.step_id),
 }
 
 

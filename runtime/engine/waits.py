@@ -20,6 +20,7 @@ from stepline.engine.ports import (
     FunctionRecord,
     Run,
     RunState,
+    SignalStore,
     StoredEvent,
     Waiter,
     WaiterKind,
@@ -83,8 +84,10 @@ class Waits:
         queue: WorkQueue,
         resumer: Resumer,
         cancel_run: Callable[[str], Any],
+        signals: SignalStore | None = None,
     ) -> None:
         self.waiters = waiters
+        self.signals = signals  # a run that ends stops waiting for its signals too
         self.events = events  # a match_waiters message names its event: read it back
         self.queue = queue
         self.resumer = resumer
@@ -149,6 +152,9 @@ class Waits:
             event = op.detail.get("event")
             if op.op == "WaitForEvent" and isinstance(event, str) and event:
                 self.waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
+            signal = op.detail.get("signal")
+            if op.op == "WaitForSignal" and isinstance(signal, str) and self.signals is not None:
+                self.signals.remove_signal_wait(signal, run.run_id, op.step_id)
         for index, rule in enumerate((fn_config or {}).get("cancel") or []):
             waiter = cancel_rule_waiter(run, index, rule, 0)
             self.waiters.remove_waiter(waiter.event_name, run.run_id, waiter.step_id, waiter.match_key)

@@ -24,6 +24,7 @@ from stepline.protocol.durations import parse_duration_ms, parse_retry_after_ms,
 from stepline.protocol.errors import ProtocolError, from_validation_error
 from stepline.protocol.jsoncanon import loads
 from stepline.protocol.register import check_cel
+from stepline.protocol.signals import check_signal_op
 from stepline.protocol.signing import sign
 from stepline.protocol.urls import set_query_param
 
@@ -305,7 +306,17 @@ def _check_invoke(op: Opcode) -> None:
             raise ValueError(f"opts.payload.{key}: must be {what}")
 
 
-_OPTION_CHECKS = {"Sleep": _check_sleep, "WaitForEvent": _check_wait, "InvokeFunction": _check_invoke}
+def _check_signal(op: Opcode) -> None:
+    check_signal_op(op)
+    _check_timeout(op)
+
+
+_OPTION_CHECKS = {
+    "Sleep": _check_sleep,
+    "WaitForEvent": _check_wait,
+    "WaitForSignal": _check_signal,
+    "InvokeFunction": _check_invoke,
+}
 
 
 @dataclass

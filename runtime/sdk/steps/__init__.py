@@ -14,9 +14,11 @@ from stepline.sdk.steps import invoke as _invoke
 from stepline.sdk.steps import parallel as _parallel
 from stepline.sdk.steps import run as _run
 from stepline.sdk.steps import send as _send
+from stepline.sdk.steps import signal as _signal
 from stepline.sdk.steps import sleep as _sleep
 from stepline.sdk.steps import wait as _wait
 from stepline.sdk.steps.core import Execution
+from stepline.sdk.steps.signal import OnConflict, Signal
 
 T = TypeVar("T")
 
@@ -47,6 +49,13 @@ class Steps:
     ) -> Event[Any] | None:
         """The first matching event to arrive, or None after ``timeout``."""
         return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
+
+    def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration, on_conflict: OnConflict = "fail"
+    ) -> Signal | None:
+        """The signal sent to ``signal`` (``client.send_signal``, ``POST /v1/signals``), or None
+        after ``timeout``."""
+        return _signal.wait_for_signal(self._ex, step_id, signal, timeout, on_conflict)
 
     def send_event(self, step_id: str, events: Any) -> list[str]:
         """Send one event or a list, once per run; returns the event ids."""
@@ -92,6 +101,11 @@ class AsyncSteps:
     ) -> Event[Any] | None:
         return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
 
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration, on_conflict: OnConflict = "fail"
+    ) -> Signal | None:
+        return _signal.wait_for_signal(self._ex, step_id, signal, timeout, on_conflict)
+
     async def send_event(self, step_id: str, events: Any) -> list[str]:
         return await _send.send_event_async(self._ex, step_id, events)
 
@@ -111,4 +125,4 @@ class AsyncSteps:
         return await _parallel.parallel_async(self._ex, callables)
 
 
-__all__ = ["AsyncSteps", "Execution", "Steps"]
+__all__ = ["AsyncSteps", "Execution", "Signal", "Steps"]
