@@ -51,8 +51,9 @@ def sender(ctx: Context) -> dict:
 
 @pytest.fixture(scope="module", params=["sqlite", "moto"])
 def stack(request, tmp_path_factory):
-    s = Stack(serve_wsgi(client), tmp_path_factory.mktemp(f"sdk-signals-{request.param}"), APP_ID,
-              backend=request.param)
+    s = Stack(
+        serve_wsgi(client), tmp_path_factory.mktemp(f"sdk-signals-{request.param}"), APP_ID, backend=request.param
+    )
     yield s
     s.close()
 
