@@ -5,6 +5,9 @@ a test or from another function's step) resumes it once, a conflict fails the se
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -12,7 +15,7 @@ from collections import Counter
 import pytest
 
 from stepline import Client, Context, StepError, serve_wsgi
-from tests.sdk.harness import Stack, wait_for
+from tests.sdk.harness import Stack, http, wait_for
 
 APP_ID = "sdk-signals"
 HOUR_MS = 3600 * 1000
@@ -144,3 +147,36 @@ def test_a_cancelled_run_no_longer_takes_its_signal(stack):
 
     assert stack.wait_run(event_id)["status"] == "Cancelled"
     assert client.send_signal(signal, "too late") is None
+
+
+def test_the_run_shows_its_waiting_signal_and_the_cli_sends_it(stack):
+    signal = _signal()
+    event_id, run_id, _ = _start(stack, signal)
+
+    # What the dashboard's timeline and `stepline run` read: the step waits for this signal.
+    status, body = http("GET", f"{stack.url}/v1/runs/{run_id}")
+    assert status == 200, body
+    [waiting] = [s for s in body["data"]["steps"] if s["status"] == "Waiting"]
+    assert (waiting["name"], waiting["kind"], waiting["input"]["signal"]) == ("wait", "signal", signal)
+    shown = _cli(stack.url, "run", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"waiting for signal {signal!r}" in shown.stdout
+
+    sent = _cli(stack.url, "signal", signal, '{"approved": true}')
+
+    assert (sent.returncode, sent.stdout.strip()) == (0, run_id), sent.stderr
+    run = stack.wait_run(event_id, status="Completed")
+    assert run["output"] == {"got": {"signal": signal, "data": {"approved": True}}}
+    again = _cli(stack.url, "signal", signal, "1")
+    assert again.returncode == 1 and "404" in again.stderr and "no run waits" in again.stderr
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "stepline.cli", *args, "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean,
+    )
