@@ -440,12 +440,11 @@ class Executor:
                 planned.append(op)
             elif op.op == "Sleep":
                 start_sleep(self.tools, state, op)
-            elif op.op == "WaitForEvent":
-                start_wait(self.tools, state, op)
-            elif op.op in ("InvokeFunction", "WaitForSignal"):
-                start = start_invoke if op.op == "InvokeFunction" else start_signal_wait
-                settled = start(self.tools, state, op)
-                if settled is not None:  # nothing to invoke, or a signal conflict: the step fails at once
+            elif op.op in _STARTS:
+                settled = _STARTS[op.op](self.tools, state, op)
+                # Nothing to invoke or a signal conflict (a failed step), or a look-back that
+                # found its event: the step settles at once.
+                if settled is not None:
                     self._commit(inv, op, settled, nxt)
                     progressed = True
             else:
@@ -762,6 +761,10 @@ class Executor:
         if fn is not None:
             self._functions[fn_id] = (now, fn)
         return fn
+
+
+# Ops that may settle their step as they start (the memo they return is committed at once).
+_STARTS = {"WaitForEvent": start_wait, "InvokeFunction": start_invoke, "WaitForSignal": start_signal_wait}
 
 
 def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:

@@ -63,6 +63,12 @@ class EventStore(Protocol):
         """Newest first. ``cursor`` is the opaque value returned by the previous page; the
         second element of the result is the next page's cursor or None at the end."""
 
+    def recent_events(self, name: str, since_ms: int, until_ms: int, *, limit: int) -> list[StoredEvent]:
+        """Events of exactly this name received in ``[since_ms, until_ms]``, newest first, at
+        most ``limit`` (a wait's look-back, ``stepline.engine.lookback``). Read from an index by
+        name and time: the cost grows with this name's events in the window, never with other
+        names'. Strongly consistent: an event whose ``save_events`` returned is listed."""
+
 
 @runtime_checkable
 class AppStore(Protocol):

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stepline.protocol.durations import parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
+from stepline.protocol.durations import MAX_LOOKBACK_MS, parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
 from stepline.protocol.errors import ProtocolError, from_validation_error
 from stepline.protocol.jsoncanon import loads
 from stepline.protocol.register import check_cel
@@ -279,10 +279,26 @@ def _check_timeout(op: Opcode) -> None:
         raise ValueError(f"opts.timeout: {err.message}") from None
 
 
+def wait_lookback_ms(op: Opcode) -> int:
+    """A WaitForEvent's look-back in ms (0 when it has none)."""
+    lookback = op.options.get("lookback")
+    return parse_duration_ms(lookback) if isinstance(lookback, str) and lookback else 0
+
+
 def _check_wait(op: Opcode) -> None:
     if not op.wait_event:
         raise ValueError("opts.event: the event to wait for is missing (in opts.event or name)")
     _check_timeout(op)
+    lookback = op.options.get("lookback")
+    if lookback not in (None, ""):
+        if not isinstance(lookback, str):
+            raise ValueError(f"opts.lookback: must be a duration string, got {json.dumps(lookback)[:40]}")
+        try:
+            lookback_ms = parse_duration_ms(lookback)
+        except ProtocolError as err:
+            raise ValueError(f"opts.lookback: {err.message}") from None
+        if lookback_ms > MAX_LOOKBACK_MS:
+            raise ValueError(f"opts.lookback: {lookback} is longer than the most a wait may look back, 24h")
     expression = op.options.get("if")
     if expression is None or expression == "":
         return

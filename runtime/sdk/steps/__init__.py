@@ -45,10 +45,17 @@ class Steps:
         return _sleep.sleep_until(self._ex, step_id, until)
 
     def wait_for_event(
-        self, step_id: str, *, event: str | type[EventData], timeout: Duration, if_: str | None = None
+        self,
+        step_id: str,
+        *,
+        event: str | type[EventData],
+        timeout: Duration,
+        if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event[Any] | None:
-        """The first matching event to arrive, or None after ``timeout``."""
-        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
+        """The first matching event to arrive, or None after ``timeout``; with ``lookback``
+        (``"5m"``, at most 24 h), also one that arrived that long before the wait began."""
+        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_, lookback)
 
     def wait_for_signal(
         self, step_id: str, *, signal: str, timeout: Duration, on_conflict: OnConflict = "fail"
@@ -97,9 +104,15 @@ class AsyncSteps:
         return _sleep.sleep_until(self._ex, step_id, until)
 
     async def wait_for_event(
-        self, step_id: str, *, event: str | type[EventData], timeout: Duration, if_: str | None = None
+        self,
+        step_id: str,
+        *,
+        event: str | type[EventData],
+        timeout: Duration,
+        if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event[Any] | None:
-        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
+        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_, lookback)
 
     async def wait_for_signal(
         self, step_id: str, *, signal: str, timeout: Duration, on_conflict: OnConflict = "fail"
