@@ -180,3 +180,16 @@ def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
         timeout=60,
         env=clean,
     )
+
+
+def test_erasing_a_waiting_run_removes_its_signal_wait(stack):
+    signal = _signal()
+    _, run_id, _ = _start(stack, signal)
+
+    status, body = http("POST", f"{stack.url}/v1/erasures", {"run_id": run_id})
+    assert status in (200, 202), body
+    wait_for(lambda: stack.runtime.backend.runs.get_run(run_id) is None, what="the run to be erased")
+
+    # The signal (which may name a person or an order) is gone with the run.
+    assert _waiting(stack, signal) is None
+    assert client.send_signal(signal, 1) is None
