@@ -123,6 +123,7 @@ from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
 from stepline.aws.signals import SignalRecords
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
+from stepline.protocol.opcodes import Op
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (
@@ -210,7 +211,7 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
             if "pending_op" in item:
                 state.pending[step_id] = PendingOp(
                     step_id=step_id,
-                    op=get_str(item, "pending_op") or "",
+                    op=Op.read(get_str(item, "pending_op") or ""),
                     created_at=get_int(item, "pending_at") or 0,
                     name=get_str(item, "pending_name", "") or "",
                     detail=get_json(item, "pending_detail", {}),
@@ -534,7 +535,7 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
             return None
         return PendingOp(
             step_id=step_id,
-            op=get_str(item, "pending_op") or "",
+            op=Op.read(get_str(item, "pending_op") or ""),
             created_at=get_int(item, "pending_at") or 0,
             name=get_str(item, "pending_name", "") or "",
             detail=get_json(item, "pending_detail", {}),

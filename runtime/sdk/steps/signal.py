@@ -8,6 +8,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from stepline.protocol.opcodes import Op
 from stepline.sdk.config import duration_str
 from stepline.sdk.errors import SdkError
 from stepline.sdk.steps.core import Execution
@@ -47,4 +48,4 @@ def wait_for_signal(
             return None
         return Signal(signal=str(raw.get("signal") or signal), data=raw.get("data"))
     opts = {"signal": signal, "timeout": timeout_text, "conflict": on_conflict}
-    ex.report(ref, ex.op(ref, "WaitForSignal", name=signal, opts=opts))
+    ex.report(ref, ex.op(ref, Op.WAIT_FOR_SIGNAL, name=signal, opts=opts))
