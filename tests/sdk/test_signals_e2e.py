@@ -15,6 +15,7 @@ from collections import Counter
 import pytest
 
 from stepline import Client, Context, StepError, serve_wsgi
+from stepline.engine.records import RunStatus
 from tests.sdk.harness import Stack, http, wait_for
 
 APP_ID = "sdk-signals"
@@ -193,3 +194,16 @@ def test_erasing_a_waiting_run_removes_its_signal_wait(stack):
     # The signal (which may name a person or an order) is gone with the run.
     assert _waiting(stack, signal) is None
     assert client.send_signal(signal, 1) is None
+
+
+def test_a_signal_held_by_a_run_that_ended_without_letting_go_is_no_conflict(stack):
+    signal = _signal()
+    _, first_run, _ = _start(stack, signal)
+    # The run ends, and its process dies before releasing what it held: the wait stays behind.
+    assert stack.runtime.backend.runs.update_run(first_run, {"status": RunStatus.CANCELLED, "ended_at": 1})
+    assert _waiting(stack, signal) == first_run
+
+    second_event, second_run, _ = _start(stack, signal)
+
+    assert client.send_signal(signal, "for the live one") == second_run
+    assert stack.wait_run(second_event, status="Completed")["output"]["got"]["data"] == "for the live one"

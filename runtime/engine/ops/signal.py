@@ -32,6 +32,10 @@ def start_signal_wait(tools: OpTools, state: RunState, op: Opcode) -> dict[str, 
     signal, conflict = op_signal(op), op_conflict(op)
     wait = SignalWait(signal, run.run_id, op.id, expires_at, now)
     held = tools.signals.put_signal_wait(wait, now, replace=conflict == OnConflict.REPLACE)
+    if not held.same_wait(wait) and _ended(tools, held.run_id):
+        # The holder ended without letting go (it died between its end and the release of what
+        # it held): a signal of a run that will never take it is no conflict.
+        held = tools.signals.put_signal_wait(wait, now, replace=True)
     if not held.same_wait(wait):
         return memo_error(conflict_error(signal, held.run_id))
     tools.waker.at(messages.wake(run.run_id, op.id), held.expires_at)
@@ -42,3 +46,8 @@ def start_signal_wait(tools: OpTools, state: RunState, op: Opcode) -> dict[str, 
     if tools.runs.add_pending(run.run_id, pending):
         state.pending[op.id] = pending
     return None
+
+
+def _ended(tools: OpTools, run_id: str) -> bool:
+    run = tools.runs.get_run(run_id)
+    return run is None or run.status.terminal
