@@ -6,6 +6,7 @@ from aws_cdk import CfnElement, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra import nag
+from infra.app_function import grant_app_invoke
 from infra.config import StackConfig
 from infra.encryption import DataKey, log_group_prefix
 from infra.environment import Resources, lambda_environment, timing_settings
@@ -18,6 +19,7 @@ from infra.queue import WorkQueue
 from infra.secrets import Keys
 from infra.state import PayloadBucket, StateTable
 from infra.timers import SweepSchedule, Timers
+from infra.webhooks import WebhookSecrets
 
 
 class SteplineStack(Stack):
@@ -72,7 +74,14 @@ class SteplineStack(Stack):
             operator_key_secret=config.operator_key_secret,
             retain=config.retain,
         )
-        for secret in self.keys.created:
+        self.webhook_secrets = WebhookSecrets(
+            self,
+            "Webhooks",
+            prefix=config.webhook_secret_prefix,
+            sources=[str(entry["source"]) for entry in config.webhooks],
+            retain=config.retain,
+        )
+        for secret in [*self.keys.created, *self.webhook_secrets.created]:
             self.data_key.encrypt_secret(secret)
         self.resources = Resources(
             table_name=self.state.table.table_name,
@@ -89,7 +98,8 @@ class SteplineStack(Stack):
             runtime=config.runtime_settings(),
         )
 
-        code = LambdaCode(self, "Code", bundle=bundle)
+        # Kept: the apps' constructs (infra/app_function.py) run on the same layer and code.
+        self.code = code = LambdaCode(self, "Code", bundle=bundle)
         logs_prefix = log_group_prefix(config.stack_name)
         self.api = HttpApi(
             self,
@@ -125,7 +135,13 @@ class SteplineStack(Stack):
         )
 
         self._grant(self.api.handler, reads_event_keys=True)
+        # Webhook deliveries arrive at the API alone: it reads their secrets.
+        self.webhook_secrets.grant_read(self.api.handler.role)
         self._grant(self.executor.handler, reads_event_keys=False)
+        # Apps deployed elsewhere that are called by invoke (stepline:appFunctions).
+        for arn in config.split_list(config.app_functions):
+            for handler in (self.executor.handler, self.api.handler):
+                grant_app_invoke(handler, arn)
         # Poison messages: the executor dead-letters them; the API lists and redrives the DLQ
         # (receiving is the only way to read a queue), and reads the work queue's redrive
         # policy to say why SQS moved a message there.

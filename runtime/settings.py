@@ -56,6 +56,9 @@ class Settings(BaseModel):
     # and loopback addresses: apps inside a VPC, or on the same machine. Never link-local or the
     # metadata service.
     allow_private_app_urls: bool = False
+    # A run of an app invoked by its Lambda ARN keeps calling the version its first call ran
+    # (stepline.engine.pinning); False sends every call to the registered ARN (alias) instead.
+    pin_app_versions: bool = True
     # A sync that moves an existing app to another origin (scheme, host, port) is refused outside
     # dev mode, unless forced (`POST /v1/apps/sync` with "force": true) or the new origin is
     # listed here (e.g. "https://app.example.com").
@@ -153,6 +156,13 @@ class Settings(BaseModel):
     # Opaque. Changing it (the stack's keysRevision) replaces every Lambda container, so each
     # reads the secrets at once rather than within keys_refresh_s.
     keys_revision: str | None = None
+    # Verified webhooks (docs/webhooks.md). The sources the deployment sets (the stack's
+    # stepline:webhooks), as a JSON list of source configurations; read only through the API.
+    webhook_sources: str = ""
+    # Deployed: the name prefix of the Secrets Manager secrets the API may read webhook secrets
+    # from ("<stack>/webhooks/"). Set, a source must name its secret (secret_id) under it, and
+    # inline secrets are refused: secrets never sit in the table.
+    webhook_secret_prefix: str = ""
 
     @property
     def signing_keys(self) -> list[str]:
@@ -166,6 +176,15 @@ class Settings(BaseModel):
     @classmethod
     def _steps_by_function(cls, value: str) -> str:
         parse_steps_limits(value)
+        return value
+
+    @field_validator("webhook_sources")
+    @classmethod
+    def _webhook_sources(cls, value: str) -> str:
+        if value.strip():
+            from stepline.webhooks.model import deployed_sources
+
+            deployed_sources(value)  # raises ValueError naming the source and the field
         return value
 
     def steps_limits(self) -> dict[str, int]:
