@@ -36,12 +36,12 @@ from stepline.engine.http import HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.leases import Hold, Leases, Refusal
-from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
+from stepline.engine.limits import STEP_LIMIT, steps_problem
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
-from stepline.engine.payload_policy import output_too_large, state_limit_error
+from stepline.engine.plan import Plan, RetryCall, RetryStep, Settle, Target, output_memo, plan_reply
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -64,7 +64,7 @@ from stepline.engine.scheduling import Waker
 from stepline.engine.timeouts import Cancel, first_start_checks
 from stepline.protocol.call_encoding import CallEncoder
 from stepline.protocol.calls import CallResult, Opcode, memo_data, memo_error
-from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, Op
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ class Executor:
         inv = _Invocation(state, fn, hold, now + budget)
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
-            self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
+            self._finish(inv, Ending(RunStatus.FAILED, error=memo_error(error)["error"]), nxt)
             return
         inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, hold.owner, now)  # the run was just read
         if hold.holds_run_lease and not first_start_checks(self.cancel, self.waker, inv.state, fn, now):
@@ -296,95 +296,53 @@ class Executor:
                 return None
             # Stale, says the app, yet the run is ours and live: a glitch, retried like one.
             result = replace(result, no_retry=False)
-        if result.kind == "complete":
-            self._finish(inv, RunStatus.COMPLETED, {"output": result.output}, nxt)
-            return None
+        ending = None
         if result.kind == "ops":
             result, ending = checkpoint_calls.take_ending(result)
-            if ending is None:
-                return self._handle_ops(inv, nxt, result)
-            # A checkpointing call's last reply (docs/protocol.md §17.3): store what else it
-            # carries, then complete the run or call again.
-            if result.ops:
-                self._handle_ops(inv, nxt, result)
-                if inv.state.run.status.terminal:
-                    return None
-            if ending.completed:
-                self._finish(inv, RunStatus.COMPLETED, {"output": ending.output}, nxt)
+        if ending is None:
+            return self._carry_out(inv, nxt, self._plan(inv, nxt, result))
+        # A checkpointing call's last reply (docs/protocol.md §17.3): store what else it carries,
+        # then complete the run or call again.
+        if result.ops:
+            self._carry_out(inv, nxt, self._plan(inv, nxt, result))
+            if inv.state.run.status.terminal:
                 return None
-            return _Next(DISCOVERY_STEP_ID, 0)
-        return self._handle_error(inv, nxt, result)
+        if ending.completed:
+            self._finish(inv, Ending(RunStatus.COMPLETED, output=ending.output), nxt)
+            return None
+        return _Next(DISCOVERY_STEP_ID, 0)
 
-    # -- responses ---------------------------------------------------------------------------
-    def _handle_ops(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
-        state = inv.state
-        # Ignore ops already memoized, and re-reports of ops already waited on (docs/protocol.md §7.6);
-        # a result (StepRun/StepError/StepFailed) of a planned step is what we wait for. A step
-        # named twice in one reply is acted on once: twice would double its retries, and so on.
-        first: dict[str, Opcode] = {}
-        for op in result.ops:
-            first.setdefault(op.id, op)
-        fresh = [
-            op
-            for op in first.values()
-            if not state.has_memo(op.id) and (op.id not in state.pending or op.op in RESULT_OPS)
-        ]
-        # Caps on what one reply may make (stepline.engine.limits): the run fails, naming the
-        # limit, since asking the app again would get the same answer.
-        over = reply_problem(len(result.ops), self.settings) or steps_problem(
-            state, (op.id for op in fresh), inv.function, self.settings
+    # -- carrying out a reply's plan (stepline.engine.plan) -----------------------------------
+    def _plan(self, inv: _Invocation, nxt: _Next, result: CallResult) -> Plan:
+        target = Target(nxt.step, nxt.attempt)
+        return plan_reply(
+            result, inv.state, target, inv.function, self.settings, holds_run_lease=inv.hold.holds_run_lease
         )
-        if over is not None:
-            name = TOO_MANY_OPS if len(result.ops) > self.settings.max_ops_per_reply else STEP_LIMIT
-            error = {"name": name, "message": over, "stack": ""}
-            return self._handle_error(
-                inv, nxt, CallResult(kind="error", error=error, no_retry=True, status=result.status)
-            )
-        if len(result.ops) > 1 and not state.run.disable_immediate:
+
+    def _carry_out(self, inv: _Invocation, nxt: _Next, plan: Plan) -> _Next | None:
+        """Do what ``plan`` says, in its order; the call to make next in this invocation."""
+        state = inv.state
+        if plan.disable_immediate:
             # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
             state.run.disable_immediate = True
             self.runs.update_run(state.run.run_id, {"disable_immediate": True})
-        progressed = False
-        planned: list[Opcode] = []
-        for op in fresh:
-            if op.op == Op.STEP_RUN:
-                self._commit(inv, op, self._output_memo(inv, op), nxt)
-                progressed = True
-            elif op.op == Op.STEP_FAILED or (op.op == Op.STEP_ERROR and self._error_is_final(inv, nxt, op, result)):
-                self._commit(inv, op, memo_error(op.error), nxt)
-                progressed = True
-            elif op.op == Op.STEP_ERROR:
-                attempt = nxt.attempt if nxt.step == op.id else 0
-                failures = self._failed(inv, nxt, op.id, attempt, op.error)
-                self._retry_later(inv, _Next(op.id, attempt + 1, failures), None)
-            elif op.op == Op.STEP_PLANNED:
-                planned.append(op)
-            elif op.op == Op.SLEEP:
-                start_sleep(self.tools, state, op)
-            elif op.op == Op.WAIT_FOR_EVENT:
-                start_wait(self.tools, state, op)
-            elif op.op == Op.INVOKE_FUNCTION:
-                settled = start_invoke(self.tools, state, op)
-                if settled is not None:  # nothing to invoke: the step fails at once
-                    self._commit(inv, op, settled, nxt)
-                    progressed = True
+        settled_on_start = False
+        for step in plan.steps:
+            if isinstance(step, Settle):
+                self._commit(inv, step.op, step.value, nxt)
+            elif isinstance(step, RetryStep):
+                failures = self._failed(inv, nxt, step.op.id, step.target.attempt - 1, step.error)
+                self._retry_later(inv, _Next(step.target.step, step.target.attempt, failures), None)
+            elif step.op.op == Op.SLEEP:
+                start_sleep(self.tools, state, step.op)
+            elif step.op.op == Op.WAIT_FOR_EVENT:
+                start_wait(self.tools, state, step.op)
             else:
-                # Ops this runtime does not run fail their step, so the user's code sees a
-                # StepError instead of the run hanging (docs/protocol.md §14.9).
-                message = f"step kind {op.wire_op!r} is not supported by this runtime"
-                self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
-                progressed = True
-        stalled = _no_progress(state, nxt, list(first.values()), fresh)
-        if stalled is not None:
-            # Left alone, the run would hang, or call the app for ever with the same answer (the
-            # sweeper too): a failed attempt, retried, and in the end the run fails naming it.
-            error = {"name": "NoProgress", "message": stalled, "stack": ""}
-            return self._handle_error(
-                inv, nxt, CallResult(kind="error", error=error, retry_at_ms=result.retry_at_ms, status=result.status)
-            )
-        if len(planned) == 1 and len(fresh) == 1 and inv.hold.holds_run_lease:
-            return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
-        for op in planned:
+                settled = start_invoke(self.tools, state, step.op)
+                if settled is not None:  # nothing to invoke: the step fails at once
+                    self._commit(inv, step.op, settled, nxt)
+                    settled_on_start = True
+        for op in plan.planned:
             # Recorded before its message is sent (the call must find the op to claim it); a
             # crash in between leaves an op without a message, which the sweeper finds.
             pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
@@ -392,32 +350,22 @@ class Executor:
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
                 inv.queued(pending.created_at)
-        # Discovery after each completed op, whatever the parallel mode: race mode needs it, and
-        # in wait mode it is harmless, since the SDK re-reports the unfinished ops, which are
-        # ignored (docs/protocol.md §7.5).
-        return _Next(DISCOVERY_STEP_ID, 0) if progressed else None
+        outcome = plan.outcome_after(settled_on_start)
+        if isinstance(outcome, Ending):
+            self._finish(inv, outcome, nxt)
+            return None
+        if isinstance(outcome, RetryCall):
+            message = outcome.error.get("message")
+            log.info("run %s attempt %d failed (%s); retrying", state.run.run_id, nxt.attempt, message)
+            failures = (
+                self._failed(inv, nxt, nxt.step, nxt.attempt, outcome.error) if not outcome.target.discovery else []
+            )
+            self._retry_later(inv, _Next(outcome.target.step, outcome.target.attempt, failures), outcome.not_before_ms)
+            return None
+        return _Next(outcome.target.step, outcome.target.attempt) if outcome is not None else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
-        message = output_too_large(op.data)
-        if message is not None:
-            return memo_error({"name": "OutputTooLarge", "message": message})
-        memo = memo_data(op.data)
-        too_large = state_limit_error(inv.state, memo, self.settings.max_run_state_bytes)
-        return memo_error(too_large) if too_large else memo
-
-    def _error_is_final(self, inv: _Invocation, nxt: _Next, op: Opcode, result: CallResult) -> bool:
-        attempt = nxt.attempt if nxt.step == op.id else 0
-        return result.no_retry or attempt + 1 >= inv.function.max_attempts
-
-    def _handle_error(self, inv: _Invocation, nxt: _Next, result: CallResult) -> _Next | None:
-        error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
-        if result.no_retry or nxt.attempt + 1 >= inv.function.max_attempts:
-            self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
-            return None
-        log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
-        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != DISCOVERY_STEP_ID else []
-        self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1, failures), result.retry_at_ms)
-        return None
+        return output_memo(inv.state, op.data, self.settings.max_run_state_bytes)
 
     def _failed(
         self, inv: _Invocation, nxt: _Next, step: str, attempt: int, error: dict[str, Any] | None
@@ -520,7 +468,7 @@ class Executor:
         if over is not None:
             too_large = {"name": STEP_LIMIT, "message": over, "stack": ""}
         if too_large is not None:
-            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(DISCOVERY_STEP_ID, 0))
+            self._finish(inv, Ending(RunStatus.FAILED, error=too_large), _Next(DISCOVERY_STEP_ID, 0))
             return False
         return True
 
@@ -541,7 +489,7 @@ class Executor:
         return False
 
     # -- ends ----------------------------------------------------------------------------------
-    def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
+    def _finish(self, inv: _Invocation, ending: Ending, nxt: _Next) -> None:
         if not inv.hold.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
             # A claimed step's call ended the run, but another job holds the run: do this call
             # again once it is free, rather than end the run without the lease.
@@ -550,7 +498,6 @@ class Executor:
         # The run as read again after an upgrade, if there was one: the end is set on the run
         # that is announced and written, through the one ending (stepline.engine.ending).
         fn_config = inv.fn.config if inv.fn else None
-        ending = Ending(status, output=fields.get("output"), error=fields.get("error"))
         if not self.ending.end(inv.state, fn_config, ending, lease_owner=inv.hold.owner, also=inv.dirty):
             log.warning("run %s: lease lost before finishing; another executor owns it", inv.hold.run_id)
 
@@ -578,21 +525,3 @@ class Executor:
         The retry is a fresh call, out of any concurrency line (see flow.concurrency)."""
         retry = messages.Call.from_body(body).when_busy()
         self.waker.after(retry.to_body(), min(1000 * 2 ** min(retry.busy - 1, 5), 30_000))
-
-
-def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:
-    """Why a reply's ops (one per step) leave the run with nothing to do; None when they move
-    it on.
-
-    A call for one step must answer with that step's result (the SDKs answer an error status
-    when they cannot run it). Discovery must report something new, unless the run is waiting
-    on ops already (parallel branches re-reported, docs/protocol.md §7.5).
-    """
-    if nxt.step != DISCOVERY_STEP_ID:
-        if any(op.id == nxt.step and op.op in RESULT_OPS for op in ops):
-            return None
-        return f"the app was asked to run step {nxt.step!r} and answered without its result"
-    if fresh or state.pending:
-        return None
-    reported = ", ".join(repr(op.id) for op in ops[:3]) or "no steps"
-    return f"the app reported {reported}, all with results already, and the run waits on nothing"
