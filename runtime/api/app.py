@@ -24,6 +24,7 @@ from stepline.api import (
     runs_views,
     send_api,
     sweep_api,
+    webhooks_api,
 )
 from stepline.api.errors import ApiError, json_response
 from stepline.engine.core import Engine
@@ -46,6 +47,8 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     dead_letters_api.add_routes(app, engine)
     sweep_api.add_routes(app, engine)
     erasure_api.add_routes(app, engine)
+    # Verified webhooks: providers' signed deliveries become events (docs/webhooks.md).
+    webhooks_api.add_routes(app, engine)
     openapi.add_routes(app)
     dashboard.add_routes(app)
 
