@@ -50,6 +50,7 @@ from stepline.engine.flow.lines import (
     SAFETY_DELAYS_MS,
     Limit,
     Ticket,
+    TicketState,
     limits_for,
     line_page,
     out_of_line,
@@ -111,7 +112,7 @@ class Concurrency:
             yield ticket
         finally:
             self._local.ticket = None
-        if ticket is not None and ticket.state == "open":
+        if ticket is not None and ticket.state == TicketState.OPEN:
             if self.slot_store.leave_line(ticket.key, ticket.position):
                 self.wake(ticket.key, ticket.limit)
 
@@ -125,7 +126,7 @@ class Concurrency:
         ticket.views[ticket.key] = view
         standing = standing_of(view, ticket.limit, now)
         if not self._entry_exists(ticket, view):
-            ticket.state = "duplicate"  # another copy has finished the work
+            ticket.state = TicketState.DUPLICATE  # another copy has finished the work
             return False
         if ticket.position in standing.busy_tokens:
             # Another copy holds a slot for this entry: a live one, or one that died and whose
@@ -144,7 +145,7 @@ class Concurrency:
             self.still_waiting(
                 ticket, ahead=[e.position for e in ahead], turns=turns_away(rank, standing, ticket.limit)
             )
-            if stalled and ticket.state == "waiting":
+            if stalled and ticket.state == TicketState.WAITING:
                 self._send_wakes(ticket.key, stalled, now)
             return False
         for limit in ticket.limits:
@@ -183,7 +184,7 @@ class Concurrency:
         if not limits:
             return None
         ticket = getattr(self._local, "ticket", None)
-        if ticket is not None and ticket.state != "open":
+        if ticket is not None and ticket.state != TicketState.OPEN:
             ticket = None
         first = not state.memos and not state.pending
         base = state.run.created_at if first else None
@@ -232,7 +233,7 @@ class Concurrency:
         self.requeue(waiting)
         if self.slot_store.leave_line(ticket.key, ticket.position):
             self.wake(ticket.key, ticket.limit)
-        ticket.state = "moved"
+        ticket.state = TicketState.MOVED
 
     def still_waiting(self, ticket: Ticket, ahead: list[str] | None = None, turns: int = 0) -> None:
         """Back on the queue with the safety-net delay (see ``requeue``); ``ahead``: the
@@ -240,10 +241,10 @@ class Concurrency:
         delivery to check."""
         if ticket.body.get("woken"):
             # A wake that lost its slot to a race: the message's own safety net goes on.
-            ticket.state = "duplicate"
+            ticket.state = TicketState.DUPLICATE
             return
         self.requeue(ticket.body, ahead, turns)
-        ticket.state = "waiting"
+        ticket.state = TicketState.WAITING
 
     def requeue(self, body: dict[str, Any], ahead: list[str] | None = None, turns: int = 0) -> None:
         """The safety net: the message comes back after a delay that grows with each time it

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stepline.engine.flow.lines import Limit, Lines, Ticket, line_page, quietly, slot_lease_ms, standing_of
+from stepline.engine.flow.lines import Limit, Lines, Ticket, TicketState, line_page, quietly, slot_lease_ms, standing_of
 from stepline.engine.records import SlotView
 
 _TAKE_ATTEMPTS = 3
@@ -54,18 +54,18 @@ class Gate:
         """After the last call: free the slots and wake what waits for them. The admitted
         message's entry goes first, so no copy of it can be admitted once the slot is free
         (unless ``keep_place``: the message will be delivered again and needs it)."""
-        if self.ticket is not None and self.ticket.state == "admitted" and not keep_place:
+        if self.ticket is not None and self.ticket.state == TicketState.ADMITTED and not keep_place:
             # Should this fail, the entry is still there with its slot free: a copy of it (its
             # own, or a wake) is admitted again, and a repeated call is harmless.
             quietly(self.c.slot_store.leave_line, self.ticket.key, self.ticket.position)
-            self.ticket.state = "done"
+            self.ticket.state = TicketState.DONE
         self._free()
 
     # -- internals ---------------------------------------------------------------------------
     def _acquire(self, body: dict[str, Any]) -> bool:
         now = self.c.clock.now_ms()
         until = now + slot_lease_ms(self.c.settings)
-        ticket = self.ticket if self.ticket is not None and self.ticket.state == "open" else None
+        ticket = self.ticket if self.ticket is not None and self.ticket.state == TicketState.OPEN else None
         position = ticket.position if ticket else self.c.position(self._base, self.priority_ms)
         for limit in self.limits:
             in_line = ticket is not None and limit.key == ticket.key
@@ -83,7 +83,7 @@ class Gate:
             self._held.append(_Held(limit.key, limit.limit, index, position if in_line else ""))
         self._until = until
         if ticket is not None and any(h.key == ticket.key for h in self._held):
-            ticket.state = "admitted"
+            ticket.state = TicketState.ADMITTED
         return True
 
     def _take(

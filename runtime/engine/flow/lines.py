@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from stepline.engine.flow.keys import digest, event_context, key_value
@@ -127,19 +128,28 @@ def turns_away(rank: int, standing: Standing, limit: int) -> int:
     return max(rank - len(standing.free), 0) // max(limit, 1)
 
 
+class TicketState(StrEnum):
+    """What became of a waiting message's place in one delivery."""
+
+    OPEN = "open"  # not decided yet
+    ADMITTED = "admitted"  # it got its slots
+    WAITING = "waiting"  # back on the queue, in the same line
+    MOVED = "moved"  # waiting in another limit's line now
+    DUPLICATE = "duplicate"  # another copy has it, or has finished the work
+    DONE = "done"  # admitted, its call made, and its entry left the line
+
+
 @dataclass
 class Ticket:
-    """A waiting message's place: its entry in the line of ``key``, and all the limits it needs.
-    ``state`` says what became of it in this delivery: "open" until decided, then "admitted"
-    (it got its slots), "waiting" (back on the queue), "moved" (waiting in another limit's
-    line now) or "duplicate" (another copy has it)."""
+    """A waiting message's place: its entry in the line of ``key``, and all the limits it needs;
+    ``state`` says what became of it in this delivery."""
 
     key: str
     position: str
     limit: int
     limits: list[Limit]
     body: dict[str, Any]
-    state: str = "open"
+    state: TicketState = TicketState.OPEN
     views: dict[str, SlotView] = field(default_factory=dict)
 
     @classmethod
