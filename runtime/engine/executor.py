@@ -24,7 +24,7 @@ checkpointing around a call (``engine.checkpointed``), and the run's one ending 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -93,6 +93,7 @@ class Executor:
         starter: RunStarter,
         *,
         keys: KeyRing | None = None,
+        handlers: Mapping[str, Callable[[dict[str, Any]], object]],
     ) -> None:
         self.runs = runs
         self.apps = apps
@@ -112,7 +113,7 @@ class Executor:
         self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings)
         self.checkpointed = CheckpointedCalls(runs, clock, settings, self.leases, self.writes, self.functions)
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
-        self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
+        self.handlers: dict[str, Callable[[dict[str, Any]], object]] = dict(handlers)
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, body: dict[str, Any], *, budget_ms: int | None = None) -> None:
