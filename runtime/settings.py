@@ -56,6 +56,9 @@ class Settings(BaseModel):
     # and loopback addresses: apps inside a VPC, or on the same machine. Never link-local or the
     # metadata service.
     allow_private_app_urls: bool = False
+    # A run of an app invoked by its Lambda ARN keeps calling the version its first call ran
+    # (stepline.engine.pinning); False sends every call to the registered ARN (alias) instead.
+    pin_app_versions: bool = True
     # A sync that moves an existing app to another origin (scheme, host, port) is refused outside
     # dev mode, unless forced (`POST /v1/apps/sync` with "force": true) or the new origin is
     # listed here (e.g. "https://app.example.com").

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from stepline.engine import pinning
 from stepline.engine.checkpoint_calls import CallPlan
 from stepline.engine.checkpoint_stream import StreamHooks, read_stream
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
@@ -64,7 +65,8 @@ class AppCalls:
         body = call_body(request, state, self.settings.use_api_threshold_bytes, encoder.encode)
         signing_key = self.keys.current().signing_key
         headers = {**call_headers(body, signing_key=signing_key, now_s=self.clock.now_ms() // 1000), **plan.headers}
-        url = call_url(fn.url, step)
+        # A run pinned to an app version calls that version (stepline.engine.pinning).
+        url = pinning.call_url(call_url(fn.url, step), run, self.settings.pin_app_versions)
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
             if resp.lines is not None:  # a checkpoint stream: each step is stored as it arrives
