@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from stepline.aws.resources import CRON_GROUP_SUFFIX
+from stepline.settings import parse_app_origins
 from stepline.webhooks.model import deployed_sources
 
 CONTEXT_PREFIX = "stepline:"
@@ -108,6 +109,9 @@ class StackConfig(BaseModel):
     # VPC). Off, outbound calls refuse every internal address; link-local and metadata addresses
     # stay refused either way (docs/security.md).
     allow_private_app_urls: bool = False
+    # Origins an app may be moved to by a plain sync (comma-separated ``https://host[:port]``);
+    # a sync moving an app anywhere else is refused unless forced (docs/security.md).
+    allowed_app_origins: str = ""
     # Runs of apps invoked by their Lambda ARN keep calling the version they started on
     # (stepline.engine.pinning); false sends every call to the registered alias.
     pin_app_versions: bool = True
@@ -201,6 +205,12 @@ class StackConfig(BaseModel):
         parse_steps_limits(value)  # raises ValueError naming the bad entry
         return value
 
+    @field_validator("allowed_app_origins")
+    @classmethod
+    def _app_origins(cls, value: str) -> str:
+        parse_app_origins(value)  # raises ValueError naming the bad entry
+        return value
+
     @field_validator("webhooks", mode="before")
     @classmethod
     def _webhooks_json(cls, value: Any) -> Any:
@@ -255,6 +265,7 @@ class StackConfig(BaseModel):
             "max_steps_by_function": self.max_steps_by_function,
             "retention_days": self.retention_days,
             "allow_private_app_urls": self.allow_private_app_urls,
+            "allowed_app_origins": parse_app_origins(self.allowed_app_origins),
             "pin_app_versions": self.pin_app_versions,
             "webhook_sources": self.webhook_sources_json(),
             "webhook_secret_prefix": self.webhook_secret_prefix,

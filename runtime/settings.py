@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -37,6 +38,32 @@ def parse_steps_limits(text: str) -> dict[str, int]:
             raise ValueError(f"{entry!r}: expected <function id>=<steps>, steps a positive integer")
         limits[fn_id.strip()] = int(count)
     return limits
+
+
+def parse_app_origins(text: str) -> list[str]:
+    """``"https://a.example.com, http://10.0.0.5:8080"`` as a list of origins; ValueError naming
+    the entry that is not ``http(s)://host[:port]`` (no path, query, fragment or user)."""
+    origins: list[str] = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        try:
+            parts = urlsplit(entry)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ValueError(f"{entry!r}: expected an origin, http(s)://host[:port], with no path")
+        origins.append(entry.rstrip("/"))
+    return origins
 
 
 class Settings(BaseModel):
