@@ -17,8 +17,8 @@ from typing import Any
 from stepline.engine import messages
 from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, BufferedStarts, event_doc
 from stepline.engine.flow.keys import digest, rule_key
+from stepline.engine.flow_records import FlowState
 from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
-from stepline.engine.records import FlowState
 from stepline.protocol.durations import parse_duration_ms
 
 MAX_BATCH_BYTES = 256 * 1024

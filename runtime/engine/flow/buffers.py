@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from stepline.engine.flow_records import FlowState
 from stepline.engine.ports import Clock, EventStore, FlowStateStore, FunctionRecord, StoredEvent
-from stepline.engine.records import FlowState
 from stepline.engine.scheduling import Waker
 
 # A buffer is kept this long past its fire time before it may expire; its timer empties it

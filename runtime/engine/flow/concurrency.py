@@ -61,9 +61,9 @@ from stepline.engine.flow.lines import (
     work_of,
 )
 from stepline.engine.flow.priority import factor_ms
+from stepline.engine.flow_records import LineEntry, SlotView
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, WorkQueue
-from stepline.engine.records import LineEntry, SlotView
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
 

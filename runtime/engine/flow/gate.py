@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepline.engine.flow.lines import Limit, Lines, Ticket, TicketState, line_page, quietly, slot_lease_ms, standing_of
-from stepline.engine.records import SlotView
+from stepline.engine.flow_records import SlotView
 
 _TAKE_ATTEMPTS = 3
 

@@ -13,8 +13,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from stepline.engine.flow.keys import digest, event_context, key_value
+from stepline.engine.flow_records import LineEntry, SlotView
 from stepline.engine.ports import Clock, FunctionRecord, SlotStore
-from stepline.engine.records import LineEntry, SlotView
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
