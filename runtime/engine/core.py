@@ -9,6 +9,7 @@ ingest's ``accept`` reached through the engine when it is called (``_emit``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stepline.engine import messages
@@ -94,6 +95,25 @@ class Engine:
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         # One outbound client, under the address policy, for the apps and step.ai.infer's models.
         caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
+        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
+        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
+        self.erasure = Erasure(
+            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
+        )
+        # Expiry past the retention period rides on the sweep: no schedule of its own.
+        self.retention = Retention(b.eraser, b.queue, self.clock)
+        # The messages the executor hands on, by kind (the ones about one run's steps are its own).
+        handlers: dict[str, Callable[[dict[str, Any]], object]] = {
+            messages.SWEEP: self._sweep,
+            messages.EXPIRE: self.retention.handle,
+            messages.ERASE: self.erasure.handle,
+            messages.MATCH_WAITERS: self.waits.go_on,
+            messages.CRON: self.crons.fire,
+            messages.START: self.ingest.start,
+            messages.DEBOUNCE: flow.debounce.fire,
+            messages.BATCH: flow.batching.fire,
+            messages.RUN_TIMEOUT: self._run_timeout,
+        }
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -111,34 +131,21 @@ class Engine:
             self.resumer,
             self.starter,
             keys=self.keys,
+            handlers=handlers,
         )
         self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
-        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
-        self.erasure = Erasure(
-            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
-        )
-        # Expiry past the retention period rides on the sweep: no schedule of its own.
-        self.retention = Retention(b.eraser, b.queue, self.clock)
-        self.executor.handlers[messages.SWEEP] = self._sweep
-        self.executor.handlers[messages.EXPIRE] = self.retention.handle
-        self.executor.handlers[messages.ERASE] = self.erasure.handle
-        self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
         # step.ai.infer's model requests, made by the engine while the app is not running.
         self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
         self.executor.handlers[messages.AI_CALL] = self.ai.handle
-        self.executor.handlers[messages.CRON] = self.crons.fire
-        self.executor.handlers[messages.START] = self.ingest.start
-        self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
-        self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
-        self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
-            body["run_id"], "the run did not finish within timeouts.finish"
-        )
 
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)
+
+    def _run_timeout(self, body: dict[str, Any]) -> None:
+        run_id = messages.RunTimeout.from_body(body).run_id
+        self.cancellation.cancel(run_id, "the run did not finish within timeouts.finish")
 
     def _sweep(self, body: dict[str, Any]) -> None:
         self.sweeper.handle(body)
