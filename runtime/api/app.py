@@ -55,11 +55,13 @@ class ApiResolver(APIGatewayHttpResolver):
         self._serving = event
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        self._serving = APIGatewayProxyEventV2(dict(event))
+        # A handler may cause a request to this same resolver before it answers (an app invoked
+        # in-process registering through it): the outer request is served on once that returns.
+        outer, self._serving = self._serving, APIGatewayProxyEventV2(dict(event))
         try:
             return super().resolve(event, context)
         finally:
-            self._serving = None
+            self._serving = outer
 
 
 def build_api(engine: Engine) -> APIGatewayHttpResolver:
