@@ -196,6 +196,7 @@ _RUN_FIELDS: dict[str, str] = {
     "lease_until": "n",
     "origin": "o",
     "wake_at": "n",
+    "trace": "s",
 }
 
 
@@ -257,6 +258,7 @@ def run_from_item(item: Item) -> Run:
         lease_until=get_int(item, "lease_until"),
         origin=get_json(item, "origin"),
         wake_at=get_int(item, "wake_at"),
+        trace=get_str(item, "trace"),
     )
 
 

@@ -26,6 +26,8 @@ from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
 from stepline.settings import Settings
+from stepline.telemetry import Telemetry
+from stepline.telemetry.setup import telemetry_from_env
 
 
 class Engine:
@@ -37,6 +39,7 @@ class Engine:
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
         keys: KeyRing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings or Settings()
@@ -92,6 +95,13 @@ class Engine:
         )
         # Expiry past the retention period rides on the sweep: no schedule of its own.
         self.retention = Retention(b.eraser, b.queue, self.clock)
+        # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
+        self.telemetry = telemetry or telemetry_from_env(self.clock)
+        if self.telemetry.runs is None:
+            self.telemetry.runs = b.runs
+        for part in (self.starter, self.resumer, self.lifecycle, self.executor, self.delivery, flow):
+            part.telemetry = self.telemetry
+        self.executor.concurrency.telemetry = self.telemetry
         self.executor.handlers[messages.SWEEP] = self._sweep
         self.executor.handlers[messages.EXPIRE] = self.retention.handle
         self.executor.handlers[messages.ERASE] = self.erasure.handle

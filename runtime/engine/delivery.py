@@ -37,6 +37,7 @@ from stepline.engine.ports import (
 )
 from stepline.engine.retry import backoff_ms
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, Telemetry
 
 if TYPE_CHECKING:
     from stepline.engine.executor import Executor
@@ -86,6 +87,7 @@ class Delivery:
         self.lifecycle = lifecycle
         self.clock = clock
         self.settings = settings
+        self.telemetry: Telemetry = NOOP
 
     # -- one delivery --------------------------------------------------------------------------
     def deliver(self, message: QueueMessage, *, budget_ms: int | None = None) -> Outcome:
@@ -93,6 +95,7 @@ class Delivery:
         with the message (acknowledge it, or leave it to come back)."""
         body = message.body
         kind = messages.kind_of(body)
+        self.telemetry.message(body)
         problem = messages.problem(body, self.executor.handlers)
         if problem is not None:
             return self._bury(message, f"{kind} message is malformed: {problem}", well_formed=False)
@@ -130,6 +133,7 @@ class Delivery:
             self._retry(message)
             return Outcome.RETRY
         log.error("dead-lettered: %s (run %s)", error, run_id or "-")
+        self.telemetry.dead_letter(messages.kind_of(body))
         try:
             if well_formed:
                 self.executor.concurrency.abandon(body)

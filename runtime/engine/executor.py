@@ -74,6 +74,7 @@ from stepline.protocol.calls import (
 )
 from stepline.protocol.signing import sign
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, StepStatus, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class Executor:
         self.pause: Callable[[float], None] = time.sleep
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
+        self.telemetry: Telemetry = NOOP  # spans, metrics, log fields (stepline.telemetry)
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, body: dict[str, Any], *, budget_ms: int | None = None) -> None:
@@ -269,6 +271,7 @@ class Executor:
             self.runs.remove_pending(run_id, claimed)
             return
         fn = self._function(state.run.fn_id)
+        self.telemetry.invocation(state.run)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
         inv = _Invocation(
             state,
@@ -345,6 +348,7 @@ class Executor:
         if signing_key:
             headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
         url = call_url(inv.function.url, nxt.step)
+        call = self.telemetry.call_began(run, nxt.step, nxt.attempt, headers)
         inv.call_started = self.clock.now_ms()
         try:
             resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
@@ -366,6 +370,7 @@ class Executor:
                 no_retry=False,
                 status=0,
             )
+        call.ended(result.status, result.error if result.kind == "error" else None)
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
@@ -502,7 +507,9 @@ class Executor:
     ) -> list[dict[str, Any]]:
         """The step's failed attempts with this one added."""
         before = nxt.failures if nxt.step == step else []
-        return [*before, failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)]
+        failure = failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)
+        self.telemetry.step(inv.state.run, step, "StepError", attempt, StepStatus.RETRYING, error, inv.call_started)
+        return [*before, failure]
 
     def _retry_later(self, inv: _Invocation, nxt: _Next, retry_at_ms: int | None) -> None:
         at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
@@ -538,6 +545,18 @@ class Executor:
         stored = self.runs.commit_memo(inv.state.run.run_id, memo)
         if stored:
             inv.state.memos.append(memo)
+            status = StepStatus.ERROR if "error" in value else StepStatus.OK
+            self.telemetry.step(
+                inv.state.run,
+                op.id,
+                op.op,
+                detail["attempt"],
+                status,
+                value.get("error"),
+                inv.call_started,
+                name=op.display,
+                checkpointed=checkpointed,
+            )
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
             fresh = self.runs.load_run(inv.state.run.run_id)

@@ -13,6 +13,7 @@ from stepline.engine.ids import seeded_ulid
 from stepline.engine.ops.invoke import parse_correlation
 from stepline.engine.ports import AppStore, Clock, Run, RunState, RunStatus, RunStore
 from stepline.protocol.calls import memo_data, memo_error
+from stepline.telemetry import NOOP, Telemetry
 
 if TYPE_CHECKING:
     from stepline.engine.cancellation import Cancellation
@@ -59,6 +60,7 @@ class Lifecycle:
         self.resumer = resumer
         self.cancellation = cancellation
         self.waits = waits
+        self.telemetry: Telemetry = NOOP
 
     def cancel(self, run_id: str, reason: str | None = None) -> Run | None:
         return self.cancellation.cancel(run_id, reason)
@@ -94,6 +96,7 @@ class Lifecycle:
         self.run_finished(state.run)
 
     def run_finished(self, run: Run) -> None:
+        self.telemetry.run_ended(run)
         trigger = run.events[0] if run.events else {}
         self._answer_invoker(run, trigger)
         data: dict[str, Any] = {

@@ -129,6 +129,10 @@ class Run:
     # at creation, then, at each lease release, the earliest due time of what it waits on. None
     # once it ended. The sweeper (stepline.engine.sweeper) re-arms runs left well past it.
     wake_at: int | None = None
+    # The run's trace context: the W3C traceparent of its root span (stepline.telemetry), made
+    # when it is created, so every span of every invocation joins one trace. None for runs
+    # created before it was kept.
+    trace: str | None = None
 
 
 @dataclass

@@ -114,6 +114,7 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "lease_until": ("lease_until", _plain),
     "origin": ("origin_json", _json_or_null),
     "wake_at": ("wake_at", _plain),
+    "trace": ("trace", _plain),
 }
 
 
@@ -143,6 +144,7 @@ def run_from_row(row: sqlite3.Row) -> Run:
         lease_until=row["lease_until"],
         origin=loads(row["origin_json"]),
         wake_at=row["wake_at"],
+        trace=row["trace"],
     )
 
 

@@ -35,6 +35,7 @@ from stepline.engine.ports import (
 )
 from stepline.engine.runs import RunStarter, run_id_for, run_id_for_events
 from stepline.engine.scheduling import Waker
+from stepline.telemetry import NOOP, FlowLimit, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class FlowControl:
         self.buffers = Buffers(flow_state, events)
         self.debounce = Debouncer(self)
         self.batching = Batcher(self)
+        self.telemetry: Telemetry = NOOP
         # Cancels a run (singleton mode "cancel"); set by the Engine, which owns cancellation.
         self.cancel: Callable[[str, str], Any] | None = None
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
@@ -114,6 +116,7 @@ class FlowControl:
             return []
         at = throttle.start_at(self.flow_state, fn, context, now)
         if at > now:
+            self.telemetry.flow_wait(message["run_id"], FlowLimit.THROTTLE, now, at)
             self.waker.at(message, at)
             # A delayed start is due later than its creation: tell the sweeper when (one write
             # per throttled start, and only while the run still waits for it).

@@ -53,6 +53,7 @@ from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, Wo
 from stepline.engine.records import LineEntry, SlotView
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, FlowLimit, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +215,7 @@ class Concurrency:
         self._local = threading.local()
         self._woken: dict[tuple[str, str], int] = {}
         self._woken_lock = threading.Lock()
+        self.telemetry: Telemetry = NOOP
 
     # -- one delivery of a call message ------------------------------------------------------
     @contextmanager
@@ -272,6 +274,9 @@ class Concurrency:
             if not _standing(other, limit.limit, now).admits(ticket.position, in_line=False):
                 self.move(ticket, limit)
                 return False
+        entry = next((e for e in view.line if e.position == ticket.position), None)
+        if entry is not None and isinstance(ticket.body.get("run_id"), str):
+            self.telemetry.flow_wait(ticket.body["run_id"], FlowLimit.CONCURRENCY, entry.created_at, now)
         return True
 
     # -- around the executor's calls ---------------------------------------------------------

@@ -27,6 +27,7 @@ from stepline.sdk.env import ClientEnv
 from stepline.sdk.errors import CodedError, SdkError
 from stepline.sdk.function import Function
 from stepline.sdk.serve import streaming as streamed
+from stepline.sdk.tracing import TRACEPARENT
 from stepline.sdk.transport import TransportError
 from stepline.sdk.version import SDK_HEADER, SDK_LANGUAGE, VERSION
 
@@ -125,6 +126,7 @@ class Handler:
                     logger=self.client.logger,
                     fetch=self.client.fetch_run_data,
                     checkpoint=checkpoint,
+                    traceparent=request.header(TRACEPARENT),
                 )
 
             if mode is checkpointing.Mode.STREAM:
@@ -347,6 +349,7 @@ class Handler:
                 logger=self.client.logger,
                 fetch=self.client.fetch_run_data,
                 checkpoint=checkpoint,
+                traceparent=request.header(TRACEPARENT),
             )
 
         if mode is checkpointing.Mode.STREAM:
