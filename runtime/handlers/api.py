@@ -17,9 +17,11 @@ from stepline.engine.core import Engine
 from stepline.engine.payload_policy import LAMBDA_RESPONSE_MAX_BYTES
 from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
+from stepline.telemetry.logs import install_json
 
 SERVICE = "stepline-api"
 logger = Logger(service=SERVICE)
+install_json(logger)  # the runtime's lines as this logger's JSON, with run id, function id, trace id
 
 
 def make_handler(engine: Engine):

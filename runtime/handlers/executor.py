@@ -26,9 +26,11 @@ from stepline.engine.delivery import Outcome
 from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
 from stepline.settings import DEADLINE_MARGIN_S
+from stepline.telemetry.logs import install_json
 
 SERVICE = "stepline-executor"
 logger = Logger(service=SERVICE)
+install_json(logger)  # the runtime's lines as this logger's JSON, with run id, function id, trace id
 metrics = Metrics(namespace="Stepline", service="executor")
 
 
