@@ -28,7 +28,10 @@ def make_handler(engine: Engine):
     resolver = build_api(engine)
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = resolver.resolve(event, context)
+        try:
+            response = resolver.resolve(event, context)
+        finally:
+            engine.telemetry.flush()  # runs started (and checkpointed steps) by this request
         size = len(json.dumps(response).encode())
         if size <= LAMBDA_RESPONSE_MAX_BYTES:
             return response

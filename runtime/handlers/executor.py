@@ -58,9 +58,12 @@ def make_handler(engine: Engine):
                 raise RedeliverLater(record.message_id)
             dead += outcome is Outcome.DEAD
 
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        try:
+            response = process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        finally:
+            engine.telemetry.flush()  # this invocation's run metrics and spans, before it freezes
         records = len(event.get("Records") or [])
         failed = len(response.get("batchItemFailures") or [])
         metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=records - failed)

@@ -21,6 +21,8 @@ from stepline.engine.keys import KeyRing, Keys, RefreshingKeys, StaticKeys
 from stepline.engine.ports import Clock
 from stepline.protocol.signing import hash_signing_key
 from stepline.settings import Settings
+from stepline.telemetry.metrics import EmfMetrics
+from stepline.telemetry.setup import telemetry_from_env
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,10 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
                 backend = open_aws_backend(
                     AwsNames.from_settings(settings), clock=None, retention_ms=settings.retention_ms
                 )
-                _engine = Engine(backend, settings, keys=keys)
+                # Metrics as CloudWatch EMF lines, flushed at the end of each invocation
+                # (stepline.handlers); traces when OTEL_* configures an exporter.
+                telemetry = telemetry_from_env(None, EmfMetrics())
+                _engine = Engine(backend, settings, keys=keys, telemetry=telemetry)
     return _engine
 
 

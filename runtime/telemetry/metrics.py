@@ -109,6 +109,7 @@ _ENDED = {
     RunStatus.CANCELLED.value: "RunsCancelled",
 }
 NAMESPACE = "Stepline"
+EMF_MAX_VALUES = 100
 
 
 class EmfMetrics:
@@ -133,7 +134,13 @@ class EmfMetrics:
             return metrics
 
     def _add(self, dimension: str, value: str, name: str, unit: str, amount: float) -> None:
-        self._set(dimension, value).add_metric(name=name, unit=unit, value=amount)
+        metrics = self._set(dimension, value)
+        metrics.add_metric(name=name, unit=unit, value=amount)
+        # EMF takes at most 100 values of a metric in one line: a long invocation writes several.
+        if len(metrics.metric_set.get(name, {}).get("Value", ())) >= EMF_MAX_VALUES:
+            with self._lock:
+                self._sets.pop((dimension, value), None)
+            metrics.flush_metrics()
 
     def run_started(self, fn_id: str) -> None:
         self._add("FunctionId", fn_id, "RunsStarted", "Count", 1)
