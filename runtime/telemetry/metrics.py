@@ -116,7 +116,8 @@ class EmfMetrics:
     """``RunMetrics`` as CloudWatch metrics: powertools' embedded metric format, one metric set
     per function (dimension ``FunctionId``), written to the log on ``flush``."""
 
-    def __init__(self, namespace: str = NAMESPACE, service: str = "executor") -> None:
+    def __init__(self, namespace: str = NAMESPACE, service: str | None = None) -> None:
+        """``service``: None for powertools' own (POWERTOOLS_SERVICE_NAME, which the stack sets)."""
         self.namespace = namespace
         self.service = service
         self._lock = threading.Lock()
