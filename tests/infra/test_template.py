@@ -244,7 +244,7 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
     assert routes == sorted([
         "POST /e/{key}", "POST /e", "POST /fn/register", "GET /v0/{proxy+}", "GET /v1/{proxy+}",
         "POST /v1/checkpoint/{run_id}/async", "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /v1/dead-letters",
-        "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}",
+        "GET /metrics", "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}",
     ])
     _, stage = synthesized.one("AWS::ApiGatewayV2::Stage")
     props = stage["Properties"]
