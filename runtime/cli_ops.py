@@ -129,12 +129,14 @@ def _origin(run: dict[str, Any]) -> str:
     return ""
 
 
-def waiting_on(run: dict[str, Any]) -> str:
-    """What a live run is doing now, from its open steps: "sleeping 'nap' until 12:00:03"."""
+def waiting_on(run: dict[str, Any], missed: list[dict[str, Any]] | None = None) -> str:
+    """What a live run is doing now, from its open steps: "sleeping 'nap' until 12:00:03".
+    ``missed`` are sleeps and waits that began and ended between two looks: they are named too
+    ("slept 'nap' for 3.0s"), so a follower never loses one to a slow poll."""
     steps = run.get("steps") or []
     done = sum(1 for s in steps if s["status"] in ("Completed", "Failed"))
     now = [s for s in steps if s["status"] in ("Sleeping", "Waiting", "Running")]
-    parts = []
+    parts = [_settled_wait(step) for step in missed or []]
     for step in now:
         given = step.get("input") or {}
         if step["status"] == "Sleeping":
@@ -146,6 +148,28 @@ def waiting_on(run: dict[str, Any]) -> str:
         else:
             parts.append(f"running {step['name']!r}")
     return f"{done} step{'s' if done != 1 else ''} done" + (", " + "; ".join(parts) if parts else "")
+
+
+def _settled_wait(step: dict[str, Any]) -> str:
+    took = duration(step["duration_ms"]) if isinstance(step.get("duration_ms"), int) else "?"
+    if step["kind"] == "sleep":
+        return f"slept {step['name']!r} for {took}"
+    given = step.get("input") or {}
+    target = given.get("event") if step["kind"] == "wait" else given.get("function_id")
+    return f"waited for {target!r} for {took}"
+
+
+def missed_waits(run: dict[str, Any], shown: set[str]) -> list[dict[str, Any]]:
+    """Settled sleeps, event waits and invokes of ``run`` that ``shown`` (the step ids a follower has
+    already reported open or settled) does not hold; adds every such step id, open or settled, to it."""
+    missed = []
+    for step in run.get("steps") or []:
+        if step["kind"] not in ("sleep", "wait", "invoke") or step["step_id"] in shown:
+            continue
+        shown.add(step["step_id"])
+        if step["status"] in ("Completed", "Failed"):
+            missed.append(step)
+    return missed
 
 
 def render_timeline(run: dict[str, Any], out: TextIO, width: int = 28) -> None:
@@ -327,6 +351,7 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     look (already going when tail started) is named by what it is doing, not "started"."""
     seen: dict[str, str] = {}  # run id -> last status line state
     progress: dict[str, str] = {}
+    shown: dict[str, set[str]] = {}  # run id -> ids of the sleeps and waits already reported
     first = True
     looked_ms: int | None = None  # the server's clock at the previous look
     deadline = time.monotonic() + args.seconds if args.seconds else None
@@ -344,6 +369,12 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                     continue  # ended before we started watching
                 label = f"{run_id}  {run['function_id']}"
                 detail = client.call("GET", f"/v1/runs/{_q(run_id)}")["data"] if status == "Running" else None
+                if detail is None and before == "Running" and status != before:
+                    # Ended since the last look: name the sleeps and waits it passed unseen.
+                    ended = client.call("GET", f"/v1/runs/{_q(run_id)}")["data"]
+                    missed = missed_waits(ended, shown.setdefault(run_id, set()))
+                    if missed:
+                        _line(out, f"progress   {label}  {waiting_on(ended, missed)}")
                 if before is None:
                     extra = f"  ({_origin(run)})" if _origin(run) else ""
                     event = f"  on {run['event_name']}" if run.get("event_name") else ""
@@ -352,13 +383,16 @@ def cmd_tail(client: Client, args: argparse.Namespace, out: TextIO) -> int:
                     word = "started" if new_since or detail is None else activity(detail)
                     now = f"  {waiting_on(detail)}" if detail is not None and word != "started" else ""
                     _line(out, f"{word:<10} {label}{event}{extra}{now}")
-                    if detail is not None:
+                    if detail is not None and word != "started":
+                        # Already going when tail began: what it did before is not news.
+                        missed_waits(detail, shown.setdefault(run_id, set()))
                         progress[run_id] = waiting_on(detail)
                 if detail is not None:
+                    missed = missed_waits(detail, shown.setdefault(run_id, set()))
                     now = waiting_on(detail)
-                    if progress.get(run_id) != now:
+                    if progress.get(run_id) != now or missed:
                         progress[run_id] = now
-                        _line(out, f"progress   {label}  {now}")
+                        _line(out, f"progress   {label}  {waiting_on(detail, missed)}")
                 elif before != status:
                     took = duration(_run_duration(run, _now_ms()))
                     what = {"Completed": "completed", "Failed": "failed", "Cancelled": "cancelled"}[status]

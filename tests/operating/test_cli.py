@@ -15,6 +15,7 @@ from datetime import datetime
 
 import pytest
 
+from stepline.cli_ops import missed_waits, waiting_on
 from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.protocol.signing import hash_signing_key
 from stepline.settings import Settings
@@ -29,16 +30,26 @@ def stepline(url: str, *args: str, env: dict | None = None, timeout: float = 30)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
     return subprocess.run(
         [sys.executable, "-m", "stepline.cli", *args, "--url", url],
-        capture_output=True, text=True, timeout=timeout, env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, **(env or {})},
     )
 
 
 def stepline_all(*calls: tuple[str, ...], env: dict | None = None) -> list[subprocess.CompletedProcess]:
     """Independent commands at once (each spends most of its time starting Python)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
-    procs = [subprocess.Popen([sys.executable, "-m", "stepline.cli", *args[1:], "--url", args[0]],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**clean, **(env or {})})
-             for args in calls]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "stepline.cli", *args[1:], "--url", args[0]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**clean, **(env or {})},
+        )
+        for args in calls
+    ]
     done = []
     for proc in procs:
         out, err = proc.communicate(timeout=30)
@@ -115,8 +126,20 @@ def test_runs_json_prints_the_api_reply(ops):
 def test_dev_on_a_busy_port_says_so_in_one_line(ops, tmp_path):
     port = ops.url.rsplit(":", 1)[1]
     done = subprocess.run(
-        [sys.executable, "-m", "stepline.cli", "dev", "--port", port, "--db", str(tmp_path / "dev.db"), "--no-discovery"],
-        capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "stepline.cli",
+            "dev",
+            "--port",
+            port,
+            "--db",
+            str(tmp_path / "dev.db"),
+            "--no-discovery",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
@@ -177,9 +200,22 @@ def test_send_then_run_prints_the_step_timeline(ops, pipeline):
 def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "stepline.cli", "tail", "--url", ops.url, "--interval", "0.2",
-         "--function", "ops-app-pipeline"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean,
+        [
+            sys.executable,
+            "-m",
+            "stepline.cli",
+            "tail",
+            "--url",
+            ops.url,
+            "--interval",
+            "0.2",
+            "--function",
+            "ops-app-pipeline",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -204,8 +240,14 @@ def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
         # runs can take over a second on a loaded machine, and a shorter sleep was missed then.
         run_id = ops.run_of(ops.send("ops/order.placed", {"key": key(), "sleep_s": 3, "wait_s": 1}))["run_id"]
         until(lambda line: f"started    {run_id}" in line and "on ops/order.placed" in line)
-        until(lambda line: f"progress   {run_id}" in line and "sleeping 'cool-down' until" in line)
-        until(lambda line: f"progress   {run_id}" in line and "waiting for 'ops/receipt.sent'" in line)
+        # Seen open ("sleeping ... until") when a look falls inside it, else named once it is over
+        # ("slept ... for"): a look slower than the sleep must not lose it.
+        until(
+            lambda line: f"progress   {run_id}" in line and re.search(r"(sleeping|slept) 'cool-down' (until|for)", line)
+        )
+        until(
+            lambda line: f"progress   {run_id}" in line and re.search(r"(waiting|waited) for 'ops/receipt.sent'", line)
+        )
         done = until(lambda line: run_id in line and line.split()[1] in ("completed", "failed", "cancelled"))
         assert done.split()[1] == "completed" and "after" in done
     finally:
@@ -215,6 +257,20 @@ def test_tail_follows_runs_as_they_start_wait_and_finish(ops):
     progress = [line for line in seen if f"progress   {run_id}" in line]
     counts = [int(line.split("  ")[-1].split()[0]) for line in progress]
     assert counts == sorted(counts) and counts[-1] >= 4
+
+
+def test_tail_names_the_sleeps_and_waits_that_passed_between_two_looks(ops):
+    # A run that slept and waited, seen only once it was over (as by a look slower than its sleep):
+    # each sleep and wait is named, and not again once shown.
+    run_id = ops.run_of(ops.send("ops/order.placed", {"key": key(), "sleep_s": 1, "wait_s": 1}))["run_id"]
+    ops.wait_done(run_id)
+    run = ops.run(run_id)
+    shown: set[str] = set()
+    missed = missed_waits(run, shown)
+    assert [(s["kind"], s["name"]) for s in missed] == [("sleep", "cool-down"), ("wait", "wait-receipt")]
+    line = waiting_on(run, missed)
+    assert re.search(r"steps done, slept 'cool-down' for \d\.\ds; waited for 'ops/receipt.sent' for", line), line
+    assert missed_waits(run, shown) == []
 
 
 def test_tail_names_a_run_already_going_by_what_it_is_doing(ops):
@@ -253,6 +309,7 @@ def test_a_deployed_api_takes_the_operator_key(cloud):
     assert ok(stepline(cloud, "runs", "--status", "Failed", env={"STEPLINE_OPERATOR_KEY": OPERATOR_KEY})) == "no runs\n"
     assert ok(stepline(cloud, "runs", "--status", "Failed", env={"STEPLINE_SIGNING_KEY": SIGNING_KEY})) == "no runs\n"
     [event_id] = ok(sent).split()
-    code, body = http("GET", f"{cloud}/v1/events/{event_id}",
-                      headers={"Authorization": f"Bearer {hash_signing_key(SIGNING_KEY)}"})
+    code, body = http(
+        "GET", f"{cloud}/v1/events/{event_id}", headers={"Authorization": f"Bearer {hash_signing_key(SIGNING_KEY)}"}
+    )
     assert code == 200 and body["data"]["name"] == "ops/anything"
