@@ -65,3 +65,21 @@ def test_trace_contexts_round_trip_and_bad_ones_are_none():
     assert RunTrace.parse(trace.traceparent()) == trace
     for bad in (None, "", "00-" + "0" * 32 + "-" + "1" * 16 + "-01", "01-abc", "00-xyz"):
         assert RunTrace.parse(bad) is None
+
+
+@pytest.mark.parametrize("handler", ["stepline.handlers.api", "stepline.handlers.executor"])
+def test_a_lambda_without_an_exporter_loads_no_opentelemetry(handler):
+    """Cold start does not grow with the layer's OpenTelemetry: the handler, its engine and a
+    metrics flush, with no OTEL_* set, load none of it (nor the Prometheus client)."""
+    code = textwrap.dedent(
+        f"""
+        import {handler}
+        from stepline.telemetry.metrics import EmfMetrics
+        from stepline.telemetry.setup import telemetry_from_env
+        telemetry_from_env(None, EmfMetrics()).flush()
+        """
+    )
+    env = {"LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_NAME": "stepline-test", "AWS_REGION": "us-east-1",
+           "POWERTOOLS_TRACE_DISABLED": "true"}
+    modules = modules_after(code, env)
+    assert loaded(modules, ("opentelemetry", "prometheus_client", "google.protobuf")) == []
