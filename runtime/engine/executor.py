@@ -545,18 +545,7 @@ class Executor:
         stored = self.runs.commit_memo(inv.state.run.run_id, memo)
         if stored:
             inv.state.memos.append(memo)
-            status = StepStatus.ERROR if "error" in value else StepStatus.OK
-            self.telemetry.step(
-                inv.state.run,
-                op.id,
-                op.op,
-                detail["attempt"],
-                status,
-                value.get("error"),
-                inv.call_started,
-                name=op.display,
-                checkpointed=checkpointed,
-            )
+            self.telemetry.memo_committed(inv.state.run, memo, inv.call_started)
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
             fresh = self.runs.load_run(inv.state.run.run_id)

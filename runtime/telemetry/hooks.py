@@ -20,7 +20,7 @@ from stepline.telemetry import logs
 from stepline.telemetry.trace_context import RunTrace
 
 if TYPE_CHECKING:
-    from stepline.engine.ports import Clock, PendingOp, Run, RunStore
+    from stepline.engine.ports import Clock, Memo, PendingOp, Run, RunStore
 
 
 class FlowLimit(str, Enum):
@@ -186,6 +186,25 @@ class Telemetry:
         now = self._now()
         settled = StepAttempt(step_id, name, kind, attempt, status, min(started_ms, now), now, error, checkpointed)
         self.step_settled(run, settled)
+
+    def memo_committed(self, run: Run, memo: Memo, started_ms: int) -> None:
+        """A step's memo was written by the attempt begun at ``started_ms`` (the memo's detail
+        names its op, attempt and whether it was checkpointed)."""
+        if self.tracer is None and self.metrics is None:
+            return
+        detail = memo.detail
+        error = memo.value.get("error")
+        self.step(
+            run,
+            memo.step_id,
+            str(detail.get("op") or "StepRun"),
+            int(detail.get("attempt") or 0),
+            StepStatus.ERROR if error is not None else StepStatus.OK,
+            error if isinstance(error, Mapping) else None,
+            started_ms,
+            name=memo.name,
+            checkpointed=bool(detail.get("checkpointed")),
+        )
 
     def step_settled(self, run: Run, attempt: StepAttempt) -> None:
         if self.metrics is not None:

@@ -257,6 +257,7 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
         "POST /e/{key}": event_api, "POST /e": event_api,
         "POST /fn/register": sdk, "GET /v0/{proxy+}": sdk, "GET /v1/{proxy+}": sdk,
         "POST /v1/checkpoint/{run_id}/async": sdk, "POST /v1/{proxy+}": operator, "DELETE /v1/{proxy+}": operator, "GET /v1/dead-letters": operator,
+        "GET /metrics": operator,
     }
     log_format = json.loads(props["AccessLogSettings"]["Format"])
     assert log_format["route"] == "$context.routeKey"

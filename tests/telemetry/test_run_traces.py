@@ -237,3 +237,29 @@ def test_a_replayed_run_is_a_trace_of_its_own(backend, clock):
     first, second = RunSpans.of(exporter, original), RunSpans.of(exporter, again)
     assert first.root.context.trace_id != second.root.context.trace_id
     assert [s.attributes["stepline.step.id"] for s in second.named("step ")] == ["a"]
+
+
+def test_steps_stored_through_the_checkpoint_api_are_spans_of_the_run(backend, clock):
+    """The TypeScript SDK's way: steps POSTed to /v1/checkpoint while the call holds the run."""
+    from stepline.engine.ports import Run
+    from tests.checkpoint.test_endpoint import FN, TOKEN, Api, body_for, ts_step
+
+    engine, app, caller, exporter = make(backend, clock, {})
+    now = clock.now_ms()
+    run = Run(run_id="01JCHECKPOINTEDRUN00000001", fn_id=FN, app_id="t-app", status=RunStatus.RUNNING,
+              events=[{"name": "app/x", "data": {}}], event_ids=["e1"], created_at=now,
+              trace=engine.telemetry.new_run_trace())
+    backend.store.create_run(run)
+    assert backend.store.acquire_lease(run.run_id, TOKEN, now + 60_000, now)
+    clock.advance(2_000)
+    code, body = Api(engine).post(run.run_id, body_for(run.run_id, [ts_step("h1", 1, "one"), ts_step("h2", 2, "two")],
+                                                       request_started_at=now + 500))
+    assert code == 200, body
+
+    trace = RunTrace.parse(run.trace)
+    steps = [s for s in exporter.get_finished_spans() if s.name.startswith("step ")]
+    assert sorted(s.name for s in steps) == ["step one", "step two"]
+    for span in steps:
+        assert span.context.trace_id == trace.trace_id and span.parent.span_id == trace.span_id
+        assert span.attributes["stepline.step.checkpointed"] is True
+        assert span.start_time == (now + 500) * 1_000_000 and span.end_time == (now + 2_000) * 1_000_000
