@@ -4,7 +4,9 @@
   get their trace context, for the logs, and every hook returns at its first line);
 * tracing on: every run sampled (100%), each span exported with the OpenTelemetry SDK's batch
   processor over OTLP/HTTP to a receiver on loopback (a thread of this process that reads and
-  drops the requests, so the exporter does all the work a real one would).
+  drops the requests, so the exporter does all the work a real one would);
+* and, timed apart, what the hooks of one step cost with no exporter (a step with a call's
+  hooks and its memo's: with the call overhead of every step counted, the worst case).
 
 Each configuration gets a fresh runtime on the same port (the apps know it) and runs the same
 runs, one configuration after the other; the table gives the median and the spread (min-max) of
@@ -70,6 +72,26 @@ def exporting(receiver: Receiver) -> Telemetry:
     return Telemetry(None, tracer)
 
 
+def hook_cost_us() -> float:
+    """Microseconds the hooks of one streamed step cost with no exporter (what a step does
+    besides its memo write: a call's share of ``call_began``/``ended``, ``memo_committed``)."""
+    import timeit
+
+    from stepline.engine.ports import Memo, Run, RunStatus
+
+    telemetry = Telemetry(None)
+    run = Run("r", "f", "a", RunStatus.RUNNING, [], [], 0, trace=telemetry.new_run_trace())
+    memo = Memo("s", {"data": 1}, "seq", "s", {"op": "StepRun", "attempt": 0, "checkpointed": True})
+
+    def one_step() -> None:
+        call = telemetry.call_began(run, "step", 0, {})
+        telemetry.memo_committed(run, memo, 0)
+        call.ended(200, None)
+
+    rounds = 200_000
+    return min(timeit.repeat(one_step, number=rounds, repeat=5)) / rounds * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=100)
@@ -113,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})")
         print(f"| {mode.title} | {' | '.join(cells)} |")
     print(f"exported: {receiver.requests} OTLP requests, {receiver.bytes / 1024:.0f} KiB")
+    cost = hook_cost_us()
+    fastest = statistics.median(rates[(modes[0].key, "no exporter")])
+    share = cost / (1e6 / fastest) * 100
+    step = f"{share:.2f}% of a {modes[0].title} step at the median rate"
+    print(f"no exporter, the hooks of one step: {cost:.2f} us ({step})")
     return 0
 
 

@@ -11,6 +11,7 @@ configured (``stepline.telemetry.setup``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -119,11 +120,7 @@ class Telemetry:
         self.runs: RunStore | None = None
 
     def _now(self) -> int:
-        if self.clock is not None:
-            return self.clock.now_ms()
-        import time
-
-        return int(time.time() * 1000)
+        return self.clock.now_ms() if self.clock is not None else int(time.time() * 1000)
 
     # -- runs ------------------------------------------------------------------------------------
     def new_run_trace(self) -> str:
