@@ -71,14 +71,15 @@ class Bench:
         self.counter = AwsRequestCounter(runtime.backend)
         self.finished = threading.Event()
         self.waiting_for = ""
-        original = runtime.engine.lifecycle.run_finished
+        original = runtime.engine.ending.end
 
-        def on_finished(run: Any) -> None:
-            original(run)
-            if run.fn_id == self.waiting_for:
+        def on_end(state: Any, *args: Any, **kwargs: Any) -> bool:
+            written = original(state, *args, **kwargs)
+            if state.run.fn_id == self.waiting_for:
                 self.finished.set()
+            return written
 
-        runtime.engine.lifecycle.run_finished = on_finished  # type: ignore[method-assign]
+        runtime.engine.ending.end = on_end  # type: ignore[method-assign]
 
     def measure(self, rule: str, steps: int) -> Counter[str]:
         """AWS requests from sending the event(s) to the end of the run they start."""

@@ -189,15 +189,16 @@ class Bench:
         self.finished = threading.Event()
         self.watching = ""
         self.last: Any = None
-        original = self.runtime.engine.lifecycle.run_finished
+        original = self.runtime.engine.ending.end
 
-        def on_finished(run: Any) -> None:
-            original(run)
-            if run.fn_id == self.watching:
-                self.last = run
+        def on_end(state: Any, *args: Any, **kwargs: Any) -> bool:
+            written = original(state, *args, **kwargs)
+            if state.run.fn_id == self.watching:
+                self.last = state.run
                 self.finished.set()
+            return written
 
-        self.runtime.engine.lifecycle.run_finished = on_finished  # type: ignore[method-assign]
+        self.runtime.engine.ending.end = on_end  # type: ignore[method-assign]
         for url in app_urls:
             if not sync_app(url, self.runtime.settings, attempts=60, interval_s=0.5).ok:
                 raise SystemExit(f"could not sync the bench app at {url}")

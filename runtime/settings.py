@@ -179,7 +179,7 @@ class Settings(BaseModel):
 
     @property
     def lease_ms(self) -> int:
-        # Long enough that a live executor renews rarely (see Executor._ensure_lease), short
+        # Long enough that a live executor renews rarely (see engine.leases.Leases.renew), short
         # enough that a crashed one's run is picked up again within minutes.
         return int(self.step_timeout_s * 3 * 1000)
 

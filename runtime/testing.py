@@ -32,6 +32,7 @@ from stepline.engine.clock import ManualClock
 from stepline.protocol.calls import CallResult, Opcode, build_call_request, parse_call_response
 from stepline.protocol.durations import parse_duration_ms, parse_sleep_until_ms
 from stepline.protocol.jsoncanon import canonical_json, loads
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
 from stepline.sdk import execution
 from stepline.sdk.events import Event, EventData, to_wire_event
 from stepline.sdk.function import FAILED_EVENT, Function
@@ -39,16 +40,15 @@ from stepline.sdk.triggers import CronTrigger
 
 __all__ = ["ManualClock", "RecordedStep", "TestRun", "TestingError", "failure_event", "run"]
 
-DISCOVERY = "step"
 CRON_EVENT = "inngest/scheduled.timer"
 _KINDS = {
-    "StepRun": "run",
-    "StepError": "run",
-    "StepFailed": "run",
-    "StepPlanned": "run",
-    "Sleep": "sleep",
-    "WaitForEvent": "wait_for_event",
-    "InvokeFunction": "invoke",
+    Op.STEP_RUN: "run",
+    Op.STEP_ERROR: "run",
+    Op.STEP_FAILED: "run",
+    Op.STEP_PLANNED: "run",
+    Op.SLEEP: "sleep",
+    Op.WAIT_FOR_EVENT: "wait_for_event",
+    Op.INVOKE_FUNCTION: "invoke",
 }
 
 
@@ -148,7 +148,7 @@ class _Driver:
         self.memos: dict[str, dict[str, Any]] = {}
         self.stack: list[str] = []
         self.pending: set[str] = set()
-        self.work: list[tuple[str, int]] = [(DISCOVERY, 0)]
+        self.work: list[tuple[str, int]] = [(DISCOVERY_STEP_ID, 0)]
         self.timers: list[tuple[int, str, dict[str, Any]]] = []
         self.disable_immediate = False
         self.recorded: dict[str, RecordedStep] = {}
@@ -197,13 +197,14 @@ class _Driver:
             events=self.events,
             steps=self.memos,
             stack=self.stack,
-            disable_immediate=self.disable_immediate or target != DISCOVERY,
+            disable_immediate=self.disable_immediate or target != DISCOVERY_STEP_ID,
             use_api=False,
             version=-1,
             step_id=target,
         )
         body = execution.parse_body(loads(canonical_json(request)))
-        outcome = execution.call(self.fn, body, None if target == DISCOVERY else target, self._send, mocks=self.mocks)
+        step = None if target == DISCOVERY_STEP_ID else target
+        outcome = execution.call(self.fn, body, step, self._send, mocks=self.mocks)
         raw = json.dumps(outcome.body).encode()
         return parse_call_response(outcome.status, outcome.headers, raw, self.clock.now_ms())
 
@@ -211,34 +212,34 @@ class _Driver:
         if len(result.ops) > 1:
             self.disable_immediate = True
         for op in result.ops:
-            if op.id in self.memos or (op.id in self.pending and op.op not in ("StepRun", "StepError", "StepFailed")):
+            if op.id in self.memos or (op.id in self.pending and op.op not in RESULT_OPS):
                 continue  # already memoized, or a re-report of work in hand (docs/protocol.md §7.6)
             step = self._record(op)
             this_attempt = attempt if target == op.id else 0
-            if op.op == "StepRun":
+            if op.op == Op.STEP_RUN:
                 step.attempts += 1
                 step.output = op.data
                 self._commit(op.id, {"data": op.data})
-            elif op.op in ("StepError", "StepFailed"):
+            elif op.op in (Op.STEP_ERROR, Op.STEP_FAILED):
                 step.attempts += 1
-                final = op.op == "StepFailed" or result.no_retry or this_attempt + 1 >= self.fn.max_attempts
+                final = op.op == Op.STEP_FAILED or result.no_retry or this_attempt + 1 >= self.fn.max_attempts
                 if final:
                     step.error = _error(op.error)
                     self._commit(op.id, {"error": step.error})
                 else:
                     self._advance_to(result.retry_at_ms)
                     self._later(op.id, this_attempt + 1)
-            elif op.op == "StepPlanned":
+            elif op.op == Op.STEP_PLANNED:
                 self._later(op.id, 0)
-            elif op.op == "Sleep":
+            elif op.op == Op.SLEEP:
                 self.pending.add(op.id)
                 self.timers.append((parse_sleep_until_ms(op.sleep_value, self.clock.now_ms()), op.id, {"data": None}))
-            elif op.op == "WaitForEvent":
+            elif op.op == Op.WAIT_FOR_EVENT:
                 self._wait(op, step)
-            elif op.op == "InvokeFunction":
+            elif op.op == Op.INVOKE_FUNCTION:
                 self._invoke(op, step)
             else:
-                raise TestingError(f"step {op.display!r}: unknown opcode {op.op!r}")
+                raise TestingError(f"step {op.display!r}: unknown opcode {op.wire_op!r}")
 
     # -- durable operations --------------------------------------------------------------------
     def _wait(self, op: Opcode, step: RecordedStep) -> None:
@@ -296,13 +297,13 @@ class _Driver:
     def _record(self, op: Opcode) -> RecordedStep:
         step = self.recorded.get(op.id)
         if step is None:
-            name = op.name if op.op in ("Sleep", "WaitForEvent") else op.display
+            name = op.name if op.op in (Op.SLEEP, Op.WAIT_FOR_EVENT) else op.display
             step = RecordedStep(
                 id=op.display,
-                kind=_KINDS.get(op.op, op.op),
+                kind=_KINDS.get(op.op, op.wire_op),
                 name=name,
                 opts=op.opts,
-                mocked=self._mock(op)[0] and op.op != "StepPlanned",
+                mocked=self._mock(op)[0] and op.op != Op.STEP_PLANNED,
             )
             self.recorded[op.id] = step
         return step
@@ -311,8 +312,8 @@ class _Driver:
         self.memos[step_id] = memo
         self.stack.append(step_id)
         self.pending.discard(step_id)
-        if (DISCOVERY, 0) not in self.work:
-            self.work.append((DISCOVERY, 0))
+        if (DISCOVERY_STEP_ID, 0) not in self.work:
+            self.work.append((DISCOVERY_STEP_ID, 0))
 
     def _later(self, step_id: str, attempt: int) -> None:
         self.pending.add(step_id)

@@ -116,6 +116,7 @@ from stepline.aws.items import (
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
+from stepline.protocol.opcodes import Op
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (
@@ -203,7 +204,7 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureR
             if "pending_op" in item:
                 state.pending[step_id] = PendingOp(
                     step_id=step_id,
-                    op=get_str(item, "pending_op") or "",
+                    op=Op.read(get_str(item, "pending_op") or ""),
                     created_at=get_int(item, "pending_at") or 0,
                     name=get_str(item, "pending_name", "") or "",
                     detail=get_json(item, "pending_detail", {}),
@@ -527,7 +528,7 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureR
             return None
         return PendingOp(
             step_id=step_id,
-            op=get_str(item, "pending_op") or "",
+            op=Op.read(get_str(item, "pending_op") or ""),
             created_at=get_int(item, "pending_at") or 0,
             name=get_str(item, "pending_name", "") or "",
             detail=get_json(item, "pending_detail", {}),

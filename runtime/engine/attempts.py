@@ -1,7 +1,7 @@
 """A step's failed attempts, kept for operators: each one's start, end and error.
 
 A failed attempt leaves no memo (the step is retried), so its record rides on the retry's queue
-message (``failures`` in ``messages.call``) from attempt to attempt, and the attempt that settles
+message (``messages.Call.failures``) from attempt to attempt, and the attempt that settles
 the step writes the list into its memo's detail. The SDK never sees it. Errors are cut to their
 name and a bounded message: the list travels in every retry message of the step.
 """
@@ -22,11 +22,3 @@ def failed_attempt(attempt: int, started_at: int, ended_at: int, error: dict[str
         "ended_at": ended_at,
         "error": {"name": str(error.get("name") or "Error"), "message": message[:MAX_MESSAGE_CHARS]},
     }
-
-
-def carried(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The failed attempts a call message carries (none when absent or malformed)."""
-    failures = body.get("failures")
-    if not isinstance(failures, list):
-        return []
-    return [f for f in failures if isinstance(f, dict)]

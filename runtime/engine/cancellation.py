@@ -2,53 +2,31 @@
 bulk by function, time window and CEL expression (`POST /v1/cancellations`).
 
 A cancelled run's timers and queued messages are not chased down: each finds the run terminal
-and does nothing. Its waiters are removed so later events stop matching it.
+and does nothing. It ends as every run does (``stepline.engine.ending``): announced, written,
+then its waiters and singleton key released.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+from stepline.engine.ending import LIVE, Ending, RunEnding
 from stepline.engine.expressions import matches
-from stepline.engine.ports import AppStore, Clock, Run, RunStatus, RunStore
+from stepline.engine.ports import Run, RunStatus, RunStore
 
-if TYPE_CHECKING:
-    from stepline.engine.lifecycle import Lifecycle
-    from stepline.engine.waits import Waits
-
-LIVE = {RunStatus.QUEUED, RunStatus.RUNNING}
 BULK_PAGE = 100
 
 
 class Cancellation:
-    def __init__(self, runs: RunStore, apps: AppStore, clock: Clock) -> None:
+    def __init__(self, runs: RunStore, ending: RunEnding) -> None:
         self.runs = runs
-        self.apps = apps
-        self.clock = clock
-        self.lifecycle: Lifecycle | None = None
-        self.waits: Waits | None = None
+        self.ending = ending
 
     def cancel(self, run_id: str, reason: str | None = None) -> Run | None:
-        """Cancel a run that has not ended. Returns the run as it now is (unchanged if it had
-        already ended), or None if there is no such run."""
-        changes: dict[str, Any] = {"status": RunStatus.CANCELLED, "ended_at": self.clock.now_ms()}
-        if reason:
-            changes["error"] = {"name": "Cancelled", "message": reason, "stack": ""}
-        if not self.runs.update_run(run_id, changes, expect_status=LIVE):
-            run = self.runs.get_run(run_id)
-            if run is None or run.status != RunStatus.CANCELLED:
-                return run
-            # Cancelled already, maybe by a try that failed before announcing it: announce again
-            # (idempotent), so a retried cancel repairs what a crash left half done.
-        state = self.runs.load_run(run_id)
-        if state is None:
-            return None
-        if self.waits is not None:
-            fn = self.apps.get_function(state.run.fn_id)
-            self.waits.remove_all(state, fn.config if fn else None)
-        if self.lifecycle is not None:
-            self.lifecycle.run_finished(state.run)
-        return state.run
+        """Cancel a run that has not ended, through the run's one ending
+        (``stepline.engine.ending``). Returns the run as it now is (unchanged if it had already
+        ended), or None if there is no such run. A run cancelled already is announced and
+        released again, so a retried cancel repairs what a crash left half done."""
+        error = {"name": "Cancelled", "message": reason, "stack": ""} if reason else None
+        return self.ending.end_by_id(run_id, Ending(RunStatus.CANCELLED, error=error), again=True)
 
     def cancel_many(
         self,

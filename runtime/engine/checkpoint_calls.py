@@ -23,6 +23,7 @@ from stepline.engine.payload_policy import RUN_STATE_TOO_LARGE, run_state_bytes
 from stepline.engine.ports import AppRecord, RunState, RunStore
 from stepline.protocol.calls import CallResult
 from stepline.protocol.checkpoint import H_CHECKPOINT, H_CHECKPOINT_BUDGET, H_CHECKPOINTED, STREAM, CheckpointOp
+from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
 
 # Register payloads name their SDK (``sdk``); these checkpoint through /v1/checkpoint.
@@ -97,7 +98,7 @@ def stored_through_api(app: AppRecord | None, headers: dict[str, str], result: C
         return True
     if app is None or not app.sdk.startswith(_API_CHECKPOINTING_SDKS):
         return False
-    plain_step = result.kind == "ops" and len(result.ops) == 1 and result.ops[0].op == "StepRun"
+    plain_step = result.kind == "ops" and len(result.ops) == 1 and result.ops[0].op == Op.STEP_RUN
     return not (plain_step and b'"hashedId"' not in body)
 
 

@@ -1,4 +1,11 @@
-"""The engine wired together: one object the dev server, the Lambda handlers and the tests share."""
+"""The engine wired together: one object the dev server, the Lambda handlers and the tests share.
+
+Services are built in the order they depend on one another, each with its collaborators passed
+in; none is wired afterwards. One cycle is real: ending a run emits the lifecycle events through
+ingest (they start ``on_failure`` handlers and whatever else they trigger), and ingest ends runs
+(a ``cancel_on`` rule, a singleton in mode "cancel"). ``RunEnding`` is built first, with
+ingest's ``accept`` reached through the engine when it is called (``_emit``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from stepline.engine.cancellation import Cancellation
 from stepline.engine.clock import SystemClock
 from stepline.engine.crons import Crons
 from stepline.engine.delivery import Delivery
+from stepline.engine.ending import RunEnding
 from stepline.engine.erasure import Erasure
 from stepline.engine.executor import Executor
 from stepline.engine.flow.admission import FlowControl
@@ -16,7 +24,6 @@ from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
-from stepline.engine.lifecycle import Lifecycle
 from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
@@ -51,20 +58,35 @@ class Engine:
         b, clock = backend, self.clock
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
         self.starter = RunStarter(b.runs, b.waiters, clock)
-        flow = FlowControl(
-            b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, self.starter, events=b.events
-        )
-        self.ingest = Ingest(
-            b.events, b.apps, b.queue, clock, self.ids, flow, inline_events=self.settings.ingest_inline_events
-        )
         self.resumer = Resumer(b.runs, b.queue, self.ids)
-        self.cancellation = Cancellation(b.runs, b.apps, clock)
-        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, self.cancellation.cancel)
-        self.lifecycle = Lifecycle(b.runs, b.apps, clock, self.ingest, self.resumer, self.cancellation, self.waits)
-        # Late links: each of these needs a piece that needs it back.
-        self.ingest.waits = self.waits
-        self.cancellation.lifecycle = self.lifecycle
-        self.cancellation.waits = self.waits
+        # How every run ends (see the module docstring for the one cycle).
+        self.ending = RunEnding(b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit)
+        self.cancellation = Cancellation(b.runs, self.ending)
+        cancel = self.cancellation.cancel
+        # Where runs start and resume: flow control, waits on events, crons.
+        flow = FlowControl(
+            b.flow_state,
+            b.key_claims,
+            b.runs,
+            b.apps,
+            b.queue,
+            b.timers,
+            clock,
+            self.starter,
+            cancel=cancel,
+            events=b.events,
+        )
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel)
+        self.ingest = Ingest(
+            b.events,
+            b.apps,
+            b.queue,
+            clock,
+            self.ids,
+            flow,
+            self.waits,
+            inline_events=self.settings.ingest_inline_events,
+        )
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         self.executor = Executor(
@@ -79,15 +101,14 @@ class Engine:
             self.ids,
             self.settings,
             caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings)),
-            self.lifecycle,
+            self.ending,
+            cancel,
             self.resumer,
             self.starter,
             keys=self.keys,
         )
         # How a received message is handled, poison included: the driver's and the Lambda's.
-        self.delivery = Delivery(
-            b.runs, b.queue, b.dead_letters, self.executor, self.lifecycle, self.clock, self.settings
-        )
+        self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
         self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
         self.erasure = Erasure(
@@ -99,9 +120,10 @@ class Engine:
         self.telemetry = telemetry or telemetry_from_env(self.clock)
         if self.telemetry.runs is None:
             self.telemetry.runs = b.runs
-        for part in (self.starter, self.resumer, self.lifecycle, self.executor, self.delivery, flow):
+        for part in (self.starter, self.resumer, self.ending, self.executor, self.delivery, flow):
             part.telemetry = self.telemetry
         self.executor.concurrency.telemetry = self.telemetry
+        self.executor.app.telemetry = self.telemetry
         self.executor.handlers[messages.SWEEP] = self._sweep
         self.executor.handlers[messages.EXPIRE] = self.retention.handle
         self.executor.handlers[messages.ERASE] = self.erasure.handle
@@ -110,10 +132,12 @@ class Engine:
         self.executor.handlers[messages.START] = self.ingest.start
         self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
         self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
-        self.ingest.flow.cancel = self.cancellation.cancel
         self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
             body["run_id"], "the run did not finish within timeouts.finish"
         )
+
+    def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
+        return self.ingest.accept(events, seed=seed)
 
     def _sweep(self, body: dict[str, Any]) -> None:
         self.sweeper.handle(body)

@@ -5,9 +5,9 @@ A message whose handling raises has met an infrastructure failure (``Executor.ha
 contract): it comes back after a backoff. When it fails on its ``max_deliveries``-th delivery it
 is poison, and so at its first is a message that can never succeed (not JSON, an unknown kind,
 a field missing: ``messages.problem``). A poison message goes to the dead-letter store with the
-reason; the run it names, if still live, is marked Failed with a ``DeliveryFailed`` error
-through the run-ending path the executor uses (``Lifecycle.fail``: function.failed is emitted,
-an invoking parent gets the error, the singleton key and waiters go); and the original is
+reason; the run it names, if still live, ends Failed with a ``DeliveryFailed`` error the way
+every run ends (``stepline.engine.ending``: function.failed is emitted, an invoking parent gets
+the error, the run is written Failed, its waiters and singleton key go); and the original is
 acknowledged by the caller.
 
 Redrive puts dead letters back on the work queue as new messages, and just before each one
@@ -24,6 +24,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from stepline.engine import messages
+from stepline.engine.ending import Ending, RunEnding
 from stepline.engine.flow.concurrency import out_of_line
 from stepline.engine.ports import (
     Clock,
@@ -36,12 +37,12 @@ from stepline.engine.ports import (
     WorkQueue,
 )
 from stepline.engine.retry import backoff_ms
+from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
 from stepline.telemetry import NOOP, Telemetry
 
 if TYPE_CHECKING:
     from stepline.engine.executor import Executor
-    from stepline.engine.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class Delivery:
         queue: WorkQueue,
         dead_letters: DeadLetters,
         executor: Executor,
-        lifecycle: Lifecycle,
+        ending: RunEnding,
         clock: Clock,
         settings: Settings,
     ) -> None:
@@ -84,7 +85,7 @@ class Delivery:
         self.queue = queue
         self.dead_letters = dead_letters
         self.executor = executor
-        self.lifecycle = lifecycle
+        self.ending = ending
         self.clock = clock
         self.settings = settings
         self.telemetry: Telemetry = NOOP
@@ -138,7 +139,9 @@ class Delivery:
             if well_formed:
                 self.executor.concurrency.abandon(body)
             if run_id is not None:
-                self.lifecycle.fail(run_id, {"name": DELIVERY_FAILED, "message": error})
+                # Without the run's lease: whoever held it (the failing delivery) will not let go.
+                failed = Ending(RunStatus.FAILED, error={"name": DELIVERY_FAILED, "message": error})
+                self.ending.end_by_id(run_id, failed, also={"lease_owner": None, "lease_until": None})
         except Exception:  # noqa: BLE001 - the message is kept; a redrive takes the run on
             log.exception("run %s: dead-lettered its message but could not mark it failed", run_id)
         return Outcome.DEAD
@@ -171,7 +174,7 @@ class Delivery:
         # written by a resume, the job of a planned step): discovery and a job per planned step
         # pick that work up again. Duplicates are harmless, as every message is.
         state = self.runs.load_run(run_id)
-        planned = [op.step_id for op in (state.pending.values() if state else []) if op.op == "StepPlanned"]
+        planned = [op.step_id for op in (state.pending.values() if state else []) if op.op == Op.STEP_PLANNED]
         self.queue.send_many([messages.call(run_id)] + [messages.call(run_id, step) for step in planned])
         log.info("run %s reopened for a redrive", run_id)
         return True

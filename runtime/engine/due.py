@@ -13,9 +13,10 @@ from collections.abc import Iterable
 
 from stepline.engine.ops.invoke import DEFAULT_INVOKE_TIMEOUT_MS
 from stepline.engine.ports import PendingOp
+from stepline.protocol.opcodes import Op
 
 # The PendingOp.detail field that holds each waiting op's due time.
-_DUE_FIELD = {"Sleep": "wake_at", "WaitForEvent": "expires_at", "InvokeFunction": "expires_at"}
+_DUE_FIELD = {Op.SLEEP: "wake_at", Op.WAIT_FOR_EVENT: "expires_at", Op.INVOKE_FUNCTION: "expires_at"}
 
 
 def op_due_ms(op: PendingOp) -> int:
@@ -24,7 +25,7 @@ def op_due_ms(op: PendingOp) -> int:
     value = (op.detail or {}).get(field) if field else None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if op.op == "InvokeFunction":
+    if op.op == Op.INVOKE_FUNCTION:
         # Recorded before invokes kept their expiry: the longest an invoke may wait.
         return op.created_at + DEFAULT_INVOKE_TIMEOUT_MS
     return op.created_at

@@ -28,8 +28,8 @@ from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.cancellation import LIVE, Cancellation
+from stepline.engine.ending import lifecycle_event_ids
 from stepline.engine.expressions import matches
-from stepline.engine.lifecycle import lifecycle_event_ids
 from stepline.engine.ports import Clock, EventStore, RunEraser, RunStore, WorkQueue
 from stepline.engine.records import NOTHING, Erased
 from stepline.settings import Settings

@@ -19,30 +19,30 @@ rides on the release write, never on a write of its own.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stepline.engine import checkpoint_calls, messages
-from stepline.engine.attempts import carried, failed_attempt
+from stepline.engine.app_calls import AppCalls
+from stepline.engine.attempts import failed_attempt
 from stepline.engine.checkpoint import is_stale_reply
-from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks, read_stream
+from stepline.engine.checkpoint_stream import RefuseStep, StopReading, StreamHooks
 from stepline.engine.due import next_wake_ms
+from stepline.engine.ending import Ending, RunEnding
 from stepline.engine.flow.concurrency import Concurrency
-from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
+from stepline.engine.functions import FunctionCache
+from stepline.engine.http import HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
-from stepline.engine.lifecycle import Lifecycle
+from stepline.engine.leases import Hold, Leases, Refusal
 from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
-from stepline.engine.outbound import redact_in, redact_url
-from stepline.engine.payload_policy import call_body, output_too_large, state_limit_error
+from stepline.engine.payload_policy import output_too_large, state_limit_error
 from stepline.engine.ports import (
-    AppRecord,
     AppStore,
     Clock,
     EventStore,
@@ -61,30 +61,22 @@ from stepline.engine.resume import Resumer
 from stepline.engine.retry import backoff_ms
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
-from stepline.engine.timeouts import first_start_checks
+from stepline.engine.timeouts import Cancel, first_start_checks
 from stepline.protocol.call_encoding import CallEncoder
-from stepline.protocol.calls import (
-    CallResult,
-    Opcode,
-    build_call_request,
-    call_url,
-    memo_data,
-    memo_error,
-    parse_call_response,
-)
-from stepline.protocol.signing import sign
+from stepline.protocol.calls import CallResult, Opcode, memo_data, memo_error
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
 from stepline.settings import Settings
 from stepline.telemetry import NOOP, StepStatus, Telemetry
 
 log = logging.getLogger(__name__)
 
-# How long a function config is trusted before it is read again. A sync takes effect for new
-# invocations within this window.
-FUNCTION_CACHE_MS = 5_000
-# A parallel branch's job waits this long (ms, in turn) for the run's lease before queueing its
-# discovery for later (see Executor._take_lease_soon).
-UPGRADE_PAUSES_MS = (2, 4, 8, 16, 32, 64, 128)
-_RESULT_OPS = frozenset({"StepRun", "StepError", "StepFailed"})
+# The messages about one run the executor handles itself, by kind.
+_RUN_MESSAGES: dict[str, type[messages.Call | messages.Wake | messages.WaitTimeout]] = {
+    messages.CALL: messages.Call,
+    messages.WAKE: messages.Wake,
+    messages.WAIT_TIMEOUT: messages.WaitTimeout,
+    messages.INVOKE_TIMEOUT: messages.InvokeTimeout,
+}
 
 
 @dataclass
@@ -93,17 +85,8 @@ class _Invocation:
 
     state: RunState
     fn: FunctionRecord | None  # None when the run's function is no longer registered
-    owner: str
+    hold: Hold  # the run's lease, the planned step's claim, or both (stepline.engine.leases)
     deadline_ms: int
-    holds_run_lease: bool
-    claimed_step: str | None = None
-    # Who holds the claimed step: ``owner``, or the claim a retry message carried.
-    claim_owner: str = ""
-    # Until when the claimed step stays claimed once this invocation ends: set when its retry
-    # was queued, so the claim covers the backoff; None lets it go at once.
-    claim_until: int | None = None
-    # Until when this invocation holds the claimed step (renewed before each call, like the lease).
-    claim_held_until: int = 0
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
     encoder: CallEncoder = field(default_factory=CallEncoder)  # caches each memo's JCS text
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
@@ -151,7 +134,8 @@ class Executor:
         ids: IdGenerator,
         settings: Settings,
         caller: HttpCaller,
-        lifecycle: Lifecycle,
+        ending: RunEnding,
+        cancel: Cancel,
         resumer: Resumer,
         starter: RunStarter,
         *,
@@ -164,16 +148,14 @@ class Executor:
         self.clock = clock
         self.ids = ids
         self.settings = settings
-        self.keys = keys or StaticKeys(Keys.from_settings(settings))
-        self.caller = caller
-        self.lifecycle = lifecycle
+        self.ending = ending
+        self.cancel = cancel  # for timeouts.start
         self.waker = Waker(queue, timers, clock)
         self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
         self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
-        self._functions: dict[str, tuple[int, FunctionRecord]] = {}
-        self._apps: dict[str, tuple[int, AppRecord | None]] = {}
-        # Waits a little for a lease another job holds briefly (real time: no clock moves it).
-        self.pause: Callable[[float], None] = time.sleep
+        self.leases = Leases(runs, clock, ids, settings)
+        self.app = AppCalls(caller, keys or StaticKeys(Keys.from_settings(settings)), clock, settings)
+        self.functions = FunctionCache(apps, clock)
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = {}
         self.telemetry: Telemetry = NOOP  # spans, metrics, log fields (stepline.telemetry)
@@ -185,124 +167,92 @@ class Executor:
         if self.waker.early(body):
             return
         kind = body.get("kind")
-        run_id = body.get("run_id")
-        if kind == messages.CALL and isinstance(run_id, str):
-            nxt = _Next(body.get("step") or messages.DISCOVERY, int(body.get("attempt") or 0), carried(body))
-            # A call queued behind a concurrency limit carries its place in line: it goes on
-            # only once a slot may be its (else it is back on the queue, or a stale copy).
-            with self.concurrency.message(body) as ticket:
-                if self.concurrency.may_run(ticket):
-                    self._drive(run_id, nxt, body, budget_ms)
-        elif kind == messages.WAKE and isinstance(run_id, str):
-            self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-        elif kind == messages.WAIT_TIMEOUT and isinstance(run_id, str):
-            # Null unless an event already won the step (the memo write decides).
-            self.tools.resumer.resume(run_id, body["step"], memo_data(None))
-            self.waiters.remove_waiter(body.get("event", ""), run_id, body["step"], body.get("match_key"))
-        elif kind == messages.INVOKE_TIMEOUT and isinstance(run_id, str):
-            error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
-            self.tools.resumer.resume(run_id, body["step"], memo_error(error))
+        if kind in _RUN_MESSAGES and isinstance(body.get("run_id"), str):
+            message = _RUN_MESSAGES[kind].from_body(body)
+            if isinstance(message, messages.Call):
+                nxt = _Next(message.step, message.attempt, message.failures)
+                # A call queued behind a concurrency limit carries its place in line: it goes on
+                # only once a slot may be its (else it is back on the queue, or a stale copy).
+                with self.concurrency.message(body) as ticket:
+                    if self.concurrency.may_run(ticket):
+                        self._drive(message, nxt, body, budget_ms)
+            elif isinstance(message, messages.InvokeTimeout):
+                error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
+                self.tools.resumer.resume(message.run_id, message.step, memo_error(error))
+            elif isinstance(message, messages.Wake):
+                self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
+            elif isinstance(message, messages.WaitTimeout):
+                # Null unless an event already won the step (the memo write decides).
+                self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
+                self.waiters.remove_waiter(message.event, message.run_id, message.step, message.match_key)
         elif kind in self.handlers:
             self.handlers[kind](body)
         else:
             log.error("dropping a message of unknown kind: %r", body)
 
     # -- the loop ----------------------------------------------------------------------------
-    def _drive(self, run_id: str, nxt: _Next, body: dict[str, Any], budget_ms: int | None) -> None:
-        now = self.clock.now_ms()
-        owner = self.ids.new()
-        until = now + self.settings.lease_ms
-        claimed: str | None = None
-        carried = body.get("claim")
-        claim_owner = carried if isinstance(carried, str) and carried else owner
-        if nxt.step != messages.DISCOVERY:
-            if self.runs.claim_pending(run_id, nxt.step, claim_owner, until, now):
-                claimed = nxt.step
-            else:
-                peek = self.runs.load_run(run_id)
-                if peek is None or peek.run.status.terminal:
-                    return  # the run ended
-                if peek.has_memo(nxt.step):
-                    # Settled already: this is a copy, or a redelivery after the job that ran it
-                    # failed before its discovery call was made or queued. Queue one: it is
-                    # harmless if another is on its way, and without it the run could stall.
-                    self.queue.send(messages.call(run_id))
-                    return
-                if nxt.step in peek.pending:
-                    self._busy(run_id, body)  # another job holds the step's claim
-                    return
-        if claimed is None and not self.runs.acquire_lease(run_id, owner, until, now):
-            run = self.runs.get_run(run_id)
-            if run is not None and not run.status.terminal:
-                self._busy(run_id, body)
+    def _drive(self, message: messages.Call, nxt: _Next, body: dict[str, Any], budget_ms: int | None) -> None:
+        run_id = message.run_id
+        hold = self.leases.take(run_id, nxt.step, message.claim)
+        if hold == Refusal.SETTLED:
+            # Settled already: this is a copy, or a redelivery after the job that ran it failed
+            # before its discovery call was made or queued. Queue one: it is harmless if another
+            # is on its way, and without it the run could stall.
+            self.queue.send(messages.call(run_id))
             return
+        if hold == Refusal.BUSY:
+            self._busy(run_id, body)  # another job holds the run, or the step's claim
+            return
+        if not isinstance(hold, Hold):
+            return  # the run ended
         try:
-            self._invoke(run_id, nxt, owner, claim_owner, claimed, until, now, budget_ms)
+            self._invoke(hold, nxt, budget_ms)
         except Exception:
             # A store or queue failure part-way (the message will be delivered again): let go of
             # the run now, best effort, so the next delivery goes on at once instead of waiting
             # out the lease. A crash that kills the process leaves the lease to expire instead.
-            self._let_go_quietly(run_id, owner, claim_owner if claimed else None, claimed)
+            self.leases.let_go_quietly(hold)
             raise
 
-    def _invoke(
-        self,
-        run_id: str,
-        nxt: _Next,
-        owner: str,
-        claim_owner: str,
-        claimed: str | None,
-        until: int,
-        now: int,
-        budget_ms: int | None,
-    ) -> None:
+    def _invoke(self, hold: Hold, nxt: _Next, budget_ms: int | None) -> None:
         """One invocation, once the run's lease (or the planned step's claim) is held."""
+        run_id, now = hold.run_id, hold.taken_at
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
         state = self.runs.load_run(run_id)
         if state is None or state.run.status.terminal:
-            self._let_go(run_id, claim_owner if claimed else owner, claimed, now)
+            self.leases.let_go(hold)
             return
-        if claimed is not None and state.has_memo(claimed):
+        if hold.claimed_step is not None and state.has_memo(hold.claimed_step):
             # The job that ran this step died between writing its memo and removing the op: do
             # what it had left (discovery, then the op goes, as Resumer orders them). Calling the
             # app for a step it has a result for would only make it report an unexpected step.
             self.queue.send(messages.call(run_id))
-            self.runs.remove_pending(run_id, claimed)
+            self.runs.remove_pending(run_id, hold.claimed_step)
             return
-        fn = self._function(state.run.fn_id)
+        fn = self.functions.function(state.run.fn_id)
         self.telemetry.invocation(state.run)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-        inv = _Invocation(
-            state,
-            fn,
-            owner,
-            now + budget,
-            holds_run_lease=claimed is None,
-            claimed_step=claimed,
-            claim_owner=claim_owner,
-            claim_held_until=until,
-        )
+        inv = _Invocation(state, fn, hold, now + budget)
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, RunStatus.FAILED, {"error": memo_error(error)["error"]}, nxt)
             return
-        inv.state.run.lease_until = until
-        inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, owner, now)  # the run was just read
-        if inv.holds_run_lease and not first_start_checks(self.lifecycle, self.waker, inv.state, fn, now):
+        inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, hold.owner, now)  # the run was just read
+        if hold.holds_run_lease and not first_start_checks(self.cancel, self.waker, inv.state, fn, now):
             return
         step: _Next | None = nxt
         # Concurrency limits hold a slot around each call (None without limits: no cost).
-        with self.concurrency.slots(fn, inv.state, owner) as slots:
+        with self.concurrency.slots(fn, inv.state, hold.owner) as slots:
             while step is not None:
                 if self.clock.now_ms() >= inv.deadline_ms:
                     # Out of time: hand the rest to a fresh invocation rather than race the deadline.
                     self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
-                if step.step == messages.DISCOVERY and not inv.holds_run_lease and not self._upgrade(inv):
+                if step.step == DISCOVERY_STEP_ID and not hold.holds_run_lease and not self._upgrade(inv):
                     break
-                self._ensure_lease(inv)
+                self.leases.renew(hold)
                 if slots is not None and not slots.admit(step.call(run_id)):
                     inv.queued(self.clock.now_ms())
                     break  # over a concurrency limit: the call waits in line for a slot
@@ -319,58 +269,28 @@ class Executor:
         plan = checkpoint_calls.plan_call(
             self.settings,
             inv.state,
-            discovery=nxt.step == messages.DISCOVERY,
-            disable_immediate=checkpoint_calls.immediate_disabled(inv.state, nxt.step == messages.DISCOVERY),
+            discovery=nxt.step == DISCOVERY_STEP_ID,
+            disable_immediate=checkpoint_calls.immediate_disabled(inv.state, nxt.step == DISCOVERY_STEP_ID),
             attempt=nxt.attempt,
-            holds_run_lease=inv.holds_run_lease,
+            holds_run_lease=inv.hold.holds_run_lease,
             deadline_ms=inv.deadline_ms,
             now_ms=self.clock.now_ms(),
         )
         if plan.api_checkpoints and not self._still_live(inv):
             return None
-        request = build_call_request(
-            run_id=run.run_id,
-            attempt=nxt.attempt,
-            max_attempts=inv.function.max_attempts,
-            events=run.events,
-            steps=inv.state.memo_map(),
-            stack=inv.state.stack(),
-            disable_immediate=plan.disable_immediate,
-            use_api=False,
-            version=run.req_version,
-            step_id=nxt.step,
-            fn_id=plan.fn_id,
-            qi_id=inv.owner,
-        )
-        body = call_body(request, inv.state, self.settings.use_api_threshold_bytes, inv.encoder.encode)
-        headers = {"Content-Type": "application/json", **plan.headers}
-        signing_key = self.keys.current().signing_key
-        if signing_key:
-            headers["X-Inngest-Signature"] = sign(body, signing_key, self.clock.now_ms() // 1000)
-        url = call_url(inv.function.url, nxt.step)
-        call = self.telemetry.call_began(run, nxt.step, nxt.attempt, headers)
         inv.call_started = self.clock.now_ms()
-        try:
-            resp = self.caller.post(url, body, headers, self.settings.step_timeout_s)
-            if resp.lines is not None:  # a checkpoint stream: each step is stored as it arrives
-                result, _ = read_stream(resp.lines, self._stream_hooks(inv, nxt), self.clock)
-            else:
-                result = parse_call_response(resp.status, resp.headers, resp.body, self.clock.now_ms())
-                inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp, result)
-        except CallFailed as exc:
-            # 401s, timeouts and refused connections are infrastructure failures: retriable.
-            result = CallResult(
-                kind="error",
-                # The URL may hold a secret in its query string: never in a run's error.
-                error={
-                    "name": "CallFailed",
-                    "message": f"calling {redact_url(url)}: {redact_in(str(exc), url)}",
-                    "stack": "",
-                },
-                no_retry=False,
-                status=0,
-            )
-        call.ended(result.status, result.error if result.kind == "error" else None)
+        result, resp = self.app.call(
+            inv.state,
+            inv.function,
+            nxt.step,
+            nxt.attempt,
+            plan,
+            encoder=inv.encoder,
+            queue_item_id=inv.hold.owner,
+            stream_hooks=lambda: self._stream_hooks(inv, nxt),
+        )
+        if resp is not None and resp.lines is None:
+            inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp, result)
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
             run.req_version = result.req_version
             inv.dirty["req_version"] = result.req_version
@@ -395,7 +315,7 @@ class Executor:
             if ending.completed:
                 self._finish(inv, RunStatus.COMPLETED, {"output": ending.output}, nxt)
                 return None
-            return _Next(messages.DISCOVERY, 0)
+            return _Next(DISCOVERY_STEP_ID, 0)
         return self._handle_error(inv, nxt, result)
 
     # -- responses ---------------------------------------------------------------------------
@@ -410,7 +330,7 @@ class Executor:
         fresh = [
             op
             for op in first.values()
-            if not state.has_memo(op.id) and (op.id not in state.pending or op.op in _RESULT_OPS)
+            if not state.has_memo(op.id) and (op.id not in state.pending or op.op in RESULT_OPS)
         ]
         # Caps on what one reply may make (stepline.engine.limits): the run fails, naming the
         # limit, since asking the app again would get the same answer.
@@ -430,23 +350,23 @@ class Executor:
         progressed = False
         planned: list[Opcode] = []
         for op in fresh:
-            if op.op == "StepRun":
+            if op.op == Op.STEP_RUN:
                 self._commit(inv, op, self._output_memo(inv, op), nxt)
                 progressed = True
-            elif op.op == "StepFailed" or (op.op == "StepError" and self._error_is_final(inv, nxt, op, result)):
+            elif op.op == Op.STEP_FAILED or (op.op == Op.STEP_ERROR and self._error_is_final(inv, nxt, op, result)):
                 self._commit(inv, op, memo_error(op.error), nxt)
                 progressed = True
-            elif op.op == "StepError":
+            elif op.op == Op.STEP_ERROR:
                 attempt = nxt.attempt if nxt.step == op.id else 0
                 failures = self._failed(inv, nxt, op.id, attempt, op.error)
                 self._retry_later(inv, _Next(op.id, attempt + 1, failures), None)
-            elif op.op == "StepPlanned":
+            elif op.op == Op.STEP_PLANNED:
                 planned.append(op)
-            elif op.op == "Sleep":
+            elif op.op == Op.SLEEP:
                 start_sleep(self.tools, state, op)
-            elif op.op == "WaitForEvent":
+            elif op.op == Op.WAIT_FOR_EVENT:
                 start_wait(self.tools, state, op)
-            elif op.op == "InvokeFunction":
+            elif op.op == Op.INVOKE_FUNCTION:
                 settled = start_invoke(self.tools, state, op)
                 if settled is not None:  # nothing to invoke: the step fails at once
                     self._commit(inv, op, settled, nxt)
@@ -454,7 +374,7 @@ class Executor:
             else:
                 # Ops this runtime does not run fail their step, so the user's code sees a
                 # StepError instead of the run hanging (docs/protocol.md §14.9).
-                message = f"step kind {op.op!r} is not supported by this runtime"
+                message = f"step kind {op.wire_op!r} is not supported by this runtime"
                 self._commit(inv, op, memo_error({"name": "UnsupportedStep", "message": message}), nxt)
                 progressed = True
         stalled = _no_progress(state, nxt, list(first.values()), fresh)
@@ -465,7 +385,7 @@ class Executor:
             return self._handle_error(
                 inv, nxt, CallResult(kind="error", error=error, retry_at_ms=result.retry_at_ms, status=result.status)
             )
-        if len(planned) == 1 and len(fresh) == 1 and inv.holds_run_lease:
+        if len(planned) == 1 and len(fresh) == 1 and inv.hold.holds_run_lease:
             return _Next(planned[0].id, 0)  # a lone planned step runs inline, no queue hop
         for op in planned:
             # Recorded before its message is sent (the call must find the op to claim it); a
@@ -478,7 +398,7 @@ class Executor:
         # Discovery after each completed op, whatever the parallel mode: race mode needs it, and
         # in wait mode it is harmless, since the SDK re-reports the unfinished ops, which are
         # ignored (docs/protocol.md §7.5).
-        return _Next(messages.DISCOVERY, 0) if progressed else None
+        return _Next(DISCOVERY_STEP_ID, 0) if progressed else None
 
     def _output_memo(self, inv: _Invocation, op: Opcode) -> dict[str, Any]:
         message = output_too_large(op.data)
@@ -498,7 +418,7 @@ class Executor:
             self._finish(inv, RunStatus.FAILED, {"error": error}, nxt)
             return None
         log.info("run %s attempt %d failed (%s); retrying", inv.state.run.run_id, nxt.attempt, error.get("message"))
-        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != messages.DISCOVERY else []
+        failures = self._failed(inv, nxt, nxt.step, nxt.attempt, error) if nxt.step != DISCOVERY_STEP_ID else []
         self._retry_later(inv, _Next(nxt.step, nxt.attempt + 1, failures), result.retry_at_ms)
         return None
 
@@ -516,10 +436,9 @@ class Executor:
         if retry_at_ms is not None:
             at = max(at, retry_at_ms)
         body = nxt.call(inv.state.run.run_id)
-        if inv.claimed_step == nxt.step:
-            # The step stays claimed through its backoff, by the claim its retry carries.
-            body["claim"] = inv.claim_owner
-            inv.claim_until = at + self.settings.lease_ms
+        claim = inv.hold.carry_claim(nxt.step, at + self.settings.lease_ms)
+        if claim is not None:
+            body["claim"] = claim  # the step stays claimed through its backoff, by this claim
         self.waker.at(body, at)
         inv.queued(at)
 
@@ -530,7 +449,7 @@ class Executor:
         writer's was there first (the state is then read again)."""
         # What operators see of the step: the call that settled it, and which attempt it was.
         detail: dict[str, Any] = {
-            "op": op.op,
+            "op": op.wire_op or op.op,
             "started_at": inv.call_started,
             "attempt": nxt.attempt if nxt.step == op.id else 0,
         }
@@ -553,8 +472,7 @@ class Executor:
                 inv.state.memos = fresh.memos
         if inv.state.pending.pop(op.id, None) is not None:
             self.runs.remove_pending(inv.state.run.run_id, op.id)
-        if inv.claimed_step == op.id:
-            inv.claimed_step = None  # the claim went with the pending op
+        inv.hold.step_settled(op.id)  # its claim went with the pending op
         return stored
 
     # -- checkpointed calls (stepline.engine.checkpoint_calls) ----------------------------------
@@ -572,7 +490,7 @@ class Executor:
 
         def hold() -> None:
             try:
-                self._ensure_lease(inv)
+                self.leases.renew(inv.hold)
             except RuntimeError as lost:
                 raise StopReading(str(lost)) from None
 
@@ -580,7 +498,7 @@ class Executor:
 
     def _liveness(self, inv: _Invocation) -> checkpoint_calls.Liveness:
         if inv.liveness is None:
-            inv.liveness = checkpoint_calls.Liveness(self.runs, inv.state.run.run_id, inv.owner, self.clock.now_ms())
+            inv.liveness = checkpoint_calls.Liveness(self.runs, inv.hold.run_id, inv.hold.owner, self.clock.now_ms())
         return inv.liveness
 
     def _still_live(self, inv: _Invocation) -> bool:
@@ -600,7 +518,6 @@ class Executor:
         if fresh is None or fresh.run.status.terminal:
             inv.state.run.status = fresh.run.status if fresh is not None else RunStatus.CANCELLED
             return False
-        fresh.run.lease_until = inv.state.run.lease_until
         for name, value in inv.dirty.items():
             setattr(fresh.run, name, value)
         inv.state = fresh
@@ -609,12 +526,12 @@ class Executor:
         if over is not None:
             too_large = {"name": STEP_LIMIT, "message": over, "stack": ""}
         if too_large is not None:
-            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(messages.DISCOVERY, 0))
+            self._finish(inv, RunStatus.FAILED, {"error": too_large}, _Next(DISCOVERY_STEP_ID, 0))
             return False
         return True
 
     def _stored_through_api(self, fn: FunctionRecord | None, resp: HttpResponse, result: CallResult) -> bool:
-        app = self._app(fn.app_id) if fn is not None else None
+        app = self.functions.app(fn.app_id) if fn is not None else None
         return checkpoint_calls.stored_through_api(app, resp.headers, result, resp.body)
 
     def _let_stale_call_go(self, inv: _Invocation) -> bool:
@@ -624,150 +541,49 @@ class Executor:
         if run is None or run.status.terminal:
             inv.state.run.status = run.status if run is not None else RunStatus.CANCELLED
             return True
-        if inv.holds_run_lease and run.lease_owner != inv.owner:
-            inv.holds_run_lease = False  # nothing of ours to release
+        if inv.hold.holds_run_lease and run.lease_owner != inv.hold.owner:
+            inv.hold.holds_run_lease = False  # nothing of ours to release
             return True
         return False
 
     # -- ends ----------------------------------------------------------------------------------
     def _finish(self, inv: _Invocation, status: RunStatus, fields: dict[str, Any], nxt: _Next) -> None:
-        run = inv.state.run
-        if not inv.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
+        if not inv.hold.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
             # A claimed step's call ended the run, but another job holds the run: do this call
             # again once it is free, rather than end the run without the lease.
-            self._busy(run.run_id, nxt.call(run.run_id))
+            self._busy(inv.hold.run_id, nxt.call(inv.hold.run_id))
             return
-        changes = {
-            **inv.dirty,
-            **fields,
-            "status": status,
-            "ended_at": self.clock.now_ms(),
-            "lease_owner": None,
-            "lease_until": None,
-        }
-        run.status = status
-        for key, value in fields.items():
-            setattr(run, key, value)
-        # The end is announced (invoking parent answered, function.finished sent, waiters and
-        # flow-control keys freed) BEFORE it is written. Every announcement is idempotent, so a
-        # crash in between is repaired by the redelivered message, which ends the run again and
-        # announces it again; the other order would leave a run ended in silence, its parent
-        # waiting for an answer that never comes.
-        self.lifecycle.run_ended(inv.state, inv.fn.config if inv.fn else None)
-        if not self.runs.update_run(run.run_id, changes, expect_lease_owner=inv.owner):
-            log.warning("run %s: lease lost before finishing; another executor owns it", run.run_id)
+        # The run as read again after an upgrade, if there was one: the end is set on the run
+        # that is announced and written, through the one ending (stepline.engine.ending).
+        fn_config = inv.fn.config if inv.fn else None
+        ending = Ending(status, output=fields.get("output"), error=fields.get("error"))
+        if not self.ending.end(inv.state, fn_config, ending, lease_owner=inv.hold.owner, also=inv.dirty):
+            log.warning("run %s: lease lost before finishing; another executor owns it", inv.hold.run_id)
 
-    # -- leases and bookkeeping ---------------------------------------------------------------
+    # -- leases and bookkeeping (stepline.engine.leases) ----------------------------------------
     def _upgrade(self, inv: _Invocation, *, queue_discovery: bool = True) -> bool:
         """Take the run's lease after a claimed step, to run discovery; re-read the run, since
         other branches may have finished meanwhile. False if busy (then discovery is queued,
         unless told not to)."""
-        until = self._take_lease_soon(inv.state.run.run_id, inv.owner)
-        if until is None:
+        if not self.leases.upgrade(inv.hold):
             if queue_discovery:
-                self._busy(inv.state.run.run_id, messages.call(inv.state.run.run_id))
+                self._busy(inv.hold.run_id, messages.call(inv.hold.run_id))
             return False
-        inv.holds_run_lease = True
-        fresh = self.runs.load_run(inv.state.run.run_id)
+        fresh = self.runs.load_run(inv.hold.run_id)
         if fresh is not None:
-            fresh.run.lease_until = until
             inv.state = fresh
         return True
 
-    def _take_lease_soon(self, run_id: str, owner: str) -> int | None:
-        """The run's lease for the discovery after a parallel branch: until when it is held,
-        or None. Holding it is most often another branch's job, running the same discovery for
-        a few milliseconds: waiting that out beats a queued retry a second later (the step
-        after a parallel group then starts at once)."""
-        for pause_ms in (*UPGRADE_PAUSES_MS, None):
-            now = self.clock.now_ms()
-            until = now + self.settings.lease_ms
-            if self.runs.acquire_lease(run_id, owner, until, now):
-                return until
-            if pause_ms is not None:
-                self.pause(pause_ms / 1000)
-        return None
-
-    def _ensure_lease(self, inv: _Invocation) -> None:
-        """Before a call: hold the run's lease (or the step's claim) for at least the call's
-        timeout, so no other job can take the run or step while the app works on it."""
-        if not inv.holds_run_lease:
-            self._ensure_claim(inv)
-            return
-        now = self.clock.now_ms()
-        until = inv.state.run.lease_until or 0
-        if until - now > self.settings.step_timeout_s * 1000:
-            return
-        new_until = now + self.settings.lease_ms
-        if not self.runs.acquire_lease(inv.state.run.run_id, inv.owner, new_until, now):
-            raise RuntimeError(f"run {inv.state.run.run_id}: lease lost")
-        inv.state.run.lease_until = new_until
-
-    def _ensure_claim(self, inv: _Invocation) -> None:
-        if inv.claimed_step is None:
-            return
-        now = self.clock.now_ms()
-        if inv.claim_held_until - now > self.settings.step_timeout_s * 1000:
-            return
-        new_until = now + self.settings.lease_ms
-        if not self.runs.claim_pending(inv.state.run.run_id, inv.claimed_step, inv.claim_owner, new_until, now):
-            raise RuntimeError(f"run {inv.state.run.run_id}: claim on step {inv.claimed_step} lost")
-        inv.claim_held_until = new_until
-
     def _release(self, inv: _Invocation) -> None:
-        run_id = inv.state.run.run_id
-        now = self.clock.now_ms()
-        if inv.claimed_step is not None:
-            self._let_go(run_id, inv.claim_owner, inv.claimed_step, now, inv.claim_until)
-        if inv.holds_run_lease:
-            wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, now)
-            changes = {**inv.dirty, "lease_owner": None, "lease_until": None, "wake_at": wake_at}
-            self.runs.update_run(run_id, changes, expect_lease_owner=inv.owner)
-
-    def _let_go_quietly(self, run_id: str, owner: str, claim_owner: str | None, claimed: str | None) -> None:
-        now = self.clock.now_ms()
-        try:
-            self.runs.release_lease(run_id, owner)  # held, if a claimed step's job upgraded
-            if claimed is not None and claim_owner is not None:
-                self._let_go(run_id, claim_owner, claimed, now)
-        except Exception:  # noqa: BLE001 - the store is failing already; the lease will expire
-            log.debug("run %s: could not let go after a failure", run_id, exc_info=True)
-
-    def _let_go(self, run_id: str, owner: str, claimed: str | None, now: int, until: int | None = None) -> None:
-        if claimed is not None:
-            # Re-claim with an expiry of now: the next job can take it at once. A step whose
-            # retry is queued keeps it until then (the retry carries the claim).
-            self.runs.claim_pending(run_id, claimed, owner, now if until is None else until, now)
-        else:
-            self.runs.release_lease(run_id, owner)
+        wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, self.clock.now_ms())
+        self.leases.release(inv.hold, {**inv.dirty, "wake_at": wake_at})
 
     def _busy(self, run_id: str, body: dict[str, Any]) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The
-        message is idempotent, so running it after the holder finished costs one harmless call."""
-        busy = int(body.get("busy") or 0) + 1
-        # Without its concurrency line fields: the retry is a fresh call (see flow.concurrency).
-        retry = {k: v for k, v in body.items() if k not in ("not_before", "line", "waits", "woken")}
-        retry["busy"] = busy
-        self.waker.after(retry, min(1000 * 2 ** min(busy - 1, 5), 30_000))
-
-    def _app(self, app_id: str) -> AppRecord | None:
-        now = self.clock.now_ms()
-        cached = self._apps.get(app_id)
-        if cached and now - cached[0] < FUNCTION_CACHE_MS:
-            return cached[1]
-        app = self.apps.get_app(app_id)
-        self._apps[app_id] = (now, app)
-        return app
-
-    def _function(self, fn_id: str) -> FunctionRecord | None:
-        now = self.clock.now_ms()
-        cached = self._functions.get(fn_id)
-        if cached and now - cached[0] < FUNCTION_CACHE_MS:
-            return cached[1]
-        fn = self.apps.get_function(fn_id)
-        if fn is not None:
-            self._functions[fn_id] = (now, fn)
-        return fn
+        message is idempotent, so running it after the holder finished costs one harmless call.
+        The retry is a fresh call, out of any concurrency line (see flow.concurrency)."""
+        retry = messages.Call.from_body(body).when_busy()
+        self.waker.after(retry.to_body(), min(1000 * 2 ** min(retry.busy - 1, 5), 30_000))
 
 
 def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:
@@ -778,8 +594,8 @@ def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opc
     when they cannot run it). Discovery must report something new, unless the run is waiting
     on ops already (parallel branches re-reported, docs/protocol.md §7.5).
     """
-    if nxt.step != messages.DISCOVERY:
-        if any(op.id == nxt.step and op.op in _RESULT_OPS for op in ops):
+    if nxt.step != DISCOVERY_STEP_ID:
+        if any(op.id == nxt.step and op.op in RESULT_OPS for op in ops):
             return None
         return f"the app was asked to run step {nxt.step!r} and answered without its result"
     if fresh or state.pending:

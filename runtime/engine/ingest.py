@@ -16,7 +16,7 @@ up once.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.expressions import matches
@@ -24,10 +24,8 @@ from stepline.engine.flow.admission import FlowControl
 from stepline.engine.ids import IdGenerator, seeded_ulid
 from stepline.engine.limits import runs_problem
 from stepline.engine.ports import AppStore, Clock, EventStore, FunctionRecord, StoredEvent, WorkQueue
+from stepline.engine.waits import Waits
 from stepline.protocol.errors import ProtocolError
-
-if TYPE_CHECKING:
-    from stepline.engine.waits import Waits
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +42,7 @@ class Ingest:
         clock: Clock,
         ids: IdGenerator,
         flow: FlowControl,
+        waits: Waits,
         *,
         inline_events: int = 100,
     ) -> None:
@@ -54,7 +53,7 @@ class Ingest:
         self.clock = clock
         self.ids = ids
         self.flow = flow
-        self.waits: Waits | None = None  # set by the Engine (waits need cancellation, which needs ingest)
+        self.waits = waits
 
     def accept(
         self,
@@ -126,11 +125,10 @@ class Ingest:
             starts.extend(self._runs_for(event, functions, duplicate=event.internal_id in duplicates))
         if starts:
             self.queue.send_many(starts)
-        if self.waits is not None:
-            # Duplicates too: a send retried after a failure half-way may be the first to reach
-            # the waits. Resuming is idempotent (the memo's write decides), and waits that began
-            # after the event was first received never see it.
-            self.waits.on_events(stored, now)
+        # Duplicates too: a send retried after a failure half-way may be the first to reach the
+        # waits. Resuming is idempotent (the memo's write decides), and waits that began after
+        # the event was first received never see it.
+        self.waits.on_events(stored, now)
 
     def _triggered(self, event: StoredEvent, functions: dict[str, list[FunctionRecord]]) -> list[FunctionRecord]:
         """The functions whose triggers match ``event`` (name and expression)."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from stepline.protocol.opcodes import Op
+
 JSON = Any
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -163,7 +165,7 @@ class PendingOp:
     resume (wake time, wait expression, ...)."""
 
     step_id: str
-    op: str
+    op: Op
     created_at: int
     name: str = ""
     detail: dict[str, JSON] = field(default_factory=dict)

@@ -62,6 +62,7 @@ from stepline.engine.ports import (
 from stepline.engine.records import SlotView
 from stepline.engine.scheduling import Waker
 from stepline.engine.waits import pending_match_key
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, Op
 from stepline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,11 @@ _PAGE = 100
 _LINE_SCAN = 1000
 # Ops woken by a message of their own, and how to make it.
 _WAKES = {
-    "Sleep": lambda run_id, op: messages.wake(run_id, op.step_id),
-    "WaitForEvent": lambda run_id, op: messages.wait_timeout(
+    Op.SLEEP: lambda run_id, op: messages.wake(run_id, op.step_id),
+    Op.WAIT_FOR_EVENT: lambda run_id, op: messages.wait_timeout(
         run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
     ),
-    "InvokeFunction": lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
+    Op.INVOKE_FUNCTION: lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
 }
 
 
@@ -178,7 +179,7 @@ class Sweeper:
         settled: list[str] = []  # ops whose step has a memo: the resume did not finish
         waiting: list[PendingOp] = []
         for op in state.pending.values():
-            if state.has_memo(op.step_id) or (op.op not in _WAKES and op.op != "StepPlanned"):
+            if state.has_memo(op.step_id) or (op.op not in _WAKES and op.op != Op.STEP_PLANNED):
                 settled.append(op.step_id)
                 continue
             waiting.append(op)
@@ -187,7 +188,7 @@ class Sweeper:
                 sends.append((wake["kind"], wake, op_due_ms(op)))
             elif op.step_id not in queued and self._unclaimed(run_id, op.step_id, now):
                 sends.append(("step", messages.call(run_id, op.step_id), now))
-        if (settled or not waiting) and messages.DISCOVERY not in queued:
+        if (settled or not waiting) and DISCOVERY_STEP_ID not in queued:
             sends.append(("discovery", messages.call(run_id), now))
         wake_at = max(now, next_wake_ms(waiting, None, now))
         # Claim the run for this sweep: another sweep, or an executor that took and released
@@ -224,7 +225,7 @@ class Sweeper:
         return self.runs.claim_pending(run_id, step_id, f"sweeper-{self.ids.new()}", now - 1, now)
 
     def _queued_calls(self, state: RunState) -> tuple[set[str], list[tuple[Limit, SlotView]]]:
-        """The steps (``DISCOVERY`` for discovery) of the run's calls that wait in a concurrency
+        """The steps (``DISCOVERY_STEP_ID`` for discovery) of the run's calls that wait in a concurrency
         line, and the lines they wait in as read (to be woken: a stalled run's call may be one
         whose copies are all gone, or wait behind such work)."""
         fn_id = state.run.fn_id
@@ -239,7 +240,7 @@ class Sweeper:
         for limit in limits_for(fn, event):
             view = self.slots.slot_view(limit.key, _LINE_SCAN)
             mine = {
-                str(e.body.get("step") or messages.DISCOVERY)
+                str(e.body.get("step") or DISCOVERY_STEP_ID)
                 for e in view.line
                 if e.body.get("run_id") == state.run.run_id
             }

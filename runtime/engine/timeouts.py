@@ -4,18 +4,18 @@ cancelled."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from stepline.engine import messages
 from stepline.engine.ports import FunctionRecord, RunState
 from stepline.engine.scheduling import Waker
 from stepline.protocol.durations import parse_duration_ms
 
-if TYPE_CHECKING:
-    from stepline.engine.lifecycle import Lifecycle
+# Cancels a run, naming why (``Cancellation.cancel``).
+Cancel = Callable[[str, str], object]
 
 
-def first_start_checks(lifecycle: Lifecycle, waker: Waker, state: RunState, fn: FunctionRecord, now_ms: int) -> bool:
+def first_start_checks(cancel: Cancel, waker: Waker, state: RunState, fn: FunctionRecord, now_ms: int) -> bool:
     """Called by the executor with the run's lease held. On the run's first start (the lease
     acquisition just set ``started_at``), enforce ``timeouts.start`` and arm ``timeouts.finish``.
     False when the run was cancelled and must not be called."""
@@ -25,7 +25,7 @@ def first_start_checks(lifecycle: Lifecycle, waker: Waker, state: RunState, fn: 
     timeouts = fn.config.get("timeouts") or {}
     start = timeouts.get("start")
     if start and now_ms - run.created_at > parse_duration_ms(start):
-        lifecycle.cancel(run.run_id, f"the run did not start within timeouts.start ({start})")
+        cancel(run.run_id, f"the run did not start within timeouts.start ({start})")
         return False
     finish = timeouts.get("finish")
     if finish:

@@ -30,6 +30,7 @@ from stepline.engine.resume import Resumer
 from stepline.engine.waiter_index import event_keys, match_of
 from stepline.protocol.calls import memo_data
 from stepline.protocol.durations import parse_duration_ms
+from stepline.protocol.opcodes import Op
 
 log = logging.getLogger(__name__)
 
@@ -142,16 +143,20 @@ class Waits:
 
     # -- clean-up when a run ends ---------------------------------------------------------------
     def remove_all(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
-        """Drop the run's waiters so events stop finding a run that has ended (a wait's op
-        names its waiter's bucket; a cancel rule's is made again as it was at first)."""
-        run = state.run
-        for op in state.pending.values():
-            event = op.detail.get("event")
-            if op.op == "WaitForEvent" and isinstance(event, str) and event:
-                self.waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
-        for index, rule in enumerate((fn_config or {}).get("cancel") or []):
-            waiter = cancel_rule_waiter(run, index, rule, 0)
-            self.waiters.remove_waiter(waiter.event_name, run.run_id, waiter.step_id, waiter.match_key)
+        remove_waiters(self.waiters, state, fn_config)
+
+
+def remove_waiters(waiters: WaiterStore, state: RunState, fn_config: dict[str, Any] | None) -> None:
+    """Drop the run's waiters so events stop finding a run that has ended (a wait's op names its
+    waiter's bucket; a cancel rule's is made again as it was at first)."""
+    run = state.run
+    for op in state.pending.values():
+        event = op.detail.get("event")
+        if op.op == Op.WAIT_FOR_EVENT and isinstance(event, str) and event:
+            waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
+    for index, rule in enumerate((fn_config or {}).get("cancel") or []):
+        waiter = cancel_rule_waiter(run, index, rule, 0)
+        waiters.remove_waiter(waiter.event_name, run.run_id, waiter.step_id, waiter.match_key)
 
 
 def pending_match_key(detail: dict[str, Any]) -> str | None:

@@ -17,6 +17,7 @@ from stepline.engine.records import (
     WaiterKind,
 )
 from stepline.local.db import dumps, loads
+from stepline.protocol.opcodes import Op
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def memo_from_row(row: sqlite3.Row) -> Memo:
 def pending_from_row(row: sqlite3.Row) -> PendingOp:
     return PendingOp(
         step_id=row["step_id"],
-        op=row["op"],
+        op=Op.read(row["op"]),
         created_at=row["created_at"],
         name=row["name"],
         detail=loads(row["detail_json"]),

@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from stepline.protocol.durations import parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
 from stepline.protocol.errors import ProtocolError, from_validation_error
 from stepline.protocol.jsoncanon import loads
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID, Op
 from stepline.protocol.register import check_cel
 from stepline.protocol.signing import sign
 from stepline.protocol.urls import set_query_param
 
-DISCOVERY_STEP_ID = "step"
 MALFORMED = "MalformedResponse"
 # Longest step id accepted in a reply (the SDKs send 40-character hashes).
 MAX_STEP_ID_BYTES = 512
@@ -116,7 +116,7 @@ def build_call_request(
 
 
 def call_url(function_url: str, step_id: str) -> str:
-    """The registered call URL aimed at ``step_id`` (``"step"`` for discovery)."""
+    """The registered call URL aimed at ``step_id`` (``DISCOVERY_STEP_ID`` for discovery)."""
     return set_query_param(function_url, "stepId", step_id)
 
 
@@ -172,18 +172,29 @@ def memo_error(err: dict | None) -> dict:
 
 
 class Opcode(BaseModel):
-    """One element of a 206 reply. Only ``id`` and ``op`` are always meaningful."""
+    """One element of a 206 reply. Only ``id`` and ``op`` are always meaningful; ``wire_op`` is
+    the op's name as the app sent it (the same text as ``op``, unless ``op`` is ``UNKNOWN``)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     id: str
-    op: str
+    op: Op
+    wire_op: str = ""
     name: str = ""
     display_name: str | None = Field(default=None, alias="displayName")
     opts: dict[str, Any] | None = None
     data: Any = None
     error: dict[str, Any] | None = None
     userland: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_op(cls, raw: Any) -> Any:
+        # Any non-empty name is an op: one this runtime does not know fails its step, so the
+        # reply as a whole is still usable (see ``stepline.protocol.opcodes``).
+        if isinstance(raw, dict) and isinstance(raw.get("op"), str) and raw["op"]:
+            raw = {**raw, "op": Op.read(raw["op"]), "wire_op": raw["op"]}
+        return raw
 
     @field_validator("id", "op", mode="before")
     @classmethod
@@ -305,7 +316,7 @@ def _check_invoke(op: Opcode) -> None:
             raise ValueError(f"opts.payload.{key}: must be {what}")
 
 
-_OPTION_CHECKS = {"Sleep": _check_sleep, "WaitForEvent": _check_wait, "InvokeFunction": _check_invoke}
+_OPTION_CHECKS = {Op.SLEEP: _check_sleep, Op.WAIT_FOR_EVENT: _check_wait, Op.INVOKE_FUNCTION: _check_invoke}
 
 
 @dataclass

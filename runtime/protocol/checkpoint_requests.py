@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from stepline.protocol.calls import Opcode
 from stepline.protocol.errors import ProtocolError, from_validation_error
+from stepline.protocol.opcodes import Op
 
 
 class _Body(BaseModel):
@@ -67,8 +68,8 @@ def parse_checkpoint_request(raw: Any) -> CheckpointRequest:
             op = Opcode.model_validate(item)
         except pydantic.ValidationError as err:
             raise from_validation_error(err, f"steps[{index}]") from None
-        if op.op != "StepRun":
-            raise ProtocolError(f"steps[{index}].op: {op.op!r} cannot be checkpointed; only StepRun results can")
+        if op.op != Op.STEP_RUN:
+            raise ProtocolError(f"steps[{index}].op: {op.wire_op!r} cannot be checkpointed; only StepRun results can")
         steps.append(op)
     if not steps:
         raise ProtocolError("steps: must hold at least one step")
@@ -101,8 +102,8 @@ def parse_stream_line(raw: bytes) -> StreamLine:
             op = Opcode.model_validate(value["step"])
         except pydantic.ValidationError as err:
             raise from_validation_error(err, "checkpoint stream step") from None
-        if op.op != "StepRun":
-            raise ProtocolError(f"checkpoint stream step.op: {op.op!r} cannot be checkpointed")
+        if op.op != Op.STEP_RUN:
+            raise ProtocolError(f"checkpoint stream step.op: {op.wire_op!r} cannot be checkpointed")
         return StreamLine(step=op)
     result = value.get("result")
     if not isinstance(result, dict):

@@ -32,7 +32,6 @@ from stepline.sdk.steps.core import Execution, Interrupt, Sender, Skip, decode_m
 
 H_NO_RETRY = "x-inngest-no-retry"
 H_RETRY_AFTER = "retry-after"
-DISCOVERY = "step"
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import pytest
 from stepline.engine.core import Engine
 from stepline.engine.delivery import Outcome
 from stepline.engine.flow.concurrency import limits_for
-from stepline.engine.lifecycle import FAILED
+from stepline.engine.ending import FAILED
 from stepline.engine.ports import QueueMessage, RunStatus, StoreError
 from stepline.protocol.register import parse_register
 from stepline.settings import Settings

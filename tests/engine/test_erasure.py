@@ -16,7 +16,7 @@ from stepline.engine import messages
 from stepline.engine.core import Engine
 from stepline.engine.records import DAY_MS, NOTHING
 from stepline.engine.http import HttpResponse
-from stepline.engine.lifecycle import FINISHED, lifecycle_event_ids
+from stepline.engine.ending import FINISHED, lifecycle_event_ids
 from stepline.engine.ports import RunStatus
 from stepline.settings import Settings
 from tests.engine.scripted_app import ScriptedApp, pump, register

@@ -30,7 +30,11 @@ def local(tmp_path, clock):
 def flow(local, clock):
     b = local
     starter = RunStarter(b.runs, b.waiters, clock)
-    return FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, starter)
+    return FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, starter, cancel=no_cancel)
+
+
+def no_cancel(run_id: str, reason: str) -> None:
+    raise AssertionError(f"no rule here cancels a run (run {run_id}: {reason})")
 
 
 def fn_with(**config):

@@ -26,7 +26,6 @@ from stepline.engine.ports import (
     FlowStateStore,
     FunctionRecord,
     KeyClaims,
-    Run,
     RunStatus,
     RunStore,
     StoredEvent,
@@ -55,6 +54,8 @@ class FlowControl:
         timers: Timers,
         clock: Clock,
         starter: RunStarter,
+        *,
+        cancel: Callable[[str, str], Any],
         events: EventStore | None = None,
     ) -> None:
         self.flow_state = flow_state
@@ -69,8 +70,8 @@ class FlowControl:
         self.debounce = Debouncer(self)
         self.batching = Batcher(self)
         self.telemetry: Telemetry = NOOP
-        # Cancels a run (singleton mode "cancel"); set by the Engine, which owns cancellation.
-        self.cancel: Callable[[str, str], Any] | None = None
+        # Cancels a run (singleton mode "cancel"): Cancellation.cancel.
+        self.cancel = cancel
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
 
     # -- events ------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class FlowControl:
         if not idempotency.claim(self.key_claims, fn, context, run_id, now):
             log.info("idempotency: run %s of %s skipped, its key has a run", run_id, fn.fn_id)
             return []
-        if not singleton.claim(self.key_claims, self.runs, fn, context, run_id, now, self._cancel):
+        if not singleton.claim(self.key_claims, self.runs, fn, context, run_id, now, self.cancel):
             return []
         _, message = self.starter.start_for_events(fn, events)
         if message is None:
@@ -134,16 +135,6 @@ class FlowControl:
         if run is not None and run.status == RunStatus.QUEUED:
             return [messages.call(run.run_id)]
         return []
-
-    def _cancel(self, run_id: str, reason: str) -> None:
-        if self.cancel is not None:
-            self.cancel(run_id, reason)
-
-    # -- runs ending -------------------------------------------------------------------------
-    def run_ended(self, run: Run, fn_config: dict[str, Any] | None) -> None:
-        """Free what the run held for its whole life (its singleton key)."""
-        if fn_config and fn_config.get("singleton"):
-            singleton.release(self.key_claims, fn_config, run.run_id, run.events[0] if run.events else {})
 
     # -- timers ------------------------------------------------------------------------------
     def function(self, fn_id: str) -> FunctionRecord | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from stepline.protocol.checkpoint import H_CHECKPOINTED
 from stepline.protocol.jsoncanon import loads
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID
 from stepline.protocol.signing import hash_event_key, hash_signing_key, sign, verify_signature
 from stepline.protocol.urls import set_query_param
 from stepline.sdk import checkpointing, execution
@@ -307,8 +308,8 @@ class Handler:
 
     # -- calls -------------------------------------------------------------------------------
     def _target(self, request: Request) -> str | None:
-        step_id = request.query.get("stepId") or request.header("x-inngest-step-id") or execution.DISCOVERY
-        return None if step_id == execution.DISCOVERY else step_id
+        step_id = request.query.get("stepId") or request.header("x-inngest-step-id") or DISCOVERY_STEP_ID
+        return None if step_id == DISCOVERY_STEP_ID else step_id
 
     def _sender(self, events: list[dict[str, Any]], seed: str) -> list[str]:
         return self.client.send_wire(events, seed)

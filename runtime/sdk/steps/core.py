@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 import pydantic
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from stepline.protocol.opcodes import Op
 from stepline.sdk.checkpointing import Checkpointer, NotCheckpointed
 from stepline.sdk.errors import SdkError, StepError, error_body
 
@@ -171,7 +172,7 @@ class Execution:
     def op(
         self,
         ref: StepRef,
-        op: str,
+        op: Op,
         *,
         name: str | None = None,
         opts: dict | None = None,
@@ -206,10 +207,10 @@ class Execution:
                 return
             raise Skip(ref.user_id)
         if self.parallel_depth > 0 or self.disable_immediate:
-            raise Interrupt([self.op(ref, "StepPlanned")])
+            raise Interrupt([self.op(ref, Op.STEP_PLANNED)])
         if self.checkpoint is not None and self.checkpoint.over_budget():
             # The call has run long enough: end it here, before this step starts.
-            raise Interrupt([self.checkpoint.end_op(self.op(ref, "StepPlanned"))])
+            raise Interrupt([self.checkpoint.end_op(self.op(ref, Op.STEP_PLANNED))])
 
     def mock_for(self, ref: StepRef) -> tuple[bool, Any]:
         """``stepline.testing`` stands a value (or an exception) in for a step's body."""
@@ -234,15 +235,15 @@ class Execution:
             data = to_json_value(output, f"step {ref.user_id!r}: its result")
         except SdkError as err:
             # Retrying returns the same unserializable value: fail the step for good.
-            raise Interrupt([self.op(ref, "StepFailed", error=error_body(err))], no_retry=True) from None
-        raise Interrupt([self.op(ref, "StepRun", data=data)])
+            raise Interrupt([self.op(ref, Op.STEP_FAILED, error=error_body(err))], no_retry=True) from None
+        raise Interrupt([self.op(ref, Op.STEP_RUN, data=data)])
 
     def _settled_op(self, ref: StepRef, output: Any) -> tuple[dict[str, Any], Any]:
         try:
             data = to_json_value(output, f"step {ref.user_id!r}: its result")
         except SdkError as err:
-            raise Interrupt([self.op(ref, "StepFailed", error=error_body(err))], no_retry=True) from None
-        return self.op(ref, "StepRun", data=data), data
+            raise Interrupt([self.op(ref, Op.STEP_FAILED, error=error_body(err))], no_retry=True) from None
+        return self.op(ref, Op.STEP_RUN, data=data), data
 
     def settle(self, ref: StepRef, output: Any) -> Any:
         """A step's body returned ``output``: end the call reporting it, or, checkpointing,
@@ -269,7 +270,7 @@ class Execution:
 
     def failed(self, ref: StepRef, err: BaseException) -> NoReturn:
         last = self.max_attempts is not None and self.attempt + 1 >= self.max_attempts
-        raise Interrupt([self.op(ref, "StepFailed" if last else "StepError", error=error_body(err))])
+        raise Interrupt([self.op(ref, Op.STEP_FAILED if last else Op.STEP_ERROR, error=error_body(err))])
 
     def nested(self, ref: StepRef) -> NoReturn:
         body = {
@@ -279,7 +280,7 @@ class Execution:
             "name": "NestedStepError",
             "stack": "",
         }
-        raise Interrupt([self.op(ref, "StepError", error=body)], no_retry=True)
+        raise Interrupt([self.op(ref, Op.STEP_ERROR, error=body)], no_retry=True)
 
     # -- event ids ---------------------------------------------------------------------------
     def event_id_seed(self, hashed: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from stepline.protocol.opcodes import Op
 from stepline.sdk.config import duration_str
 from stepline.sdk.errors import SdkError
 from stepline.sdk.events import EventData
@@ -42,4 +43,4 @@ def invoke(
     if ref.memo is not None:
         return validate_as(ref.value(), output_type)
     opts = {"function_id": fn_id, "payload": {"data": payload, "v": None}, "timeout": timeout_text}
-    ex.report(ref, ex.op(ref, "InvokeFunction", opts=opts))
+    ex.report(ref, ex.op(ref, Op.INVOKE_FUNCTION, opts=opts))

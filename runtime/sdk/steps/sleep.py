@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 
 from stepline.protocol.durations import format_duration, parse_instant_ms
+from stepline.protocol.opcodes import Op
 from stepline.sdk.config import duration_ms
 from stepline.sdk.errors import SdkError, iso_utc
 from stepline.sdk.steps.core import Execution
@@ -28,7 +29,7 @@ def sleep(ex: Execution, step_id: str, duration: str | datetime.timedelta) -> No
     # The user's own spelling when it is a string ("24h" stays "24h"); a timedelta in the
     # largest unit that divides it.
     text = duration.strip() if isinstance(duration, str) else format_duration(ms)
-    ex.report(ref, ex.op(ref, "Sleep", name=text))
+    ex.report(ref, ex.op(ref, Op.SLEEP, name=text))
 
 
 def sleep_until(ex: Execution, step_id: str, until: datetime.datetime | str) -> None:
@@ -42,4 +43,4 @@ def sleep_until(ex: Execution, step_id: str, until: datetime.datetime | str) -> 
     if ref.memo is not None:
         ref.value()
         return None
-    ex.report(ref, ex.op(ref, "Sleep", name=iso_utc(until)))
+    ex.report(ref, ex.op(ref, Op.SLEEP, name=iso_utc(until)))

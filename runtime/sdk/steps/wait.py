@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from stepline.protocol.opcodes import Op
 from stepline.sdk.config import duration_str
 from stepline.sdk.errors import SdkError
 from stepline.sdk.events import Event, EventData, event_name_of, from_wire_event, is_event_model
@@ -33,4 +34,4 @@ def wait_for_event(
         if raw is None:
             return None
         return from_wire_event(raw, {name: model} if model is not None else None)
-    ex.report(ref, ex.op(ref, "WaitForEvent", name=name, opts={"if": if_, "timeout": timeout_text}))
+    ex.report(ref, ex.op(ref, Op.WAIT_FOR_EVENT, name=name, opts={"if": if_, "timeout": timeout_text}))
