@@ -7,6 +7,7 @@ names of secrets that hold them: a value passed as context would be written into
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -15,8 +16,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from stepline.aws.resources import CRON_GROUP_SUFFIX
+from stepline.webhooks.model import deployed_sources
 
 CONTEXT_PREFIX = "stepline:"
+# What the deployment's webhook sources may take of the API Lambda's environment (4 KB in all,
+# of which the other settings take about half).
+WEBHOOKS_ENV_MAX_BYTES = 1536
 KMS_CREATE = "create"
 ENV_PREFIX = "STEPLINE_CDK_"
 
@@ -107,6 +112,11 @@ class StackConfig(BaseModel):
     # VPC). Off, outbound calls refuse every internal address; link-local and metadata addresses
     # stay refused either way (docs/security.md).
     allow_private_app_urls: bool = False
+
+    # -- verified webhooks (docs/webhooks.md) ---------------------------------------------------
+    # Sources the deployment sets, each as POST /v1/webhooks takes it but without a secret: the
+    # stack makes the secret "<stack>/webhooks/<source>" for the provider's value to be put in.
+    webhooks: list[dict[str, Any]] = Field(default_factory=list)
 
     # -- data: encryption, retention -------------------------------------------------------------
     # "" (AWS-managed and AWS-owned keys), "create" (a customer managed key made by the stack),
@@ -211,6 +221,50 @@ class StackConfig(BaseModel):
             "OTEL_TRACES_SAMPLER_ARG": str(self.trace_sample_ratio),
         }
 
+    @field_validator("webhooks", mode="before")
+    @classmethod
+    def _webhooks_json(cls, value: Any) -> Any:
+        # From the environment (STEPLINE_CDK_WEBHOOKS) or -c, the list comes as JSON text.
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else []
+            except ValueError:
+                raise ValueError("expected a JSON list of webhook sources") from None
+        return value
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, value: list[dict[str, Any]], info: ValidationInfo) -> list[dict[str, Any]]:
+        prefix = webhook_secret_prefix(info.data.get("stack_name", "Stepline"))
+        for index, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                raise ValueError(f"webhooks[{index}]: expected a source configuration (an object)")
+            for field in ("secret", "secret_id"):
+                if field in entry:
+                    raise ValueError(
+                        f"webhooks[{index}].{field}: never in the stack's configuration; the stack makes the secret "
+                        f"{prefix}{entry.get('source', '<source>')} for the provider's value"
+                    )
+        text = webhook_sources_json(value, prefix)
+        try:
+            deployed_sources(text)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("webhook_sources", "webhooks", 1)) from None
+        if len(text.encode()) > WEBHOOKS_ENV_MAX_BYTES:
+            raise ValueError(
+                f"{len(text.encode())} bytes of configuration, over the {WEBHOOKS_ENV_MAX_BYTES} the API Lambda's "
+                "environment can spare (4 KB in all); configure larger sources with `stepline webhooks set`"
+            )
+        return value
+
+    @property
+    def webhook_secret_prefix(self) -> str:
+        """Where webhook secrets live in Secrets Manager; the API may read those and no others."""
+        return webhook_secret_prefix(self.stack_name)
+
+    def webhook_sources_json(self) -> str:
+        return webhook_sources_json(self.webhooks, self.webhook_secret_prefix)
+
     def runtime_settings(self) -> dict[str, Any]:
         """The runtime settings (``stepline.settings.Settings`` fields) this configuration decides,
         which the stack puts in each Lambda's environment."""
@@ -221,6 +275,8 @@ class StackConfig(BaseModel):
             "max_steps_by_function": self.max_steps_by_function,
             "retention_days": self.retention_days,
             "allow_private_app_urls": self.allow_private_app_urls,
+            "webhook_sources": self.webhook_sources_json(),
+            "webhook_secret_prefix": self.webhook_secret_prefix,
         }
 
     @property
@@ -263,6 +319,18 @@ class StackConfig(BaseModel):
                 for e in exc.errors()
             )
             raise ValueError(f"Stepline stack configuration: {problems}") from None
+
+
+def webhook_secret_prefix(stack_name: str) -> str:
+    return f"{stack_name}/webhooks/"
+
+
+def webhook_sources_json(webhooks: list[dict[str, Any]], prefix: str) -> str:
+    """The runtime's ``webhook_sources``: each source with the secret the stack makes for it."""
+    if not webhooks:
+        return ""
+    entries = [{**entry, "secret_id": prefix + str(entry.get("source"))} for entry in webhooks]
+    return json.dumps(entries, separators=(",", ":"))
 
 
 def context_key(field: str) -> str:

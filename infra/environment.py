@@ -49,7 +49,7 @@ def deployed_settings(resources: Resources, *, role: str) -> Settings:
     The executor signs calls but never checks event keys or the operator key, so only the API
     gets those secrets.
     """
-    return timing_settings().model_copy(
+    settings = timing_settings().model_copy(
         update=dict(
             **resources.runtime,
             table_name=resources.table_name,
@@ -65,6 +65,10 @@ def deployed_settings(resources: Resources, *, role: str) -> Settings:
             keys_revision=resources.keys_revision or None,
         )
     )
+    if role != "api":
+        # Only the API receives webhooks; the executor's environment need not carry them.
+        settings = settings.model_copy(update={"webhook_sources": "", "webhook_secret_prefix": ""})
+    return settings
 
 
 def powertools_environment(service: str) -> dict[str, str]:

@@ -46,12 +46,14 @@ class Throttle:
 ROUTES: list[tuple[str, list[apigw.HttpMethod], RouteGroup]] = [
     ("/e/{key}", [POST], RouteGroup.EVENT_API),  # Event API
     ("/e", [POST], RouteGroup.EVENT_API),  # the Event API without a key: refused with a 401 that says so
+    ("/webhooks/{source}", [POST], RouteGroup.EVENT_API),  # providers' webhooks, by their signatures
     ("/fn/register", [POST], RouteGroup.SDK),  # SDK sync
     ("/v0/{proxy+}", [GET], RouteGroup.SDK),  # large run payloads (SDK use_api)
     ("/v1/checkpoint/{run_id}/async", [POST], RouteGroup.SDK),  # steps stored from inside a call
     ("/v1/{proxy+}", [GET], RouteGroup.SDK),  # the REST API's reads
     ("/v1/{proxy+}", [POST, DELETE], RouteGroup.OPERATOR),  # cancel, replay, erase, sweep, ...
     ("/v1/dead-letters", [GET], RouteGroup.OPERATOR),  # dead letters carry whole messages
+    ("/v1/webhooks", [GET], RouteGroup.OPERATOR),  # webhook sources: the operators' configuration
     # Deployed, metrics are CloudWatch's: the route answers 404 saying so (stepline dev/start serve it).
     ("/metrics", [GET], RouteGroup.OPERATOR),
     ("/health", [GET], RouteGroup.PUBLIC),

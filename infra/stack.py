@@ -20,6 +20,7 @@ from infra.queue import WorkQueue
 from infra.secrets import Keys
 from infra.state import PayloadBucket, StateTable
 from infra.timers import SweepSchedule, Timers
+from infra.webhooks import WebhookSecrets
 
 
 class SteplineStack(Stack):
@@ -74,7 +75,14 @@ class SteplineStack(Stack):
             operator_key_secret=config.operator_key_secret,
             retain=config.retain,
         )
-        for secret in self.keys.created:
+        self.webhook_secrets = WebhookSecrets(
+            self,
+            "Webhooks",
+            prefix=config.webhook_secret_prefix,
+            sources=[str(entry["source"]) for entry in config.webhooks],
+            retain=config.retain,
+        )
+        for secret in [*self.keys.created, *self.webhook_secrets.created]:
             self.data_key.encrypt_secret(secret)
         self.resources = Resources(
             table_name=self.state.table.table_name,
@@ -130,6 +138,8 @@ class SteplineStack(Stack):
         )
 
         self._grant(self.api.handler, reads_event_keys=True)
+        # Webhook deliveries arrive at the API alone: it reads their secrets.
+        self.webhook_secrets.grant_read(self.api.handler.role)
         self._grant(self.executor.handler, reads_event_keys=False)
         # Poison messages: the executor dead-letters them; the API lists and redrives the DLQ
         # (receiving is the only way to read a queue), and reads the work queue's redrive

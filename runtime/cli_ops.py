@@ -23,6 +23,7 @@ from typing import Any, TextIO
 
 from stepline.protocol.errors import ProtocolError
 from stepline.protocol.signing import hash_signing_key
+from stepline.webhooks.cli import add_webhooks_parser, cmd_webhooks
 
 DEFAULT_URL = "http://127.0.0.1:8288"
 TERMINAL = ("Completed", "Failed", "Cancelled")
@@ -542,6 +543,7 @@ COMMANDS = {
     "dlq": cmd_dlq,
     "sweep": cmd_sweep,
     "erase": cmd_erase,
+    "webhooks": cmd_webhooks,
 }
 
 
@@ -642,6 +644,8 @@ def add_ops_parsers(sub: Any) -> None:
     p.add_argument("--before", help="with --if: received before this time")
     p.add_argument("--name", help="with --if: only events of this name")
     p.set_defaults(func=_run)
+
+    add_webhooks_parser(sub, common, _run)
 
     p = sub.add_parser("tail", parents=[common], help="follow runs as they start, progress and finish")
     p.add_argument("--function", help="only this function's runs")

@@ -153,6 +153,13 @@ class Settings(BaseModel):
     # Opaque. Changing it (the stack's keysRevision) replaces every Lambda container, so each
     # reads the secrets at once rather than within keys_refresh_s.
     keys_revision: str | None = None
+    # Verified webhooks (docs/webhooks.md). The sources the deployment sets (the stack's
+    # stepline:webhooks), as a JSON list of source configurations; read only through the API.
+    webhook_sources: str = ""
+    # Deployed: the name prefix of the Secrets Manager secrets the API may read webhook secrets
+    # from ("<stack>/webhooks/"). Set, a source must name its secret (secret_id) under it, and
+    # inline secrets are refused: secrets never sit in the table.
+    webhook_secret_prefix: str = ""
 
     @property
     def signing_keys(self) -> list[str]:
@@ -166,6 +173,15 @@ class Settings(BaseModel):
     @classmethod
     def _steps_by_function(cls, value: str) -> str:
         parse_steps_limits(value)
+        return value
+
+    @field_validator("webhook_sources")
+    @classmethod
+    def _webhook_sources(cls, value: str) -> str:
+        if value.strip():
+            from stepline.webhooks.model import deployed_sources
+
+            deployed_sources(value)  # raises ValueError naming the source and the field
         return value
 
     def steps_limits(self) -> dict[str, int]:

@@ -25,6 +25,7 @@ from stepline.api import (
     runs_views,
     send_api,
     sweep_api,
+    webhooks_api,
 )
 from stepline.api.errors import ApiError, json_response
 from stepline.engine.core import Engine
@@ -48,6 +49,8 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     sweep_api.add_routes(app, engine)
     erasure_api.add_routes(app, engine)
     metrics_api.add_routes(app, engine)
+    # Verified webhooks: providers' signed deliveries become events (docs/webhooks.md).
+    webhooks_api.add_routes(app, engine)
     openapi.add_routes(app)
     dashboard.add_routes(app)
 

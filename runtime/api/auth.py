@@ -50,6 +50,9 @@ OPERATOR_ROUTES = frozenset(
         ("POST", "/v1/apps/sync"),
         ("POST", "/v1/events"),
         ("POST", "/v1/functions/{fn_id}/invoke"),
+        ("GET", "/v1/webhooks"),
+        ("POST", "/v1/webhooks"),
+        ("DELETE", "/v1/webhooks/{source}"),
     }
 )
 

@@ -335,6 +335,29 @@ def document() -> dict[str, Any]:
                 description="Authenticated by the event key in the path, not by the signing key.",
             )
         },
+        "/webhooks/{source}": {
+            "post": _op(
+                "A provider's webhook delivery, verified by its signature, as events",
+                _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "ids": {"type": "array", "items": {"type": "string"}},
+                            "delivery_id": {"type": "string"},
+                            "status": {"type": "integer"},
+                        },
+                    }
+                ),
+                tags=["webhooks"],
+                params=[_path_param("source", "a configured webhook source")],
+                security=_PUBLIC,
+                body=_body({"type": "object"}),
+                description="Authenticated by the provider's signature (Stripe, GitHub, Standard Webhooks, Shopify "
+                "or the generic HMAC scheme), checked before anything is stored: 401 when it is missing, wrong, "
+                "outside the source's replay window or replayed (counted per source). The events' ids come from the "
+                "delivery id, so a redelivery starts nothing twice. docs/webhooks.md.",
+            )
+        },
         "/fn/register": {
             "post": _op(
                 "SDK sync: register an app's functions",
@@ -546,6 +569,43 @@ def document() -> dict[str, Any]:
                 ),
                 description="Runs every few minutes by itself; this runs it now. One call handles at most "
                 "100 runs: `more` says to call again.",
+            )
+        },
+        "/v1/webhooks": {
+            "get": _op(
+                "Webhook sources, with the deliveries each refused",
+                _ok(_data({"type": "array", "items": {"type": "object"}})),
+                tags=["webhooks"],
+            ),
+            "post": _op(
+                "Configure a webhook source (created or replaced)",
+                _ok(_data({"type": "object"})),
+                tags=["webhooks"],
+                body=_body(
+                    {
+                        "type": "object",
+                        "required": ["source", "provider"],
+                        "properties": {
+                            "source": {"type": "string"},
+                            "provider": {"enum": ["stripe", "github", "standard", "shopify", "hmac"]},
+                            "secret_id": {"type": "string", "description": "a Secrets Manager secret (deployed)"},
+                            "secret": {"type": "string", "description": "the secret itself (stepline dev, start)"},
+                            "replay_window_s": {"type": "integer", "minimum": 1},
+                            "hmac": {"type": "object"},
+                            "transform": {"type": "object"},
+                        },
+                    }
+                ),
+                description="A configuration that cannot be used is refused with a 400 naming the field; "
+                "sources the deployment sets (stepline:webhooks) are read-only (409). docs/webhooks.md.",
+            ),
+        },
+        "/v1/webhooks/{source}": {
+            "delete": _op(
+                "Remove a webhook source",
+                _ok(_data({"type": "object"})),
+                tags=["webhooks"],
+                params=[_path_param("source", "a configured webhook source")],
             )
         },
         "/v1/apps": {

@@ -1,11 +1,13 @@
-"""No request waits on the network stack. Twenty requests over one kept-alive connection, each
-answered in under 20 ms: far above the healthy figure (about 1 ms here) and far below the 40 ms
+"""No request waits on the network stack. Twenty requests over one kept-alive connection, answered
+in under 20 ms (all but the few a busy machine slows, below): far above the healthy figure (about 1 ms here) and far below the 40 ms
 that a response or request split over two writes waits for a delayed ACK (Nagle's algorithm on
 one side, delayed ACKs on the other), which is what every request after the first paid before.
 
-A round is twenty requests; on a machine busy with other work a single request can be slow for
-reasons of its own, so a round with a slow request is tried again, up to three rounds. A stall
-makes every request after the first slow, in every round.
+A round is twenty requests; on a machine busy with other work any single request can be slow for
+reasons of its own (under a load average of 10, rounds had a few requests of 20 to 30 ms spread
+among 2 ms ones), so a round passes when at least three in four of its requests are under the
+threshold, and a round that does not is tried again, up to three rounds. A stall makes every
+request after the first slow, in every round: it fails the check just as surely.
 
 Checked against `stepline dev` (in this process) and `stepline start` (its own process), with the
 clients that use those connections: http.client and httpx (the official Python SDK's client), the
@@ -71,8 +73,8 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
 
 
 def assert_no_stall(send: Callable[[], int]) -> None:
-    """Twenty requests in a row on one connection (opened by a request before them), each under
-    the threshold, in one of up to three rounds."""
+    """Twenty requests in a row on one connection (opened by a request before them), three in four
+    of them under the threshold, in one of up to three rounds."""
     assert send() == 200
     rounds = []
     for _ in range(ROUNDS):
@@ -81,10 +83,12 @@ def assert_no_stall(send: Callable[[], int]) -> None:
             started = time.perf_counter()
             assert send() == 200
             times.append(round((time.perf_counter() - started) * 1000, 1))
-        if max(times) <= THRESHOLD_MS:
+        if sum(t <= THRESHOLD_MS for t in times) >= REQUESTS * 3 // 4:
             return
         rounds.append(times)
-    pytest.fail(f"every round had a request over {THRESHOLD_MS} ms on a kept-alive connection: {rounds}")
+    pytest.fail(
+        f"every round had over a quarter of its requests over {THRESHOLD_MS} ms on a kept-alive connection: {rounds}"
+    )
 
 
 def test_http_client_posts_and_reads_over_one_connection(target):

@@ -70,6 +70,8 @@ def synthesized(tmp_path_factory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk.out"))
 
 
+# The deployed webhook source's transform: a Stripe event becomes the deployed app's event.
+BILLING_CEL = '{"name": "deploy/check", "data": {"n": event.body.data.object.n}}'
 EXISTING_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -117,5 +119,7 @@ def protected(tmp_path_factory) -> Synthesized:
         "stepline:pointInTimeRecoveryDays": "7",
         # The deployed test app listens on this machine's loopback.
         "stepline:allowPrivateAppUrls": "true",
+        # A verified webhook source, deployed with its secret (tests/infra/test_deploy_moto.py).
+        "stepline:webhooks": [{"source": "billing", "provider": "stripe", "transform": {"cel": BILLING_CEL}}],
     }
     return synthesize(tmp_path_factory.mktemp("cdk.out.protected"), context)

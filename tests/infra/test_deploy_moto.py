@@ -76,8 +76,16 @@ def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
 
 
 class Deployed:
-    def __init__(self, deployment: Deployment, host: LambdaHost, front: ApiFront, app_port: int,
-                 signing_key: str, event_key: str, operator_key: str) -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        host: LambdaHost,
+        front: ApiFront,
+        app_port: int,
+        signing_key: str,
+        event_key: str,
+        operator_key: str,
+    ) -> None:
         self.deployment = deployment
         self.host = host
         self.front = front
@@ -130,7 +138,9 @@ def deployed(protected) -> Deployed:
         app_env.update(INNGEST_BASE_URL=front.url, INNGEST_SIGNING_KEY=signing_key)
         app = subprocess.Popen(
             [sys.executable, str(APP_SCRIPT), "--port", str(port)],
-            env=app_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=app_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             wait_for_port(port)
@@ -162,14 +172,14 @@ def test_the_stack_is_created_and_the_lambdas_point_at_its_resources(deployed):
         table = d.client("dynamodb").describe_table(TableName=env["STEPLINE_TABLE_NAME"])["Table"]
         assert {k["AttributeName"] for k in table["KeySchema"]} == {"pk", "sk"}
         assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1", "gsi2"]
-        attributes = d.client("sqs").get_queue_attributes(
-            QueueUrl=env["STEPLINE_QUEUE_URL"], AttributeNames=["All"]
-        )["Attributes"]
+        attributes = d.client("sqs").get_queue_attributes(QueueUrl=env["STEPLINE_QUEUE_URL"], AttributeNames=["All"])[
+            "Attributes"
+        ]
         assert attributes["QueueArn"] == env["STEPLINE_QUEUE_ARN"]
         redrive = json.loads(attributes["RedrivePolicy"])
-        dlq_arn = d.client("sqs").get_queue_attributes(
-            QueueUrl=env["STEPLINE_DLQ_URL"], AttributeNames=["QueueArn"]
-        )["Attributes"]["QueueArn"]
+        dlq_arn = d.client("sqs").get_queue_attributes(QueueUrl=env["STEPLINE_DLQ_URL"], AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         assert redrive["deadLetterTargetArn"] == dlq_arn
         scheduler = d.client("scheduler")
         scheduler.get_schedule_group(Name=env["STEPLINE_SCHEDULE_GROUP"])
@@ -259,9 +269,7 @@ def test_a_long_sleep_becomes_a_schedule_delivered_by_the_stack_role(synced):
         for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
         for s in _policy_statements(iam, attached["PolicyArn"])
     ]
-    assert statements == [
-        {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": env["STEPLINE_QUEUE_ARN"]}
-    ]
+    assert statements == [{"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": env["STEPLINE_QUEUE_ARN"]}]
 
 
 def _policy_statements(iam: Any, arn: str) -> list[dict]:
@@ -285,7 +293,10 @@ def test_the_sweep_schedule_runs_the_sweeper_in_the_executor(synced):
     assert drain_queue(d.deployment, d.host) >= 1
     for queue in ("STEPLINE_QUEUE_URL", "STEPLINE_DLQ_URL"):  # handled: not failed, not poison
         attributes = sqs.get_queue_attributes(QueueUrl=env[queue], AttributeNames=["All"])["Attributes"]
-        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+        assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+            "0",
+            "0",
+        )
 
 
 def test_a_cron_trigger_lands_in_the_cron_group(synced):
@@ -325,7 +336,9 @@ def test_the_stack_key_encrypts_its_data_and_its_policy_names_the_roles(deployed
     for output in ("SigningKeySecretName", "EventKeysSecretName", "OperatorKeySecretName"):
         assert d.client("secretsmanager").describe_secret(SecretId=d.outputs[output])["KmsKeyId"] == key_arn
     groups = d.client("logs").describe_log_groups(logGroupNamePrefix="/stepline/Stepline/")["logGroups"]
-    assert sorted(g["logGroupName"] for g in groups) == [f"/stepline/Stepline/{n}" for n in ("access", "api", "executor")]
+    assert sorted(g["logGroupName"] for g in groups) == [
+        f"/stepline/Stepline/{n}" for n in ("access", "api", "executor")
+    ]
     policy = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
     (roles,) = [s for s in policy["Statement"] if s.get("Sid") == "StackRolesThroughTheirServices"]
     iam = d.client("iam")
@@ -365,11 +378,57 @@ def test_an_operator_erases_a_run_with_its_payloads_through_the_deployed_api(syn
     assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents") is None
     table = d.env(EXECUTOR_HANDLER)["STEPLINE_TABLE_NAME"]
     for pk in (f"RUN#{run['run_id']}", f"EVENT#{event_id}"):
-        items = ddb.query(TableName=table, KeyConditionExpression="pk = :pk",
-                          ExpressionAttributeValues={":pk": {"S": pk}})["Items"]
+        items = ddb.query(
+            TableName=table, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": pk}}
+        )["Items"]
         assert items == [], pk
     status, _ = http("GET", f"{d.front.url}/v1/runs/{run['run_id']}", headers=d.operator)
     assert status == 404
+
+
+def test_a_verified_webhook_runs_through_the_deployed_stack(synced):
+    """stepline:webhooks made the source's secret; the provider's value put there, a signed
+    Stripe delivery runs the app's function through both Lambdas, and a forged one is refused."""
+    import hashlib
+    import hmac
+
+    d = synced
+    secrets = d.deployment.client("secretsmanager")
+    placeholder = json.loads(d.deployment.secret_value("Stepline/webhooks/billing"))
+    assert len(placeholder["secret"]) >= 32  # generated, never in the template
+    env = d.env(API_HANDLER)
+    assert json.loads(env["STEPLINE_WEBHOOK_SOURCES"])[0]["secret_id"] == "Stepline/webhooks/billing"
+    assert d.env(EXECUTOR_HANDLER)["STEPLINE_WEBHOOK_SOURCES"] == ""  # only the API receives webhooks
+    secrets.put_secret_value(SecretId="Stepline/webhooks/billing", SecretString="whsec_deployed")
+    _, before = http("GET", f"{d.app_url}/counters")
+
+    def deliver(secret: str, event_id: str) -> tuple[int, Any]:
+        body = json.dumps({"id": event_id, "type": "charge.succeeded", "data": {"object": {"n": 4}}}).encode()
+        t = int(time.time())
+        signature = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        request = urllib.request.Request(
+            f"{d.front.url}/webhooks/billing", data=body, method="POST",
+            headers={"Content-Type": "application/json", "Stripe-Signature": f"t={t},v1={signature}"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    status, body = deliver("whsec_deployed", "evt_deployed_1")
+    assert status == 200 and body["delivery_id"] == "evt_deployed_1", body
+    drain_queue(d.deployment, d.host)
+    (run,) = d.runs(body["ids"][0])
+    assert run["status"] == "Completed" and run["output"] == {"first": 5, "second": 50}, run
+    assert deliver("whsec_deployed", "evt_deployed_1") == (status, body)  # redelivered: the same event
+    status, refused = deliver(placeholder["secret"], "evt_forged")
+    assert status == 401 and refused["reason"] == "bad_signature", refused
+    drain_queue(d.deployment, d.host)
+    _, after = http("GET", f"{d.app_url}/counters")
+    assert after["first"] == before.get("first", 0) + 1  # one run, for the one genuine delivery
+    status, listing = http("GET", f"{d.front.url}/v1/webhooks", headers=d.operator)
+    assert status == 200 and listing["data"][0]["rejected"]["bad_signature"] == 1, listing
 
 
 def test_every_aws_call_the_handlers_made_is_granted_to_their_role(synced, protected):

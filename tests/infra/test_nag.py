@@ -14,6 +14,7 @@ EXPECTED_RULES = {
     "AwsSolutions-IAM5[Resource::<PayloadsBucket>/*]",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/Stepline-timers-cron/*]",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/Stepline-timers/*]",
+    "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:Stepline/webhooks/*]",
     "AwsSolutions-S1",
     "AwsSolutions-SMG4",
 }

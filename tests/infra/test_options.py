@@ -78,7 +78,8 @@ def test_a_created_key_encrypts_the_table_queues_bucket_secrets_and_logs(protect
         for logical_id, r in found.items():
             assert key_of(r["Properties"], resource_type) == arn, logical_id
     secrets = protected.resources("AWS::SecretsManager::Secret")
-    assert len(secrets) == 3 and all(s["Properties"]["KmsKeyId"] == arn for s in secrets.values())
+    # The three keys' and the webhook source's (stepline:webhooks).
+    assert len(secrets) == 4 and all(s["Properties"]["KmsKeyId"] == arn for s in secrets.values())
     (table,) = protected.resources("AWS::DynamoDB::Table").values()
     assert table["Properties"]["SSESpecification"]["SSEType"] == "KMS"
     (bucket,) = protected.resources("AWS::S3::Bucket").values()

@@ -242,9 +242,10 @@ def test_functions_are_created_after_the_schedule_groups_they_name(synthesized, 
 def test_the_http_api_routes_throttles_and_logs(synthesized):
     routes = sorted(r["Properties"]["RouteKey"] for r in synthesized.resources("AWS::ApiGatewayV2::Route").values())
     assert routes == sorted([
-        "POST /e/{key}", "POST /e", "POST /fn/register", "GET /v0/{proxy+}", "GET /v1/{proxy+}",
-        "POST /v1/checkpoint/{run_id}/async", "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /v1/dead-letters",
-        "GET /metrics", "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}",
+        "POST /e/{key}", "POST /e", "POST /webhooks/{source}", "POST /fn/register", "GET /v0/{proxy+}",
+        "GET /v1/{proxy+}", "POST /v1/checkpoint/{run_id}/async", "POST /v1/{proxy+}", "DELETE /v1/{proxy+}",
+        "GET /v1/dead-letters", "GET /v1/webhooks", "GET /metrics",
+        "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}",
     ])
     _, stage = synthesized.one("AWS::ApiGatewayV2::Stage")
     props = stage["Properties"]
@@ -254,8 +255,8 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
     # Each group its own rate and burst: a flood of bad event keys cannot take the SDKs' share.
     event_api, sdk, operator = (500, 1000), (1000, 2000), (20, 40)
     assert {k: (v["ThrottlingRateLimit"], v["ThrottlingBurstLimit"]) for k, v in props["RouteSettings"].items()} == {
-        "POST /e/{key}": event_api, "POST /e": event_api,
-        "POST /fn/register": sdk, "GET /v0/{proxy+}": sdk, "GET /v1/{proxy+}": sdk,
+        "POST /e/{key}": event_api, "POST /e": event_api, "POST /webhooks/{source}": event_api,
+        "GET /v1/webhooks": operator, "POST /fn/register": sdk, "GET /v0/{proxy+}": sdk, "GET /v1/{proxy+}": sdk,
         "POST /v1/checkpoint/{run_id}/async": sdk, "POST /v1/{proxy+}": operator, "DELETE /v1/{proxy+}": operator, "GET /v1/dead-letters": operator,
         "GET /metrics": operator,
     }
@@ -351,8 +352,10 @@ def test_iam_has_no_wildcard_action_and_wildcards_only_where_services_need_them(
     schedules = json.dumps(by_action["scheduler:CreateSchedule"]["Resource"])
     assert ":schedule/Stepline-timers/*" in schedules and ":schedule/Stepline-timers-cron/*" in schedules
     assert by_action["iam:PassRole"]["Resource"]["Fn::GetAtt"][0].startswith("TimersDeliveryRole")
-    secrets = json.dumps(by_action["secretsmanager:GetSecretValue"]["Resource"])
+    secrets = json.dumps([s["Resource"] for s in statements if "secretsmanager:GetSecretValue" in actions(s)])
     assert "KeysSigningKey" in secrets
+    # Webhook deliveries arrive at the API: only it reads their secrets, under the stack's prefix.
+    assert (":secret:Stepline/webhooks/*" in secrets) == (handler == API_HANDLER)
     # Only the API checks event keys and the operator key, so only it may read them.
     assert ("KeysEventKeys" in secrets) == (handler == API_HANDLER)
     assert ("KeysOperatorKey" in secrets) == (handler == API_HANDLER)
@@ -485,7 +488,7 @@ def test_each_route_is_throttled_with_the_group_of_who_may_call_it(tmp_path):
         assert key is not None, (method, path)
         if (method, openapi_path) in OPERATOR_ROUTES:
             expected = RouteGroup.OPERATOR
-        elif path.startswith("/e"):
+        elif path.startswith(("/e", "/webhooks/")):
             expected = RouteGroup.EVENT_API
         elif path.startswith(("/v0/", "/v1/", "/fn/")):
             expected = RouteGroup.SDK

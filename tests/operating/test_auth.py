@@ -24,9 +24,10 @@ from tests.operating.test_openapi import registered
 SIGNING_KEY = "signkey-prod-0123456789abcdef0123456789abcdef"
 GOOD = ["Bearer " + hash_signing_key(SIGNING_KEY), "Bearer signkey-prod-" + hash_signing_key(SIGNING_KEY)]
 BAD = [None, "Bearer " + hash_signing_key("signkey-prod-ff"), "Basic abc"]
-PUBLIC = {"/", "/static/{name}", "/openapi.json", "/health", "/e/{key}"}
+# /webhooks/{source}: the provider's signature is the credential (tests/webhooks).
+PUBLIC = {"/", "/static/{name}", "/openapi.json", "/health", "/e/{key}", "/webhooks/{source}"}
 SAMPLE = {"run_id": "01J0000000000000000000000X", "event_id": "01J0000000000000000000000Y",
-          "app_id": "nope", "fn_id": "nope", "name": "app.js", "key": "k"}
+          "app_id": "nope", "fn_id": "nope", "name": "app.js", "key": "k", "source": "nope"}
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ from tests.e2e.conftest import free_port, http
 SIGNING_KEY = "signkey-prod-0123456789abcdef0123456789abcdef"
 OPERATOR_KEY = "fedcba9876543210" * 4
 PUBLIC = {("GET", "/"), ("GET", "/static/{name}"), ("GET", "/openapi.json"), ("GET", "/health"),
-          ("POST", "/e/{key}"), ("POST", "/e"), ("POST", "/e/")}
+          ("POST", "/e/{key}"), ("POST", "/e"), ("POST", "/e/"), ("POST", "/webhooks/{source}")}
 SAMPLE = {"run_id": "01J0000000000000000000000X", "event_id": "01J0000000000000000000000Y",
-          "app_id": "nope", "fn_id": "nope", "name": "app.js", "key": "k"}
+          "app_id": "nope", "fn_id": "nope", "name": "app.js", "key": "k", "source": "nope"}
 BODIES = {"/v1/erasures": {"run_id": "01J0000000000000000000000X"}, "/v1/apps/sync": {"url": "http://127.0.0.1:9/x"}}
 
 
