@@ -11,6 +11,7 @@ whether or not tracing is on, for the price of 16 random bytes.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -44,12 +45,15 @@ class RunTrace:
     @classmethod
     def parse(cls, value: str | None) -> RunTrace | None:
         """The context in a ``traceparent`` string; None for nothing or anything malformed."""
-        if not value:
-            return None
-        match = _TRACEPARENT.match(value.strip().lower())
-        if match is None:
-            return None
-        trace_id, span_id = int(match.group(1), 16), int(match.group(2), 16)
-        if trace_id == 0 or span_id == 0:
-            return None
-        return cls(trace_id, span_id, bool(int(match.group(3), 16) & 1))
+        return _parse(value) if value else None
+
+
+@functools.lru_cache(maxsize=4096)  # a run's context is read at every hook: parse it once
+def _parse(value: str) -> RunTrace | None:
+    match = _TRACEPARENT.match(value.strip().lower())
+    if match is None:
+        return None
+    trace_id, span_id = int(match.group(1), 16), int(match.group(2), 16)
+    if trace_id == 0 or span_id == 0:
+        return None
+    return RunTrace(trace_id, span_id, bool(int(match.group(3), 16) & 1))
