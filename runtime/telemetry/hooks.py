@@ -68,7 +68,7 @@ class RunTracer(Protocol):
 
     def sample(self, trace_id: int) -> bool: ...
 
-    def run_ended(self, run: Run, trace: RunTrace, ended_ms: int) -> None: ...
+    def run_ended(self, run: Run, trace: RunTrace, ended_ms: int, invoked_by: RunTrace | None) -> None: ...
 
     def call_began(
         self, run: Run, trace: RunTrace, step: str, attempt: int, started_ms: int, now: Callable[[], int]
@@ -141,7 +141,7 @@ class Telemetry:
             self.metrics.run_ended(run.fn_id, run.status.value)
         trace = self._sampled(run)
         if trace is not None and self.tracer is not None:
-            self.tracer.run_ended(run, trace, run.ended_at or self._now())
+            self.tracer.run_ended(run, trace, run.ended_at or self._now(), self._invoker(run))
 
     def invocation(self, run: Run) -> None:
         """An executor invocation took the run on: its log lines name it from now on."""
@@ -251,6 +251,17 @@ class Telemetry:
             self.tracer.flush()
         if self.metrics is not None:
             self.metrics.flush()
+
+    def _invoker(self, run: Run) -> RunTrace | None:
+        """The trace of the run whose step.invoke started this one, if any: the child's root
+        span links to it (a run is a trace of its own, the link joins the two)."""
+        from stepline.engine.ops.invoke import parse_correlation
+
+        caller = parse_correlation(run.events[0]) if run.events else None
+        if caller is None or self.runs is None:
+            return None
+        parent = self.runs.get_run(caller[0])
+        return RunTrace.parse(parent.trace) if parent is not None else None
 
     def _sampled(self, run: Run) -> RunTrace | None:
         if self.tracer is None:

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from stepline.engine.ports import Run, RunStatus
 from stepline.telemetry.hooks import StepAttempt, StepStatus
@@ -110,7 +110,11 @@ class OtelRunTracer:
         decision = self.provider.sampler.should_sample(None, trace_id, "run")
         return decision.decision.is_sampled()
 
-    def run_ended(self, run: Run, run_trace: RunTrace, ended_ms: int) -> None:
+    def run_ended(self, run: Run, run_trace: RunTrace, ended_ms: int, invoked_by: RunTrace | None) -> None:
+        links = []
+        if invoked_by is not None:
+            invoker = SpanContext(invoked_by.trace_id, invoked_by.span_id, is_remote=True)
+            links.append(Link(invoker, {"stepline.link": "invoked by"}))
         self.ids.preset(run_trace.trace_id, run_trace.span_id)
         try:
             span = self.tracer.start_span(
@@ -119,6 +123,7 @@ class OtelRunTracer:
                 kind=SpanKind.INTERNAL,
                 attributes=_run_attributes(run),
                 start_time=run.created_at * _MS,
+                links=links,
             )
         finally:
             self.ids.clear()

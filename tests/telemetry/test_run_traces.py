@@ -263,3 +263,22 @@ def test_steps_stored_through_the_checkpoint_api_are_spans_of_the_run(backend, c
         assert span.context.trace_id == trace.trace_id and span.parent.span_id == trace.span_id
         assert span.attributes["stepline.step.checkpointed"] is True
         assert span.start_time == (now + 500) * 1_000_000 and span.end_time == (now + 2_000) * 1_000_000
+
+
+def test_an_invoked_runs_root_span_links_to_the_run_that_invoked_it(backend, clock):
+    scripts = {"t-app-parent": [("invoke", "call-child", "t-app-child", None), ("run", "after")],
+               "t-app-child": [("run", "c")]}
+    engine, app, caller, exporter = make(backend, clock, scripts)
+    parent_id = start(engine, backend, "t-app-parent")
+    pump(backend, engine, clock)
+    parent = ended(backend, parent_id)
+    assert app.executed == {"c": 1, "after": 1}
+    [child], _ = backend.store.list_runs("t-app-child", limit=10)
+
+    parent_spans, child_spans = RunSpans.of(exporter, parent), RunSpans.of(exporter, child)
+    assert child_spans.root.context.trace_id != parent_spans.root.context.trace_id  # each run its own trace
+    [link] = child_spans.root.links
+    assert (link.context.trace_id, link.context.span_id) == (parent_spans.root.context.trace_id,
+                                                             parent_spans.root.context.span_id)
+    [invoke] = parent_spans.named("invoke ")
+    assert parent_spans.parent_of(invoke) is parent_spans.root
