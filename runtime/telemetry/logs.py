@@ -10,6 +10,8 @@ extra attributes as keys of the line; ``stepline dev``/``start`` add them to the
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +73,13 @@ def install_text(handler: logging.Handler) -> None:
     handler.setFormatter(logging.Formatter(TEXT_FORMAT))
 
 
-def install_json(powertools_logger: Any) -> None:
+def install_json(powertools_logger: Any, env: Mapping[str, str] = os.environ) -> bool:
     """Deployed: the runtime's own lines (the ``stepline.*`` loggers) go through the handler of a
-    powertools ``Logger``, so they are its structured JSON, each with the run fields as keys."""
+    powertools ``Logger``, so they are its structured JSON, each with the run fields as keys.
+    Only inside a Lambda (``AWS_LAMBDA_FUNCTION_NAME``, which the Lambda runtime sets): a process
+    that merely imports a handler (the tests) keeps its logging as it is. True when installed."""
+    if not env.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return False
     handler = powertools_logger.registered_handler
     if not any(isinstance(f, RunFields) for f in handler.filters):
         handler.addFilter(RunFields())
@@ -82,3 +88,4 @@ def install_json(powertools_logger: Any) -> None:
         runtime.addHandler(handler)
     runtime.propagate = False  # once, in JSON: not again through the Lambda's plain root handler
     runtime.setLevel(powertools_logger.log_level)
+    return True

@@ -66,9 +66,16 @@ def test_every_line_about_a_run_carries_its_ids(backend, clock, runtime_logger):
     assert handler.records[-1].run_id is None and handler.lines[-1].endswith("nothing about a run")
 
 
+def test_outside_a_lambda_importing_a_handler_leaves_logging_alone(runtime_logger):
+    before = (list(runtime_logger.handlers), runtime_logger.propagate)
+    assert not logs.install_json(Logger(service="stepline-test-outside"), {})
+    assert (list(runtime_logger.handlers), runtime_logger.propagate) == before
+
+
 def test_deployed_lines_are_powertools_json_with_the_run_fields(runtime_logger):
     stream = io.StringIO()
-    logs.install_json(Logger(service="stepline-test", stream=stream, level="INFO"))
+    assert logs.install_json(Logger(service="stepline-test", stream=stream, level="INFO"),
+                             {"AWS_LAMBDA_FUNCTION_NAME": "stepline-executor"})
     logs.about_run("01J0000000000000000000000X", "shop-fn", "ab" * 16)
     logging.getLogger("stepline.engine.executor").warning("run %s attempt %d failed", "01J0000000000000000000000X", 0)
     logs.about_run(None)
