@@ -59,8 +59,8 @@ def build_app(
         # Said at synth, not discovered in cold-start latency after the deploy.
         print(
             f"warning: no Python {bundle.python_version} here to compile the Lambda bytecode (python"
-            f"{bundle.python_version} on PATH, or {INTERPRETER_ENV}): the Lambdas compile what they import "
-            "at every cold start",
+            f"{bundle.python_version} on PATH, one uv manages, or {INTERPRETER_ENV}): the Lambdas compile "
+            f"what they import at every cold start. `uv python install {bundle.python_version}` gets one.",
             file=sys.stderr,
         )
     stack = SteplineStack(app, "Stepline", config=config, bundle=bundle)

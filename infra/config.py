@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from stepline.aws.resources import CRON_GROUP_SUFFIX
+from stepline.settings import parse_app_origins
 from stepline.webhooks.model import deployed_sources
 
 CONTEXT_PREFIX = "stepline:"
@@ -112,6 +113,17 @@ class StackConfig(BaseModel):
     # VPC). Off, outbound calls refuse every internal address; link-local and metadata addresses
     # stay refused either way (docs/security.md).
     allow_private_app_urls: bool = False
+    # Origins an app may be moved to by a plain sync (comma-separated ``https://host[:port]``);
+    # a sync moving an app anywhere else is refused unless forced (docs/security.md).
+    allowed_app_origins: str = ""
+    # Runs of apps invoked by their Lambda ARN keep calling the version they started on
+    # (stepline.engine.pinning); false sends every call to the registered alias.
+    pin_app_versions: bool = True
+    # Lambda functions (ARNs, comma-separated, unqualified) of apps deployed outside this stack
+    # (other stacks, other tools) that Stepline calls by lambda:Invoke: the executor and the API
+    # may invoke exactly these and their versions. Apps wired with the app construct
+    # (infra/app_function.py) are granted by it and need no entry here.
+    app_functions: str = ""
 
     # -- verified webhooks (docs/webhooks.md) ---------------------------------------------------
     # Sources the deployment sets, each as POST /v1/webhooks takes it but without a secret: the
@@ -185,12 +197,32 @@ class StackConfig(BaseModel):
             raise ValueError('must be empty (AWS-managed keys), "create", or a KMS key ARN (arn:aws:kms:...:key/...)')
         return value
 
+    @field_validator("app_functions")
+    @classmethod
+    def _app_functions(cls, value: str) -> str:
+        from stepline.engine.app_targets import FunctionArn
+
+        for entry in cls.split_list(value):
+            if FunctionArn.parse(entry).qualifier is not None:  # raises ValueError naming a non-ARN
+                raise ValueError(f"{entry!r}: give the function's unqualified ARN (its versions are granted with it)")
+        return value
+
+    @staticmethod
+    def split_list(value: str) -> list[str]:
+        return [entry.strip() for entry in value.split(",") if entry.strip()]
+
     @field_validator("max_steps_by_function")
     @classmethod
     def _steps_by_function(cls, value: str) -> str:
         from stepline.settings import parse_steps_limits
 
         parse_steps_limits(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("allowed_app_origins")
+    @classmethod
+    def _app_origins(cls, value: str) -> str:
+        parse_app_origins(value)  # raises ValueError naming the bad entry
         return value
 
     @field_validator("otlp_endpoint")
@@ -275,6 +307,8 @@ class StackConfig(BaseModel):
             "max_steps_by_function": self.max_steps_by_function,
             "retention_days": self.retention_days,
             "allow_private_app_urls": self.allow_private_app_urls,
+            "allowed_app_origins": parse_app_origins(self.allowed_app_origins),
+            "pin_app_versions": self.pin_app_versions,
             "webhook_sources": self.webhook_sources_json(),
             "webhook_secret_prefix": self.webhook_secret_prefix,
         }

@@ -7,6 +7,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import nag
+from infra.app_function import grant_app_invoke
 from infra.config import StackConfig
 from infra.dashboard import RunsDashboard
 from infra.encryption import DataKey, log_group_prefix
@@ -99,7 +100,8 @@ class SteplineStack(Stack):
             runtime=config.runtime_settings(),
         )
 
-        code = LambdaCode(self, "Code", bundle=bundle)
+        # Kept: the apps' constructs (infra/app_function.py) run on the same layer and code.
+        self.code = code = LambdaCode(self, "Code", bundle=bundle)
         logs_prefix = log_group_prefix(config.stack_name)
         self.api = HttpApi(
             self,
@@ -141,6 +143,10 @@ class SteplineStack(Stack):
         # Webhook deliveries arrive at the API alone: it reads their secrets.
         self.webhook_secrets.grant_read(self.api.handler.role)
         self._grant(self.executor.handler, reads_event_keys=False)
+        # Apps deployed elsewhere that are called by invoke (stepline:appFunctions).
+        for arn in config.split_list(config.app_functions):
+            for handler in (self.executor.handler, self.api.handler):
+                grant_app_invoke(handler, arn)
         # Poison messages: the executor dead-letters them; the API lists and redrives the DLQ
         # (receiving is the only way to read a queue), and reads the work queue's redrive
         # policy to say why SQS moved a message there.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -39,6 +40,32 @@ def parse_steps_limits(text: str) -> dict[str, int]:
     return limits
 
 
+def parse_app_origins(text: str) -> list[str]:
+    """``"https://a.example.com, http://10.0.0.5:8080"`` as a list of origins; ValueError naming
+    the entry that is not ``http(s)://host[:port]`` (no path, query, fragment or user)."""
+    origins: list[str] = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        try:
+            parts = urlsplit(entry)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            parts = None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ValueError(f"{entry!r}: expected an origin, http(s)://host[:port], with no path")
+        origins.append(entry.rstrip("/"))
+    return origins
+
+
 class Settings(BaseModel):
     # "dev": any event key is accepted and calls are unsigned unless a signing key is set, as
     # Inngest's dev server does. "cloud": only configured event keys, signed calls, bearer auth.
@@ -56,6 +83,9 @@ class Settings(BaseModel):
     # and loopback addresses: apps inside a VPC, or on the same machine. Never link-local or the
     # metadata service.
     allow_private_app_urls: bool = False
+    # A run of an app invoked by its Lambda ARN keeps calling the version its first call ran
+    # (stepline.engine.pinning); False sends every call to the registered ARN (alias) instead.
+    pin_app_versions: bool = True
     # A sync that moves an existing app to another origin (scheme, host, port) is refused outside
     # dev mode, unless forced (`POST /v1/apps/sync` with "force": true) or the new origin is
     # listed here (e.g. "https://app.example.com").

@@ -4,7 +4,6 @@ syncing an app by URL from the API, the way `stepline dev -u URL` does at start.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
@@ -13,9 +12,8 @@ from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
 from stepline.api.runs_api import iso
 from stepline.engine.core import Engine
-from stepline.engine.outbound import redact_url
 from stepline.engine.records import AppRecord, FunctionRecord
-from stepline.engine.sync import sync_app
+from stepline.engine.sync_request import SyncFailed, sync_target
 
 # Registered config keys (wire names) that shape when and how often runs start and execute.
 FLOW_CONTROL_KEYS = (
@@ -101,47 +99,18 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
 
     @app.post("/v1/apps/sync")
     def sync() -> Response:
-        """Body {"url": <the app's serve URL>, "force": false}: ask the app to sync (PUT), as
-        `stepline dev -u` does; the SDK then registers its functions with the server it is
-        configured for. "force" lets the sync move an app registered at another origin."""
+        """Body {"url": <the app's serve URL, or its Lambda function ARN>, "force": false}: ask the
+        app to sync (PUT), as `stepline dev -u` does; the SDK then registers its functions with
+        the server it is configured for. "force" lets the sync move an app registered at another
+        origin. An ARN is synced through lambda:Invoke (stepline.engine.sync_request)."""
         require_operator(app, engine)
         body = parse_json_body(raw_body(app))
         url = body.get("url") if isinstance(body, dict) else None
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if not isinstance(url, str) or parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ApiError(400, f"url: expected the app's http(s) serve URL, got {url!r}")
-        force = body.get("force", False)
+        force = body.get("force", False) if isinstance(body, dict) else False
         if not isinstance(force, bool):
             raise ApiError(400, f"force: expected true or false, got {force!r}")
-        answer = sync_app(
-            url,
-            engine.settings,
-            signing_key=engine.keys.current().signing_key,
-            force=force,
-            attempts=SYNC_ATTEMPTS,
-            interval_s=SYNC_INTERVAL_S,
-        )
-        shown = redact_url(url)
-        if not answer.ok and answer.status is None and answer.said:
-            raise ApiError(502, f"url: Stepline may not call {shown}: {answer.said}")
-        if not answer.ok and answer.status is not None:
-            raise ApiError(
-                502,
-                f"url: the app at {shown} answered the sync request (PUT) with {answer.status}: "
-                f"{answer.said or 'no reason given'}",
-            )
-        if not answer.ok:
-            raise ApiError(
-                502,
-                f"url: the app at {shown} did not answer the sync request (PUT); "
-                "is it running and serving its Inngest handler there?",
-            )
-        synced = [a for a in catalog.list_apps() if a.url.split("?")[0] == url.split("?")[0]]
-        if not synced:
-            # The Python SDK answers 200 even when its register was refused (a move, say).
-            raise ApiError(
-                502,
-                f"url: the app at {shown} answered the sync request, but no app registered from there: "
-                'its register request was refused (see the app\'s log; moving an app takes "force": true)',
-            )
-        return envelope({"url": url, "synced": True, "apps": [app_json(a) for a in synced]})
+        try:
+            synced = sync_target(engine, url, force=force, attempts=SYNC_ATTEMPTS, interval_s=SYNC_INTERVAL_S)
+        except SyncFailed as failed:
+            raise ApiError(failed.status, failed.message) from failed
+        return envelope({"url": synced.url, "synced": True, "apps": [app_json(a) for a in synced.apps]})

@@ -151,6 +151,11 @@ def _schemas() -> dict[str, Any]:
                 "ended_at": nullable_time,
                 "output": {},
                 "error": {"type": "object"},
+                "app_version": {
+                    "type": "string",
+                    "description": "the app version the run started on: the Lambda version it is pinned to, "
+                    "or the appVersion its app registered",
+                },
                 "origin": {
                     "type": "object",
                     "description": "replay or rerun: the run it came from",

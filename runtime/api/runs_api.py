@@ -102,6 +102,8 @@ def run_json(run: Run) -> dict[str, Any]:
         out["error"] = run.error
     if run.origin:
         out["origin"] = run.origin  # a replay or rerun: which run it came from
+    if run.app_version:
+        out["app_version"] = run.app_version  # the app version the run started on (pinned to)
     return out
 
 

@@ -196,6 +196,7 @@ _RUN_FIELDS: dict[str, str] = {
     "lease_until": "n",
     "origin": "o",
     "wake_at": "n",
+    "app_version": "s",
     "trace": "s",
 }
 
@@ -258,6 +259,7 @@ def run_from_item(item: Item) -> Run:
         lease_until=get_int(item, "lease_until"),
         origin=get_json(item, "origin"),
         wake_at=get_int(item, "wake_at"),
+        app_version=get_str(item, "app_version"),
         trace=get_str(item, "trace"),
     )
 

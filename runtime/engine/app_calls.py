@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from stepline.engine import pinning
 from stepline.engine.checkpoint_calls import CallPlan
 from stepline.engine.checkpoint_stream import StreamHooks, read_stream
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
@@ -66,7 +67,8 @@ class AppCalls:
         body = call_body(request, state, self.settings.use_api_threshold_bytes, encoder.encode)
         signing_key = self.keys.current().signing_key
         headers = {**call_headers(body, signing_key=signing_key, now_s=self.clock.now_ms() // 1000), **plan.headers}
-        url = call_url(fn.url, step)
+        # A run pinned to an app version calls that version (stepline.engine.pinning).
+        url = pinning.call_url(call_url(fn.url, step), run, self.settings.pin_app_versions)
         span = self.telemetry.call_began(run, step, attempt, headers)
         result, resp = self._send(url, body, headers, stream_hooks)
         span.ended(result.status, result.error if result.kind == "error" else None)

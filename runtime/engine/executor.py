@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from stepline.engine import checkpoint_calls, messages
+from stepline.engine import checkpoint_calls, messages, pinning
 from stepline.engine.app_calls import AppCalls
 from stepline.engine.attempts import failed_attempt
 from stepline.engine.checkpoint import is_stale_reply
@@ -289,6 +289,8 @@ class Executor:
             queue_item_id=inv.hold.owner,
             stream_hooks=lambda: self._stream_hooks(inv, nxt),
         )
+        if resp is not None:
+            self._note_version(inv, resp)
         if resp is not None and resp.lines is None:
             inv.refresh = plan.api_checkpoints and self._stored_through_api(inv.fn, resp, result)
         if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
@@ -577,6 +579,18 @@ class Executor:
     def _release(self, inv: _Invocation) -> None:
         wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, self.clock.now_ms())
         self.leases.release(inv.hold, {**inv.dirty, "wake_at": wake_at})
+
+    def _note_version(self, inv: _Invocation, resp: HttpResponse) -> None:
+        """Record the app version the run is on (stepline.engine.pinning), with the release."""
+
+        def registered() -> str | None:
+            app = self.functions.app(inv.function.app_id)
+            return app.app_version if app else None
+
+        version = pinning.observed(inv.state.run, inv.function.url, resp.headers, registered)
+        if version is not None:
+            inv.state.run.app_version = version
+            inv.dirty["app_version"] = version
 
     def _busy(self, run_id: str, body: dict[str, Any]) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The

@@ -55,6 +55,12 @@ class HttpCaller(Protocol):
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse: ...
 
 
+class Sender(Protocol):
+    """A caller that also sends other methods than POST (an app sync is a PUT)."""
+
+    def send(self, method: str, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse: ...
+
+
 # The largest answer read from an app: beyond every legitimate response (step outputs are capped
 # at 4 MiB, Lambda answers at 6 MB), small enough that a broken app cannot exhaust memory. A
 # checkpoint stream may carry many steps, so there it bounds each line instead.
@@ -79,11 +85,15 @@ class PooledHttpCaller:
         self._max_response_bytes = max_response_bytes
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        return self.send("POST", url, body, headers, timeout_s)
+
+    def send(self, method: str, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        """``post`` with another method (a sync's PUT)."""
         deadline = time.monotonic() + timeout_s
         try:
             # total: connecting, sending and waiting for the status line share the one deadline.
             resp = self._pool.request(
-                "POST",
+                method,
                 url,
                 body=body,
                 # Identity: a compressed answer could expand far past the cap once decoded.
@@ -194,3 +204,23 @@ class _Lines:
         if not self._done:
             self._done = True
             self._resp.close()  # unread data: the connection cannot be reused
+
+
+class _WholeBodyLines:
+    """The lines of a checkpoint stream that arrived whole (a buffered Lambda answer)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self._body.split(b"\n"):
+            if line.strip():
+                yield line
+
+    def close(self) -> None:
+        self._body = b""
+
+
+def whole_body_lines(body: bytes) -> LineStream:
+    """``body`` read as the lines of a checkpoint stream (each without its newline)."""
+    return _WholeBodyLines(body)

@@ -131,6 +131,10 @@ class Run:
     # at creation, then, at each lease release, the earliest due time of what it waits on. None
     # once it ended. The sweeper (stepline.engine.sweeper) re-arms runs left well past it.
     wake_at: int | None = None
+    # The app version the run started on (stepline.engine.pinning): the Lambda version its first
+    # invoke ran (later calls go to it), else the appVersion its app had registered. None until
+    # the first call answered, or when the app names none.
+    app_version: str | None = None
     # The run's trace context: the W3C traceparent of its root span (stepline.telemetry), made
     # when it is created, so every span of every invocation joins one trace. None for runs
     # created before it was kept.

@@ -13,6 +13,7 @@ import urllib3
 
 from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
+from stepline.engine.http import CallFailed, Sender
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.outbound import AddressPolicy, AddressRefused, pool_manager, redact_in, redact_url
 from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
@@ -47,6 +48,7 @@ def sync_app(
     attempts: int = 60,
     interval_s: float = 1.0,
     stop: threading.Event | None = None,
+    private: Sender | None = None,
 ) -> SyncAnswer:
     """PUT the app URL until it answers 2xx, retrying while it starts up. The SDK then POSTs its
     config to /fn/register.
@@ -60,6 +62,9 @@ def sync_app(
 
     No X-Inngest-Server-Kind header: the SDK would reject a PUT whose kind differs from its own
     mode, and leaving it out is always accepted (docs/protocol.md §2.3).
+
+    ``private`` carries the PUT instead, for an app reached privately (a direct Lambda invoke or a
+    SigV4-signed function URL, ``stepline.engine.app_targets``).
     """
     http = pool_manager(AddressPolicy.from_settings(settings))
     key = signing_key or settings.signing_key
@@ -73,6 +78,14 @@ def sync_app(
         headers = {}
         if key:
             headers["X-Inngest-Signature"] = sign(b"", key, int(time.time()))
+        if private is not None:
+            last = _private_put(private, target, headers, url)
+            if last.ok:
+                log.info("synced app %s", shown)
+                return last
+            if stop.wait(interval_s):
+                break
+            continue
         try:
             resp = http.request(
                 "PUT",
@@ -102,6 +115,18 @@ def sync_app(
             break
     log.error("could not sync app %s", shown)
     return last
+
+
+def _private_put(private: Sender, target: str, headers: dict[str, str], url: str) -> SyncAnswer:
+    try:
+        resp = private.send("PUT", target, b"", headers, 30)
+    except CallFailed as exc:
+        return SyncAnswer(False, None, redact_in(str(exc), url))
+    if 200 <= resp.status < 300:
+        return SyncAnswer(True, resp.status)
+    said = redact_in(resp.body[:300].decode(errors="replace"), url)
+    log.warning("sync of %s answered %s: %s", redact_url(url), resp.status, said)
+    return SyncAnswer(False, resp.status, said)
 
 
 class Registry:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable
 
@@ -19,7 +18,14 @@ from stepline.engine.clock import SystemClock
 from stepline.engine.core import Engine
 from stepline.engine.keys import KeyRing, Keys, RefreshingKeys, StaticKeys
 from stepline.engine.ports import Clock
-from stepline.protocol.signing import hash_signing_key
+
+# SecretFormatError is re-exported: what reading the stack's secrets raises.
+from stepline.protocol.key_secrets import SecretFormatError as SecretFormatError
+from stepline.protocol.key_secrets import (
+    parse_event_keys_secret,
+    parse_operator_key_secret,
+    parse_signing_key_secret,
+)
 from stepline.settings import Settings
 from stepline.telemetry.metrics import EmfMetrics
 from stepline.telemetry.setup import telemetry_from_env
@@ -33,10 +39,6 @@ _lock = threading.Lock()
 SecretFetcher = Callable[[str], "str | bytes"]
 
 
-class SecretFormatError(ValueError):
-    """A secret that does not hold keys in a form we read. Never carries the secret's text."""
-
-
 def engine_from_env(clock: Clock | None = None) -> Engine:
     """The container's engine, built on first use. ``clock`` (tests) times the key re-reads; the
     AWS adapters keep to real time either way."""
@@ -45,6 +47,7 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
         with _lock:
             if _engine is None:
                 from stepline.aws import open_aws_backend
+                from stepline.aws.app_callers import app_caller
                 from stepline.aws.resources import AwsNames
 
                 settings = Settings.from_env()
@@ -52,10 +55,11 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
                 backend = open_aws_backend(
                     AwsNames.from_settings(settings), clock=None, retention_ms=settings.retention_ms
                 )
+                # Apps are called over HTTP, or privately: SigV4 function URLs, direct invokes.
                 # Metrics as CloudWatch EMF lines, flushed at the end of each invocation
                 # (stepline.handlers); traces when OTEL_* configures an exporter.
                 telemetry = telemetry_from_env(None, EmfMetrics())
-                _engine = Engine(backend, settings, keys=keys, telemetry=telemetry)
+                _engine = Engine(backend, settings, keys=keys, caller=app_caller(settings), telemetry=telemetry)
     return _engine
 
 
@@ -109,77 +113,6 @@ def resolve_secrets(settings: Settings, fetch: SecretFetcher | None = None) -> S
         settings.keys_revision or "-",
     )
     return settings.model_copy(update=updates)
-
-
-def parse_signing_key_secret(text: str) -> tuple[str, str | None]:
-    """(signing key, fallback) from the key itself, or from JSON
-    ``{"signing_key": ..., "signing_key_fallback": ...}`` (the fallback optional)."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise SecretFormatError("signing key secret: starts with '{' but is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("signing_key"), str):
-            raise SecretFormatError('signing key secret: JSON must be {"signing_key": "<key>", ...}')
-        primary = data["signing_key"].strip()
-        fallback = data.get("signing_key_fallback")
-        if fallback is not None and not isinstance(fallback, str):
-            raise SecretFormatError("signing key secret: signing_key_fallback must be a string")
-        fallback = (fallback or "").strip() or None
-    else:
-        primary, fallback = text, None
-    for field, key in (("signing_key", primary), ("signing_key_fallback", fallback)):
-        if key is None:
-            continue
-        try:
-            hash_signing_key(key)
-        except ValueError:
-            raise SecretFormatError(
-                f"signing key secret: {field} must be hex, optionally prefixed 'signkey-<env>-'"
-            ) from None
-    if not primary:
-        raise SecretFormatError("signing key secret: signing_key is empty")
-    return primary, fallback
-
-
-def parse_operator_key_secret(text: str) -> str:
-    """The operator key, alone or as JSON ``{"operator_key": ...}``: hex, like a signing key."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise SecretFormatError("operator key secret: starts with '{' but is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("operator_key"), str):
-            raise SecretFormatError('operator key secret: JSON must be {"operator_key": "<key>"}')
-        text = data["operator_key"].strip()
-    if not text:
-        raise SecretFormatError("operator key secret: operator_key is empty")
-    try:
-        hash_signing_key(text)
-    except ValueError:
-        raise SecretFormatError("operator key secret: operator_key must be hex") from None
-    return text
-
-
-def parse_event_keys_secret(text: str) -> list[str]:
-    """Event keys separated by commas or newlines, or a JSON list of strings."""
-    text = text.strip()
-    if text.startswith("["):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise SecretFormatError("event keys secret: starts with '[' but is not JSON") from None
-        if not all(isinstance(k, str) for k in data):
-            raise SecretFormatError("event keys secret: the JSON list must hold strings only")
-        keys = [k.strip() for k in data]
-    else:
-        keys = [k.strip() for k in re.split(r"[,\n]", text)]
-    keys = [k for k in keys if k]
-    if not keys:
-        raise SecretFormatError("event keys secret: holds no key")
-    return keys
 
 
 def _text(value: str | bytes | None) -> str:

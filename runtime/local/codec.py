@@ -115,6 +115,7 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "lease_until": ("lease_until", _plain),
     "origin": ("origin_json", _json_or_null),
     "wake_at": ("wake_at", _plain),
+    "app_version": ("app_version", _plain),
     "trace": ("trace", _plain),
 }
 
@@ -145,6 +146,7 @@ def run_from_row(row: sqlite3.Row) -> Run:
         lease_until=row["lease_until"],
         origin=loads(row["origin_json"]),
         wake_at=row["wake_at"],
+        app_version=row["app_version"],
         trace=row["trace"],
     )
 

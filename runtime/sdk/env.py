@@ -105,13 +105,24 @@ def resolve(
     # headers name, so whoever reaches the app could point the server at an origin of their own.
     # Stepline signs the sync requests it sends. (The official SDKs default to on.)
     unauthed = (env_var("ENABLE_UNAUTHED_SYNC") or "false").strip().lower() not in _FALSY
+    signing_key = signing_key or env_var("SIGNING_KEY")
+    signing_key_fallback = signing_key_fallback or env_var("SIGNING_KEY_FALLBACK")
+    event_key = event_key or env_var("EVENT_KEY")
+    if signing_key is None or event_key is None:
+        # Deployed beside Stepline: the keys are in Secrets Manager, never in the environment.
+        from stepline.sdk import key_secrets
+
+        if signing_key is None:
+            signing_key, fallback = key_secrets.signing_keys()
+            signing_key_fallback = signing_key_fallback or fallback
+        event_key = event_key or key_secrets.event_key()
     return ClientEnv(
         mode=mode,
         api_origin=api or (DEV_ORIGIN if dev else CLOUD_API_ORIGIN),
         event_api_origin=events or (DEV_ORIGIN if dev else CLOUD_EVENT_ORIGIN),
-        event_key=event_key or env_var("EVENT_KEY") or (NO_EVENT_KEY if dev else None),
-        signing_key=signing_key or env_var("SIGNING_KEY"),
-        signing_key_fallback=signing_key_fallback or env_var("SIGNING_KEY_FALLBACK"),
+        event_key=event_key or (NO_EVENT_KEY if dev else None),
+        signing_key=signing_key,
+        signing_key_fallback=signing_key_fallback,
         env=branch,
         serve_origin=serve_origin or env_var("SERVE_ORIGIN"),
         serve_path=serve_path or env_var("SERVE_PATH"),

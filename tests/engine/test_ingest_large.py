@@ -11,7 +11,9 @@ from stepline.engine.ports import Run, RunStatus, Waiter, WaiterKind
 from stepline.settings import Settings
 from tests.engine.scripted_app import ScriptedApp, pump, receive_all, register
 
-EVENTS = 150
+# Past one start message (START_CHUNK events) by a few: two messages, the second one partial. Each
+# run costs moto about half a second, so no more than that.
+EVENTS = START_CHUNK + 5
 SEED = (1_800_000_000_000, b"0123456789")
 
 

@@ -105,6 +105,7 @@ def variant(tmp_path_factory) -> Synthesized:
         "stepline:maxOpsPerReply": "50",
         "stepline:maxStepsPerRun": "200",
         "stepline:maxStepsByFunction": "billing-invoice=5000",
+        "stepline:allowedAppOrigins": "https://apps.example.com, http://10.0.0.5:8080/",
     }
     return synthesize(tmp_path_factory.mktemp("cdk.out.variant"), context)
 

@@ -180,6 +180,7 @@ def test_limits_throttles_and_concurrency_follow_the_configuration(variant):
         runtime = Settings.from_env({k: v for k, v in env.items() if isinstance(v, str)})
         assert (runtime.max_runs_per_request, runtime.max_ops_per_reply, runtime.max_steps_per_run) == (100, 50, 200)
         assert runtime.steps_limits() == {"billing-invoice": 5000}
+        assert runtime.allowed_app_origins == ["https://apps.example.com", "http://10.0.0.5:8080"]
     api_env = fns[API_HANDLER]["Environment"]["Variables"]
     assert api_env["STEPLINE_OPERATOR_KEY_SECRET_ID"] == "shared/stepline-operator"
     assert "STEPLINE_OPERATOR_KEY_SECRET_ID" not in fns[EXECUTOR_HANDLER]["Environment"]["Variables"]
@@ -198,6 +199,8 @@ def test_limits_throttles_and_concurrency_follow_the_configuration(variant):
         ({"stepline:retentionDays": "-1"}, "stepline:retentionDays"),
         ({"stepline:pointInTimeRecoveryDays": "36"}, "stepline:pointInTimeRecoveryDays"),
         ({"stepline:maxStepsByFunction": "fn"}, "<function id>=<steps>"),
+        ({"stepline:allowedAppOrigins": "https://a.example.com/api/inngest"}, "stepline:allowedAppOrigins"),
+        ({"stepline:allowedAppOrigins": "apps.example.com"}, "http\\(s\\)://host\\[:port\\]"),
         ({"stepline:operatorRateLimit": "0"}, "stepline:operatorRateLimit"),
         ({"stepline:apiReservedConcurrency": "-5"}, "stepline:apiReservedConcurrency"),
     ],

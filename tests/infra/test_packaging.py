@@ -140,6 +140,28 @@ def test_without_an_interpreter_of_the_target_version_the_code_ships_sources(tmp
     assert (code / "a.py").is_file() and not list(code.rglob("*.pyc"))
 
 
+def test_an_interpreter_uv_manages_compiles_the_bytecode(tmp_path, monkeypatch):
+    """No python3.x on PATH and none named: the one ``uv python install`` put in place is found
+    (asked of uv offline: nothing is downloaded at synth)."""
+    version = "%d.%d" % sys.version_info[:2]
+    asked = tmp_path / "asked"
+    fake_uv = tmp_path / "bin" / "uv"
+    fake_uv.parent.mkdir()
+    fake_uv.write_text(
+        f"#!{sys.executable}\nimport sys\nopen({str(asked)!r}, 'w').write(' '.join(sys.argv[1:]))\n"
+        f"print({sys.executable!r})\n"
+    )
+    fake_uv.chmod(0o755)
+    monkeypatch.delenv(bytecode.INTERPRETER_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(fake_uv.parent))
+    bytecode._uv_managed.cache_clear()
+    try:
+        assert bytecode.bytecode_interpreter(version) == sys.executable
+        assert asked.read_text() == f"python find --no-project --offline {version}"
+    finally:
+        bytecode._uv_managed.cache_clear()
+
+
 # -- the hashed lock file -----------------------------------------------------------------------
 
 
@@ -171,8 +193,11 @@ def test_a_lock_made_from_other_requirements_stops_the_build(tmp_path):
 
 def test_the_layer_is_installed_from_the_lock_with_hashes_required(tmp_path, monkeypatch):
     seen: list[list[str]] = []
+    real_run = subprocess.run
 
     def fake_pip(command, **kwargs):
+        if "pip" not in command:  # looking for an interpreter to compile with (infra.bytecode)
+            return real_run(command, **kwargs)
         seen.append(command)
         seen.append(Path(command[command.index("-r") + 1]).read_text().splitlines())
         (tmp_path / "out").mkdir(exist_ok=True)
