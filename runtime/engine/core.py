@@ -29,6 +29,7 @@ from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEve
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
 from stepline.engine.runs import RunStarter, invocation_event
+from stepline.engine.signals import Signals
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
@@ -60,7 +61,9 @@ class Engine:
         self.starter = RunStarter(b.runs, b.waiters, clock)
         self.resumer = Resumer(b.runs, b.queue, self.ids)
         # How every run ends (see the module docstring for the one cycle).
-        self.ending = RunEnding(b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit)
+        self.ending = RunEnding(
+            b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit, signals=b.signals
+        )
         self.cancellation = Cancellation(b.runs, self.ending)
         cancel = self.cancellation.cancel
         # Where runs start and resume: flow control, waits on events, crons.
@@ -76,7 +79,9 @@ class Engine:
             cancel=cancel,
             events=b.events,
         )
-        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel)
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
+        # A run waiting for a signal, resumed by POST /v1/signals.
+        self.signals = Signals(b.signals, b.runs, self.resumer, clock)
         self.ingest = Ingest(
             b.events,
             b.apps,
@@ -107,6 +112,7 @@ class Engine:
             self.starter,
             keys=self.keys,
         )
+        self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.

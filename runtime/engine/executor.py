@@ -38,6 +38,7 @@ from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.leases import Hold, Leases, Refusal
 from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.ops.invoke import start_invoke
+from stepline.engine.ops.signal import start_signal_wait
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
@@ -366,11 +367,11 @@ class Executor:
                 planned.append(op)
             elif op.op == Op.SLEEP:
                 start_sleep(self.tools, state, op)
-            elif op.op == Op.WAIT_FOR_EVENT:
-                start_wait(self.tools, state, op)
-            elif op.op == Op.INVOKE_FUNCTION:
-                settled = start_invoke(self.tools, state, op)
-                if settled is not None:  # nothing to invoke: the step fails at once
+            elif op.op in _STARTS:
+                settled = _STARTS[op.op](self.tools, state, op)
+                # Nothing to invoke or a signal conflict (a failed step), or a look-back that
+                # found its event: the step settles at once.
+                if settled is not None:
                     self._commit(inv, op, settled, nxt)
                     progressed = True
             else:
@@ -598,6 +599,10 @@ class Executor:
         The retry is a fresh call, out of any concurrency line (see flow.concurrency)."""
         retry = messages.Call.from_body(body).when_busy()
         self.waker.after(retry.to_body(), min(1000 * 2 ** min(retry.busy - 1, 5), 30_000))
+
+
+# Ops that may settle their step as they start (the memo they return is committed at once).
+_STARTS = {Op.WAIT_FOR_EVENT: start_wait, Op.INVOKE_FUNCTION: start_invoke, Op.WAIT_FOR_SIGNAL: start_signal_wait}
 
 
 def _no_progress(state: RunState, nxt: _Next, ops: list[Opcode], fresh: list[Opcode]) -> str | None:

@@ -30,6 +30,7 @@ from stepline.engine.records import (
     Run,
     RunState,
     RunStatus,
+    SignalWait,
     SlotHolder,
     SlotView,
     StoredEvent,
@@ -44,6 +45,7 @@ from stepline.engine.stores import (
     KeyClaims,
     RunEraser,
     RunStore,
+    SignalStore,
     SlotStore,
     Store,
     WaiterStore,
@@ -217,6 +219,10 @@ class Backend:
         return self.store
 
     @property
+    def signals(self) -> SignalStore:
+        return self.store
+
+    @property
     def flow_state(self) -> FlowStateStore:
         return self.store
 
@@ -257,6 +263,8 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "SlotHolder",
+    "SignalStore",
+    "SignalWait",
     "SlotStore",
     "SlotView",
     "Store",

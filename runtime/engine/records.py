@@ -207,6 +207,23 @@ class Waiter:
 
 
 @dataclass
+class SignalWait:
+    """A run waiting for a signal by name (``step.waitForSignal``, docs/steps/signals.md): at most
+    one per signal. ``step_id`` is the WaitForSignal op's hashed id; a wait past ``expires_at``
+    reads as absent (its timeout wakes the run with null)."""
+
+    signal: str
+    run_id: str
+    step_id: str
+    expires_at: int
+    created_at: int
+
+    def same_wait(self, other: SignalWait) -> bool:
+        """The same run's same step (a re-reported op), whatever its times."""
+        return self.run_id == other.run_id and self.step_id == other.step_id
+
+
+@dataclass
 class WaiterPage:
     """One page of a bucket of waiters; ``after`` continues it (None: the bucket is done)."""
 

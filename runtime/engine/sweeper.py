@@ -79,6 +79,8 @@ _WAKES = {
         run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
     ),
     Op.INVOKE_FUNCTION: lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
+    # A signal's timeout is a plain wake: null unless a signal won the step.
+    Op.WAIT_FOR_SIGNAL: lambda run_id, op: messages.wake(run_id, op.step_id),
 }
 
 
