@@ -16,7 +16,7 @@ from stepline.engine import pinning
 from stepline.engine.checkpoint_calls import CallPlan
 from stepline.engine.checkpoint_stream import StreamHooks, read_stream
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
-from stepline.engine.keys import KeyRing
+from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.outbound import redact_in, redact_url
 from stepline.engine.payload_policy import call_body
 from stepline.engine.ports import Clock, FunctionRecord, RunState
@@ -27,12 +27,20 @@ from stepline.telemetry import NOOP, Telemetry
 
 
 class AppCalls:
-    def __init__(self, caller: HttpCaller, keys: KeyRing, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self,
+        caller: HttpCaller,
+        keys: KeyRing | None,
+        clock: Clock,
+        settings: Settings,
+        *,
+        telemetry: Telemetry = NOOP,
+    ) -> None:
         self.caller = caller
-        self.keys = keys
+        self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(settings))  # none given: the settings' keys
         self.clock = clock
         self.settings = settings
-        self.telemetry: Telemetry = NOOP  # a span per call, named to the app in a traceparent
+        self.telemetry = telemetry  # a span per call, named to the app in a traceparent
 
     def call(
         self,

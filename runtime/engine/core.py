@@ -9,6 +9,7 @@ ingest's ``accept`` reached through the engine when it is called (``_emit``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stepline.engine import messages
@@ -57,12 +58,24 @@ class Engine:
         self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         b, clock = backend, self.clock
+        # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
+        self.telemetry = tel = telemetry or telemetry_from_env(self.clock)
+        if tel.runs is None:
+            tel.runs = b.runs
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
-        self.starter = RunStarter(b.runs, b.waiters, clock)
-        self.resumer = Resumer(b.runs, b.queue, self.ids)
+        self.starter = RunStarter(b.runs, b.waiters, clock, telemetry=tel)
+        self.resumer = Resumer(b.runs, b.queue, self.ids, telemetry=tel)
         # How every run ends (see the module docstring for the one cycle).
         self.ending = RunEnding(
-            b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit, signals=b.signals
+            b.runs,
+            b.apps,
+            b.waiters,
+            b.key_claims,
+            clock,
+            self.resumer,
+            emit=self._emit,
+            signals=b.signals,
+            telemetry=tel,
         )
         self.cancellation = Cancellation(b.runs, self.ending)
         cancel = self.cancellation.cancel
@@ -78,6 +91,7 @@ class Engine:
             self.starter,
             cancel=cancel,
             events=b.events,
+            telemetry=tel,
         )
         self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
         # A run waiting for a signal, resumed by POST /v1/signals.
@@ -94,6 +108,25 @@ class Engine:
         )
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
+        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
+        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
+        self.erasure = Erasure(
+            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
+        )
+        # Expiry past the retention period rides on the sweep: no schedule of its own.
+        self.retention = Retention(b.eraser, b.queue, self.clock)
+        # The messages the executor hands on, by kind (the ones about one run's steps are its own).
+        handlers: dict[str, Callable[[dict[str, Any]], object]] = {
+            messages.SWEEP: self._sweep,
+            messages.EXPIRE: self.retention.handle,
+            messages.ERASE: self.erasure.handle,
+            messages.MATCH_WAITERS: self.waits.go_on,
+            messages.CRON: self.crons.fire,
+            messages.START: self.ingest.start,
+            messages.DEBOUNCE: flow.debounce.fire,
+            messages.BATCH: flow.batching.fire,
+            messages.RUN_TIMEOUT: self._run_timeout,
+        }
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -111,39 +144,21 @@ class Engine:
             self.resumer,
             self.starter,
             keys=self.keys,
+            handlers=handlers,
+            telemetry=tel,
         )
         self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
-        self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
-        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
-        self.erasure = Erasure(
-            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
-        )
-        # Expiry past the retention period rides on the sweep: no schedule of its own.
-        self.retention = Retention(b.eraser, b.queue, self.clock)
-        # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
-        self.telemetry = telemetry or telemetry_from_env(self.clock)
-        if self.telemetry.runs is None:
-            self.telemetry.runs = b.runs
-        for part in (self.starter, self.resumer, self.ending, self.executor, self.delivery, flow):
-            part.telemetry = self.telemetry
-        self.executor.concurrency.telemetry = self.telemetry
-        self.executor.app.telemetry = self.telemetry
-        self.executor.handlers[messages.SWEEP] = self._sweep
-        self.executor.handlers[messages.EXPIRE] = self.retention.handle
-        self.executor.handlers[messages.ERASE] = self.erasure.handle
-        self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
-        self.executor.handlers[messages.CRON] = self.crons.fire
-        self.executor.handlers[messages.START] = self.ingest.start
-        self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
-        self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
-        self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
-            body["run_id"], "the run did not finish within timeouts.finish"
+        self.delivery = Delivery(
+            b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings, telemetry=tel
         )
 
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)
+
+    def _run_timeout(self, body: dict[str, Any]) -> None:
+        run_id = messages.RunTimeout.from_body(body).run_id
+        self.cancellation.cancel(run_id, "the run did not finish within timeouts.finish")
 
     def _sweep(self, body: dict[str, Any]) -> None:
         self.sweeper.handle(body)

@@ -80,6 +80,8 @@ class Delivery:
         ending: RunEnding,
         clock: Clock,
         settings: Settings,
+        *,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
         self.queue = queue
@@ -88,7 +90,7 @@ class Delivery:
         self.ending = ending
         self.clock = clock
         self.settings = settings
-        self.telemetry: Telemetry = NOOP
+        self.telemetry = telemetry
 
     # -- one delivery --------------------------------------------------------------------------
     def deliver(self, message: QueueMessage, *, budget_ms: int | None = None) -> Outcome:

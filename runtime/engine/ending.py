@@ -96,6 +96,7 @@ class RunEnding:
         resumer: Resumer,
         emit: Emit,
         signals: SignalStore | None = None,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.signals = signals  # a run's signal waits go when it ends
         self.runs = runs
@@ -105,7 +106,7 @@ class RunEnding:
         self.clock = clock
         self.resumer = resumer
         self.emit = emit
-        self.telemetry: Telemetry = NOOP  # the run's root span and its end's count
+        self.telemetry = telemetry  # the run's root span and its end's count
 
     def end(
         self,

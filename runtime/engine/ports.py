@@ -19,20 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from stepline.engine.flow_records import FlowState, LineEntry, SlotHolder, SlotView
 from stepline.engine.records import (
     AppRecord,
     CronSchedule,
-    FlowState,
     FunctionRecord,
-    LineEntry,
     Memo,
     PendingOp,
     Run,
     RunState,
     RunStatus,
     SignalWait,
-    SlotHolder,
-    SlotView,
     StoredEvent,
     Waiter,
     WaiterKind,

@@ -18,11 +18,11 @@ from stepline.telemetry import NOOP, Telemetry
 
 
 class Resumer:
-    def __init__(self, runs: RunStore, queue: WorkQueue, ids: IdGenerator) -> None:
+    def __init__(self, runs: RunStore, queue: WorkQueue, ids: IdGenerator, *, telemetry: Telemetry = NOOP) -> None:
         self.runs = runs
         self.queue = queue
         self.ids = ids
-        self.telemetry: Telemetry = NOOP
+        self.telemetry = telemetry
 
     def resume(self, run_id: str, step_id: str, value: dict[str, Any], name: str = "") -> bool:
         """Memoize ``value`` (``{"data": ...}`` or ``{"error": ...}``) for the step and run

@@ -41,11 +41,11 @@ def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, no
 
 
 class RunStarter:
-    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock) -> None:
+    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock, *, telemetry: Telemetry = NOOP) -> None:
         self.runs = runs
         self.waiters = waiters
         self.clock = clock
-        self.telemetry: Telemetry = NOOP
+        self.telemetry = telemetry
 
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
         """Create the run (or find it already created). Returns the run id and the queue message

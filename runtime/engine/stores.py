@@ -17,19 +17,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from stepline.engine.flow_records import FlowState, LineEntry, SlotView
 from stepline.engine.records import (
     AppRecord,
     Erased,
-    FlowState,
     FunctionRecord,
-    LineEntry,
     Memo,
     PendingOp,
     Run,
     RunState,
     RunStatus,
     SignalWait,
-    SlotView,
     StoredEvent,
     Waiter,
     WaiterPage,

@@ -12,13 +12,22 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from stepline.protocol.errors import ProtocolError
 from stepline.protocol.events import MAX_DEPTH, MAX_NAME_BYTES, _depth
 
-if TYPE_CHECKING:
-    from stepline.protocol.calls import Opcode
+
+class SignalOp(Protocol):
+    """What these checks read of a WaitForSignal op (``stepline.protocol.calls.Opcode``, which
+    imports this module: a structural type keeps the two from importing each other)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def options(self) -> dict[str, Any]: ...
+
 
 # A signal name becomes part of a store key, like an event name.
 MAX_SIGNAL_BYTES = MAX_NAME_BYTES
@@ -42,18 +51,18 @@ def signal_problem(signal: Any, where: str) -> str | None:
     return None
 
 
-def op_signal(op: Opcode) -> str:
+def op_signal(op: SignalOp) -> str:
     """A WaitForSignal's signal: ``opts.signal`` if present, else ``name``."""
     signal = op.options.get("signal")
     return signal if isinstance(signal, str) and signal else op.name
 
 
-def op_conflict(op: Opcode) -> OnConflict:
+def op_conflict(op: SignalOp) -> OnConflict:
     raw = op.options.get("conflict")
     return OnConflict(raw) if raw else OnConflict.FAIL
 
 
-def check_signal_op(op: Opcode) -> None:
+def check_signal_op(op: SignalOp) -> None:
     """The WaitForSignal checks the reply parser runs (a ValueError names the field)."""
     where = "opts.signal" if op.options.get("signal") else "name"
     problem = signal_problem(op_signal(op), where)
