@@ -24,9 +24,16 @@ from infra.packaging import build_bundle
 APP_MODULE = Path(__file__).with_name("lambda_app.py")
 
 
-def build_example(outdir: str | None = None, *, check: bool = True, access: AppAccess = AppAccess.INVOKE):
-    """The CDK app, the Stepline stack and the app's construct (tests synthesize this)."""
-    app, stack = build_app(outdir=outdir, check=check, builtin_validation=False)
+def build_example(
+    outdir: str | None = None,
+    *,
+    check: bool = True,
+    access: AppAccess = AppAccess.INVOKE,
+    context: dict[str, str] | None = None,
+):
+    """The CDK app, the Stepline stack and the app's construct (tests synthesize this);
+    ``context`` holds stack settings (``stepline:...``) as `cdk -c` gives them."""
+    app, stack = build_app(context, outdir=outdir, check=check, builtin_validation=False)
     bundle = build_bundle(stack.config.architecture)
     # Its own role and log group (no managed policy): the construct adds the reads it needs.
     role = iam.Role(stack, "OrdersAppRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))

@@ -143,10 +143,24 @@ def _logical_id(function: lambda_.Function) -> str:
 
 
 def _grant_key_decrypt(stepline: SteplineStack, role: iam.IRole) -> None:
-    """With a customer managed key, the secrets are encrypted with it: the app decrypts them."""
+    """With a customer managed key, the secrets are encrypted with it: the app decrypts them,
+    through Secrets Manager only. A key the stack made trusts the roles its policy names and no
+    IAM policy (infra/encryption.py), so the role is named there too; an existing key is granted
+    in the role's own policy, as the stack's roles are."""
     key = stepline.data_key.key
-    if key is not None:
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+    if key is None:
+        return
+    via = {"StringEquals": {"kms:ViaService": f"secretsmanager.{Stack.of(stepline).region}.amazonaws.com"}}
+    role.add_to_principal_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn], conditions=via))
+    if stepline.data_key.created:
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ArnPrincipal(role.role_arn)],
+                actions=["kms:Decrypt"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=via,
+            )
+        )
 
 
 def sync_function(stepline: SteplineStack) -> SteplineFunction:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from stepline.api import (
     checkpoint_api,
@@ -35,8 +37,34 @@ from stepline.protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 
+class ApiResolver(APIGatewayHttpResolver):
+    """Powertools' HTTP API resolver, with the request it serves kept on the instance. Powertools
+    keeps it on its base class (``BaseRouter.current_event``, for routers to share), where
+    resolvers serving requests on several threads (``stepline dev``, one resolver per thread)
+    would read each other's; handlers and powertools itself read it through ``current_event``."""
+
+    _serving: APIGatewayProxyEventV2 | None = None
+
+    @property  # type: ignore[override]  # an attribute in powertools, a property here
+    def current_event(self) -> APIGatewayProxyEventV2:
+        if self._serving is None:
+            raise RuntimeError("current_event: no request is being resolved")
+        return self._serving
+
+    @current_event.setter
+    def current_event(self, event: APIGatewayProxyEventV2) -> None:
+        self._serving = event
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self._serving = APIGatewayProxyEventV2(dict(event))
+        try:
+            return super().resolve(event, context)
+        finally:
+            self._serving = None
+
+
 def build_api(engine: Engine) -> APIGatewayHttpResolver:
-    app = APIGatewayHttpResolver(serializer=lambda obj: json.dumps(obj, separators=(",", ":")))
+    app = ApiResolver(serializer=lambda obj: json.dumps(obj, separators=(",", ":")))
 
     events_api.add_routes(app, engine)
     register_api.add_routes(app, engine)

@@ -52,6 +52,26 @@ class Resolver(Protocol):
     def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]: ...
 
 
+class PerThreadResolver:
+    """A resolver of its own for each serving thread, built by ``build`` on the thread's first
+    request. Powertools' resolver keeps the request it is serving on itself (the path's arguments
+    in ``context``; the event, see ``stepline.api.app.ApiResolver``): one resolver shared by the
+    server's threads let one request read another's path arguments and headers (a route called
+    without its arguments, a request judged by another's credentials). Not a lock around one
+    resolver: a handler may wait on a request to this same server (a sync's PUT is answered only
+    after the app has registered)."""
+
+    def __init__(self, build: Callable[[], Resolver]) -> None:
+        self._build = build
+        self._local = threading.local()
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        resolver: Resolver | None = getattr(self._local, "resolver", None)
+        if resolver is None:
+            resolver = self._local.resolver = self._build()
+        return resolver.resolve(event, context)
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """How much of the machine the server may take. Connections open at once are bounded by

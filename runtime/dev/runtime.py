@@ -15,7 +15,7 @@ from stepline.api.app import build_api
 from stepline.dev.browser_guard import BrowserGuard
 from stepline.dev.discovery import DISCOVERY_PORTS, AppWatcher
 from stepline.dev.driver import LocalDriver
-from stepline.dev.http_server import DevHttpServer, ServerLimits
+from stepline.dev.http_server import DevHttpServer, PerThreadResolver, ServerLimits
 from stepline.engine.clock import SystemClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpCaller
@@ -92,7 +92,7 @@ class DevRuntime:
         )
         guard = BrowserGuard(options.host, options.allowed_hosts) if self.settings.mode == "dev" else None
         self.server = DevHttpServer(
-            build_api(self.engine),
+            PerThreadResolver(lambda: build_api(self.engine)),
             options.host,
             options.port,
             _body_limit(self.settings),

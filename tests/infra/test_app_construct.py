@@ -47,13 +47,13 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _synth(tmp_path_factory, access: AppAccess) -> Example:
+def _synth(tmp_path_factory, access: AppAccess, context: dict[str, str] | None = None) -> Example:
     from examples.lambda_stack import build_example
 
     calls: list[str] = []
     with no_aws_calls(calls):
         app, stack, orders = build_example(
-            str(tmp_path_factory.mktemp(f"cdk.out.example.{access.value}")), access=access
+            str(tmp_path_factory.mktemp(f"cdk.out.example.{access.value}")), access=access, context=context
         )
         template = app.synth().get_stack_artifact(stack.artifact_id).template
     assert calls == []
@@ -70,6 +70,20 @@ def example(tmp_path_factory) -> Example:
 @pytest.fixture(scope="module")
 def example_url(tmp_path_factory) -> Example:
     return _synth(tmp_path_factory, AppAccess.IAM_URL)
+
+
+def test_with_a_key_the_stack_made_the_app_may_decrypt_the_key_secrets_through_secrets_manager(tmp_path_factory):
+    # The key's policy names the roles it trusts (no IAM policy can grant it): the app's role must
+    # be there, or the app cannot read its keys at start.
+    example = _synth(tmp_path_factory, AppAccess.INVOKE, {"stepline:kmsKey": "create"})
+    [key] = example.resources("AWS::KMS::Key").values()
+    role_id = example.template["Resources"][example.app_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+    app_statements = [
+        s for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if {"Fn::GetAtt": [role_id, "Arn"]} in _list(s.get("Principal", {}).get("AWS"))
+    ]  # fmt: skip
+    assert [s["Action"] for s in app_statements] == ["kms:Decrypt"]
+    assert "secretsmanager." in json.dumps(app_statements[0]["Condition"])
 
 
 def test_the_app_gets_the_api_url_and_secret_ids_never_a_key(example):
