@@ -20,6 +20,7 @@ from stepline.api import (
     erasure_api,
     events_api,
     functions_api,
+    metrics_api,
     openapi,
     register_api,
     runs_api,
@@ -79,6 +80,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     dead_letters_api.add_routes(app, engine)
     sweep_api.add_routes(app, engine)
     erasure_api.add_routes(app, engine)
+    metrics_api.add_routes(app, engine)
     # Verified webhooks: providers' signed deliveries become events (docs/webhooks.md).
     webhooks_api.add_routes(app, engine)
     openapi.add_routes(app)

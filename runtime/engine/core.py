@@ -35,6 +35,8 @@ from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
 from stepline.settings import Settings
+from stepline.telemetry import Telemetry
+from stepline.telemetry.setup import telemetry_from_env
 
 
 class Engine:
@@ -46,6 +48,7 @@ class Engine:
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
         keys: KeyRing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings or Settings()
@@ -55,12 +58,24 @@ class Engine:
         self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         b, clock = backend, self.clock
+        # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
+        self.telemetry = tel = telemetry or telemetry_from_env(self.clock)
+        if tel.runs is None:
+            tel.runs = b.runs
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
-        self.starter = RunStarter(b.runs, b.waiters, clock)
-        self.resumer = Resumer(b.runs, b.queue, self.ids)
+        self.starter = RunStarter(b.runs, b.waiters, clock, telemetry=tel)
+        self.resumer = Resumer(b.runs, b.queue, self.ids, telemetry=tel)
         # How every run ends (see the module docstring for the one cycle).
         self.ending = RunEnding(
-            b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit, signals=b.signals
+            b.runs,
+            b.apps,
+            b.waiters,
+            b.key_claims,
+            clock,
+            self.resumer,
+            emit=self._emit,
+            signals=b.signals,
+            telemetry=tel,
         )
         self.cancellation = Cancellation(b.runs, self.ending)
         cancel = self.cancellation.cancel
@@ -76,6 +91,7 @@ class Engine:
             self.starter,
             cancel=cancel,
             events=b.events,
+            telemetry=tel,
         )
         self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
         # A run waiting for a signal, resumed by POST /v1/signals.
@@ -129,10 +145,13 @@ class Engine:
             self.starter,
             keys=self.keys,
             handlers=handlers,
+            telemetry=tel,
         )
         self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
-        self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
+        self.delivery = Delivery(
+            b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings, telemetry=tel
+        )
 
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)

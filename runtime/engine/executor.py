@@ -39,7 +39,7 @@ from stepline.engine.functions import FunctionCache
 from stepline.engine.http import HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.invocation import Invocation, Next, StepWrites
-from stepline.engine.keys import KeyRing, Keys, StaticKeys
+from stepline.engine.keys import KeyRing
 from stepline.engine.leases import Hold, Leases, Refusal
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.plan import Plan, RetryCall, Target, plan_reply
@@ -61,6 +61,7 @@ from stepline.engine.timeouts import Cancel, first_start_checks
 from stepline.protocol.calls import CallResult, memo_data, memo_error
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class Executor:
         *,
         keys: KeyRing | None = None,
         handlers: Mapping[str, Callable[[dict[str, Any]], object]],
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
         self.apps = apps
@@ -106,11 +108,12 @@ class Executor:
         self.cancel = cancel  # for timeouts.start
         self.waker = Waker(queue, timers, clock)
         self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
-        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
+        self.telemetry = telemetry  # spans, metrics, log fields (stepline.telemetry)
+        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings, telemetry=telemetry)
         self.leases = Leases(runs, clock, ids, settings)
-        self.app = AppCalls(caller, keys or StaticKeys(Keys.from_settings(settings)), clock, settings)
+        self.app = AppCalls(caller, keys, clock, settings, telemetry=telemetry)
         self.functions = FunctionCache(apps, clock)
-        self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings)
+        self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings, telemetry=telemetry)
         self.checkpointed = CheckpointedCalls(runs, clock, settings, self.leases, self.writes, self.functions)
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = dict(handlers)
@@ -186,6 +189,7 @@ class Executor:
             self.runs.remove_pending(run_id, hold.claimed_step)
             return
         fn = self.functions.function(state.run.fn_id)
+        self.telemetry.invocation(state.run)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
         inv = Invocation(state, fn, hold, now + budget)
         if fn is None:

@@ -135,6 +135,10 @@ class Run:
     # invoke ran (later calls go to it), else the appVersion its app had registered. None until
     # the first call answered, or when the app names none.
     app_version: str | None = None
+    # The run's trace context: the W3C traceparent of its root span (stepline.telemetry), made
+    # when it is created, so every span of every invocation joins one trace. None for runs
+    # created before it was kept.
+    trace: str | None = None
 
 
 @dataclass
