@@ -187,9 +187,10 @@ class PayloadStore:
         self.put(key, data)
         return {"M": {_REF: {"S": key}, "bytes": {"N": str(len(data))}}}
 
-    def resolve(self, items: list[Item]) -> list[Item]:
-        """Replace every reference in ``items`` (in place) by the JSON text it points at."""
-        refs = [(item, name) for item in items for name, attr in item.items() if is_ref(attr)]
+    def resolve(self, items: list[Item], keep: frozenset[str] = frozenset()) -> list[Item]:
+        """Replace every reference in ``items`` (in place) by the JSON text it points at, but
+        those of the attributes named in ``keep``, fetched later if at all."""
+        refs = [(item, name) for item in items for name, attr in item.items() if is_ref(attr) and name not in keep]
         if not refs:
             return items
         keys = [ref_key(item[name]) for item, name in refs]
