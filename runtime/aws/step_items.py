@@ -2,7 +2,8 @@
 
 A memo value over the inline limit is stored in S3 and the step item holds a reference to it
 (``stepline.aws.payloads``). ``load_run`` does not fetch those: each such memo comes back as a
-``DeferredMemo``, whose value is fetched (once) the first time it is read. A call that lets the
+``DeferredMemo``; the first time one of them is read, the values of all those of the same read
+are fetched, in parallel, once. A call that lets the
 SDK fetch the run's state itself (``use_api``, docs/protocol.md §5.3) never reads the values, so
 it costs no S3 GET here; the size limits read the size the reference records instead.
 """
@@ -24,26 +25,46 @@ DEFERRED_ATTRS = frozenset({"memo_value"})
 _UNSET: Any = object()
 
 
+class DeferredValues:
+    """The memos of one read whose values are in S3. The first value used fetches every one
+    not fetched yet, in parallel: whoever reads one value (the call's memo map, the REST API's
+    step list, a rerun's copy) reads them all, and one at a time would cost a round trip each."""
+
+    def __init__(self, payloads: PayloadStore) -> None:
+        self.payloads = payloads
+        self.memos: list[DeferredMemo] = []
+        self._lock = threading.Lock()  # the dev server's threads may share a run's state
+
+    def fetch(self) -> None:
+        with self._lock:
+            wanted = [m for m in self.memos if not m.fetched]
+            if not wanted:
+                return
+            texts = self.payloads.get_many([m.key for m in wanted])
+            for memo, data in zip(wanted, texts, strict=True):
+                memo.value = json.loads(data.decode("utf-8", "surrogatepass"))
+
+
 class DeferredMemo(Memo):
-    """A memo whose value is still in S3: fetched (once) when first used."""
+    """A memo whose value is still in S3: fetched (once, with the others of its read) when
+    first used."""
 
     def __init__(
-        self, step_id: str, *, key: str, size: int, payloads: PayloadStore, seq: str, name: str, detail: dict[str, JSON]
+        self, step_id: str, *, key: str, size: int, group: DeferredValues, seq: str, name: str, detail: dict[str, JSON]
     ) -> None:
-        self._key = key
-        self._payloads = payloads
+        self.key = key
+        self._group = group
         self._value: dict[str, JSON] | None = None
-        self._lock = threading.Lock()  # the dev server's threads may share a run's state
         super().__init__(step_id=step_id, value=_UNSET, seq=seq, name=name, detail=detail)
         remember_size(self, size)  # what the size limits need, without the value
+        group.memos.append(self)
 
     @property
     def value(self) -> dict[str, JSON]:
-        with self._lock:
-            if self._value is None:
-                data = self._payloads.get(self._key)
-                self._value = json.loads(data.decode("utf-8", "surrogatepass"))
-            return self._value
+        if self._value is None:
+            self._group.fetch()
+        assert self._value is not None
+        return self._value
 
     @value.setter
     def value(self, value: dict[str, JSON]) -> None:
@@ -55,17 +76,18 @@ class DeferredMemo(Memo):
         return self._value is not None
 
 
-def memo_from_item(step_id: str, item: Item, payloads: PayloadStore | None) -> Memo | None:
-    """The memo a step item holds, if any: a ``DeferredMemo`` when its value is in S3."""
+def memo_from_item(step_id: str, item: Item, deferred: DeferredValues | None) -> Memo | None:
+    """The memo a step item holds, if any: a ``DeferredMemo`` (one of ``deferred``, the read's)
+    when its value is in S3."""
     attr = item.get("memo_value")
     if attr is None:
         return None
     seq = get_str(item, "memo_seq", "") or ""
     name = get_str(item, "memo_name", "") or ""
     detail = get_json(item, "memo_detail", {}) or {}
-    if is_ref(attr) and payloads is not None:
+    if is_ref(attr) and deferred is not None:
         size = int(attr["M"].get("bytes", {}).get("N", "0"))
-        return DeferredMemo(step_id, key=ref_key(attr), size=size, payloads=payloads, seq=seq, name=name, detail=detail)
+        return DeferredMemo(step_id, key=ref_key(attr), size=size, group=deferred, seq=seq, name=name, detail=detail)
     return Memo(step_id=step_id, value=get_json(item, "memo_value"), seq=seq, name=name, detail=detail)
 
 

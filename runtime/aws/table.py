@@ -116,7 +116,7 @@ from stepline.aws.items import (
     time_key_window,
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
-from stepline.aws.step_items import DEFERRED_ATTRS, memo_from_item, pending_from_item
+from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
 from stepline.protocol.opcodes import Op
@@ -190,12 +190,13 @@ class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureR
         if head is None:
             return None
         state = RunState(run=run_from_item(head))
+        deferred = None if self._t.payloads is None else DeferredValues(self._t.payloads)
         for item in items:
             sk = item["sk"]["S"]
             if not sk.startswith("STEP#"):
                 continue
             step_id = sk.removeprefix("STEP#")
-            memo = memo_from_item(step_id, item, self._t.payloads)
+            memo = memo_from_item(step_id, item, deferred)
             if memo is not None:
                 state.memos.append(memo)
             pending = pending_from_item(step_id, item)

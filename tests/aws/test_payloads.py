@@ -76,6 +76,22 @@ def test_a_large_memo_costs_one_put_and_one_get_per_container_when_first_used(aw
     assert calls.during(mine.memo_map) == (values, {})
 
 
+def test_the_first_value_used_fetches_every_offloaded_value_of_the_read_at_once(aws, calls, run):
+    """Whoever reads one value (a call's memo map, the REST API's step list) reads them all:
+    fetched together, in parallel, not one round trip per step."""
+    for i in range(3):
+        aws.store.commit_memo(run.run_id, make_memo(f"big-{i}", BIG + str(i), f"{i:04d}"))
+    other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name,
+                        PayloadStore(aws.clients["s3"], aws.names.payload_bucket))
+    state = other.load_run(run.run_id)
+    assert not any(m.fetched for m in state.memos)
+    first, counts = calls.during(lambda: state.memos[1].value)
+    assert first == {"data": BIG + "1"} and counts == {"GetObject": 3}
+    assert all(m.fetched for m in state.memos)
+    values, counts = calls.during(state.memo_map)
+    assert counts == {} and values == {f"big-{i}": {"data": BIG + str(i)} for i in range(3)}
+
+
 def test_the_limits_see_an_unfetched_memo_at_its_stored_size(aws, calls, run):
     """Ids, counts and sizes of a run come from the items: the step and state limits, and the
     choice of use_api, never fetch a value from S3."""
