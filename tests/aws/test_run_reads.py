@@ -7,37 +7,26 @@ import json
 
 import pytest
 
-from bench.aws_requests import Steps, drain, register
+from bench.aws_requests import SLOW_CALL_MS, SlowSteps, drain, register
 from stepline.aws.payloads import ObjectCache
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
 from stepline.settings import Settings
 
 
-class OneStepPerInvocation(Steps):
-    """Each call takes longer than the invocation budget: every step is its own invocation,
-    which reads the run first (as steps between sleeps, retries or parallel groups do)."""
+class BigThenSmall(SlowSteps):
+    """Each call outlasts the invocation budget, so every step is an invocation of its own,
+    which reads the run first. The first step returns a value S3 holds (over the inline limit),
+    the others small ones; records whether each call carried the memos or left them to the SDK
+    (use_api)."""
 
     def __init__(self, n: int, clock) -> None:
-        super().__init__(n)
-        self.clock = clock
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
-        self.clock.advance(2_000)
-        return super().post(url, body, headers, timeout_s)
-
-
-class BigThenSmall(OneStepPerInvocation):
-    """The first step returns a value S3 holds (over the inline limit), the others small ones;
-    records whether each call carried the memos or left them to the SDK (use_api)."""
-
-    def __init__(self, n: int, clock) -> None:
-        super().__init__(n, clock)
+        super().__init__(n, clock, SLOW_CALL_MS)
         self.use_api: list[bool] = []
         self.steps_sent: list[list[str]] = []
 
     def post(self, url, body, headers, timeout_s):
-        self.clock.advance(2_000)
+        self.clock.advance(self.call_ms)
         request = json.loads(body)
         self.use_api.append(bool(request.get("use_api")))
         self.steps_sent.append(sorted(request["steps"]))
@@ -53,7 +42,7 @@ def test_a_call_that_leaves_the_state_to_the_sdk_fetches_nothing_from_s3(aws, ca
     """Every invocation in a fresh container (no cached objects): with use_api the memo in S3 is
     never fetched; sending the memos fetches it once per invocation that sends them."""
     app = BigThenSmall(3, clock)
-    settings = Settings(mode="dev", invocation_budget_s=1, use_api_threshold_bytes=threshold)
+    settings = Settings(mode="dev", invocation_budget_s=SLOW_CALL_MS / 2000, use_api_threshold_bytes=threshold)
     engine = Engine(aws, settings, clock=clock, caller=app)
     register(engine, "big-run", "bench/big")
     original = engine.executor.handle
