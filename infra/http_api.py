@@ -50,6 +50,7 @@ ROUTES: list[tuple[str, list[apigw.HttpMethod], RouteGroup]] = [
     ("/fn/register", [POST], RouteGroup.SDK),  # SDK sync
     ("/v0/{proxy+}", [GET], RouteGroup.SDK),  # large run payloads (SDK use_api)
     ("/v1/checkpoint/{run_id}/async", [POST], RouteGroup.SDK),  # steps stored from inside a call
+    ("/v1/signals", [POST], RouteGroup.SDK),  # step.sendSignal and inngest.sendSignal
     ("/v1/{proxy+}", [GET], RouteGroup.SDK),  # the REST API's reads
     ("/v1/{proxy+}", [POST, DELETE], RouteGroup.OPERATOR),  # cancel, replay, erase, sweep, ...
     ("/v1/dead-letters", [GET], RouteGroup.OPERATOR),  # dead letters carry whole messages

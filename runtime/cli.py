@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.set_defaults(func=_start)
 
     add_check_parser(sub)
-    add_ops_parsers(sub)  # send, runs, run, cancel, replay, tail, dlq, sweep, erase
+    add_ops_parsers(sub)  # send, signal, runs, run, cancel, replay, tail, dlq, sweep, erase
     return parser
 
 

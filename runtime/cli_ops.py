@@ -144,6 +144,8 @@ def waiting_on(run: dict[str, Any], missed: list[dict[str, Any]] | None = None) 
             parts.append(f"sleeping {step['name']!r} until {_clock(given.get('wake_at'))}")
         elif step["kind"] == "wait":
             parts.append(f"waiting for {given.get('event')!r} until {_clock(given.get('expires_at'))}")
+        elif step["kind"] == "signal":
+            parts.append(f"waiting for signal {given.get('signal')!r} until {_clock(given.get('expires_at'))}")
         elif step["kind"] == "invoke":
             parts.append(f"waiting for {given.get('function_id')!r}")
         else:
@@ -268,6 +270,16 @@ def cmd_send(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     reply = client.call("POST", "/v1/events", event)
     for event_id in reply["ids"]:
         out.write(f"{event_id}\n")
+    return 0
+
+
+def cmd_signal(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        data = json.loads(args.data) if args.data else None
+    except ValueError as exc:
+        raise ApiFailure(f"DATA: not JSON ({exc})") from None
+    reply = client.call("POST", "/v1/signals", {"signal": args.name, "data": data})
+    out.write(f"{reply['data']['run_id']}\n")
     return 0
 
 
@@ -543,6 +555,7 @@ COMMANDS = {
     "dlq": cmd_dlq,
     "sweep": cmd_sweep,
     "erase": cmd_erase,
+    "signal": cmd_signal,
     "webhooks": cmd_webhooks,
 }
 
@@ -581,6 +594,11 @@ def add_ops_parsers(sub: Any) -> None:
     p.add_argument("name", help="event name, e.g. shop/order.placed")
     p.add_argument("data", nargs="?", help="event data as a JSON object")
     p.add_argument("--id", help="event id (deduplicates for 24 h)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("signal", parents=[common], help="resume the run waiting for a signal (prints its run id)")
+    p.add_argument("name", help="the signal, as the run's step.wait_for_signal / step.waitForSignal names it")
+    p.add_argument("data", nargs="?", help="what the run receives, as JSON (default null)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("runs", parents=[common], help="list runs, newest first")

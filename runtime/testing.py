@@ -13,8 +13,9 @@ steps, runs parallel branches, and moves a manual clock through sleeps instead o
     assert result.clock.now_ms() - start >= 24 * 3600 * 1000
 
 ``mocks`` maps a step id to the value that step returns instead of running its body (an
-exception instance makes the step fail with it). ``wait_for_event`` and ``invoke`` steps need
-a mock: the event that arrives (None for a timeout) and the invoked function's result.
+exception instance makes the step fail with it). ``wait_for_event``, ``wait_for_signal`` and
+``invoke`` steps need a mock: the event that arrives (None for a timeout), the signal's data
+(None for a timeout; a ``Signal`` to send None itself) and the invoked function's result.
 
 Everything a unit test needs is here (``ManualClock`` included), so a test never imports the
 engine's modules, and all of it works with the SDK alone (``pip install stepline``).
@@ -36,6 +37,7 @@ from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
 from stepline.sdk import execution
 from stepline.sdk.events import Event, EventData, to_wire_event
 from stepline.sdk.function import FAILED_EVENT, Function
+from stepline.sdk.steps.signal import Signal
 from stepline.sdk.triggers import CronTrigger
 
 __all__ = ["ManualClock", "RecordedStep", "TestRun", "TestingError", "failure_event", "run"]
@@ -48,6 +50,7 @@ _KINDS = {
     Op.STEP_PLANNED: "run",
     Op.SLEEP: "sleep",
     Op.WAIT_FOR_EVENT: "wait_for_event",
+    Op.WAIT_FOR_SIGNAL: "wait_for_signal",
     Op.INVOKE_FUNCTION: "invoke",
 }
 
@@ -236,6 +239,8 @@ class _Driver:
                 self.timers.append((parse_sleep_until_ms(op.sleep_value, self.clock.now_ms()), op.id, {"data": None}))
             elif op.op == Op.WAIT_FOR_EVENT:
                 self._wait(op, step)
+            elif op.op == Op.WAIT_FOR_SIGNAL:
+                self._wait_signal(op, step)
             elif op.op == Op.INVOKE_FUNCTION:
                 self._invoke(op, step)
             else:
@@ -263,6 +268,24 @@ class _Driver:
             )
         step.output = wire
         self._commit(op.id, {"data": wire})
+
+    def _wait_signal(self, op: Opcode, step: RecordedStep) -> None:
+        signal = op.options.get("signal") or op.name
+        found, value = self._mock(op)
+        if not found:
+            raise TestingError(
+                f"step {op.display!r} waits for signal {signal!r}: give the data it is sent "
+                f"(or None for a timeout) in mocks={{{op.display!r}: ...}}"
+            )
+        step.mocked = True
+        if value is None:
+            timeout = parse_duration_ms(str(op.options.get("timeout") or "0s"))
+            self.pending.add(op.id)
+            self.timers.append((self.clock.now_ms() + timeout, op.id, {"data": None}))
+            return
+        data = value.data if isinstance(value, Signal) else value
+        step.output = {"signal": signal, "data": data}
+        self._commit(op.id, {"data": step.output})
 
     def _invoke(self, op: Opcode, step: RecordedStep) -> None:
         found, value = self._mock(op)

@@ -23,6 +23,7 @@ from stepline.api import (
     runs_api,
     runs_views,
     send_api,
+    signals_api,
     sweep_api,
     webhooks_api,
 )
@@ -40,6 +41,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     register_api.add_routes(app, engine)
     runs_api.add_routes(app, engine)
     checkpoint_api.add_routes(app, engine)
+    signals_api.add_routes(app, engine)
     # Operating it: the rest of the REST API, its OpenAPI document and the dashboard.
     runs_views.add_routes(app, engine)
     functions_api.add_routes(app, engine)

@@ -382,6 +382,31 @@ def document() -> dict[str, Any]:
                 "request that is running the steps.",
             )
         },
+        "/v1/signals": {
+            "post": _op(
+                "Resume the run waiting for a signal (SDKs, `stepline signal`)",
+                {
+                    **_ok(
+                        {
+                            "type": "object",
+                            "properties": {"data": {"type": "object", "properties": {"run_id": {"type": "string"}}}},
+                        }
+                    ),
+                    "404": {"description": "no run waits for the signal"},
+                },
+                tags=["sdk"],
+                body=_body(
+                    {
+                        "type": "object",
+                        "required": ["signal"],
+                        "properties": {"signal": {"type": "string"}, "data": {}},
+                    }
+                ),
+                description="What TypeScript's `inngest.sendSignal` / `step.sendSignal` and Stepline's "
+                "`client.send_signal` send: the run waiting in `step.waitForSignal` for `signal` resumes "
+                "with `{signal, data}`, once, whoever else sends it at the same time.",
+            )
+        },
         "/v1/events": {
             "get": _op(
                 "List events, newest first",

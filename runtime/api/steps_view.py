@@ -25,10 +25,11 @@ KINDS = {
     "Step": "run",
     "Sleep": "sleep",
     "WaitForEvent": "wait",
+    "WaitForSignal": "signal",
     "InvokeFunction": "invoke",
 }
 # A pending op's status while the run waits on it.
-WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "InvokeFunction": "Waiting"}
+WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "WaitForSignal": "Waiting", "InvokeFunction": "Waiting"}
 
 
 def _iso(ms: Any) -> str | None:
@@ -86,7 +87,7 @@ def memo_step(memo: Memo) -> dict[str, Any]:
         out["error"] = memo.value.get("error")
     else:
         out["output"] = memo.value.get("data")
-        if op == "WaitForEvent" and memo.value.get("data") is None:
+        if op in ("WaitForEvent", "WaitForSignal") and memo.value.get("data") is None:
             out["timed_out"] = True
     if detail.get("copied_from"):
         out["copied_from"] = detail["copied_from"]

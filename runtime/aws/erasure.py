@@ -4,7 +4,8 @@ A run is its partition (``RUN#<run_id>``: the run item and its step items), the 
 events hold (``EVENT#<event>`` / ``RUN#<run_id>``) and its payload objects (``runs/<run_id>/``);
 erasing it deletes all three, keys read with a keys-only Query (no value is read or fetched
 from S3 to delete it). An event is its partition (``EVENT#<id>``: the event item and its links),
-its dedupe claim and ``events/<id>/``.
+its dedupe claim, its entry in the index by name (``stepline.aws.event_names``) and
+``events/<id>/``.
 
 Expiry: the write that ends a run, when the store has a retention period, moves the run's
 ``gsi2`` keys from the sweeper's partitions to the expiry index's (``EXPIRE#<shard>`` /
@@ -21,7 +22,19 @@ import json
 from typing import Any
 
 from stepline.aws.client import TableClient
-from stepline.aws.items import GSI2, SWEEP_SHARDS, Item, claim_key, event_key, get_str, run_key, str_attr, sweep_shard
+from stepline.aws.event_names import name_index_key
+from stepline.aws.items import (
+    GSI2,
+    SWEEP_SHARDS,
+    Item,
+    claim_key,
+    event_key,
+    get_int,
+    get_str,
+    run_key,
+    str_attr,
+    sweep_shard,
+)
 from stepline.engine.records import NOTHING, Erased
 
 # The run item's TTL comes this long after its expiry: the engine erases the whole run at the
@@ -71,8 +84,8 @@ class ErasureRecords:
             "get_item",
             Key=event_key(internal_id),
             ConsistentRead=True,
-            ProjectionExpression="#id",
-            ExpressionAttributeNames={"#id": "id"},
+            ProjectionExpression="#id, #name, received_at",
+            ExpressionAttributeNames={"#id": "id", "#name": "name"},
         ).get("Item")
         if item is not None:
             # The dedupe claim, only while it still names this event (the id may be reused).
@@ -84,7 +97,10 @@ class ErasureRecords:
             )
         keys = self._partition_keys(f"EVENT#{internal_id}")
         payloads = self._t.payloads.delete_prefix(f"events/{internal_id}/") if self._t.payloads is not None else 0
-        self._t.batch_write(deletes=keys)
+        index = []
+        if item is not None:  # its entry in the index by name (stepline.aws.event_names)
+            index = [name_index_key(get_str(item, "name") or "", get_int(item, "received_at") or 0, internal_id)]
+        self._t.batch_write(deletes=keys + index)
         return Erased(events=1 if item is not None else 0, links=len(keys) - (item is not None), payloads=payloads)
 
     def expired_runs(self, now_ms: int, *, limit: int) -> list[str]:

@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stepline.aws.client import TableClient
 from stepline.aws.errors import describe, error_code
+from stepline.aws.event_names import name_index_item
 from stepline.aws.items import (
     EVENT_SHARDS,
     GSI1,
@@ -195,7 +196,9 @@ class EventRecords:
         # registered would be stored but never listed.
         if events:
             items = items if items is not None else [self._event_item(e) for e in events]
-            self._t.batch_write(puts=self._new_day_items(events) + items)
+            # Each event's index item by name and time (stepline.aws.event_names) rides along.
+            names = [name_index_item(e) for e in events]
+            self._t.batch_write(puts=self._new_day_items(events) + items + names)
             self._known_days |= {day_of(e.received_at) for e in events}
 
     def _new_day_items(self, events: list[StoredEvent]) -> list[Item]:

@@ -22,7 +22,7 @@ from typing import Any
 from stepline.aws.client import TableClient
 from stepline.aws.items import Item, check_size, get_int, get_json, get_str, json_attr, num_attr, str_attr
 from stepline.aws.payloads import flow_prefix
-from stepline.engine.records import FlowState, LineEntry, SlotHolder, SlotView
+from stepline.engine.flow_records import FlowState, LineEntry, SlotHolder, SlotView
 
 # A slot item outlives its expiry this long before TTL may delete it (an expired slot is free
 # anyway; this only keeps the table tidy).

@@ -17,9 +17,11 @@ that have not ended carry its keys (the sweeper's index; keys only)::
     event -> run link EVENT#<internal_id>   RUN#<run_id>
     event id claim    EVID#<event.id>       EVID               (ttl: 24 h after the claim)
     event day         EVENTDAYS             <yyyy-mm-dd>
+    event by name     EVNAME#<n>#<name>     <received_at:015d>#<internal_id>   (ttl: 2 days; event_names.py)
     waiter (unkeyed)  WAIT#<event name>     <run_id>#<step_id> (ttl: 7 days after expires_at)
     waiter (keyed)    WAITKEY#<key>#<name>  <run_id>#<step_id> (ttl: as above)
     waiter fields     WAITFIELDS#<name>     <match field>
+    signal wait       SIGNAL#<signal>       SIGNAL             (ttl: 7 days after expires_at)
     app               CATALOG               APP#<app_id>
     function          CATALOG               FN#<fn_id>
     trigger           TRIGGER#<event name>  FN#<fn_id>
@@ -44,9 +46,12 @@ Access patterns and their cost:
   a lone claim is one conditional PutItem), each
   (``attribute_not_exists(pk) OR expires_at <= now``: moto never applies TTL, and real TTL
   deletes lag by up to days, so an expired claim must read as absent); then the event items
-  in one BatchWriteItem (they need no condition: the claims already decided who is new).
+  in one BatchWriteItem (they need no condition: the claims already decided who is new), each
+  with its small index item by name and time (``event_names.py``, for look-backs).
   Events without a user id are looked up in BatchGetItems of 100 (a retried request with
   seeded ids sends the same internal ids) and the new ones join that BatchWriteItem.
+* ``recent_events`` (a wait's look-back): one Query page per name shard (4), newest first,
+  then one BatchGetItem of the events kept.
 * ``list_events``: one Query on the day registry, then per day one Query on each of its 16
   ``gsi1`` shards (and its unsharded partition, from before sharding), merged newest first, and
   one BatchGetItem for the page.
@@ -89,6 +94,7 @@ from typing import Any
 from stepline.aws.apps import AppRecords
 from stepline.aws.client import TableClient
 from stepline.aws.erasure import RUN_TTL_GRACE_MS, ErasureRecords, expiry_index_keys
+from stepline.aws.event_names import EventNameIndex
 from stepline.aws.events import EventRecords
 from stepline.aws.flow import FlowRecords
 from stepline.aws.items import (
@@ -116,6 +122,7 @@ from stepline.aws.items import (
     time_key_window,
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
+from stepline.aws.signals import SignalRecords
 from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
@@ -148,7 +155,7 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoStore(EventRecords, AppRecords, WaiterRecords, FlowRecords, ErasureRecords):
+class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, SignalRecords, FlowRecords, ErasureRecords):
     """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
     runs, steps, leases and claims here, the other ports in the mixins, one module each."""
 

@@ -1,6 +1,6 @@
 """`stepline check`: validation checks for any app (docs/check.md).
 
-``registry.CHECKS`` lists the checks; each reads an ``AppView`` (``model``) built from a module
+``checks.CHECKS`` lists the checks; each reads an ``AppView`` (``model``) built from a module
 or file (``module``), a serve URL (``url``) or a sync payload (``payload``), and ``run_checks``
 runs them all. The runtime runs the payload-level ones at every sync (``on_sync``).
 """

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ast
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
 from stepline.check import hints
-from stepline.check.model import NEEDS_SOURCE, AppView, FunctionView, Result, Severity, Status
-from stepline.check.registry import check
+from stepline.check.model import NEEDS_SOURCE, AppView, Check, CheckFn, FunctionView, Result, Severity, Status
 from stepline.check.source import (
     StepCall,
     declarations,
@@ -26,6 +26,22 @@ from stepline.check.source import (
 from stepline.protocol.durations import format_duration
 
 PASSED, FAILED, NA = Status.PASSED, Status.FAILED, Status.NOT_APPLICABLE
+
+# Every check, in the order they are reported: the order they are defined in below.
+CHECKS: list[Check] = []
+
+
+def check(id: str, title: str, severity: Severity) -> Callable[[CheckFn], CheckFn]:
+    """Declare a check: a function from an ``AppView`` to its results."""
+
+    def declare(fn: CheckFn) -> CheckFn:
+        if any(c.id == id for c in CHECKS):
+            raise ValueError(f"check {id!r} is declared twice")
+        CHECKS.append(Check(id, title, severity, fn))
+        return fn
+
+    return declare
+
 
 # Words that mark a function as moving money (matched anywhere in its id, its name or one of
 # its trigger event names, ignoring case).

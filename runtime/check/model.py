@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Any
 
 
@@ -216,3 +217,16 @@ class AppView:
 
 class TargetError(Exception):
     """The target cannot be checked: bad usage, unreachable, or not an app (exit code 2)."""
+
+
+CheckFn = Callable[[AppView], list[Result]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One check: its id, title and severity, and the function that judges an ``AppView``."""
+
+    id: str
+    title: str
+    severity: Severity
+    run: CheckFn

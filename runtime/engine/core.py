@@ -9,6 +9,7 @@ ingest's ``accept`` reached through the engine when it is called (``_emit``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stepline.engine import messages
@@ -29,6 +30,7 @@ from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEve
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
 from stepline.engine.runs import RunStarter, invocation_event
+from stepline.engine.signals import Signals
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
@@ -57,7 +59,9 @@ class Engine:
         self.starter = RunStarter(b.runs, b.waiters, clock)
         self.resumer = Resumer(b.runs, b.queue, self.ids)
         # How every run ends (see the module docstring for the one cycle).
-        self.ending = RunEnding(b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit)
+        self.ending = RunEnding(
+            b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit, signals=b.signals
+        )
         self.cancellation = Cancellation(b.runs, self.ending)
         cancel = self.cancellation.cancel
         # Where runs start and resume: flow control, waits on events, crons.
@@ -73,7 +77,9 @@ class Engine:
             cancel=cancel,
             events=b.events,
         )
-        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel)
+        self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
+        # A run waiting for a signal, resumed by POST /v1/signals.
+        self.signals = Signals(b.signals, b.runs, self.resumer, clock)
         self.ingest = Ingest(
             b.events,
             b.apps,
@@ -86,6 +92,25 @@ class Engine:
         )
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
+        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
+        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
+        self.erasure = Erasure(
+            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
+        )
+        # Expiry past the retention period rides on the sweep: no schedule of its own.
+        self.retention = Retention(b.eraser, b.queue, self.clock)
+        # The messages the executor hands on, by kind (the ones about one run's steps are its own).
+        handlers: dict[str, Callable[[dict[str, Any]], object]] = {
+            messages.SWEEP: self._sweep,
+            messages.EXPIRE: self.retention.handle,
+            messages.ERASE: self.erasure.handle,
+            messages.MATCH_WAITERS: self.waits.go_on,
+            messages.CRON: self.crons.fire,
+            messages.START: self.ingest.start,
+            messages.DEBOUNCE: flow.debounce.fire,
+            messages.BATCH: flow.batching.fire,
+            messages.RUN_TIMEOUT: self._run_timeout,
+        }
         self.executor = Executor(
             b.runs,
             b.apps,
@@ -103,30 +128,18 @@ class Engine:
             self.resumer,
             self.starter,
             keys=self.keys,
+            handlers=handlers,
         )
+        self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
-        # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
-        self.erasure = Erasure(
-            b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
-        )
-        # Expiry past the retention period rides on the sweep: no schedule of its own.
-        self.retention = Retention(b.eraser, b.queue, self.clock)
-        self.executor.handlers[messages.SWEEP] = self._sweep
-        self.executor.handlers[messages.EXPIRE] = self.retention.handle
-        self.executor.handlers[messages.ERASE] = self.erasure.handle
-        self.executor.handlers[messages.MATCH_WAITERS] = self.waits.go_on
-        self.executor.handlers[messages.CRON] = self.crons.fire
-        self.executor.handlers[messages.START] = self.ingest.start
-        self.executor.handlers[messages.DEBOUNCE] = self.ingest.flow.debounce.fire
-        self.executor.handlers[messages.BATCH] = self.ingest.flow.batching.fire
-        self.executor.handlers[messages.RUN_TIMEOUT] = lambda body: self.cancellation.cancel(
-            body["run_id"], "the run did not finish within timeouts.finish"
-        )
 
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)
+
+    def _run_timeout(self, body: dict[str, Any]) -> None:
+        run_id = messages.RunTimeout.from_body(body).run_id
+        self.cancellation.cancel(run_id, "the run did not finish within timeouts.finish")
 
     def _sweep(self, body: dict[str, Any]) -> None:
         self.sweeper.handle(body)

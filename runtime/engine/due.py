@@ -16,7 +16,12 @@ from stepline.engine.ports import PendingOp
 from stepline.protocol.opcodes import Op
 
 # The PendingOp.detail field that holds each waiting op's due time.
-_DUE_FIELD = {Op.SLEEP: "wake_at", Op.WAIT_FOR_EVENT: "expires_at", Op.INVOKE_FUNCTION: "expires_at"}
+_DUE_FIELD = {
+    Op.SLEEP: "wake_at",
+    Op.WAIT_FOR_EVENT: "expires_at",
+    Op.WAIT_FOR_SIGNAL: "expires_at",
+    Op.INVOKE_FUNCTION: "expires_at",
+}
 
 
 def op_due_ms(op: PendingOp) -> int:

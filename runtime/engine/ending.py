@@ -37,7 +37,17 @@ from typing import Any
 from stepline.engine.flow import singleton
 from stepline.engine.ids import seeded_ulid
 from stepline.engine.ops.invoke import parse_correlation
-from stepline.engine.ports import AppStore, Clock, KeyClaims, Run, RunState, RunStatus, RunStore, WaiterStore
+from stepline.engine.ports import (
+    AppStore,
+    Clock,
+    KeyClaims,
+    Run,
+    RunState,
+    RunStatus,
+    RunStore,
+    SignalStore,
+    WaiterStore,
+)
 from stepline.engine.resume import Resumer
 from stepline.engine.waits import remove_waiters
 from stepline.protocol.calls import memo_data, memo_error
@@ -84,7 +94,9 @@ class RunEnding:
         clock: Clock,
         resumer: Resumer,
         emit: Emit,
+        signals: SignalStore | None = None,
     ) -> None:
+        self.signals = signals  # a run's signal waits go when it ends
         self.runs = runs
         self.apps = apps
         self.waiters = waiters
@@ -193,7 +205,7 @@ class RunEnding:
         self.resumer.resume(caller[0], caller[1], value)
 
     def _release(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
-        remove_waiters(self.waiters, state, fn_config)
+        remove_waiters(self.waiters, state, fn_config, self.signals)
         if fn_config and fn_config.get("singleton"):
             run = state.run
             singleton.release(self.key_claims, fn_config, run.run_id, run.events[0] if run.events else {})

@@ -111,12 +111,13 @@ def run_state_bytes(state: RunState) -> int:
 
 
 def state_limit_error(
-    state: RunState, value: dict[str, Any], limit: int = MAX_RUN_STATE_BYTES
+    state: RunState, value: dict[str, Any], limit: int = MAX_RUN_STATE_BYTES, added_bytes: int = 0
 ) -> dict[str, str] | None:
     """The error to memoize instead of ``value`` when committing it would take the run past
-    ``limit`` bytes; None when it fits."""
+    ``limit`` bytes; None when it fits. ``added_bytes``: results settled beside it and not yet
+    in ``state``."""
     size = json_bytes(value)
-    total = run_state_bytes(state) + size
+    total = run_state_bytes(state) + added_bytes + size
     if total <= limit:
         return None
     message = (

@@ -19,19 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from stepline.engine.flow_records import FlowState, LineEntry, SlotHolder, SlotView
 from stepline.engine.records import (
     AppRecord,
     CronSchedule,
-    FlowState,
     FunctionRecord,
-    LineEntry,
     Memo,
     PendingOp,
     Run,
     RunState,
     RunStatus,
-    SlotHolder,
-    SlotView,
+    SignalWait,
     StoredEvent,
     Waiter,
     WaiterKind,
@@ -44,6 +42,7 @@ from stepline.engine.stores import (
     KeyClaims,
     RunEraser,
     RunStore,
+    SignalStore,
     SlotStore,
     Store,
     WaiterStore,
@@ -217,6 +216,10 @@ class Backend:
         return self.store
 
     @property
+    def signals(self) -> SignalStore:
+        return self.store
+
+    @property
     def flow_state(self) -> FlowStateStore:
         return self.store
 
@@ -257,6 +260,8 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "SlotHolder",
+    "SignalStore",
+    "SignalWait",
     "SlotStore",
     "SlotView",
     "Store",

@@ -203,6 +203,23 @@ class Waiter:
 
 
 @dataclass
+class SignalWait:
+    """A run waiting for a signal by name (``step.waitForSignal``, docs/steps/signals.md): at most
+    one per signal. ``step_id`` is the WaitForSignal op's hashed id; a wait past ``expires_at``
+    reads as absent (its timeout wakes the run with null)."""
+
+    signal: str
+    run_id: str
+    step_id: str
+    expires_at: int
+    created_at: int
+
+    def same_wait(self, other: SignalWait) -> bool:
+        """The same run's same step (a re-reported op), whatever its times."""
+        return self.run_id == other.run_id and self.step_id == other.step_id
+
+
+@dataclass
 class WaiterPage:
     """One page of a bucket of waiters; ``after`` continues it (None: the bucket is done)."""
 
@@ -291,52 +308,6 @@ class _MemoViews:
             self._values[memo.step_id] = memo.value
         self._values_seen = self.seen
         return self._values
-
-
-# -- flow control ------------------------------------------------------------------------------
-
-
-@dataclass
-class FlowState:
-    """A small JSON document under a flow-control key: a GCRA arrival time (throttle, rate
-    limit) or a debounce or batch buffer. ``version`` grows on every write, so a
-    compare-and-set on it detects any write in between. Past ``expires_at`` it reads as absent."""
-
-    key: str
-    version: int
-    data: dict[str, JSON]
-    expires_at: int
-
-
-@dataclass
-class SlotHolder:
-    """Concurrency slot ``index`` of a key, held by ``owner`` until ``until`` (free again once
-    ``until < now``, so a crashed holder's slot comes back). ``token`` is the position of the
-    line entry the holder was admitted from, "" when it never waited."""
-
-    index: int
-    owner: str
-    until: int
-    token: str = ""
-
-
-@dataclass
-class LineEntry:
-    """Work waiting for a concurrency slot. ``position`` orders the line (smaller first: enqueue
-    time minus priority); ``body`` is the queue message that carries the work on."""
-
-    position: str
-    body: dict[str, JSON]
-    created_at: int
-
-
-@dataclass
-class SlotView:
-    """A concurrency key as one read sees it: every slot item, live or expired (the engine
-    judges expiry), and the head of the line in position order."""
-
-    holders: list[SlotHolder] = field(default_factory=list)
-    line: list[LineEntry] = field(default_factory=list)
 
 
 # -- erasure and retention ---------------------------------------------------------------------

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from stepline.engine.flow_records import FlowState, LineEntry, SlotView
 from stepline.engine.records import (
     AppRecord,
     Erased,
-    FlowState,
     FunctionRecord,
-    LineEntry,
     Memo,
     PendingOp,
     Run,
     RunState,
     RunStatus,
-    SlotView,
+    SignalWait,
     StoredEvent,
     Waiter,
     WaiterPage,
@@ -61,6 +60,12 @@ class EventStore(Protocol):
     ) -> tuple[list[StoredEvent], str | None]:
         """Newest first. ``cursor`` is the opaque value returned by the previous page; the
         second element of the result is the next page's cursor or None at the end."""
+
+    def recent_events(self, name: str, since_ms: int, until_ms: int, *, limit: int) -> list[StoredEvent]:
+        """Events of exactly this name received in ``[since_ms, until_ms]``, newest first, at
+        most ``limit`` (a wait's look-back, ``stepline.engine.lookback``). Read from an index by
+        name and time: the cost grows with this name's events in the window, never with other
+        names'. Strongly consistent: an event whose ``save_events`` returned is listed."""
 
 
 @runtime_checkable
@@ -211,6 +216,26 @@ class WaiterStore(Protocol):
 
 
 @runtime_checkable
+class SignalStore(Protocol):
+    """Runs waiting for a signal by name (``step.waitForSignal``): one live wait per signal, which
+    ``POST /v1/signals`` resumes (``stepline.engine.signals``)."""
+
+    def put_signal_wait(self, wait: SignalWait, now_ms: int, *, replace: bool = False) -> SignalWait:
+        """Make ``wait`` the signal's wait: written when the signal has no live wait (none, or
+        one expired: ``expires_at <= now_ms``), when the live one is the same run's same step (a
+        re-report: its first times are kept), or with ``replace``. Returns the signal's wait after
+        the call: the one written, or the live one that kept the signal. One conditional write;
+        of racing callers without ``replace``, one wins."""
+
+    def get_signal_wait(self, signal: str, now_ms: int) -> SignalWait | None:
+        """The signal's live wait (``expires_at > now_ms``), or None. Strongly consistent."""
+
+    def remove_signal_wait(self, signal: str, run_id: str, step_id: str) -> bool:
+        """Delete the signal's wait while it is this run's step's (a replacement is left alone).
+        True only for the call that deleted it."""
+
+
+@runtime_checkable
 class FlowStateStore(Protocol):
     """Versioned compare-and-set state under a key: throttle, rate limit, debounce, batching."""
 
@@ -325,6 +350,8 @@ class RunEraser(Protocol):
 
 
 @runtime_checkable
-class Store(EventStore, AppStore, RunStore, WaiterStore, FlowStateStore, KeyClaims, SlotStore, RunEraser, Protocol):
+class Store(
+    EventStore, AppStore, RunStore, WaiterStore, SignalStore, FlowStateStore, KeyClaims, SlotStore, RunEraser, Protocol
+):
     """Every storage port at once: what one adapter family implements and ``Backend.store`` is.
     Engine services never take it whole; they take the ports above."""

@@ -45,6 +45,7 @@ from typing import Any
 from stepline.engine import messages
 from stepline.engine.due import next_wake_ms, op_due_ms
 from stepline.engine.flow.concurrency import Concurrency, Limit, limits_for
+from stepline.engine.flow_records import SlotView
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import (
     AppStore,
@@ -59,7 +60,6 @@ from stepline.engine.ports import (
     Timers,
     WorkQueue,
 )
-from stepline.engine.records import SlotView
 from stepline.engine.scheduling import Waker
 from stepline.engine.waits import pending_match_key
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID, Op
@@ -79,6 +79,8 @@ _WAKES = {
         run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
     ),
     Op.INVOKE_FUNCTION: lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
+    # A signal's timeout is a plain wake: null unless a signal won the step.
+    Op.WAIT_FOR_SIGNAL: lambda run_id, op: messages.wake(run_id, op.step_id),
 }
 
 

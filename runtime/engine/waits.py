@@ -20,6 +20,7 @@ from stepline.engine.ports import (
     FunctionRecord,
     Run,
     RunState,
+    SignalStore,
     StoredEvent,
     Waiter,
     WaiterKind,
@@ -84,8 +85,10 @@ class Waits:
         queue: WorkQueue,
         resumer: Resumer,
         cancel_run: Callable[[str], Any],
+        signals: SignalStore | None = None,
     ) -> None:
         self.waiters = waiters
+        self.signals = signals  # a run that ends stops waiting for its signals too
         self.events = events  # a match_waiters message names its event: read it back
         self.queue = queue
         self.resumer = resumer
@@ -143,17 +146,23 @@ class Waits:
 
     # -- clean-up when a run ends ---------------------------------------------------------------
     def remove_all(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
-        remove_waiters(self.waiters, state, fn_config)
+        remove_waiters(self.waiters, state, fn_config, self.signals)
 
 
-def remove_waiters(waiters: WaiterStore, state: RunState, fn_config: dict[str, Any] | None) -> None:
+def remove_waiters(
+    waiters: WaiterStore, state: RunState, fn_config: dict[str, Any] | None, signals: SignalStore | None = None
+) -> None:
     """Drop the run's waiters so events stop finding a run that has ended (a wait's op names its
-    waiter's bucket; a cancel rule's is made again as it was at first)."""
+    waiter's bucket; a cancel rule's is made again as it was at first), and its signal waits so
+    a send finds no run that has ended."""
     run = state.run
     for op in state.pending.values():
         event = op.detail.get("event")
         if op.op == Op.WAIT_FOR_EVENT and isinstance(event, str) and event:
             waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
+        signal = op.detail.get("signal")
+        if op.op == Op.WAIT_FOR_SIGNAL and isinstance(signal, str) and signals is not None:
+            signals.remove_signal_wait(signal, run.run_id, op.step_id)
     for index, rule in enumerate((fn_config or {}).get("cancel") or []):
         waiter = cancel_rule_waiter(run, index, rule, 0)
         waiters.remove_waiter(waiter.event_name, run.run_id, waiter.step_id, waiter.match_key)

@@ -17,6 +17,7 @@ class ErasureTable:
             steps += conn.execute("DELETE FROM pending WHERE run_id = ?", (run_id,)).rowcount
             # Waiters too: after erasure nothing may match an event against the run's trigger.
             conn.execute("DELETE FROM waiters WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM signal_waits WHERE run_id = ?", (run_id,))  # signal names may say who
             links = conn.execute("DELETE FROM run_events WHERE run_id = ?", (run_id,)).rowcount
             runs = conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
         return Erased(runs=runs, steps=steps, links=links)

@@ -78,6 +78,16 @@ class EventTable:
         more = len(rows) > limit
         return page, (encode_cursor(page[-1].received_at, page[-1].internal_id) if more else None)
 
+    def recent_events(self, name: str, since_ms: int, until_ms: int, *, limit: int) -> list[StoredEvent]:
+        # One range of the events_by_name_time index.
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE name = ? AND received_at BETWEEN ? AND ? "
+                "ORDER BY received_at DESC, internal_id DESC LIMIT ?",
+                (name, since_ms, until_ms, max(limit, 0)),
+            ).fetchall()
+        return [event_from_row(r) for r in rows]
+
 
 # Ids per IN (...) list: well under SQLite's limit on bound parameters.
 _IN_CHUNK = 500

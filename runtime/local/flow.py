@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepline.engine.records import FlowState, LineEntry, SlotHolder, SlotView
+from stepline.engine.flow_records import FlowState, LineEntry, SlotHolder, SlotView
 from stepline.local.db import Database, dumps, loads
 
 

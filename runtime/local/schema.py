@@ -14,10 +14,10 @@ files get their creation time, so they are swept too); 7 retention and erasure: 
 run and a stored event expire (``runs.expires_at``, ``events.expires_at``, NULL when kept for
 ever), each indexed, and waiters by run; 8 waiters keyed by the equality their
 expression states (``waiters.match_key``, '' for the unkeyed; ``waiter_fields``); 9 the app
-version a run is pinned to (``runs.app_version``).
+version a run is pinned to (``runs.app_version``); 10 runs waiting for a signal (``signal_waits``).
 """
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -181,6 +181,17 @@ CREATE TABLE IF NOT EXISTS waiter_fields (
 );
 -- Erasing a run removes its waiters, whatever event they wait for.
 CREATE INDEX IF NOT EXISTS waiters_by_run ON waiters (run_id);
+
+-- Runs waiting for a signal (step.waitForSignal): one row per signal. A row past expires_at
+-- reads as absent (its run's timeout wakes it); a new wait takes its place.
+CREATE TABLE IF NOT EXISTS signal_waits (
+    signal     TEXT PRIMARY KEY,
+    run_id     TEXT NOT NULL,
+    step_id    TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signal_waits_by_run ON signal_waits (run_id);
 
 -- Cron triggers. next_fire_at is the one fire time still to deliver; fire_due moves it on.
 CREATE TABLE IF NOT EXISTS crons (

@@ -20,11 +20,12 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stepline.protocol.durations import parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
+from stepline.protocol.durations import MAX_LOOKBACK_MS, parse_duration_ms, parse_retry_after_ms, parse_sleep_until_ms
 from stepline.protocol.errors import ProtocolError, from_validation_error
 from stepline.protocol.jsoncanon import loads
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID, Op
 from stepline.protocol.register import check_cel
+from stepline.protocol.signals import check_signal_op
 from stepline.protocol.signing import sign
 from stepline.protocol.urls import set_query_param
 
@@ -289,10 +290,26 @@ def _check_timeout(op: Opcode) -> None:
         raise ValueError(f"opts.timeout: {err.message}") from None
 
 
+def wait_lookback_ms(op: Opcode) -> int:
+    """A WaitForEvent's look-back in ms (0 when it has none)."""
+    lookback = op.options.get("lookback")
+    return parse_duration_ms(lookback) if isinstance(lookback, str) and lookback else 0
+
+
 def _check_wait(op: Opcode) -> None:
     if not op.wait_event:
         raise ValueError("opts.event: the event to wait for is missing (in opts.event or name)")
     _check_timeout(op)
+    lookback = op.options.get("lookback")
+    if lookback not in (None, ""):
+        if not isinstance(lookback, str):
+            raise ValueError(f"opts.lookback: must be a duration string, got {json.dumps(lookback)[:40]}")
+        try:
+            lookback_ms = parse_duration_ms(lookback)
+        except ProtocolError as err:
+            raise ValueError(f"opts.lookback: {err.message}") from None
+        if lookback_ms > MAX_LOOKBACK_MS:
+            raise ValueError(f"opts.lookback: {lookback} is longer than the most a wait may look back, 24h")
     expression = op.options.get("if")
     if expression is None or expression == "":
         return
@@ -316,7 +333,17 @@ def _check_invoke(op: Opcode) -> None:
             raise ValueError(f"opts.payload.{key}: must be {what}")
 
 
-_OPTION_CHECKS = {Op.SLEEP: _check_sleep, Op.WAIT_FOR_EVENT: _check_wait, Op.INVOKE_FUNCTION: _check_invoke}
+def _check_signal(op: Opcode) -> None:
+    check_signal_op(op)
+    _check_timeout(op)
+
+
+_OPTION_CHECKS = {
+    Op.SLEEP: _check_sleep,
+    Op.WAIT_FOR_EVENT: _check_wait,
+    Op.WAIT_FOR_SIGNAL: _check_signal,
+    Op.INVOKE_FUNCTION: _check_invoke,
+}
 
 
 @dataclass

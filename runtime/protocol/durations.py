@@ -36,6 +36,10 @@ _SECONDS = re.compile(r"-?[0-9]+")
 _WEEK_MS = 7 * 86_400_000
 MAX_RETRY_AFTER_MS = _WEEK_MS
 
+# How far back a wait may look for an event that arrived before it began (Stepline's
+# ``opts.lookback`` on WaitForEvent, docs/steps/wait-for-event.md#look-back).
+MAX_LOOKBACK_MS = 24 * 60 * 60 * 1000
+
 
 def parse_duration_ms(s: str) -> int:
     """Milliseconds in a Go-style duration (``"2h30m10s"``, ``"1.5h"``, ``"500ms"``, ``"1w"``).

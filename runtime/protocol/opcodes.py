@@ -1,7 +1,7 @@
 """The opcodes an SDK reports in a 206 reply, and the step id that means discovery
 (docs/protocol.md §6.3–6.4, §7.4).
 
-Stepline runs the first seven; the others are named by the SDKs for features it does not offer,
+Stepline runs the first eight; the others are named by the SDKs for features it does not offer,
 and any op it does not run fails its step with ``UnsupportedStep`` (so the user's code sees a
 ``StepError`` rather than the run hanging). An op name no SDK is known to send reads as
 ``Op.UNKNOWN``; the name as sent is kept beside it (``Opcode.wire_op``) for the error message.
@@ -24,10 +24,10 @@ class Op(StrEnum):
     SLEEP = "Sleep"
     WAIT_FOR_EVENT = "WaitForEvent"
     INVOKE_FUNCTION = "InvokeFunction"
+    WAIT_FOR_SIGNAL = "WaitForSignal"  # resumed by POST /v1/signals (docs/protocol.md §10.4)
     # Named by the SDKs, not run by Stepline.
     AI_GATEWAY = "AIGateway"
     GATEWAY = "Gateway"
-    WAIT_FOR_SIGNAL = "WaitForSignal"
     STEP_NOT_FOUND = "StepNotFound"
     RUN_COMPLETE = "RunComplete"
     # Ends a checkpointed call that stopped at its time budget: call again (docs/protocol.md §17.3).
@@ -47,4 +47,4 @@ class Op(StrEnum):
 # A step's result: what a call aimed at that step must report, and what settles a planned step.
 RESULT_OPS = frozenset({Op.STEP_RUN, Op.STEP_ERROR, Op.STEP_FAILED})
 # Ops a run waits on until a message of their own wakes it (a wake-up or a timeout).
-TIMED_OPS = frozenset({Op.SLEEP, Op.WAIT_FOR_EVENT, Op.INVOKE_FUNCTION})
+TIMED_OPS = frozenset({Op.SLEEP, Op.WAIT_FOR_EVENT, Op.WAIT_FOR_SIGNAL, Op.INVOKE_FUNCTION})

@@ -33,7 +33,7 @@ from stepline.sdk.serve import (
     serve_starlette,
     serve_wsgi,
 )
-from stepline.sdk.steps import AsyncSteps, Steps
+from stepline.sdk.steps import AsyncSteps, Signal, Steps
 from stepline.sdk.triggers import CronTrigger, EventTrigger, cron, on
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "RetryAfterError",
     "SdkError",
     "SendEventsError",
+    "Signal",
     "Singleton",
     "StepError",
     "Steps",

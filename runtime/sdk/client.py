@@ -183,6 +183,36 @@ class Client:
             return _send_result(reply)
         raise SendEventsError(f"sending {len(events)} event(s) failed after {SEND_ATTEMPTS} attempts: {last}")
 
+    # -- signals -----------------------------------------------------------------------------
+    def send_signal(self, signal: str, data: Any = None) -> str | None:
+        """Resume the run waiting for ``signal`` (``step.wait_for_signal``, TypeScript's
+        ``step.waitForSignal``) with ``data``. Returns that run's id, or None when no run waits for
+        it. Sent once: a failure raises ``SdkError``, since a retry of a send that did land would
+        find no run waiting and could not tell."""
+        if not isinstance(signal, str) or not signal:
+            raise SdkError("send_signal: signal must be a non-empty string")
+        body = json.dumps({"signal": signal, "data": data}).encode()
+        try:
+            reply = self.api_request("POST", "/v1/signals", body)
+        except TransportError as err:
+            raise SdkError(f"send_signal {signal!r}: {err}") from None
+        if reply.status == 404:
+            return None
+        try:
+            parsed = json.loads(reply.body) if reply.body else {}
+        except ValueError:
+            parsed = {}
+        run_id = (parsed.get("data") or {}).get("run_id") if isinstance(parsed, dict) else None
+        if reply.status != 200 or not isinstance(run_id, str):
+            message = parsed.get("error") if isinstance(parsed, dict) else None
+            raise SdkError(f"send_signal {signal!r}: HTTP {reply.status}: {message or reply.body[:200]!r}")
+        return run_id
+
+    async def send_signal_async(self, signal: str, data: Any = None) -> str | None:
+        import asyncio  # already loaded: a loop is running
+
+        return await asyncio.to_thread(self.send_signal, signal, data)
+
     # -- talking to the API ------------------------------------------------------------------
     def headers(self, env: ClientEnv | None = None) -> dict[str, str]:
         env = env or self.env

@@ -4,7 +4,7 @@ one Query (slots and the head of the line together)."""
 
 from __future__ import annotations
 
-from stepline.engine.records import LineEntry
+from stepline.engine.flow_records import LineEntry
 
 S = 1000
 

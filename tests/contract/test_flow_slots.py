@@ -6,7 +6,7 @@ work waiting for one, in position order, beside the slots of the same key.
 
 from __future__ import annotations
 
-from stepline.engine.records import LineEntry
+from stepline.engine.flow_records import LineEntry
 from stepline.local import local_backend
 
 from .helpers import race

@@ -22,7 +22,8 @@ APP_URL = "http://127.0.0.1:9/api/inngest"
 DISCOVERY = "step"
 
 # Stages of a script: ("run", id) · ("sleep", id, duration) · ("wait", id, event, timeout)
-# · ("invoke", id, function id, timeout or None) · ("parallel", [id, ...]).
+# · ("signal", id, signal, timeout) · ("invoke", id, function id, timeout or None)
+# · ("parallel", [id, ...]).
 Stage = tuple
 
 
@@ -67,6 +68,9 @@ class ScriptedApp:
             if kind == "wait":
                 opts = {"event": stage[2], "timeout": stage[3]}
                 return _ops([{"op": "WaitForEvent", "id": step, "name": stage[2], "opts": opts}])
+            if kind == "signal":
+                opts = {"signal": stage[2], "timeout": stage[3]}
+                return _ops([{"op": "WaitForSignal", "id": step, "name": stage[2], "opts": opts}])
             if kind == "invoke":
                 opts: dict[str, Any] = {"function_id": stage[2], "payload": {"data": {}}}
                 if stage[3]:

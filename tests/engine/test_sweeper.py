@@ -158,6 +158,30 @@ def test_a_wait_whose_timeout_timer_was_deleted_times_out(backend, clock):
     assert app.executed == {"after": 1}
 
 
+def test_a_signal_wait_whose_timeout_timer_was_deleted_times_out(backend, clock):
+    script = [("signal", "approval", "approval/42", "1h"), ("run", "after")]
+    engine, app = make(backend, clock, {"t-app-signal": script})
+    run_id = start(engine, backend, "t-app-signal")
+    pump(backend, engine, clock)
+    waiting = backend.store.load_run(run_id).pending["approval"]
+    assert backend.store.get_run(run_id).wake_at == waiting.detail["expires_at"]  # due at its timeout
+    lose_wake_up(backend, messages.wake(run_id, "approval"))
+
+    clock.advance(HOUR + GRACE_MS - MINUTE)
+    assert_stuck(backend, engine, clock, run_id)
+    assert engine.sweeper.sweep().found == 0
+
+    clock.advance(2 * MINUTE)
+    assert dict(engine.sweeper.sweep().sent) == {"wake": 1}
+    pump(backend, engine, clock)
+
+    run = backend.store.get_run(run_id)
+    assert run.status is RunStatus.COMPLETED
+    assert run.output["steps"]["approval"] == {"data": None}  # timed out: null
+    assert app.executed == {"after": 1}
+    assert engine.signals.send("approval/42", "too late") is None
+
+
 def test_an_invoke_whose_timeout_timer_was_deleted_times_out(backend, clock):
     scripts = {
         "t-app-parent": [("invoke", "call", "t-app-child", "1h"), ("run", "after")],

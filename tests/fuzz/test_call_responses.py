@@ -27,7 +27,8 @@ FN = f"{APP}-fn"
 CHILD = f"{APP}-child"
 NOW = 1_800_000_000_000
 STEP_IDS = ["a" * 40, "b" * 40, "c" * 40]
-KNOWN_OPS = ["StepRun", "StepPlanned", "StepError", "StepFailed", "Sleep", "WaitForEvent", "InvokeFunction"]
+KNOWN_OPS = ["StepRun", "StepPlanned", "StepError", "StepFailed", "Sleep", "WaitForEvent", "WaitForSignal",
+             "InvokeFunction"]
 # Every retry of a run that fails on each attempt, with room for the steps and discovery calls
 # in between.
 MOST_DELIVERIES = 24
@@ -46,7 +47,9 @@ good_error = st.fixed_dictionaries({"name": unicode_text, "message": unicode_tex
 GOOD_OPTS = {
     "Sleep": st.none() | st.fixed_dictionaries({}, optional={"duration": good_duration}),
     "WaitForEvent": st.fixed_dictionaries({"event": st.just("fuzz/other"), "timeout": good_duration},
-                                          optional={"if": good_expression}),
+                                          optional={"if": good_expression, "lookback": st.sampled_from(["5m", "24h"])}),
+    "WaitForSignal": st.fixed_dictionaries({"signal": st.sampled_from(["fuzz/a", "fuzz/b"]), "timeout": good_duration},
+                                           optional={"conflict": st.sampled_from(["fail", "replace"])}),
     "InvokeFunction": st.fixed_dictionaries({"function_id": st.sampled_from([CHILD, "nope"])}, optional={
         "payload": st.fixed_dictionaries({}, optional={"data": json_object, "v": unicode_text}),
         "timeout": good_duration}),
@@ -57,7 +60,8 @@ ANY_VALUE = {
     "name": any_duration,
     "opts": json_value | st.fixed_dictionaries({}, optional={
         "duration": any_duration, "timeout": any_duration, "event": json_value, "if": json_value,
-        "function_id": json_value, "parallelMode": json_value,
+        "function_id": json_value, "parallelMode": json_value, "signal": json_value, "conflict": json_value,
+        "lookback": any_duration,
         "payload": json_value | st.fixed_dictionaries({}, optional={"data": json_value, "id": json_value, "v": json_value}),
     }),
     "data": json_value,

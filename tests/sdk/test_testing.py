@@ -137,6 +137,24 @@ def test_wait_for_event_and_invoke_take_their_results_from_mocks(client):
         testing.run(approve, {"name": "testing/approve"})
 
 
+def test_wait_for_signal_takes_the_data_sent_or_times_out_from_mocks(client):
+    @client.function("signalled", trigger="testing/signalled")
+    def signalled(ctx: Context) -> dict:
+        got = ctx.step.wait_for_signal("wait-ok", signal=f"ok/{ctx.event.data['id']}", timeout="3d")
+        late = ctx.step.wait_for_signal("wait-late", signal="late", timeout="2h", on_conflict="replace")
+        return {"got": [got.signal, got.data], "late": late}
+
+    clock = ManualClock(0)
+    result = testing.run(signalled, {"name": "testing/signalled", "data": {"id": 7}}, clock=clock,
+                         mocks={"wait-ok": {"approved": True}, "wait-late": None})
+    assert result.output == {"got": ["ok/7", {"approved": True}], "late": None}
+    assert clock.now_ms() == 2 * 3600 * 1000  # the second wait timed out
+    assert result.step("wait-ok").opts == {"signal": "ok/7", "timeout": "3d", "conflict": "fail"}
+    assert result.step("wait-late").opts["conflict"] == "replace"
+    with pytest.raises(testing.TestingError, match="waits for signal 'ok/7'"):
+        testing.run(signalled, {"name": "testing/signalled", "data": {"id": 7}})
+
+
 def test_parallel_branches_and_sent_events(client):
     @client.function("fan-out", trigger=cron("0 9 * * *"))
     def fan_out(ctx: Context) -> dict:

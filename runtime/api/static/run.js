@@ -4,8 +4,8 @@
 import { del, get, post } from "./api.js";
 import { badge, clock, duration, errorBox, h, json, link, ms, replace, runDuration, stamp, toast } from "./dom.js";
 
-const KIND_ICON = { run: "▶", sleep: "☾", wait: "✉", invoke: "↗", step: "•" };
-const KIND_LABEL = { run: "step", sleep: "sleep", wait: "wait for event", invoke: "invoke", step: "step" };
+const KIND_ICON = { run: "▶", sleep: "☾", wait: "✉", signal: "⚑", invoke: "↗", step: "•" };
+const KIND_LABEL = { run: "step", sleep: "sleep", wait: "wait for event", signal: "wait for signal", invoke: "invoke", step: "step" };
 const TERMINAL = new Set(["Completed", "Failed", "Cancelled"]);
 
 function stepEnd(step, now) {
@@ -170,6 +170,9 @@ export function mount(root, params, runId) {
         h("span", { class: "step-name" }, step.name),
         parallel.has(step.step_id) ? h("span", { class: "tag parallel", title: "ran side by side with another step" }, "parallel") : null,
         step.attempts > 1 ? h("span", { class: "tag retry", title: "attempts, the last one succeeding or failing for good" }, `${step.attempts} attempts`) : null,
+        step.kind === "signal" && step.input && step.input.signal
+          ? h("span", { class: "tag signal mono", title: "the signal this step waits for (POST /v1/signals resumes it)" }, `signal ${step.input.signal}`)
+          : null,
         step.timed_out ? h("span", { class: "tag", title: "no matching event arrived in time" }, "timed out") : null,
         until(step),
         step.copied_from ? h("span", { class: "tag", title: `result copied from run ${step.copied_from}` }, "memoized") : null),

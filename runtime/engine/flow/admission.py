@@ -16,7 +16,7 @@ from stepline.engine import messages
 from stepline.engine.expressions import matches
 from stepline.engine.flow import batching, idempotency, ratelimit, singleton, throttle
 from stepline.engine.flow.batching import Batcher
-from stepline.engine.flow.buffers import Buffers
+from stepline.engine.flow.buffers import BufferedStarts, Buffers
 from stepline.engine.flow.debounce import Debouncer
 from stepline.engine.flow.keys import event_context
 from stepline.engine.ports import (
@@ -66,8 +66,9 @@ class FlowControl:
         self.starter = starter
         self.waker = Waker(queue, timers, clock)
         self.buffers = Buffers(flow_state, events)
-        self.debounce = Debouncer(self)
-        self.batching = Batcher(self)
+        buffered = BufferedStarts(flow_state, self.buffers, self.waker, clock, self.function, self.start_and_send)
+        self.debounce = Debouncer(buffered)
+        self.batching = Batcher(buffered)
         # Cancels a run (singleton mode "cancel"): Cancellation.cancel.
         self.cancel = cancel
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}

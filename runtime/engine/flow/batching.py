@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stepline.engine import messages
-from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
+from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, BufferedStarts, event_doc
 from stepline.engine.flow.keys import digest, rule_key
+from stepline.engine.flow_records import FlowState
 from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
-from stepline.engine.records import FlowState
 from stepline.protocol.durations import parse_duration_ms
-
-if TYPE_CHECKING:
-    from stepline.engine.flow.admission import FlowControl
 
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -33,7 +30,7 @@ def enabled(config: dict[str, Any] | None) -> bool:
 
 
 class Batcher:
-    def __init__(self, flow: FlowControl) -> None:
+    def __init__(self, flow: BufferedStarts) -> None:
         self.flow = flow
 
     def add(self, fn: FunctionRecord, event: StoredEvent, context: dict[str, Any], now_ms: int) -> None:

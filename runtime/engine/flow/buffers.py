@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from stepline.engine.ports import EventStore, FlowStateStore, StoredEvent
-from stepline.engine.records import FlowState
+from stepline.engine.flow_records import FlowState
+from stepline.engine.ports import Clock, EventStore, FlowStateStore, FunctionRecord, StoredEvent
+from stepline.engine.scheduling import Waker
 
 # A buffer is kept this long past its fire time before it may expire; its timer empties it
 # long before (this only bounds what a lost timer could leave behind).
@@ -28,6 +29,20 @@ GRACE_MS = 30 * 24 * 3600 * 1000
 MAX_ATTEMPTS = 64
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BufferedStarts:
+    """What debounce and batching work with, handed over by flow control (which owns both):
+    the flow state and its buffers, timers, the clock, the function configs as flow control
+    reads them, and the start of a run under the start-time rules (``FlowControl.start_and_send``)."""
+
+    flow_state: FlowStateStore
+    buffers: Buffers
+    waker: Waker
+    clock: Clock
+    function: Callable[[str], FunctionRecord | None]
+    start_and_send: Callable[[FunctionRecord, list[StoredEvent]], None]
 
 
 def event_doc(event: StoredEvent) -> dict[str, Any]:

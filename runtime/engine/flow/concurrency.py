@@ -41,158 +41,42 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
-from stepline.engine.flow.keys import digest, event_context, key_value
+from stepline.engine.flow.gate import Gate
+from stepline.engine.flow.lines import (
+    SAFETY_DELAYS_MS,
+    Limit,
+    Ticket,
+    TicketState,
+    limits_for,
+    line_page,
+    out_of_line,
+    quietly,
+    slot_lease_ms,
+    standing_of,
+    turns_away,
+    work_of,
+)
 from stepline.engine.flow.priority import factor_ms
+from stepline.engine.flow_records import LineEntry, SlotView
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, WorkQueue
-from stepline.engine.records import LineEntry, SlotView
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
 
+# Names other modules read here: the rules' vocabulary lives in flow.lines, the slots of one
+# invocation in flow.gate.
+__all__ = ["SAFETY_DELAYS_MS", "Concurrency", "Gate", "Limit", "Ticket", "limits_for", "out_of_line", "slot_lease_ms"]
+
 log = logging.getLogger(__name__)
 
-MAX_LIMITS = 2
-# Delays of a waiting message's safety net, in order; the last repeats.
-SAFETY_DELAYS_MS = (1_000, 2_000, 4_000, 8_000, 15_000, 30_000)
-# Line entries read beyond twice the limit: enough to rank any entry that could be admitted
-# (those ahead of it are at most the admitted ones plus the free slots).
-_LINE_PAGE_EXTRA = 8
-_TAKE_ATTEMPTS = 3
 # A head this process woke is not woken again by it for this long (its wake is on the way).
 _REWAKE_MS = 500
 # Entries ahead a waiting message notes, to find at its next delivery those that never came.
 _AHEAD_KEPT = 8
-# Message fields that belong to one copy of a waiting message, not to the work.
-_COPY_FIELDS = ("line", "waits", "woken", "ahead", "not_before", "busy")
-
-
-def slot_lease_ms(settings: Settings) -> int:
-    """How long a slot is held without renewal: one call (at most the step timeout) and the
-    writes around it. A holder that died frees its slot after this; a live one renews it
-    between calls once less than a step timeout is left."""
-    return int(settings.step_timeout_s * 1000 * 3 / 2)
-
-
-def _quietly(write: Callable[..., Any], *args: Any, attempts: int = 1) -> None:
-    """A clean-up write whose failure leaves only what expires or is woken anyway."""
-    for attempt in range(attempts):
-        try:
-            write(*args)
-            return
-        except Exception:  # noqa: BLE001
-            if attempt + 1 == attempts:
-                log.warning("concurrency clean-up %s%r failed", getattr(write, "__name__", write), args, exc_info=True)
-
-
-def _work(body: dict[str, Any]) -> dict[str, Any]:
-    """What a call message asks for, without what belongs to one copy of it."""
-    return {k: v for k, v in body.items() if k not in _COPY_FIELDS}
-
-
-def out_of_line(body: dict[str, Any]) -> dict[str, Any]:
-    """The message without its place in a concurrency line: sent again later, it is a fresh
-    call that queues anew. (Its ``not_before`` stays: a sleep must not end early.)"""
-    return {k: v for k, v in body.items() if k not in ("line", "waits", "woken", "ahead")}
-
-
-@dataclass(frozen=True)
-class Limit:
-    key: str
-    limit: int
-
-
-def limits_for(fn: FunctionRecord, event: dict[str, Any]) -> list[Limit]:
-    """The function's concurrency limits for a run with this trigger event, tightest first."""
-    context = event_context(event)
-    out: list[Limit] = []
-    for rule in (fn.config.get("concurrency") or [])[:MAX_LIMITS]:
-        limit = int(rule.get("limit") or 0)
-        if limit <= 0:
-            continue  # 0 means no limit of its own
-        expression = rule.get("key")
-        value = key_value(expression, context)
-        scope = rule.get("scope") or "fn"
-        if scope == "fn":
-            key = f"conc:{fn.fn_id}:{digest(expression or '', value)}"
-        else:
-            # Shared by every function whose key gives the same value in this scope.
-            key = f"conc:{scope}:{digest(value)}"
-        out.append(Limit(key, limit))
-    return sorted(out, key=lambda c: c.limit)
-
-
-def line_page(limit: int) -> int:
-    return 2 * limit + _LINE_PAGE_EXTRA
-
-
-@dataclass
-class _Standing:
-    """One key as one read saw it."""
-
-    free: list[int]
-    waiting: list[LineEntry]
-    busy_tokens: set[str] = field(default_factory=set)
-
-    def rank(self, position: str, *, in_line: bool) -> int:
-        """How many waiting entries go before ``position``."""
-        if in_line:
-            for index, entry in enumerate(self.waiting):
-                if entry.position == position:
-                    return index
-            return len(self.waiting)  # beyond the page read: behind everything seen
-        return sum(1 for entry in self.waiting if entry.position < position)
-
-    def admits(self, position: str, *, in_line: bool) -> bool:
-        return self.rank(position, in_line=in_line) < len(self.free)
-
-
-def _standing(view: SlotView, limit: int, now: int, *, mine: str = "") -> _Standing:
-    live = [h for h in view.holders if h.until >= now]
-    taken = {h.index for h in live}
-    busy = {h.token for h in live if h.token and h.token != mine}
-    # Slots numbered past the limit (held since a sync lowered it) still count against it.
-    free = [i for i in range(limit) if i not in taken][: max(limit - len(live), 0)]
-    return _Standing(
-        free=free,
-        waiting=[e for e in view.line if e.position not in busy],
-        busy_tokens=busy,
-    )
-
-
-def _turns_away(rank: int, standing: _Standing, limit: int) -> int:
-    """How many times every slot must be taken and freed again before an entry of this rank
-    (``len(standing.waiting)`` when it is beyond the page read) can have one."""
-    return max(rank - len(standing.free), 0) // max(limit, 1)
-
-
-@dataclass
-class Ticket:
-    """A waiting message's place: its entry in the line of ``key``, and all the limits it needs.
-    ``state`` says what became of it in this delivery: "open" until decided, then "admitted"
-    (it got its slots), "waiting" (back on the queue), "moved" (waiting in another limit's
-    line now) or "duplicate" (another copy has it)."""
-
-    key: str
-    position: str
-    limit: int
-    limits: list[Limit]
-    body: dict[str, Any]
-    state: str = "open"
-    views: dict[str, SlotView] = field(default_factory=dict)
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any]) -> Ticket | None:
-        line = body.get("line")
-        if not isinstance(line, dict) or not line.get("key") or not line.get("pos"):
-            return None
-        key, limit = str(line["key"]), int(line.get("limit") or 1)
-        limits = [Limit(str(k), int(n)) for k, n in line.get("limits") or []] or [Limit(key, limit)]
-        return cls(key, str(line["pos"]), limit, limits, body)
 
 
 class Concurrency:
@@ -228,7 +112,7 @@ class Concurrency:
             yield ticket
         finally:
             self._local.ticket = None
-        if ticket is not None and ticket.state == "open":
+        if ticket is not None and ticket.state == TicketState.OPEN:
             if self.slot_store.leave_line(ticket.key, ticket.position):
                 self.wake(ticket.key, ticket.limit)
 
@@ -240,9 +124,9 @@ class Concurrency:
         now = self.clock.now_ms()
         view = self.slot_store.slot_view(ticket.key, line_page(ticket.limit))
         ticket.views[ticket.key] = view
-        standing = _standing(view, ticket.limit, now)
+        standing = standing_of(view, ticket.limit, now)
         if not self._entry_exists(ticket, view):
-            ticket.state = "duplicate"  # another copy has finished the work
+            ticket.state = TicketState.DUPLICATE  # another copy has finished the work
             return False
         if ticket.position in standing.busy_tokens:
             # Another copy holds a slot for this entry: a live one, or one that died and whose
@@ -259,9 +143,9 @@ class Concurrency:
             stalled = [e for e in ahead if isinstance(noted, list) and e.position in noted]
             rank = standing.rank(ticket.position, in_line=True)
             self.still_waiting(
-                ticket, ahead=[e.position for e in ahead], turns=_turns_away(rank, standing, ticket.limit)
+                ticket, ahead=[e.position for e in ahead], turns=turns_away(rank, standing, ticket.limit)
             )
-            if stalled and ticket.state == "waiting":
+            if stalled and ticket.state == TicketState.WAITING:
                 self._send_wakes(ticket.key, stalled, now)
             return False
         for limit in ticket.limits:
@@ -269,7 +153,7 @@ class Concurrency:
                 continue
             other = self.slot_store.slot_view(limit.key, line_page(limit.limit))
             ticket.views[limit.key] = other
-            if not _standing(other, limit.limit, now).admits(ticket.position, in_line=False):
+            if not standing_of(other, limit.limit, now).admits(ticket.position, in_line=False):
                 self.move(ticket, limit)
                 return False
         return True
@@ -300,7 +184,7 @@ class Concurrency:
         if not limits:
             return None
         ticket = getattr(self._local, "ticket", None)
-        if ticket is not None and ticket.state != "open":
+        if ticket is not None and ticket.state != TicketState.OPEN:
             ticket = None
         first = not state.memos and not state.pending
         base = state.run.created_at if first else None
@@ -320,23 +204,23 @@ class Concurrency:
         waiting = self._waiting_body(body, limit, limits, position)
         try:
             self.slot_store.join_line(limit.key, LineEntry(position, waiting, now))
-            standing = _standing(self.slot_store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
-            work = _work(waiting)
-            same = [e.position for e in standing.waiting if e.position != position and _work(e.body) == work]
+            standing = standing_of(self.slot_store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
+            work = work_of(waiting)
+            same = [e.position for e in standing.waiting if e.position != position and work_of(e.body) == work]
             if same and min(same) < position:
                 self.slot_store.leave_line(limit.key, position)
                 return
             for other in same:
-                _quietly(self.slot_store.leave_line, limit.key, other)
+                quietly(self.slot_store.leave_line, limit.key, other)
             rank = standing.rank(position, in_line=True)
             if rank < len(standing.free):
                 self.queue.send(waiting)
             else:
-                self.requeue(waiting, turns=_turns_away(rank, standing, limit.limit))
+                self.requeue(waiting, turns=turns_away(rank, standing, limit.limit))
         except Exception:
             # The caller's message comes back and joins again, at a position of its own: this
             # entry would be one more for the same work.
-            _quietly(self.slot_store.leave_line, limit.key, position)
+            quietly(self.slot_store.leave_line, limit.key, position)
             raise
 
     def move(self, ticket: Ticket, limit: Limit) -> None:
@@ -349,7 +233,7 @@ class Concurrency:
         self.requeue(waiting)
         if self.slot_store.leave_line(ticket.key, ticket.position):
             self.wake(ticket.key, ticket.limit)
-        ticket.state = "moved"
+        ticket.state = TicketState.MOVED
 
     def still_waiting(self, ticket: Ticket, ahead: list[str] | None = None, turns: int = 0) -> None:
         """Back on the queue with the safety-net delay (see ``requeue``); ``ahead``: the
@@ -357,10 +241,10 @@ class Concurrency:
         delivery to check."""
         if ticket.body.get("woken"):
             # A wake that lost its slot to a race: the message's own safety net goes on.
-            ticket.state = "duplicate"
+            ticket.state = TicketState.DUPLICATE
             return
         self.requeue(ticket.body, ahead, turns)
-        ticket.state = "waiting"
+        ticket.state = TicketState.WAITING
 
     def requeue(self, body: dict[str, Any], ahead: list[str] | None = None, turns: int = 0) -> None:
         """The safety net: the message comes back after a delay that grows with each time it
@@ -388,7 +272,7 @@ class Concurrency:
         except Exception:  # noqa: BLE001 - the safety net of the waiting messages wakes them
             log.warning("could not read the line of %s to wake it", key, exc_info=True)
             return
-        standing = _standing(view, limit, now)
+        standing = standing_of(view, limit, now)
         self._send_wakes(key, standing.waiting[: len(standing.free)], now)
 
     def _send_wakes(self, key: str, entries: list[LineEntry], now: int) -> None:
@@ -423,7 +307,7 @@ class Concurrency:
 
     @staticmethod
     def _waiting_body(body: dict[str, Any], limit: Limit, limits: list[Limit], position: str) -> dict[str, Any]:
-        work = _work(body)
+        work = work_of(body)
         line = {
             "key": limit.key,
             "pos": position,
@@ -431,128 +315,3 @@ class Concurrency:
             "limits": [[lim.key, lim.limit] for lim in limits],
         }
         return {**work, "line": line, "waits": 0}
-
-
-@dataclass
-class _Held:
-    key: str
-    limit: int
-    index: int
-    token: str = ""
-
-
-class Gate:
-    """The concurrency slots of one executor invocation."""
-
-    def __init__(
-        self,
-        concurrency: Concurrency,
-        limits: list[Limit],
-        owner: str,
-        first_base_ms: int | None,
-        priority_ms: int,
-        ticket: Ticket | None,
-    ) -> None:
-        self.c = concurrency
-        self.limits = limits
-        self.owner = owner
-        self.priority_ms = priority_ms
-        self.ticket = ticket
-        self._base = first_base_ms  # a run's first call queues by its creation time
-        self._held: list[_Held] = []
-        self._until = 0
-
-    def admit(self, body: dict[str, Any]) -> bool:
-        """Before a call: True when it may go ahead (its slots are held). False when it was
-        queued behind a limit instead: the invocation stops, the work is not lost."""
-        if self._held:
-            return self._keep(body)
-        return self._acquire(body)
-
-    def release(self, *, keep_place: bool = False) -> None:
-        """After the last call: free the slots and wake what waits for them. The admitted
-        message's entry goes first, so no copy of it can be admitted once the slot is free
-        (unless ``keep_place``: the message will be delivered again and needs it)."""
-        if self.ticket is not None and self.ticket.state == "admitted" and not keep_place:
-            # Should this fail, the entry is still there with its slot free: a copy of it (its
-            # own, or a wake) is admitted again, and a repeated call is harmless.
-            _quietly(self.c.slot_store.leave_line, self.ticket.key, self.ticket.position)
-            self.ticket.state = "done"
-        self._free()
-
-    # -- internals ---------------------------------------------------------------------------
-    def _acquire(self, body: dict[str, Any]) -> bool:
-        now = self.c.clock.now_ms()
-        until = now + slot_lease_ms(self.c.settings)
-        ticket = self.ticket if self.ticket is not None and self.ticket.state == "open" else None
-        position = ticket.position if ticket else self.c.position(self._base, self.priority_ms)
-        for limit in self.limits:
-            in_line = ticket is not None and limit.key == ticket.key
-            cached = ticket.views.pop(limit.key, None) if ticket else None
-            index = self._take(limit, position, in_line=in_line, until=until, now=now, view=cached)
-            if index is None:
-                self._free()
-                if ticket is None:
-                    self.c.join(limit, self.limits, body, position)
-                elif in_line:
-                    self.c.still_waiting(ticket)
-                else:
-                    self.c.move(ticket, limit)
-                return False
-            self._held.append(_Held(limit.key, limit.limit, index, position if in_line else ""))
-        self._until = until
-        if ticket is not None and any(h.key == ticket.key for h in self._held):
-            ticket.state = "admitted"
-        return True
-
-    def _take(
-        self, limit: Limit, position: str, *, in_line: bool, until: int, now: int, view: SlotView | None
-    ) -> int | None:
-        token = position if in_line else ""
-        for _ in range(_TAKE_ATTEMPTS):
-            view = view or self.c.slot_store.slot_view(limit.key, line_page(limit.limit))
-            standing = _standing(view, limit.limit, now, mine=token)
-            rank = standing.rank(position, in_line=in_line)
-            if rank >= len(standing.free):
-                return None
-            index = standing.free[rank]
-            try:
-                taken = self.c.slot_store.take_slot(limit.key, index, self.owner, until, now, token)
-            except Exception:
-                # It may have applied, its answer lost: give it back rather than leave a slot
-                # held by nobody until its lease ends.
-                _quietly(self.c.slot_store.release_slot, limit.key, index, self.owner)
-                raise
-            if taken:
-                return index
-            view = None  # lost the slot to a racer: read again
-        return None
-
-    def _free(self) -> None:
-        held, self._held = self._held, []
-        for h in held:
-            # Tried again once when refused; a slot that still could not be freed expires.
-            _quietly(self.c.slot_store.release_slot, h.key, h.index, self.owner, attempts=2)
-        for h in held:
-            self.c.wake(h.key, h.limit)
-
-    def _keep(self, body: dict[str, Any]) -> bool:
-        """Between two calls: keep the slots unless work waits for them; renew them when their
-        lease runs short."""
-        now = self.c.clock.now_ms()
-        for h in self._held:
-            standing = _standing(self.c.slot_store.slot_view(h.key, line_page(h.limit)), h.limit, now)
-            if len(standing.waiting) > len(standing.free):
-                # The next call queues first, then the slots go: should queueing fail, this
-                # message is delivered again with its place kept, and nothing is lost.
-                limit = next(lim for lim in self.limits if lim.key == h.key)
-                self.c.join(limit, self.limits, body, self.c.position(None, self.priority_ms))
-                self.release()
-                self.ticket = None
-                return False
-        if self._until - now <= self.c.settings.step_timeout_s * 1000:
-            until = now + slot_lease_ms(self.c.settings)
-            for h in self._held:
-                self.c.slot_store.take_slot(h.key, h.index, self.owner, until, now, h.token)
-            self._until = until
-        return True

@@ -12,20 +12,17 @@ An event that finds its key's window already due starts that run itself and open
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stepline.engine import messages
-from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, event_doc
+from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, BufferedStarts, event_doc
 from stepline.engine.flow.keys import digest, rule_key
 from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
 from stepline.protocol.durations import parse_duration_ms
 
-if TYPE_CHECKING:
-    from stepline.engine.flow.admission import FlowControl
-
 
 class Debouncer:
-    def __init__(self, flow: FlowControl) -> None:
+    def __init__(self, flow: BufferedStarts) -> None:
         self.flow = flow
 
     def add(self, fn: FunctionRecord, event: StoredEvent, context: dict[str, Any], now_ms: int) -> None:

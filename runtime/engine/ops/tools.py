@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ports import AppStore, Clock, EventStore, RunStore, WaiterStore, WorkQueue
+from stepline.engine.ports import AppStore, Clock, EventStore, RunStore, SignalStore, WaiterStore, WorkQueue
 from stepline.engine.resume import Resumer
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
@@ -23,3 +23,5 @@ class OpTools:
     ids: IdGenerator
     resumer: Resumer
     starter: RunStarter
+    # A wait for a signal; linked by the Engine after the executor is built.
+    signals: SignalStore | None = None

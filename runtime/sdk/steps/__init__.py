@@ -14,9 +14,11 @@ from stepline.sdk.steps import invoke as _invoke
 from stepline.sdk.steps import parallel as _parallel
 from stepline.sdk.steps import run as _run
 from stepline.sdk.steps import send as _send
+from stepline.sdk.steps import signal as _signal
 from stepline.sdk.steps import sleep as _sleep
 from stepline.sdk.steps import wait as _wait
 from stepline.sdk.steps.core import Execution
+from stepline.sdk.steps.signal import OnConflict, Signal
 
 T = TypeVar("T")
 
@@ -43,10 +45,24 @@ class Steps:
         return _sleep.sleep_until(self._ex, step_id, until)
 
     def wait_for_event(
-        self, step_id: str, *, event: str | type[EventData], timeout: Duration, if_: str | None = None
+        self,
+        step_id: str,
+        *,
+        event: str | type[EventData],
+        timeout: Duration,
+        if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event[Any] | None:
-        """The first matching event to arrive, or None after ``timeout``."""
-        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
+        """The first matching event to arrive, or None after ``timeout``; with ``lookback``
+        (``"5m"``, at most 24 h), also one that arrived that long before the wait began."""
+        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_, lookback)
+
+    def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration, on_conflict: OnConflict = "fail"
+    ) -> Signal | None:
+        """The signal sent to ``signal`` (``client.send_signal``, ``POST /v1/signals``), or None
+        after ``timeout``."""
+        return _signal.wait_for_signal(self._ex, step_id, signal, timeout, on_conflict)
 
     def send_event(self, step_id: str, events: Any) -> list[str]:
         """Send one event or a list, once per run; returns the event ids."""
@@ -88,9 +104,20 @@ class AsyncSteps:
         return _sleep.sleep_until(self._ex, step_id, until)
 
     async def wait_for_event(
-        self, step_id: str, *, event: str | type[EventData], timeout: Duration, if_: str | None = None
+        self,
+        step_id: str,
+        *,
+        event: str | type[EventData],
+        timeout: Duration,
+        if_: str | None = None,
+        lookback: Duration | None = None,
     ) -> Event[Any] | None:
-        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_)
+        return _wait.wait_for_event(self._ex, step_id, event, timeout, if_, lookback)
+
+    async def wait_for_signal(
+        self, step_id: str, *, signal: str, timeout: Duration, on_conflict: OnConflict = "fail"
+    ) -> Signal | None:
+        return _signal.wait_for_signal(self._ex, step_id, signal, timeout, on_conflict)
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:
         return await _send.send_event_async(self._ex, step_id, events)
@@ -111,4 +138,4 @@ class AsyncSteps:
         return await _parallel.parallel_async(self._ex, callables)
 
 
-__all__ = ["AsyncSteps", "Execution", "Steps"]
+__all__ = ["AsyncSteps", "Execution", "Signal", "Steps"]

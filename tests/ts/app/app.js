@@ -295,11 +295,34 @@ const caughtAfterCheckpoints = createFunction(
   },
 );
 
+// Signals (tests/ts/test_ts_signals.py): a run waits for the signal its event names, and a
+// step (or the client, POST /signal below) sends one.
+const signalWaiter = createFunction({ id: "signal-waiter", retries: 0 }, { event: "test/signal.wait" }, async ({ event, step }) => {
+  await step.run("before", () => (bump("signal-waiter", "before", event), "ready"));
+  let got;
+  try {
+    got = await step.waitForSignal("wait-signal", {
+      signal: event.data.signal,
+      timeout: `${event.data.timeout_s ?? 60}s`,
+      onConflict: event.data.on_conflict,
+    });
+  } catch (err) {
+    return { conflict: String(err && err.message) };
+  }
+  await step.run("after", () => (bump("signal-waiter", "after", event), "done"));
+  return { got };
+});
+
+const signalSender = createFunction({ id: "signal-sender" }, { event: "test/signal.send" }, async ({ event, step }) => {
+  const sent = await step.sendSignal("send-signal", { signal: event.data.signal, data: event.data.payload });
+  return { run_id: (sent && sent.runId) || null };
+});
+
 // A renamed copy (TS_APP_ID) serves the chain alone, on its own event (CHAIN_EVENT).
 const functions = process.env.TS_APP_ID ? [chain] : [
   multiStep, sleeper, flaky, doomed, refuser, fanA, fanB, filtered, approval,
   child, parent, sender, parallel, cancellable, careful, patient, racer, chain, chainPlain, mixed,
-  caughtAfterCheckpoints,
+  caughtAfterCheckpoints, signalWaiter, signalSender,
 ];
 const handler = serve({ client: inngest, functions });
 
@@ -334,6 +357,16 @@ const server = http.createServer(async (req, res) => {
     try {
       const sent = await inngest.send(await readJson(req));
       return reply(res, 200, sent.ids);
+    } catch (err) {
+      return reply(res, 500, { error: String(err && err.message) });
+    }
+  }
+  if (req.method === "POST" && url.pathname === "/signal") {
+    // Send a signal with the SDK's own client: { run_id } of the run it resumed, or null.
+    try {
+      const { signal, data } = await readJson(req);
+      const sent = await inngest.sendSignal({ signal, data });
+      return reply(res, 200, { run_id: (sent && sent.runId) || null });
     } catch (err) {
       return reply(res, 500, { error: String(err && err.message) });
     }
