@@ -18,7 +18,7 @@ from stepline.engine.checkpoint_stream import StreamHooks, read_stream
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.outbound import redact_in, redact_url
-from stepline.engine.payload_policy import call_body
+from stepline.engine.payload_policy import call_body, uses_api
 from stepline.engine.ports import Clock, FunctionRecord, RunState
 from stepline.protocol.call_encoding import CallEncoder
 from stepline.protocol.calls import CallResult, build_call_request, call_headers, call_url, parse_call_response
@@ -63,7 +63,7 @@ class AppCalls:
             attempt=attempt,
             max_attempts=fn.max_attempts,
             events=run.events,
-            steps=state.memo_map(),
+            steps={},
             stack=state.stack(),
             disable_immediate=plan.disable_immediate,
             use_api=False,
@@ -72,6 +72,10 @@ class AppCalls:
             fn_id=plan.fn_id,
             qi_id=queue_item_id,
         )
+        # With use_api the SDK fetches the state itself: the memos' values are never gathered
+        # (a store's offloaded ones are not fetched for nothing).
+        if not uses_api(state, request["event"], self.settings.use_api_threshold_bytes):
+            request["steps"] = state.memo_map()
         body = call_body(request, state, self.settings.use_api_threshold_bytes, encoder.encode)
         signing_key = self.keys.current().signing_key
         headers = {**call_headers(body, signing_key=signing_key, now_s=self.clock.now_ms() // 1000), **plan.headers}
