@@ -56,6 +56,7 @@ lambda-lock: $(STAMP)
 # from the runtime's.
 bench: $(STAMP)
 	$(BIN)/python -m bench.steps
+	$(BIN)/python -m bench.tracing
 	$(BIN)/python -m bench.flow
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.imports

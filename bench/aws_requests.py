@@ -1,14 +1,17 @@
 """`make bench`: what the deployed path asks of AWS, counted on the AWS adapters (moto), with
 the meter ``bench.ingest`` uses for a full Event API request too.
 
-* A run of 1,000 sequential steps: read units per step (DynamoDB bills a strongly consistent
-  read by the 4 KB of items it returns, not per request) and write units, and what a million
-  steps cost at list prices with reads and index writes included.
+* A run of sequential steps in two shapes: 1,000 inline (one invocation goes from step to
+  step, reading the run once) and 200 one step per invocation (each step's call outlasts the
+  invocation budget, as steps between sleeps, retries or parallel groups do: every invocation
+  reads the whole run first). Read units per step (DynamoDB bills a strongly consistent read by
+  the 4 KB of items it returns, not per request) and write units, and what a million steps cost
+  at list prices with reads and index writes included.
 
 Read units are computed from the items each response returns, by DynamoDB's item-size rule
 (attribute names plus values), since moto reports no consumed capacity.
 
-    python -m bench.aws_requests [--steps 1000]
+    python -m bench.aws_requests [--steps 1000] [--slow-steps 200]
 """
 
 from __future__ import annotations
@@ -156,10 +159,33 @@ def drain(engine: Engine, backend: Any, *, only_kind: str | None = None, most: i
     return handled
 
 
-def measure_steps(steps: int) -> dict[str, Any]:
+class SlowSteps(Steps):
+    """The same steps, each call taking ``call_ms`` of the (manual) clock: with an invocation
+    budget below it, every step is an invocation of its own, which reads the run first."""
+
+    def __init__(self, n: int, clock: ManualClock, call_ms: int) -> None:
+        super().__init__(n)
+        self.clock = clock
+        self.call_ms = call_ms
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        self.clock.advance(self.call_ms)
+        return super().post(url, body, headers, timeout_s)
+
+
+# One step per invocation: each call takes 2 s, the budget is 1 s.
+SLOW_CALL_MS = 2_000
+
+
+def measure_steps(steps: int, *, one_per_invocation: bool = False) -> dict[str, Any]:
     clock = ManualClock()
     with moto_backend(clock) as backend:
-        engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=Steps(steps))
+        if one_per_invocation:
+            settings = Settings(mode="dev", invocation_budget_s=SLOW_CALL_MS / 2000)
+            caller: Steps = SlowSteps(steps, clock, SLOW_CALL_MS)
+        else:
+            settings, caller = Settings(mode="dev"), Steps(steps)
+        engine = Engine(backend, settings, clock=clock, caller=caller)
         register(engine, "bench-steps", "bench/steps")
         meter = Meter(backend.clients)
         meter.active = True
@@ -169,12 +195,12 @@ def measure_steps(steps: int) -> dict[str, Any]:
         return {"requests": meter.requests, "read_units": meter.read_units, "write_units": meter.write_units}
 
 
-def report(steps: int, run: dict[str, Any]) -> None:
+def report(steps: int, run: dict[str, Any], shape: str = "inline") -> None:
     per_step = {op: n / steps for op, n in run["requests"].items()}
     reads = run["read_units"] / steps
     writes = run["write_units"] / steps
     sqs = sum(v for op, v in per_step.items() if op in SQS_OPS)
-    print(f"\nA run of {steps} sequential steps, per step:")
+    print(f"\nA run of {steps} sequential steps, {shape}, per step:")
     for op, v in sorted(per_step.items()):
         print(f"  {op:<22} {v:>8.3f} requests")
     print(f"  DynamoDB read units   {reads:>8.3f}   write units {writes:.3f} (index writes included)")
@@ -188,8 +214,15 @@ def report(steps: int, run: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1_000)
+    # Shorter: each invocation reads the whole run, so moto's work grows with the square of it.
+    parser.add_argument("--slow-steps", type=int, default=200)
     args = parser.parse_args(argv)
-    report(args.steps, measure_steps(args.steps))
+    report(args.steps, measure_steps(args.steps), "inline (one invocation)")
+    report(
+        args.slow_steps,
+        measure_steps(args.slow_steps, one_per_invocation=True),
+        f"one step per invocation ({SLOW_CALL_MS // 1000} s calls)",
+    )
     return 0
 
 

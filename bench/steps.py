@@ -57,6 +57,7 @@ from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.engine.http import HttpResponse, PooledHttpCaller
 from stepline.engine.sync import sync_app
 from stepline.settings import Settings
+from stepline.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -177,10 +178,12 @@ class Sample:
 class Bench:
     """One runtime on one backend, the apps synced to it, measuring one run at a time."""
 
-    def __init__(self, backend: str, port: int, app_urls: list[str], workdir: Path) -> None:
+    def __init__(
+        self, backend: str, port: int, app_urls: list[str], workdir: Path, telemetry: Telemetry | None = None
+    ) -> None:
         self.traffic = Traffic()
         options = DevOptions(port=port, db_path=str(workdir / f"{backend}.db"), backend=backend, workers=2)
-        self.runtime = DevRuntime(options, Settings(mode="dev"), caller=self.traffic).start()
+        self.runtime = DevRuntime(options, Settings(mode="dev"), caller=self.traffic, telemetry=telemetry).start()
         self.api = CheckpointApi(self.runtime)
         self.aws = AwsRequestCounter(self.runtime.backend)
         self.finished = threading.Event()

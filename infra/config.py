@@ -60,6 +60,10 @@ LOG_RETENTION_DAYS = (
 )
 
 
+# Where the ADOT layer's collector takes OTLP/HTTP inside the Lambda's sandbox.
+ADOT_COLLECTOR_ENDPOINT = "http://localhost:4318"
+
+
 class StackConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -147,6 +151,16 @@ class StackConfig(BaseModel):
     # An existing SNS topic the alarms notify (empty: alarms without actions).
     alarm_topic_arn: str = ""
 
+    # -- traces (docs/operating.md, "Traces") ----------------------------------------------------
+    # "off"; "otlp": the Lambdas export each run's spans with OTLP/HTTP to ``otlp_endpoint`` (a
+    # collector, or a tracing service's OTLP endpoint); "adot": to the collector of the AWS
+    # Distro for OpenTelemetry Lambda layer ``adot_layer_arn``, which sends them to X-Ray.
+    traces: Literal["off", "otlp", "adot"] = "off"
+    otlp_endpoint: str = Field("", validate_default=True)
+    adot_layer_arn: str = Field("", validate_default=True)
+    # The share of runs traced (OTEL_TRACES_SAMPLER_ARG), decided once per run when it is created.
+    trace_sample_ratio: float = Field(1.0, ge=0, le=1)
+
     @field_validator("stack_name")
     @classmethod
     def _stack_name(cls, value: str) -> str:
@@ -210,6 +224,34 @@ class StackConfig(BaseModel):
     def _app_origins(cls, value: str) -> str:
         parse_app_origins(value)  # raises ValueError naming the bad entry
         return value
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("traces") == "otlp" and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(f"traces=otlp needs the OTLP/HTTP endpoint (https://host[:port]), got {value!r}")
+        return value
+
+    @field_validator("adot_layer_arn")
+    @classmethod
+    def _adot_layer(cls, value: str, info: ValidationInfo) -> str:
+        layer = r"arn:aws[\w-]*:lambda:[\w-]+:\d{12}:layer:[\w-]+:\d+"
+        if info.data.get("traces") == "adot" and not re.fullmatch(layer, value):
+            raise ValueError(f"traces=adot needs the ADOT Lambda layer's version ARN, got {value!r}")
+        return value
+
+    def trace_environment(self, role: str) -> dict[str, str]:
+        """The OTEL_* variables a Lambda in ``role`` gets (none with traces off)."""
+        if self.traces == "off":
+            return {}
+        endpoint = self.otlp_endpoint if self.traces == "otlp" else ADOT_COLLECTOR_ENDPOINT
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_SERVICE_NAME": f"stepline-{role}",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(self.trace_sample_ratio),
+        }
 
     @field_validator("webhooks", mode="before")
     @classmethod

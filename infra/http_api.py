@@ -55,6 +55,8 @@ ROUTES: list[tuple[str, list[apigw.HttpMethod], RouteGroup]] = [
     ("/v1/{proxy+}", [POST, DELETE], RouteGroup.OPERATOR),  # cancel, replay, erase, sweep, ...
     ("/v1/dead-letters", [GET], RouteGroup.OPERATOR),  # dead letters carry whole messages
     ("/v1/webhooks", [GET], RouteGroup.OPERATOR),  # webhook sources: the operators' configuration
+    # Deployed, metrics are CloudWatch's: the route answers 404 saying so (stepline dev/start serve it).
+    ("/metrics", [GET], RouteGroup.OPERATOR),
     ("/health", [GET], RouteGroup.PUBLIC),
     ("/openapi.json", [GET], RouteGroup.PUBLIC),  # the REST API's description
     ("/", [GET], RouteGroup.PUBLIC),  # the dashboard: a page and its static files, which hold no data

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from aws_cdk import CfnElement, CfnOutput, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import nag
 from infra.app_function import grant_app_invoke
 from infra.config import StackConfig
+from infra.dashboard import RunsDashboard
 from infra.encryption import DataKey, log_group_prefix
 from infra.environment import Resources, lambda_environment, timing_settings
 from infra.executor import Executor
@@ -105,7 +107,7 @@ class SteplineStack(Stack):
             self,
             "Api",
             code=code,
-            environment=lambda_environment(self.resources, role="api"),
+            environment={**lambda_environment(self.resources, role="api"), **config.trace_environment("api")},
             memory_mb=config.api_memory_mb,
             default_throttle=Throttle(config.api_rate_limit, config.api_burst_limit),
             throttles={
@@ -122,7 +124,10 @@ class SteplineStack(Stack):
             self,
             "Executor",
             code=code,
-            environment=lambda_environment(self.resources, role="executor"),
+            environment={
+                **lambda_environment(self.resources, role="executor"),
+                **config.trace_environment("executor"),
+            },
             settings=timing,
             queue=self.work.queue,
             visibility_timeout_s=timing.visibility_timeout_s,
@@ -167,6 +172,22 @@ class SteplineStack(Stack):
             queue_age_minutes=config.queue_age_alarm_minutes,
             topic_arn=config.alarm_topic_arn,
         )
+
+        # Runs, steps, flow control, dead letters and the queue on one page; error lines counted.
+        self.dashboard = RunsDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{config.stack_name}-runs",
+            queue=self.work.queue,
+            dlq=self.work.dlq,
+            log_groups={"Api": self.api.handler.log_group, "Executor": self.executor.handler.log_group},
+        )
+        if config.traces == "adot":
+            # The ADOT collector runs as a Lambda extension from this layer and takes the spans
+            # on localhost (StackConfig.trace_environment); its default pipeline is X-Ray.
+            adot = lambda_.LayerVersion.from_layer_version_arn(self, "AdotLayer", config.adot_layer_arn)
+            for handler in (self.api.handler, self.executor.handler):
+                handler.function.add_layers(adot)
 
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Stepline's base URL for apps and SDKs")
         CfnOutput(

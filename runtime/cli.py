@@ -25,6 +25,7 @@ from stepline.dev.keys import (
     resolve_keys,
 )
 from stepline.settings import Settings
+from stepline.telemetry.logs import install_text
 
 if TYPE_CHECKING:
     from stepline.dev.runtime import DevOptions, DevRuntime
@@ -241,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper())
+    for handler in logging.getLogger().handlers:
+        install_text(handler)  # lines about a run end with its run, function and trace ids
     return args.func(args)
 
 

@@ -20,6 +20,7 @@ from stepline.api import (
     erasure_api,
     events_api,
     functions_api,
+    metrics_api,
     openapi,
     register_api,
     runs_api,
@@ -55,11 +56,13 @@ class ApiResolver(APIGatewayHttpResolver):
         self._serving = event
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        self._serving = APIGatewayProxyEventV2(dict(event))
+        # A handler may cause a request to this same resolver before it answers (an app invoked
+        # in-process registering through it): the outer request is served on once that returns.
+        outer, self._serving = self._serving, APIGatewayProxyEventV2(dict(event))
         try:
             return super().resolve(event, context)
         finally:
-            self._serving = None
+            self._serving = outer
 
 
 def build_api(engine: Engine) -> APIGatewayHttpResolver:
@@ -77,6 +80,7 @@ def build_api(engine: Engine) -> APIGatewayHttpResolver:
     dead_letters_api.add_routes(app, engine)
     sweep_api.add_routes(app, engine)
     erasure_api.add_routes(app, engine)
+    metrics_api.add_routes(app, engine)
     # Verified webhooks: providers' signed deliveries become events (docs/webhooks.md).
     webhooks_api.add_routes(app, engine)
     openapi.add_routes(app)

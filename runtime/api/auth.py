@@ -6,7 +6,8 @@ Two credentials, each sent as the SHA-256 of its hex (the form the SDKs send the
   the ``/v0`` routes of ``use_api``) and the Inngest REST API's reads (events, runs, apps,
   functions). The signing key, its fallback, or the operator key.
 * ``Access.OPERATOR``: everything that steers runs or shows the runtime's insides (cancel, bulk
-  cancel, replay, rerun, invoke, dead letters, sweep, erase, sync, sending events by bearer): the
+  cancel, replay, rerun, invoke, dead letters, sweep, erase, sync, sending events by bearer,
+  metrics): the
   operator key only. The signing key is refused there with a 403 that says so, so an app (or a
   leak of the key apps share) can never cancel, replay or erase anything.
 
@@ -44,6 +45,7 @@ OPERATOR_ROUTES = frozenset(
         ("GET", "/v1/dead-letters"),
         ("POST", "/v1/dead-letters/redrive"),
         ("POST", "/v1/sweep"),
+        ("GET", "/metrics"),
         ("POST", "/v1/erasures"),
         ("POST", "/v1/apps/sync"),
         ("POST", "/v1/events"),

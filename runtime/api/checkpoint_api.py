@@ -21,6 +21,7 @@ from stepline.protocol.checkpoint_requests import parse_checkpoint_request
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     settings = engine.settings
     checkpoints = Checkpoints(engine.backend.runs, engine.clock, engine.ids)
+    checkpoints.telemetry = engine.telemetry
 
     @app.post("/v1/checkpoint/<run_id>/async")
     def checkpoint_async(run_id: str) -> Response:

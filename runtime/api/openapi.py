@@ -307,6 +307,17 @@ def document() -> dict[str, Any]:
         "/health": {
             "get": _op("Liveness and mode (dev or cloud)", _ok({"type": "object"}), tags=["meta"], security=_PUBLIC)
         },
+        "/metrics": {
+            "get": _op(
+                "Runs, steps, flow-control waits, dead letters and the queue, in Prometheus' text format",
+                {
+                    "200": {"description": "Prometheus text exposition", "content": {"text/plain": {}}},
+                    "404": {"description": "metrics go to CloudWatch here (deployed), not to this endpoint"},
+                },
+                tags=["meta"],
+                description="Served by `stepline dev` and `stepline start`; what each metric means: docs/operating.md.",
+            )
+        },
         "/openapi.json": {"get": _op("This document", _ok({"type": "object"}), tags=["meta"], security=_PUBLIC)},
         "/": {"get": _op("The dashboard page", {"200": {"description": "HTML"}}, tags=["dashboard"], security=_PUBLIC)},
         "/static/{name}": {

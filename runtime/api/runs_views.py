@@ -115,6 +115,7 @@ def listed_run(run: Run) -> dict[str, Any]:
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
     replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
+    replays.telemetry = engine.telemetry
 
     def envelope(data: Any, **extra: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}

@@ -45,8 +45,8 @@ class TableClient:
         """The attribute to store for a JSON value: itself, or its S3 reference when large."""
         return attr if self.payloads is None else self.payloads.offload(attr, prefix)
 
-    def _resolved(self, items: list[Item]) -> list[Item]:
-        return items if self.payloads is None else self.payloads.resolve(items)
+    def _resolved(self, items: list[Item], keep: frozenset[str] = frozenset()) -> list[Item]:
+        return items if self.payloads is None else self.payloads.resolve(items, keep)
 
     def call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -72,15 +72,16 @@ class TableClient:
         item = self.call("get_item", Key=key, ConsistentRead=True).get("Item")
         return self._resolved([item])[0] if item else None
 
-    def query(self, **kwargs: Any) -> list[Item]:
-        """All items of a Query, following pages (a page ends at 1 MB)."""
+    def query(self, *, keep: frozenset[str] = frozenset(), **kwargs: Any) -> list[Item]:
+        """All items of a Query, following pages (a page ends at 1 MB). References in the
+        attributes named in ``keep`` are left for the caller to resolve, or not."""
         items: list[Item] = []
         while True:
             resp = self.call("query", **kwargs)
             items.extend(resp.get("Items", []))
             last = resp.get("LastEvaluatedKey")
             if not last:
-                return self._resolved(items)
+                return self._resolved(items, keep)
             kwargs["ExclusiveStartKey"] = last
 
     def query_page(self, limit: int | None, start: Item | None, **kwargs: Any) -> tuple[list[Item], Item | None]:
@@ -93,14 +94,16 @@ class TableClient:
         resp = self.call("query", **kwargs)
         return self._resolved(resp.get("Items", [])), resp.get("LastEvaluatedKey") or None
 
-    def query_partition(self, pk: str, prefix: str | None = None) -> list[Item]:
+    def query_partition(self, pk: str, prefix: str | None = None, keep: frozenset[str] = frozenset()) -> list[Item]:
         """A partition's items in sort-key order, strongly consistent."""
         values = {":pk": str_attr(pk)}
         condition = "pk = :pk"
         if prefix is not None:
             condition += " AND begins_with(sk, :prefix)"
             values[":prefix"] = str_attr(prefix)
-        return self.query(KeyConditionExpression=condition, ExpressionAttributeValues=values, ConsistentRead=True)
+        return self.query(
+            keep=keep, KeyConditionExpression=condition, ExpressionAttributeValues=values, ConsistentRead=True
+        )
 
     def batch_write(self, puts: Any = (), deletes: Any = ()) -> None:
         """Unconditional puts and deletes, 25 per request, in the order given."""
@@ -123,7 +126,7 @@ class TableClient:
             else:
                 raise StoreError("DynamoDB BatchWriteItem kept returning unprocessed items")
 
-    def batch_get(self, keys: list[Item]) -> list[Item]:
+    def batch_get(self, keys: list[Item], keep: frozenset[str] = frozenset()) -> list[Item]:
         """The items that exist among ``keys`` (any order), 100 keys per request, consistent."""
         found: list[Item] = []
         unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
@@ -141,4 +144,4 @@ class TableClient:
                 _backoff(attempt)
             else:
                 raise StoreError("DynamoDB BatchGetItem kept returning unprocessed keys")
-        return self._resolved(found)
+        return self._resolved(found, keep)

@@ -197,6 +197,7 @@ _RUN_FIELDS: dict[str, str] = {
     "origin": "o",
     "wake_at": "n",
     "app_version": "s",
+    "trace": "s",
 }
 
 
@@ -259,6 +260,7 @@ def run_from_item(item: Item) -> Run:
         origin=get_json(item, "origin"),
         wake_at=get_int(item, "wake_at"),
         app_version=get_str(item, "app_version"),
+        trace=get_str(item, "trace"),
     )
 
 

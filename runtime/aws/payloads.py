@@ -187,19 +187,22 @@ class PayloadStore:
         self.put(key, data)
         return {"M": {_REF: {"S": key}, "bytes": {"N": str(len(data))}}}
 
-    def resolve(self, items: list[Item]) -> list[Item]:
-        """Replace every reference in ``items`` (in place) by the JSON text it points at."""
-        refs = [(item, name) for item in items for name, attr in item.items() if is_ref(attr)]
+    def resolve(self, items: list[Item], keep: frozenset[str] = frozenset()) -> list[Item]:
+        """Replace every reference in ``items`` (in place) by the JSON text it points at, but
+        those of the attributes named in ``keep``, fetched later if at all."""
+        refs = [(item, name) for item in items for name, attr in item.items() if is_ref(attr) and name not in keep]
         if not refs:
             return items
-        keys = [ref_key(item[name]) for item, name in refs]
-        if len(keys) == 1:
-            texts = [self.get(keys[0])]
-        else:
-            texts = list(self._threads().map(self.get, keys))
+        texts = self.get_many([ref_key(item[name]) for item, name in refs])
         for (item, name), data in zip(refs, texts, strict=True):
             item[name] = {"S": data.decode("utf-8", "surrogatepass")}
         return items
+
+    def get_many(self, keys: list[str]) -> list[bytes]:
+        """The objects at ``keys``, in order, fetched in parallel (those not cached)."""
+        if len(keys) == 1:
+            return [self.get(keys[0])]
+        return list(self._threads().map(self.get, keys))
 
     def _threads(self) -> ThreadPoolExecutor:
         with self._pool_lock:

@@ -75,8 +75,10 @@ the engine; integers the engine owns (times, versions) are numbers.
 
 Large values: a JSON attribute over ``payloads.INLINE_MAX_BYTES`` (memo values, pending op
 details, run ``events``/``event_ids``/``output``/``error``, event ``data``/``user``, waiter
-triggers) is written to S3 first and the item holds a reference; reads resolve references, so
-``load_run`` is still one Query, plus one S3 GET per offloaded value (fetched in parallel).
+triggers) is written to S3 first and the item holds a reference; reads resolve references,
+but ``load_run`` is one Query that leaves memo values in S3 until first used
+(``stepline.aws.step_items``): a call whose state the SDK fetches itself (``use_api``) fetches
+none, a call that sends the memos one S3 GET per offloaded value not yet in this container.
 Conditions are unchanged: they test the item, and S3 keys are content-addressed, so a writer
 that loses a race leaves at most an unreferenced object.
 
@@ -121,6 +123,7 @@ from stepline.aws.items import (
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
 from stepline.aws.signals import SignalRecords
+from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
 from stepline.protocol.opcodes import Op
@@ -188,34 +191,24 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         )
 
     def load_run(self, run_id: str) -> RunState | None:
-        items = self._t.query_partition(f"RUN#{run_id}")
+        # Memo values in S3 are fetched when first used (stepline.aws.step_items).
+        items = self._t.query_partition(f"RUN#{run_id}", keep=DEFERRED_ATTRS)
         head = next((i for i in items if i["sk"]["S"] == "RUN"), None)
         if head is None:
             return None
         state = RunState(run=run_from_item(head))
+        deferred = None if self._t.payloads is None else DeferredValues(self._t.payloads)
         for item in items:
             sk = item["sk"]["S"]
             if not sk.startswith("STEP#"):
                 continue
             step_id = sk.removeprefix("STEP#")
-            if "memo_value" in item:
-                state.memos.append(
-                    Memo(
-                        step_id=step_id,
-                        value=get_json(item, "memo_value"),
-                        seq=get_str(item, "memo_seq", "") or "",
-                        name=get_str(item, "memo_name", "") or "",
-                        detail=get_json(item, "memo_detail", {}) or {},
-                    )
-                )
-            if "pending_op" in item:
-                state.pending[step_id] = PendingOp(
-                    step_id=step_id,
-                    op=Op.read(get_str(item, "pending_op") or ""),
-                    created_at=get_int(item, "pending_at") or 0,
-                    name=get_str(item, "pending_name", "") or "",
-                    detail=get_json(item, "pending_detail", {}),
-                )
+            memo = memo_from_item(step_id, item, deferred)
+            if memo is not None:
+                state.memos.append(memo)
+            pending = pending_from_item(step_id, item)
+            if pending is not None:
+                state.pending[step_id] = pending
         state.memos.sort(key=lambda m: m.seq)
         return state
 

@@ -5,6 +5,8 @@ the fields keyed waiters of the name have used: one small Query tells an event w
 
 from __future__ import annotations
 
+from typing import Any
+
 from stepline.aws.client import TableClient
 from stepline.aws.items import (
     check_size,
@@ -61,7 +63,7 @@ class WaiterRecords:
         after: str | None = None,
     ) -> WaiterPage:
         partition = str_attr(waiter_partition(event_name, match_key))
-        query = {
+        query: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             # Expired waiters stay until their timeout removes them (or TTL, long after).
             "FilterExpression": "expires_at > :now",

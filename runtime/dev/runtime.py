@@ -22,6 +22,8 @@ from stepline.engine.http import HttpCaller
 from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock
 from stepline.settings import Settings
+from stepline.telemetry import Telemetry
+from stepline.telemetry.setup import telemetry_from_env
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class DevRuntime:
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
         backend: Backend | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.options = options
         self.settings = settings or Settings(mode="dev")
@@ -84,7 +87,9 @@ class DevRuntime:
         self._stop = threading.Event()
         # A backend passed in (already wired, e.g. wrapped by a test) stays its owner's to close.
         self.backend: Backend = backend or self._exit.enter_context(self._open_backend())
-        self.engine = Engine(self.backend, self.settings, clock=self.clock, caller=caller)
+        self.engine = Engine(
+            self.backend, self.settings, clock=self.clock, caller=caller, telemetry=telemetry or self._telemetry()
+        )
         guard = BrowserGuard(options.host, options.allowed_hosts) if self.settings.mode == "dev" else None
         self.server = DevHttpServer(
             PerThreadResolver(lambda: build_api(self.engine)),
@@ -130,6 +135,14 @@ class DevRuntime:
 
         return local_backend(self.options.db_path, self.clock, retention_ms=self.settings.retention_ms)
 
+    def _telemetry(self) -> Telemetry:
+        """Metrics for /metrics (the queue's backlog when the queue can tell it), and traces when
+        OTEL_* configures an exporter."""
+        from stepline.telemetry.metrics import PrometheusMetrics
+
+        backlog = getattr(self.backend.queue, "backlog", None)
+        return telemetry_from_env(self.clock, PrometheusMetrics(backlog=backlog))
+
     def start(self) -> DevRuntime:
         recover = self.backend.recover_after_restart
         if recover is not None:
@@ -145,6 +158,7 @@ class DevRuntime:
         self._stop.set()
         self.server.stop()
         self.driver.stop()
+        self.engine.telemetry.flush()  # the spans still batched for the exporter
         self._exit.close()
 
     def __enter__(self) -> DevRuntime:

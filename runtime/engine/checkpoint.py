@@ -24,6 +24,7 @@ from stepline.engine.ports import Clock, Memo, Run, RunStore
 from stepline.protocol.calls import CallResult, Opcode, memo_data
 from stepline.protocol.checkpoint_requests import CheckpointRequest
 from stepline.protocol.errors import ProtocolError
+from stepline.telemetry import NOOP, Telemetry
 
 # The error a TypeScript SDK answers with after a 409 (a 400 with no-retry): the call was
 # stale, which says nothing about the run itself (docs/protocol.md §17.1).
@@ -79,6 +80,7 @@ class Checkpoints:
         self.clock = clock
         self.ids = ids
         self._runs: dict[str, tuple[int, Run]] = {}  # run id -> (read at, run as read)
+        self.telemetry: Telemetry = NOOP
 
     def record(self, run_id: str, request: CheckpointRequest) -> Recorded:
         """Write each reported step as a memo, in order. Raises ``ProtocolError`` for a body
@@ -102,8 +104,10 @@ class Checkpoints:
         started = request.request_started_at or now
         written = repeated = 0
         for op in request.steps:
-            if self.store.commit_memo(run_id, checkpoint_memo(op, self.ids.new(), started)):
+            memo = checkpoint_memo(op, self.ids.new(), started)
+            if self.store.commit_memo(run_id, memo):
                 written += 1
+                self.telemetry.memo_committed(run, memo, started)
             else:
                 repeated += 1
         return Recorded(written, repeated)

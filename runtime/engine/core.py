@@ -36,6 +36,8 @@ from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
 from stepline.engine.waits import Waits
 from stepline.settings import Settings
+from stepline.telemetry import Telemetry
+from stepline.telemetry.setup import telemetry_from_env
 
 
 class Engine:
@@ -47,6 +49,7 @@ class Engine:
         clock: Clock | None = None,
         caller: HttpCaller | None = None,
         keys: KeyRing | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.backend = backend
         self.settings = settings or Settings()
@@ -56,12 +59,24 @@ class Engine:
         self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         b, clock = backend, self.clock
+        # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
+        self.telemetry = tel = telemetry or telemetry_from_env(self.clock)
+        if tel.runs is None:
+            tel.runs = b.runs
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
-        self.starter = RunStarter(b.runs, b.waiters, clock)
-        self.resumer = Resumer(b.runs, b.queue, self.ids)
+        self.starter = RunStarter(b.runs, b.waiters, clock, telemetry=tel)
+        self.resumer = Resumer(b.runs, b.queue, self.ids, telemetry=tel)
         # How every run ends (see the module docstring for the one cycle).
         self.ending = RunEnding(
-            b.runs, b.apps, b.waiters, b.key_claims, clock, self.resumer, emit=self._emit, signals=b.signals
+            b.runs,
+            b.apps,
+            b.waiters,
+            b.key_claims,
+            clock,
+            self.resumer,
+            emit=self._emit,
+            signals=b.signals,
+            telemetry=tel,
         )
         self.cancellation = Cancellation(b.runs, self.ending)
         cancel = self.cancellation.cancel
@@ -77,6 +92,7 @@ class Engine:
             self.starter,
             cancel=cancel,
             events=b.events,
+            telemetry=tel,
         )
         self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
         # A run waiting for a signal, resumed by POST /v1/signals.
@@ -132,10 +148,13 @@ class Engine:
             self.starter,
             keys=self.keys,
             handlers=handlers,
+            telemetry=tel,
         )
         self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
-        self.delivery = Delivery(b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings)
+        self.delivery = Delivery(
+            b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings, telemetry=tel
+        )
         # step.ai.infer's model requests, made by the engine while the app is not running.
         self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
         self.executor.handlers[messages.AI_CALL] = self.ai.handle

@@ -39,6 +39,7 @@ from stepline.engine.ports import (
 from stepline.engine.retry import backoff_ms
 from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, Telemetry
 
 if TYPE_CHECKING:
     from stepline.engine.executor import Executor
@@ -79,6 +80,8 @@ class Delivery:
         ending: RunEnding,
         clock: Clock,
         settings: Settings,
+        *,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
         self.queue = queue
@@ -87,6 +90,7 @@ class Delivery:
         self.ending = ending
         self.clock = clock
         self.settings = settings
+        self.telemetry = telemetry
 
     # -- one delivery --------------------------------------------------------------------------
     def deliver(self, message: QueueMessage, *, budget_ms: int | None = None) -> Outcome:
@@ -94,6 +98,7 @@ class Delivery:
         with the message (acknowledge it, or leave it to come back)."""
         body = message.body
         kind = messages.kind_of(body)
+        self.telemetry.message(body)
         problem = messages.problem(body, self.executor.handlers)
         if problem is not None:
             return self._bury(message, f"{kind} message is malformed: {problem}", well_formed=False)
@@ -131,6 +136,7 @@ class Delivery:
             self._retry(message)
             return Outcome.RETRY
         log.error("dead-lettered: %s (run %s)", error, run_id or "-")
+        self.telemetry.dead_letter(messages.kind_of(body))
         try:
             if well_formed:
                 self.executor.concurrency.abandon(body)

@@ -51,6 +51,7 @@ from stepline.engine.ports import (
 from stepline.engine.resume import Resumer
 from stepline.engine.waits import remove_waiters
 from stepline.protocol.calls import memo_data, memo_error
+from stepline.telemetry import NOOP, Telemetry
 
 FINISHED = "inngest/function.finished"
 FAILED = "inngest/function.failed"
@@ -119,6 +120,7 @@ class RunEnding:
         resumer: Resumer,
         emit: Emit,
         signals: SignalStore | None = None,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.signals = signals  # a run's signal waits go when it ends
         self.runs = runs
@@ -128,6 +130,7 @@ class RunEnding:
         self.clock = clock
         self.resumer = resumer
         self.emit = emit
+        self.telemetry = telemetry  # the run's root span and its end's count
 
     def end(
         self,
@@ -190,6 +193,7 @@ class RunEnding:
 
     # -- the steps -------------------------------------------------------------------------------
     def _announce(self, run: Run) -> None:
+        self.telemetry.run_ended(run)
         trigger = run.events[0] if run.events else {}
         self._answer_invoker(run, trigger)
         data: dict[str, Any] = {

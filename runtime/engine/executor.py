@@ -39,7 +39,7 @@ from stepline.engine.functions import FunctionCache
 from stepline.engine.http import HttpCaller, HttpResponse
 from stepline.engine.ids import IdGenerator
 from stepline.engine.invocation import Invocation, Next, StepWrites
-from stepline.engine.keys import KeyRing, Keys, StaticKeys
+from stepline.engine.keys import KeyRing
 from stepline.engine.leases import Hold, Leases, Refusal
 from stepline.engine.ops.invoke import TIMEOUT_ERROR
 from stepline.engine.ops.tools import OpTools
@@ -62,6 +62,7 @@ from stepline.engine.timeouts import Cancel, first_start_checks
 from stepline.protocol.calls import memo_data, memo_error
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class Executor:
         *,
         keys: KeyRing | None = None,
         handlers: Mapping[str, Callable[[dict[str, Any]], object]],
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
         self.apps = apps
@@ -107,11 +109,12 @@ class Executor:
         self.cancel = cancel  # for timeouts.start
         self.waker = Waker(queue, timers, clock)
         self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
-        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
+        self.telemetry = telemetry  # spans, metrics, log fields (stepline.telemetry)
+        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings, telemetry=telemetry)
         self.leases = Leases(runs, clock, ids, settings)
-        self.app = AppCalls(caller, keys or StaticKeys(Keys.from_settings(settings)), clock, settings)
+        self.app = AppCalls(caller, keys, clock, settings, telemetry=telemetry)
         self.functions = FunctionCache(apps, clock)
-        self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings)
+        self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings, telemetry=telemetry)
         self.checkpointed = CheckpointedCalls(runs, clock, settings, self.leases, self.writes, self.functions)
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = dict(handlers)
@@ -186,6 +189,7 @@ class Executor:
             self.runs.remove_pending(run_id, hold.claimed_step)
             return
         fn = self.functions.function(state.run.fn_id)
+        self.telemetry.invocation(state.run)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
         inv = Invocation(state, fn, hold, now + budget)
         if fn is None:
@@ -208,9 +212,8 @@ class Executor:
                 if upgrading and not self._upgrade(inv):
                     break
                 if (upgrading or step.join) and inv.wait_mode and group_outstanding(inv.state):
-                    # Wait mode: a group joins in one discovery, made by whatever settles its last
-                    # op (each checks after its own result is written, so the last check sees
-                    # every result; a queued join finds its group still out; docs/protocol.md §7.5).
+                    # Wait mode: a group joins in one discovery, made by what settles its last op (each
+                    # checks after writing its result, so the last sees all; docs/protocol.md §7.5).
                     break
                 self.leases.renew(hold)
                 if slots is not None and not slots.admit(step.call(run_id)):
@@ -308,12 +311,9 @@ class Executor:
     def _finish(self, inv: Invocation, ending: Ending, nxt: Next) -> None:
         if not inv.hold.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
             if ending.status is RunStatus.FAILED:
-                # A planned step's call failed the run while another job holds it: recorded now,
-                # without the lease (conditional on the run being live, as for a poison message),
-                # not called again (an attempt the function does not have; docs/protocol.md §8).
+                # A planned step failed the run another job holds: ended now, if live (docs/protocol.md §8).
                 self.ending.end_by_id(inv.hold.run_id, ending)
                 return
-            # A planned step's call completed the run: do it again once the run is free.
             self._busy(inv.hold.run_id, nxt.call(inv.hold.run_id))
             return
         # The run as read again after an upgrade, if there was one: the end is set on the run

@@ -28,6 +28,7 @@ from stepline.protocol.call_encoding import CallEncoder
 from stepline.protocol.calls import CallResult, Opcode
 from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, StepStatus, Telemetry
 
 
 @dataclass
@@ -115,6 +116,8 @@ class StepWrites:
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
+        *,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
         self.queue = queue
@@ -123,6 +126,7 @@ class StepWrites:
         self.clock = clock
         self.ids = ids
         self.settings = settings
+        self.telemetry = telemetry  # a span per failed attempt and per stored step
 
     def apply(self, inv: Invocation, nxt: Next, plan: Plan) -> bool:
         """Carry out what ``plan`` says of the reply's steps, in its order: turn immediate
@@ -169,7 +173,9 @@ class StepWrites:
     ) -> list[dict[str, Any]]:
         """The step's failed attempts with this one added."""
         before = nxt.failures if nxt.step == step else []
-        return [*before, failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)]
+        failure = failed_attempt(attempt, inv.call_started, self.clock.now_ms(), error)
+        self.telemetry.step(inv.state.run, step, "StepError", attempt, StepStatus.RETRYING, error, inv.call_started)
+        return [*before, failure]
 
     def retry_later(self, inv: Invocation, nxt: Next, retry_at_ms: int | None) -> None:
         # The app's Retry-After is the time to retry, sooner or later than the backoff would be:
@@ -207,6 +213,7 @@ class StepWrites:
         stored = self.runs.commit_memo(inv.state.run.run_id, memo)
         if stored:
             inv.state.memos.append(memo)
+            self.telemetry.memo_committed(inv.state.run, memo, inv.call_started)
         else:
             # Someone committed first (a duplicate delivery): theirs is the truth.
             fresh = self.runs.load_run(inv.state.run.run_id)

@@ -47,12 +47,11 @@ def step_limit(fn: FunctionRecord, settings: Settings) -> int:
 def steps_problem(state: RunState, new_ids: Iterable[str], fn: FunctionRecord, settings: Settings) -> str | None:
     """Why taking on the steps ``new_ids`` would take the run past its step limit, or None. A
     step counts once, whether it is memoized, waited on, or both."""
-    # Counted from the run's memo map (kept up to date as steps settle), not rebuilt from every
+    # Counted from the run's memo views (kept up to date as steps settle), not rebuilt from every
     # memo: this runs on every reply, and a long run must not cost more per step.
-    memos = state.memo_map()
-    extra = {step_id for step_id in state.pending if step_id not in memos}
-    extra.update(step_id for step_id in new_ids if step_id not in memos)
-    total = len(memos) + len(extra)
+    extra = {step_id for step_id in state.pending if not state.has_memo(step_id)}
+    extra.update(step_id for step_id in new_ids if not state.has_memo(step_id))
+    total = state.memo_count() + len(extra)
     limit = step_limit(fn, settings)
     if total <= limit:
         return None

@@ -59,6 +59,11 @@ def output_too_large(data: Any) -> str | None:
     return None
 
 
+def remember_size(memo: Memo, size: int) -> None:
+    """Tell the limits a memo's size up front (a store that has not fetched its value yet)."""
+    memo.__dict__[_SIZE_ATTR] = size
+
+
 def memo_bytes(memo: Memo) -> int:
     size = memo.__dict__.get(_SIZE_ATTR)
     if size is None:
@@ -138,7 +143,7 @@ def call_body(
     which the Python SDK's strict model requires. The slim body is canonicalized directly, not
     through ``encode``: a caching encoder keyed on the full request's pieces must not mix the two.
     """
-    if _request_bytes(request, state) <= threshold_bytes:
+    if not uses_api(state, request["event"], threshold_bytes):
         return encode(request)
     slim = {
         **request,
@@ -150,8 +155,11 @@ def call_body(
     return canonical_json(slim)
 
 
-def _request_bytes(request: dict[str, Any], state: RunState) -> int:
+def uses_api(state: RunState, event: Any, threshold_bytes: int) -> bool:
+    """Whether a call request for ``state`` leaves its memos and events for the SDK to fetch
+    (``call_body``'s choice). Told before the request is built, a caller need not gather the
+    memos' values at all: the executor then never fetches offloaded ones (docs/protocol.md §5.3)."""
     # Totals are kept as memos are added, so this stays O(1) on every call of a long run; the
     # event batch appears twice (``event`` is ``events[0]``), and the rest of the request is small.
     sizes = _sizes(state)
-    return sizes.entries + sizes.events_bytes(state.run.events) + json_bytes(request["event"]) + 1024
+    return sizes.entries + sizes.events_bytes(state.run.events) + json_bytes(event) + 1024 > threshold_bytes

@@ -136,6 +136,10 @@ class Run:
     # invoke ran (later calls go to it), else the appVersion its app had registered. None until
     # the first call answered, or when the app names none.
     app_version: str | None = None
+    # The run's trace context: the W3C traceparent of its root span (stepline.telemetry), made
+    # when it is created, so every span of every invocation joins one trace. None for runs
+    # created before it was kept.
+    trace: str | None = None
 
 
 @dataclass
@@ -269,42 +273,55 @@ class RunState:
         return views
 
     def memo_map(self) -> dict[str, dict[str, JSON]]:
-        """Step id -> memo value, in the order the memos were stored."""
-        return self._current().values
+        """Step id -> memo value, in the order the memos were stored. Only this view reads the
+        values: a store may hand out memos whose large values are fetched on first use, and a
+        call whose state the SDK fetches itself (``use_api``) never asks for them."""
+        return self._current().values()
 
     def stack(self) -> list[str]:
         """Step ids by ``seq`` (commit order): ``ctx.stack``."""
         return self._current().stack
 
     def has_memo(self, step_id: str) -> bool:
-        return step_id in self._current().values
+        return step_id in self._current().seqs
+
+    def memo_count(self) -> int:
+        """How many steps have a memo."""
+        return len(self._current().seqs)
 
 
 class _MemoViews:
-    """``RunState``'s derived views of a memo list, extended as the list grows."""
+    """``RunState``'s derived views of a memo list, extended as the list grows: the ids and
+    their order at once, the values only when asked for."""
 
     def __init__(self, memos: list[Memo]) -> None:
         self.source = memos
         self.seen = 0
-        self.values: dict[str, dict[str, JSON]] = {}
         self.stack: list[str] = []
+        self.seqs: dict[str, str] = {}
         self._last_seq = ""
-        self._seqs: dict[str, str] = {}
+        self._values: dict[str, dict[str, JSON]] = {}
+        self._values_seen = 0
 
     def catch_up(self) -> None:
         if self.seen == len(self.source):
             return
         for memo in self.source[self.seen :]:
-            self.values[memo.step_id] = memo.value
-            self._seqs[memo.step_id] = memo.seq
+            self.seqs[memo.step_id] = memo.seq
             if memo.seq >= self._last_seq:
                 self.stack.append(memo.step_id)  # the usual case: stored after the others
                 self._last_seq = memo.seq
             else:
                 # Out of order (memos loaded unsorted): a new list, so callers holding the old
                 # one (an encoder's cache) see it changed.
-                self.stack = sorted([*self.stack, memo.step_id], key=self._seqs.__getitem__)
+                self.stack = sorted([*self.stack, memo.step_id], key=self.seqs.__getitem__)
         self.seen = len(self.source)
+
+    def values(self) -> dict[str, dict[str, JSON]]:
+        for memo in self.source[self._values_seen : self.seen]:
+            self._values[memo.step_id] = memo.value
+        self._values_seen = self.seen
+        return self._values
 
 
 # -- erasure and retention ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from stepline.engine import messages
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import AppStore, Clock, Memo, Run, RunState, RunStatus, RunStore, WaiterStore, WorkQueue
 from stepline.engine.waits import add_cancel_rules
+from stepline.telemetry import NOOP, Telemetry
 
 
 def _seq_ms(seq: str) -> int | None:
@@ -49,6 +50,7 @@ class Replays:
         self.queue = queue
         self.clock = clock
         self.ids = ids
+        self.telemetry: Telemetry = NOOP
 
     def replay(self, run_id: str) -> Run:
         """A new run of the function with the original's events, from the first step."""
@@ -91,9 +93,11 @@ class Replays:
             created_at=now,
             origin=origin,
             wake_at=now,  # its start message is due at once
+            trace=self.telemetry.new_run_trace(),  # a trace of its own (origin links it to the first)
         )
         if not self.runs.create_run(run):
             raise ReplayError(409, f"run id {run.run_id} already exists")  # a fresh ULID: never
+        self.telemetry.run_started(run)
         add_cancel_rules(self.waiters, run, fn, run.created_at)
         # Memos before the queue message: the first call must already see them. Fresh seqs in
         # the original order keep the stack order the SDK replays them in.

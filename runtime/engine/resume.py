@@ -14,13 +14,15 @@ from typing import Any
 from stepline.engine import messages
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import Memo, RunStore, WorkQueue
+from stepline.telemetry import NOOP, Telemetry
 
 
 class Resumer:
-    def __init__(self, runs: RunStore, queue: WorkQueue, ids: IdGenerator) -> None:
+    def __init__(self, runs: RunStore, queue: WorkQueue, ids: IdGenerator, *, telemetry: Telemetry = NOOP) -> None:
         self.runs = runs
         self.queue = queue
         self.ids = ids
+        self.telemetry = telemetry
 
     def resume(self, run_id: str, step_id: str, value: dict[str, Any], name: str = "") -> bool:
         """Memoize ``value`` (``{"data": ...}`` or ``{"error": ...}``) for the step and run
@@ -36,6 +38,7 @@ class Resumer:
                 detail["input"] = op.shown_detail()
         memo = Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name, detail=detail)
         if self.runs.commit_memo(run_id, memo):
+            self.telemetry.op_settled(self.runs, run_id, op, value)
             self.queue.send(messages.call(run_id))
             self.runs.remove_pending(run_id, step_id)
             return True

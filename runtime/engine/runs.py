@@ -9,6 +9,7 @@ from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
+from stepline.telemetry import NOOP, Telemetry
 
 # The event a function is invoked with: by another function's step.invoke, or by an operator.
 INVOKED = "inngest/function.invoked"
@@ -40,10 +41,11 @@ def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, no
 
 
 class RunStarter:
-    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock) -> None:
+    def __init__(self, runs: RunStore, waiters: WaiterStore, clock: Clock, *, telemetry: Telemetry = NOOP) -> None:
         self.runs = runs
         self.waiters = waiters
         self.clock = clock
+        self.telemetry = telemetry
 
     def start_for_event(self, fn: FunctionRecord, event: StoredEvent) -> tuple[str, dict | None]:
         """Create the run (or find it already created). Returns the run id and the queue message
@@ -62,8 +64,10 @@ class RunStarter:
             event_ids=[event.internal_id for event in events],
             created_at=now,
             wake_at=now,  # its start message is due at once
+            trace=self.telemetry.new_run_trace(),
         )
         if self.runs.create_run(run):
+            self.telemetry.run_started(run)
             # Cancel rules watch from the moment the run exists, queued or not.
             add_cancel_rules(self.waiters, run, fn, run.created_at)
             return run.run_id, messages.call(run.run_id)

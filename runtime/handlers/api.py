@@ -17,16 +17,21 @@ from stepline.engine.core import Engine
 from stepline.engine.payload_policy import LAMBDA_RESPONSE_MAX_BYTES
 from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
+from stepline.telemetry.logs import install_json
 
 SERVICE = "stepline-api"
 logger = Logger(service=SERVICE)
+install_json(logger)  # the runtime's lines as this logger's JSON, with run id, function id, trace id
 
 
 def make_handler(engine: Engine):
     resolver = build_api(engine)
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = resolver.resolve(event, context)
+        try:
+            response = resolver.resolve(event, context)
+        finally:
+            engine.telemetry.flush()  # runs started (and checkpointed steps) by this request
         size = len(json.dumps(response).encode())
         if size <= LAMBDA_RESPONSE_MAX_BYTES:
             return response

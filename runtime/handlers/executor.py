@@ -26,9 +26,11 @@ from stepline.engine.delivery import Outcome
 from stepline.handlers.tracing import traced
 from stepline.handlers.wiring import engine_from_env
 from stepline.settings import DEADLINE_MARGIN_S
+from stepline.telemetry.logs import install_json
 
 SERVICE = "stepline-executor"
 logger = Logger(service=SERVICE)
+install_json(logger)  # the runtime's lines as this logger's JSON, with run id, function id, trace id
 metrics = Metrics(namespace="Stepline", service="executor")
 
 
@@ -56,9 +58,12 @@ def make_handler(engine: Engine):
                 raise RedeliverLater(record.message_id)
             dead += outcome is Outcome.DEAD
 
-        response = process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        try:
+            response = process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        finally:
+            engine.telemetry.flush()  # this invocation's run metrics and spans, before it freezes
         records = len(event.get("Records") or [])
         failed = len(response.get("batchItemFailures") or [])
         metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=records - failed)

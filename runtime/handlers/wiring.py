@@ -27,6 +27,8 @@ from stepline.protocol.key_secrets import (
     parse_signing_key_secret,
 )
 from stepline.settings import Settings
+from stepline.telemetry.metrics import EmfMetrics
+from stepline.telemetry.setup import telemetry_from_env
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,10 @@ def engine_from_env(clock: Clock | None = None) -> Engine:
                     AwsNames.from_settings(settings), clock=None, retention_ms=settings.retention_ms
                 )
                 # Apps are called over HTTP, or privately: SigV4 function URLs, direct invokes.
-                _engine = Engine(backend, settings, keys=keys, caller=app_caller(settings))
+                # Metrics as CloudWatch EMF lines, flushed at the end of each invocation
+                # (stepline.handlers); traces when OTEL_* configures an exporter.
+                telemetry = telemetry_from_env(None, EmfMetrics())
+                _engine = Engine(backend, settings, keys=keys, caller=app_caller(settings), telemetry=telemetry)
     return _engine
 
 

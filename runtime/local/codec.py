@@ -116,6 +116,7 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "origin": ("origin_json", _json_or_null),
     "wake_at": ("wake_at", _plain),
     "app_version": ("app_version", _plain),
+    "trace": ("trace", _plain),
 }
 
 
@@ -146,6 +147,7 @@ def run_from_row(row: sqlite3.Row) -> Run:
         origin=loads(row["origin_json"]),
         wake_at=row["wake_at"],
         app_version=row["app_version"],
+        trace=row["trace"],
     )
 
 

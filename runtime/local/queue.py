@@ -118,6 +118,16 @@ class SqliteWorkQueue:
         with self._db.connection() as conn:
             return conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
 
+    def backlog(self) -> tuple[int, int]:
+        """(messages due now and not taken, how long the oldest of them has been due in ms):
+        the queue's backlog and age for the /metrics endpoint."""
+        now = self._clock.now_ms()
+        with self._db.connection() as conn:
+            count, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(visible_at) FROM queue WHERE visible_at <= ?", (now,)
+            ).fetchone()
+        return count, (now - oldest) if oldest is not None else 0
+
     def _has_visible(self) -> bool:
         with self._db.connection() as conn:
             row = conn.execute("SELECT 1 FROM queue WHERE visible_at <= ? LIMIT 1", (self._clock.now_ms(),)).fetchone()

@@ -14,10 +14,11 @@ files get their creation time, so they are swept too); 7 retention and erasure: 
 run and a stored event expire (``runs.expires_at``, ``events.expires_at``, NULL when kept for
 ever), each indexed, and waiters by run; 8 waiters keyed by the equality their
 expression states (``waiters.match_key``, '' for the unkeyed; ``waiter_fields``); 9 the app
-version a run is pinned to (``runs.app_version``); 10 runs waiting for a signal (``signal_waits``).
+version a run is pinned to (``runs.app_version``); 10 runs waiting for a signal
+(``signal_waits``); 11 each run's trace context (``runs.trace``).
 """
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -85,7 +86,8 @@ CREATE TABLE IF NOT EXISTS runs (
     origin_json       TEXT,                 -- replay / rerun origin, NULL for event runs
     wake_at           INTEGER,              -- Run.wake_at; NULL once the run ended
     expires_at        INTEGER,              -- set on the ending write: ended_at + the retention
-    app_version       TEXT                  -- Run.app_version: the version the run is pinned to
+    app_version       TEXT,                 -- Run.app_version: the version the run is pinned to
+    trace             TEXT                  -- Run.trace: the traceparent of the run's root span
 );
 -- list_runs: a function's runs newest first, run_id breaking ties as in the cursor.
 CREATE INDEX IF NOT EXISTS runs_by_fn_time ON runs (fn_id, created_at, run_id);
@@ -251,6 +253,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("waiters", "match_field", "TEXT"),
     ("waiters", "match_key", "TEXT NOT NULL DEFAULT ''"),
     ("runs", "app_version", "TEXT"),
+    ("runs", "trace", "TEXT"),
 ]
 
 # Run by ``db.migrate`` after the script when it upgrades a file: fill added columns of existing

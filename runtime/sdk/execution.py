@@ -86,6 +86,7 @@ def _prepare(
     logger: logging.Logger,
     fetch=None,
     checkpoint: Checkpointer | None = None,
+    traceparent: str | None = None,
 ):
     events, steps = body.events, body.steps or {}
     if (body.use_api or body.ctx.use_api) and fetch is not None:
@@ -103,6 +104,7 @@ def _prepare(
         mocks=mocks,
     )
     ex.checkpoint = checkpoint
+    ex.traceparent = traceparent
     event = from_wire_event(body.event, fn.event_models)
     all_events = [from_wire_event(e, fn.event_models) for e in (events or [body.event])]
     common: dict[str, Any] = dict(
@@ -128,16 +130,27 @@ def call(
     logger: logging.Logger | None = None,
     fetch=None,
     checkpoint: Checkpointer | None = None,
+    traceparent: str | None = None,
 ) -> Outcome:
     """Run one call of a sync or async function from a sync caller. With ``checkpoint``, steps
     run inline and each is reported to it as it finishes."""
     if fn.is_async:
         return run_blocking(
-            call_async(fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch, checkpoint=checkpoint)
+            call_async(
+                fn,
+                body,
+                target,
+                sender,
+                mocks=mocks,
+                logger=logger,
+                fetch=fetch,
+                checkpoint=checkpoint,
+                traceparent=traceparent,
+            )
         )
     log = logger or logging.getLogger("stepline.sdk")
     try:
-        _, ctx = _prepare(fn, body, target, sender, mocks, log, fetch, checkpoint)
+        _, ctx = _prepare(fn, body, target, sender, mocks, log, fetch, checkpoint, traceparent)
         output = fn.handler(ctx)
     except BaseException as err:  # noqa: BLE001 - every way out of user code is an answer
         return _failure(err, log, fn)
@@ -154,6 +167,7 @@ async def call_async(
     logger: logging.Logger | None = None,
     fetch=None,
     checkpoint: Checkpointer | None = None,
+    traceparent: str | None = None,
 ) -> Outcome:
     """Run one call from an async caller; a sync function runs in a worker thread so that it
     never blocks the event loop."""
@@ -161,7 +175,16 @@ async def call_async(
 
     if not fn.is_async:
         return await asyncio.to_thread(
-            call, fn, body, target, sender, mocks=mocks, logger=logger, fetch=fetch, checkpoint=checkpoint
+            call,
+            fn,
+            body,
+            target,
+            sender,
+            mocks=mocks,
+            logger=logger,
+            fetch=fetch,
+            checkpoint=checkpoint,
+            traceparent=traceparent,
         )
     log = logger or logging.getLogger("stepline.sdk")
     try:
@@ -169,7 +192,7 @@ async def call_async(
             events, steps = await asyncio.to_thread(fetch, body.ctx.run_id)
             body = body.model_copy(update={"events": events, "steps": steps, "use_api": False})
             body.ctx.use_api = False
-        _, ctx = _prepare(fn, body, target, sender, mocks, log, None, checkpoint)
+        _, ctx = _prepare(fn, body, target, sender, mocks, log, None, checkpoint, traceparent)
         output = await fn.handler(ctx)
     except BaseException as err:  # noqa: BLE001
         return _failure(err, log, fn)

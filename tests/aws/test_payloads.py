@@ -49,27 +49,63 @@ def test_small_values_cost_what_they_always_did(aws, calls, run, clock):
     assert "PutObject" not in counts
 
 
-def test_a_large_memo_costs_one_put_and_each_load_one_get_per_large_value(aws, calls, run):
+def test_a_large_memo_costs_one_put_and_one_get_per_container_when_first_used(aws, calls, run):
     store = aws.store
     _, counts = calls.during(store.commit_memo, run.run_id, make_memo("big-1", BIG, "0001"))
     assert counts == {"PutObject": 1, "UpdateItem": 1}
     store.commit_memo(run.run_id, make_memo("big-2", BIG + "y", "0002"))
     store.commit_memo(run.run_id, make_memo("small", 1, "0003"))
 
-    # Another container (its own cache) fetches each large value once, then keeps it: the
-    # object's key names its content, so the copy can never be stale.
+    # Another container (its own cache) reads the run without its large values: they are
+    # fetched when first used, once each, then kept: the object's key names its content, so the
+    # copy can never be stale.
     other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name,
                         PayloadStore(aws.clients["s3"], aws.names.payload_bucket))
     state, counts = calls.during(other.load_run, run.run_id)
-    assert counts == {"Query": 1, "GetObject": 2}
-    assert state.memo_map() == {
-        "big-1": {"data": BIG}, "big-2": {"data": BIG + "y"}, "small": {"data": 1},
-    }
+    assert counts == {"Query": 1} and [m.step_id for m in state.memos] == ["big-1", "big-2", "small"]
+    values, counts = calls.during(state.memo_map)
+    assert counts == {"GetObject": 2}
+    assert values == {"big-1": {"data": BIG}, "big-2": {"data": BIG + "y"}, "small": {"data": 1}}
+    assert calls.during(state.memo_map) == (values, {})  # fetched once
     again, counts = calls.during(other.load_run, run.run_id)
-    assert counts == {"Query": 1} and again.memo_map() == state.memo_map()
-    # The container that wrote them read nothing from S3 at all.
-    _, counts = calls.during(store.load_run, run.run_id)
     assert counts == {"Query": 1}
+    assert calls.during(again.memo_map) == (values, {})  # the objects are cached
+    # The container that wrote them reads nothing from S3 at all.
+    mine, counts = calls.during(store.load_run, run.run_id)
+    assert counts == {"Query": 1}
+    assert calls.during(mine.memo_map) == (values, {})
+
+
+def test_the_first_value_used_fetches_every_offloaded_value_of_the_read_at_once(aws, calls, run):
+    """Whoever reads one value (a call's memo map, the REST API's step list) reads them all:
+    fetched together, in parallel, not one round trip per step."""
+    for i in range(3):
+        aws.store.commit_memo(run.run_id, make_memo(f"big-{i}", BIG + str(i), f"{i:04d}"))
+    other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name,
+                        PayloadStore(aws.clients["s3"], aws.names.payload_bucket))
+    state = other.load_run(run.run_id)
+    assert not any(m.fetched for m in state.memos)
+    first, counts = calls.during(lambda: state.memos[1].value)
+    assert first == {"data": BIG + "1"} and counts == {"GetObject": 3}
+    assert all(m.fetched for m in state.memos)
+    values, counts = calls.during(state.memo_map)
+    assert counts == {} and values == {f"big-{i}": {"data": BIG + str(i)} for i in range(3)}
+
+
+def test_the_limits_see_an_unfetched_memo_at_its_stored_size(aws, calls, run):
+    """Ids, counts and sizes of a run come from the items: the step and state limits, and the
+    choice of use_api, never fetch a value from S3."""
+    from stepline.engine.payload_policy import json_bytes, run_state_bytes
+
+    aws.store.commit_memo(run.run_id, make_memo("big", BIG, "0001"))
+    other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name,
+                        PayloadStore(aws.clients["s3"], aws.names.payload_bucket))
+    state = other.load_run(run.run_id)
+    checks, counts = calls.during(
+        lambda: (state.has_memo("big"), state.memo_count(), state.stack(), run_state_bytes(state))
+    )
+    assert counts == {}
+    assert checks == (True, 1, ["big"], json_bytes(state.run.events) + json_bytes({"data": BIG}))
 
 
 def test_the_item_holds_a_reference_to_an_encrypted_object(aws, run):
@@ -142,8 +178,9 @@ def test_s3_failures_are_store_errors_and_nothing_is_half_written(aws, run):
     client, bucket = s3(aws)
     client.delete_object(Bucket=bucket, Key=key)
     other = DynamoStore(aws.clients["dynamodb"], aws.names.table_name, PayloadStore(client, bucket))
+    state = other.load_run(run.run_id)  # a container without a copy of it
     with pytest.raises(StoreError, match="GetObject"):
-        other.load_run(run.run_id)  # a container without a copy of it
+        state.memo_map()  # fetched when used
 
 
 def test_provisioned_bucket_is_private_and_encrypted(aws):

@@ -35,6 +35,8 @@ def http(method: str, url: str, body: Any = None, raw: bytes | None = None, head
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             text = resp.read()
+            if resp.headers.get_content_type() == "text/plain":  # GET /metrics
+                return resp.status, text.decode()
             return resp.status, json.loads(text) if text else None
     except urllib.error.HTTPError as err:
         text = err.read()

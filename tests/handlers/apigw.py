@@ -35,7 +35,7 @@ DOMAIN = f"{API_ID}.execute-api.us-east-1.amazonaws.com"
 ROUTE_KEYS = [
     "POST /e/{key}", "POST /e", "POST /webhooks/{source}", "POST /fn/register", "GET /v0/{proxy+}",
     "GET /v1/{proxy+}", "POST /v1/{proxy+}", "DELETE /v1/{proxy+}", "GET /v1/dead-letters", "GET /v1/webhooks",
-    "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}", "POST /v1/checkpoint/{run_id}/async",
+    "GET /metrics", "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}", "POST /v1/checkpoint/{run_id}/async",
     "POST /v1/signals",
 ]  # fmt: skip
 NOT_FOUND = {"statusCode": 404, "headers": {"content-type": "application/json"}, "body": '{"message":"Not Found"}'}

@@ -244,7 +244,7 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
     assert routes == sorted([
         "POST /e/{key}", "POST /e", "POST /webhooks/{source}", "POST /fn/register", "GET /v0/{proxy+}",
         "GET /v1/{proxy+}", "POST /v1/checkpoint/{run_id}/async", "POST /v1/signals", "POST /v1/{proxy+}", "DELETE /v1/{proxy+}",
-        "GET /v1/dead-letters", "GET /v1/webhooks", "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}",
+        "GET /v1/dead-letters", "GET /v1/webhooks", "GET /metrics", "GET /health", "GET /openapi.json", "GET /", "GET /static/{name}",
     ])
     _, stage = synthesized.one("AWS::ApiGatewayV2::Stage")
     props = stage["Properties"]
@@ -257,6 +257,7 @@ def test_the_http_api_routes_throttles_and_logs(synthesized):
         "POST /e/{key}": event_api, "POST /e": event_api, "POST /webhooks/{source}": event_api,
         "GET /v1/webhooks": operator, "POST /fn/register": sdk, "GET /v0/{proxy+}": sdk, "GET /v1/{proxy+}": sdk,
         "POST /v1/checkpoint/{run_id}/async": sdk, "POST /v1/signals": sdk, "POST /v1/{proxy+}": operator, "DELETE /v1/{proxy+}": operator, "GET /v1/dead-letters": operator,
+        "GET /metrics": operator,
     }
     log_format = json.loads(props["AccessLogSettings"]["Format"])
     assert log_format["route"] == "$context.routeKey"

@@ -83,13 +83,13 @@ class Stack:
     """
 
     def __init__(self, wsgi_app: Any, tmp: Path, app_id: str, clock: ManualClock | None = None,
-                 settings: Settings | None = None, caller: Any = None, backend: str = "sqlite") -> None:
+                 settings: Settings | None = None, caller: Any = None, backend: str = "sqlite", telemetry: Any = None) -> None:
         self.clock = clock or ManualClock()
         settings = settings or Settings(mode="dev", retry_base_ms=1_000, retry_cap_ms=10_000)
         # One worker: runs progress one call at a time, so no executor ever waits on another's
         # lease (a wait the manual clock would never end).
         options = DevOptions(port=0, db_path=str(tmp / "dev.db"), workers=1, backend=backend)
-        self.runtime = DevRuntime(options, settings, clock=self.clock, caller=caller).start()
+        self.runtime = DevRuntime(options, settings, clock=self.clock, caller=caller, telemetry=telemetry).start()
         self.url = self.runtime.url
         self._saved_env = os.environ.get("INNGEST_DEV")
         os.environ["INNGEST_DEV"] = self.url

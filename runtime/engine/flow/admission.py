@@ -34,6 +34,7 @@ from stepline.engine.ports import (
 )
 from stepline.engine.runs import RunStarter, run_id_for, run_id_for_events
 from stepline.engine.scheduling import Waker
+from stepline.telemetry import NOOP, FlowLimit, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class FlowControl:
         *,
         cancel: Callable[[str, str], Any],
         events: EventStore | None = None,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.flow_state = flow_state
         self.key_claims = key_claims
@@ -69,6 +71,7 @@ class FlowControl:
         buffered = BufferedStarts(flow_state, self.buffers, self.waker, clock, self.function, self.start_and_send)
         self.debounce = Debouncer(buffered)
         self.batching = Batcher(buffered)
+        self.telemetry = telemetry  # how long a throttled start waited
         # Cancels a run (singleton mode "cancel"): Cancellation.cancel.
         self.cancel = cancel
         self._functions: dict[str, tuple[int, FunctionRecord]] = {}
@@ -116,6 +119,7 @@ class FlowControl:
             return []
         at = throttle.start_at(self.flow_state, fn, context, now)
         if at > now:
+            self.telemetry.flow_wait(message["run_id"], FlowLimit.THROTTLE, now, at)
             self.waker.at(message, at)
             # A delayed start is due later than its creation: tell the sweeper when (one write
             # per throttled start, and only while the run still waits for it).

@@ -66,6 +66,7 @@ from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, WorkQueue
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
+from stepline.telemetry import NOOP, FlowLimit, Telemetry
 
 # Names other modules read here: the rules' vocabulary lives in flow.lines, the slots of one
 # invocation in flow.gate.
@@ -88,6 +89,8 @@ class Concurrency:
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
+        *,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.slot_store = slots
         self.queue = queue
@@ -98,6 +101,7 @@ class Concurrency:
         self._local = threading.local()
         self._woken: dict[tuple[str, str], int] = {}
         self._woken_lock = threading.Lock()
+        self.telemetry = telemetry  # how long a call waited in a line
 
     # -- one delivery of a call message ------------------------------------------------------
     @contextmanager
@@ -156,6 +160,9 @@ class Concurrency:
             if not standing_of(other, limit.limit, now).admits(ticket.position, in_line=False):
                 self.move(ticket, limit)
                 return False
+        entry = next((e for e in view.line if e.position == ticket.position), None)
+        if entry is not None and isinstance(ticket.body.get("run_id"), str):
+            self.telemetry.flow_wait(ticket.body["run_id"], FlowLimit.CONCURRENCY, entry.created_at, now)
         return True
 
     # -- around the executor's calls ---------------------------------------------------------

@@ -28,6 +28,7 @@ from stepline.sdk.env import ClientEnv
 from stepline.sdk.errors import CodedError, SdkError
 from stepline.sdk.function import Function
 from stepline.sdk.serve import streaming as streamed
+from stepline.sdk.tracing import TRACEPARENT
 from stepline.sdk.transport import TransportError
 from stepline.sdk.version import SDK_HEADER, SDK_LANGUAGE, VERSION
 
@@ -126,6 +127,7 @@ class Handler:
                     logger=self.client.logger,
                     fetch=self.client.fetch_run_data,
                     checkpoint=checkpoint,
+                    traceparent=request.header(TRACEPARENT),
                 )
 
             if mode is checkpointing.Mode.STREAM:
@@ -348,6 +350,7 @@ class Handler:
                 logger=self.client.logger,
                 fetch=self.client.fetch_run_data,
                 checkpoint=checkpoint,
+                traceparent=request.header(TRACEPARENT),
             )
 
         if mode is checkpointing.Mode.STREAM:

@@ -148,6 +148,8 @@ class Execution:
         self._in_step = False
         # Set when this call runs steps inline and reports each as it finishes.
         self.checkpoint: Checkpointer | None = None
+        # The call's W3C traceparent, when Stepline traces the run (stepline.sdk.tracing).
+        self.traceparent: str | None = None
 
     # -- identifying steps -------------------------------------------------------------------
     def ref(self, step_id: str) -> StepRef:

@@ -8,6 +8,7 @@ from typing import Any
 
 from stepline.sdk.errors import NonRetriableError, RetryAfterError
 from stepline.sdk.steps.core import Execution, NestedStep, StepRef, validate_as
+from stepline.sdk.tracing import step_span
 
 # These end the whole run (or set its retry time), as in the official SDK: a step cannot
 # retry its way out of "never retry", and "retry after" is about the function's next attempt.
@@ -42,7 +43,7 @@ def run_sync(
         return value
     _mocked(ex, ref)
     try:
-        with ex.inside_step():
+        with ex.inside_step(), step_span(ex.traceparent, ex.run_id, ref.user_id, ex.attempt):
             output = fn(*args, **kwargs)
             if inspect.isawaitable(output):
                 raise TypeError(
@@ -66,7 +67,7 @@ async def run_async(
         return value
     _mocked(ex, ref)
     try:
-        with ex.inside_step():
+        with ex.inside_step(), step_span(ex.traceparent, ex.run_id, ref.user_id, ex.attempt):
             output = fn(*args, **kwargs)
             if inspect.isawaitable(output):
                 output = await output

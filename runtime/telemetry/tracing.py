@@ -1,0 +1,216 @@
+"""Spans of runs on the OpenTelemetry SDK. Imported only when tracing is configured
+(``stepline.telemetry.setup``): without it no OpenTelemetry module is loaded at all.
+
+A run's spans, whatever process records them:
+
+    run <fn>                    the root: created → ended, with the ids stored on the run
+      call <fn>                 one call to the app (its traceparent names this span)
+        step <name>             one step attempt reported on that call (inline, streamed)
+      step <name>               a step stored through /v1/checkpoint, outside any call we made
+      sleep|wait|invoke <name>  from the op's start to its end
+      queued <limit>            time held back by concurrency, throttle or rate limit
+
+Every span is written when what it measures is over, with its real start and end: a sleep of
+three days is one span, recorded by whichever invocation saw it end. The root span is written
+last, at the run's end, with the span id every other span already names as parent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from stepline.engine.ports import Run, RunStatus
+from stepline.telemetry.hooks import StepAttempt, StepStatus
+from stepline.telemetry.trace_context import RunTrace
+
+INSTRUMENTATION = "stepline"
+_MS = 1_000_000  # ns per ms
+
+
+class _PresetIds(RandomIdGenerator):
+    """Random ids, except for the span the current thread asked to have given ids: a run's
+    root span is written at its end with the ids chosen when the run was created."""
+
+    def __init__(self) -> None:
+        self._preset = threading.local()
+
+    def preset(self, trace_id: int, span_id: int) -> None:
+        self._preset.ids = (trace_id, span_id)
+
+    def clear(self) -> None:
+        self._preset.ids = None
+
+    def generate_span_id(self) -> int:
+        ids = getattr(self._preset, "ids", None)
+        return ids[1] if ids is not None else super().generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        ids = getattr(self._preset, "ids", None)
+        return ids[0] if ids is not None else super().generate_trace_id()
+
+
+def _parent(trace_id: int, span_id: int) -> Any:
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    span = NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags))
+    return trace.set_span_in_context(span)
+
+
+class _Call:
+    """A call span; the steps its reply reports (read after it ended, or streamed while it ran)
+    are its children. It stays its thread's call until the next one begins."""
+
+    def __init__(self, tracer: OtelRunTracer, span: Any, run_id: str, started_ms: int, now: Callable[[], int]) -> None:
+        self.tracer = tracer
+        self.now = now
+        self.span = span
+        self.run_id = run_id
+        self.span_id: int = span.get_span_context().span_id
+        self.last_ms = started_ms  # when the last step reported on this call ended
+        self.ended_ms: int | None = None
+
+    def ended(self, status: int, error: Mapping[str, Any] | None) -> None:
+        if status:
+            self.span.set_attribute("http.response.status_code", status)
+        if error is not None:
+            self.span.set_status(Status(StatusCode.ERROR, _describe(error)))
+        self.ended_ms = self.now()
+        self.span.end(end_time=self.ended_ms * _MS)
+
+
+class OtelRunTracer:
+    """``RunTracer`` on an OpenTelemetry ``TracerProvider`` of its own (its processors export)."""
+
+    def __init__(
+        self,
+        processor: SpanProcessor,
+        *,
+        sampler: Sampler | None = None,
+        resource: Any = None,
+    ) -> None:
+        self.ids = _PresetIds()
+        kwargs: dict[str, Any] = {"id_generator": self.ids}
+        if sampler is not None:
+            kwargs["sampler"] = sampler
+        if resource is not None:
+            kwargs["resource"] = resource
+        self.provider = TracerProvider(**kwargs)
+        self.provider.add_span_processor(processor)
+        self.tracer = self.provider.get_tracer(INSTRUMENTATION)
+        self.calls = threading.local()  # .current: the call under way in this thread
+
+    def sample(self, trace_id: int) -> bool:
+        decision = self.provider.sampler.should_sample(None, trace_id, "run")
+        return decision.decision.is_sampled()
+
+    def run_ended(self, run: Run, run_trace: RunTrace, ended_ms: int, invoked_by: RunTrace | None) -> None:
+        links = []
+        if invoked_by is not None:
+            invoker = SpanContext(invoked_by.trace_id, invoked_by.span_id, is_remote=True)
+            links.append(Link(invoker, {"stepline.link": "invoked by"}))
+        self.ids.preset(run_trace.trace_id, run_trace.span_id)
+        try:
+            span = self.tracer.start_span(
+                f"run {run.fn_id}",
+                context=trace.set_span_in_context(trace.INVALID_SPAN),  # a root: no parent
+                kind=SpanKind.INTERNAL,
+                attributes=_run_attributes(run),
+                start_time=run.created_at * _MS,
+                links=links,
+            )
+        finally:
+            self.ids.clear()
+        span.set_attribute("stepline.run.status", run.status.value)
+        if run.status == RunStatus.FAILED:
+            span.set_status(Status(StatusCode.ERROR, _describe(run.error or {})))
+        span.end(end_time=ended_ms * _MS)
+
+    def call_began(
+        self, run: Run, run_trace: RunTrace, step: str, attempt: int, started_ms: int, now: Callable[[], int]
+    ) -> _Call:
+        attributes = {**_run_attributes(run), "stepline.call.step": step, "stepline.call.attempt": attempt}
+        span = self.tracer.start_span(
+            f"call {run.fn_id}",
+            context=_parent(run_trace.trace_id, run_trace.span_id),
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=started_ms * _MS,
+        )
+        call = _Call(self, span, run.run_id, started_ms, now)
+        self.calls.current = call
+        return call
+
+    def step(self, run: Run, run_trace: RunTrace, attempt: StepAttempt) -> None:
+        call: _Call | None = getattr(self.calls, "current", None)
+        parent = run_trace.span_id
+        started, ended = attempt.started_ms, attempt.ended_ms
+        if call is not None and call.run_id == run.run_id:
+            # Reported by this thread's last call: its child, begun when the step before it
+            # ended, and over when the call's answer came (a reply read after the call).
+            parent = call.span_id
+            if call.ended_ms is not None:
+                ended = min(ended, call.ended_ms)
+            started = min(max(started, call.last_ms), ended)
+            call.last_ms = ended
+        attributes: dict[str, Any] = {
+            **_run_attributes(run),
+            "stepline.step.id": attempt.step_id,
+            "stepline.step.name": attempt.name or attempt.step_id,
+            "stepline.step.kind": attempt.kind,
+            "stepline.step.attempt": attempt.attempt,
+            "stepline.step.status": attempt.status.value,
+        }
+        if attempt.checkpointed:
+            attributes["stepline.step.checkpointed"] = True
+        error = _describe(attempt.error) if attempt.error is not None else None
+        if error is not None:
+            attributes["stepline.step.error"] = error
+        span = self.tracer.start_span(
+            f"step {attempt.name or attempt.step_id}",
+            context=_parent(run_trace.trace_id, parent),
+            attributes=attributes,
+            start_time=started * _MS,
+        )
+        if attempt.status is not StepStatus.OK:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=ended * _MS)
+
+    def span(
+        self,
+        run_trace: RunTrace,
+        name: str,
+        start_ms: int,
+        end_ms: int,
+        attributes: dict[str, Any],
+        error: str | None,
+    ) -> None:
+        span = self.tracer.start_span(
+            name,
+            context=_parent(run_trace.trace_id, run_trace.span_id),
+            attributes=attributes,
+            start_time=start_ms * _MS,
+        )
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=end_ms * _MS)
+
+    def flush(self) -> None:
+        self.provider.force_flush()
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+def _run_attributes(run: Run) -> dict[str, Any]:
+    return {"stepline.run.id": run.run_id, "stepline.function.id": run.fn_id, "stepline.app.id": run.app_id}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    return f"{error.get('name') or 'Error'}: {error.get('message') or ''}"
