@@ -10,7 +10,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from stepline.api.errors import ApiError, json_response
 from stepline.api.request import header, raw_body
 from stepline.engine.core import Engine
-from stepline.protocol.events import parse_event_batch
+from stepline.protocol.errors import ProtocolError
+from stepline.protocol.events import read_event_batch
 from stepline.protocol.signing import hash_event_key
 
 
@@ -37,19 +38,34 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def send_events(key: str) -> Response:
         if not key_allowed(key):
             raise ApiError(401, "event key not found", ids=[])
-        payloads = parse_event_batch(
-            raw_body(app),
+        return accept_events(engine, raw_body(app), _parse_seed(header(app, "x-inngest-event-id-seed")))
+
+
+def accept_events(engine: Engine, body: bytes, seed: tuple[int, bytes] | None = None) -> Response:
+    """Store a body's events and answer with their ids, the way Inngest's Event API does: the
+    events before the first one that cannot be accepted are stored, and the reply is that
+    event's 4xx with their ids beside the error, which the SDKs raise as a send error carrying
+    the ids (docs/protocol.md §11). A body wrong as a whole stores nothing."""
+    settings = engine.settings
+    try:
+        batch = read_event_batch(
+            body,
             max_events=settings.max_events_per_request,
             max_bytes=settings.max_event_body_bytes,
             max_event_bytes=settings.max_event_bytes,
         )
-        ids = engine.ingest.accept(
-            [p.model_dump() for p in payloads],
-            seed=_parse_seed(header(app, "x-inngest-event-id-seed")),
-            max_runs=settings.max_runs_per_request,
-        )
-        # "status" is required: the TypeScript SDK treats a reply without it as a failure.
-        return json_response(200, {"ids": ids, "status": 200})
+    except ProtocolError as whole:
+        raise ApiError(whole.status, whole.message, ids=[]) from None
+    payloads = [p.model_dump() for p in batch.accepted]
+    try:
+        ids = engine.ingest.accept(payloads, seed=seed, max_runs=settings.max_runs_per_request) if payloads else []
+    except ProtocolError as too_many:  # more runs than one request may start: nothing stored
+        raise ApiError(too_many.status, too_many.message, ids=[]) from None
+    if batch.refusal is not None:
+        refusal = batch.refusal
+        return json_response(refusal.status, {"ids": ids, "error": refusal.message, "status": refusal.status})
+    # "status" is required: the TypeScript SDK treats a reply without it as a failure.
+    return json_response(200, {"ids": ids, "status": 200})
 
 
 def _parse_seed(value: str | None) -> tuple[int, bytes] | None:

@@ -337,7 +337,11 @@ def document() -> dict[str, Any]:
                 params=[_path_param("key", "an event key (any key in dev mode)")],
                 security=_PUBLIC,
                 body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
-                description="Authenticated by the event key in the path, not by the signing key.",
+                description=(
+                    "Authenticated by the event key in the path, not by the signing key. In a batch with an "
+                    "event that cannot be accepted, the events before it are stored and the reply is that "
+                    "event's 4xx with their ids beside the error."
+                ),
             )
         },
         "/webhooks/{source}": {

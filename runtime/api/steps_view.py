@@ -27,9 +27,16 @@ KINDS = {
     "WaitForEvent": "wait",
     "WaitForSignal": "signal",
     "InvokeFunction": "invoke",
+    "AIGateway": "ai",
 }
 # A pending op's status while the run waits on it.
-WAITING = {"Sleep": "Sleeping", "WaitForEvent": "Waiting", "WaitForSignal": "Waiting", "InvokeFunction": "Waiting"}
+WAITING = {
+    "Sleep": "Sleeping",
+    "WaitForEvent": "Waiting",
+    "WaitForSignal": "Waiting",
+    "InvokeFunction": "Waiting",
+    "AIGateway": "Waiting",
+}
 
 
 def _iso(ms: Any) -> str | None:
@@ -123,7 +130,7 @@ def pending_step(op: PendingOp, run_ended: bool) -> dict[str, Any]:
         "started_at": _iso(op.created_at),
         "ended_at": None,
         "duration_ms": None,
-        "input": _input(op.detail),
+        "input": _input(op.shown_detail()),
     }
 
 

@@ -48,14 +48,14 @@ class CallPlan:
 
 def immediate_disabled(state: RunState, discovery: bool) -> bool:
     """Whether a call tells the SDK to plan steps rather than run them (docs/protocol.md §7.3):
-    a targeted call always; discovery once the run went parallel, but only while an op of it
-    may still be running elsewhere (a step, sleep, wait or invoke without its result). With
-    nothing out, nothing of the run runs anywhere else, so steps may run inline again,
-    checkpointing included. (A settled op whose record is still on its way out, a woken sleep
-    say, runs nowhere.)"""
+    a targeted call always; discovery only while an op of the run may still be running elsewhere
+    (a planned step, sleep, wait or invoke without its result), so that no step runs inside a
+    call while parallel siblings are in flight. Once a group has joined, nothing of the run runs
+    anywhere else, and the step after it runs inline again, checkpointing included, as the SDKs
+    expect. (A settled op whose record is still on its way out, a woken sleep say, runs nowhere.)"""
     if not discovery:
         return True
-    return state.run.disable_immediate and any(not state.has_memo(op_id) for op_id in state.pending)
+    return any(not state.has_memo(op_id) for op_id in state.pending)
 
 
 def plan_call(

@@ -25,6 +25,7 @@ from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
 from stepline.engine.keys import KeyRing, Keys, StaticKeys
+from stepline.engine.ops.ai import AiGateway
 from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
 from stepline.engine.resume import Resumer
@@ -108,6 +109,8 @@ class Engine:
         )
         self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
+        # One outbound client, under the address policy, for the apps and step.ai.infer's models.
+        caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
         self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
         self.erasure = Erasure(
@@ -138,7 +141,7 @@ class Engine:
             clock,
             self.ids,
             self.settings,
-            caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings)),
+            caller,
             self.ending,
             cancel,
             self.resumer,
@@ -152,6 +155,9 @@ class Engine:
         self.delivery = Delivery(
             b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings, telemetry=tel
         )
+        # step.ai.infer's model requests, made by the engine while the app is not running.
+        self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
+        self.executor.handlers[messages.AI_CALL] = self.ai.handle
 
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)

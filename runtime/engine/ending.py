@@ -62,6 +62,30 @@ LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 Emit = Callable[[list[dict[str, Any]], tuple[int, bytes]], object]
 
 
+def call_failed_error(error: dict[str, Any], status: int) -> dict[str, Any]:
+    """The run's error when the app's answer to a call failed it: the app's error object, with
+    Inngest's one-line summary of the answer (``invalid status code: 500``) under ``error``,
+    which the end events carry (``event_error``)."""
+    if status < 400:
+        return error  # not an HTTP failure (a refused connection, a reply that made no progress)
+    return {**error, "error": f"invalid status code: {status}"}
+
+
+def event_error(error: dict[str, Any]) -> dict[str, Any]:
+    """``data.error`` of the end events, in the shape Inngest sends: exactly ``error`` (a
+    one-line summary), ``name``, ``message`` and ``stack`` (docs/protocol.md §9.2). The SDK's
+    extra keys (Python's ``code``, TypeScript's ``__serialized``) stay on the run's error."""
+    name = str(error.get("name") or "Error")
+    message = str(error.get("message") or "")
+    summary = error.get("error")
+    return {
+        "error": summary if isinstance(summary, str) and summary else f"{name}: {message}",
+        "name": name,
+        "message": message,
+        "stack": str(error.get("stack") or ""),
+    }
+
+
 def lifecycle_seed(run: Run) -> tuple[int, bytes]:
     """The event-id seed of a run's end events: derived from the run, so their internal ids are
     known without a lookup (erasing a run erases them: they carry its events and output) and
@@ -185,7 +209,7 @@ class RunEnding:
         if run.status == RunStatus.COMPLETED:
             data["result"] = run.output
         elif run.error is not None:
-            data["error"] = run.error
+            data["error"] = event_error(run.error)
         # Ids derived from the run: emitting twice (a retried ending) stores each event once.
         events = [{"name": FINISHED, "id": f"{run.run_id}-finished", "data": data}]
         if run.status == RunStatus.FAILED:

@@ -41,8 +41,9 @@ from stepline.engine.ids import IdGenerator
 from stepline.engine.invocation import Invocation, Next, StepWrites
 from stepline.engine.keys import KeyRing
 from stepline.engine.leases import Hold, Leases, Refusal
+from stepline.engine.ops.invoke import TIMEOUT_ERROR
 from stepline.engine.ops.tools import OpTools
-from stepline.engine.plan import Plan, RetryCall, Target, plan_reply
+from stepline.engine.plan import Plan, RetryCall, Target, group_outstanding
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -58,7 +59,7 @@ from stepline.engine.resume import Resumer
 from stepline.engine.runs import RunStarter
 from stepline.engine.scheduling import Waker
 from stepline.engine.timeouts import Cancel, first_start_checks
-from stepline.protocol.calls import CallResult, memo_data, memo_error
+from stepline.protocol.calls import memo_data, memo_error
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID
 from stepline.settings import Settings
 from stepline.telemetry import NOOP, Telemetry
@@ -128,15 +129,14 @@ class Executor:
         if kind in _RUN_MESSAGES and isinstance(body.get("run_id"), str):
             message = _RUN_MESSAGES[kind].from_body(body)
             if isinstance(message, messages.Call):
-                nxt = Next(message.step, message.attempt, message.failures)
+                nxt = Next(message.step, message.attempt, message.failures, join=message.join)
                 # A call queued behind a concurrency limit carries its place in line: it goes on
                 # only once a slot may be its (else it is back on the queue, or a stale copy).
                 with self.concurrency.message(body) as ticket:
                     if self.concurrency.may_run(ticket):
                         self._drive(message, nxt, body, budget_ms)
             elif isinstance(message, messages.InvokeTimeout):
-                error = {"name": "InvokeTimeoutError", "message": "the invoked function did not finish in time"}
-                self.tools.resumer.resume(message.run_id, message.step, memo_error(error))
+                self.tools.resumer.resume(message.run_id, message.step, memo_error(TIMEOUT_ERROR))
             elif isinstance(message, messages.Wake):
                 self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
             elif isinstance(message, messages.WaitTimeout):
@@ -208,7 +208,12 @@ class Executor:
                     self.queue.send(step.call(run_id))
                     inv.queued(self.clock.now_ms())
                     break
-                if step.step == DISCOVERY_STEP_ID and not hold.holds_run_lease and not self._upgrade(inv):
+                upgrading = step.step == DISCOVERY_STEP_ID and not hold.holds_run_lease
+                if upgrading and not self._upgrade(inv):
+                    break
+                if (upgrading or step.join) and inv.wait_mode and group_outstanding(inv.state):
+                    # Wait mode: a group joins in one discovery, made by what settles its last op (each
+                    # checks after writing its result, so the last sees all; docs/protocol.md §7.5).
                     break
                 self.leases.renew(hold)
                 if slots is not None and not slots.admit(step.call(run_id)):
@@ -267,11 +272,11 @@ class Executor:
         if result.kind == "ops":
             result, ending = checkpoint_calls.take_ending(result)
         if ending is None:
-            return self._carry_out(inv, nxt, self._plan(inv, nxt, result))
+            return self._carry_out(inv, nxt, inv.plan(result, Target(nxt.step, nxt.attempt), self.settings))
         # A checkpointing call's last reply (docs/protocol.md §17.3): store what else it carries,
         # then complete the run or call again.
         if result.ops:
-            self._carry_out(inv, nxt, self._plan(inv, nxt, result))
+            self._carry_out(inv, nxt, inv.plan(result, Target(nxt.step, nxt.attempt), self.settings))
             if inv.state.run.status.terminal:
                 return None
         if ending.completed:
@@ -280,12 +285,6 @@ class Executor:
         return Next(DISCOVERY_STEP_ID, 0)
 
     # -- carrying out a reply's plan (stepline.engine.plan) -----------------------------------
-    def _plan(self, inv: Invocation, nxt: Next, result: CallResult) -> Plan:
-        target = Target(nxt.step, nxt.attempt)
-        return plan_reply(
-            result, inv.state, target, inv.function, self.settings, holds_run_lease=inv.hold.holds_run_lease
-        )
-
     def _carry_out(self, inv: Invocation, nxt: Next, plan: Plan) -> Next | None:
         """Do what ``plan`` says, in its order; the call to make next in this invocation."""
         state = inv.state
@@ -303,7 +302,7 @@ class Executor:
                 else []
             )
             self.writes.retry_later(
-                inv, Next(outcome.target.step, outcome.target.attempt, failures), outcome.not_before_ms
+                inv, Next(outcome.target.step, outcome.target.attempt, failures), outcome.retry_at_ms
             )
             return None
         return Next(outcome.target.step, outcome.target.attempt) if outcome is not None else None
@@ -311,8 +310,10 @@ class Executor:
     # -- ends ----------------------------------------------------------------------------------
     def _finish(self, inv: Invocation, ending: Ending, nxt: Next) -> None:
         if not inv.hold.holds_run_lease and not self._upgrade(inv, queue_discovery=False):
-            # A claimed step's call ended the run, but another job holds the run: do this call
-            # again once it is free, rather than end the run without the lease.
+            if ending.status is RunStatus.FAILED:
+                # A planned step failed the run another job holds: ended now, if live (docs/protocol.md §8).
+                self.ending.end_by_id(inv.hold.run_id, ending)
+                return
             self._busy(inv.hold.run_id, nxt.call(inv.hold.run_id))
             return
         # The run as read again after an upgrade, if there was one: the end is set on the run
@@ -328,7 +329,7 @@ class Executor:
         unless told not to)."""
         if not self.leases.upgrade(inv.hold):
             if queue_discovery:
-                self._busy(inv.hold.run_id, messages.call(inv.hold.run_id))
+                self._busy(inv.hold.run_id, Next(DISCOVERY_STEP_ID, 0, join=True).call(inv.hold.run_id))
             return False
         fresh = self.runs.load_run(inv.hold.run_id)
         if fresh is not None:

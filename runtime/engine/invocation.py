@@ -1,7 +1,7 @@
 """What one executor invocation knows of its run while it loops (``Invocation``), the call it
 makes next (``Next``), and the writes it makes for the run's steps as a reply's plan says
 (``StepWrites``): a step's result committed with what operators see of it, a failed attempt
-retried after its backoff (keeping its claim), a sleep, wait or invoke started, a planned step
+retried after its backoff (keeping its claim), a sleep, wait, invoke or model request started, a planned step
 recorded and given a job of its own.
 """
 
@@ -14,17 +14,18 @@ from stepline.engine import checkpoint_calls, messages
 from stepline.engine.attempts import failed_attempt
 from stepline.engine.ids import IdGenerator
 from stepline.engine.leases import Hold
+from stepline.engine.ops.ai import start_ai
 from stepline.engine.ops.invoke import start_invoke
 from stepline.engine.ops.signal import start_signal_wait
 from stepline.engine.ops.sleep import start_sleep
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ops.wait import start_wait
-from stepline.engine.plan import Plan, RetryStep, Settle, output_memo
+from stepline.engine.plan import Plan, RetryStep, Settle, Target, output_memo, plan_reply, race_branch, waits_for_group
 from stepline.engine.ports import Clock, FunctionRecord, Memo, PendingOp, RunState, RunStore, WorkQueue
 from stepline.engine.retry import backoff_ms
 from stepline.engine.scheduling import Waker
 from stepline.protocol.call_encoding import CallEncoder
-from stepline.protocol.calls import Opcode
+from stepline.protocol.calls import CallResult, Opcode
 from stepline.protocol.opcodes import Op
 from stepline.settings import Settings
 from stepline.telemetry import NOOP, StepStatus, Telemetry
@@ -48,6 +49,34 @@ class Invocation:
     refresh: bool = False
     # Checkpointing calls look at the run now and then: was it cancelled meanwhile?
     liveness: checkpoint_calls.Liveness | None = None
+    # Whether the claimed step belongs to a race-mode group: its result then calls discovery at
+    # once, whatever else of the group is still running, and its call may answer that the
+    # function completed (the race was won without it; docs/protocol.md §7.5). Known from the
+    # planned op when the step is claimed, before its call: the call may settle nothing.
+    race: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        claimed = self.hold.claimed_step
+        self.race = claimed is not None and race_branch(self.state, claimed)
+
+    @property
+    def wait_mode(self) -> bool:
+        """Whether the run's parallel groups join once all their ops are done (``plan.waits_for_group``)."""
+        return waits_for_group(self.state, self.race)
+
+    def plan(self, result: CallResult, call: Target, settings: Settings) -> Plan:
+        """What to do about ``result``, the reply to ``call`` (``plan.plan_reply``)."""
+        lease, claimed = self.hold.holds_run_lease, self.hold.claimed_step == call.step
+        return plan_reply(
+            result,
+            self.state,
+            call,
+            self.function,
+            settings,
+            holds_run_lease=lease,
+            wait_mode=self.wait_mode,
+            claimed=claimed,
+        )
 
     @property
     def function(self) -> FunctionRecord:
@@ -66,9 +95,15 @@ class Next:
     attempt: int
     # The step's failed attempts before this one (stepline.engine.attempts).
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # A group's join, queued because the run was busy when a branch finished: it calls the app
+    # only if the group has nothing left out by then (else the last op's own join follows).
+    join: bool = False
 
     def call(self, run_id: str) -> dict[str, Any]:
-        return messages.call(run_id, self.step, self.attempt, failures=self.failures)
+        message = messages.Call(
+            run_id=run_id, step=self.step, attempt=self.attempt, failures=self.failures, join=self.join
+        )
+        return message.to_body()
 
 
 class StepWrites:
@@ -114,15 +149,16 @@ class StepWrites:
                 start_sleep(self.tools, state, step.op)
             else:
                 settled = _STARTS[step.op.op](self.tools, state, step.op)
-                # Nothing to invoke or a signal conflict (a failed step), or a look-back that
-                # found its event: the step settles at once.
+                # Nothing to invoke, no model request to make or a signal conflict (a failed step),
+                # or a look-back that found its event: the step settles at once.
                 if settled is not None:
                     self.commit(inv, step.op, settled, nxt)
                     settled_on_start = True
         for op in plan.planned:
             # Recorded before its message is sent (the call must find the op to claim it); a
             # crash in between leaves an op without a message, which the sweeper finds.
-            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display)
+            mode = {"parallel_mode": "race"} if (op.options or {}).get("parallelMode") == "race" else {}
+            pending = PendingOp(op.id, op.op, self.clock.now_ms(), op.display, mode)
             if self.runs.add_pending(state.run.run_id, pending):
                 state.pending[op.id] = pending
                 self.queue.send(messages.call(state.run.run_id, op.id, 0))
@@ -142,9 +178,12 @@ class StepWrites:
         return [*before, failure]
 
     def retry_later(self, inv: Invocation, nxt: Next, retry_at_ms: int | None) -> None:
-        at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, self.settings.retry_base_ms, self.settings.retry_cap_ms)
-        if retry_at_ms is not None:
-            at = max(at, retry_at_ms)
+        # The app's Retry-After is the time to retry, sooner or later than the backoff would be:
+        # it is the app's own word on when it can succeed (docs/protocol.md §8).
+        at = retry_at_ms
+        if at is None:
+            settings = self.settings
+            at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, settings.retry_base_ms, settings.retry_cap_ms)
         body = nxt.call(inv.state.run.run_id)
         claim = inv.hold.carry_claim(nxt.step, at + self.settings.lease_ms)
         if claim is not None:
@@ -187,4 +226,9 @@ class StepWrites:
 
 
 # Ops that park the run and may settle their step as they start (the memo returned is committed at once).
-_STARTS = {Op.WAIT_FOR_EVENT: start_wait, Op.INVOKE_FUNCTION: start_invoke, Op.WAIT_FOR_SIGNAL: start_signal_wait}
+_STARTS = {
+    Op.WAIT_FOR_EVENT: start_wait,
+    Op.INVOKE_FUNCTION: start_invoke,
+    Op.WAIT_FOR_SIGNAL: start_signal_wait,
+    Op.AI_GATEWAY: start_ai,
+}

@@ -18,6 +18,7 @@ class Kind(StrEnum):
     WAKE = "wake"  # a sleep is over: memoize it, then run discovery
     WAIT_TIMEOUT = "wait_timeout"  # a wait_for_event expired: memoize null unless an event won
     INVOKE_TIMEOUT = "invoke_timeout"  # an invoked child did not finish in time
+    AI_CALL = "ai_call"  # make a step.ai.infer model request (stepline.engine.ops.ai)
     RUN_TIMEOUT = "run_timeout"  # timeouts.finish: cancel the run if it is still going
     CRON = "cron"  # a cron trigger fired: start the function's run for that minute
     DEBOUNCE = "debounce"  # a debounce window may be over: start its run with the last event
@@ -34,6 +35,7 @@ CALL = Kind.CALL
 WAKE = Kind.WAKE
 WAIT_TIMEOUT = Kind.WAIT_TIMEOUT
 INVOKE_TIMEOUT = Kind.INVOKE_TIMEOUT
+AI_CALL = Kind.AI_CALL
 RUN_TIMEOUT = Kind.RUN_TIMEOUT
 CRON = Kind.CRON
 DEBOUNCE = Kind.DEBOUNCE
@@ -56,6 +58,7 @@ REQUIRED: dict[str, dict[str, type]] = {
     WAKE: _RUN_STEP,
     WAIT_TIMEOUT: _RUN_STEP,
     INVOKE_TIMEOUT: _RUN_STEP,
+    AI_CALL: _RUN_STEP,
     RUN_TIMEOUT: {"run_id": str},
     CRON: {"fn_id": str, "cron": str},
     DEBOUNCE: {"key": str, "at": int},
@@ -91,8 +94,10 @@ class Call:
     ``busy`` counts the times this copy found the run taken (for its backoff); ``failures`` are
     the step's failed attempts so far, carried to the attempt that settles it, which keeps them
     in its memo for operators (stepline.engine.attempts); ``claim`` is the claim a step's retry
-    carries through its backoff (stepline.engine.leases). A call waiting in a concurrency line
-    also carries its place there, which stepline.engine.flow.concurrency reads from the body."""
+    carries through its backoff (stepline.engine.leases); ``join`` marks a parallel group's
+    join, queued because the run was busy when a branch finished: it calls the app only if the
+    group has nothing left out by then (docs/protocol.md §7.5). A call waiting in a concurrency
+    line also carries its place there, which stepline.engine.flow.concurrency reads from the body."""
 
     kind: ClassVar[Kind] = Kind.CALL
     run_id: str
@@ -101,6 +106,7 @@ class Call:
     busy: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
     claim: str | None = None
+    join: bool = False
 
     @property
     def discovery(self) -> bool:
@@ -114,6 +120,8 @@ class Call:
             body["failures"] = self.failures
         if self.claim:
             body["claim"] = self.claim
+        if self.join:
+            body["join"] = True
         return body
 
     @classmethod
@@ -126,6 +134,7 @@ class Call:
             busy=int(body.get("busy") or 0),
             failures=[f for f in failures if isinstance(f, dict)] if isinstance(failures, list) else [],
             claim=claim if isinstance(claim, str) and claim else None,
+            join=body.get("join") is True,
         )
 
     def when_busy(self) -> Call:
@@ -263,6 +272,15 @@ def wait_timeout(run_id: str, step: str, event: str, match_key: str | None = Non
 
 def invoke_timeout(run_id: str, step: str) -> dict[str, Any]:
     return InvokeTimeout(run_id=run_id, step=step).to_body()
+
+
+def ai_call(run_id: str, step: str, attempt: int = 0, claim: str | None = None) -> dict[str, Any]:
+    """Make a step.ai.infer model request (stepline.engine.ops.ai); ``claim``: the claim a retry
+    keeps on its op through the backoff."""
+    body: dict[str, Any] = {"kind": AI_CALL.value, "run_id": run_id, "step": step, "attempt": attempt}
+    if claim:
+        body["claim"] = claim
+    return body
 
 
 def run_timeout(run_id: str) -> dict[str, Any]:

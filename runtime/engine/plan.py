@@ -9,17 +9,20 @@ before it is planned (``checkpoint_calls.take_ending``).
 
 The rules (docs/protocol.md §6.4, §7):
 
-* 200: the run completed with the body as its output. An error status: the call failed, and is
-  retried after a backoff (not before the reply's ``retry-after``) unless it may not be retried
-  (``x-inngest-no-retry``, a 400) or it was the function's last attempt; then the run fails.
+* 200: the run completed with the body as its output, except in wait mode (§7.5): there a
+  planned step's own call answering so failed that call (``NoProgress``: the step is gone from the
+  code), and a discovery answering so while wait-mode steps are out is ignored. An error status:
+  the call failed, and is retried after a backoff (at the reply's ``retry-after`` when it names
+  one) unless it may not be retried (``x-inngest-no-retry``, a 400) or it was the function's
+  last attempt; then the run fails.
 * 206: one action per step named in the reply, in the reply's order. A step named twice is acted
   on once, as first reported (twice would double its retries). Ops for steps that have a result
   already are ignored, and so are re-reports of ops the run already waits on (§7.6), except a
   result of a planned step, which is what the run waits for. ``StepRun`` and a final
   ``StepError``/``StepFailed`` settle their step (a memo); a ``StepError`` with attempts left
-  retries its step; ``Sleep``, ``WaitForEvent`` and ``InvokeFunction`` are started; any other op
-  settles its step with an ``UnsupportedStep`` error, so the user's code sees a ``StepError``
-  rather than the run hanging (§14.9).
+  retries its step; ``Sleep``, ``WaitForEvent``, ``WaitForSignal``, ``InvokeFunction`` and
+  ``AIGateway`` are started; any other op settles its step with an ``UnsupportedStep`` error, so
+  the user's code sees a ``StepError`` rather than the run hanging (§14.9).
 * A reply over the caps (``stepline.engine.limits``: ops per reply, steps per run) fails the
   run, naming the limit: asking the app again would get the same answer.
 * ``StepPlanned`` steps each run in a job of their own, except a lone planned step the reply
@@ -37,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from stepline.engine.ending import Ending
+from stepline.engine.ending import Ending, call_failed_error
 from stepline.engine.limits import STEP_LIMIT, TOO_MANY_OPS, reply_problem, steps_problem
 from stepline.engine.payload_policy import json_bytes, output_too_large, state_limit_error
 from stepline.engine.records import FunctionRecord, RunState, RunStatus
@@ -47,6 +50,11 @@ from stepline.settings import Settings
 
 NO_PROGRESS = "NoProgress"
 UNSUPPORTED_STEP = "UnsupportedStep"
+# The execution version whose parallel groups join in one discovery (docs/protocol.md §5.4).
+WAIT_MODE_VERSION = 2
+# The ops a reply starts rather than settles: they park the run, or (a model request) hand the
+# step to a job of Stepline's own.
+STARTED_OPS = TIMED_OPS | {Op.AI_GATEWAY}
 
 
 @dataclass(frozen=True)
@@ -106,12 +114,12 @@ StepAction = Settle | RetryStep | Start
 
 @dataclass(frozen=True)
 class RetryCall:
-    """The call failed: make it again (``target``, the next attempt) after a backoff, not before
-    ``not_before_ms`` when the app said when."""
+    """The call failed: make it again (``target``, the next attempt) after a backoff, or at
+    ``retry_at_ms`` when the app said when (its ``Retry-After``, docs/protocol.md §8)."""
 
     target: Target
     error: dict[str, Any]
-    not_before_ms: int | None = None
+    retry_at_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,10 +164,29 @@ def plan_reply(
     settings: Settings,
     *,
     holds_run_lease: bool = True,
+    wait_mode: bool = False,
+    claimed: bool = False,
 ) -> Plan:
     """What to do about ``result``, the reply to ``call`` for the run in ``state`` (as read
     before the call) of ``fn``, within ``settings``' limits. ``holds_run_lease``: False while a
-    planned step's job runs under its claim alone (then no planned step runs inline)."""
+    planned step's job runs under its claim alone (then no planned step runs inline);
+    ``wait_mode``: the run's parallel groups join in one discovery (``waits_for_group``);
+    ``claimed``: the call is for a planned step this job claimed."""
+    if result.kind == "complete" and wait_mode and claimed and not call.discovery:
+        # A wait-mode branch's call must answer with that step's result. "The function
+        # completed" means the step is gone from the code (it changed under the run): the
+        # step's call failed, as the SDK reports it when another step is in the way
+        # (docs/protocol.md §7.4). A lone planned step run inline may complete the run, and
+        # so may a race's losing branch, called once the code after the race is done.
+        message = f"the app was asked to run step {call.step!r} and answered that the function completed"
+        error = {"name": NO_PROGRESS, "message": message, "stack": ""}
+        failed = CallResult(kind="error", error=error, status=result.status)
+        return Plan(outcome=call_failed(failed, call, fn.max_attempts))
+    if result.kind == "complete" and wait_mode and call.discovery and planned_outstanding(state, waited_on=True):
+        # A wait-mode group cannot be over while its planned steps are out: the code changed
+        # under the run, or this discovery is a stale copy. Their calls decide (the SDK fails one
+        # whose step is gone), then the group's join asks again. The completion is ignored.
+        return Plan()
     if result.kind == "complete":
         return Plan(outcome=Ending(RunStatus.COMPLETED, output=result.output))
     if result.kind == "error":
@@ -172,7 +199,7 @@ def call_failed(result: CallResult, call: Target, max_attempts: int) -> Ending |
     last attempt, else the call is made again."""
     error = result.error or {"name": "Error", "message": f"status {result.status}", "stack": ""}
     if result.no_retry or call.attempt + 1 >= max_attempts:
-        return Ending(RunStatus.FAILED, error=error)
+        return Ending(RunStatus.FAILED, error=call_failed_error(error, result.status))
     return RetryCall(Target(call.step, call.attempt + 1), error, result.retry_at_ms)
 
 
@@ -205,7 +232,7 @@ def _plan_ops(
         elif op.op == Op.STEP_PLANNED:
             planned.append(op)
             continue
-        elif op.op in TIMED_OPS:
+        elif op.op in STARTED_OPS:
             steps.append(Start(op))
             continue
         else:
@@ -255,3 +282,34 @@ def _no_progress(state: RunState, call: Target, ops: list[Opcode], fresh: list[O
         return None
     reported = ", ".join(repr(op.id) for op in ops[:3]) or "no steps"
     return f"the app reported {reported}, all with results already, and the run waits on nothing"
+
+
+def waits_for_group(state: RunState, race: bool) -> bool:
+    """Whether the run's parallel groups join once all their ops are done (wait mode): the
+    default of the Python SDKs and of TypeScript's V2 execution (``req_version`` 2), unless the
+    claimed step was planned in race mode (``race``). TypeScript's V1 (``Promise.race``
+    included) expects discovery after each op (docs/protocol.md §7.5)."""
+    return state.run.req_version == WAIT_MODE_VERSION and not race
+
+
+def race_branch(state: RunState, step_id: str) -> bool:
+    """Whether the planned step ``step_id`` is a branch of a race-mode group."""
+    planned = state.pending.get(step_id)
+    return planned is not None and planned.detail.get("parallel_mode") == "race"
+
+
+def planned_outstanding(state: RunState, *, waited_on: bool = False) -> bool:
+    """Whether planned steps of the run are still running (no result yet); with ``waited_on``,
+    only those of wait-mode groups (a race's slow branch does not hold the run back)."""
+    return any(
+        op.op == Op.STEP_PLANNED
+        and not state.has_memo(op.step_id)
+        and not (waited_on and op.detail.get("parallel_mode") == "race")
+        for op in state.pending.values()
+    )
+
+
+def group_outstanding(state: RunState) -> bool:
+    """Whether any op the run waits on has no result yet (in Python, every op pending at once
+    belongs to the one parallel group the code is blocked on)."""
+    return any(not state.has_memo(op.step_id) for op in state.pending.values())

@@ -119,7 +119,8 @@ class Run:
     error: dict[str, JSON] | None = None
     # Echo of the SDK's x-inngest-req-version; -1 until the SDK has told us (docs/protocol.md §5.4).
     req_version: int = -1
-    # Set for good once a response held more than one op (docs/protocol.md §7.3).
+    # No longer written or read: immediate execution now follows the ops still out
+    # (checkpoint_calls.immediate_disabled, docs/protocol.md §7.3). Kept so stored runs still load.
     disable_immediate: bool = False
     lease_owner: str | None = None
     lease_until: int | None = None
@@ -162,6 +163,11 @@ class Memo:
     detail: dict[str, JSON] = field(default_factory=dict)
 
 
+# The key of a PendingOp's detail that no reader shows: step.ai.infer's provider key, kept only
+# until the step settles (stepline.engine.ops.ai).
+SECRET_DETAIL = "secret"
+
+
 @dataclass
 class PendingOp:
     """An op the run is waiting on (sleep, planned step, wait, invoke), keyed by its hashed id
@@ -173,6 +179,10 @@ class PendingOp:
     created_at: int
     name: str = ""
     detail: dict[str, JSON] = field(default_factory=dict)
+
+    def shown_detail(self) -> dict[str, JSON]:
+        """``detail`` as operators may see it: without its secret part (``SECRET_DETAIL``)."""
+        return {k: v for k, v in self.detail.items() if k != SECRET_DETAIL}
 
 
 class WaiterKind(str, Enum):

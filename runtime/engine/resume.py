@@ -35,7 +35,7 @@ class Resumer:
             name = name or op.name
             detail = {"op": op.op, "started_at": op.created_at}
             if op.detail:
-                detail["input"] = op.detail
+                detail["input"] = op.shown_detail()
         memo = Memo(step_id=step_id, value=value, seq=self.ids.new(), name=name, detail=detail)
         if self.runs.commit_memo(run_id, memo):
             self.telemetry.op_settled(self.runs, run_id, op, value)

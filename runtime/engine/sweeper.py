@@ -83,11 +83,14 @@ _WAKES = {
     Op.WAIT_FOR_SIGNAL: lambda run_id, op: messages.wake(run_id, op.step_id),
 }
 
+# Ops run by a job of their own under a claim on the op: sent again only when nobody holds it.
+_JOBS = frozenset({Op.STEP_PLANNED, Op.AI_GATEWAY})
+
 
 @dataclass
 class SweepReport:
     """What one sweep did. ``sent`` counts by what was sent: ``discovery`` calls, planned
-    ``step`` calls, ``wake``, ``wait_timeout`` and ``invoke_timeout`` messages."""
+    ``step`` calls, ``wake``, ``wait_timeout``, ``invoke_timeout`` and ``ai_call`` messages."""
 
     before_ms: int
     found: int = 0  # stalled runs listed
@@ -181,13 +184,16 @@ class Sweeper:
         settled: list[str] = []  # ops whose step has a memo: the resume did not finish
         waiting: list[PendingOp] = []
         for op in state.pending.values():
-            if state.has_memo(op.step_id) or (op.op not in _WAKES and op.op != Op.STEP_PLANNED):
+            if state.has_memo(op.step_id) or (op.op not in _WAKES and op.op not in _JOBS):
                 settled.append(op.step_id)
                 continue
             waiting.append(op)
             if op.op in _WAKES:
                 wake = _WAKES[op.op](run_id, op)
                 sends.append((wake["kind"], wake, op_due_ms(op)))
+            elif op.op == Op.AI_GATEWAY:
+                if self._unclaimed(run_id, op.step_id, now):
+                    sends.append((messages.AI_CALL, messages.ai_call(run_id, op.step_id), now))
             elif op.step_id not in queued and self._unclaimed(run_id, op.step_id, now):
                 sends.append(("step", messages.call(run_id, op.step_id), now))
         if (settled or not waiting) and DISCOVERY_STEP_ID not in queued:

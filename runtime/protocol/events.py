@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
@@ -111,6 +112,16 @@ def at_most_bytes(value: str, limit: int) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class EventBatch:
+    """An Event API body read in order, as Inngest reads it: the events before the first one
+    that cannot be accepted, and why that one cannot (None when all can). The events from the
+    refused one on are not read at all (docs/protocol.md §11)."""
+
+    accepted: list[EventPayload]
+    refusal: ProtocolError | None = None
+
+
 def parse_event_batch(
     body: bytes,
     *,
@@ -118,8 +129,24 @@ def parse_event_batch(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> list[EventPayload]:
-    """Validate an Event API body. Raises ProtocolError (400, or 413 for size limits: the whole
-    body, the number of events, or one event, named by its index)."""
+    """Validate an Event API body, all or nothing. Raises ProtocolError (400, or 413 for size
+    limits: the whole body, the number of events, or one event, named by its index)."""
+    batch = read_event_batch(body, max_events=max_events, max_bytes=max_bytes, max_event_bytes=max_event_bytes)
+    if batch.refusal is not None:
+        raise batch.refusal
+    return batch.accepted
+
+
+def read_event_batch(
+    body: bytes,
+    *,
+    max_events: int = DEFAULT_MAX_EVENTS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> EventBatch:
+    """Read an Event API body event by event, stopping at the first event that cannot be
+    accepted. Raises ProtocolError for a body that is wrong as a whole (too large, not JSON, not
+    events, too many of them): then nothing is accepted."""
     if len(body) > max_bytes:
         raise ProtocolError(f"body: {len(body)} bytes exceeds the limit of {max_bytes}", 413)
     if not body.strip():
@@ -133,18 +160,32 @@ def parse_event_batch(
         raise ProtocolError("body: no events sent")
     if len(raw) > max_events:
         raise ProtocolError(f"body: {len(raw)} events exceeds the limit of {max_events}", 413)
-    if len(body) > max_event_bytes:  # no single event can be larger than the whole body
-        for index, item in enumerate(raw):
-            size = _json_bytes(item)
-            if size > max_event_bytes:
-                limit = f"the per-event limit of {max_event_bytes}"
-                raise ProtocolError(f"events[{index}]: {size} bytes exceeds {limit}", 413)
-    if _nesting(body) > MAX_DEPTH:  # cheap on the bytes; only then find which event it is
-        for index, item in enumerate(raw):
-            for field in ("data", "user"):
-                if isinstance(item, dict) and _depth(item.get(field)) > MAX_DEPTH:
-                    raise ProtocolError(f"events[{index}].{field}: nested more than {MAX_DEPTH} levels deep")
-    return [_parse_one(item, index) for index, item in enumerate(raw)]
+    # Both checks are cheap on the whole body; only when it could fail one is each event measured.
+    sizes = len(body) > max_event_bytes
+    depths = _nesting(body) > MAX_DEPTH
+    accepted: list[EventPayload] = []
+    for index, item in enumerate(raw):
+        try:
+            if sizes:
+                _check_size(item, index, max_event_bytes)
+            if depths:
+                _check_depth(item, index)
+            accepted.append(_parse_one(item, index))
+        except ProtocolError as refusal:
+            return EventBatch(accepted, refusal)
+    return EventBatch(accepted)
+
+
+def _check_size(item: Any, index: int, max_event_bytes: int) -> None:
+    size = _json_bytes(item)
+    if size > max_event_bytes:
+        raise ProtocolError(f"events[{index}]: {size} bytes exceeds the per-event limit of {max_event_bytes}", 413)
+
+
+def _check_depth(item: Any, index: int) -> None:
+    for field in ("data", "user"):
+        if isinstance(item, dict) and _depth(item.get(field)) > MAX_DEPTH:
+            raise ProtocolError(f"events[{index}].{field}: nested more than {MAX_DEPTH} levels deep")
 
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')

@@ -1,7 +1,7 @@
 """The opcodes an SDK reports in a 206 reply, and the step id that means discovery
 (docs/protocol.md §6.3–6.4, §7.4).
 
-Stepline runs the first eight; the others are named by the SDKs for features it does not offer,
+Stepline runs the first nine; the others are named by the SDKs for features it does not offer,
 and any op it does not run fails its step with ``UnsupportedStep`` (so the user's code sees a
 ``StepError`` rather than the run hanging). An op name no SDK is known to send reads as
 ``Op.UNKNOWN``; the name as sent is kept beside it (``Opcode.wire_op``) for the error message.
@@ -25,8 +25,8 @@ class Op(StrEnum):
     WAIT_FOR_EVENT = "WaitForEvent"
     INVOKE_FUNCTION = "InvokeFunction"
     WAIT_FOR_SIGNAL = "WaitForSignal"  # resumed by POST /v1/signals (docs/protocol.md §10.4)
+    AI_GATEWAY = "AIGateway"  # step.ai.infer: Stepline makes the model request (stepline.engine.ops.ai)
     # Named by the SDKs, not run by Stepline.
-    AI_GATEWAY = "AIGateway"
     GATEWAY = "Gateway"
     STEP_NOT_FOUND = "StepNotFound"
     RUN_COMPLETE = "RunComplete"

@@ -6,7 +6,8 @@ times each body ran to success and which result each execution produced; the run
 memo must be one of them, and every other one must have been lost to an injected fault.
 
 Workflows (one per shape the issue asks for): sequential steps with a retried failure, a sleep,
-a wait for an event, a parallel group, an invoke of a child function, and a concurrency limit.
+a wait for an event, a parallel group, an invoke of a child function, a concurrency limit, and a
+parallel group one of whose planned steps vanishes from the code under the run.
 
 Run: INNGEST_DEV=http://127.0.0.1:8288 python -m tests.chaos.app --port 8290
 """
@@ -124,7 +125,39 @@ def limited(ctx: inngest.ContextSync) -> dict:
     return {"a": a, "b": b}
 
 
-inngest.flask.serve(app, client, [steps, sleeper, waiter, parallel, child, invoker, limited])
+@client.create_function(fn_id="chaos-vanishing", trigger=inngest.TriggerEvent(event="chaos/vanishing"), retries=5)
+def vanishing(ctx: inngest.ContextSync) -> dict:
+    # The group's third branch is in the code only until its first branch's body has run: a
+    # planned step whose code went away under the run. Its targeted call then fails on every
+    # attempt, so the run must end Failed, never Completed without that step's result (unless
+    # the step ran before it went away).
+    with _lock:
+        gone = bool(_ledger.get(f"{ctx.run_id}/v1"))
+    names = ("v1", "v2") if gone else ("v1", "v2", "v3")
+    ctx.group.parallel(tuple((lambda name=name: ctx.step.run(name, effect(ctx, name))) for name in names))
+    return {"after": ctx.step.run("after", effect(ctx, "after"))}
+
+
+inngest.flask.serve(app, client, [steps, sleeper, waiter, parallel, child, invoker, limited, vanishing])
+
+
+# Run id -> the step ids of the targeted calls that reached the app, whatever became of them.
+_targets: dict[str, list[str]] = defaultdict(list)
+
+
+@app.before_request
+def record_target() -> None:
+    target = flask.request.args.get("stepId")
+    if flask.request.method == "POST" and target and target != "step":
+        run_id = ((flask.request.get_json(silent=True) or {}).get("ctx") or {}).get("run_id")
+        with _lock:
+            _targets[str(run_id)].append(target)
+
+
+@app.get("/targets")
+def targets() -> flask.Response:
+    with _lock:
+        return flask.jsonify(dict(_targets))
 
 
 @app.get("/ledger")

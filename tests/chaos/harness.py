@@ -4,7 +4,9 @@ faulted; then a mixed workload, and an audit of what came out.
 
 What the audit proves, per run and per step (see ``Audit``):
 * no run lost: every accepted event started its run, every invoke its child;
-* every run terminal, and Completed (no fault here is one a run should fail from);
+* every run terminal, and Completed (no fault here is one a run should fail from), but for the
+  ``vanishing`` shape, whose planned step leaves the code: Failed, or Completed only with that
+  step's result (it ran before it left), never Completed without it;
 * no step memo written twice: the store's applied memo writes, counted at the port, are at most
   one per step, and the memo kept is the one written;
 * every step body's side effect counted once per successful attempt: of the executions the app
@@ -18,6 +20,7 @@ What the audit proves, per run and per step (see ``Audit``):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -56,7 +59,10 @@ OWN_APP_ID = "chaos-own"
 TS_APP_SCRIPT = Path(__file__).parent / "ts_app.js"
 TS_APP_ID = "chaos-ts"
 APP_OF_SHAPE = {"checkpointed": OWN_APP_ID, "ts-checkpointed": TS_APP_ID}
-SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited", *APP_OF_SHAPE)
+SHAPES = ("steps", "sleep", "wait", "parallel", "invoke", "limited", "vanishing", *APP_OF_SHAPE)
+# The vanishing shape's step that leaves the code, by its name.
+VANISHING_STEP = "v3"
+VANISHING_HASH = hashlib.sha1(VANISHING_STEP.encode()).hexdigest()  # noqa: S324 - the SDK's step id
 # The executor gives up on a call after STEP_TIMEOUT_S; a hung answer comes after that.
 STEP_TIMEOUT_S = 4.0
 HANG_S = STEP_TIMEOUT_S + 0.5
@@ -184,6 +190,8 @@ class ChaosReport:
     seed: int
     seconds: float = 0.0
     runs_by_status: Counter = field(default_factory=Counter)
+    # How the vanishing shape's runs ended: "Failed", or "Completed" (its step ran first).
+    vanishing: Counter = field(default_factory=Counter)
     steps: int = 0
     executions: int = 0
     faults: Counter = field(default_factory=Counter)
@@ -197,6 +205,7 @@ class ChaosReport:
         """Fold in the report of one round."""
         self.seconds += other.seconds
         self.runs_by_status.update(other.runs_by_status)
+        self.vanishing.update(other.vanishing)
         self.steps += other.steps
         self.executions += other.executions
         self.faults.update(other.faults)
@@ -213,6 +222,7 @@ class ChaosReport:
             "seed": self.seed,
             "seconds": round(self.seconds, 1),
             "runs_by_status": dict(self.runs_by_status),
+            "vanishing_runs": dict(self.vanishing),
             "steps_memoized": self.steps,
             "step_executions": self.executions,
             "faults_injected": dict(sorted(self.faults.items())),
@@ -454,7 +464,8 @@ def run_crash_points(backend_kind: str, tmp: Path, shapes: tuple[str, ...] = SHA
                      timeout_s: float = 120.0) -> ChaosReport:
     """Stop the executor at every one of its writes in turn, before and after the write applies:
     first one clean run per shape counts its writes (N), then 2N runs per shape, each crashing at
-    its own point, all at once; every one must still end Completed with each step once."""
+    its own point, all at once; every one must still end as its shape allows (Completed, but for
+    the vanishing shape) with each step once."""
     plan = FaultPlan(0, FaultRates.none())
     stack_holder: list[ChaosStack] = []
 
@@ -643,20 +654,39 @@ class Audit:
         ledger.update(own)
         ledger.update(http("GET", f"http://127.0.0.1:{self.stack.ts_app.port}/ledger")[1])
         self.report.app_crashes += self.stack.own_app.restarts
+        targets = http("GET", f"http://127.0.0.1:{self.stack.app.port}/targets")[1]
         runs = []
         for shape, internal_id, event in self.accepted:
             found = self.runs_of(internal_id)
             if len(found) != 1:
                 self.report.violations.append(f"{shape} event {event['id']}: {len(found)} runs, expected 1")
-            runs.extend(found)
+            runs.extend((shape, run) for run in found)
             if shape == "invoke":
-                runs.extend(self.children(found))
-        runs = [self._settled(run) for run in runs]
-        for run in runs:
-            self.report.runs_by_status[run.status.value] += 1
-            if run.status != RunStatus.COMPLETED:
-                self.report.violations.append(f"run {run.run_id} ({run.fn_id}) ended {run.status.value}: {run.error}")
+                runs.extend(("child", run) for run in self.children(found))
+        for shape, listed in runs:
+            run = self._settled(listed)
+            if shape == "vanishing":
+                self.check_vanishing(run, targets)
+            else:
+                self.report.runs_by_status[run.status.value] += 1
+                if run.status != RunStatus.COMPLETED:
+                    self.report.violations.append(
+                        f"run {run.run_id} ({run.fn_id}) ended {run.status.value}: {run.error}")
             self.check_steps(run.run_id, ledger)
+
+    def check_vanishing(self, run, targets: dict[str, list[str]]) -> None:
+        """Failed, or Completed with the vanished step's result, or Completed without ever
+        calling it (the reply that planned it was lost, and the code had moved on when discovery
+        was repeated): never Completed after its call failed (a failed call of a planned step
+        lost, the run finished as if it had never failed)."""
+        state = self.store.load_run(run.run_id)
+        ran = state is not None and any(m.name == VANISHING_STEP for m in state.memos)
+        called = VANISHING_HASH in targets.get(run.run_id, [])
+        self.report.vanishing[run.status.value] += 1
+        if run.status == RunStatus.COMPLETED and called and not ran:
+            self.report.violations.append(f"run {run.run_id} (vanishing) Completed without step {VANISHING_STEP}")
+        elif run.status not in (RunStatus.COMPLETED, RunStatus.FAILED):
+            self.report.violations.append(f"run {run.run_id} (vanishing) ended {run.status.value}: {run.error}")
 
     def _settled(self, run, wait_s: float = 60.0):
         """The run once it has ended, or as it is after ``wait_s``. A child announces its end to

@@ -24,7 +24,7 @@ APP_ID = "e2e-app"
 client = inngest.Inngest(app_id=APP_ID, logger=None)
 app = flask.Flask(__name__)
 _counts: Counter[str] = Counter()
-_failures: dict[str, str | None] = {}
+_failures: dict[str, object] = {}  # event.data.key -> data.error as the on_failure handler saw it
 _active: Counter[str] = Counter()
 _lock = threading.Lock()
 
@@ -137,7 +137,9 @@ def parent(ctx: inngest.ContextSync) -> dict:
                   "explode": ctx.event.data.get("explode", False), "linger_s": ctx.event.data.get("linger_s", 0)},
             timeout=datetime.timedelta(seconds=ctx.event.data.get("timeout_s", 60)),
         )
-    except (inngest.StepError, inngest.NonRetriableError) as err:
+    except inngest.StepError as err:
+        return {"child_error": str(err), "child_error_name": err.name}
+    except inngest.NonRetriableError as err:
         return {"child_error": str(err)}
     return {"child": result}
 
@@ -183,6 +185,42 @@ def parallel(ctx: inngest.ContextSync) -> dict:
     return {"joined": joined, "started": started}
 
 
+@client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="test/napper.direct"), retries=0)
+def napper(ctx: inngest.ContextSync) -> str:
+    ctx.step.sleep("nap", datetime.timedelta(seconds=1))
+    return "done"
+
+
+@client.create_function(fn_id="mixed-group", trigger=inngest.TriggerEvent(event="test/mixed-group"), retries=0)
+def mixed_group(ctx: inngest.ContextSync) -> dict:
+    # The Python SDK's own parallel case: an invoke, two steps and a send in one group, then a
+    # step. Every entry into the function is one call from Stepline.
+    bump("mixed-group", "calls", ctx)
+    out = ctx.group.parallel((
+        lambda: ctx.step.invoke("invoke", function=napper),
+        lambda: ctx.step.run("1a", lambda: bump("mixed-group", "1a", ctx) and 1),
+        lambda: ctx.step.run("1b", lambda: bump("mixed-group", "1b", ctx) and 2),
+        lambda: ctx.step.send_event("send", events=inngest.Event(name="test/noop")),
+    ))
+    ctx.step.run("after", lambda: bump("mixed-group", "after", ctx))
+    return {"group": [out[0], out[1], out[2], len(out[3])]}
+
+
+_order: dict[str, list[str]] = {}  # event.data.key -> step names in the order their bodies ran
+
+
+@client.create_function(fn_id="chains", trigger=inngest.TriggerEvent(event="test/chains"), retries=0)
+def chains(ctx: inngest.ContextSync) -> list:
+    def step(name: str) -> str:
+        def body() -> str:
+            with _lock:
+                _order.setdefault(ctx.event.data.get("key", ""), []).append(name)
+            return name
+        return ctx.step.run(name, body)
+
+    return list(ctx.group.parallel((lambda: [step("a.1"), step("a.2")], lambda: [step("b.1"), step("b.2")])))
+
+
 @client.create_function(
     fn_id="cancellable",
     trigger=inngest.TriggerEvent(event="test/cancellable"),
@@ -210,7 +248,7 @@ def on_careful_failure(ctx: inngest.ContextSync) -> None:
     original = ctx.event.data.get("event", {}).get("data", {})
     with _lock:
         _counts[f"careful-failure/handler/{original.get('key', '')}"] += 1
-        _failures[original.get("key", "")] = ctx.event.data.get("error", {}).get("message")
+        _failures[original.get("key", "")] = ctx.event.data.get("error")
 
 
 @client.create_function(
@@ -305,7 +343,22 @@ def big_event(ctx: inngest.ContextSync) -> dict:
     )
 
 
-LARGE_PAYLOAD_FUNCTIONS = [big_steps, big_output, big_event]
+@client.create_function(
+    fn_id="big-batch",
+    trigger=inngest.TriggerEvent(event="test/big-batch"),
+    # The timeout only ends the last, partial batch: long enough that the full ones are always
+    # sealed by size, however slowly a loaded machine sends their events.
+    batch_events=inngest.Batch(max_size=100, timeout=datetime.timedelta(seconds=15), key="event.data.key"),
+)
+def big_batch(ctx: inngest.ContextSync) -> dict:
+    # About 1 MiB per event: the batch reaches the SDK through /v0/runs/{id}/batch (use_api).
+    return {
+        "indices": [e.data.get("i") for e in ctx.events],
+        "intact": all(e.data.get("blob") == big_part(e.data.get("i")) for e in ctx.events),
+    }
+
+
+LARGE_PAYLOAD_FUNCTIONS = [big_steps, big_output, big_event, big_batch]
 # -- end of large payloads ------------------------------------------------------------------------
 
 
@@ -475,7 +528,8 @@ FLOW_CONTROL_FUNCTIONS = [
 # -- end of flow control --------------------------------------------------------------------------
 
 
-FUNCTIONS = [cross_app, nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
+FUNCTIONS = [cross_app, nightly, hibernate, multi_step, sleeper, slow, approval, child, parent, sender, parallel,
+             napper, mixed_group, chains, cancellable, deadline, careful, patient, flaky, doomed, refuser, fan_a, fan_b, filtered] + LARGE_PAYLOAD_FUNCTIONS + FLOW_CONTROL_FUNCTIONS
 inngest.flask.serve(app, client, FUNCTIONS)
 
 
@@ -483,6 +537,12 @@ inngest.flask.serve(app, client, FUNCTIONS)
 def counters() -> flask.Response:
     with _lock:
         return flask.jsonify(dict(_counts))
+
+
+@app.get("/order/<key>")
+def order(key: str) -> flask.Response:
+    with _lock:
+        return flask.jsonify(list(_order.get(key, [])))
 
 
 @app.get("/failures")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 
+import inngest
 import pytest
+from inngest._internal.errors import SendEventsError
 
 from tests.e2e.conftest import http, start_runtime
 
@@ -51,11 +54,25 @@ def test_too_many_events_are_refused(url):
     assert "events" in body["error"]
 
 
-def test_refused_batch_stores_nothing(url):
-    code, _ = http("POST", f"{url}/e/key", raw=b'[{"name": "fine/one"}, {"name": ""}]')
-    assert code == 400
+def test_a_batch_with_a_bad_event_stores_the_ones_before_it(url):
+    code, body = http("POST", f"{url}/e/key", raw=b'[{"name": "fine/one"}, {"name": ""}, {"name": "fine/two"}]')
+    assert code == 400 and body["error"].startswith("events[1].name"), body
     _, listing = http("GET", f"{url}/v1/events?name=fine/one")
+    assert [e["internal_id"] for e in listing["data"]] == body["ids"] and len(body["ids"]) == 1
+    # Reading stops at the bad event, as on Inngest: the one after it is not stored either.
+    _, listing = http("GET", f"{url}/v1/events?name=fine/two")
     assert listing["data"] == []
+
+
+def test_the_official_sdks_send_raises_with_the_ids_of_the_events_stored(url):
+    client = inngest.Inngest(app_id="partial-send", event_api_base_url=url, is_production=False, logger=None)
+    name = f"partial/{uuid.uuid4().hex[:8]}"
+    with pytest.raises(SendEventsError) as raised:
+        client.send_sync([inngest.Event(name=name), inngest.Event(name=""), inngest.Event(name="")])
+    [stored_id] = raised.value.ids
+    _, listing = http("GET", f"{url}/v1/events?name={name}")
+    assert [e["internal_id"] for e in listing["data"]] == [stored_id]
+    assert "events[1].name" in str(raised.value)
 
 
 @pytest.mark.parametrize(

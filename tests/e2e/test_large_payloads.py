@@ -62,6 +62,11 @@ def key() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def big_part(i: int) -> str:
+    """The app's own (tests/e2e/sdk_app.py): about 1 MiB that says which part it is."""
+    return f"part-{i}:" + "x" * MIB
+
+
 def finished(stepline, event: dict[str, Any], timeout_s: float = 60) -> dict[str, Any]:
     [event_id] = stepline.send(event)
     [run] = stepline.wait_runs_done(event_id, timeout_s=timeout_s)
@@ -104,6 +109,23 @@ def test_a_large_event_reaches_the_function_whole(stack, access_log):
     assert run["output"] == {"blob_len": len(blob), "events": 1, "batch_matches": [True]}
     # The Python SDK takes `event` from the body and the batch from /v0/runs/{id}/batch.
     assert ("batch", 200) in access_log.v0_calls(run["run_id"])
+
+
+def test_a_batch_of_large_events_reaches_the_function_whole_up_to_10_mib(stack, access_log):
+    stepline, _ = stack
+    k = key()
+    # Twelve events of about 1 MiB each (one request each: a request carries at most 3 MiB). As
+    # on Inngest, a batch holds at most 10 MiB: nine of them make the first run, the rest the
+    # next one, at the batch's timeout.
+    ids = [stepline.send({"name": "test/big-batch", "data": {"key": k, "i": i, "blob": big_part(i)}})[0]
+           for i in range(12)]
+    [first] = stepline.wait_runs_done(ids[0], timeout_s=60)
+    [second] = stepline.wait_runs_done(ids[-1], timeout_s=60)
+    assert first["status"] == second["status"] == "Completed", (first, second)
+    assert first["output"] == {"indices": list(range(9)), "intact": True}
+    assert second["output"] == {"indices": [9, 10, 11], "intact": True}
+    # The Python SDK fetched each batch from /v0/runs/{id}/batch, as use_api told it to.
+    assert ("batch", 200) in access_log.v0_calls(first["run_id"])
 
 
 def test_a_step_output_over_4_mib_fails_the_step_catchably(stack):

@@ -111,7 +111,9 @@ def test_invoke_timeout_fails_the_step(stack):
     [event_id] = stepline.send({"name": "test/parent", "data": {"key": key(), "linger_s": 30, "timeout_s": 2}})
     [done] = stepline.wait_runs_done(event_id, timeout_s=20)
     assert done["status"] == "Completed"
-    assert "did not finish in time" in done["output"]["child_error"]
+    # The error Inngest gives the caller, by name and message: the SDKs' users match on both.
+    assert done["output"]["child_error_name"] == "InngestInvokeTimeoutError"
+    assert done["output"]["child_error"] == "Timed out waiting for invoked function to complete"
 
 
 def test_parallel_steps_run_concurrently_and_join_once(stack):
@@ -124,6 +126,30 @@ def test_parallel_steps_run_concurrently_and_join_once(stack):
         assert app.count("parallel", branch, k) == 1, branch
     # The three one-second branches ran side by side, not one after another.
     assert app.count("parallel", "max-active", k) >= 2
+
+
+def test_a_parallel_group_joins_in_one_discovery_and_the_next_step_runs_inside_it(stack):
+    stepline, app = stack
+    k = key()
+    [event_id] = stepline.send({"name": "test/mixed-group", "data": {"key": k}})
+    [done] = stepline.wait_runs_done(event_id)
+    assert done["status"] == "Completed", done
+    assert done["output"] == {"group": ["done", 1, 2, 1]}
+    assert [app.count("mixed-group", s, k) for s in ("1a", "1b", "after")] == [1, 1, 1]
+    # The Python SDK's own count for this case: discovery, three targeted calls (1a, 1b, send),
+    # one discovery once the invoke returns, in which `after` runs at once, and the last one.
+    assert app.count("mixed-group", "calls", k) == 6
+
+
+def test_chains_inside_parallel_branches_advance_in_waves(stack):
+    stepline, app = stack
+    k = key()
+    [event_id] = stepline.send({"name": "test/chains", "data": {"key": k}})
+    [done] = stepline.wait_runs_done(event_id)
+    assert done["output"] == [["a.1", "a.2"], ["b.1", "b.2"]]
+    order = http("GET", f"http://127.0.0.1:{app.port}/order/{k}")[1]
+    # Both first steps, then one join, which plans both second steps (a.1, b.1, a.2, b.2).
+    assert len(order) == 4 and set(order[:2]) == {"a.1", "b.1"} and set(order[2:]) == {"a.2", "b.2"}, order
 
 
 def test_step_error_is_memoized_after_retries_and_catchable(stack):
@@ -144,7 +170,12 @@ def test_uncaught_step_error_fails_the_run_and_runs_on_failure(stack):
     assert done["status"] == "Failed"
     wait_for(lambda: app.count("careful-failure", "handler", k) == 1, what="the on_failure handler")
     failures = http("GET", f"http://127.0.0.1:{app.port}/failures")[1]
-    assert "step went boom" in failures[k]
+    assert "step went boom" in failures[k]["message"]
+    # data.error in Inngest's shape: exactly these four keys, `error` summing up the app's answer
+    # (an uncaught step error is a 500 from the Python SDK).
+    assert set(failures[k]) == {"error", "message", "name", "stack"}
+    assert failures[k]["error"] == "invalid status code: 500"
+    assert isinstance(failures[k]["stack"], str)
     _, failed_events = http("GET", f"{stepline.url}/v1/events?name=inngest/function.failed&limit=100")
     assert any(e["data"]["run_id"] == done["run_id"] and e["id"] == done["run_id"] for e in failed_events["data"])
 

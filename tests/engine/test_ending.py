@@ -8,6 +8,7 @@ import json
 import pytest
 
 from stepline.engine.core import Engine
+from stepline.engine.ending import event_error
 from stepline.engine.flow.keys import rule_key
 from stepline.engine.http import HttpResponse
 from stepline.engine.ports import RunStatus
@@ -51,7 +52,9 @@ def test_a_parallel_step_that_fails_the_run_announces_the_failure(backend, clock
     [finished] = announced(backend, FINISHED, run_id)
     assert finished["_inngest"]["status"] == "Failed" and finished["error"]["name"] == "Broken"
     [failed] = announced(backend, FAILED, run_id)
-    assert failed["error"] == run.error
+    # The run's error, in the shape Inngest's end events carry (docs/protocol.md §9.2).
+    assert failed["error"] == event_error(run.error)
+    assert failed["error"]["error"] == "invalid status code: 400" and failed["error"]["message"] == "a broke"
     assert app.executed["after"] == 0
 
 

@@ -52,6 +52,9 @@ class Row:
     disable_immediate: bool = False
     memo_bytes: int = 0  # the size of the one result the run holds already (for state limits)
     settings: dict[str, Any] = field(default_factory=dict)  # limits other than the defaults
+    wait_mode: bool = False  # the run's parallel groups join in one discovery (plan.waits_for_group)
+    claimed: bool = False  # the call is for a planned step its job claimed
+    race: set[str] = field(default_factory=set)  # pending steps planned in race mode
 
 
 def ops(*items: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
@@ -66,7 +69,16 @@ def function(max_attempts: int = 4) -> FunctionRecord:
 def plan_for(row: Row, result):
     settings = Settings(mode="dev", **row.settings)
     fn = function(row.max_attempts)
-    return plan_reply(result, state_for(row), row.call, fn, settings, holds_run_lease=row.holds_run_lease)
+    return plan_reply(
+        result,
+        state_for(row),
+        row.call,
+        fn,
+        settings,
+        holds_run_lease=row.holds_run_lease,
+        wait_mode=row.wait_mode,
+        claimed=row.claimed,
+    )
 
 
 def state_for(row: Row) -> RunState:
@@ -83,7 +95,8 @@ def state_for(row: Row) -> RunState:
     memos = [Memo(step_id=s, value={"data": 1}, seq=f"{i:04d}") for i, s in enumerate(row.memos)]
     if row.memo_bytes:
         memos.append(Memo(step_id="big", value={"data": "x" * row.memo_bytes}, seq="9999"))
-    pending = {s: PendingOp(s, op, NOW) for s, op in row.pending.items()}
+    race = {"parallel_mode": "race"}
+    pending = {s: PendingOp(s, op, NOW, detail=race if s in row.race else {}) for s, op in row.pending.items()}
     return RunState(run, memos, pending)
 
 
@@ -105,7 +118,7 @@ def describe(plan: Plan) -> dict[str, Any]:
         outcome = ("end", plan.outcome.status, detail)
     elif isinstance(plan.outcome, RetryCall):
         target = plan.outcome.target
-        outcome = ("retry call", target.step, target.attempt, plan.outcome.error["name"], plan.outcome.not_before_ms)
+        outcome = ("retry call", target.step, target.attempt, plan.outcome.error["name"], plan.outcome.retry_at_ms)
     elif isinstance(plan.outcome, CallNext):
         outcome = ("call", plan.outcome.target.step, plan.outcome.target.attempt)
     return {
@@ -141,7 +154,7 @@ ROWS: dict[str, Row] = {
     "500 retries the call": Row(
         (500, {}, {"name": "Error", "message": "boom"}), expect(outcome=("retry call", "step", 1, "Error", None))
     ),
-    "500 with retry-after retries it no earlier": Row(
+    "500 with retry-after retries it then": Row(
         (500, {"retry-after": "90"}, b""), expect(outcome=("retry call", "step", 1, "HTTPError", NOW + 90_000))
     ),
     "500 on the last attempt fails the run": Row(
@@ -297,8 +310,11 @@ ROWS: dict[str, Row] = {
         pending={A: Op.STEP_PLANNED, B: Op.STEP_PLANNED},
         disable_immediate=True,
     ),
+    "step.ai.infer's model request is started": Row(
+        ops({"id": A, "op": "AIGateway"}), expect([("start", A, Op.AI_GATEWAY)])
+    ),
     "an op this runtime does not run fails its step": Row(
-        ops({"id": A, "op": "AIGateway"}), expect([("settle", A, "UnsupportedStep", 0)], outcome=DISCOVER)
+        ops({"id": A, "op": "Gateway"}), expect([("settle", A, "UnsupportedStep", 0)], outcome=DISCOVER)
     ),
     "an op no SDK sends fails its step": Row(
         ops({"id": A, "op": "Bogus"}), expect([("settle", A, "UnsupportedStep", 0)], outcome=DISCOVER)
@@ -385,6 +401,49 @@ ROWS: dict[str, Row] = {
         expect(outcome=("retry call", B, 1, "NoProgress", None), disable_immediate=True),
         call=Target(B),
     ),
+    # -- wait mode: a parallel group joins in one discovery (docs/protocol.md §7.5) ------------
+    "a wait-mode branch's call answering that the function completed fails that call": Row(
+        (200, {}, "done"),
+        expect(outcome=("retry call", B, 1, "NoProgress", None)),
+        call=Target(B),
+        pending={B: Op.STEP_PLANNED},
+        holds_run_lease=False,
+        wait_mode=True,
+        claimed=True,
+    ),
+    "the same on the branch's last attempt fails the run": Row(
+        (200, {}, "done"),
+        expect(outcome=("end", RunStatus.FAILED, "NoProgress")),
+        call=Target(B, 3),
+        pending={B: Op.STEP_PLANNED},
+        holds_run_lease=False,
+        wait_mode=True,
+        claimed=True,
+    ),
+    "a race's losing branch answering that the function completed completes the run": Row(
+        (200, {}, "done"),
+        expect(outcome=("end", RunStatus.COMPLETED, "done")),
+        call=Target(B),
+        pending={B: Op.STEP_PLANNED},
+        holds_run_lease=False,
+        claimed=True,
+    ),
+    "a lone planned step run inline may complete the run": Row(
+        (200, {}, "done"), expect(outcome=("end", RunStatus.COMPLETED, "done")), call=Target(B), wait_mode=True
+    ),
+    "wait-mode discovery completing while planned steps are out is ignored": Row(
+        (200, {}, "done"), expect(), pending={A: Op.STEP_PLANNED, B: Op.STEP_PLANNED}, memos=[A], wait_mode=True
+    ),
+    "a race's slow branch does not hold the run's completion back": Row(
+        (200, {}, "done"),
+        expect(outcome=("end", RunStatus.COMPLETED, "done")),
+        pending={A: Op.STEP_PLANNED},
+        race={A},
+        wait_mode=True,
+    ),
+    "outside wait mode, discovery may complete with planned steps out": Row(
+        (200, {}, "done"), expect(outcome=("end", RunStatus.COMPLETED, "done")), pending={A: Op.STEP_PLANNED}
+    ),
 }
 
 
@@ -419,3 +478,11 @@ def test_planning_reads_and_changes_nothing() -> None:
     first = plan_reply(result, state, row.call, fn, settings)
     assert plan_reply(result, state, row.call, fn, settings) == first
     assert (list(state.memos), dict(state.pending), state.run.disable_immediate) == before
+
+
+def test_a_run_failed_by_an_error_status_carries_inngest_s_summary() -> None:
+    # The end events' data.error.error is Inngest's one-line summary of the answer.
+    result = parse_call_response(500, {}, json.dumps({"name": "Error", "message": "boom"}).encode(), NOW)
+    plan = plan_for(Row(ops(), {}, call=Target("step", 3)), result)
+    assert isinstance(plan.outcome, Ending)
+    assert plan.outcome.error == {"name": "Error", "message": "boom", "error": "invalid status code: 500"}

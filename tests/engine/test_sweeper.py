@@ -202,7 +202,7 @@ def test_an_invoke_whose_timeout_timer_was_deleted_times_out(backend, clock):
 
     run = backend.store.get_run(run_id)
     assert run.status is RunStatus.COMPLETED
-    assert run.output["steps"]["call"]["error"]["name"] == "InvokeTimeoutError"
+    assert run.output["steps"]["call"]["error"]["name"] == "InngestInvokeTimeoutError"
     assert app.executed == {"after": 1}
 
 

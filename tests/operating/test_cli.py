@@ -286,6 +286,38 @@ def test_tail_names_a_run_already_going_by_what_it_is_doing(ops):
     assert "1 step done, sleeping 'long-nap' until" in line
 
 
+def test_tail_shows_at_once_what_a_run_new_since_its_last_look_already_does(ops):
+    # A run that starts and falls asleep between two of tail's looks is "started" (new since the
+    # last look) and already sleeping: its progress line must follow, not wait for a change.
+    before = ops.run_of(ops.send("ops/slow", {"key": key()}))["run_id"]
+    ops.wait_step(before, "long-nap", "Sleeping")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPLINE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stepline.cli", "tail", "--url", ops.url, "--interval", "3",
+         "--seconds", "8", "--function", "ops-app-slow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean,
+    )
+    run_id = None
+    try:
+        # Its first look names the run already asleep: the next look is three seconds off.
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if before in line:
+                break
+        run_id = ops.run_of(ops.send("ops/slow", {"key": key()}))["run_id"]
+        ops.wait_step(run_id, "long-nap", "Sleeping")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        for run in (before, run_id):
+            if run is not None:
+                http("DELETE", f"{ops.url}/v1/runs/{run}")
+    lines = [line.split()[1] for line in out.splitlines() if run_id in line]
+    assert lines == ["started", "progress"], (out, err)
+    [progress] = [line for line in out.splitlines() if f"progress   {run_id}" in line]
+    assert "1 step done, sleeping 'long-nap' until" in progress
+
+
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
     settings = Settings(mode="cloud", event_keys=["evt"], signing_key=SIGNING_KEY, operator_key=OPERATOR_KEY)

@@ -166,7 +166,7 @@ def test_invoke_timeout_fails_the_step(ts_stack):
     started = ts_stack.early["invoke-timeout"]
     [done] = stepline.wait_runs_done(started.event_id, timeout_s=20)
     assert done["status"] == "Completed", done
-    assert "did not finish in time" in done["output"]["child_error"]
+    assert "Timed out waiting for invoked function to complete" in done["output"]["child_error"]
 
 
 def test_parallel_steps_run_concurrently_and_join_once(ts_stack):

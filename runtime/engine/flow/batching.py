@@ -5,7 +5,7 @@ A batch is a buffer of events per key. The event that fills it seals it and star
 first event schedules a batch message for the timeout, which starts the run of a batch that
 never filled (and does nothing for one that already ran: it names its batch). Events for which
 ``if`` is false are not batched: each starts a run of its own at once. A batch whose events
-would pass ``MAX_BATCH_BYTES`` runs early, so a buffer always fits in one store item.
+would pass ``MAX_BATCH_BYTES`` runs early.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from stepline.engine.flow_records import FlowState
 from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
 from stepline.protocol.durations import parse_duration_ms
 
-MAX_BATCH_BYTES = 256 * 1024
+# Inngest's hard cap on a batch's combined events. A buffer this large fits no DynamoDB item: the
+# AWS flow-state store offloads it to S3, as it does any large item.
+MAX_BATCH_BYTES = 10 * 1024 * 1024
 
 
 def enabled(config: dict[str, Any] | None) -> bool:

@@ -22,6 +22,12 @@ from stepline.protocol.durations import parse_duration_ms
 
 # Without a timeout an invoke waits as long as a run can live (Go uses a year too).
 DEFAULT_INVOKE_TIMEOUT_MS = 366 * 24 * 60 * 60 * 1000
+# The caller's step error when the child is still running at the timeout, word for word as
+# Inngest writes it: the SDKs' users and their tests match on both (docs/protocol.md §9.1).
+TIMEOUT_ERROR = {
+    "name": "InngestInvokeTimeoutError",
+    "message": "Timed out waiting for invoked function to complete",
+}
 
 
 def correlation_id(run_id: str, step_id: str) -> str:
