@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,31 +39,54 @@ log = logging.getLogger(__name__)
 
 
 class ApiResolver(APIGatewayHttpResolver):
-    """Powertools' HTTP API resolver, with the request it serves kept on the instance. Powertools
-    keeps it on its base class (``BaseRouter.current_event``, for routers to share), where
-    resolvers serving requests on several threads (``stepline dev``, one resolver per thread)
-    would read each other's; handlers and powertools itself read it through ``current_event``."""
+    """Powertools' HTTP API resolver, with what it knows of the request it serves (the event, and
+    the routing context holding the path's arguments) kept per thread. Powertools keeps the event
+    on its base class (``BaseRouter.current_event``, shared by every instance) and the context on
+    the instance: requests resolved at once on several threads (``stepline dev``'s server, a test
+    standing in for API Gateway) read each other's path arguments and headers. Handlers and
+    powertools itself read both through ``current_event`` and ``context``."""
 
-    _serving: APIGatewayProxyEventV2 | None = None
+    @property
+    def _request(self) -> threading.local:
+        # Made on first use: powertools' __init__ sets ``context`` before ours could run.
+        local: threading.local | None = self.__dict__.get("_local")
+        if local is None:
+            local = self.__dict__.setdefault("_local", threading.local())
+        return local
 
     @property  # type: ignore[override]  # an attribute in powertools, a property here
     def current_event(self) -> APIGatewayProxyEventV2:
-        if self._serving is None:
-            raise RuntimeError("current_event: no request is being resolved")
-        return self._serving
+        event: APIGatewayProxyEventV2 | None = getattr(self._request, "event", None)
+        if event is None:
+            raise RuntimeError("current_event: no request is being resolved on this thread")
+        return event
 
     @current_event.setter
     def current_event(self, event: APIGatewayProxyEventV2) -> None:
-        self._serving = event
+        self._request.event = event
+
+    @property
+    def context(self) -> dict[str, Any]:
+        context: dict[str, Any] | None = getattr(self._request, "context", None)
+        if context is None:
+            context = self._request.context = {}
+        return context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        self._request.context = value
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        # A handler may cause a request to this same resolver before it answers (an app invoked
-        # in-process registering through it): the outer request is served on once that returns.
-        outer, self._serving = self._serving, APIGatewayProxyEventV2(dict(event))
+        # A handler may cause a request to this same resolver, on this thread, before it answers
+        # (an app invoked in-process registering through it): the outer request is served on
+        # once that returns, with its own event and routing context.
+        request = self._request
+        outer = getattr(request, "event", None), getattr(request, "context", None)
+        request.event, request.context = APIGatewayProxyEventV2(dict(event)), {}
         try:
             return super().resolve(event, context)
         finally:
-            self._serving = outer
+            request.event, request.context = outer
 
 
 def build_api(engine: Engine) -> APIGatewayHttpResolver:

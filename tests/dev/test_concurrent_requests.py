@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from stepline.api.app import build_api
+from stepline.dev.http_server import DevHttpServer
 from stepline.dev.runtime import DevOptions, DevRuntime
 from stepline.settings import Settings
 from tests.e2e.conftest import free_port
@@ -22,16 +24,26 @@ THREADS = 8
 REQUESTS = 40
 
 
-@pytest.fixture
-def url(tmp_path) -> Iterator[str]:
+@pytest.fixture(params=["a resolver per thread", "one resolver for every thread"])
+def url(request, tmp_path) -> Iterator[str]:
+    """`stepline dev` as it serves (a resolver per thread), and the API's resolver alone shared by
+    every thread of a server (as a test standing in for API Gateway serves the API Lambda)."""
     # The server runs in this process: switching threads every few microseconds, not every 5 ms,
     # makes requests interleave inside the resolver the way a loaded machine does.
     before = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     runtime = DevRuntime(DevOptions(port=free_port(), db_path=str(tmp_path / "dev.db")), Settings(mode="dev")).start()
+    shared = None
     try:
-        yield runtime.url
+        if request.param == "one resolver for every thread":
+            shared = DevHttpServer(build_api(runtime.engine), "127.0.0.1", free_port())
+            shared.start()
+            yield f"http://127.0.0.1:{shared.port}"
+        else:
+            yield runtime.url
     finally:
+        if shared is not None:
+            shared.stop()
         runtime.stop()
         sys.setswitchinterval(before)
 
