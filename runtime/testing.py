@@ -34,6 +34,7 @@ from stepline.protocol.calls import CallResult, Opcode, build_call_request, pars
 from stepline.protocol.durations import parse_duration_ms, parse_sleep_until_ms
 from stepline.protocol.jsoncanon import canonical_json, loads
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID, RESULT_OPS, Op
+from stepline.protocol.signals import op_signal
 from stepline.sdk import execution
 from stepline.sdk.events import Event, EventData, to_wire_event
 from stepline.sdk.function import FAILED_EVENT, Function
@@ -256,9 +257,7 @@ class _Driver:
             )
         step.mocked = True
         if value is None:
-            timeout = parse_duration_ms(str(op.options.get("timeout") or "0s"))
-            self.pending.add(op.id)
-            self.timers.append((self.clock.now_ms() + timeout, op.id, {"data": None}))
+            self._time_out_later(op)
             return
         if isinstance(value, EventData) or (isinstance(value, Event) and isinstance(value.data, EventData)):
             wire = to_wire_event(value)
@@ -269,8 +268,14 @@ class _Driver:
         step.output = wire
         self._commit(op.id, {"data": wire})
 
+    def _time_out_later(self, op: Opcode) -> None:
+        """A wait mocked with None: it settles with null once its timeout has passed."""
+        timeout = parse_duration_ms(str(op.options.get("timeout") or "0s"))
+        self.pending.add(op.id)
+        self.timers.append((self.clock.now_ms() + timeout, op.id, {"data": None}))
+
     def _wait_signal(self, op: Opcode, step: RecordedStep) -> None:
-        signal = op.options.get("signal") or op.name
+        signal = op_signal(op)
         found, value = self._mock(op)
         if not found:
             raise TestingError(
@@ -279,9 +284,7 @@ class _Driver:
             )
         step.mocked = True
         if value is None:
-            timeout = parse_duration_ms(str(op.options.get("timeout") or "0s"))
-            self.pending.add(op.id)
-            self.timers.append((self.clock.now_ms() + timeout, op.id, {"data": None}))
+            self._time_out_later(op)
             return
         data = value.data if isinstance(value, Signal) else value
         step.output = {"signal": signal, "data": data}

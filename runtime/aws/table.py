@@ -107,9 +107,6 @@ from stepline.aws.items import (
     decode_cursor,
     encode_cursor,
     encode_run_field,
-    get_int,
-    get_json,
-    get_str,
     json_attr,
     num_attr,
     run_from_item,
@@ -126,7 +123,6 @@ from stepline.aws.signals import SignalRecords
 from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
 from stepline.aws.waiters import WaiterRecords
 from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
-from stepline.protocol.opcodes import Op
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (
@@ -524,15 +520,7 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
 
     def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
         item = self._t.get(step_key(run_id, step_id))
-        if item is None or "pending_op" not in item:
-            return None
-        return PendingOp(
-            step_id=step_id,
-            op=Op.read(get_str(item, "pending_op") or ""),
-            created_at=get_int(item, "pending_at") or 0,
-            name=get_str(item, "pending_name", "") or "",
-            detail=get_json(item, "pending_detail", {}),
-        )
+        return None if item is None else pending_from_item(step_id, item)
 
     def add_pending(self, run_id: str, op: PendingOp) -> bool:
         detail = self._t.offload(json_attr(op.detail), step_prefix(run_id, op.step_id, "pending"))
