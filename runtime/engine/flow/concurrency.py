@@ -11,10 +11,10 @@ a slot wakes the head of that line at once, so the delay is only a safety net. A
 position when a second limit stops it after the first, so it is not pushed to the back of the
 other line.
 
-The entry of a waiting message travels in the message (its ``messages.LinePlace``). Copies of it (the wake, the
-safety net, a redelivery) resolve through the store: a copy whose entry is gone is a duplicate
-and stops. An entry is removed only once the copy that was admitted has finished, so a crash
-never loses the work.
+The entry of a waiting message travels in the message (``Call.place``, a ``messages.LinePlace``).
+Copies of it (the wake, the safety net, a redelivery) resolve through the store: a copy whose
+entry is gone is a duplicate and stops. An entry is removed only once the copy that was
+admitted has finished, so a crash never loses the work.
 
 Nothing is held by someone who is gone for longer than a bound, whichever write fails and
 wherever an executor dies:
