@@ -270,6 +270,8 @@ def test_fields_no_body_was_refused_for_are_read_as_absent_when_malformed():
     body = {"kind": "call", "run_id": "R", "claim": 7, "join": "yes", "line": {"key": "k"}, "waits": "2"}
     assert messages.parse(body) == Call(run_id="R")
     assert messages.parse({**body, "failures": [FAILURE, "junk"]}).failures == [FAILURE]
+    for line in ({"key": "k", "pos": "p", "limit": "two"}, {"key": "k", "pos": "p", "limits": [["k"]]}):
+        assert messages.parse({**body, "line": line}).place is None
     timeout = messages.parse({"kind": "wait_timeout", "run_id": "R", "step": "s", "event": 3, "match_key": 4})
     assert timeout == WaitTimeout(run_id="R", step="s")
 

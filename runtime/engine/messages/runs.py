@@ -59,21 +59,26 @@ class LinePlace:
 
     @classmethod
     def read(cls, fields: Fields) -> LinePlace | None:
-        """The place a body carries; None without one (a line without its key or position is none)."""
+        """The place a body carries; None without one. A line no join ever wrote (without its
+        key or position, or with limits that are not numbers) is none either: the call then
+        queues anew, which no body is refused for."""
         line = fields.loose("line", dict)
         if line is None or not line.get("key") or not line.get("pos"):
             return None
         limits = line.get("limits")
         ahead = fields.loose("ahead", list) or []
-        return cls(
-            key=str(line["key"]),
-            position=str(line["pos"]),
-            limit=int(line.get("limit") or 1),
-            limits=tuple((str(k), int(n)) for k, n in limits) if isinstance(limits, list) else None,
-            waits=fields.loose("waits", int) or 0,
-            woken=fields.flag("woken"),
-            ahead=tuple(p for p in ahead if isinstance(p, str)),
-        )
+        try:
+            return cls(
+                key=str(line["key"]),
+                position=str(line["pos"]),
+                limit=int(line.get("limit") or 1),
+                limits=tuple((str(k), int(n)) for k, n in limits) if isinstance(limits, list) else None,
+                waits=fields.loose("waits", int) or 0,
+                woken=fields.flag("woken"),
+                ahead=tuple(p for p in ahead if isinstance(p, str)),
+            )
+        except (TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True, kw_only=True)
