@@ -12,13 +12,13 @@ configured (``stepline.telemetry.setup``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stepline.telemetry import logs
-from stepline.telemetry.trace_context import RunTrace
+from stepline.telemetry.trace_context import RunTrace, SenderContext
 
 if TYPE_CHECKING:
     from stepline.engine.ports import Clock, Memo, PendingOp, Run, RunStore
@@ -66,7 +66,7 @@ class CallSpan(Protocol):
 class RunTracer(Protocol):
     """What tracing does with the hooks (``stepline.telemetry.tracing.OtelRunTracer``)."""
 
-    def sample(self, trace_id: int) -> bool: ...
+    def new_run(self, senders: Sequence[SenderContext]) -> RunTrace: ...
 
     def run_ended(self, run: Run, trace: RunTrace, ended_ms: int, invoked_by: RunTrace | None) -> None: ...
 
@@ -123,13 +123,28 @@ class Telemetry:
         return self.clock.now_ms() if self.clock is not None else int(time.time() * 1000)
 
     # -- runs ------------------------------------------------------------------------------------
-    def new_run_trace(self) -> str:
-        """The trace context a new run is stored with (``Run.trace``). Sampled as the configured
-        sampler decides; unsampled (nothing recorded, ids for the logs only) when tracing is off."""
-        trace = RunTrace.new(sampled=False)
-        if self.tracer is not None and self.tracer.sample(trace.trace_id):
-            trace = RunTrace(trace.trace_id, trace.span_id, True)
-        return trace.traceparent()
+    def sender(self, headers: Mapping[str, str]) -> dict[str, str] | None:
+        """The W3C context a request's sender sent (``traceparent``, ``tracestate``), to keep
+        with the events it sends (``StoredEvent.trace``); None without one, with an invalid one,
+        or with tracing off (there is no trace to join, and OpenTelemetry stays unloaded)."""
+        if self.tracer is None:
+            return None
+        from stepline.telemetry.propagation import sender_carrier
+
+        return sender_carrier(headers)
+
+    def new_run_trace(self, senders: Iterable[Mapping[str, str] | None] = ()) -> str:
+        """The trace context a new run is stored with (``Run.trace``), given the trace context
+        each of its events was sent with. Sampled as the configured sampler decides; unsampled
+        (nothing recorded, ids for the logs only) when tracing is off."""
+        if self.tracer is None:
+            return RunTrace.new(sampled=False).traceparent()
+        distinct: dict[str, SenderContext] = {}
+        for carrier in senders:
+            sender = SenderContext.of(carrier)
+            if sender is not None:
+                distinct.setdefault(sender.traceparent, sender)
+        return self.tracer.new_run(list(distinct.values())).stored()
 
     def run_started(self, run: Run) -> None:
         if self.metrics is not None:
