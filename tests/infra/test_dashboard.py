@@ -131,7 +131,7 @@ def function_roles(template: dict) -> set[str]:
     ],
 )
 def test_the_otlp_headers_secret_is_named_to_both_lambdas_and_readable_by_them_alone(tmp_path, secret, resource):
-    template = synthesize(tmp_path, {**OTLP, "stepline:otlpHeadersSecret": secret}, check=False).template
+    template = synthesize(tmp_path, {**OTLP, "stepline:otlpHeadersSecret": secret}, check=True).template  # cdk-nag too
     fns = functions(template)
     assert len(fns) == 2
     for fn in fns.values():

@@ -217,3 +217,46 @@ def test_with_tracing_off_a_traceparent_is_not_kept(backend, clock):
     pump(backend, engine, clock)
     [run] = completed(backend, body["ids"][0])
     assert RunTrace.parse(run.trace).trace_hex != "ab" * 16
+
+
+def test_a_large_requests_queued_starts_read_the_context_back_from_the_store(backend, clock):
+    """Past ``ingest_inline_events`` the runs start from ``start`` messages that read each event
+    back from the store: the context must have been stored with it."""
+    settings = Settings(mode="dev", ingest_inline_events=1)
+    engine, app, _, exporter = make(backend, clock, {"fn": [("run", "a")]}, settings=settings)
+    api = build_api(engine)
+    sender = Sender()
+    with sender.tracer.start_as_current_span("bulk") as span:
+        events = [{"name": "app/fn", "data": {"i": i}} for i in range(3)]
+        status, body = post(api, "/e/key", events, sender.headers(span))
+    assert status == 200, body
+    assert all(backend.store.get_event(i).trace["traceparent"] == sender.headers(span)["traceparent"]
+               for i in body["ids"])
+    pump(backend, engine, clock)
+    runs = [r for event_id in body["ids"] for r in completed(backend, event_id)]
+    assert len(runs) == 3 and app.executed == {"a": 3}
+    for run in runs:
+        assert_continues(exporter, run, span)
+
+
+def test_a_webhook_delivery_continues_the_senders_trace(backend, clock):
+    from tests.webhooks.signing import github_header
+
+    engine, app, _, exporter = make(backend, clock, {"fn": [("run", "a")]})
+    api = build_api(engine)
+    source = {"source": "shop", "provider": "github", "secret": "gh-secret",
+              "transform": {"cel": '{"name": "app/fn", "data": {"n": event.body.n}}'}}
+    status, body = post(api, "/v1/webhooks", source, {})
+    assert status in (200, 201), body
+    sender = Sender()
+    payload = json.dumps({"n": 1}).encode()
+    with sender.tracer.start_as_current_span("notify") as span:
+        headers = {"x-hub-signature-256": github_header("gh-secret", payload), "x-github-delivery": "d-1",
+                   "x-github-event": "order", "content-type": "application/json", **sender.headers(span)}
+        event = to_http_api_event("POST", "/webhooks/shop", headers, payload, "127.0.0.1")
+        result = api.resolve(event, None)
+    assert result["statusCode"] == 200, result
+    pump(backend, engine, clock)
+    [event_id] = json.loads(result["body"])["ids"]
+    [run] = completed(backend, event_id)
+    assert_continues(exporter, run, span)
