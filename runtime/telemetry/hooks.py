@@ -12,7 +12,9 @@ configured (``stepline.telemetry.setup``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -77,7 +79,14 @@ class RunTracer(Protocol):
     def step(self, run: Run, trace: RunTrace, attempt: StepAttempt) -> None: ...
 
     def span(
-        self, trace: RunTrace, name: str, start_ms: int, end_ms: int, attributes: dict[str, Any], error: str | None
+        self,
+        trace: RunTrace,
+        name: str,
+        start_ms: int,
+        end_ms: int,
+        attributes: dict[str, Any],
+        error: str | None,
+        links: Sequence[SenderContext] = (),
     ) -> None: ...
 
     def flush(self) -> None: ...
@@ -132,6 +141,20 @@ class Telemetry:
         from stepline.telemetry.propagation import sender_carrier
 
         return sender_carrier(headers)
+
+    @contextmanager
+    def sent_by(self, carrier: Mapping[str, str] | None) -> Iterator[None]:
+        """While the block runs (one request), the ops it settles were settled by the sender whose
+        context ``carrier`` is (a signal's): their spans link to the sender's span."""
+        sender = SenderContext.of(carrier)
+        if sender is None:
+            yield
+            return
+        token = _settled_by.set((sender,))
+        try:
+            yield
+        finally:
+            _settled_by.reset(token)
 
     def new_run_trace(self, senders: Iterable[Mapping[str, str] | None] = ()) -> str:
         """The trace context a new run is stored with (``Run.trace``), given the trace context
@@ -239,7 +262,7 @@ class Telemetry:
         if op.name:
             attributes["stepline.step.name"] = op.name
         name = f"{_WAIT_NAMES.get(op.op, op.op)} {op.name or op.step_id}"
-        self.tracer.span(trace, name, op.created_at, self._now(), attributes, _message(error))
+        self.tracer.span(trace, name, op.created_at, self._now(), attributes, _message(error), _settled_by.get())
 
     def flow_wait(self, run_id: str, limit: FlowLimit, since_ms: int, until_ms: int) -> None:
         """A run's start or call waited (or is to wait) behind a flow-control limit from
@@ -285,7 +308,10 @@ class Telemetry:
         return trace if trace is not None and trace.sampled else None
 
 
-_WAIT_NAMES = {"Sleep": "sleep", "WaitForEvent": "wait", "InvokeFunction": "invoke"}
+_WAIT_NAMES = {"Sleep": "sleep", "WaitForEvent": "wait", "WaitForSignal": "signal", "InvokeFunction": "invoke"}
+
+# The senders of the request being handled that settle ops (``Telemetry.sent_by``).
+_settled_by: ContextVar[tuple[SenderContext, ...]] = ContextVar("stepline_settled_by", default=())
 
 
 def _trace_hex(run: Run) -> str | None:

@@ -8,7 +8,8 @@ A run's spans, whatever process records them:
       call <fn>                 one call to the app (its traceparent names this span)
         step <name>             one step attempt reported on that call (inline, streamed)
       step <name>               a step stored through /v1/checkpoint, outside any call we made
-      sleep|wait|invoke <name>  from the op's start to its end
+      sleep|wait|signal|invoke <name>
+                                from the op's start to its end (a signal's links to its sender)
       queued <limit>            time held back by concurrency, throttle or rate limit
 
 Every span is written when what it measures is over, with its real start and end: a sleep of
@@ -151,10 +152,7 @@ class OtelRunTracer:
         if invoked_by is not None:
             invoker = SpanContext(invoked_by.trace_id, invoked_by.span_id, is_remote=True)
             links.append(Link(invoker, {"stepline.link": "invoked by"}))
-        for sender in run_trace.links:
-            remote = sender_context(sender.carrier())
-            if remote is not None:
-                links.append(Link(remote, {"stepline.link": "sent by"}))
+        links += _sender_links(run_trace.links)
         parent = trace.set_span_in_context(trace.INVALID_SPAN)  # a root: no parent
         remote_parent = sender_context(run_trace.parent.carrier()) if run_trace.parent is not None else None
         if remote_parent is not None and remote_parent.trace_id == run_trace.trace_id:
@@ -234,12 +232,14 @@ class OtelRunTracer:
         end_ms: int,
         attributes: dict[str, Any],
         error: str | None,
+        links: Sequence[SenderContext] = (),
     ) -> None:
         span = self.tracer.start_span(
             name,
             context=_parent(run_trace.trace_id, run_trace.span_id),
             attributes=attributes,
             start_time=start_ms * _MS,
+            links=_sender_links(links),
         )
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
@@ -250,6 +250,11 @@ class OtelRunTracer:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+def _sender_links(senders: Sequence[SenderContext]) -> list[Link]:
+    remotes = (sender_context(sender.carrier()) for sender in senders)
+    return [Link(remote, {"stepline.link": "sent by"}) for remote in remotes if remote is not None]
 
 
 def _run_attributes(run: Run) -> dict[str, Any]:

@@ -260,3 +260,27 @@ def test_a_webhook_delivery_continues_the_senders_trace(backend, clock):
     [event_id] = json.loads(result["body"])["ids"]
     [run] = completed(backend, event_id)
     assert_continues(exporter, run, span)
+
+
+def test_a_signal_links_the_span_of_the_wait_it_ends_to_its_sender(backend, clock):
+    """A signal starts no run: the run it resumes keeps its own trace, and its signal span links
+    to the span that sent the signal."""
+    script = [("signal", "approval", "approval/7", "1h"), ("run", "after")]
+    engine, app, _, exporter = make(backend, clock, {"fn": script})
+    api = build_api(engine)
+    status, body = post(api, "/e/key", {"name": "app/fn", "data": {}}, {})
+    assert status == 200, body
+    pump(backend, engine, clock)
+    sender = Sender()
+    with sender.tracer.start_as_current_span("approve") as span:
+        status, reply = post(api, "/v1/signals", {"signal": "approval/7", "data": {"ok": True}}, sender.headers(span))
+    assert status == 200, reply
+    pump(backend, engine, clock)
+    [run] = completed(backend, body["ids"][0])
+    assert app.executed == {"after": 1}
+    root = root_of(exporter, run)
+    assert root.parent is None and not root.links
+    [waited] = [s for s in spans_of(exporter, run) if s.name.startswith("signal ")]
+    assert waited.parent.span_id == root.context.span_id
+    sent = span.get_span_context()
+    assert [(link.context.trace_id, link.context.span_id) for link in waited.links] == [(sent.trace_id, sent.span_id)]
