@@ -28,6 +28,12 @@ def test_an_event_sent_by_the_python_sdk_from_a_traced_app_continues_its_trace(t
     try:
         status, body = http("PUT", app.url)
         assert status == 200, body
+        # Uninstrumented, the SDK's send carries no context: the run is a trace of its own.
+        with provider.get_tracer("py-sender").start_as_current_span("plain"):
+            [plain_id] = client.send_sync(inngest.Event(name="test/multi", data={"key": "py-plain"}))
+        _, plain = completed_run_spans(traced_dev, receiver, plain_id)
+        [plain_root] = [s for s in plain if s.name.startswith("run ")]
+        assert not plain_root.parent_span_id and not plain_root.links
         instrumentor = HTTPXClientInstrumentor()
         instrumentor.instrument(tracer_provider=provider)
         try:

@@ -48,12 +48,12 @@ def traced_ts(request, ts_packages, tmp_path_factory):
         tracer.shutdown()
 
 
-def send_traced(stepline_url: str, event: dict) -> dict:
+def send_traced(stepline_url: str, event: dict, *flags: str) -> dict:
     tools = _tools()
     env = {k: v for k, v in _env(tools).items() if not k.startswith("INNGEST_")}
     env["INNGEST_DEV"] = stepline_url
     done = subprocess.run(
-        [tools.node, str(SENDER_JS), "--sdk-dir", str(package_dir(4)), "--event", json.dumps(event)],
+        [tools.node, str(SENDER_JS), "--sdk-dir", str(package_dir(4)), "--event", json.dumps(event), *flags],
         env=env,
         capture_output=True,
         timeout=60,
@@ -63,19 +63,30 @@ def send_traced(stepline_url: str, event: dict) -> dict:
     return json.loads(done.stdout)
 
 
-def test_an_event_sent_by_the_ts_sdk_from_a_traced_app_continues_its_trace(traced_ts):
-    runtime, exporter = traced_ts
-    sent = send_traced(runtime.url, {"name": "test/multi", "data": {"key": "ts-sender"}})
-    sender, request = sent["sender"], sent["request"]
-    assert request is not None and request["trace_id"] == sender["trace_id"], sent
-    [event_id] = sent["ids"]
-
+def run_spans(runtime, exporter, event_id: str) -> list:
     def completed():
         runs = runtime.backend.store.runs_for_event(event_id)
         return runs[0] if runs and runs[0].status is RunStatus.COMPLETED else None
 
     run = wait_for(completed, 30, what="the run to complete")
-    spans = [s for s in exporter.get_finished_spans() if s.attributes.get("stepline.run.id") == run.run_id]
+    return [s for s in exporter.get_finished_spans() if s.attributes.get("stepline.run.id") == run.run_id]
+
+
+def test_the_ts_sdk_alone_sends_no_trace_context(traced_ts):
+    runtime, exporter = traced_ts
+    sent = send_traced(runtime.url, {"name": "test/multi", "data": {"key": "ts-plain"}}, "--untraced-fetch")
+    assert sent["request"] is None
+    [root] = [s for s in run_spans(runtime, exporter, sent["ids"][0]) if s.name.startswith("run ")]
+    assert root.parent is None and not root.links
+    assert f"{root.context.trace_id:032x}" != sent["sender"]["trace_id"]
+
+
+def test_an_event_sent_by_the_ts_sdk_from_a_traced_app_continues_its_trace(traced_ts):
+    runtime, exporter = traced_ts
+    sent = send_traced(runtime.url, {"name": "test/multi", "data": {"key": "ts-sender"}})
+    sender, request = sent["sender"], sent["request"]
+    assert request is not None and request["trace_id"] == sender["trace_id"], sent
+    spans = run_spans(runtime, exporter, sent["ids"][0])
     assert len(spans) >= 3, [s.name for s in spans]  # root, calls, steps
     assert {f"{s.context.trace_id:032x}" for s in spans} == {sender["trace_id"]}
     [root] = [s for s in spans if s.name.startswith("run ")]

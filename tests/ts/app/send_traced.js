@@ -6,6 +6,8 @@
 // each request. The SDK itself adds no trace context to what it sends; this is how an app's
 // context reaches Stepline. Prints {"ids", "sender", "request"}: the event ids, the span the
 // event was sent from, and the HTTP client span that carried it (trace and span ids, hex).
+// With --untraced-fetch the undici instrumentation is left out: the SDK's request then carries
+// no context ("request" is null).
 //
 // Run: INNGEST_DEV=http://127.0.0.1:8288 node tests/ts/app/send_traced.js --sdk-dir tests/ts/v4 \
 //        --event '{"name": "test/multi", "data": {}}'
@@ -30,7 +32,9 @@ const { UndiciInstrumentation } = sdkRequire("@opentelemetry/instrumentation-und
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 provider.register();
-registerInstrumentations({ tracerProvider: provider, instrumentations: [new UndiciInstrumentation()] });
+if (!process.argv.includes("--untraced-fetch")) {
+  registerInstrumentations({ tracerProvider: provider, instrumentations: [new UndiciInstrumentation()] });
+}
 
 // Required after the instrumentation is registered, as an instrumented app does.
 const { Inngest } = sdkRequire("inngest");
