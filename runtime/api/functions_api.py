@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_app, require_operator
 from stepline.api.errors import ApiError, json_response, parse_json_body
-from stepline.api.request import raw_body
+from stepline.api.request import headers, raw_body
 from stepline.api.runs_api import iso
 from stepline.engine.core import Engine
 from stepline.engine.records import AppRecord, FunctionRecord
@@ -94,7 +94,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         data = body.get("data", {}) if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise ApiError(400, "data: expected a JSON object, the invoked event's data")
-        event, run_id = engine.invoke(fn, data)
+        event, run_id = engine.invoke(fn, data, engine.telemetry.sender(headers(app)))
         return envelope({"event_id": event.internal_id, "run_id": run_id})
 
     @app.post("/v1/apps/sync")

@@ -289,6 +289,8 @@ def event_item(event: StoredEvent) -> Item:
     }
     if event.v is not None:
         item["v"] = str_attr(event.v)
+    if event.trace:
+        item["trace"] = json_attr(event.trace)
     return item
 
 
@@ -302,6 +304,7 @@ def event_from_item(item: Item) -> StoredEvent:
         received_at=get_int(item, "received_at") or 0,
         user=get_json(item, "user", {}),
         v=get_str(item, "v"),
+        trace=get_json(item, "trace", None),
     )
 
 

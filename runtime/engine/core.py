@@ -181,12 +181,14 @@ class Engine:
         """Cancel a run that has not ended; see ``Cancellation.cancel``."""
         return self.cancellation.cancel(run_id)
 
-    def invoke(self, fn: FunctionRecord, data: dict[str, Any]) -> tuple[StoredEvent, str]:
+    def invoke(
+        self, fn: FunctionRecord, data: dict[str, Any], sender: dict[str, str] | None = None
+    ) -> tuple[StoredEvent, str]:
         """Start a run of ``fn`` now with ``data``, as an operator's invoke does (whatever its
         triggers, no flow control on arrival): the event is stored, then the run started.
-        Returns the stored event and the run id."""
+        Returns the stored event and the run id (``sender``: the request's trace context)."""
         now = self.clock.now_ms()
-        [stored] = self.backend.events.save_events([invocation_event(fn, data, self.ids.new(), now)], now)
+        [stored] = self.backend.events.save_events([invocation_event(fn, data, self.ids.new(), now, sender)], now)
         run_id, message = self.starter.start_for_event(fn, stored)
         if message is not None:
             self.backend.queue.send(message)

@@ -51,6 +51,10 @@ class StoredEvent:
     received_at: int
     user: dict[str, JSON] = field(default_factory=dict)
     v: str | None = None
+    # The W3C trace context its sender sent with it ({"traceparent", "tracestate"}), kept so
+    # that the runs it starts, however late, join the sender's trace (stepline.telemetry
+    # .propagation). None without one, or with tracing off. Never sent to the SDK.
+    trace: dict[str, str] | None = None
 
     def wire(self) -> dict[str, JSON]:
         """The event as call requests carry it: string id, integer ts (docs/protocol.md §5.2)."""

@@ -23,6 +23,8 @@ from stepline.protocol.opcodes import Op
 # -- events ------------------------------------------------------------------------------------
 def event_row(event: StoredEvent) -> tuple[Any, ...]:
     rest = {"data": event.data, "ts": event.ts, "user": event.user, "v": event.v}
+    if event.trace:
+        rest["trace"] = event.trace
     return (event.internal_id, event.id, event.name, event.received_at, dumps(rest))
 
 
@@ -37,6 +39,7 @@ def event_from_row(row: sqlite3.Row) -> StoredEvent:
         received_at=row["received_at"],
         user=rest["user"],
         v=rest["v"],
+        trace=rest.get("trace"),
     )
 
 
