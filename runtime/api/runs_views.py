@@ -27,7 +27,7 @@ from stepline.api.runs_api import MAX_PAGE, MAX_TIME_MS, MIN_TIME_MS, iso, page_
 from stepline.api.steps_view import steps_json
 from stepline.engine.core import Engine
 from stepline.engine.ports import Run, RunStatus, RunStore
-from stepline.engine.replay import ReplayError, Replays
+from stepline.engine.replay import ReplayError
 
 # REST status -> store statuses: a queued run reads as Running.
 STATUSES: dict[str, list[RunStatus]] = {
@@ -114,8 +114,7 @@ def listed_run(run: Run) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
-    replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
-    replays.telemetry = engine.telemetry
+    replays = engine.replays
 
     def envelope(data: Any, **extra: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
