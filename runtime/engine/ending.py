@@ -36,7 +36,6 @@ from typing import Any
 
 from stepline.engine.flow import singleton
 from stepline.engine.ids import seeded_ulid
-from stepline.engine.ops.invoke import parse_correlation
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -51,6 +50,7 @@ from stepline.engine.ports import (
 from stepline.engine.resume import Resumer
 from stepline.engine.waits import remove_waiters
 from stepline.protocol.calls import memo_data, memo_error
+from stepline.protocol.invocations import parse_correlation
 from stepline.telemetry import NOOP, Telemetry
 
 FINISHED = "inngest/function.finished"
