@@ -22,6 +22,7 @@ from stepline.engine.ending import RunEnding
 from stepline.engine.erasure import Erasure
 from stepline.engine.executor import Executor
 from stepline.engine.flow.admission import FlowControl
+from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
@@ -114,8 +115,14 @@ class Engine:
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         # One outbound client, under the address policy, for the apps and step.ai.infer's models.
         self.caller = caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
+        # Messages on the queue now or later (timers past the queue's own delay cap).
+        self.waker = Waker(b.queue, b.timers, clock)
+        # Concurrency limits: the slots around each executor call, and the lines the sweeper wakes.
+        self.concurrency = Concurrency(b.slots, b.queue, self.waker, clock, self.ids, self.settings, telemetry=tel)
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
+        self.sweeper = Sweeper(
+            b.runs, b.apps, b.slots, b.queue, self.waker, self.concurrency, clock, self.ids, self.settings
+        )
         self.erasure = Erasure(
             b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
         )
@@ -124,8 +131,6 @@ class Engine:
         # What an app reports mid-call through the API, and the runs an operator starts again.
         self.checkpoints = Checkpoints(b.runs, clock, self.ids, telemetry=tel)
         self.replays = Replays(b.runs, b.apps, b.waiters, b.queue, clock, self.ids, telemetry=tel)
-        # Messages on the queue now or later (timers past the queue's own delay cap).
-        self.waker = Waker(b.queue, b.timers, clock)
         # step.ai.infer's model requests, made by the engine while the app is not running.
         self.ai = AiGateway(b.runs, b.apps, self.resumer, self.waker, clock, self.ids, self.settings, caller)
         # The messages the executor hands on, by kind (the ones about one run's steps are its own).
@@ -147,7 +152,7 @@ class Engine:
             b.events,
             b.waiters,
             b.signals,
-            b.slots,
+            self.concurrency,
             b.queue,
             self.waker,
             clock,

@@ -51,7 +51,6 @@ from stepline.engine.ports import (
     RunStatus,
     RunStore,
     SignalStore,
-    SlotStore,
     WaiterStore,
     WorkQueue,
 )
@@ -83,7 +82,7 @@ class Executor:
         events: EventStore,
         waiters: WaiterStore,
         signals: SignalStore,
-        slots: SlotStore,
+        concurrency: Concurrency,
         queue: WorkQueue,
         waker: Waker,
         clock: Clock,
@@ -111,7 +110,7 @@ class Executor:
         self.waker = waker
         self.tools = OpTools(runs, apps, events, waiters, signals, queue, waker, clock, ids, resumer, starter)
         self.telemetry = telemetry  # spans, metrics, log fields (stepline.telemetry)
-        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings, telemetry=telemetry)
+        self.concurrency = concurrency  # the slots around each call (flow.concurrency)
         self.leases = Leases(runs, clock, ids, settings)
         self.functions = FunctionCache(apps, clock)
         self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings, telemetry=telemetry)
