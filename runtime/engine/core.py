@@ -63,6 +63,8 @@ class Engine:
         self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         b, clock = backend, self.clock
+        # Messages on the queue now or later (timers past the queue's own delay cap).
+        self.waker = Waker(b.queue, b.timers, clock)
         # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
         self.telemetry = tel = telemetry or telemetry_from_env(self.clock)
         if tel.runs is None:
@@ -111,12 +113,10 @@ class Engine:
             self.waits,
             inline_events=self.settings.ingest_inline_events,
         )
-        self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
+        self.crons = Crons(b.events, b.apps, b.queue, b.timers, self.waker, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         # One outbound client, under the address policy, for the apps and step.ai.infer's models.
         self.caller = caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
-        # Messages on the queue now or later (timers past the queue's own delay cap).
-        self.waker = Waker(b.queue, b.timers, clock)
         # Concurrency limits: the slots around each executor call, and the lines the sweeper wakes.
         self.concurrency = Concurrency(b.slots, b.queue, self.waker, clock, self.ids, self.settings, telemetry=tel)
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
