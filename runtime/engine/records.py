@@ -123,9 +123,6 @@ class Run:
     error: dict[str, JSON] | None = None
     # Echo of the SDK's x-inngest-req-version; -1 until the SDK has told us (docs/protocol.md §5.4).
     req_version: int = -1
-    # No longer written or read: immediate execution now follows the ops still out
-    # (checkpoint_calls.immediate_disabled, docs/protocol.md §7.3). Kept so stored runs still load.
-    disable_immediate: bool = False
     lease_owner: str | None = None
     lease_until: int | None = None
     # Where a run started by an operator came from, else None:

@@ -9,10 +9,8 @@ from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
+from stepline.protocol.invocations import INVOKED
 from stepline.telemetry import NOOP, Telemetry
-
-# The event a function is invoked with: by another function's step.invoke, or by an operator.
-INVOKED = "inngest/function.invoked"
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:
