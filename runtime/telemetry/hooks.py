@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stepline.protocol.invocations import parse_correlation
 from stepline.telemetry import logs
 from stepline.telemetry.trace_context import RunTrace, SenderContext
 
@@ -293,8 +294,6 @@ class Telemetry:
     def _invoker(self, run: Run) -> RunTrace | None:
         """The trace of the run whose step.invoke started this one, if any: the child's root
         span links to it (a run is a trace of its own, the link joins the two)."""
-        from stepline.engine.ops.invoke import parse_correlation
-
         caller = parse_correlation(run.events[0]) if run.events else None
         if caller is None or self.runs is None:
             return None

@@ -20,9 +20,6 @@ from stepline.protocol.calls import Opcode, memo_error
 from stepline.protocol.durations import parse_duration_ms
 from stepline.protocol.invocations import INVOKED, correlation_id
 
-# Read here by stepline.telemetry.hooks until it imports it from stepline.protocol.invocations.
-from stepline.protocol.invocations import parse_correlation as parse_correlation
-
 # Without a timeout an invoke waits as long as a run can live (Go uses a year too).
 DEFAULT_INVOKE_TIMEOUT_MS = 366 * 24 * 60 * 60 * 1000
 # The caller's step error when the child is still running at the timeout, word for word as
