@@ -134,7 +134,7 @@ class Engine:
         # step.ai.infer's model requests, made by the engine while the app is not running.
         self.ai = AiGateway(b.runs, b.apps, self.resumer, self.waker, clock, self.ids, self.settings, caller)
         # The messages the executor hands on, by kind (the ones about one run's steps are its own).
-        handlers: dict[str, Callable[[dict[str, Any]], object]] = {
+        handlers: dict[str, Callable[[Any], object]] = {
             messages.SWEEP: self._sweep,
             messages.EXPIRE: self.retention.handle,
             messages.ERASE: self.erasure.handle,
@@ -175,14 +175,13 @@ class Engine:
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)
 
-    def _run_timeout(self, body: dict[str, Any]) -> None:
-        run_id = messages.RunTimeout.from_body(body).run_id
-        self.cancellation.cancel(run_id, "the run did not finish within timeouts.finish")
+    def _run_timeout(self, message: messages.RunTimeout) -> None:
+        self.cancellation.cancel(message.run_id, "the run did not finish within timeouts.finish")
 
-    def _sweep(self, body: dict[str, Any]) -> None:
-        self.sweeper.handle(body)
+    def _sweep(self, message: messages.Sweep) -> None:
+        self.sweeper.handle(message)
         if self.retention.enabled:
-            self.retention.handle(body)
+            self.retention.handle(message)
 
     def _remove_waiters(self, run_id: str) -> None:
         state = self.backend.runs.load_run(run_id)

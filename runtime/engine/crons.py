@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
+from stepline.engine.messages import CronFire
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -46,21 +47,21 @@ def app_prefix(app_id: str) -> str:
     return f"cron-{_digest(app_id, 10)}-"
 
 
-def due_ms(body: dict[str, Any]) -> int | None:
+def due_ms(fire: CronFire) -> int | None:
     """When a cron fire was due: ``at`` (epoch ms, put by the local timer driver) or
     ``scheduled_time`` (ISO 8601 in UTC, what EventBridge Scheduler puts for its placeholder)."""
-    at = body.get("at")
-    if isinstance(at, int) and not isinstance(at, bool):
-        return at
-    text = body.get("scheduled_time")
-    if isinstance(text, str):
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if when.tzinfo is not None:
-            return int(when.timestamp() * 1000)
-    return None
+    if fire.at is not None:
+        return fire.at
+    return scheduled_ms(fire.scheduled_time) if fire.scheduled_time is not None else None
+
+
+def scheduled_ms(text: str) -> int | None:
+    """Scheduler's ``scheduled_time`` in epoch ms; None unless it is an ISO 8601 time with its zone."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(when.timestamp() * 1000) if when.tzinfo is not None else None
 
 
 def schedule_name(app_id: str, fn_id: str, cron: str) -> str:
@@ -105,22 +106,22 @@ class Crons:
             if name not in existing:
                 self.timers.schedule_cron(schedule)
 
-    def fire(self, body: dict[str, Any]) -> None:
-        fn = self.apps.get_function(body.get("fn_id", ""))
-        cron = body.get("cron")
+    def fire(self, fire: CronFire) -> None:
+        fn = self.apps.get_function(fire.fn_id)
+        cron = fire.cron
         trigger = next((t for t in (fn.config.get("triggers") or []) if t.get("cron") == cron), None) if fn else None
-        if fn is None or trigger is None or not isinstance(cron, str):
-            log.info("cron %r of %r no longer exists; ignoring its fire", cron, body.get("fn_id"))
+        if fn is None or trigger is None:
+            log.info("cron %r of %r no longer exists; ignoring its fire", cron, fire.fn_id)
             return
-        at = due_ms(body)
+        at = due_ms(fire)
         if at is None:
             # Only a fire from before due times were carried: the minute it arrived in.
             log.warning("cron %r of %r fired without its due time; taking the current minute", cron, fn.fn_id)
             at = self.clock.now_ms() // MINUTE_MS * MINUTE_MS
         jitter = trigger.get("jitter")
-        if jitter and not body.get("jittered"):
+        if jitter and not fire.jittered:
             delay = random.randint(0, parse_duration_ms(jitter))
-            self.waker.at({**body, "at": at, "jittered": True}, at + delay)
+            self.waker.at(replace(fire, at=at, jittered=True), at + delay)
             return
         self.start(fn, cron, int(at))
 

@@ -4,11 +4,11 @@ Lambda; where a poison message ends; and the way back for it (redrive).
 A message whose handling raises has met an infrastructure failure (``Executor.handle``'s
 contract): it comes back after a backoff. When it fails on its ``max_deliveries``-th delivery it
 is poison, and so at its first is a message that can never succeed (not JSON, an unknown kind,
-a field missing: ``messages.problem``). A poison message goes to the dead-letter store with the
-reason; the run it names, if still live, ends Failed with a ``DeliveryFailed`` error the way
-every run ends (``stepline.engine.ending``: function.failed is emitted, an invoking parent gets
-the error, the run is written Failed, its waiters and singleton key go); and the original is
-acknowledged by the caller.
+a field missing or of the wrong type: ``messages.parse`` refuses it). A poison message goes to
+the dead-letter store with the reason; the run it names, if still live, ends Failed with a
+``DeliveryFailed`` error the way every run ends (``stepline.engine.ending``: function.failed is
+emitted, an invoking parent gets the error, the run is written Failed, its waiters and singleton
+key go); and the original is acknowledged by the caller.
 
 Redrive puts dead letters back on the work queue as new messages, and just before each one
 reopens the run that dead-lettering failed (only a ``DeliveryFailed`` one): Running again, it
@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from stepline.engine import messages
 from stepline.engine.ending import Ending, RunEnding
-from stepline.engine.flow.concurrency import out_of_line
 from stepline.engine.ports import (
     Clock,
     DeadLetter,
@@ -99,11 +98,12 @@ class Delivery:
         body = message.body
         kind = messages.kind_of(body)
         self.telemetry.message(body)
-        problem = messages.problem(body, self.executor.handlers)
-        if problem is not None:
-            return self._bury(message, f"{kind} message is malformed: {problem}", well_formed=False)
         try:
-            self.executor.handle(body, budget_ms=budget_ms)
+            parsed = messages.parse(body, self.executor.handlers)
+        except messages.Malformed as refusal:
+            return self._bury(message, None, f"{kind} message is malformed: {refusal.reason}", refusal.run_id)
+        try:
+            self.executor.handle(parsed, budget_ms=budget_ms)
             return Outcome.DONE
         except BaseException as exc:  # noqa: BLE001 - a failure: deliver it again (panics too)
             if not is_failure(exc):
@@ -111,7 +111,8 @@ class Delivery:
             count, most = message.receive_count, self.settings.max_deliveries
             if count >= most:
                 log.exception("%s message failed its delivery %d of %d: dead-lettering it", kind, count, most)
-                return self._bury(message, f"{kind} message failed {count} deliveries: {describe(exc)}")
+                error = f"{kind} message failed {count} deliveries: {describe(exc)}"
+                return self._bury(message, parsed, error, messages.run_id_of(parsed))
             log.exception("%s message failed its delivery %d of %d; it comes back", kind, count, most)
             self._retry(message)
             return Outcome.RETRY
@@ -123,23 +124,25 @@ class Delivery:
         except Exception:  # noqa: BLE001
             log.exception("could not delay the message; it comes back after its visibility timeout")
 
-    def _bury(self, message: QueueMessage, error: str, *, well_formed: bool = True) -> Outcome:
-        body = message.body
-        run_id = body.get("run_id") if isinstance(body.get("run_id"), str) and body.get("run_id") else None
+    def _bury(self, message: QueueMessage, parsed: messages.Message | None, error: str, run_id: str | None) -> Outcome:
+        """Dead-letter ``message`` (``parsed``: what it holds, None when malformed; ``run_id``:
+        the run it names, which ends Failed)."""
         error = error[:MAX_ERROR_CHARS]
         reason = DeadReason(error, message.receive_count, self.clock.now_ms(), run_id)
         try:
             # Without its place in a concurrency line, which goes below: redriven, it queues anew.
-            self.dead_letters.dead_letter(out_of_line(body) if well_formed else body, reason)
+            # A malformed body is kept as it came, for the operator to see what was wrong.
+            kept = messages.out_of_line(parsed).to_body() if parsed is not None else message.body
+            self.dead_letters.dead_letter(kept, reason)
         except Exception:  # noqa: BLE001 - keep the message until it can be kept elsewhere
             log.exception("could not dead-letter the message; it comes back")
             self._retry(message)
             return Outcome.RETRY
         log.error("dead-lettered: %s (run %s)", error, run_id or "-")
-        self.telemetry.dead_letter(messages.kind_of(body))
+        self.telemetry.dead_letter(messages.kind_of(message.body))
         try:
-            if well_formed:
-                self.executor.concurrency.abandon(body)
+            if parsed is not None:
+                self.executor.concurrency.abandon(parsed)
             if run_id is not None:
                 # Without the run's lease: whoever held it (the failing delivery) will not let go.
                 failed = Ending(RunStatus.FAILED, error={"name": DELIVERY_FAILED, "message": error})

@@ -145,10 +145,10 @@ class Erasure:
         self._done(report)
         return report
 
-    def handle(self, body: dict[str, Any]) -> None:
+    def handle(self, message: messages.Erase) -> None:
         """The ``erase`` message: erase a run once more, after a call that was in flight when it
         was erased could have written its result."""
-        self._run(body["run_id"], ErasureReport(), depth=0, again=True)
+        self._run(message.run_id, ErasureReport(), depth=0, again=True)
 
     # -- one run, one event ----------------------------------------------------------------------
     def _run(self, run_id: str, report: ErasureReport, *, depth: int, again: bool = False) -> None:

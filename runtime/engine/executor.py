@@ -65,14 +65,6 @@ from stepline.telemetry import NOOP, Telemetry
 
 log = logging.getLogger(__name__)
 
-# The messages about one run the executor handles itself, by kind.
-_RUN_MESSAGES: dict[str, type[messages.Call | messages.Wake | messages.WaitTimeout]] = {
-    messages.CALL: messages.Call,
-    messages.WAKE: messages.Wake,
-    messages.WAIT_TIMEOUT: messages.WaitTimeout,
-    messages.INVOKE_TIMEOUT: messages.InvokeTimeout,
-}
-
 
 class Executor:
     def __init__(
@@ -95,7 +87,7 @@ class Executor:
         starter: RunStarter,
         *,
         keys: KeyRing,
-        handlers: Mapping[str, Callable[[dict[str, Any]], object]],
+        handlers: Mapping[str, Callable[[Any], object]],
         telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
@@ -117,40 +109,45 @@ class Executor:
         self.checkpointed = CheckpointedCalls(runs, clock, settings, self.leases, self.writes, self.functions)
         app = AppCalls(caller, keys, clock, settings, telemetry=telemetry)
         self.calls = InvocationCalls(app, self.checkpointed, self.functions, clock, settings)
-        # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
-        self.handlers: dict[str, Callable[[dict[str, Any]], object]] = dict(handlers)
+        # Message kinds handled outside the executor (cron fires, run timeouts), by kind: each
+        # handler takes the typed message of its kind (``messages.Other`` for a kind of its own).
+        self.handlers: dict[str, Callable[[Any], object]] = dict(handlers)
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(self, body: dict[str, Any], *, budget_ms: int | None = None) -> None:
-        """Process one message. Returning means the message is done (acknowledge it); an
-        exception means an infrastructure failure (let the queue deliver it again)."""
-        if self.waker.early(body):
+    def handle(self, message: messages.Message | dict[str, Any], *, budget_ms: int | None = None) -> None:
+        """Process one message (delivery hands it parsed; a body as received is parsed here).
+        Returning means the message is done (acknowledge it); an exception means an
+        infrastructure failure (let the queue deliver it again)."""
+        if isinstance(message, dict):
+            try:
+                message = messages.parse(message, self.handlers)
+            except messages.Malformed as refusal:
+                log.error("dropping a malformed message: %s", refusal.reason)
+                return
+        if self.waker.early(message):
             return
-        kind = body.get("kind")
-        if kind in _RUN_MESSAGES and isinstance(body.get("run_id"), str):
-            message = _RUN_MESSAGES[kind].from_body(body)
-            if isinstance(message, messages.Call):
-                nxt = Next(message.step, message.attempt, message.failures, join=message.join)
-                # A call queued behind a concurrency limit carries its place in line: it goes on
-                # only once a slot may be its (else it is back on the queue, or a stale copy).
-                with self.concurrency.message(body) as ticket:
-                    if self.concurrency.may_run(ticket):
-                        self._drive(message, nxt, body, budget_ms)
-            elif isinstance(message, messages.InvokeTimeout):
-                self.tools.resumer.resume(message.run_id, message.step, memo_error(TIMEOUT_ERROR))
-            elif isinstance(message, messages.Wake):
-                self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
-            elif isinstance(message, messages.WaitTimeout):
-                # Null unless an event already won the step (the memo write decides).
-                self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
-                self.waiters.remove_waiter(message.event, message.run_id, message.step, message.match_key)
-        elif kind in self.handlers:
-            self.handlers[kind](body)
+        if isinstance(message, messages.Call):
+            nxt = Next(message.step, message.attempt, message.failures, join=message.join)
+            # A call queued behind a concurrency limit carries its place in line: it goes on
+            # only once a slot may be its (else it is back on the queue, or a stale copy).
+            with self.concurrency.message(message) as ticket:
+                if self.concurrency.may_run(ticket):
+                    self._drive(message, nxt, budget_ms)
+        elif isinstance(message, messages.InvokeTimeout):
+            self.tools.resumer.resume(message.run_id, message.step, memo_error(TIMEOUT_ERROR))
+        elif isinstance(message, messages.Wake):
+            self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
+        elif isinstance(message, messages.WaitTimeout):
+            # Null unless an event already won the step (the memo write decides).
+            self.tools.resumer.resume(message.run_id, message.step, memo_data(None))
+            self.waiters.remove_waiter(message.event, message.run_id, message.step, message.match_key)
+        elif message.kind in self.handlers:
+            self.handlers[message.kind](message)
         else:
-            log.error("dropping a message of unknown kind: %r", body)
+            log.error("dropping a message no handler takes: %r", message)
 
     # -- the loop ----------------------------------------------------------------------------
-    def _drive(self, message: messages.Call, nxt: Next, body: dict[str, Any], budget_ms: int | None) -> None:
+    def _drive(self, message: messages.Call, nxt: Next, budget_ms: int | None) -> None:
         run_id = message.run_id
         hold = self.leases.take(run_id, nxt.step, message.claim)
         if hold == Refusal.SETTLED:
@@ -160,7 +157,7 @@ class Executor:
             self.queue.send(messages.call(run_id))
             return
         if hold == Refusal.BUSY:
-            self._busy(run_id, body)  # another job holds the run, or the step's claim
+            self._busy(message)  # another job holds the run, or the step's claim
             return
         if not isinstance(hold, Hold):
             return  # the run ended
@@ -206,7 +203,7 @@ class Executor:
             while step is not None:
                 if self.clock.now_ms() >= inv.deadline_ms:
                     # Out of time: hand the rest to a fresh invocation rather than race the deadline.
-                    self.queue.send(step.call(run_id))
+                    self.queue.send(step.call(run_id).to_body())
                     inv.queued(self.clock.now_ms())
                     break
                 upgrading = step.step == DISCOVERY_STEP_ID and not hold.holds_run_lease
@@ -281,7 +278,7 @@ class Executor:
                 # A planned step failed the run another job holds: ended now, if live (docs/protocol.md §8).
                 self.ending.end_by_id(inv.hold.run_id, ending)
                 return
-            self._busy(inv.hold.run_id, nxt.call(inv.hold.run_id))
+            self._busy(nxt.call(inv.hold.run_id))
             return
         # The run as read again after an upgrade, if there was one: the end is set on the run
         # that is announced and written, through the one ending (stepline.engine.ending).
@@ -296,7 +293,7 @@ class Executor:
         unless told not to)."""
         if not self.leases.upgrade(inv.hold):
             if queue_discovery:
-                self._busy(inv.hold.run_id, Next(DISCOVERY_STEP_ID, 0, join=True).call(inv.hold.run_id))
+                self._busy(Next(DISCOVERY_STEP_ID, 0, join=True).call(inv.hold.run_id))
             return False
         fresh = self.runs.load_run(inv.hold.run_id)
         if fresh is not None:
@@ -307,9 +304,9 @@ class Executor:
         wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, self.clock.now_ms())
         self.leases.release(inv.hold, {**inv.dirty, "wake_at": wake_at})
 
-    def _busy(self, run_id: str, body: dict[str, Any]) -> None:
+    def _busy(self, call: messages.Call) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The
         message is idempotent, so running it after the holder finished costs one harmless call.
         The retry is a fresh call, out of any concurrency line (see flow.concurrency)."""
-        retry = messages.Call.from_body(body).when_busy()
-        self.waker.after(retry.to_body(), min(1000 * 2 ** min(retry.busy - 1, 5), 30_000))
+        retry = call.when_busy()
+        self.waker.after(retry, min(1000 * 2 ** min(retry.busy - 1, 5), 30_000))

@@ -108,11 +108,11 @@ class Ingest:
             self._dispatch(stored, set(duplicates), now, functions)
         return [e.internal_id for e in stored]
 
-    def start(self, body: dict[str, Any]) -> None:
+    def start(self, message: messages.Start) -> None:
         """A ``start`` message: what ``accept`` hands on for a large request's stored events."""
-        duplicates = set(body.get("duplicates") or [])
+        duplicates = set(message.duplicates)
         stored = []
-        for internal_id in body["event_ids"]:
+        for internal_id in message.event_ids:
             event = self.events.get_event(internal_id)
             if event is None:
                 log.warning("start: event %s is not stored; nothing to start", internal_id)
@@ -161,8 +161,6 @@ class Ingest:
 
 
 def start_message(event_ids: list[str], duplicates: list[str]) -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": messages.START, "event_ids": event_ids}
-    wanted = sorted(set(duplicates) & set(event_ids))
-    if wanted:
-        body["duplicates"] = wanted  # for flow control's idempotency (docs/protocol.md §9)
-    return body
+    """The body of a ``start`` message for these events, naming those of them the store had
+    already (for flow control's idempotency, docs/protocol.md §9)."""
+    return messages.Start(event_ids=event_ids, duplicates=sorted(set(duplicates) & set(event_ids))).to_body()

@@ -7,7 +7,7 @@ recorded and given a job of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stepline.engine import checkpoint_calls, messages
@@ -99,11 +99,10 @@ class Next:
     # only if the group has nothing left out by then (else the last op's own join follows).
     join: bool = False
 
-    def call(self, run_id: str) -> dict[str, Any]:
-        message = messages.Call(
+    def call(self, run_id: str) -> messages.Call:
+        return messages.Call(
             run_id=run_id, step=self.step, attempt=self.attempt, failures=self.failures, join=self.join
         )
-        return message.to_body()
 
 
 class StepWrites:
@@ -180,11 +179,9 @@ class StepWrites:
         if at is None:
             settings = self.settings
             at = self.clock.now_ms() + backoff_ms(nxt.attempt - 1, settings.retry_base_ms, settings.retry_cap_ms)
-        body = nxt.call(inv.state.run.run_id)
+        # The step stays claimed through its backoff, by the claim its retry carries.
         claim = inv.hold.carry_claim(nxt.step, at + self.settings.lease_ms)
-        if claim is not None:
-            body["claim"] = claim  # the step stays claimed through its backoff, by this claim
-        self.waker.at(body, at)
+        self.waker.at(replace(nxt.call(inv.state.run.run_id), claim=claim), at)
         inv.queued(at)
 
     def commit(

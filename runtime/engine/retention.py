@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.ports import Clock, RunEraser, WorkQueue
@@ -64,7 +63,7 @@ class Retention:
             )
         return report
 
-    def handle(self, body: dict[str, Any]) -> None:
+    def handle(self, message: messages.Sweep | messages.Expire) -> None:
         """The ``expire`` message (and the tail of every sweep): one pass, and another message
         while more is due."""
         if self.expire().more:

@@ -10,9 +10,8 @@ though EventBridge Scheduler itself only promises a one-minute window.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-from stepline.engine.messages import timer_name
+from stepline.engine.messages import Message, timer_name, with_not_before
 from stepline.engine.ports import Clock, Timers, WorkQueue
 
 # Fire timers this long before the cap runs out, to absorb Scheduler's delivery window.
@@ -25,25 +24,24 @@ class Waker:
         self.timers = timers
         self.clock = clock
 
-    def at(self, body: dict[str, Any], at_ms: int) -> None:
+    def at(self, message: Message, at_ms: int) -> None:
         delay_ms = at_ms - self.clock.now_ms()
         cap_ms = self.queue.max_delay_seconds * 1000
-        body = {k: v for k, v in body.items() if k != "not_before"}
+        message = with_not_before(message, None)
         if delay_ms <= 0:
-            self.queue.send(body)
+            self.queue.send(message.to_body())
         elif delay_ms <= cap_ms:
-            self.queue.send(body, math.ceil(delay_ms / 1000))
+            self.queue.send(message.to_body(), math.ceil(delay_ms / 1000))
         else:
             fire_at = at_ms - cap_ms + SCHEDULER_SLACK_MS
-            self.timers.schedule(timer_name(body), fire_at, {**body, "not_before": at_ms})
+            self.timers.schedule(timer_name(message), fire_at, with_not_before(message, at_ms).to_body())
 
-    def after(self, body: dict[str, Any], delay_ms: int) -> None:
-        self.at(body, self.clock.now_ms() + delay_ms)
+    def after(self, message: Message, delay_ms: int) -> None:
+        self.at(message, self.clock.now_ms() + delay_ms)
 
-    def early(self, body: dict[str, Any]) -> bool:
+    def early(self, message: Message) -> bool:
         """Re-queue a message that arrived before its ``not_before``; True if it did."""
-        not_before = body.get("not_before")
-        if not_before is None or not_before <= self.clock.now_ms():
+        if message.not_before is None or message.not_before <= self.clock.now_ms():
             return False
-        self.at(body, int(not_before))
+        self.at(message, message.not_before)
         return True

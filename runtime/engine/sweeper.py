@@ -39,12 +39,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.due import next_wake_ms, op_due_ms
 from stepline.engine.flow.concurrency import Concurrency, Limit, limits_for
+from stepline.engine.flow.lines import entry_call
 from stepline.engine.flow_records import SlotView
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ports import (
@@ -72,14 +74,17 @@ _PAGE = 100
 # in a longer line is sent again: it then waits twice, which costs a slot turn, nothing more.
 _LINE_SCAN = 1000
 # Ops woken by a message of their own, and how to make it.
-_WAKES = {
-    Op.SLEEP: lambda run_id, op: messages.wake(run_id, op.step_id),
-    Op.WAIT_FOR_EVENT: lambda run_id, op: messages.wait_timeout(
-        run_id, op.step_id, str(op.detail.get("event") or ""), pending_match_key(op.detail)
+_WAKES: dict[Op, Callable[[str, PendingOp], messages.Message]] = {
+    Op.SLEEP: lambda run_id, op: messages.Wake(run_id=run_id, step=op.step_id),
+    Op.WAIT_FOR_EVENT: lambda run_id, op: messages.WaitTimeout(
+        run_id=run_id,
+        step=op.step_id,
+        event=str(op.detail.get("event") or ""),
+        match_key=pending_match_key(op.detail),
     ),
-    Op.INVOKE_FUNCTION: lambda run_id, op: messages.invoke_timeout(run_id, op.step_id),
+    Op.INVOKE_FUNCTION: lambda run_id, op: messages.InvokeTimeout(run_id=run_id, step=op.step_id),
     # A signal's timeout is a plain wake: null unless a signal won the step.
-    Op.WAIT_FOR_SIGNAL: lambda run_id, op: messages.wake(run_id, op.step_id),
+    Op.WAIT_FOR_SIGNAL: lambda run_id, op: messages.Wake(run_id=run_id, step=op.step_id),
 }
 
 # Ops run by a job of their own under a claim on the op: sent again only when nobody holds it.
@@ -167,7 +172,7 @@ class Sweeper:
             log.info("sweeper: %s", report.as_json())
         return report
 
-    def handle(self, body: dict[str, Any]) -> None:
+    def handle(self, message: messages.Sweep) -> None:
         """A ``sweep`` message (the AWS schedule's). A sweep that stopped at its run limit
         queues the next one at once, so a backlog does not wait for the schedule."""
         if self.sweep().more:
@@ -181,7 +186,7 @@ class Sweeper:
             return
         run_id = run.run_id
         queued, lines = self._queued_calls(state)
-        sends: list[tuple[str, dict[str, Any], int]] = []  # (what, message, when)
+        sends: list[tuple[str, messages.Message, int]] = []  # (what, message, when)
         settled: list[str] = []  # ops whose step has a memo: the resume did not finish
         waiting: list[PendingOp] = []
         for op in state.pending.values():
@@ -191,22 +196,22 @@ class Sweeper:
             waiting.append(op)
             if op.op in _WAKES:
                 wake = _WAKES[op.op](run_id, op)
-                sends.append((wake["kind"], wake, op_due_ms(op)))
+                sends.append((wake.kind, wake, op_due_ms(op)))
             elif op.op == Op.AI_GATEWAY:
                 if self._unclaimed(run_id, op.step_id, now):
-                    sends.append((messages.AI_CALL, messages.ai_call(run_id, op.step_id), now))
+                    sends.append((messages.AI_CALL, messages.AiCall(run_id=run_id, step=op.step_id), now))
             elif op.step_id not in queued and self._unclaimed(run_id, op.step_id, now):
-                sends.append(("step", messages.call(run_id, op.step_id), now))
+                sends.append(("step", messages.Call(run_id=run_id, step=op.step_id), now))
         if (settled or not waiting) and DISCOVERY_STEP_ID not in queued:
-            sends.append(("discovery", messages.call(run_id), now))
+            sends.append(("discovery", messages.Call(run_id=run_id), now))
         wake_at = max(now, next_wake_ms(waiting, None, now))
         # Claim the run for this sweep: another sweep, or an executor that took and released
         # the run since it was listed, changed wake_at, and then this one stays out.
         if not self.runs.update_run(run_id, {"wake_at": wake_at}, expect_status=_LIVE, expect_wake_at=run.wake_at):
             report.skipped += 1
             return
-        for _, body, at in sends:
-            self.waker.at(body, at)
+        for _, message, at in sends:
+            self.waker.at(message, at)
         for step_id in settled:
             self.runs.remove_pending(run_id, step_id)  # after discovery is queued, as Resumer does
         for limit, view in lines:
@@ -248,11 +253,8 @@ class Sweeper:
         lines: list[tuple[Limit, SlotView]] = []
         for limit in limits_for(fn, event):
             view = self.slots.slot_view(limit.key, _LINE_SCAN)
-            mine = {
-                str(e.body.get("step") or DISCOVERY_STEP_ID)
-                for e in view.line
-                if e.body.get("run_id") == state.run.run_id
-            }
+            calls = (entry_call(e) for e in view.line)
+            mine = {call.step for call in calls if call is not None and call.run_id == state.run.run_id}
             if mine:
                 lines.append((limit, view))
             steps |= mine

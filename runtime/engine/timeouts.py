@@ -29,5 +29,5 @@ def first_start_checks(cancel: Cancel, waker: Waker, state: RunState, fn: Functi
         return False
     finish = timeouts.get("finish")
     if finish:
-        waker.at(messages.run_timeout(run.run_id), now_ms + parse_duration_ms(finish))
+        waker.at(messages.RunTimeout(run_id=run.run_id), now_ms + parse_duration_ms(finish))
     return True

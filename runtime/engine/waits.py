@@ -106,14 +106,14 @@ class Waits:
             buckets: list[str | None] = [*event_keys(event.name, fields[event.name], event.wire()), None]
             self._match(event, now_ms, buckets, None)
 
-    def go_on(self, body: dict[str, Any]) -> None:
+    def go_on(self, message: messages.MatchWaiters) -> None:
         """A ``match_waiters`` message: the rest of an event's matching."""
-        event = self.events.get_event(body["event"])
+        event = self.events.get_event(message.event)
         if event is None:
-            log.warning("match_waiters: event %s is gone; nothing to match", body["event"])
+            log.warning("match_waiters: event %s is gone; nothing to match", message.event)
             return
-        after = body.get("after")
-        self._match(event, int(body.get("now") or event.received_at), list(body["buckets"]), after)
+        now = message.now or event.received_at
+        self._match(event, now, list(message.buckets), message.after)
 
     def _match(self, event: StoredEvent, now_ms: int, buckets: list[str | None], after: str | None) -> None:
         incoming = event.wire()

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from stepline.dev.runtime import DevOptions, DevRuntime
+from stepline.engine import messages
 from stepline.engine.clock import SystemClock
 from stepline.engine.flow.concurrency import limits_for
 from stepline.engine.http import HttpResponse, PooledHttpCaller
@@ -325,10 +326,10 @@ class ChaosStack:
         handle = executor.handle
         ledger = self.ledger
 
-        def handle_under_faults(body: dict[str, Any], **kwargs: Any) -> None:
-            with ledger.message(str(body.get("run_id") or "")), executing():
+        def handle_under_faults(message: messages.Message, **kwargs: Any) -> None:
+            with ledger.message(messages.run_id_of(message) or ""), executing():
                 try:
-                    handle(body, **kwargs)
+                    handle(message, **kwargs)
                 except InjectedCrash as crash:
                     # The process "died": the queue delivers the message again, as SQS would.
                     raise RuntimeError(f"executor crashed {crash}") from None

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from stepline.engine.crons import due_ms
+from stepline.engine.crons import scheduled_ms
 from stepline.engine.records import CronSchedule
 from stepline.local import local_backend
 
@@ -35,7 +35,7 @@ def fired(queue) -> list[dict]:
     bodies = take(queue)
     for body in bodies:
         if "scheduled_time" in body:
-            body["at"] = due_ms({"scheduled_time": body.pop("scheduled_time")})
+            body["at"] = scheduled_ms(body.pop("scheduled_time"))
     return bodies
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from stepline.engine import messages
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
 from stepline.engine.messages import timer_name
@@ -145,7 +146,7 @@ def drop_all(backend) -> list[dict[str, Any]]:
 def lose_wake_up(backend, body: dict[str, Any]) -> None:
     """Delete the delayed message or timer that would deliver ``body`` (asserting it was
     there): a schedule deleted by hand, a message lost."""
-    name = timer_name(body)
+    name = timer_name(messages.parse(body))
     if backend.name == "sqlite":
         # SQLite's queue holds delays of any length: the wake-up is a queue row.
         with backend.store._db.write() as conn:

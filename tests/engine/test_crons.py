@@ -51,8 +51,9 @@ def test_coinciding_fires_start_one_run(backend, clock):
     engine.registry.register(parse_register(register_body(crons)))
     at = clock.now_ms() // 60_000 * 60_000
     for c in crons:
-        engine.crons.fire({**messages.cron("cron-app-nightly", c["cron"]), "at": at})
-    engine.crons.fire({**messages.cron("cron-app-nightly", crons[0]["cron"]), "at": at})  # delivered twice
+        engine.crons.fire(messages.parse({**messages.cron("cron-app-nightly", c["cron"]), "at": at}))
+    again = messages.parse({**messages.cron("cron-app-nightly", crons[0]["cron"]), "at": at})
+    engine.crons.fire(again)  # delivered twice
     events, _ = backend.store.list_events(limit=10, name=SCHEDULED)
     assert len(events) == 1
     runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)
@@ -65,15 +66,15 @@ def test_jitter_delays_the_start_within_its_bound(backend, clock):
     at = clock.now_ms() // 60_000 * 60_000
     sent: list[tuple[dict, int]] = []
     original = engine.crons.waker.at
-    engine.crons.waker.at = lambda body, when: sent.append((body, when))  # type: ignore[method-assign]
-    engine.crons.fire({**messages.cron("cron-app-nightly", "0 8 * * *"), "at": at})
+    engine.crons.waker.at = lambda message, when: sent.append((message.to_body(), when))  # type: ignore[method-assign]
+    engine.crons.fire(messages.parse({**messages.cron("cron-app-nightly", "0 8 * * *"), "at": at}))
     engine.crons.waker.at = original  # type: ignore[method-assign]
     [(body, when)] = sent
     assert at <= when <= at + 3_600_000
     assert body["jittered"] is True and body["at"] == at
     runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)
     assert runs == []  # nothing starts before the jittered time
-    engine.crons.fire(body)
+    engine.crons.fire(messages.parse(body))
     runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)
     assert len(runs) == 1
 
@@ -81,7 +82,7 @@ def test_jitter_delays_the_start_within_its_bound(backend, clock):
 def test_a_fire_for_a_removed_cron_starts_nothing(backend, clock):
     engine = engine_for(backend, clock)
     engine.registry.register(parse_register(register_body([{"event": "app/other"}])))
-    engine.crons.fire({**messages.cron("cron-app-nightly", "0 8 * * *"), "at": clock.now_ms()})
+    engine.crons.fire(messages.parse({**messages.cron("cron-app-nightly", "0 8 * * *"), "at": clock.now_ms()}))
     runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)
     assert runs == []
 
@@ -96,9 +97,9 @@ def test_scheduler_fires_take_their_due_time_not_their_arrival(backend, clock):
     minute = clock.now_ms() // 60_000 * 60_000
     fire = messages.cron("cron-app-nightly", cron)
     clock.advance(3 * 60_000 + 17_000)  # a backlog: both arrive minutes late, in one minute
-    engine.crons.fire({**fire, "scheduled_time": scheduled_time(minute)})
-    engine.crons.fire({**fire, "scheduled_time": scheduled_time(minute + 60_000)})
-    engine.crons.fire({**fire, "scheduled_time": scheduled_time(minute)})  # a retried delivery
+    engine.crons.fire(messages.parse({**fire, "scheduled_time": scheduled_time(minute)}))
+    engine.crons.fire(messages.parse({**fire, "scheduled_time": scheduled_time(minute + 60_000)}))
+    engine.crons.fire(messages.parse({**fire, "scheduled_time": scheduled_time(minute)}))  # a retried delivery
     events, _ = backend.store.list_events(limit=10, name=SCHEDULED)
     assert sorted(e.ts for e in events) == [minute, minute + 60_000]
     runs, _ = backend.store.list_runs("cron-app-nightly", limit=10)

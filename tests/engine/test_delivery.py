@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from stepline.engine import messages
 from stepline.engine.core import Engine
 from stepline.engine.delivery import Outcome
 from stepline.engine.flow.concurrency import limits_for
@@ -198,6 +199,22 @@ def test_a_body_that_is_not_json_is_dead_with_the_text_it_had(backend, engine):
     [entry] = backend.dead_letters.list_dead(10)
     assert entry.body == {"invalid_body": "<html>oops"} and entry.run_id is None
     assert entry.reason.error == "unknown message is malformed: the body is not a JSON object: '<html>oops'"
+
+
+def test_a_kind_of_an_extra_handler_reaches_it_as_received(backend, engine, clock):
+    """A kind the engine does not know is no poison to the handler registered for it: it gets
+    the body as it came, once its ``not_before`` has passed, like any message."""
+    seen: list[messages.Message] = []
+    engine.executor.handlers["audit"] = seen.append
+    due = clock.now_ms() + 5_000
+    body = {"kind": "audit", "run_id": "R", "entries": [1, 2], "not_before": due}
+
+    assert engine.delivery.deliver(QueueMessage("unused", body, 1)) is Outcome.DONE
+    assert seen == []  # early: back on the queue until it is due
+    clock.advance(5_000)
+    assert engine.delivery.deliver(QueueMessage("unused", body, 2)) is Outcome.DONE
+    assert seen == [messages.Other(kind="audit", body=body, not_before=due)]
+    assert backend.dead_letters.list_dead(10) == []
 
 
 def test_only_runs_dead_lettering_failed_are_reopened(backend, engine, clock):

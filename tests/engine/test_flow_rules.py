@@ -116,9 +116,9 @@ def test_a_batch_timer_for_a_batch_that_already_ran_does_nothing(local, flow, cl
     clock.advance(H)
     timers = [m for m in take(local.queue) if m["kind"] == messages.BATCH]
     assert [m["batch_id"] for m in timers] == [events[0].internal_id, events[2].internal_id]
-    flow.batching.fire(timers[0])
+    flow.batching.fire(messages.parse(timers[0]))
     assert calls(local) == []
-    flow.batching.fire(timers[1])
+    flow.batching.fire(messages.parse(timers[1]))
     [started] = calls(local)
     assert local.store.get_run(started["run_id"]).event_ids == [events[2].internal_id]
 
@@ -151,12 +151,12 @@ def test_a_stale_debounce_message_leaves_the_moved_window_alone(local, flow, clo
     flow.on_event(fn, last)
 
     clock.advance(31 * 60 * 1000)  # past the first window's time, not the second's
-    flow.debounce.fire({"kind": messages.DEBOUNCE, "key": key, "at": first_at})
+    flow.debounce.fire(messages.Debounce(key=key, at=first_at))
     assert local.store.get_flow_state(key, clock.now_ms()) is not None
 
     clock.advance(30 * 60 * 1000)
     fire_at = local.store.get_flow_state(key, clock.now_ms()).data["fire_at"]
-    flow.debounce.fire({"kind": messages.DEBOUNCE, "key": key, "at": fire_at})
+    flow.debounce.fire(messages.Debounce(key=key, at=fire_at))
     started = calls(local)
     assert [local.store.get_run(m["run_id"]).event_ids for m in started] == [[last.internal_id]]
 

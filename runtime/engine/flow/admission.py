@@ -19,6 +19,7 @@ from stepline.engine.flow.batching import Batcher
 from stepline.engine.flow.buffers import BufferedStarts, Buffers
 from stepline.engine.flow.debounce import Debouncer
 from stepline.engine.flow.keys import event_context
+from stepline.engine.functions import FunctionCache
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -39,8 +40,6 @@ from stepline.telemetry import NOOP, FlowLimit, Telemetry
 log = logging.getLogger(__name__)
 
 INGEST_RULES = ("rateLimit", "debounce", "batchEvents", "idempotency", "singleton", "throttle")
-# How long a function config read by a debounce or batch timer is trusted.
-_FUNCTION_CACHE_MS = 5_000
 
 
 class FlowControl:
@@ -68,13 +67,16 @@ class FlowControl:
         self.starter = starter
         self.waker = Waker(queue, timers, clock)
         self.buffers = Buffers(flow_state, events)
-        buffered = BufferedStarts(flow_state, self.buffers, self.waker, clock, self.function, self.start_and_send)
+        # The function configs a debounce or batch timer reads, as the executor reads them.
+        self.functions = FunctionCache(apps, clock)
+        buffered = BufferedStarts(
+            flow_state, self.buffers, self.waker, clock, self.functions.function, self.start_and_send
+        )
         self.debounce = Debouncer(buffered)
         self.batching = Batcher(buffered)
         self.telemetry = telemetry  # how long a throttled start waited
         # Cancels a run (singleton mode "cancel"): Cancellation.cancel.
         self.cancel = cancel
-        self._functions: dict[str, tuple[int, FunctionRecord]] = {}
 
     # -- events ------------------------------------------------------------------------------
     def on_event(self, fn: FunctionRecord, event: StoredEvent, *, duplicate: bool = False) -> list[dict[str, Any]]:
@@ -114,16 +116,16 @@ class FlowControl:
             return []
         if not singleton.claim(self.key_claims, self.runs, fn, context, run_id, now, self.cancel):
             return []
-        _, message = self.starter.start_for_events(fn, events)
+        started, message = self.starter.start_for_events(fn, events)
         if message is None:
             return []
         at = throttle.start_at(self.flow_state, fn, context, now)
         if at > now:
-            self.telemetry.flow_wait(message["run_id"], FlowLimit.THROTTLE, now, at)
-            self.waker.at(message, at)
+            self.telemetry.flow_wait(started, FlowLimit.THROTTLE, now, at)
+            self.waker.at(messages.Call(run_id=started), at)
             # A delayed start is due later than its creation: tell the sweeper when (one write
             # per throttled start, and only while the run still waits for it).
-            self.runs.update_run(message["run_id"], {"wake_at": at}, expect_status={RunStatus.QUEUED})
+            self.runs.update_run(started, {"wake_at": at}, expect_status={RunStatus.QUEUED})
             return []
         return [message]
 
@@ -137,14 +139,3 @@ class FlowControl:
         if run is not None and run.status == RunStatus.QUEUED:
             return [messages.call(run.run_id)]
         return []
-
-    # -- timers ------------------------------------------------------------------------------
-    def function(self, fn_id: str) -> FunctionRecord | None:
-        now = self.clock.now_ms()
-        cached = self._functions.get(fn_id)
-        if cached and now - cached[0] < _FUNCTION_CACHE_MS:
-            return cached[1]
-        fn = self.apps.get_function(fn_id)
-        if fn is not None:
-            self._functions[fn_id] = (now, fn)
-        return fn

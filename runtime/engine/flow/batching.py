@@ -14,10 +14,10 @@ import functools
 import json
 from typing import Any
 
-from stepline.engine import messages
 from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, BufferedStarts, event_doc
 from stepline.engine.flow.keys import digest, rule_key
 from stepline.engine.flow_records import FlowState
+from stepline.engine.messages import BatchTimeout
 from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
 from stepline.protocol.durations import parse_duration_ms
 
@@ -96,16 +96,16 @@ class Batcher:
             return
         raise StoreError(f"batch {key}: too much contention")
 
-    def fire(self, body: dict[str, Any]) -> None:
+    def fire(self, message: BatchTimeout) -> None:
         """A batch's timeout: run it unless it already ran."""
-        key, at = body["key"], int(body["at"])
+        key, at = message.key, message.at
         now = self.flow.clock.now_ms()
         for _ in range(MAX_ATTEMPTS):
             state = self.flow.flow_state.get_flow_state(key, now)
-            if state is None or state.data.get("batch_id") != body.get("batch_id"):
+            if state is None or state.data.get("batch_id") != message.batch_id:
                 return  # that batch ran when it filled
             if now < at and not state.data.get("sealed"):
-                self.flow.waker.at(body, at)  # the queue's clock ran ahead of the engine's
+                self.flow.waker.at(message, at)  # the queue's clock ran ahead of the engine's
                 return
             fn = self.flow.function(state.data["fn_id"])
             if fn is None:
@@ -116,12 +116,5 @@ class Batcher:
         raise StoreError(f"batch {key}: too much contention")
 
 
-def _message(fn_id: str, key: str, batch_id: str, at: int) -> dict[str, Any]:
-    return {
-        "kind": messages.BATCH,
-        "fn_id": fn_id,
-        "key": key,
-        "batch_id": batch_id,
-        "at": at,
-        "step": digest(key, batch_id)[:16],
-    }
+def _message(fn_id: str, key: str, batch_id: str, at: int) -> BatchTimeout:
+    return BatchTimeout(fn_id=fn_id, key=key, batch_id=batch_id, at=at, step=digest(key, batch_id)[:16])

@@ -11,10 +11,10 @@ a slot wakes the head of that line at once, so the delay is only a safety net. A
 position when a second limit stops it after the first, so it is not pushed to the back of the
 other line.
 
-The entry of a waiting message travels in the message (``line``). Copies of it (the wake, the
-safety net, a redelivery) resolve through the store: a copy whose entry is gone is a duplicate
-and stops. An entry is removed only once the copy that was admitted has finished, so a crash
-never loses the work.
+The entry of a waiting message travels in the message (``Call.place``, a ``messages.LinePlace``).
+Copies of it (the wake, the safety net, a redelivery) resolve through the store: a copy whose
+entry is gone is a duplicate and stops. An entry is removed only once the copy that was
+admitted has finished, so a crash never loses the work.
 
 Nothing is held by someone who is gone for longer than a bound, whichever write fails and
 wherever an executor dies:
@@ -43,7 +43,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import replace
 
 from stepline.engine.flow.gate import Gate
 from stepline.engine.flow.lines import (
@@ -51,18 +51,18 @@ from stepline.engine.flow.lines import (
     Limit,
     Ticket,
     TicketState,
+    entry_call,
     limits_for,
     line_page,
-    out_of_line,
     quietly,
     slot_lease_ms,
     standing_of,
     turns_away,
-    work_of,
 )
 from stepline.engine.flow.priority import factor_ms
 from stepline.engine.flow_records import LineEntry, SlotView
 from stepline.engine.ids import IdGenerator
+from stepline.engine.messages import Call, LinePlace, Message
 from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, WorkQueue
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
@@ -70,7 +70,7 @@ from stepline.telemetry import NOOP, FlowLimit, Telemetry
 
 # Names other modules read here: the rules' vocabulary lives in flow.lines, the slots of one
 # invocation in flow.gate.
-__all__ = ["SAFETY_DELAYS_MS", "Concurrency", "Gate", "Limit", "Ticket", "limits_for", "out_of_line", "slot_lease_ms"]
+__all__ = ["SAFETY_DELAYS_MS", "Concurrency", "Gate", "Limit", "Ticket", "limits_for", "slot_lease_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,12 @@ class Concurrency:
 
     # -- one delivery of a call message ------------------------------------------------------
     @contextmanager
-    def message(self, body: dict[str, Any]) -> Iterator[Ticket | None]:
+    def message(self, call: Call) -> Iterator[Ticket | None]:
         """The scope of one call message. A waiting message's entry is removed when this
         delivery ends normally without having been admitted or queued again: its work is done
         or obsolete (the run ended, the step was settled). An exception keeps it: the queue
         delivers the message again."""
-        ticket = Ticket.from_body(body)
+        ticket = Ticket.of(call)
         self._local.ticket = ticket
         try:
             yield ticket
@@ -143,8 +143,8 @@ class Concurrency:
             # a safety-net delay ago, when this copy last came by, are not coming for it: their
             # wake was lost, or no copy of theirs is left. They are woken from the line.
             ahead = standing.waiting[: min(len(standing.free), _AHEAD_KEPT)]
-            noted = ticket.body.get("ahead")
-            stalled = [e for e in ahead if isinstance(noted, list) and e.position in noted]
+            noted = ticket.call.place.ahead if ticket.call.place else ()
+            stalled = [e for e in ahead if e.position in noted]
             rank = standing.rank(ticket.position, in_line=True)
             self.still_waiting(
                 ticket, ahead=[e.position for e in ahead], turns=turns_away(rank, standing, ticket.limit)
@@ -161,8 +161,8 @@ class Concurrency:
                 self.move(ticket, limit)
                 return False
         entry = next((e for e in view.line if e.position == ticket.position), None)
-        if entry is not None and isinstance(ticket.body.get("run_id"), str):
-            self.telemetry.flow_wait(ticket.body["run_id"], FlowLimit.CONCURRENCY, entry.created_at, now)
+        if entry is not None:
+            self.telemetry.flow_wait(ticket.call.run_id, FlowLimit.CONCURRENCY, entry.created_at, now)
         return True
 
     # -- around the executor's calls ---------------------------------------------------------
@@ -198,8 +198,8 @@ class Concurrency:
         return Gate(self, limits, owner, base, factor_ms(fn.config, event), ticket)
 
     # -- the line ----------------------------------------------------------------------------
-    def join(self, limit: Limit, limits: list[Limit], body: dict[str, Any], position: str) -> None:
-        """Queue ``body`` (a call) behind ``limit``: an entry in its line, and the message back
+    def join(self, limit: Limit, limits: list[Limit], call: Call, position: str) -> None:
+        """Queue ``call`` behind ``limit``: an entry in its line, and the message back
         on the queue. Read again after joining: a slot freed between the first read and the
         join woke nobody, so this call wakes itself.
 
@@ -208,12 +208,12 @@ class Concurrency:
         step), so the entry that waits runs after it and sees all it wrote. Of the entries
         seen, the one first in line stays; should two joiners race, both keep the same one."""
         now = self.clock.now_ms()
-        waiting = self._waiting_body(body, limit, limits, position)
+        waiting = self._waiting_call(call, limit, limits, position)
         try:
-            self.slot_store.join_line(limit.key, LineEntry(position, waiting, now))
+            self.slot_store.join_line(limit.key, LineEntry(position, waiting.to_body(), now))
             standing = standing_of(self.slot_store.slot_view(limit.key, line_page(limit.limit)), limit.limit, now)
-            work = work_of(waiting)
-            same = [e.position for e in standing.waiting if e.position != position and work_of(e.body) == work]
+            work = waiting.work()
+            same = [e.position for e in standing.waiting if e.position != position and _work_of(e) == work]
             if same and min(same) < position:
                 self.slot_store.leave_line(limit.key, position)
                 return
@@ -221,7 +221,7 @@ class Concurrency:
                 quietly(self.slot_store.leave_line, limit.key, other)
             rank = standing.rank(position, in_line=True)
             if rank < len(standing.free):
-                self.queue.send(waiting)
+                self.queue.send(waiting.to_body())
             else:
                 self.requeue(waiting, turns=turns_away(rank, standing, limit.limit))
         except Exception:
@@ -235,8 +235,8 @@ class Concurrency:
         ``limit``: it waits in that line now, at the same position. The new entry is written
         before the old one goes, so a crash in between leaves the message findable."""
         now = self.clock.now_ms()
-        waiting = self._waiting_body(ticket.body, limit, ticket.limits, ticket.position)
-        self.slot_store.join_line(limit.key, LineEntry(ticket.position, waiting, now))
+        waiting = self._waiting_call(ticket.call, limit, ticket.limits, ticket.position)
+        self.slot_store.join_line(limit.key, LineEntry(ticket.position, waiting.to_body(), now))
         self.requeue(waiting)
         if self.slot_store.leave_line(ticket.key, ticket.position):
             self.wake(ticket.key, ticket.limit)
@@ -246,23 +246,24 @@ class Concurrency:
         """Back on the queue with the safety-net delay (see ``requeue``); ``ahead``: the
         positions of the entries ahead that could have taken a free slot, for the next
         delivery to check."""
-        if ticket.body.get("woken"):
+        if ticket.call.place is not None and ticket.call.place.woken:
             # A wake that lost its slot to a race: the message's own safety net goes on.
             ticket.state = TicketState.DUPLICATE
             return
-        self.requeue(ticket.body, ahead, turns)
+        self.requeue(ticket.call, ahead, turns)
         ticket.state = TicketState.WAITING
 
-    def requeue(self, body: dict[str, Any], ahead: list[str] | None = None, turns: int = 0) -> None:
+    def requeue(self, call: Call, ahead: list[str] | None = None, turns: int = 0) -> None:
         """The safety net: the message comes back after a delay that grows with each time it
         came back, and with ``turns``, how many times the slots must all change hands before
         it is at the head (a wake reaches it then; its own return matters only if none does)."""
-        waits = int(body.get("waits") or 0)
-        again = {k: v for k, v in body.items() if k not in ("woken", "not_before", "ahead")}
-        again["waits"] = waits + 1
-        if ahead:
-            again["ahead"] = ahead
-        self.waker.after(again, SAFETY_DELAYS_MS[min(waits + turns, len(SAFETY_DELAYS_MS) - 1)])
+        place = call.place
+        if place is None:
+            raise ValueError(f"run {call.run_id}: only a call waiting in a line comes back for its place")
+        # Its own copy, not a wake; it notes only what it saw ahead this time.
+        waits = place.waits
+        again = replace(place, waits=waits + 1, woken=False, ahead=tuple(ahead or ()))
+        self.waker.after(replace(call, place=again), SAFETY_DELAYS_MS[min(waits + turns, len(SAFETY_DELAYS_MS) - 1)])
 
     def wake(self, key: str, limit: int, view: SlotView | None = None) -> None:
         """Send the head of the line as many wakes as there are free slots (``view``: the key
@@ -288,16 +289,17 @@ class Concurrency:
             self._woken = {k: t for k, t in self._woken.items() if now - t < _REWAKE_MS}
             entries = [e for e in entries if (key, e.position) not in self._woken]
             self._woken.update({(key, e.position): now for e in entries})
-        if entries:
+        wakes = [wake for wake in map(_wake_of, entries) if wake is not None]
+        if wakes:
             try:
-                self.queue.send_many([{**entry.body, "woken": True} for entry in entries])
+                self.queue.send_many(wakes)
             except Exception:  # noqa: BLE001
                 log.warning("could not wake %d entries of %s", len(entries), key, exc_info=True)
 
-    def abandon(self, body: dict[str, Any]) -> None:
+    def abandon(self, message: Message) -> None:
         """A waiting message that will not be delivered again (it was dead-lettered): its place
         in line goes, so the work behind it moves up."""
-        ticket = Ticket.from_body(body)
+        ticket = Ticket.of(message) if isinstance(message, Call) else None
         if ticket is not None and self.slot_store.leave_line(ticket.key, ticket.position):
             self.wake(ticket.key, ticket.limit)
 
@@ -313,12 +315,24 @@ class Concurrency:
         return self.slot_store.line_entry(ticket.key, ticket.position) is not None
 
     @staticmethod
-    def _waiting_body(body: dict[str, Any], limit: Limit, limits: list[Limit], position: str) -> dict[str, Any]:
-        work = work_of(body)
-        line = {
-            "key": limit.key,
-            "pos": position,
-            "limit": limit.limit,
-            "limits": [[lim.key, lim.limit] for lim in limits],
-        }
-        return {**work, "line": line, "waits": 0}
+    def _waiting_call(call: Call, limit: Limit, limits: list[Limit], position: str) -> Call:
+        place = LinePlace(
+            key=limit.key,
+            position=position,
+            limit=limit.limit,
+            limits=tuple((lim.key, lim.limit) for lim in limits),
+        )
+        return replace(call.work(), place=place)
+
+
+def _work_of(entry: LineEntry) -> Call | None:
+    call = entry_call(entry)
+    return call.work() if call is not None else None
+
+
+def _wake_of(entry: LineEntry) -> dict[str, object] | None:
+    """The body of a wake: a copy of the waiting call made from its line entry, marked woken."""
+    call = entry_call(entry)
+    if call is None or call.place is None:
+        return None
+    return replace(call, place=replace(call.place, woken=True)).to_body()

@@ -14,9 +14,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from stepline.engine import messages
 from stepline.engine.flow.buffers import GRACE_MS, MAX_ATTEMPTS, BufferedStarts, event_doc
 from stepline.engine.flow.keys import digest, rule_key
+from stepline.engine.messages import Debounce
 from stepline.engine.ports import FunctionRecord, StoredEvent, StoreError
 from stepline.protocol.durations import parse_duration_ms
 
@@ -57,9 +57,9 @@ class Debouncer:
                 return
         raise StoreError(f"debounce {key}: too much contention")
 
-    def fire(self, body: dict[str, Any]) -> None:
+    def fire(self, message: Debounce) -> None:
         """A debounce message: start the run if its window is due and still this one."""
-        key, at = body["key"], int(body["at"])
+        key, at = message.key, message.at
         now = self.flow.clock.now_ms()
         for _ in range(MAX_ATTEMPTS):
             state = self.flow.flow_state.get_flow_state(key, now)
@@ -69,7 +69,7 @@ class Debouncer:
                 if state.data["fire_at"] == at:
                     # Early: the queue's clock ran ahead of the engine's (SQS delays are real
                     # time, a test's clock may not be). Wait for the window's time.
-                    self.flow.waker.at(body, at)
+                    self.flow.waker.at(message, at)
                 return  # else a later event moved the window on; its own message will come
             fn = self.flow.function(state.data["fn_id"])
             if fn is None:
@@ -80,7 +80,7 @@ class Debouncer:
         raise StoreError(f"debounce {key}: too much contention")
 
 
-def _message(fn_id: str, key: str, at: int) -> dict[str, Any]:
+def _message(fn_id: str, key: str, at: int) -> Debounce:
     # ``step`` names the Scheduler timer (see messages.timer_name): one per key, so each event
     # replaces the previous window's schedule.
-    return {"kind": messages.DEBOUNCE, "fn_id": fn_id, "key": key, "at": at, "step": digest(key)[:16]}
+    return Debounce(fn_id=fn_id, key=key, at=at, step=digest(key)[:16])

@@ -6,10 +6,10 @@ when the invocation ends. See ``stepline.engine.flow.concurrency`` for the rules
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from stepline.engine.flow.lines import Limit, Lines, Ticket, TicketState, line_page, quietly, slot_lease_ms, standing_of
 from stepline.engine.flow_records import SlotView
+from stepline.engine.messages import Call
 
 _TAKE_ATTEMPTS = 3
 
@@ -43,12 +43,12 @@ class Gate:
         self._held: list[_Held] = []
         self._until = 0
 
-    def admit(self, body: dict[str, Any]) -> bool:
+    def admit(self, call: Call) -> bool:
         """Before a call: True when it may go ahead (its slots are held). False when it was
         queued behind a limit instead: the invocation stops, the work is not lost."""
         if self._held:
-            return self._keep(body)
-        return self._acquire(body)
+            return self._keep(call)
+        return self._acquire(call)
 
     def release(self, *, keep_place: bool = False) -> None:
         """After the last call: free the slots and wake what waits for them. The admitted
@@ -62,7 +62,7 @@ class Gate:
         self._free()
 
     # -- internals ---------------------------------------------------------------------------
-    def _acquire(self, body: dict[str, Any]) -> bool:
+    def _acquire(self, call: Call) -> bool:
         now = self.c.clock.now_ms()
         until = now + slot_lease_ms(self.c.settings)
         ticket = self.ticket if self.ticket is not None and self.ticket.state == TicketState.OPEN else None
@@ -74,7 +74,7 @@ class Gate:
             if index is None:
                 self._free()
                 if ticket is None:
-                    self.c.join(limit, self.limits, body, position)
+                    self.c.join(limit, self.limits, call, position)
                 elif in_line:
                     self.c.still_waiting(ticket)
                 else:
@@ -117,7 +117,7 @@ class Gate:
         for h in held:
             self.c.wake(h.key, h.limit)
 
-    def _keep(self, body: dict[str, Any]) -> bool:
+    def _keep(self, call: Call) -> bool:
         """Between two calls: keep the slots unless work waits for them; renew them when their
         lease runs short."""
         now = self.c.clock.now_ms()
@@ -127,7 +127,7 @@ class Gate:
                 # The next call queues first, then the slots go: should queueing fail, this
                 # message is delivered again with its place kept, and nothing is lost.
                 limit = next(lim for lim in self.limits if lim.key == h.key)
-                self.c.join(limit, self.limits, body, self.c.position(None, self.priority_ms))
+                self.c.join(limit, self.limits, call, self.c.position(None, self.priority_ms))
                 self.release()
                 self.ticket = None
                 return False

@@ -1,7 +1,7 @@
 """The vocabulary of concurrency lines (``stepline.engine.flow.concurrency``): a function's
 limits, a slot's lease, what one read of a key shows (free slots, the line, ranks in it), a
-waiting message's place (``Ticket``), and the fields of a call message that belong to one copy
-of it rather than to its work.
+waiting call's place as one delivery handles it (``Ticket``; the place a call carries is
+``messages.LinePlace``), and the call a line entry holds.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from stepline.engine.flow.keys import digest, event_context, key_value
 from stepline.engine.flow_records import LineEntry, SlotView
+from stepline.engine.messages import Call, Malformed
 from stepline.engine.ports import Clock, FunctionRecord, SlotStore
 from stepline.settings import Settings
 
@@ -25,8 +26,6 @@ SAFETY_DELAYS_MS = (1_000, 2_000, 4_000, 8_000, 15_000, 30_000)
 # Line entries read beyond twice the limit: enough to rank any entry that could be admitted
 # (those ahead of it are at most the admitted ones plus the free slots).
 _LINE_PAGE_EXTRA = 8
-# Message fields that belong to one copy of a waiting message, not to the work.
-_COPY_FIELDS = ("line", "waits", "woken", "ahead", "not_before", "busy")
 
 
 def slot_lease_ms(settings: Settings) -> int:
@@ -47,15 +46,14 @@ def quietly(write: Callable[..., Any], *args: Any, attempts: int = 1) -> None:
                 log.warning("concurrency clean-up %s%r failed", getattr(write, "__name__", write), args, exc_info=True)
 
 
-def work_of(body: dict[str, Any]) -> dict[str, Any]:
-    """What a call message asks for, without what belongs to one copy of it."""
-    return {k: v for k, v in body.items() if k not in _COPY_FIELDS}
-
-
-def out_of_line(body: dict[str, Any]) -> dict[str, Any]:
-    """The message without its place in a concurrency line: sent again later, it is a fresh
-    call that queues anew. (Its ``not_before`` stays: a sleep must not end early.)"""
-    return {k: v for k, v in body.items() if k not in ("line", "waits", "woken", "ahead")}
+def entry_call(entry: LineEntry) -> Call | None:
+    """The call a line entry holds (the body of the message that waits); None for a body no
+    call could be read from, which only a store written by hand could hold."""
+    try:
+        return Call.from_body(entry.body)
+    except Malformed:
+        log.warning("line entry %s holds no call: %r", entry.position, entry.body)
+        return None
 
 
 @dataclass(frozen=True)
@@ -141,25 +139,25 @@ class TicketState(StrEnum):
 
 @dataclass
 class Ticket:
-    """A waiting message's place: its entry in the line of ``key``, and all the limits it needs;
+    """A waiting call's place: its entry in the line of ``key``, and all the limits it needs;
     ``state`` says what became of it in this delivery."""
 
     key: str
     position: str
     limit: int
     limits: list[Limit]
-    body: dict[str, Any]
+    call: Call
     state: TicketState = TicketState.OPEN
     views: dict[str, SlotView] = field(default_factory=dict)
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> Ticket | None:
-        line = body.get("line")
-        if not isinstance(line, dict) or not line.get("key") or not line.get("pos"):
+    def of(cls, call: Call) -> Ticket | None:
+        """The ticket of a call that carries a place in a line; None for one that does not."""
+        place = call.place
+        if place is None:
             return None
-        key, limit = str(line["key"]), int(line.get("limit") or 1)
-        limits = [Limit(str(k), int(n)) for k, n in line.get("limits") or []] or [Limit(key, limit)]
-        return cls(key, str(line["pos"]), limit, limits, body)
+        limits = [Limit(key, limit) for key, limit in place.limits or ()] or [Limit(place.key, place.limit)]
+        return cls(place.key, place.position, place.limit, limits, call)
 
 
 class Lines(Protocol):
@@ -171,7 +169,7 @@ class Lines(Protocol):
 
     def position(self, base_ms: int | None, priority_ms: int) -> str: ...
 
-    def join(self, limit: Limit, limits: list[Limit], body: dict[str, Any], position: str) -> None: ...
+    def join(self, limit: Limit, limits: list[Limit], call: Call, position: str) -> None: ...
 
     def move(self, ticket: Ticket, limit: Limit) -> None: ...
 

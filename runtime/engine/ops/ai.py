@@ -131,11 +131,9 @@ class AiGateway:
         self.settings = settings
         self.caller = caller
 
-    def handle(self, body: dict[str, Any]) -> None:
-        run_id, step_id = body["run_id"], body["step"]
-        attempt = int(body.get("attempt") or 0)
-        carried = body.get("claim")
-        owner = carried if isinstance(carried, str) and carried else self.ids.new()
+    def handle(self, message: messages.AiCall) -> None:
+        run_id, step_id, attempt = message.run_id, message.step, message.attempt
+        owner = message.claim or self.ids.new()
         now = self.clock.now_ms()
         if not self.runs.claim_pending(run_id, step_id, owner, now + self.settings.lease_ms, now):
             return  # settled already (the op is gone), or another job is asking the model
@@ -163,7 +161,7 @@ class AiGateway:
         )
         # The op stays claimed through the backoff, by the claim its retry carries.
         self.runs.claim_pending(run_id, step_id, owner, at + self.settings.lease_ms, now)
-        self.waker.at(messages.ai_call(run_id, step_id, attempt + 1, claim=owner), at)
+        self.waker.at(messages.AiCall(run_id=run_id, step=step_id, attempt=attempt + 1, claim=owner), at)
 
     def _ask(self, request: AiRequest) -> tuple[dict[str, Any] | None, int | None, str]:
         """(the step's memo, None, "") on success; else (None, when to retry, why it failed),

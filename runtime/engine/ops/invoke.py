@@ -68,7 +68,7 @@ def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] 
         received_at=now,
         v=payload.get("v"),
     )
-    tools.waker.at(messages.invoke_timeout(run.run_id, op.id), expire)
+    tools.waker.at(messages.InvokeTimeout(run_id=run.run_id, step=op.id), expire)
     [stored] = tools.events.save_events([event], now)
     _, start = tools.starter.start_for_event(target, stored)
     if start is not None:

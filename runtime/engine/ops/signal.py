@@ -37,7 +37,7 @@ def start_signal_wait(tools: OpTools, state: RunState, op: Opcode) -> dict[str, 
         held = tools.signals.put_signal_wait(wait, now, replace=True)
     if not held.same_wait(wait):
         return memo_error(conflict_error(signal, held.run_id))
-    tools.waker.at(messages.wake(run.run_id, op.id), held.expires_at)
+    tools.waker.at(messages.Wake(run_id=run.run_id, step=op.id), held.expires_at)
     # The op names its signal: whatever ends the run removes the wait (stepline.engine.waits),
     # and operators see what the run waits for.
     detail: dict[str, Any] = {"signal": signal, "expires_at": held.expires_at, "conflict": conflict.value}

@@ -21,7 +21,7 @@ def start_sleep(tools: OpTools, state: RunState, op: Opcode) -> None:
     # The duration is in `name` for both SDKs (opts.duration per the spec); Python sends an
     # absolute time recomputed on every replay, so the first report fixes the wake time.
     wake_at = parse_sleep_until_ms(str(op.sleep_value), now)
-    tools.waker.at(messages.wake(state.run.run_id, op.id), wake_at)
+    tools.waker.at(messages.Wake(run_id=state.run.run_id, step=op.id), wake_at)
     pending = PendingOp(op.id, op.op, now, op.display, {"wake_at": wake_at})
     if tools.runs.add_pending(state.run.run_id, pending):
         state.pending[op.id] = pending

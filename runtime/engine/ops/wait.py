@@ -34,7 +34,8 @@ def start_wait(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] | 
     lookback = wait_lookback_ms(op)
     # With a look-back the waiter counts as begun that much earlier (stepline.engine.lookback).
     waiter = new_waiter(event_name, run, op.id, WaiterKind.WAIT, expression, expires_at, now - lookback)
-    tools.waker.at(messages.wait_timeout(run.run_id, op.id, event_name, waiter.match_key), expires_at)
+    timeout = messages.WaitTimeout(run_id=run.run_id, step=op.id, event=event_name, match_key=waiter.match_key)
+    tools.waker.at(timeout, expires_at)
     tools.waiters.add_waiter(waiter)
     if lookback:
         earlier = earliest_match(tools.events, waiter, now)
