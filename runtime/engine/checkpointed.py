@@ -65,6 +65,11 @@ class CheckpointedCalls:
     def still_live(self, inv: Invocation) -> bool:
         """Before another checkpointing call of the same invocation: False (and the run is let
         go) when it was cancelled or lost meanwhile."""
+        # Steps this call may checkpoint through the API are written by another process: what
+        # the store kept of the run would miss them, so the next invocation reads it whole.
+        app = self.functions.app(inv.fn.app_id) if inv.fn is not None else None
+        if checkpoint_calls.may_store_through_api(app):
+            self.runs.forget_run(inv.state.run.run_id)
         try:
             self.liveness(inv).check(self.clock.now_ms())
         except StopReading:

@@ -177,7 +177,7 @@ class Executor:
         run_id, now = hold.run_id, hold.taken_at
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
-        state = self.runs.load_run(run_id)
+        state = self.runs.load_run(run_id, lease_owner=hold.owner if hold.holds_run_lease else None)
         if state is None or state.run.status.terminal:
             self.leases.let_go(hold)
             return
