@@ -36,6 +36,7 @@ from bench.steps import (
 )
 from stepline.aws.moto_env import moto_backend
 from stepline.aws.run_cache import RunCache
+from stepline.aws.table import DynamoStore
 from stepline.engine.clock import ManualClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
@@ -196,11 +197,12 @@ def measure_steps(steps: int, *, one_per_invocation: bool = False, cold: bool = 
         meter.active = True
         engine.ingest.accept([{"name": "bench/steps", "data": {}}])
         if cold:
-            handle = engine.executor.handle
+            handle, store = engine.executor.handle, backend.store
+            assert isinstance(store, DynamoStore)
 
-            def in_a_new_container(body: dict[str, Any]) -> None:
-                backend.store._kept = RunCache()
-                handle(body)
+            def in_a_new_container(body: dict[str, Any], *, budget_ms: int | None = None) -> None:
+                store._kept = RunCache()  # nothing kept from the invocations before
+                handle(body, budget_ms=budget_ms)
 
             engine.executor.handle = in_a_new_container  # type: ignore[method-assign]
         drain(engine, backend)
