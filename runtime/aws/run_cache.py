@@ -40,12 +40,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from stepline.aws.items import Item
+from stepline.aws.items import Item, item_bytes
 from stepline.engine.records import Memo, PendingOp, RunState
 from stepline.protocol.opcodes import Op
 
-# What one container keeps of the runs it holds (the items' sizes, approximately).
+# What one container keeps of the runs it holds (the items' sizes, approximately), and of how many.
 KEPT_MAX_BYTES = 16 * 1024 * 1024
+KEPT_MAX_RUNS = 4096
 # Waiting on more ops than this, a run is read whole rather than op by op (one BatchGetItem).
 POINT_READS_MAX = 100
 
@@ -84,8 +85,9 @@ class RunCache:
     """Kept runs by id, the least recently taken dropped first past ``max_bytes``. Thread-safe:
     the dev server's executor threads share one store."""
 
-    def __init__(self, max_bytes: int = KEPT_MAX_BYTES) -> None:
+    def __init__(self, max_bytes: int = KEPT_MAX_BYTES, max_runs: int = KEPT_MAX_RUNS) -> None:
         self.max_bytes = max_bytes
+        self.max_runs = max_runs
         self._runs: OrderedDict[str, KeptRun] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -93,14 +95,19 @@ class RunCache:
     # -- takes ---------------------------------------------------------------------------------
     def taken(self, run_id: str, owner: str, gen: int, head: Item) -> None:
         """``owner`` took the run and the take returned ``gen`` and the run item ``head``."""
+        size = item_bytes(head)
         with self._lock:
             kept = self._runs.get(run_id)
             if kept is not None and kept.memos is not None and gen == kept.gen + 1:
-                kept.owner, kept.gen, kept.head, kept.current = owner, gen, head, True
+                kept.owner, kept.gen, kept.current = owner, gen, True
+                self._resize(kept, kept.bytes - item_bytes(kept.head) + size)
+                kept.head = head
                 self._runs.move_to_end(run_id)
-                return
-            self._pop(run_id)
-            self._runs[run_id] = KeptRun(owner, gen, head)
+            else:
+                self._pop(run_id)
+                self._runs[run_id] = KeptRun(owner, gen, head, bytes=size)
+                self._bytes += size
+            self._evict()
 
     def copy(self, run_id: str, owner: str) -> Copy | None:
         """The kept run, when ``owner``'s take found it current; else None (read it whole)."""
@@ -123,12 +130,10 @@ class RunCache:
             kept = self._runs.get(run_id)
             if kept is None or kept.owner != owner or kept.gen != gen:
                 return
-            self._bytes -= kept.bytes
             kept.memos = {m.step_id: m for m in state.memos}
             kept.pending = dict(state.pending)
-            kept.bytes = size
             kept.current = True
-            self._bytes += size
+            self._resize(kept, item_bytes(kept.head) + size)
             self._evict()
 
     def reread(self, run_id: str, owner: str, memos: list[Memo], pending: dict[str, PendingOp | None]) -> None:
@@ -152,8 +157,7 @@ class RunCache:
             kept = self._runs.get(run_id)
             if kept is not None and kept.memos is not None:
                 kept.memos.setdefault(memo.step_id, memo)
-                kept.bytes += size
-                self._bytes += size
+                self._resize(kept, kept.bytes + size)
                 self._evict()
 
     def pending_added(self, run_id: str, op: PendingOp) -> None:
@@ -182,7 +186,11 @@ class RunCache:
         if kept is not None:
             self._bytes -= kept.bytes
 
+    def _resize(self, kept: KeptRun, size: int) -> None:
+        self._bytes += size - kept.bytes
+        kept.bytes = size
+
     def _evict(self) -> None:
-        while self._bytes > self.max_bytes and self._runs:
+        while (self._bytes > self.max_bytes or len(self._runs) > self.max_runs) and self._runs:
             _, kept = self._runs.popitem(last=False)
             self._bytes -= kept.bytes

@@ -424,6 +424,8 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         if values:
             kwargs["ExpressionAttributeValues"] = values
         ok, _ = self._t.conditional("update_item", **kwargs)
+        if ending:
+            self._kept.drop(run_id)  # no take will come: nothing to keep it for
         return ok
 
     def _expiry(self, run_id: str, changes: dict[str, Any]) -> Item:

@@ -88,10 +88,14 @@ def plan_call(
     return CallPlan(disable_immediate, fn_id=state.run.fn_id, headers=headers, api_checkpoints=inline)
 
 
-def may_store_through_api(app: AppRecord | None) -> bool:
-    """Whether a call that lets the app checkpoint may store steps through /v1/checkpoint:
-    the TypeScript SDK and Stepline's own may (an app not known here is assumed to)."""
-    return app is None or app.sdk.startswith((*_API_CHECKPOINTING_SDKS, _STEPLINE_SDK))
+def may_store_through_api(app: AppRecord | None, settings: Settings) -> bool:
+    """Whether the app's calls may store steps through /v1/checkpoint: the TypeScript SDK's may
+    whenever it runs steps inline under the run's lease (checkpointing is its own option),
+    Stepline's SDK's when a call asks it to (only with ``settings.checkpointing``), an app not
+    known here is assumed to."""
+    if app is None or app.sdk.startswith(_API_CHECKPOINTING_SDKS):
+        return True
+    return settings.checkpointing and app.sdk.startswith(_STEPLINE_SDK)
 
 
 def stored_through_api(app: AppRecord | None, headers: dict[str, str], result: CallResult, body: bytes) -> bool:

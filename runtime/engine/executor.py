@@ -196,7 +196,7 @@ class Executor:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, Ending(RunStatus.FAILED, error=memo_error(error)["error"]), nxt)
             return
-        inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, hold.owner, now)  # the run was just read
+        self.checkpointed.start(inv, now)  # the run was just read
         if hold.holds_run_lease and not first_start_checks(self.cancel, self.waker, inv.state, fn, now):
             return
         step: Next | None = nxt

@@ -17,6 +17,7 @@ import pytest
 
 from bench.aws_requests import SLOW_CALL_MS, SlowSteps, drain
 from bench.aws_requests import register as register_steps
+from stepline.aws.run_cache import RunCache
 from stepline.aws.table import DynamoStore
 from stepline.engine.checkpoint import Checkpoints
 from stepline.engine.core import Engine
@@ -81,12 +82,12 @@ class Reads:
 class Containers:
     """The holder (``aws.store``) and another container on the same table and queue."""
 
-    def __init__(self, aws, clock, app, main_fn: str) -> None:
+    def __init__(self, aws, clock, app, main_fn: str, settings: Settings = SETTINGS) -> None:
         self.aws, self.clock, self.main_fn = aws, clock, main_fn
-        self.holder = Engine(aws, SETTINGS, clock=clock, caller=app)
+        self.holder = Engine(aws, settings, clock=clock, caller=app)
         other_store = DynamoStore(aws.clients["dynamodb"], aws.names.table_name, aws.store._t.payloads)
         self.other_backend = dataclasses.replace(aws, store=other_store)
-        self.other = Engine(self.other_backend, SETTINGS, clock=clock, caller=app)
+        self.other = Engine(self.other_backend, settings, clock=clock, caller=app)
         self.reads = Reads(aws.store)
 
     def start(self) -> str:
@@ -243,7 +244,9 @@ class CheckpointingApp:
                 return _reply([{"op": "Sleep", "id": "nap", "name": "1h"}])
             self.executed[step] += 1
             op = Opcode.model_validate({"op": "StepRun", "id": step, "name": step, "data": f"{step} done"})
-            self.checkpoints.record(ctx["run_id"], CheckpointRequest(ctx["run_id"], ctx["fn_id"], ctx["qi_id"], [op]))
+            # The SDK knows its function's id even when the request does not say it.
+            fn_id = ctx.get("fn_id") or "js-app-ckpt"
+            self.checkpoints.record(ctx["run_id"], CheckpointRequest(ctx["run_id"], fn_id, ctx["qi_id"], [op]))
             memos[step] = {"data": f"{step} done"}
         return _reply([{"op": "RunComplete", "id": "complete", "data": "done"}])
 
@@ -252,10 +255,13 @@ def _reply(ops: list[dict[str, Any]]) -> HttpResponse:
     return HttpResponse(206, json.dumps(ops).encode(), {"x-inngest-req-version": "2"})
 
 
-def test_steps_checkpointed_through_the_api_of_another_container(aws, clock):
+@pytest.mark.parametrize("checkpointing", [True, False], ids=["asked", "the-sdk's-own-option"])
+def test_steps_checkpointed_through_the_api_of_another_container(aws, clock, checkpointing):
+    """Whether or not the call asked for it: the TypeScript SDK checkpoints by its own option,
+    and the API takes any checkpoint from the call holding the run."""
     other_store = DynamoStore(aws.clients["dynamodb"], aws.names.table_name, aws.store._t.payloads)
     app = CheckpointingApp(Checkpoints(other_store, clock, IdGenerator(clock)), clock)
-    both = Containers(aws, clock, app, "js-app-ckpt")
+    both = Containers(aws, clock, app, "js-app-ckpt", Settings(mode="dev", checkpointing=checkpointing))
     fn = {
         "id": "js-app-ckpt",
         "name": "ckpt",
@@ -336,3 +342,16 @@ def test_a_container_that_has_not_held_the_run_reads_it_whole(aws, clock):
     # time a step was added; the second (1, 3, 5) only what the take returned.
     assert all(items[t] > items[t - 1] for t in (2, 4, 6)), items
     assert all(items[t] < items[t - 1] for t in (1, 3, 5)), items
+
+
+def test_a_container_keeps_a_bounded_number_of_runs(aws, clock):
+    """Least recently taken out first, past the byte or the run bound."""
+    cache = RunCache(max_bytes=10_000, max_runs=3)
+    head = {"pk": {"S": "RUN#r"}, "sk": {"S": "RUN"}, "pad": {"S": "x" * 1000}}
+    for n in range(5):
+        cache.taken(f"r{n}", "w", 1, head)
+    assert len(cache) == 3 and cache.head("r0", "w") is None and cache.head("r4", "w") is not None
+    big = RunCache(max_bytes=2_500)
+    for n in range(5):
+        big.taken(f"r{n}", "w", 1, head)
+    assert len(big) == 2
