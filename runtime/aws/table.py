@@ -93,8 +93,6 @@ items over 400 KB are refused with ``StoreError``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from stepline.aws.apps import AppRecords
@@ -127,11 +125,12 @@ from stepline.aws.items import (
     time_key_window,
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
-from stepline.aws.run_cache import Copy, RunCache
+from stepline.aws.run_cache import RunCache
+from stepline.aws.run_reads import RunReads
 from stepline.aws.signals import SignalRecords
-from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
+from stepline.aws.step_items import pending_from_item
 from stepline.aws.waiters import WaiterRecords
-from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
+from stepline.engine.records import Memo, PendingOp, Run, RunStatus
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (
@@ -160,9 +159,12 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, SignalRecords, FlowRecords, ErasureRecords):
+class DynamoStore(
+    RunReads, EventRecords, EventNameIndex, AppRecords, WaiterRecords, SignalRecords, FlowRecords, ErasureRecords
+):
     """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
-    runs, steps, leases and claims here, the other ports in the mixins, one module each."""
+    runs, steps, leases and claims here, reading runs and the other ports in the mixins, one
+    module each."""
 
     def __init__(
         self, client: Any, table_name: str, payloads: PayloadStore | None = None, *, retention_ms: int | None = None
@@ -196,64 +198,6 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         self._t.batch_write(
             puts=[{"pk": str_attr(f"EVENT#{eid}"), "sk": str_attr(f"RUN#{run_id}")} for eid in dict.fromkeys(event_ids)]
         )
-
-    def load_run(self, run_id: str, *, lease_owner: str | None = None) -> RunState | None:
-        if lease_owner is not None:
-            kept = self._kept.copy(run_id, lease_owner)
-            if kept is not None and not kept.needs_whole_read():
-                return self._from_copy(run_id, lease_owner, kept)
-        taken = None if lease_owner is None else self._kept.head(run_id, lease_owner)
-        # Memo values in S3 are fetched when first used (stepline.aws.step_items).
-        items = self._t.query_partition(f"RUN#{run_id}", keep=DEFERRED_ATTRS)
-        head = next((i for i in items if i["sk"]["S"] == "RUN"), None)
-        if head is None:
-            return None
-        state = RunState(run=run_from_item(head))
-        deferred = self._deferred()
-        size = 0
-        for item in items:
-            sk = item["sk"]["S"]
-            if not sk.startswith("STEP#"):
-                continue
-            size += item_bytes(item)
-            step_id = sk.removeprefix("STEP#")
-            memo = memo_from_item(step_id, item, deferred)
-            if memo is not None:
-                state.memos.append(memo)
-            pending = pending_from_item(step_id, item)
-            if pending is not None:
-                state.pending[step_id] = pending
-        state.memos.sort(key=lambda m: m.seq)
-        if taken is not None and lease_owner is not None:
-            self._kept.keep(run_id, lease_owner, taken[0], state, size)
-        return state
-
-    def _from_copy(self, run_id: str, owner: str, kept: Copy) -> RunState:
-        """The run as kept here since this container last held it, with the items of the ops it
-        waits on read again: only writers without the lease touch them (stepline.aws.run_cache)."""
-        memos = {m.step_id: m for m in kept.memos}
-        if kept.pending:
-            waiting = list(kept.pending)
-            items = self._t.batch_get([step_key(run_id, s) for s in waiting], keep=DEFERRED_ATTRS)
-            found = {i["sk"]["S"].removeprefix("STEP#"): i for i in items}
-            deferred = self._deferred()
-            read: dict[str, PendingOp | None] = {}
-            for step_id in waiting:
-                item = found.get(step_id)
-                memo = None if item is None else memo_from_item(step_id, item, deferred)
-                if memo is not None:
-                    memos.setdefault(step_id, memo)
-                read[step_id] = None if item is None else pending_from_item(step_id, item)
-            self._kept.reread(run_id, owner, [memos[s] for s in waiting if s in memos], read)
-            kept.pending = {s: op for s, op in read.items() if op is not None}
-        run = run_from_item(self._t.resolve(kept.head))
-        return RunState(run=run, memos=sorted(memos.values(), key=lambda m: m.seq), pending=kept.pending)
-
-    def _deferred(self) -> DeferredValues | None:
-        return None if self._t.payloads is None else DeferredValues(self._t.payloads)
-
-    def forget_run(self, run_id: str) -> None:
-        self._kept.drop(run_id)
 
     def get_run(self, run_id: str) -> Run | None:
         item = self._t.get(run_key(run_id))
@@ -585,19 +529,6 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         if ok:
             self._kept.memo_written(run_id, memo, item_bytes(item))
         return ok
-
-    @contextmanager
-    def _keeping(self, run_id: str) -> Iterator[list[bool]]:
-        """Around a step write of this container: a write that failed, or whose condition failed
-        (another writer was first), leaves the run's kept copy out of date: it is dropped."""
-        written: list[bool] = []
-        try:
-            yield written
-        except Exception:
-            self._kept.drop(run_id)
-            raise
-        if not all(written):
-            self._kept.drop(run_id)
 
     def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
         item = self._t.get(step_key(run_id, step_id))
