@@ -10,7 +10,7 @@ goes one invocation at a time cost O(N²) read units. Instead:
 * a container that took a run and read it keeps the run's step records here, tagged with the
   generation its take returned, and applies its own step writes to that copy (``DynamoStore``:
   a memo written, an op added or removed; a write whose condition failed, or that failed, drops
-  the copy);
+  the copy, and so does a write that ends the run);
 * when its next take returns the tag plus one, no other container took the run since: the copy
   holds every memo and op those holders wrote. What writers without the lease may have written
   since is confined to the items of the ops the run waits on: a resume (a sleep's end, an event
@@ -23,10 +23,12 @@ Read whole instead (one partition Query, as before) when the copy cannot be trus
 container has not held the run before (Lambda may route a run's invocations to different
 containers), another container took it since (the tag is behind by more than one), the copy was
 dropped or evicted, or the run waits on a planned parallel step, whose job (under the step's
-claim, not the run's lease) may write more than its own item. A call that may checkpoint through
-``POST /v1/checkpoint`` (written by another process, without a generation: that would cost a
-write per step) drops the copy first (``forget_run``), so checkpointed runs are read whole once
-per invocation. A parallel step's own job reads the run whole too: it takes no lease.
+claim, not the run's lease) may write more than its own item. An invocation whose calls may
+checkpoint through ``POST /v1/checkpoint`` (the TypeScript SDK's; Stepline's with checkpointing
+on) drops the copy as it starts (``forget_run``, ``engine.checkpointed``): those memos are written
+by another process, which does not count takes (that would cost a write per step), so such runs
+are read whole once per invocation; they have few. A parallel step's own job reads the run whole
+too: it takes no lease.
 
 Why the generation is bumped by takes rather than by every writer: a writer that bumped before
 writing its memo could be overtaken by a holder whose take sees the bump and whose read misses
