@@ -38,9 +38,9 @@ Access patterns and their cost:
   too, and a memo can land while the op is still recorded (they are independent, as the port
   says). ``claim_pending`` and ``remove_pending`` are one UpdateItem each.
 * ``update_run`` / ``acquire_lease`` / ``release_lease``: one conditional UpdateItem on the run
-  item, touching only the named attributes (``acquire_lease`` also adds one to ``sgen``, the
-  run's generation of takes, and returns the new item) (status is written only when the caller changes it;
-  lease writes never touch ``gsi1``, which does not project them). A write of ``wake_at`` moves
+  item, touching only the named attributes (status is written only when the caller changes it;
+  lease writes never touch ``gsi1``, which does not project them). ``acquire_lease`` also adds
+  one to ``sgen``, the run's count of takes, and returns the new item. A write of ``wake_at`` moves
   the run's ``gsi2`` keys in the same request; a terminal status removes them (and ``wake_at``),
   so ended runs leave the sweeper's index. ``acquire_lease`` never touches ``gsi2``.
 * ``stalled_runs``: one Query per ``gsi2`` shard (``gsi2sk`` below the cut-off, oldest first),
