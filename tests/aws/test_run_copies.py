@@ -23,7 +23,7 @@ from stepline.engine.checkpoint import Checkpoints
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
 from stepline.engine.ids import IdGenerator
-from stepline.engine.ports import RunStatus
+from stepline.engine.ports import Memo, RunStatus
 from stepline.protocol.calls import Opcode
 from stepline.protocol.checkpoint_requests import CheckpointRequest
 from stepline.protocol.opcodes import DISCOVERY_STEP_ID
@@ -191,7 +191,7 @@ def test_the_sweeper_of_another_container_finishes_a_resume_that_died(aws, clock
     aws.timers.fire_due(clock.now_ms())
     assert [b["kind"] for b in drop_all(aws)] == ["wake"]  # lost with the resume that died
     [op] = both.other_backend.store.load_run(run_id).pending.values()
-    memo = dataclasses.replace(aws.store.load_run(run_id).memos[0], step_id="nap", seq="z", value={"data": None})
+    memo = Memo(step_id="nap", value={"data": None}, seq=IdGenerator(clock).new(), name="1h")
     assert both.other_backend.store.commit_memo(run_id, memo)
     assert both.pump() == 0 and both.status(run_id) is RunStatus.RUNNING  # stuck
     clock.advance(GRACE_MS + 1)
