@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from stepline.aws.resources import CRON_GROUP_SUFFIX
 from stepline.settings import parse_app_origins
+from stepline.telemetry.otlp_headers import SECRET_ID_ENV as OTLP_HEADERS_SECRET_ENV
 from stepline.webhooks.model import deployed_sources
 
 CONTEXT_PREFIX = "stepline:"
@@ -160,6 +161,10 @@ class StackConfig(BaseModel):
     adot_layer_arn: str = Field("", validate_default=True)
     # The share of runs traced (OTEL_TRACES_SAMPLER_ARG), decided once per run when it is created.
     trace_sample_ratio: float = Field(1.0, ge=0, le=1)
+    # For traces=otlp: a Secrets Manager secret (name, or complete ARN) holding the exporter's
+    # headers (a backend's API key: "api-key=...,x-other=..." as OTEL_EXPORTER_OTLP_HEADERS
+    # writes them, or a JSON object). The Lambdas read it at cold start and may read only it.
+    otlp_headers_secret: str = Field("", validate_default=True)
 
     @field_validator("stack_name")
     @classmethod
@@ -232,6 +237,16 @@ class StackConfig(BaseModel):
             raise ValueError(f"traces=otlp needs the OTLP/HTTP endpoint (https://host[:port]), got {value!r}")
         return value
 
+    @field_validator("otlp_headers_secret")
+    @classmethod
+    def _otlp_headers_secret(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("traces") != "otlp":
+            raise ValueError("the OTLP exporter's headers are for traces=otlp (the ADOT collector takes no headers)")
+        arn = r"arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:\S+"
+        if value.startswith("arn:") and not re.fullmatch(arn, value):
+            raise ValueError(f"must be a secret's name or its complete ARN (arn:aws:secretsmanager:...), got {value!r}")
+        return value
+
     @field_validator("adot_layer_arn")
     @classmethod
     def _adot_layer(cls, value: str, info: ValidationInfo) -> str:
@@ -245,13 +260,16 @@ class StackConfig(BaseModel):
         if self.traces == "off":
             return {}
         endpoint = self.otlp_endpoint if self.traces == "otlp" else ADOT_COLLECTOR_ENDPOINT
-        return {
+        env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             "OTEL_SERVICE_NAME": f"stepline-{role}",
             "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
             "OTEL_TRACES_SAMPLER_ARG": str(self.trace_sample_ratio),
         }
+        if self.otlp_headers_secret:
+            env[OTLP_HEADERS_SECRET_ENV] = self.otlp_headers_secret
+        return env
 
     @field_validator("webhooks", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ SIGNING_KEY_HEX_CHARS = 64  # 32 bytes, like Inngest's keys
 EVENT_KEY_CHARS = 48
 
 
-def _existing(scope: Construct, id: str, name_or_arn: str) -> secretsmanager.ISecret:
+def existing_secret(scope: Construct, id: str, name_or_arn: str) -> secretsmanager.ISecret:
     """A secret by name, or by its complete ARN (with the 6-character suffix Secrets Manager
     adds): a partial ARN cannot be told from a complete one by looking at it."""
     if name_or_arn.startswith("arn:"):
@@ -48,7 +48,7 @@ class Keys(Construct):
         # The ids the Lambdas read the secrets by, and the names the stack outputs: literal
         # names for the secrets made here, so neither depends on parsing an ARN.
         if signing_key_secret:
-            self.signing_key = _existing(self, "ExistingSigningKey", signing_key_secret)
+            self.signing_key = existing_secret(self, "ExistingSigningKey", signing_key_secret)
             self.signing_key_id = signing_key_secret
         else:
             self.signing_key_id = f"{stack_name}/signing-key"
@@ -70,7 +70,7 @@ class Keys(Construct):
             )
             self._suppress_rotation(self.signing_key, "signing key")
         if event_keys_secret:
-            self.event_keys = _existing(self, "ExistingEventKeys", event_keys_secret)
+            self.event_keys = existing_secret(self, "ExistingEventKeys", event_keys_secret)
             self.event_keys_id = event_keys_secret
         else:
             self.event_keys_id = f"{stack_name}/event-keys"
@@ -88,7 +88,7 @@ class Keys(Construct):
             )
             self._suppress_rotation(self.event_keys, "event keys")
         if operator_key_secret:
-            self.operator_key = _existing(self, "ExistingOperatorKey", operator_key_secret)
+            self.operator_key = existing_secret(self, "ExistingOperatorKey", operator_key_secret)
             self.operator_key_id = operator_key_secret
         else:
             self.operator_key_id = f"{stack_name}/operator-key"

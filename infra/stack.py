@@ -18,7 +18,7 @@ from infra.http_api import HttpApi, RouteGroup, Throttle
 from infra.observability import Alarms
 from infra.packaging import LambdaBundle
 from infra.queue import WorkQueue
-from infra.secrets import Keys
+from infra.secrets import Keys, existing_secret
 from infra.state import PayloadBucket, StateTable
 from infra.timers import SweepSchedule, Timers
 from infra.webhooks import WebhookSecrets
@@ -182,6 +182,11 @@ class SteplineStack(Stack):
             dlq=self.work.dlq,
             log_groups={"Api": self.api.handler.log_group, "Executor": self.executor.handler.log_group},
         )
+        if config.otlp_headers_secret:
+            # The exporter's headers (an API key): each Lambda reads this one secret at cold start.
+            otlp_headers = existing_secret(self, "OtlpHeaders", config.otlp_headers_secret)
+            for handler in (self.api.handler, self.executor.handler):
+                otlp_headers.grant_read(handler.role)
         if config.traces == "adot":
             # The ADOT collector runs as a Lambda extension from this layer and takes the spans
             # on localhost (StackConfig.trace_environment); its default pipeline is X-Ray.

@@ -154,7 +154,6 @@ class _Driver:
         self.pending: set[str] = set()
         self.work: list[tuple[str, int]] = [(DISCOVERY_STEP_ID, 0)]
         self.timers: list[tuple[int, str, dict[str, Any]]] = []
-        self.disable_immediate = False
         self.recorded: dict[str, RecordedStep] = {}
         self.sent: list[dict[str, Any]] = []
         self.calls = 0
@@ -201,7 +200,9 @@ class _Driver:
             events=self.events,
             steps=self.memos,
             stack=self.stack,
-            disable_immediate=self.disable_immediate or target != DISCOVERY_STEP_ID,
+            # As the engine says it (docs/protocol.md §7.3): a targeted call plans every other
+            # step; discovery runs one inline unless a step or op of the run is still out.
+            disable_immediate=target != DISCOVERY_STEP_ID or bool(self.pending),
             use_api=False,
             version=-1,
             step_id=target,
@@ -213,8 +214,6 @@ class _Driver:
         return parse_call_response(outcome.status, outcome.headers, raw, self.clock.now_ms())
 
     def _ops(self, result: CallResult, target: str, attempt: int) -> None:
-        if len(result.ops) > 1:
-            self.disable_immediate = True
         for op in result.ops:
             if op.id in self.memos or (op.id in self.pending and op.op not in RESULT_OPS):
                 continue  # already memoized, or a re-report of work in hand (docs/protocol.md §7.6)

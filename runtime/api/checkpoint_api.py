@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from stepline.api.auth import require_app
 from stepline.api.errors import ApiError, json_response, parse_json_body
 from stepline.api.request import raw_body
-from stepline.engine.checkpoint import Checkpoints, StaleCall
+from stepline.engine.checkpoint import StaleCall
 from stepline.engine.core import Engine
 from stepline.engine.ports import StoreError
 from stepline.protocol.checkpoint_requests import parse_checkpoint_request
@@ -20,8 +20,7 @@ from stepline.protocol.checkpoint_requests import parse_checkpoint_request
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     settings = engine.settings
-    checkpoints = Checkpoints(engine.backend.runs, engine.clock, engine.ids)
-    checkpoints.telemetry = engine.telemetry
+    checkpoints = engine.checkpoints
 
     @app.post("/v1/checkpoint/<run_id>/async")
     def checkpoint_async(run_id: str) -> Response:

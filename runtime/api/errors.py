@@ -4,7 +4,7 @@ field) and ``status``: the TypeScript SDK reads the status from the body, not th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response
 
@@ -18,6 +18,16 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {**self.extra, "error": self.message, "status": self.status}
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None, kind: str, key: str) -> T:
+    """``value``, or the 404 naming what was asked for: ``run 'r-1' not found``."""
+    if value is None:
+        raise ApiError(404, f"{kind} {key!r} not found")
+    return value
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

@@ -8,7 +8,7 @@ import hmac
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.errors import ApiError, json_response
-from stepline.api.request import header, raw_body
+from stepline.api.request import header, headers, raw_body
 from stepline.engine.core import Engine
 from stepline.protocol.errors import ProtocolError
 from stepline.protocol.events import read_event_batch
@@ -38,14 +38,18 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def send_events(key: str) -> Response:
         if not key_allowed(key):
             raise ApiError(401, "event key not found", ids=[])
-        return accept_events(engine, raw_body(app), _parse_seed(header(app, "x-inngest-event-id-seed")))
+        seed = _parse_seed(header(app, "x-inngest-event-id-seed"))
+        return accept_events(engine, raw_body(app), seed, sender=engine.telemetry.sender(headers(app)))
 
 
-def accept_events(engine: Engine, body: bytes, seed: tuple[int, bytes] | None = None) -> Response:
+def accept_events(
+    engine: Engine, body: bytes, seed: tuple[int, bytes] | None = None, *, sender: dict[str, str] | None = None
+) -> Response:
     """Store a body's events and answer with their ids, the way Inngest's Event API does: the
     events before the first one that cannot be accepted are stored, and the reply is that
     event's 4xx with their ids beside the error, which the SDKs raise as a send error carrying
-    the ids (docs/protocol.md §11). A body wrong as a whole stores nothing."""
+    the ids (docs/protocol.md §11). A body wrong as a whole stores nothing. ``sender``: the
+    request's W3C trace context, which the runs the events start continue."""
     settings = engine.settings
     try:
         batch = read_event_batch(
@@ -58,7 +62,11 @@ def accept_events(engine: Engine, body: bytes, seed: tuple[int, bytes] | None = 
         raise ApiError(whole.status, whole.message, ids=[]) from None
     payloads = [p.model_dump() for p in batch.accepted]
     try:
-        ids = engine.ingest.accept(payloads, seed=seed, max_runs=settings.max_runs_per_request) if payloads else []
+        ids = (
+            engine.ingest.accept(payloads, seed=seed, max_runs=settings.max_runs_per_request, sender=sender)
+            if payloads
+            else []
+        )
     except ProtocolError as too_many:  # more runs than one request may start: nothing stored
         raise ApiError(too_many.status, too_many.message, ids=[]) from None
     if batch.refusal is not None:

@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_app, require_operator
-from stepline.api.errors import ApiError, json_response, parse_json_body
-from stepline.api.request import raw_body
+from stepline.api.errors import ApiError, found, json_response, parse_json_body
+from stepline.api.request import headers, raw_body
 from stepline.api.runs_api import iso
 from stepline.engine.core import Engine
 from stepline.engine.records import AppRecord, FunctionRecord
@@ -77,9 +77,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/functions/<fn_id>")
     def get_function(fn_id: str) -> Response:
         require_app(app, engine)
-        fn = catalog.get_function(fn_id)
-        if fn is None:
-            raise ApiError(404, f"function {fn_id!r} not found")
+        fn = found(catalog.get_function(fn_id), "function", fn_id)
         return envelope(function_json(fn, catalog.get_app(fn.app_id)))
 
     @app.post("/v1/functions/<fn_id>/invoke")
@@ -87,14 +85,12 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         """Body {"data": {...}}: start a run of the function now with that event data, whatever
         its triggers (the dashboard's Invoke)."""
         require_operator(app, engine)
-        fn = catalog.get_function(fn_id)
-        if fn is None:
-            raise ApiError(404, f"function {fn_id!r} not found")
+        fn = found(catalog.get_function(fn_id), "function", fn_id)
         body = parse_json_body(raw_body(app) or b"{}")
         data = body.get("data", {}) if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise ApiError(400, "data: expected a JSON object, the invoked event's data")
-        event, run_id = engine.invoke(fn, data)
+        event, run_id = engine.invoke(fn, data, engine.telemetry.sender(headers(app)))
         return envelope({"event_id": event.internal_id, "run_id": run_id})
 
     @app.post("/v1/apps/sync")

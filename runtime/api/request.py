@@ -22,5 +22,9 @@ def header(app: APIGatewayHttpResolver, name: str) -> str | None:
     return (app.current_event.headers or {}).get(name.lower())
 
 
+def headers(app: APIGatewayHttpResolver) -> dict[str, str]:
+    return dict(app.current_event.headers or {})
+
+
 def query(app: APIGatewayHttpResolver, name: str) -> str | None:
     return app.current_event.get_query_string_value(name)

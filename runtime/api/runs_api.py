@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_app, require_operator
-from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.errors import ApiError, found, json_response, parse_json_body
 from stepline.api.request import query, raw_body
 from stepline.api.steps_view import steps_json
 from stepline.engine.core import Engine
@@ -136,9 +136,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/events/<event_id>")
     def get_event(event_id: str) -> Response:
         require_app(app, engine)
-        event = b.events.get_event(event_id)
-        if event is None:
-            raise ApiError(404, f"event {event_id!r} not found")
+        event = found(b.events.get_event(event_id), "event", event_id)
         return envelope(event_json(event))
 
     @app.get("/v1/events/<event_id>/runs")
@@ -154,17 +152,13 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.get("/v1/runs/<run_id>")
     def get_run(run_id: str) -> Response:
         require_app(app, engine)
-        state = b.runs.load_run(run_id)
-        if state is None:
-            raise ApiError(404, f"run {run_id!r} not found")
+        state = found(b.runs.load_run(run_id), "run", run_id)
         return envelope({**run_json(state.run), "events": state.run.events, "steps": steps_json(state)})
 
     @app.delete("/v1/runs/<run_id>")
     def cancel_run(run_id: str) -> Response:
         require_operator(app, engine)
-        run = engine.cancel_run(run_id)
-        if run is None:
-            raise ApiError(404, f"run {run_id!r} not found")
+        run = found(engine.cancel_run(run_id), "run", run_id)
         return envelope(run_json(run))
 
     @app.post("/v1/cancellations")
@@ -233,9 +227,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         """Each function of the app with its configuration as registered (read-only; `stepline
         check --register-via` reads it)."""
         require_app(app, engine)
-        record = b.apps.get_app(app_id)
-        if record is None:
-            raise ApiError(404, f"app {app_id!r} not found")
+        record = found(b.apps.get_app(app_id), "app", app_id)
         functions = [b.apps.get_function(fn_id) for fn_id in record.function_ids]
         return envelope(
             [
@@ -261,18 +253,14 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def run_batch(run_id: str) -> Response:
         require_app(app, engine)
         with _store_unavailable_is_503():
-            run = b.runs.get_run(run_id)
-        if run is None:
-            raise ApiError(404, f"run {run_id!r} not found")
+            run = found(b.runs.get_run(run_id), "run", run_id)
         return json_response(200, run.events)
 
     @app.get("/v0/runs/<run_id>/actions", compress=True)
     def run_actions(run_id: str) -> Response:
         require_app(app, engine)
         with _store_unavailable_is_503():
-            state = b.runs.load_run(run_id)
-        if state is None:
-            raise ApiError(404, f"run {run_id!r} not found")
+            state = found(b.runs.load_run(run_id), "run", run_id)
         return json_response(200, state.memo_map())
 
 

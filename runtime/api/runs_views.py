@@ -21,13 +21,13 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_app, require_operator
-from stepline.api.errors import ApiError, json_response, parse_json_body
+from stepline.api.errors import ApiError, found, json_response, parse_json_body
 from stepline.api.request import query, raw_body
 from stepline.api.runs_api import MAX_PAGE, MAX_TIME_MS, MIN_TIME_MS, iso, page_limit, parse_time, run_json
 from stepline.api.steps_view import steps_json
 from stepline.engine.core import Engine
 from stepline.engine.ports import Run, RunStatus, RunStore
-from stepline.engine.replay import ReplayError, Replays
+from stepline.engine.replay import ReplayError
 
 # REST status -> store statuses: a queued run reads as Running.
 STATUSES: dict[str, list[RunStatus]] = {
@@ -114,8 +114,7 @@ def listed_run(run: Run) -> dict[str, Any]:
 
 def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     b = engine.backend  # the store through its ports: b.events, b.runs, b.apps
-    replays = Replays(b.runs, b.apps, b.waiters, b.queue, engine.clock, engine.ids)
-    replays.telemetry = engine.telemetry
+    replays = engine.replays
 
     def envelope(data: Any, **extra: Any) -> Response:
         meta = {"fetched_at": iso(engine.clock.now_ms()), "cached_until": None}
@@ -154,9 +153,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     def run_jobs(run_id: str) -> Response:
         """The run's steps alone (what GET /v1/runs/{id} returns under `steps`)."""
         require_app(app, engine)
-        state = b.runs.load_run(run_id)
-        if state is None:
-            raise ApiError(404, f"run {run_id!r} not found")
+        state = found(b.runs.load_run(run_id), "run", run_id)
         return envelope(steps_json(state))
 
     @app.post("/v1/runs/<run_id>/replay")

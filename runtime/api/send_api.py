@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_operator
 from stepline.api.events_api import accept_events
-from stepline.api.request import raw_body
+from stepline.api.request import headers, raw_body
 from stepline.engine.core import Engine
 
 
@@ -16,4 +16,4 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
     @app.post("/v1/events")
     def send_events() -> Response:
         require_operator(app, engine)
-        return accept_events(engine, raw_body(app))
+        return accept_events(engine, raw_body(app), sender=engine.telemetry.sender(headers(app)))

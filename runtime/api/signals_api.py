@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from stepline.api.auth import require_app
 from stepline.api.errors import ApiError, json_response, parse_json_body
-from stepline.api.request import raw_body
+from stepline.api.request import headers, raw_body
 from stepline.engine.core import Engine
 from stepline.protocol.signals import MAX_SIGNAL_BODY_BYTES, parse_signal_body
 
@@ -26,7 +26,9 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine) -> None:
         if len(body) > MAX_SIGNAL_BODY_BYTES:
             raise ApiError(413, f"body: {len(body)} bytes exceeds {MAX_SIGNAL_BODY_BYTES}")
         signal, data = parse_signal_body(parse_json_body(body))
-        run_id = engine.signals.send(signal, data)
+        # The run's signal span links to the sender's span, when it sent one.
+        with engine.telemetry.sent_by(engine.telemetry.sender(headers(app))):
+            run_id = engine.signals.send(signal, data)
         if run_id is None:
             raise ApiError(404, f"signal: no run waits for signal {signal!r}")
         return json_response(200, {"data": {"run_id": run_id}})

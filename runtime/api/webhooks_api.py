@@ -67,7 +67,7 @@ def add_routes(app: APIGatewayHttpResolver, engine: Engine, receiver: WebhookRec
         event = app.current_event
         delivery = Delivery({k.lower(): v for k, v in (event.headers or {}).items()}, raw_body(app))
         try:
-            receipt = receiver.receive(source, delivery)
+            receipt = receiver.receive(source, delivery, sender=engine.telemetry.sender(delivery.headers))
         except UnknownSource as exc:
             raise ApiError(404, exc.message) from None
         except BodyTooLarge as exc:

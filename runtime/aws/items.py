@@ -192,7 +192,6 @@ _RUN_FIELDS: dict[str, str] = {
     "output": "j",
     "error": "j",
     "req_version": "n",
-    "disable_immediate": "b",
     "lease_owner": "s",
     "lease_until": "n",
     "origin": "o",
@@ -255,7 +254,6 @@ def run_from_item(item: Item) -> Run:
         output=get_json(item, "output"),
         error=get_json(item, "error"),
         req_version=_req_version(item),
-        disable_immediate=bool(item.get("disable_immediate", {}).get("BOOL", False)),
         lease_owner=get_str(item, "lease_owner"),
         lease_until=get_int(item, "lease_until"),
         origin=get_json(item, "origin"),
@@ -290,6 +288,8 @@ def event_item(event: StoredEvent) -> Item:
     }
     if event.v is not None:
         item["v"] = str_attr(event.v)
+    if event.trace:
+        item["trace"] = json_attr(event.trace)
     return item
 
 
@@ -303,6 +303,7 @@ def event_from_item(item: Item) -> StoredEvent:
         received_at=get_int(item, "received_at") or 0,
         user=get_json(item, "user", {}),
         v=get_str(item, "v"),
+        trace=get_json(item, "trace", None),
     )
 
 

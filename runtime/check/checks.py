@@ -67,6 +67,25 @@ def _failure_handler(fn: FunctionView) -> Result:
     return Result(NA, f"{fn.id!r} is {reason}", function=fn.id, location=fn.location, reason=reason)
 
 
+def _each_function(
+    view: AppView, judge: Callable[[FunctionView], Result | None], *, failure_handlers: bool = True
+) -> list[Result]:
+    """``judge``'s result for each function the app declares (None: nothing to say of it); an
+    on_failure handler the SDK generated takes no options of its own, so it is not applicable
+    (or, without ``failure_handlers``, left out). An app without functions says why."""
+    if not view.functions:
+        return _no_functions(view)
+    out = []
+    for fn in view.functions:
+        if fn.is_failure_handler:
+            result = _failure_handler(fn) if failure_handlers else None
+        else:
+            result = judge(fn)
+        if result is not None:
+            out.append(result)
+    return out
+
+
 def _needs_source(view: AppView, what: str) -> list[Result] | None:
     if view.has_source:
         return None
@@ -294,35 +313,21 @@ def concurrency_limits(config: dict) -> list[int]:
 
 @check("concurrency", "function has a concurrency limit", Severity.WARNING)
 def concurrency(view: AppView) -> list[Result]:
-    if not view.functions:
-        return _no_functions(view)
-    out = []
-    for fn in view.functions:
-        if fn.is_failure_handler:
-            out.append(_failure_handler(fn))
-            continue
+    def judge(fn: FunctionView) -> Result:
         limits = concurrency_limits(fn.config)
         if limits:
-            out.append(
-                Result(
-                    PASSED,
-                    f"function {fn.id!r} runs at most {min(limits)} step(s) at once",
-                    function=fn.id,
-                    location=fn.location,
-                )
-            )
-        else:
-            out.append(
-                Result(
-                    FAILED,
-                    f"function {fn.label} has no concurrency limit: a burst of events runs every one of them at "
-                    "once against whatever the steps call",
-                    fix=hints.concurrency(view.sdk),
-                    function=fn.id,
-                    location=fn.location,
-                )
-            )
-    return out
+            message = f"function {fn.id!r} runs at most {min(limits)} step(s) at once"
+            return Result(PASSED, message, function=fn.id, location=fn.location)
+        return Result(
+            FAILED,
+            f"function {fn.label} has no concurrency limit: a burst of events runs every one of them at "
+            "once against whatever the steps call",
+            fix=hints.concurrency(view.sdk),
+            function=fn.id,
+            location=fn.location,
+        )
+
+    return _each_function(view, judge)
 
 
 # -- 6 ------------------------------------------------------------------------------------------
@@ -341,47 +346,31 @@ def typed_events(view: AppView) -> list[Result]:
         if view.import_error:
             return _no_functions(view)
         return _na("typed events are a Stepline SDK feature (EventData); this app is on another SDK")
-    if not view.functions:
-        return _no_functions(view)
-    out = []
-    for fn in view.functions:
-        if fn.is_failure_handler:
-            out.append(_failure_handler(fn))
-            continue
+
+    def judge(fn: FunctionView) -> Result:
         names = [n for n in fn.event_names if not n.startswith("inngest/")]
         if fn.event_models is None or not names:
             reason = "no event triggers (a cron or invoke-only function)"
-            out.append(
-                Result(NA, f"function {fn.id!r} has {reason}", function=fn.id, location=fn.location, reason=reason)
-            )
-            continue
+            return Result(NA, f"function {fn.id!r} has {reason}", function=fn.id, location=fn.location, reason=reason)
         untyped = [n for n in names if fn.event_models.get(n) is None]
         if not untyped:
             models = ", ".join(sorted({m for m in fn.event_models.values() if m}))
-            out.append(
-                Result(
-                    PASSED,
-                    f"function {fn.id!r} is triggered by typed events ({models})",
-                    function=fn.id,
-                    location=fn.location,
-                )
-            )
-            continue
+            message = f"function {fn.id!r} is triggered by typed events ({models})"
+            return Result(PASSED, message, function=fn.id, location=fn.location)
         first = untyped[0]
         model = model_name_for(first)
-        out.append(
-            Result(
-                FAILED,
-                f"function {fn.label} is triggered by {', '.join(repr(n) for n in untyped)} without an event "
-                "schema: its event data arrives unchecked, and a sender's typo fails the run halfway",
-                fix=f"declare class {model}(EventData, name={first!r}) with the fields the function reads, and use "
-                f"it as the trigger (trigger={model}, or on({model}, if_=...)): the data is validated before "
-                "the run starts, and client.send checks it before sending",
-                function=fn.id,
-                location=fn.location,
-            )
+        return Result(
+            FAILED,
+            f"function {fn.label} is triggered by {', '.join(repr(n) for n in untyped)} without an event "
+            "schema: its event data arrives unchecked, and a sender's typo fails the run halfway",
+            fix=f"declare class {model}(EventData, name={first!r}) with the fields the function reads, and use "
+            f"it as the trigger (trigger={model}, or on({model}, if_=...)): the data is validated before "
+            "the run starts, and client.send checks it before sending",
+            function=fn.id,
+            location=fn.location,
         )
-    return out
+
+    return _each_function(view, judge)
 
 
 # -- 7 ------------------------------------------------------------------------------------------
@@ -529,30 +518,20 @@ def configured_retries(config: dict) -> int | None:
 
 @check("retries", "retry policy configured", Severity.WARNING)
 def retries(view: AppView) -> list[Result]:
-    if not view.functions:
-        return _no_functions(view)
-    out = []
-    for fn in view.functions:
-        if fn.is_failure_handler:
-            out.append(_failure_handler(fn))
-            continue
+    def judge(fn: FunctionView) -> Result:
         attempts = configured_retries(fn.config)
         if attempts is not None:
-            out.append(
-                Result(PASSED, f"function {fn.id!r} sets retries={attempts}", function=fn.id, location=fn.location)
-            )
-        else:
-            out.append(
-                Result(
-                    FAILED,
-                    f"function {fn.label} sets no retry policy: it gets the default ({DEFAULT_RETRIES} retries), "
-                    "which nobody chose for what its steps do",
-                    fix=hints.retries(view.sdk),
-                    function=fn.id,
-                    location=fn.location,
-                )
-            )
-    return out
+            return Result(PASSED, f"function {fn.id!r} sets retries={attempts}", function=fn.id, location=fn.location)
+        return Result(
+            FAILED,
+            f"function {fn.label} sets no retry policy: it gets the default ({DEFAULT_RETRIES} retries), "
+            "which nobody chose for what its steps do",
+            fix=hints.retries(view.sdk),
+            function=fn.id,
+            location=fn.location,
+        )
+
+    return _each_function(view, judge)
 
 
 # -- 10 -----------------------------------------------------------------------------------------
@@ -568,45 +547,32 @@ def payment_match(fn: FunctionView) -> tuple[str, str, str] | None:
 
 @check("payment-idempotency", "payment-related functions have an idempotency key", Severity.ERROR)
 def payment_idempotency(view: AppView) -> list[Result]:
-    if not view.functions:
-        return _no_functions(view)
-    out = []
-    for fn in view.functions:
-        if fn.is_failure_handler:
-            continue
+    def judge(fn: FunctionView) -> Result | None:
         match = payment_match(fn)
         if match is None:
-            continue
+            return None
         field, value, word = match
         if fn.config.get("batchEvents"):
             reason = (
                 "a batched function cannot take an idempotency key: duplicates must be stopped by "
                 "unique event ids (the Event API drops a repeated id within 24 h)"
             )
-            out.append(
-                Result(
-                    NA, f"payment function {fn.id!r} is batched", function=fn.id, location=fn.location, reason=reason
-                )
-            )
-            continue
+            message = f"payment function {fn.id!r} is batched"
+            return Result(NA, message, function=fn.id, location=fn.location, reason=reason)
         key = fn.config.get("idempotency")
         if isinstance(key, str) and key.strip():
-            out.append(
-                Result(
-                    PASSED, f"payment function {fn.id!r} is idempotent by {key!r}", function=fn.id, location=fn.location
-                )
-            )
-            continue
-        out.append(
-            Result(
-                FAILED,
-                f"function {fn.label} is payment-related (its {field} {value!r} contains {word!r}) and has no "
-                "idempotency key: an event delivered or sent twice runs it twice, and moves money twice",
-                fix=hints.idempotency(view.sdk),
-                function=fn.id,
-                location=fn.location,
-            )
+            message = f"payment function {fn.id!r} is idempotent by {key!r}"
+            return Result(PASSED, message, function=fn.id, location=fn.location)
+        return Result(
+            FAILED,
+            f"function {fn.label} is payment-related (its {field} {value!r} contains {word!r}) and has no "
+            "idempotency key: an event delivered or sent twice runs it twice, and moves money twice",
+            fix=hints.idempotency(view.sdk),
+            function=fn.id,
+            location=fn.location,
         )
+
+    out = _each_function(view, judge, failure_handlers=False)
     return out or _na(
         "no payment-related functions (id, name or trigger event matching " + "|".join(PAYMENT_WORDS) + ")"
     )

@@ -16,7 +16,7 @@ from stepline.engine import pinning
 from stepline.engine.checkpoint_calls import CallPlan
 from stepline.engine.checkpoint_stream import StreamHooks, read_stream
 from stepline.engine.http import CallFailed, HttpCaller, HttpResponse
-from stepline.engine.keys import KeyRing, Keys, StaticKeys
+from stepline.engine.keys import KeyRing
 from stepline.engine.outbound import redact_in, redact_url
 from stepline.engine.payload_policy import call_body, uses_api
 from stepline.engine.ports import Clock, FunctionRecord, RunState
@@ -30,14 +30,14 @@ class AppCalls:
     def __init__(
         self,
         caller: HttpCaller,
-        keys: KeyRing | None,
+        keys: KeyRing,
         clock: Clock,
         settings: Settings,
         *,
         telemetry: Telemetry = NOOP,
     ) -> None:
         self.caller = caller
-        self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(settings))  # none given: the settings' keys
+        self.keys = keys  # what calls are signed with (re-read when rotated, deployed)
         self.clock = clock
         self.settings = settings
         self.telemetry = telemetry  # a span per call, named to the app in a traceparent

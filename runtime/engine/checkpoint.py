@@ -15,6 +15,7 @@ two calls of one run could interleave steps computed from different histories.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +76,14 @@ def is_stale_reply(result: CallResult) -> bool:
 class Checkpoints:
     """The engine side of ``POST /v1/checkpoint/{run_id}/async``."""
 
-    def __init__(self, store: RunStore, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(self, store: RunStore, clock: Clock, ids: IdGenerator, *, telemetry: Telemetry = NOOP) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
-        self._runs: dict[str, tuple[int, Run]] = {}  # run id -> (read at, run as read)
-        self.telemetry: Telemetry = NOOP
+        self.telemetry = telemetry  # a span per step stored
+        # Run id -> (read at, run as read); the API's threads share it, under the lock.
+        self._runs: dict[str, tuple[int, Run]] = {}
+        self._lock = threading.Lock()
 
     def record(self, run_id: str, request: CheckpointRequest) -> Recorded:
         """Write each reported step as a memo, in order. Raises ``ProtocolError`` for a body
@@ -115,7 +118,8 @@ class Checkpoints:
     def _run(self, run_id: str, token: str, now_ms: int) -> Run | None:
         """The run as last read, when read recently and held by ``token`` well past now; else
         read now."""
-        cached = self._runs.get(run_id)
+        with self._lock:
+            cached = self._runs.get(run_id)
         if cached is not None:
             read_at, known = cached
             held = known.lease_owner == token and (known.lease_until or 0) > now_ms + RUN_RECHECK_MS
@@ -123,7 +127,8 @@ class Checkpoints:
                 return known
         run = self.store.get_run(run_id)
         if run is not None:
-            if len(self._runs) >= _RUNS_KEPT:
-                self._runs.pop(next(iter(self._runs)))  # the oldest entry
-            self._runs[run_id] = (now_ms, run)
+            with self._lock:
+                if run_id not in self._runs and len(self._runs) >= _RUNS_KEPT:
+                    self._runs.pop(next(iter(self._runs)))  # the oldest entry
+                self._runs[run_id] = (now_ms, run)
         return run

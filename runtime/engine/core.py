@@ -14,6 +14,7 @@ from typing import Any
 
 from stepline.engine import messages
 from stepline.engine.cancellation import Cancellation
+from stepline.engine.checkpoint import Checkpoints
 from stepline.engine.clock import SystemClock
 from stepline.engine.crons import Crons
 from stepline.engine.delivery import Delivery
@@ -21,6 +22,7 @@ from stepline.engine.ending import RunEnding
 from stepline.engine.erasure import Erasure
 from stepline.engine.executor import Executor
 from stepline.engine.flow.admission import FlowControl
+from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.http import HttpCaller, PooledHttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.ingest import Ingest
@@ -28,9 +30,11 @@ from stepline.engine.keys import KeyRing, Keys, StaticKeys
 from stepline.engine.ops.ai import AiGateway
 from stepline.engine.outbound import AddressPolicy
 from stepline.engine.ports import Backend, Clock, FunctionRecord, Run, StoredEvent
+from stepline.engine.replay import Replays
 from stepline.engine.resume import Resumer
 from stepline.engine.retention import Retention
 from stepline.engine.runs import RunStarter, invocation_event
+from stepline.engine.scheduling import Waker
 from stepline.engine.signals import Signals
 from stepline.engine.sweeper import Sweeper
 from stepline.engine.sync import Registry
@@ -59,6 +63,8 @@ class Engine:
         self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
         self.ids = IdGenerator(self.clock)
         b, clock = backend, self.clock
+        # Messages on the queue now or later (timers past the queue's own delay cap).
+        self.waker = Waker(b.queue, b.timers, clock)
         # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
         self.telemetry = tel = telemetry or telemetry_from_env(self.clock)
         if tel.runs is None:
@@ -74,8 +80,8 @@ class Engine:
             b.key_claims,
             clock,
             self.resumer,
-            emit=self._emit,
-            signals=b.signals,
+            self._emit,
+            b.signals,
             telemetry=tel,
         )
         self.cancellation = Cancellation(b.runs, self.ending)
@@ -107,17 +113,26 @@ class Engine:
             self.waits,
             inline_events=self.settings.ingest_inline_events,
         )
-        self.crons = Crons(b.events, b.apps, b.queue, b.timers, clock, self.starter)
+        self.crons = Crons(b.events, b.apps, b.queue, b.timers, self.waker, clock, self.starter)
         self.registry = Registry(b.apps, clock, self.crons, self.settings, self.keys)
         # One outbound client, under the address policy, for the apps and step.ai.infer's models.
-        caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
+        self.caller = caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
+        # Concurrency limits: the slots around each executor call, and the lines the sweeper wakes.
+        self.concurrency = Concurrency(b.slots, b.queue, self.waker, clock, self.ids, self.settings, telemetry=tel)
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
-        self.sweeper = Sweeper(b.runs, b.apps, b.slots, b.queue, b.timers, self.clock, self.ids, self.settings)
+        self.sweeper = Sweeper(
+            b.runs, b.apps, b.slots, b.queue, self.waker, self.concurrency, clock, self.ids, self.settings
+        )
         self.erasure = Erasure(
             b.runs, b.events, b.eraser, b.queue, self.clock, self.cancellation, self.settings, self._remove_waiters
         )
         # Expiry past the retention period rides on the sweep: no schedule of its own.
         self.retention = Retention(b.eraser, b.queue, self.clock)
+        # What an app reports mid-call through the API, and the runs an operator starts again.
+        self.checkpoints = Checkpoints(b.runs, clock, self.ids, telemetry=tel)
+        self.replays = Replays(b.runs, b.apps, b.waiters, b.queue, clock, self.ids, telemetry=tel)
+        # step.ai.infer's model requests, made by the engine while the app is not running.
+        self.ai = AiGateway(b.runs, b.apps, self.resumer, self.waker, clock, self.ids, self.settings, caller)
         # The messages the executor hands on, by kind (the ones about one run's steps are its own).
         handlers: dict[str, Callable[[dict[str, Any]], object]] = {
             messages.SWEEP: self._sweep,
@@ -129,15 +144,17 @@ class Engine:
             messages.DEBOUNCE: flow.debounce.fire,
             messages.BATCH: flow.batching.fire,
             messages.RUN_TIMEOUT: self._run_timeout,
+            messages.AI_CALL: self.ai.handle,
         }
         self.executor = Executor(
             b.runs,
             b.apps,
             b.events,
             b.waiters,
-            b.slots,
+            b.signals,
+            self.concurrency,
             b.queue,
-            b.timers,
+            self.waker,
             clock,
             self.ids,
             self.settings,
@@ -150,14 +167,10 @@ class Engine:
             handlers=handlers,
             telemetry=tel,
         )
-        self.executor.tools.signals = b.signals
         # How a received message is handled, poison included: the driver's and the Lambda's.
         self.delivery = Delivery(
             b.runs, b.queue, b.dead_letters, self.executor, self.ending, self.clock, self.settings, telemetry=tel
         )
-        # step.ai.infer's model requests, made by the engine while the app is not running.
-        self.ai = AiGateway(b.runs, b.apps, self.resumer, self.executor.waker, clock, self.ids, self.settings, caller)
-        self.executor.handlers[messages.AI_CALL] = self.ai.handle
 
     def _emit(self, events: list[dict[str, Any]], seed: tuple[int, bytes]) -> list[str]:
         return self.ingest.accept(events, seed=seed)
@@ -181,12 +194,14 @@ class Engine:
         """Cancel a run that has not ended; see ``Cancellation.cancel``."""
         return self.cancellation.cancel(run_id)
 
-    def invoke(self, fn: FunctionRecord, data: dict[str, Any]) -> tuple[StoredEvent, str]:
+    def invoke(
+        self, fn: FunctionRecord, data: dict[str, Any], sender: dict[str, str] | None = None
+    ) -> tuple[StoredEvent, str]:
         """Start a run of ``fn`` now with ``data``, as an operator's invoke does (whatever its
         triggers, no flow control on arrival): the event is stored, then the run started.
-        Returns the stored event and the run id."""
+        Returns the stored event and the run id (``sender``: the request's trace context)."""
         now = self.clock.now_ms()
-        [stored] = self.backend.events.save_events([invocation_event(fn, data, self.ids.new(), now)], now)
+        [stored] = self.backend.events.save_events([invocation_event(fn, data, self.ids.new(), now, sender)], now)
         run_id, message = self.starter.start_for_event(fn, stored)
         if message is not None:
             self.backend.queue.send(message)

@@ -74,16 +74,17 @@ class Crons:
         apps: AppStore,
         queue: WorkQueue,
         timers: Timers,
+        waker: Waker,
         clock: Clock,
         starter: RunStarter,
     ) -> None:
         self.events = events
         self.apps = apps
         self.queue = queue
-        self.timers = timers
+        self.timers = timers  # the cron schedules themselves
+        self.waker = waker  # a fire's jittered start
         self.clock = clock
         self.starter = starter
-        self.waker = Waker(queue, timers, clock)
 
     def sync_app(self, app_id: str, functions: list[FunctionRecord]) -> None:
         """Make the app's cron schedules exactly those its functions declare."""

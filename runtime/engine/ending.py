@@ -36,7 +36,6 @@ from typing import Any
 
 from stepline.engine.flow import singleton
 from stepline.engine.ids import seeded_ulid
-from stepline.engine.ops.invoke import parse_correlation
 from stepline.engine.ports import (
     AppStore,
     Clock,
@@ -51,6 +50,7 @@ from stepline.engine.ports import (
 from stepline.engine.resume import Resumer
 from stepline.engine.waits import remove_waiters
 from stepline.protocol.calls import memo_data, memo_error
+from stepline.protocol.invocations import parse_correlation
 from stepline.telemetry import NOOP, Telemetry
 
 FINISHED = "inngest/function.finished"
@@ -119,7 +119,7 @@ class RunEnding:
         clock: Clock,
         resumer: Resumer,
         emit: Emit,
-        signals: SignalStore | None = None,
+        signals: SignalStore,
         telemetry: Telemetry = NOOP,
     ) -> None:
         self.signals = signals  # a run's signal waits go when it ends
@@ -233,7 +233,7 @@ class RunEnding:
         self.resumer.resume(caller[0], caller[1], value)
 
     def _release(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
-        remove_waiters(self.waiters, state, fn_config, self.signals)
+        remove_waiters(self.waiters, self.signals, state, fn_config)
         if fn_config and fn_config.get("singleton"):
             run = state.run
             singleton.release(self.key_claims, fn_config, run.run_id, run.events[0] if run.events else {})

@@ -16,29 +16,29 @@ The release also records when the run should next move on (``Run.wake_at``, see
 rides on the release write, never on a write of its own.
 
 The executor carries out; each concern it uses lives in a module of its own: the lease and the
-claim (``engine.leases``), the call to the app (``engine.app_calls``), what a reply means
-(``engine.plan``, a pure function), the writes for the run's steps (``engine.invocation``), the
-checkpointing around a call (``engine.checkpointed``), and the run's one ending (``engine.ending``).
+claim (``engine.leases``), each call of the app and what its reply says of the run besides its
+ops (``engine.invocation_calls``, over ``engine.app_calls``), what a reply means (``engine.plan``,
+a pure function), the writes for the run's steps (``engine.invocation``), the checkpointing around
+a call (``engine.checkpointed``), and the run's one ending (``engine.ending``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
-from stepline.engine import checkpoint_calls, messages, pinning
+from stepline.engine import checkpoint_calls, messages
 from stepline.engine.app_calls import AppCalls
-from stepline.engine.checkpoint import is_stale_reply
 from stepline.engine.checkpointed import CheckpointedCalls
 from stepline.engine.due import next_wake_ms
 from stepline.engine.ending import Ending, RunEnding
 from stepline.engine.flow.concurrency import Concurrency
 from stepline.engine.functions import FunctionCache
-from stepline.engine.http import HttpCaller, HttpResponse
+from stepline.engine.http import HttpCaller
 from stepline.engine.ids import IdGenerator
 from stepline.engine.invocation import Invocation, Next, StepWrites
+from stepline.engine.invocation_calls import InvocationCalls
 from stepline.engine.keys import KeyRing
 from stepline.engine.leases import Hold, Leases, Refusal
 from stepline.engine.ops.invoke import TIMEOUT_ERROR
@@ -50,8 +50,7 @@ from stepline.engine.ports import (
     EventStore,
     RunStatus,
     RunStore,
-    SlotStore,
-    Timers,
+    SignalStore,
     WaiterStore,
     WorkQueue,
 )
@@ -82,9 +81,10 @@ class Executor:
         apps: AppStore,
         events: EventStore,
         waiters: WaiterStore,
-        slots: SlotStore,
+        signals: SignalStore,
+        concurrency: Concurrency,
         queue: WorkQueue,
-        timers: Timers,
+        waker: Waker,
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
@@ -94,7 +94,7 @@ class Executor:
         resumer: Resumer,
         starter: RunStarter,
         *,
-        keys: KeyRing | None = None,
+        keys: KeyRing,
         handlers: Mapping[str, Callable[[dict[str, Any]], object]],
         telemetry: Telemetry = NOOP,
     ) -> None:
@@ -107,15 +107,16 @@ class Executor:
         self.settings = settings
         self.ending = ending
         self.cancel = cancel  # for timeouts.start
-        self.waker = Waker(queue, timers, clock)
-        self.tools = OpTools(runs, apps, events, waiters, queue, self.waker, clock, ids, resumer, starter)
+        self.waker = waker
+        self.tools = OpTools(runs, apps, events, waiters, signals, queue, waker, clock, ids, resumer, starter)
         self.telemetry = telemetry  # spans, metrics, log fields (stepline.telemetry)
-        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings, telemetry=telemetry)
+        self.concurrency = concurrency  # the slots around each call (flow.concurrency)
         self.leases = Leases(runs, clock, ids, settings)
-        self.app = AppCalls(caller, keys, clock, settings, telemetry=telemetry)
         self.functions = FunctionCache(apps, clock)
         self.writes = StepWrites(runs, queue, self.waker, self.tools, clock, ids, settings, telemetry=telemetry)
         self.checkpointed = CheckpointedCalls(runs, clock, settings, self.leases, self.writes, self.functions)
+        app = AppCalls(caller, keys, clock, settings, telemetry=telemetry)
+        self.calls = InvocationCalls(app, self.checkpointed, self.functions, clock, settings)
         # Message kinds handled outside the executor (cron fires, run timeouts), by kind.
         self.handlers: dict[str, Callable[[dict[str, Any]], object]] = dict(handlers)
 
@@ -231,43 +232,9 @@ class Executor:
                 self._finish(inv, failed, Next(DISCOVERY_STEP_ID, 0))
             if failed is not None or inv.state.run.status.terminal:
                 return None
-        run = inv.state.run
-        # Checkpointing (docs/architecture.md): what the call may do besides answering.
-        plan = checkpoint_calls.plan_call(
-            self.settings,
-            inv.state,
-            discovery=nxt.step == DISCOVERY_STEP_ID,
-            disable_immediate=checkpoint_calls.immediate_disabled(inv.state, nxt.step == DISCOVERY_STEP_ID),
-            attempt=nxt.attempt,
-            holds_run_lease=inv.hold.holds_run_lease,
-            deadline_ms=inv.deadline_ms,
-            now_ms=self.clock.now_ms(),
-        )
-        if plan.api_checkpoints and not self.checkpointed.still_live(inv):
-            return None
-        inv.call_started = self.clock.now_ms()
-        result, resp = self.app.call(
-            inv.state,
-            inv.function,
-            nxt.step,
-            nxt.attempt,
-            plan,
-            encoder=inv.encoder,
-            queue_item_id=inv.hold.owner,
-            stream_hooks=lambda: self.checkpointed.stream_hooks(inv, nxt),
-        )
-        if resp is not None:
-            self._note_version(inv, resp)
-        if resp is not None and resp.lines is None:
-            inv.refresh = plan.api_checkpoints and self.checkpointed.stored_through_api(inv.fn, resp, result)
-        if result.req_version is not None and result.req_version > 0 and result.req_version != run.req_version:
-            run.req_version = result.req_version
-            inv.dirty["req_version"] = result.req_version
-        if is_stale_reply(result):
-            if self.checkpointed.let_stale_call_go(inv):
-                return None
-            # Stale, says the app, yet the run is ours and live: a glitch, retried like one.
-            result = replace(result, no_retry=False)
+        result = self.calls.call(inv, nxt)
+        if result is None:
+            return None  # the run is no longer this invocation's to move
         ending = None
         if result.kind == "ops":
             result, ending = checkpoint_calls.take_ending(result)
@@ -339,18 +306,6 @@ class Executor:
     def _release(self, inv: Invocation) -> None:
         wake_at = next_wake_ms(inv.state.pending.values(), inv.queued_at, self.clock.now_ms())
         self.leases.release(inv.hold, {**inv.dirty, "wake_at": wake_at})
-
-    def _note_version(self, inv: Invocation, resp: HttpResponse) -> None:
-        """Record the app version the run is on (stepline.engine.pinning), with the release."""
-
-        def registered() -> str | None:
-            app = self.functions.app(inv.function.app_id)
-            return app.app_version if app else None
-
-        version = pinning.observed(inv.state.run, inv.function.url, resp.headers, registered)
-        if version is not None:
-            inv.state.run.app_version = version
-            inv.dirty["app_version"] = version
 
     def _busy(self, run_id: str, body: dict[str, Any]) -> None:
         """Someone else holds the run (or the step): try again shortly, backing off. The

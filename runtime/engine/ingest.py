@@ -61,13 +61,15 @@ class Ingest:
         *,
         seed: tuple[int, bytes] | None = None,
         max_runs: int | None = None,
+        sender: dict[str, str] | None = None,
     ) -> list[str]:
         """Store and dispatch events given as dicts with name, data and optional id, ts, user, v.
 
         ``seed`` is the parsed ``x-inngest-event-id-seed`` header: with it, a retried send gets
         the same internal ids back. ``max_runs`` (the API's ``max_runs_per_request``) refuses,
         before anything is stored, events that would start more runs than that (a 413
-        ``ProtocolError``). Returns the internal id of each event, in order.
+        ``ProtocolError``). ``sender``: the request's W3C trace context, kept with each event
+        (``Telemetry.sender``). Returns the internal id of each event, in order.
         """
         now = self.clock.now_ms()
         fresh: list[StoredEvent] = []
@@ -83,6 +85,7 @@ class Ingest:
                     received_at=now,
                     user=raw.get("user") or {},
                     v=raw.get("v"),
+                    trace=sender,
                 )
             )
         # The functions of each name, read once per request: a batch is mostly of one name.

@@ -129,15 +129,11 @@ class StepWrites:
         self.telemetry = telemetry  # a span per failed attempt and per stored step
 
     def apply(self, inv: Invocation, nxt: Next, plan: Plan) -> bool:
-        """Carry out what ``plan`` says of the reply's steps, in its order: turn immediate
-        execution off, settle, retry or start each step, give each planned step a job of its own.
+        """Carry out what ``plan`` says of the reply's steps, in its order: settle, retry or start
+        each step, give each planned step a job of its own.
         True when starting a step settled it at once (an invoke of nothing, a signal conflict, a
         look-back that found its event)."""
         state = inv.state
-        if plan.disable_immediate:
-            # From now on every step is planned, never run inside discovery (docs/protocol.md §7.3).
-            state.run.disable_immediate = True
-            self.runs.update_run(state.run.run_id, {"disable_immediate": True})
         settled_on_start = False
         for step in plan.steps:
             if isinstance(step, Settle):

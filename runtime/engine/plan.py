@@ -27,7 +27,8 @@ The rules (docs/protocol.md §6.4, §7):
   run, naming the limit: asking the app again would get the same answer.
 * ``StepPlanned`` steps each run in a job of their own, except a lone planned step the reply
   reports nothing else with, which the invocation holding the run's lease runs at once (no
-  queue hop). A reply with more than one op turns immediate execution off for good (§7.3).
+  queue hop). Whether the next call may run a step inside it is the call's to say, from the
+  ops still out (``checkpoint_calls.immediate_disabled``, §7.3): no reply changes the run for it.
 * After a step settles, discovery follows at once (race mode needs it; in wait mode the SDK
   re-reports the unfinished ops, which are ignored, §7.5).
 * A reply that moves nothing fails the attempt (``NoProgress``): a call for one step answered
@@ -136,14 +137,12 @@ Outcome = Ending | RetryCall | CallNext | None
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do about one reply, in this order: turn immediate execution off (when set), carry
-    out ``steps`` (in the reply's order), give each ``planned`` step a job of its own, then
-    ``outcome`` (None: the run waits)."""
+    """What to do about one reply, in this order: carry out ``steps`` (in the reply's order), give
+    each ``planned`` step a job of its own, then ``outcome`` (None: the run waits)."""
 
     steps: tuple[StepAction, ...] = ()
     planned: tuple[Opcode, ...] = ()
     outcome: Outcome = None
-    disable_immediate: bool = False
 
     def outcome_after(self, settled_on_start: bool) -> Outcome:
         """The outcome once the steps were carried out: a ``Start`` that settled its step at once
@@ -215,7 +214,6 @@ def _plan_ops(
         name = TOO_MANY_OPS if len(result.ops) > settings.max_ops_per_reply else STEP_LIMIT
         error = {"name": name, "message": over, "stack": ""}
         return Plan(outcome=Ending(RunStatus.FAILED, error=error))
-    disable_immediate = len(result.ops) > 1 and not state.run.disable_immediate
     steps: list[StepAction] = []
     planned: list[Opcode] = []
     added_bytes = 0  # what the results settled so far add to the run's state
@@ -244,11 +242,11 @@ def _plan_ops(
     if stalled is not None:
         error = {"name": NO_PROGRESS, "message": stalled, "stack": ""}
         failed = CallResult(kind="error", error=error, retry_at_ms=result.retry_at_ms, status=result.status)
-        return Plan(tuple(steps), (), call_failed(failed, call, fn.max_attempts), disable_immediate)
+        return Plan(tuple(steps), (), call_failed(failed, call, fn.max_attempts))
     if len(planned) == 1 and len(fresh) == 1 and holds_run_lease:
-        return Plan(tuple(steps), (), CallNext(Target(planned[0].id)), disable_immediate)
+        return Plan(tuple(steps), (), CallNext(Target(planned[0].id)))
     settled = any(isinstance(step, Settle) for step in steps)
-    return Plan(tuple(steps), tuple(planned), CallNext(Target()) if settled else None, disable_immediate)
+    return Plan(tuple(steps), tuple(planned), CallNext(Target()) if settled else None)
 
 
 def _acts_on(op: Opcode, state: RunState) -> bool:

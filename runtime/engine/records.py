@@ -51,6 +51,10 @@ class StoredEvent:
     received_at: int
     user: dict[str, JSON] = field(default_factory=dict)
     v: str | None = None
+    # The W3C trace context its sender sent with it ({"traceparent", "tracestate"}), kept so
+    # that the runs it starts, however late, join the sender's trace (stepline.telemetry
+    # .propagation). None without one, or with tracing off. Never sent to the SDK.
+    trace: dict[str, str] | None = None
 
     def wire(self) -> dict[str, JSON]:
         """The event as call requests carry it: string id, integer ts (docs/protocol.md §5.2)."""
@@ -119,9 +123,6 @@ class Run:
     error: dict[str, JSON] | None = None
     # Echo of the SDK's x-inngest-req-version; -1 until the SDK has told us (docs/protocol.md §5.4).
     req_version: int = -1
-    # No longer written or read: immediate execution now follows the ops still out
-    # (checkpoint_calls.immediate_disabled, docs/protocol.md §7.3). Kept so stored runs still load.
-    disable_immediate: bool = False
     lease_owner: str | None = None
     lease_until: int | None = None
     # Where a run started by an operator came from, else None:

@@ -42,7 +42,15 @@ class ReplayError(Exception):
 
 class Replays:
     def __init__(
-        self, runs: RunStore, apps: AppStore, waiters: WaiterStore, queue: WorkQueue, clock: Clock, ids: IdGenerator
+        self,
+        runs: RunStore,
+        apps: AppStore,
+        waiters: WaiterStore,
+        queue: WorkQueue,
+        clock: Clock,
+        ids: IdGenerator,
+        *,
+        telemetry: Telemetry = NOOP,
     ) -> None:
         self.runs = runs
         self.apps = apps
@@ -50,7 +58,7 @@ class Replays:
         self.queue = queue
         self.clock = clock
         self.ids = ids
-        self.telemetry: Telemetry = NOOP
+        self.telemetry = telemetry  # the new run's trace and its start's count
 
     def replay(self, run_id: str) -> Run:
         """A new run of the function with the original's events, from the first step."""

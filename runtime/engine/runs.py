@@ -9,10 +9,8 @@ from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ports import Clock, FunctionRecord, Run, RunStatus, RunStore, StoredEvent, WaiterStore
 from stepline.engine.waits import add_cancel_rules
+from stepline.protocol.invocations import INVOKED
 from stepline.telemetry import NOOP, Telemetry
-
-# The event a function is invoked with: by another function's step.invoke, or by an operator.
-INVOKED = "inngest/function.invoked"
 
 
 def run_id_for(event: StoredEvent, fn_id: str) -> str:
@@ -27,9 +25,12 @@ def run_id_for_events(events: list[StoredEvent], fn_id: str) -> str:
     return derived_ulid(events[0].received_at, *(e.internal_id for e in events), fn_id)
 
 
-def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, now_ms: int) -> StoredEvent:
+def invocation_event(
+    fn: FunctionRecord, data: dict[str, Any], event_id: str, now_ms: int, sender: dict[str, str] | None = None
+) -> StoredEvent:
     """The event an operator's invoke starts ``fn`` with, whatever its triggers: an
-    ``inngest/function.invoked`` carrying ``data``, with no caller to answer."""
+    ``inngest/function.invoked`` carrying ``data``, with no caller to answer (``sender``: the
+    request's trace context)."""
     return StoredEvent(
         internal_id=event_id,
         id=event_id,
@@ -37,6 +38,7 @@ def invocation_event(fn: FunctionRecord, data: dict[str, Any], event_id: str, no
         data={**data, "_inngest": {"fn_id": fn.fn_id}},
         ts=now_ms,
         received_at=now_ms,
+        trace=sender,
     )
 
 
@@ -64,7 +66,7 @@ class RunStarter:
             event_ids=[event.internal_id for event in events],
             created_at=now,
             wake_at=now,  # its start message is due at once
-            trace=self.telemetry.new_run_trace(),
+            trace=self.telemetry.new_run_trace(event.trace for event in events),
         )
         if self.runs.create_run(run):
             self.telemetry.run_started(run)

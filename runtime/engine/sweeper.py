@@ -57,7 +57,6 @@ from stepline.engine.ports import (
     RunStatus,
     RunStore,
     SlotStore,
-    Timers,
     WorkQueue,
 )
 from stepline.engine.scheduling import Waker
@@ -121,7 +120,8 @@ class Sweeper:
         apps: AppStore,
         slots: SlotStore,
         queue: WorkQueue,
-        timers: Timers,
+        waker: Waker,
+        concurrency: Concurrency,
         clock: Clock,
         ids: IdGenerator,
         settings: Settings,
@@ -133,8 +133,9 @@ class Sweeper:
         self.clock = clock
         self.ids = ids
         self.settings = settings
-        self.waker = Waker(queue, timers, clock)
-        self.concurrency = Concurrency(slots, queue, self.waker, clock, ids, settings)
+        self.waker = waker
+        # The executor's: a line's head this process woke moments ago is not woken again.
+        self.concurrency = concurrency
         self._functions: dict[str, FunctionRecord | None] = {}
 
     def sweep(

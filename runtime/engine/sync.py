@@ -14,7 +14,7 @@ import urllib3
 from stepline.check.on_sync import warn_on_sync
 from stepline.engine.crons import Crons
 from stepline.engine.http import CallFailed, Sender
-from stepline.engine.keys import KeyRing, Keys, StaticKeys
+from stepline.engine.keys import KeyRing
 from stepline.engine.outbound import AddressPolicy, AddressRefused, pool_manager, redact_in, redact_url
 from stepline.engine.ports import AppRecord, AppStore, Clock, FunctionRecord
 from stepline.engine.sync_guard import check_sync, move_token, origin
@@ -135,15 +135,15 @@ class Registry:
         apps: AppStore,
         clock: Clock,
         crons: Crons,
-        settings: Settings | None = None,
-        keys: KeyRing | None = None,
+        settings: Settings,
+        keys: KeyRing,
     ) -> None:
         self.apps = apps
         self.clock = clock
         self.crons = crons
-        self.settings = settings or Settings()
+        self.settings = settings
         # The signing keys a move token is checked against (re-read when rotated, deployed).
-        self.keys: KeyRing = keys or StaticKeys(Keys.from_settings(self.settings))
+        self.keys = keys
 
     def register(self, sync: AppSync, *, move_token_value: str | None = None) -> bool:
         """Store the app and replace its function set. Returns whether anything changed.

@@ -49,7 +49,7 @@ def sync_target(engine: Engine, target: object, *, force: bool = False, attempts
         kind = target_of(url).kind
     except ValueError as bad:
         raise SyncFailed(400, f"url: {bad}") from None
-    caller = engine.executor.app.caller
+    caller = engine.caller
     private = caller.private_sender(url) if isinstance(caller, RoutingCaller) else None
     if private is None and kind is TargetKind.LAMBDA_INVOKE:
         raise SyncFailed(

@@ -85,7 +85,7 @@ class Waits:
         queue: WorkQueue,
         resumer: Resumer,
         cancel_run: Callable[[str], Any],
-        signals: SignalStore | None = None,
+        signals: SignalStore,
     ) -> None:
         self.waiters = waiters
         self.signals = signals  # a run that ends stops waiting for its signals too
@@ -146,11 +146,11 @@ class Waits:
 
     # -- clean-up when a run ends ---------------------------------------------------------------
     def remove_all(self, state: RunState, fn_config: dict[str, Any] | None) -> None:
-        remove_waiters(self.waiters, state, fn_config, self.signals)
+        remove_waiters(self.waiters, self.signals, state, fn_config)
 
 
 def remove_waiters(
-    waiters: WaiterStore, state: RunState, fn_config: dict[str, Any] | None, signals: SignalStore | None = None
+    waiters: WaiterStore, signals: SignalStore, state: RunState, fn_config: dict[str, Any] | None
 ) -> None:
     """Drop the run's waiters so events stop finding a run that has ended (a wait's op names its
     waiter's bucket; a cancel rule's is made again as it was at first), and its signal waits so
@@ -161,7 +161,7 @@ def remove_waiters(
         if op.op == Op.WAIT_FOR_EVENT and isinstance(event, str) and event:
             waiters.remove_waiter(event, run.run_id, op.step_id, pending_match_key(op.detail))
         signal = op.detail.get("signal")
-        if op.op == Op.WAIT_FOR_SIGNAL and isinstance(signal, str) and signals is not None:
+        if op.op == Op.WAIT_FOR_SIGNAL and isinstance(signal, str):
             signals.remove_signal_wait(signal, run.run_id, op.step_id)
     for index, rule in enumerate((fn_config or {}).get("cancel") or []):
         waiter = cancel_rule_waiter(run, index, rule, 0)

@@ -23,6 +23,8 @@ from stepline.protocol.opcodes import Op
 # -- events ------------------------------------------------------------------------------------
 def event_row(event: StoredEvent) -> tuple[Any, ...]:
     rest = {"data": event.data, "ts": event.ts, "user": event.user, "v": event.v}
+    if event.trace:
+        rest["trace"] = event.trace
     return (event.internal_id, event.id, event.name, event.received_at, dumps(rest))
 
 
@@ -37,6 +39,7 @@ def event_from_row(row: sqlite3.Row) -> StoredEvent:
         received_at=row["received_at"],
         user=rest["user"],
         v=rest["v"],
+        trace=rest.get("trace"),
     )
 
 
@@ -86,10 +89,6 @@ def _status(value: RunStatus | str) -> str:
     return RunStatus(value).value
 
 
-def _flag(value: bool) -> int:
-    return 1 if value else 0
-
-
 def _plain(value: Any) -> Any:
     return value
 
@@ -110,7 +109,6 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
     "output": ("output_json", dumps),
     "error": ("error_json", dumps),
     "req_version": ("req_version", _plain),
-    "disable_immediate": ("disable_immediate", _flag),
     "lease_owner": ("lease_owner", _plain),
     "lease_until": ("lease_until", _plain),
     "origin": ("origin_json", _json_or_null),
@@ -120,8 +118,15 @@ RUN_COLUMNS: dict[str, tuple[str, Any]] = {
 }
 
 
+# Columns of the runs table that no Run field fills any more, and what a new row holds in each:
+# files of earlier versions declare them NOT NULL, without a default. Never read.
+RETIRED_RUN_COLUMNS: dict[str, Any] = {
+    "disable_immediate": 0,  # immediate execution follows the ops still out (docs/protocol.md §7.3)
+}
+
+
 def run_columns(run: Run) -> dict[str, Any]:
-    out: dict[str, Any] = {"run_id": run.run_id}
+    out: dict[str, Any] = {"run_id": run.run_id, **RETIRED_RUN_COLUMNS}
     for field_name, (column, encode) in RUN_COLUMNS.items():
         out[column] = encode(getattr(run, field_name))
     return out
@@ -141,7 +146,6 @@ def run_from_row(row: sqlite3.Row) -> Run:
         output=loads(row["output_json"]),
         error=loads(row["error_json"]),
         req_version=row["req_version"],
-        disable_immediate=bool(row["disable_immediate"]),
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
         origin=loads(row["origin_json"]),

@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS runs (
     output_json       TEXT NOT NULL,
     error_json        TEXT NOT NULL,
     req_version       INTEGER NOT NULL,
-    disable_immediate INTEGER NOT NULL,
+    disable_immediate INTEGER NOT NULL,   -- retired: always 0, never read (codec.RETIRED_RUN_COLUMNS)
     lease_owner       TEXT,
     lease_until       INTEGER,
     origin_json       TEXT,                 -- replay / rerun origin, NULL for event runs

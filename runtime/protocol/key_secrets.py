@@ -1,11 +1,16 @@
 """What the key secrets hold, and how it is read: by the deployed Lambdas
 (``stepline.handlers.wiring``) and by an app's SDK deployed beside them
-(``stepline.sdk.key_secrets``). Pure parsing: no AWS, no engine."""
+(``stepline.sdk.key_secrets``). Pure parsing: no AWS, no engine.
+
+Each secret holds its keys as plain text or as JSON, and its first character tells which (``{``
+for an object, ``[`` for the event keys' list); both are read by ``_json_or_text``. No error
+carries the secret's text: it may reach a log."""
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from stepline.protocol.signing import hash_signing_key
 
@@ -14,74 +19,74 @@ class SecretFormatError(ValueError):
     """A secret that does not hold keys in a form we read. Never carries the secret's text."""
 
 
+def _json_or_text(what: str, text: str, opener: str) -> Any:
+    """The secret's text, stripped; or the JSON value it holds, when it starts with ``opener``."""
+    text = text.strip()
+    if not text.startswith(opener):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise SecretFormatError(f"{what}: starts with {opener!r} but is not JSON") from None
+
+
+def _member(what: str, data: Any, field: str, shape: str) -> str:
+    """The JSON object's string ``field``, stripped; else the error shows the ``shape`` expected."""
+    value = data.get(field) if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        raise SecretFormatError(f"{what}: JSON must be {shape}")
+    return value.strip()
+
+
+def _hex_key(what: str, field: str, key: str, form: str) -> str:
+    """``key`` if it is a key the signing code takes (hex, with an optional ``signkey-`` prefix)."""
+    if not key:
+        raise SecretFormatError(f"{what}: {field} is empty")
+    try:
+        hash_signing_key(key)
+    except ValueError:
+        raise SecretFormatError(f"{what}: {field} must be {form}") from None
+    return key
+
+
 def parse_signing_key_secret(text: str) -> tuple[str, str | None]:
     """(signing key, fallback) from the key itself, or from JSON
-    ``{"signing_key": ..., "signing_key_fallback": ...}`` (the fallback optional)."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise SecretFormatError("signing key secret: starts with '{' but is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("signing_key"), str):
-            raise SecretFormatError('signing key secret: JSON must be {"signing_key": "<key>", ...}')
-        primary = data["signing_key"].strip()
-        fallback = data.get("signing_key_fallback")
-        if fallback is not None and not isinstance(fallback, str):
-            raise SecretFormatError("signing key secret: signing_key_fallback must be a string")
-        fallback = (fallback or "").strip() or None
-    else:
-        primary, fallback = text, None
-    for field, key in (("signing_key", primary), ("signing_key_fallback", fallback)):
-        if key is None:
-            continue
-        try:
-            hash_signing_key(key)
-        except ValueError:
-            raise SecretFormatError(
-                f"signing key secret: {field} must be hex, optionally prefixed 'signkey-<env>-'"
-            ) from None
-    if not primary:
-        raise SecretFormatError("signing key secret: signing_key is empty")
-    return primary, fallback
+    ``{"signing_key": ..., "signing_key_fallback": ...}`` (the fallback optional; empty is none)."""
+    what, form = "signing key secret", "hex, optionally prefixed 'signkey-<env>-'"
+    value = _json_or_text(what, text, "{")
+    if isinstance(value, str):
+        return _hex_key(what, "signing_key", value, form), None
+    primary = _member(what, value, "signing_key", '{"signing_key": "<key>", ...}')
+    fallback = value.get("signing_key_fallback")
+    if fallback is not None and not isinstance(fallback, str):
+        raise SecretFormatError(f"{what}: signing_key_fallback must be a string")
+    primary = _hex_key(what, "signing_key", primary, form)
+    fallback = (fallback or "").strip()
+    return primary, _hex_key(what, "signing_key_fallback", fallback, form) if fallback else None
 
 
 def parse_operator_key_secret(text: str) -> str:
     """The operator key, alone or as JSON ``{"operator_key": ...}``: hex, like a signing key."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise SecretFormatError("operator key secret: starts with '{' but is not JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get("operator_key"), str):
-            raise SecretFormatError('operator key secret: JSON must be {"operator_key": "<key>"}')
-        text = data["operator_key"].strip()
-    if not text:
-        raise SecretFormatError("operator key secret: operator_key is empty")
-    try:
-        hash_signing_key(text)
-    except ValueError:
-        raise SecretFormatError("operator key secret: operator_key must be hex") from None
-    return text
+    what = "operator key secret"
+    value = _json_or_text(what, text, "{")
+    if not isinstance(value, str):
+        value = _member(what, value, "operator_key", '{"operator_key": "<key>"}')
+    return _hex_key(what, "operator_key", value, "hex")
 
 
 def parse_event_keys_secret(text: str) -> list[str]:
     """Event keys separated by commas or newlines, or a JSON list of strings."""
-    text = text.strip()
-    if text.startswith("["):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            raise SecretFormatError("event keys secret: starts with '[' but is not JSON") from None
-        if not all(isinstance(k, str) for k in data):
-            raise SecretFormatError("event keys secret: the JSON list must hold strings only")
-        keys = [k.strip() for k in data]
+    what = "event keys secret"
+    value = _json_or_text(what, text, "[")
+    if isinstance(value, str):
+        keys = re.split(r"[,\n]", value)
+    elif all(isinstance(k, str) for k in value):
+        keys = value
     else:
-        keys = [k.strip() for k in re.split(r"[,\n]", text)]
-    keys = [k for k in keys if k]
+        raise SecretFormatError(f"{what}: the JSON list must hold strings only")
+    keys = [k.strip() for k in keys if k.strip()]
     if not keys:
-        raise SecretFormatError("event keys secret: holds no key")
+        raise SecretFormatError(f"{what}: holds no key")
     return keys
 
 

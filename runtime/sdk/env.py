@@ -113,9 +113,9 @@ def resolve(
         from stepline.sdk import key_secrets
 
         if signing_key is None:
-            signing_key, fallback = key_secrets.signing_keys()
+            signing_key, fallback = key_secrets.signing_keys(env_var("SIGNING_KEY_SECRET_ID"))
             signing_key_fallback = signing_key_fallback or fallback
-        event_key = event_key or key_secrets.event_key()
+        event_key = event_key or key_secrets.event_key(env_var("EVENT_KEY_SECRET_ID"))
     return ClientEnv(
         mode=mode,
         api_origin=api or (DEV_ORIGIN if dev else CLOUD_API_ORIGIN),

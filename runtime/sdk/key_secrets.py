@@ -5,7 +5,7 @@ never the keys: ``STEPLINE_SIGNING_KEY_SECRET_ID`` and ``STEPLINE_EVENT_KEY_SECR
 ``INNGEST_`` spellings). The secrets are read once per container, at the first request that needs
 a key (a cold start), in the formats the runtime reads them in (``stepline.protocol.key_secrets``);
 the event key is the first of the event keys. A key given to the client, or in the environment,
-wins over a secret.
+wins over a secret (``stepline.sdk.env`` decides, and names the secret to read here).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import threading
 from collections.abc import Callable
 
 from stepline.protocol.key_secrets import parse_event_keys_secret, parse_signing_key_secret
-from stepline.sdk.env import env_var
 
 # The secret's text by its id; boto3's Secrets Manager unless a test gives another.
 Fetch = Callable[[str], str]
@@ -29,18 +28,16 @@ def _read(secret_id: str) -> str:
     return str(boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"])
 
 
-def signing_keys(fetch: Fetch | None = None) -> tuple[str | None, str | None]:
-    """(signing key, fallback) from the secret the environment names; (None, None) when none."""
-    secret_id = env_var("SIGNING_KEY_SECRET_ID")
+def signing_keys(secret_id: str | None, fetch: Fetch | None = None) -> tuple[str | None, str | None]:
+    """(signing key, fallback) from the secret ``secret_id`` names; (None, None) when none."""
     if not secret_id:
         return None, None
     with _lock:
         return parse_signing_key_secret((fetch or _read)(secret_id))
 
 
-def event_key(fetch: Fetch | None = None) -> str | None:
-    """The first event key of the secret the environment names; None when none."""
-    secret_id = env_var("EVENT_KEY_SECRET_ID")
+def event_key(secret_id: str | None, fetch: Fetch | None = None) -> str | None:
+    """The first event key of the secret ``secret_id`` names; None when none."""
     if not secret_id:
         return None
     with _lock:

@@ -12,13 +12,16 @@ configured (``stepline.telemetry.setup``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stepline.protocol.invocations import parse_correlation
 from stepline.telemetry import logs
-from stepline.telemetry.trace_context import RunTrace
+from stepline.telemetry.trace_context import RunTrace, SenderContext
 
 if TYPE_CHECKING:
     from stepline.engine.ports import Clock, Memo, PendingOp, Run, RunStore
@@ -66,7 +69,7 @@ class CallSpan(Protocol):
 class RunTracer(Protocol):
     """What tracing does with the hooks (``stepline.telemetry.tracing.OtelRunTracer``)."""
 
-    def sample(self, trace_id: int) -> bool: ...
+    def new_run(self, senders: Sequence[SenderContext]) -> RunTrace: ...
 
     def run_ended(self, run: Run, trace: RunTrace, ended_ms: int, invoked_by: RunTrace | None) -> None: ...
 
@@ -77,7 +80,14 @@ class RunTracer(Protocol):
     def step(self, run: Run, trace: RunTrace, attempt: StepAttempt) -> None: ...
 
     def span(
-        self, trace: RunTrace, name: str, start_ms: int, end_ms: int, attributes: dict[str, Any], error: str | None
+        self,
+        trace: RunTrace,
+        name: str,
+        start_ms: int,
+        end_ms: int,
+        attributes: dict[str, Any],
+        error: str | None,
+        links: Sequence[SenderContext] = (),
     ) -> None: ...
 
     def flush(self) -> None: ...
@@ -123,13 +133,42 @@ class Telemetry:
         return self.clock.now_ms() if self.clock is not None else int(time.time() * 1000)
 
     # -- runs ------------------------------------------------------------------------------------
-    def new_run_trace(self) -> str:
-        """The trace context a new run is stored with (``Run.trace``). Sampled as the configured
-        sampler decides; unsampled (nothing recorded, ids for the logs only) when tracing is off."""
-        trace = RunTrace.new(sampled=False)
-        if self.tracer is not None and self.tracer.sample(trace.trace_id):
-            trace = RunTrace(trace.trace_id, trace.span_id, True)
-        return trace.traceparent()
+    def sender(self, headers: Mapping[str, str]) -> dict[str, str] | None:
+        """The W3C context a request's sender sent (``traceparent``, ``tracestate``), to keep
+        with the events it sends (``StoredEvent.trace``); None without one, with an invalid one,
+        or with tracing off (there is no trace to join, and OpenTelemetry stays unloaded)."""
+        if self.tracer is None:
+            return None
+        from stepline.telemetry.propagation import sender_carrier
+
+        return sender_carrier(headers)
+
+    @contextmanager
+    def sent_by(self, carrier: Mapping[str, str] | None) -> Iterator[None]:
+        """While the block runs (one request), the ops it settles were settled by the sender whose
+        context ``carrier`` is (a signal's): their spans link to the sender's span."""
+        sender = SenderContext.of(carrier)
+        if sender is None:
+            yield
+            return
+        token = _settled_by.set((sender,))
+        try:
+            yield
+        finally:
+            _settled_by.reset(token)
+
+    def new_run_trace(self, senders: Iterable[Mapping[str, str] | None] = ()) -> str:
+        """The trace context a new run is stored with (``Run.trace``), given the trace context
+        each of its events was sent with. Sampled as the configured sampler decides; unsampled
+        (nothing recorded, ids for the logs only) when tracing is off."""
+        if self.tracer is None:
+            return RunTrace.new(sampled=False).traceparent()
+        distinct: dict[str, SenderContext] = {}
+        for carrier in senders:
+            sender = SenderContext.of(carrier)
+            if sender is not None:
+                distinct.setdefault(sender.traceparent, sender)
+        return self.tracer.new_run(list(distinct.values())).stored()
 
     def run_started(self, run: Run) -> None:
         if self.metrics is not None:
@@ -224,7 +263,7 @@ class Telemetry:
         if op.name:
             attributes["stepline.step.name"] = op.name
         name = f"{_WAIT_NAMES.get(op.op, op.op)} {op.name or op.step_id}"
-        self.tracer.span(trace, name, op.created_at, self._now(), attributes, _message(error))
+        self.tracer.span(trace, name, op.created_at, self._now(), attributes, _message(error), _settled_by.get())
 
     def flow_wait(self, run_id: str, limit: FlowLimit, since_ms: int, until_ms: int) -> None:
         """A run's start or call waited (or is to wait) behind a flow-control limit from
@@ -255,8 +294,6 @@ class Telemetry:
     def _invoker(self, run: Run) -> RunTrace | None:
         """The trace of the run whose step.invoke started this one, if any: the child's root
         span links to it (a run is a trace of its own, the link joins the two)."""
-        from stepline.engine.ops.invoke import parse_correlation
-
         caller = parse_correlation(run.events[0]) if run.events else None
         if caller is None or self.runs is None:
             return None
@@ -270,7 +307,10 @@ class Telemetry:
         return trace if trace is not None and trace.sampled else None
 
 
-_WAIT_NAMES = {"Sleep": "sleep", "WaitForEvent": "wait", "InvokeFunction": "invoke"}
+_WAIT_NAMES = {"Sleep": "sleep", "WaitForEvent": "wait", "WaitForSignal": "signal", "InvokeFunction": "invoke"}
+
+# The senders of the request being handled that settle ops (``Telemetry.sent_by``).
+_settled_by: ContextVar[tuple[SenderContext, ...]] = ContextVar("stepline_settled_by", default=())
 
 
 def _trace_hex(run: Run) -> str | None:

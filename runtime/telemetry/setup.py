@@ -6,6 +6,7 @@ and ``OTEL_SDK_DISABLED`` is not true. The OTLP exporter reads its own variables
 headers, timeout; ``OTEL_EXPORTER_OTLP_PROTOCOL``: ``http/protobuf``, or ``grpc`` when its
 package is installed), the SDK the sampler (``OTEL_TRACES_SAMPLER``, ``OTEL_TRACES_SAMPLER_ARG``)
 and the resource (``OTEL_SERVICE_NAME``, default ``stepline``; ``OTEL_RESOURCE_ATTRIBUTES``).
+Deployed, the exporter's headers may come from a secret as well (``otlp_headers``).
 With none of that set, nothing of OpenTelemetry is imported.
 
 One tracer serves the process: every engine built in it shares the exporter's batch.
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from stepline.telemetry.hooks import RunMetrics, RunTracer, Telemetry
+from stepline.telemetry.otlp_headers import OtlpHeadersUnavailable, headers_from_secret
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -68,14 +70,28 @@ def _build_tracer(env: Mapping[str, str]) -> RunTracer | None:
     if exporter_name == "console":
         exporter = ConsoleSpanExporter()
     elif exporter_name == "otlp":
-        exporter = _otlp_exporter(env)
+        try:
+            headers = headers_from_secret(env)
+        except OtlpHeadersUnavailable as unavailable:
+            # Without its headers (an API key, most often) the backend would refuse every export.
+            log.error("tracing is off: the OTLP exporter's headers are unavailable: %s", unavailable)
+            return None
+        exporter = _otlp_exporter(env, headers)
     else:
         raise ValueError(f"OTEL_TRACES_EXPORTER={exporter_name!r}: Stepline exports 'otlp', 'console' or 'none'")
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
     return OtelRunTracer(BatchSpanProcessor(exporter), resource=Resource.create(attributes))
 
 
-def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
+def _otlp_exporter(env: Mapping[str, str], secret_headers: dict[str, str] | None = None) -> SpanExporter:
+    """The OTLP exporter the variables ask for; ``secret_headers`` (read from the secret the
+    stack names) are added to the ones the variables give."""
+    headers = None
+    if secret_headers:
+        from opentelemetry.util.re import parse_env_headers
+
+        configured = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS") or ""
+        headers = {**parse_env_headers(configured, liberal=True), **secret_headers}
     protocol = (
         env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
     ).strip()
@@ -87,12 +103,12 @@ def _otlp_exporter(env: Mapping[str, str]) -> SpanExporter:
                 "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs opentelemetry-exporter-otlp-proto-grpc installed; "
                 "or use http/protobuf"
             ) from missing
-        return GrpcExporter()
+        return GrpcExporter(headers=headers)
     if protocol != "http/protobuf":
         raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use 'http/protobuf' or 'grpc'")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(headers=headers)
 
 
 def telemetry_from_env(

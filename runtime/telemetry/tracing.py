@@ -3,11 +3,13 @@
 
 A run's spans, whatever process records them:
 
-    run <fn>                    the root: created → ended, with the ids stored on the run
+    run <fn>                    the root: created → ended, with the ids stored on the run (the
+                                child of, and linked to, the span that sent its events, if any)
       call <fn>                 one call to the app (its traceparent names this span)
         step <name>             one step attempt reported on that call (inline, streamed)
       step <name>               a step stored through /v1/checkpoint, outside any call we made
-      sleep|wait|invoke <name>  from the op's start to its end
+      sleep|wait|signal|invoke <name>
+                                from the op's start to its end (a signal's links to its sender)
       queued <limit>            time held back by concurrency, throttle or rate limit
 
 Every span is written when what it measures is over, with its real start and end: a sleep of
@@ -18,7 +20,7 @@ last, at the run's end, with the span id every other span already names as paren
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -29,10 +31,13 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, S
 
 from stepline.engine.ports import Run, RunStatus
 from stepline.telemetry.hooks import StepAttempt, StepStatus
-from stepline.telemetry.trace_context import RunTrace
+from stepline.telemetry.propagation import sender_context
+from stepline.telemetry.trace_context import RunTrace, SenderContext
 
 INSTRUMENTATION = "stepline"
 _MS = 1_000_000  # ns per ms
+# The senders a run's root links to at most: OpenTelemetry's default span link limit.
+MAX_SENDER_LINKS = 128
 
 
 class _PresetIds(RandomIdGenerator):
@@ -106,20 +111,57 @@ class OtelRunTracer:
         self.tracer = self.provider.get_tracer(INSTRUMENTATION)
         self.calls = threading.local()  # .current: the call under way in this thread
 
-    def sample(self, trace_id: int) -> bool:
-        decision = self.provider.sampler.should_sample(None, trace_id, "run")
-        return decision.decision.is_sampled()
+    def new_run(self, senders: Sequence[SenderContext]) -> RunTrace:
+        """The trace context of a run whose events came with ``senders``' contexts.
+
+        A run is the consumer of the events it was started by, so OpenTelemetry's messaging
+        conventions apply: the consumer's span links to the creation context of each message
+        (a link is the only relation a run started by several senders' events can have: a span
+        has one parent), and when there is one, it may also be that span's child. Stepline does
+        both. Its root span is a child of the one sender's span, so the run is in the sender's
+        trace (its trace id, its log lines' ``trace_id``), which is what someone following a
+        request in a trace viewer looks for, and it also links to that span, as the conventions
+        ask. Events from several senders (a batch, a debounce that kept the last of several)
+        start a trace of the run's own whose root links to each sender's span. Inngest's own
+        server keeps its traces as new roots linked to the sender's; in Stepline a run is the
+        unit a trace follows, and joining the sender's trace costs the run nothing of that.
+        Sampling: the configured sampler decides, given the parent (the default, parent-based,
+        follows the sender's sampled flag).
+        """
+        kept: list[tuple[SenderContext, SpanContext]] = []
+        for sender in senders:
+            context = sender_context(sender.carrier())
+            if context is not None and len(kept) < MAX_SENDER_LINKS:
+                kept.append((sender, context))
+        fresh = RunTrace.new(sampled=False)
+        parent: SenderContext | None = None
+        parent_context = None
+        trace_id = fresh.trace_id
+        if len(kept) == 1:
+            parent, remote = kept[0]
+            trace_id = remote.trace_id
+            parent_context = trace.set_span_in_context(NonRecordingSpan(remote))
+        links = [Link(remote) for _, remote in kept]
+        decision = self.provider.sampler.should_sample(parent_context, trace_id, "run", links=links)
+        return RunTrace(
+            trace_id, fresh.span_id, decision.decision.is_sampled(), parent, tuple(sender for sender, _ in kept)
+        )
 
     def run_ended(self, run: Run, run_trace: RunTrace, ended_ms: int, invoked_by: RunTrace | None) -> None:
         links = []
         if invoked_by is not None:
             invoker = SpanContext(invoked_by.trace_id, invoked_by.span_id, is_remote=True)
             links.append(Link(invoker, {"stepline.link": "invoked by"}))
+        links += _sender_links(run_trace.links)
+        parent = trace.set_span_in_context(trace.INVALID_SPAN)  # a root: no parent
+        remote_parent = sender_context(run_trace.parent.carrier()) if run_trace.parent is not None else None
+        if remote_parent is not None and remote_parent.trace_id == run_trace.trace_id:
+            parent = trace.set_span_in_context(NonRecordingSpan(remote_parent))
         self.ids.preset(run_trace.trace_id, run_trace.span_id)
         try:
             span = self.tracer.start_span(
                 f"run {run.fn_id}",
-                context=trace.set_span_in_context(trace.INVALID_SPAN),  # a root: no parent
+                context=parent,
                 kind=SpanKind.INTERNAL,
                 attributes=_run_attributes(run),
                 start_time=run.created_at * _MS,
@@ -190,12 +232,14 @@ class OtelRunTracer:
         end_ms: int,
         attributes: dict[str, Any],
         error: str | None,
+        links: Sequence[SenderContext] = (),
     ) -> None:
         span = self.tracer.start_span(
             name,
             context=_parent(run_trace.trace_id, run_trace.span_id),
             attributes=attributes,
             start_time=start_ms * _MS,
+            links=_sender_links(links),
         )
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
@@ -206,6 +250,11 @@ class OtelRunTracer:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+def _sender_links(senders: Sequence[SenderContext]) -> list[Link]:
+    remotes = (sender_context(sender.carrier()) for sender in senders)
+    return [Link(remote, {"stepline.link": "sent by"}) for remote in remotes if remote is not None]
 
 
 def _run_attributes(run: Run) -> dict[str, Any]:

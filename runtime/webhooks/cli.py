@@ -7,10 +7,9 @@ import argparse
 import json
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:
-    from stepline.cli_ops import Client
+from stepline.rest_client import ApiFailure, Client
 
 PROVIDERS = ("stripe", "github", "standard", "shopify", "hmac")
 
@@ -52,7 +51,6 @@ def source_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_webhooks(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    from stepline.cli_ops import ApiFailure
 
     try:
         if args.webhooks_command == "set":

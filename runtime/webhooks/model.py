@@ -15,6 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stepline.protocol.expressions import ExpressionError, compile_expression
+from stepline.webhooks.paths import parse_path
+
 # A source's name is a path segment (``/webhooks/{source}``) and part of event ids.
 SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DAY_S = 24 * 3600
@@ -154,14 +157,18 @@ class WebhookSource(BaseModel):
             raise ValueError("secret: empty")
         if self.hmac is not None and self.provider != Provider.HMAC:
             raise ValueError("hmac: only for provider 'hmac'")
+        # What will never evaluate is refused now, not at the first delivery.
         if self.transform.cel is not None:
-            from stepline.webhooks.transform import check_cel
-
-            check_cel(self.transform.cel)
-        if self.transform.mapping is not None:
-            from stepline.webhooks.transform import check_mapping
-
-            check_mapping(self.transform.mapping)
+            try:
+                compile_expression(self.transform.cel)
+            except ExpressionError as exc:
+                raise ValueError(f"transform.cel: {exc}") from None
+        mapping = self.transform.mapping
+        if mapping is not None:
+            if mapping.name_path is not None:
+                parse_path(mapping.name_path, "transform.mapping.name_path")
+            for field, path in mapping.data.items():
+                parse_path(path, f"transform.mapping.data.{field}")
         return self
 
     @property

@@ -66,10 +66,11 @@ class WebhookReceiver:
         self.clock = clock
         self.settings = settings
 
-    def receive(self, name: str, delivery: Delivery) -> Receipt:
+    def receive(self, name: str, delivery: Delivery, *, sender: dict[str, str] | None = None) -> Receipt:
         """Raises ``UnknownSource`` (404), ``BodyTooLarge`` (413), ``DeliveryRejected`` (401,
         counted), ``DeliveryInvalid`` (400), ``SecretUnusable`` (500), ``SecretUnavailable``
-        (503); the events are stored only when it returns."""
+        (503); the events are stored only when it returns, with ``sender`` (the delivery's W3C
+        trace context) kept beside each."""
         source = self.sources.get(name)
         if source is None:
             raise UnknownSource(name)
@@ -88,7 +89,9 @@ class WebhookReceiver:
             source, verified, dict(delivery.headers), delivery.body, max_event_bytes=self.settings.max_event_bytes
         )
         ids = (
-            self.ingest.accept([e.model_dump() for e in events], max_runs=self.settings.max_runs_per_request)
+            self.ingest.accept(
+                [e.model_dump() for e in events], max_runs=self.settings.max_runs_per_request, sender=sender
+            )
             if events
             else []
         )

@@ -17,61 +17,16 @@ ids apart.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from stepline.protocol.errors import ProtocolError
 from stepline.protocol.events import EventPayload, parse_event_batch
-from stepline.protocol.expressions import EvaluationError, ExpressionError, compile_expression, evaluate
+from stepline.protocol.expressions import EvaluationError, ExpressionError, evaluate
 from stepline.webhooks.model import DeliveryInvalid, JsonPathMapping, Verified, WebhookSource
+from stepline.webhooks.paths import read_path
 
 # Fields an event produced by a transform may carry (the id is always ours).
 EVENT_FIELDS = frozenset({"name", "data", "user", "ts"})
-# $.a.b, $.a[0], $['a.b'], $["a"]
-_PATH_STEP = re.compile(r"""\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\['([^']*)'\]|\["([^"]*)"\]""")
-
-
-def check_cel(source: str) -> None:
-    """Refuse at configuration time what will never evaluate (``transform.cel: ...``)."""
-    try:
-        compile_expression(source)
-    except ExpressionError as exc:
-        raise ValueError(f"transform.cel: {exc}") from None
-
-
-def check_mapping(mapping: JsonPathMapping) -> None:
-    if mapping.name_path is not None:
-        _parse_path(mapping.name_path, "transform.mapping.name_path")
-    for field, path in mapping.data.items():
-        _parse_path(path, f"transform.mapping.data.{field}")
-
-
-def _parse_path(path: str, where: str) -> list[str | int]:
-    if not path.startswith("$"):
-        raise ValueError(f"{where}: a JSON path starts with $ (e.g. $.data.object.id), got {path!r}")
-    steps: list[str | int] = []
-    at = 1
-    while at < len(path):
-        found = _PATH_STEP.match(path, at)
-        if found is None:
-            raise ValueError(f"{where}: cannot read {path!r} from character {at}: use .name, [index] or ['name']")
-        name, index, quoted1, quoted2 = found.groups()
-        steps.append(int(index) if index is not None else (name or quoted1 or quoted2 or ""))
-        at = found.end()
-    return steps
-
-
-def read_path(payload: Any, path: str) -> Any:
-    """The value at ``path``; None when any step is missing."""
-    value = payload
-    for step in _parse_path(path, "path"):
-        if isinstance(step, int) and isinstance(value, list) and step < len(value):
-            value = value[step]
-        elif isinstance(step, str) and isinstance(value, dict) and step in value:
-            value = value[step]
-        else:
-            return None
-    return value
 
 
 def to_events(

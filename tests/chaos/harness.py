@@ -39,7 +39,7 @@ from stepline.engine.clock import SystemClock
 from stepline.engine.flow.concurrency import limits_for
 from stepline.engine.http import HttpResponse, PooledHttpCaller
 from stepline.engine.ids import derived_ulid
-from stepline.engine.ops.invoke import correlation_id
+from stepline.protocol.invocations import correlation_id
 from stepline.engine.ports import Backend, RunStatus
 from stepline.engine.runs import run_id_for
 from stepline.settings import Settings

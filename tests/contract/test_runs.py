@@ -89,15 +89,15 @@ def test_update_run_sets_the_named_fields(backend, clock):
         "ended_at": clock.now_ms() + 5,
         "output": {"shipped": True, "items": [1, 2]},
         "req_version": 2,
-        "disable_immediate": True,
+        "app_version": "v7",
     }
 
     assert backend.store.update_run(run.run_id, changes) is True
 
     got = backend.store.get_run(run.run_id)
     assert got.status is RunStatus.COMPLETED
-    assert (got.ended_at, got.output, got.req_version, got.disable_immediate) == (
-        changes["ended_at"], changes["output"], 2, True,
+    assert (got.ended_at, got.output, got.req_version, got.app_version) == (
+        changes["ended_at"], changes["output"], 2, "v7",
     )
     assert (got.fn_id, got.events, got.created_at) == (run.fn_id, run.events, run.created_at)
 

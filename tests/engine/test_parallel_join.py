@@ -178,3 +178,62 @@ def test_a_race_branch_called_after_the_run_moved_on_may_complete_it(backend, cl
     assert done.status is RunStatus.COMPLETED, done.error
     assert done.output == {"winner": "fast", "after": "after"}
     assert app.executed == {"fast": 1, "after": 1}
+
+
+class FlagApp(ScriptedApp):
+    """Records each call as (target, the request's ``ctx.disable_immediate_execution``)."""
+
+    def __init__(self, scripts: dict[str, list[Any]]) -> None:
+        super().__init__(scripts)
+        self.flags: list[tuple[str, bool]] = []
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        target = parse_qs(urlsplit(url).query)["stepId"][0]
+        self.flags.append((target, json.loads(body)["ctx"]["disable_immediate_execution"]))
+        return super().post(url, body, headers, timeout_s)
+
+
+def test_immediate_execution_is_off_only_while_a_group_is_out_whatever_came_before(backend, clock):
+    """What the SDK is told (docs/protocol.md §7.3): a branch's call plans every other step; a
+    discovery call may run a step inline whenever nothing of the run is out, so the step after
+    each group, a second group's included, runs inside the discovery that joins it."""
+    fn = "t-app-groups"
+    app = FlagApp({fn: [("parallel", ["x", "y"]), ("run", "between"), ("parallel", ["p", "q"]), ("run", "last")]})
+    engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=app)
+    register(engine, [fn])
+    [event_id] = engine.ingest.accept([{"name": f"app/{fn}", "data": {}}])
+    [run] = backend.store.runs_for_event(event_id)
+    pump(backend, engine, clock)
+
+    assert backend.store.get_run(run.run_id).status is RunStatus.COMPLETED
+    assert app.executed == {"x": 1, "y": 1, "between": 1, "p": 1, "q": 1, "last": 1}
+    by_target = {target: flag for target, flag in app.flags if target != DISCOVERY}
+    assert by_target == {"x": True, "y": True, "p": True, "q": True}
+    # Discovery plans x and y; the join runs `between` inline and the next discovery plans p and
+    # q; the second join runs `last` inline, and the last discovery returns.
+    assert [flag for target, flag in app.flags if target == DISCOVERY] == [False] * 5
+
+
+def test_a_run_an_earlier_version_stored_with_immediate_execution_off_still_runs_steps_inline(backend, clock):
+    """Earlier versions stored ``disable_immediate`` on the run for good once a reply held several
+    ops. Such a run loads, and its next discovery is told to run steps like any other's."""
+    app = FlagApp({FN: [("parallel", ["x", "y"]), ("run", "after")]})
+    engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=app)
+    register(engine, [FN])
+    [event_id] = engine.ingest.accept([{"name": f"app/{FN}", "data": {}}])
+    [run] = backend.store.runs_for_event(event_id)
+    if backend.name == "sqlite":
+        with backend.store._db.write() as conn:
+            conn.execute("UPDATE runs SET disable_immediate = 1 WHERE run_id = ?", (run.run_id,))
+    else:
+        backend.clients["dynamodb"].update_item(
+            TableName=backend.names.table_name,
+            Key={"pk": {"S": f"RUN#{run.run_id}"}, "sk": {"S": "RUN"}},
+            UpdateExpression="SET disable_immediate = :on",
+            ExpressionAttributeValues={":on": {"BOOL": True}},
+        )
+    pump(backend, engine, clock)
+
+    assert backend.store.get_run(run.run_id).status is RunStatus.COMPLETED
+    assert app.executed == {"x": 1, "y": 1, "after": 1}
+    assert app.flags.count((DISCOVERY, False)) == 3 and ("after", True) not in app.flags

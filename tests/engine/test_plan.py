@@ -10,7 +10,7 @@ call's reply judged by the op acted on, outputs too large, version headers out o
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -49,7 +49,6 @@ class Row:
     pending: dict[str, Op] = field(default_factory=dict)  # ops the run waits on
     max_attempts: int = 4
     holds_run_lease: bool = True
-    disable_immediate: bool = False
     memo_bytes: int = 0  # the size of the one result the run holds already (for state limits)
     settings: dict[str, Any] = field(default_factory=dict)  # limits other than the defaults
     wait_mode: bool = False  # the run's parallel groups join in one discovery (plan.waits_for_group)
@@ -90,7 +89,6 @@ def state_for(row: Row) -> RunState:
         events=[{"name": "app/go", "data": {}, "id": "E", "ts": 1}],
         event_ids=["E"],
         created_at=NOW,
-        disable_immediate=row.disable_immediate,
     )
     memos = [Memo(step_id=s, value={"data": 1}, seq=f"{i:04d}") for i, s in enumerate(row.memos)]
     if row.memo_bytes:
@@ -102,7 +100,7 @@ def state_for(row: Row) -> RunState:
 
 def describe(plan: Plan) -> dict[str, Any]:
     """The plan in plain values: each step action as (what, step id, detail), the planned step
-    ids, the outcome, and the flags; an error is shown by its name."""
+    ids, and the outcome; an error is shown by its name."""
     steps: list[tuple[Any, ...]] = []
     for step in plan.steps:
         if isinstance(step, Settle):
@@ -121,16 +119,11 @@ def describe(plan: Plan) -> dict[str, Any]:
         outcome = ("retry call", target.step, target.attempt, plan.outcome.error["name"], plan.outcome.retry_at_ms)
     elif isinstance(plan.outcome, CallNext):
         outcome = ("call", plan.outcome.target.step, plan.outcome.target.attempt)
-    return {
-        "steps": steps,
-        "planned": [op.id for op in plan.planned],
-        "outcome": outcome,
-        "disable_immediate": plan.disable_immediate,
-    }
+    return {"steps": steps, "planned": [op.id for op in plan.planned], "outcome": outcome}
 
 
-def expect(steps=(), planned=(), outcome=None, disable_immediate=False) -> dict[str, Any]:
-    return {"steps": list(steps), "planned": list(planned), "outcome": outcome, "disable_immediate": disable_immediate}
+def expect(steps=(), planned=(), outcome=None) -> dict[str, Any]:
+    return {"steps": list(steps), "planned": list(planned), "outcome": outcome}
 
 
 DISCOVER = ("call", "step", 0)
@@ -227,7 +220,6 @@ ROWS: dict[str, Row] = {
         expect(
             [("settle", A, ("data", "x" * (2 * 1024 * 1024)), 0), ("settle", B, "RunStateTooLarge", 0)],
             outcome=DISCOVER,
-            disable_immediate=True,
         ),
         memo_bytes=MAX_RUN_STATE_BYTES - 3 * 1024 * 1024,
     ),
@@ -258,18 +250,18 @@ ROWS: dict[str, Row] = {
     # Found by fuzzing: the same StepError twice scheduled two retries, doubling at each attempt.
     "a step named twice is acted on once": Row(
         ops(*[{"id": A, "op": "StepError", "error": {"name": "", "message": ""}}] * 2),
-        expect([("retry", A, 1)], disable_immediate=True),
+        expect([("retry", A, 1)]),
     ),
     "a step named twice is acted on as first reported": Row(
         ops(
             {"id": A, "op": "StepRun", "data": 1}, {"id": A, "op": "StepError", "error": {"name": "E", "message": "m"}}
         ),
-        expect([("settle", A, ("data", 1), 0)], outcome=DISCOVER, disable_immediate=True),
+        expect([("settle", A, ("data", 1), 0)], outcome=DISCOVER),
     ),
     # Found by fuzzing: retry-after on a 206 does not delay a step's retry; b settles, a retries.
     "a result and a step error side by side": Row(
         (206, {"retry-after": "90"}, [{"id": B, "op": "StepRun"}, {"id": A, "op": "StepError"}]),
-        expect([("settle", B, ("data", None), 0), ("retry", A, 1)], outcome=DISCOVER, disable_immediate=True),
+        expect([("settle", B, ("data", None), 0), ("retry", A, 1)], outcome=DISCOVER),
     ),
     "a result of a planned step is what the run waits for": Row(
         ops({"id": B, "op": "StepRun", "data": 2}),
@@ -280,7 +272,7 @@ ROWS: dict[str, Row] = {
     ),
     "results of steps memoized already are ignored": Row(
         ops({"id": A, "op": "StepRun", "data": 9}, {"id": B, "op": "StepRun", "data": 2}),
-        expect([("settle", B, ("data", 2), 0)], outcome=DISCOVER, disable_immediate=True),
+        expect([("settle", B, ("data", 2), 0)], outcome=DISCOVER),
         memos=[A],
     ),
     # -- waiting ops -------------------------------------------------------------------------
@@ -306,9 +298,8 @@ ROWS: dict[str, Row] = {
     ),
     "parallel branches re-reported while the run waits on them": Row(
         ops({"id": A, "op": "StepPlanned"}, {"id": B, "op": "StepPlanned"}),
-        expect(disable_immediate=False),
+        expect(),
         pending={A: Op.STEP_PLANNED, B: Op.STEP_PLANNED},
-        disable_immediate=True,
     ),
     "step.ai.infer's model request is started": Row(
         ops({"id": A, "op": "AIGateway"}), expect([("start", A, Op.AI_GATEWAY)])
@@ -326,31 +317,24 @@ ROWS: dict[str, Row] = {
     "a lone planned step under a claim gets a job": Row(
         ops({"id": A, "op": "StepPlanned"}), expect(planned=[A]), holds_run_lease=False
     ),
-    "parallel steps each get a job, immediate execution off": Row(
-        ops({"id": A, "op": "StepPlanned"}, {"id": B, "op": "StepPlanned"}),
-        expect(planned=[A, B], disable_immediate=True),
-    ),
-    "immediate execution is turned off once": Row(
+    "parallel steps each get a job": Row(
         ops({"id": A, "op": "StepPlanned"}, {"id": B, "op": "StepPlanned"}),
         expect(planned=[A, B]),
-        disable_immediate=True,
     ),
     "a planned step beside a result gets a job": Row(
         ops({"id": A, "op": "StepRun", "data": 1}, {"id": B, "op": "StepPlanned"}),
-        expect([("settle", A, ("data", 1), 0)], planned=[B], outcome=DISCOVER, disable_immediate=True),
+        expect([("settle", A, ("data", 1), 0)], planned=[B], outcome=DISCOVER),
     ),
     "a planned step already waited on is not planned again": Row(
         ops({"id": A, "op": "StepPlanned"}, {"id": C, "op": "StepPlanned"}),
         expect(planned=[C]),
         pending={A: Op.STEP_PLANNED},
-        disable_immediate=True,
         holds_run_lease=False,
     ),
     "the one new branch beside branches in hand runs inline": Row(
         ops({"id": A, "op": "StepPlanned"}, {"id": C, "op": "StepPlanned"}),
         expect(outcome=("call", C, 0)),
         pending={A: Op.STEP_PLANNED},
-        disable_immediate=True,
     ),
     # -- caps on what one reply may make (stepline.engine.limits) ---------------------------
     "more ops than a reply may carry fails the run": Row(
@@ -366,7 +350,7 @@ ROWS: dict[str, Row] = {
     ),
     "steps up to the run's limit are taken on": Row(
         ops({"id": B, "op": "StepPlanned"}, {"id": C, "op": "StepPlanned"}),
-        expect(planned=[B, C], disable_immediate=True),
+        expect(planned=[B, C]),
         memos=[A],
         settings={"max_steps_per_run": 3},
     ),
@@ -398,7 +382,7 @@ ROWS: dict[str, Row] = {
     # check for b's result, so the lone planned step ran inline again, for ever.
     "a step call's reply is judged by the op acted on": Row(
         ops({"id": B, "op": "StepPlanned"}, {"id": B, "op": "StepError"}),
-        expect(outcome=("retry call", B, 1, "NoProgress", None), disable_immediate=True),
+        expect(outcome=("retry call", B, 1, "NoProgress", None)),
         call=Target(B),
     ),
     # -- wait mode: a parallel group joins in one discovery (docs/protocol.md §7.5) ------------
@@ -471,13 +455,13 @@ def test_planning_reads_and_changes_nothing() -> None:
     # The same reply planned twice gives the same plan, and the state it read is as it was.
     row = ROWS["a planned step beside a result gets a job"]
     state = state_for(row)
-    before = (list(state.memos), dict(state.pending), state.run.disable_immediate)
+    before = (list(state.memos), dict(state.pending), replace(state.run))
     status, headers, body = row.reply
     result = parse_call_response(status, headers, json.dumps(body).encode(), NOW)
     fn, settings = function(), Settings(mode="dev")
     first = plan_reply(result, state, row.call, fn, settings)
     assert plan_reply(result, state, row.call, fn, settings) == first
-    assert (list(state.memos), dict(state.pending), state.run.disable_immediate) == before
+    assert (list(state.memos), dict(state.pending), state.run) == before
 
 
 def test_a_run_failed_by_an_error_status_carries_inngest_s_summary() -> None:

@@ -98,3 +98,70 @@ def test_otlp_traces_send_to_the_given_endpoint():
     env = config.trace_environment("executor")
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://otlp.example.com"
     assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf" and env["OTEL_SERVICE_NAME"] == "stepline-executor"
+
+
+OTLP = {"stepline:traces": "otlp", "stepline:otlpEndpoint": "https://otlp.example.com"}
+HEADERS_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tracing/otlp-headers-AbCdEf"
+
+
+def secret_reads(template: dict) -> dict[str, list]:
+    """Each IAM policy's resources granted secretsmanager:GetSecretValue, by the role it is on."""
+    out: dict[str, list] = {}
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        props = policy["Properties"]
+        for statement in props["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "secretsmanager:GetSecretValue" in actions:
+                for role in props["Roles"]:
+                    granted = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                    out.setdefault(role["Ref"], []).extend(granted)
+    return out
+
+
+def function_roles(template: dict) -> set[str]:
+    return {fn["Properties"]["Role"]["Fn::GetAtt"][0] for fn in functions(template).values()}
+
+
+@pytest.mark.parametrize(
+    ("secret", "resource"),
+    [
+        (HEADERS_ARN, HEADERS_ARN),
+        # By name, the grant covers the suffix Secrets Manager adds to it (six characters), no more.
+        ("tracing/otlp-headers", ":secret:tracing/otlp-headers-??????"),
+    ],
+)
+def test_the_otlp_headers_secret_is_named_to_both_lambdas_and_readable_by_them_alone(tmp_path, secret, resource):
+    template = synthesize(tmp_path, {**OTLP, "stepline:otlpHeadersSecret": secret}, check=True).template  # cdk-nag too
+    fns = functions(template)
+    assert len(fns) == 2
+    for fn in fns.values():
+        assert fn["Properties"]["Environment"]["Variables"]["STEPLINE_OTLP_HEADERS_SECRET_ID"] == secret
+    reads = secret_reads(template)
+    for role in function_roles(template):
+        granted = [json.dumps(r) for r in reads[role]]
+        assert "*" not in [r for r in reads[role] if isinstance(r, str)]
+        assert [g for g in granted if resource in g], (role, granted)
+    # No other role may read it.
+    others = [role for role, granted in reads.items() if any(resource in json.dumps(r) for r in granted)]
+    assert set(others) == function_roles(template)
+
+
+def test_without_the_setting_no_headers_secret_is_named_or_granted(tmp_path):
+    template = synthesize(tmp_path, OTLP, check=False).template
+    for fn in functions(template).values():
+        assert "STEPLINE_OTLP_HEADERS_SECRET_ID" not in fn["Properties"]["Environment"]["Variables"]
+    assert "otlp-headers" not in json.dumps(secret_reads(template))
+
+
+@pytest.mark.parametrize(
+    ("context", "fragment"),
+    [
+        ({"stepline:otlpHeadersSecret": "tracing/otlp-headers"}, "for traces=otlp"),
+        ({"stepline:traces": "adot", "stepline:adotLayerArn": ADOT, "stepline:otlpHeadersSecret": "x"}, "traces=otlp"),
+        ({**OTLP, "stepline:otlpHeadersSecret": "arn:aws:secretsmanager:us-east-1:1:secret:x"}, "complete ARN"),
+    ],
+)
+def test_an_otlp_headers_secret_that_cannot_work_is_refused_naming_the_setting(context, fragment):
+    with pytest.raises(ValueError, match="Stepline stack configuration") as refused:
+        StackConfig.load(context, {})
+    assert "stepline:otlpHeadersSecret" in str(refused.value) and fragment in str(refused.value)

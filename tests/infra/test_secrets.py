@@ -38,6 +38,9 @@ OLD = "b" * 64
         (json.dumps({"signing_key": KEY}), (KEY, None)),
         (json.dumps({"signing_key": KEY, "signing_key_fallback": OLD}), (KEY, OLD)),
         (json.dumps({"signing_key": KEY, "signing_key_fallback": ""}), (KEY, None)),
+        (json.dumps({"signing_key": f" {KEY} ", "signing_key_fallback": f"\n{OLD} "}), (KEY, OLD)),
+        (json.dumps({"signing_key": f"signkey-prod-{KEY}", "signing_key_fallback": None}), (f"signkey-prod-{KEY}", None)),
+        (json.dumps({"signing_key": KEY, "signing_key_fallback": "  "}), (KEY, None)),
     ],
 )
 def test_signing_key_formats(text, expected):
@@ -52,6 +55,11 @@ def test_signing_key_formats(text, expected):
         ("{oops", "not JSON"),
         (json.dumps({"signing_key": KEY, "signing_key_fallback": "zz"}), "signing_key_fallback must be hex"),
         ("", "signing_key"),
+        (json.dumps({"signing_key": " "}), "signing_key is empty"),
+        (json.dumps({"signing_key": KEY, "signing_key_fallback": 5}), "signing_key_fallback must be a string"),
+        (json.dumps({"signing_key_fallback": KEY}), "JSON must be"),
+        (json.dumps([KEY]), "must be hex"),
+        ("signkey-prod-", "must be hex"),
     ],
 )
 def test_bad_signing_key_secrets_never_echo_the_value(text, message):
@@ -67,15 +75,22 @@ def test_bad_signing_key_secrets_never_echo_the_value(text, message):
         ("k1", ["k1"]),
         ("k1, k2\nk3\n", ["k1", "k2", "k3"]),
         ('["k1", " k2 "]', ["k1", "k2"]),
+        ('["k1", "", " "]', ["k1"]),
+        ("k1\r\nk2,,k3", ["k1", "k2", "k3"]),
+        (' ["k1"]\n', ["k1"]),
     ],
 )
 def test_event_key_formats(text, expected):
     assert parse_event_keys_secret(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", " , \n", "[]", "[1]"])
-def test_bad_event_key_secrets(text):
-    with pytest.raises(SecretFormatError):
+@pytest.mark.parametrize(
+    "text, message",
+    [("", "holds no key"), (" , \n", "holds no key"), ("[]", "holds no key"), ('[""]', "holds no key"),
+     ("[1]", "strings only"), ('["k1", null]', "strings only"), ('["k1"', "not JSON")],
+)  # fmt: skip
+def test_bad_event_key_secrets(text, message):
+    with pytest.raises(SecretFormatError, match=message):
         parse_event_keys_secret(text)
 
 
@@ -124,13 +139,22 @@ def test_resolve_reads_from_secrets_manager():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [(KEY, KEY), (f" {KEY}\n", KEY), (json.dumps({"operator_key": KEY}), KEY)],
+    [
+        (KEY, KEY),
+        (f" {KEY}\n", KEY),
+        (json.dumps({"operator_key": KEY}), KEY),
+        (json.dumps({"operator_key": f" {KEY} "}), KEY),
+        (f"signkey-ops-{KEY}", f"signkey-ops-{KEY}"),
+    ],
 )
 def test_operator_key_formats(text, expected):
     assert parse_operator_key_secret(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "not-hex", '{"operator_key": 7}', "{nope", json.dumps({"operator_key": ""})])
+@pytest.mark.parametrize(
+    "text",
+    ["", "not-hex", '{"operator_key": 7}', "{nope", json.dumps({"operator_key": ""}), json.dumps({"key": KEY})],
+)
 def test_bad_operator_key_secrets_never_echo_the_value(text):
     with pytest.raises(SecretFormatError, match="operator key secret") as info:
         parse_operator_key_secret(text)

@@ -21,7 +21,7 @@ from tests.private_apps.lambda_service import LambdaService, arn
 def test_an_app_synced_by_arn_runs_through_the_deployed_lambdas(monkeypatch):
     with lambda_deployment(monkeypatch) as (url, _, backend, _pump):
         engine = wiring.engine_from_env()
-        caller = engine.executor.app.caller
+        caller = engine.caller
         assert isinstance(caller, RoutingCaller)
         assert isinstance(caller.private[TargetKind.LAMBDA_URL], SigV4UrlCaller)
         assert isinstance(caller.private[TargetKind.LAMBDA_INVOKE], LambdaInvokeCaller)

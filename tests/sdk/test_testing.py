@@ -167,6 +167,22 @@ def test_parallel_branches_and_sent_events(client):
     assert [e["name"] for e in result.sent_events] == ["testing/signup", "testing/other"]
 
 
+def test_the_step_after_a_parallel_group_runs_inside_discovery_as_on_the_engine(client):
+    after: list[int] = []
+
+    @client.function("join", trigger="testing/join")
+    def join(ctx: Context) -> int:
+        a, b = ctx.step.parallel(lambda: ctx.step.run("a", lambda: 1), lambda: ctx.step.run("b", lambda: 2))
+        return ctx.step.run("after", lambda: after.append(1) or a + b)
+
+    result = testing.run(join, {"name": "testing/join"})
+    assert result.output == 3 and after == [1]
+    # Discovery plans the group, one call per branch, then a discovery told to run steps (nothing
+    # is out) runs `after` inline, and the last one returns: the engine's calls
+    # (tests/engine/test_parallel_join.py), not one more for `after` on its own.
+    assert result.calls == 5
+
+
 def test_async_functions(client):
     @client.function("async", trigger="testing/async")
     async def async_fn(ctx: AsyncContext) -> int:

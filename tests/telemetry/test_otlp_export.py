@@ -6,109 +6,8 @@ from however many requests, reassemble into one tree under one root."""
 
 from __future__ import annotations
 
-import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-
-from tests.e2e.conftest import SdkApp, free_port, http, wait_for
-from tests.e2e.started import clean_environ, stepline_command
-
-
-class OtlpReceiver:
-    """POST /v1/traces on a loopback port: every span received, with its service name."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[str, object]] = []  # (service.name, Span)
-        self.requests = 0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                assert self.path == "/v1/traces", self.path
-                assert self.headers["Content-Type"] == "application/x-protobuf"
-                request = ExportTraceServiceRequest.FromString(body)
-                with receiver.lock:
-                    receiver.requests += 1
-                    for resource_spans in request.resource_spans:
-                        attrs = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
-                        for scope_spans in resource_spans.scope_spans:
-                            receiver.spans += [(attrs.get("service.name", ""), s) for s in scope_spans.spans]
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def of_run(self, run_id: str) -> list[tuple[str, object]]:
-        with self.lock:
-            return [(svc, s) for svc, s in self.spans if _attr(s, "stepline.run.id") == run_id]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _attr(span, key: str):
-    for a in span.attributes:
-        if a.key == key:
-            value = a.value
-            return value.string_value or value.int_value or value.bool_value
-    return None
-
-
-@pytest.fixture
-def receiver():
-    r = OtlpReceiver()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def traced_dev(tmp_path, receiver):
-    port = free_port()
-    env = clean_environ({
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
-        "OTEL_SERVICE_NAME": "stepline-e2e",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export each batch within 0.1 s
-    })
-    command = [*stepline_command(), "dev", "--port", str(port), "--db", str(tmp_path / "dev.db"), "--no-discovery",
-               "--poll-interval", "0"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: _up(url), what="stepline dev to listen")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def _up(url: str) -> bool:
-    try:
-        return http("GET", f"{url}/health")[0] == 200
-    except OSError:
-        return False
+from tests.e2e.conftest import SdkApp, http, wait_for
+from tests.telemetry.otlp import attr
 
 
 def test_a_run_across_invocations_arrives_as_one_trace(traced_dev, receiver):
@@ -137,7 +36,7 @@ def test_a_run_across_invocations_arrives_as_one_trace(traced_dev, receiver):
     assert {svc for svc, _ in received} == {"stepline-e2e"}
     assert len({s.trace_id for s in spans}) == 1, "one trace"
     [root] = [s for s in spans if not s.parent_span_id]
-    assert root.name.startswith("run ") and _attr(root, "stepline.run.status") == "Completed"
+    assert root.name.startswith("run ") and attr(root, "stepline.run.status") == "Completed"
     by_id = {s.span_id: s for s in spans}
     assert len(by_id) == len(spans), "no span twice"
 
@@ -152,7 +51,7 @@ def test_a_run_across_invocations_arrives_as_one_trace(traced_dev, receiver):
         assert path_to_root(span)[-1] == root.name
 
     calls = [s for s in spans if s.name.startswith("call ")]
-    steps = {_attr(s, "stepline.step.id") for s in spans if s.name.startswith("step ")}
+    steps = {attr(s, "stepline.step.id") for s in spans if s.name.startswith("step ")}
     [nap] = [s for s in spans if s.name.startswith("sleep ")]
     assert len(calls) >= 3  # before the sleep, after it, and the call that completes the run
     assert all(c.parent_span_id == root.span_id for c in calls)

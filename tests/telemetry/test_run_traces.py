@@ -222,15 +222,11 @@ def test_an_unsampled_run_records_nothing_and_sends_an_unsampled_context(backend
 
 
 def test_a_replayed_run_is_a_trace_of_its_own(backend, clock):
-    from stepline.engine.replay import Replays
-
     engine, app, caller, exporter = make(backend, clock, {"fn": [("run", "a")]})
     run_id = start(engine, backend, "fn")
     pump(backend, engine, clock)
     original = ended(backend, run_id)
-    replays = Replays(backend.runs, backend.apps, backend.waiters, backend.queue, clock, engine.ids)
-    replays.telemetry = engine.telemetry
-    replayed = replays.replay(original.run_id)
+    replayed = engine.replays.replay(original.run_id)
     pump(backend, engine, clock)
     again = ended(backend, replayed.run_id)
 

@@ -16,9 +16,9 @@ from stepline.engine import messages
 from stepline.engine.ids import derived_ulid
 from stepline.engine.ops.tools import OpTools
 from stepline.engine.ports import PendingOp, RunState, StoredEvent
-from stepline.engine.runs import INVOKED
 from stepline.protocol.calls import Opcode, memo_error
 from stepline.protocol.durations import parse_duration_ms
+from stepline.protocol.invocations import INVOKED, correlation_id
 
 # Without a timeout an invoke waits as long as a run can live (Go uses a year too).
 DEFAULT_INVOKE_TIMEOUT_MS = 366 * 24 * 60 * 60 * 1000
@@ -28,22 +28,6 @@ TIMEOUT_ERROR = {
     "name": "InngestInvokeTimeoutError",
     "message": "Timed out waiting for invoked function to complete",
 }
-
-
-def correlation_id(run_id: str, step_id: str) -> str:
-    return f"{run_id}.{step_id}"
-
-
-def parse_correlation(event: dict[str, Any]) -> tuple[str, str] | None:
-    """(caller run id, step id) when ``event`` is an invocation, else None."""
-    if event.get("name") != INVOKED:
-        return None
-    meta = (event.get("data") or {}).get("_inngest") or {}
-    value = meta.get("correlation_id")
-    if not isinstance(value, str) or "." not in value:
-        return None
-    run_id, step_id = value.split(".", 1)
-    return run_id, step_id
 
 
 def start_invoke(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] | None:

@@ -23,7 +23,6 @@ from stepline.protocol.signals import OnConflict, op_conflict, op_signal
 
 def start_signal_wait(tools: OpTools, state: RunState, op: Opcode) -> dict[str, Any] | None:
     """Start the wait. Returns the step's memo when it settles at once (a conflict), else None."""
-    assert tools.signals is not None, "the Engine links the signal store"
     run = state.run
     now = tools.clock.now_ms()
     timeout = op.options.get("timeout")

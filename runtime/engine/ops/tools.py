@@ -17,11 +17,10 @@ class OpTools:
     apps: AppStore  # an invoke's target function
     events: EventStore  # an invoke's event
     waiters: WaiterStore  # a wait for an event
+    signals: SignalStore  # a wait for a signal
     queue: WorkQueue
     waker: Waker
     clock: Clock
     ids: IdGenerator
     resumer: Resumer
     starter: RunStarter
-    # A wait for a signal; linked by the Engine after the executor is built.
-    signals: SignalStore | None = None
