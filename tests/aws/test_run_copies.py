@@ -19,6 +19,7 @@ from bench.aws_requests import SLOW_CALL_MS, SlowSteps, drain
 from bench.aws_requests import register as register_steps
 from stepline.aws.run_cache import RunCache
 from stepline.aws.table import DynamoStore
+from stepline.engine import messages
 from stepline.engine.checkpoint import Checkpoints
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
@@ -212,6 +213,21 @@ def test_a_run_cancelled_by_another_container_while_the_holder_kept_it(aws, cloc
     both.pump()
     assert both.status(run_id) is RunStatus.CANCELLED
     assert app.executed == {"a": 1}
+
+
+def test_a_run_erased_by_another_container_while_the_holder_kept_it(aws, clock):
+    """Nothing wakes the run any more; a stray call for it finds no run to take, and the holder
+    drops its copy and does nothing more."""
+    both, app = containers(aws, clock, {"t-app-erase": [("run", "a"), ("sleep", "nap", "1h"), ("run", "b")]})
+    run_id = both.start()
+    both.pump()
+    assert len(aws.store._kept) == 1
+    both.other.erasure.erase_run(run_id)
+    clock.advance(HOUR)
+    both.pump()  # the erasure's own messages (it cancels a live run, then erases again), the wake-up
+    both.holder.executor.handle(messages.call(run_id))  # a copy of a call, delivered late
+    assert both.other_backend.store.get_run(run_id) is None and aws.store.load_run(run_id) is None
+    assert app.executed == {"a": 1} and len(aws.store._kept) == 0
 
 
 def test_parallel_steps_run_by_another_container(aws, clock):
