@@ -2,16 +2,19 @@
 the meter ``bench.ingest`` uses for a full Event API request too.
 
 * A run of sequential steps in two shapes: 1,000 inline (one invocation goes from step to
-  step, reading the run once) and 200 one step per invocation (each step's call outlasts the
-  invocation budget, as steps between sleeps, retries or parallel groups do: every invocation
-  reads the whole run first). Read units per step (DynamoDB bills a strongly consistent read by
-  the 4 KB of items it returns, not per request) and write units, and what a million steps cost
-  at list prices with reads and index writes included.
+  step, reading the run once) and 10, 100 and 1,000 one step per invocation (each step's call
+  outlasts the invocation budget, as steps between sleeps, retries or parallel groups do: every
+  invocation takes the run's lease first; the container that held it last answers from the
+  copy it kept, stepline.aws.run_cache, so reads per step do not grow with the run). Read units
+  per step (DynamoDB bills a strongly consistent read by the 4 KB of items it returns, not per
+  request) and write units, and what a million steps cost at list prices with reads and index
+  writes included. The same run, every invocation in a container that has not held it (the
+  worst case: each reads the whole run), at 10 and 100 steps for the shape.
 
 Read units are computed from the items each response returns, by DynamoDB's item-size rule
 (attribute names plus values), since moto reports no consumed capacity.
 
-    python -m bench.aws_requests [--steps 1000] [--slow-steps 200]
+    python -m bench.aws_requests [--steps 1000] [--slow-steps 10,100,1000] [--cold-steps 10,100]
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from bench.steps import (
     SQS_REQUEST,
 )
 from stepline.aws.moto_env import moto_backend
+from stepline.aws.run_cache import RunCache
+from stepline.aws.table import DynamoStore
 from stepline.engine.clock import ManualClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
@@ -177,7 +182,8 @@ class SlowSteps(Steps):
 SLOW_CALL_MS = 2_000
 
 
-def measure_steps(steps: int, *, one_per_invocation: bool = False) -> dict[str, Any]:
+def measure_steps(steps: int, *, one_per_invocation: bool = False, cold: bool = False) -> dict[str, Any]:
+    """``cold``: every invocation in a container that has not held the run (nothing kept)."""
     clock = ManualClock()
     with moto_backend(clock) as backend:
         if one_per_invocation:
@@ -190,9 +196,39 @@ def measure_steps(steps: int, *, one_per_invocation: bool = False) -> dict[str, 
         meter = Meter(backend.clients)
         meter.active = True
         engine.ingest.accept([{"name": "bench/steps", "data": {}}])
+        if cold:
+            handle, store = engine.executor.handle, backend.store
+            assert isinstance(store, DynamoStore)
+
+            def in_a_new_container(body: dict[str, Any], *, budget_ms: int | None = None) -> None:
+                store._kept = RunCache()  # nothing kept from the invocations before
+                handle(body, budget_ms=budget_ms)
+
+            engine.executor.handle = in_a_new_container  # type: ignore[method-assign]
         drain(engine, backend)
         meter.active = False
         return {"requests": meter.requests, "read_units": meter.read_units, "write_units": meter.write_units}
+
+
+def dynamodb_usd(run: dict[str, Any], steps: int) -> float:
+    """DynamoDB's cost of a million such steps, reads and writes (index writes included)."""
+    per_step = run["read_units"] / steps * DYNAMODB_READ_REQUEST_UNIT + run["write_units"] / steps * (
+        DYNAMODB_WRITE_REQUEST_UNIT
+    )
+    return per_step * 1_000_000
+
+
+def report_shape(title: str, runs: dict[int, dict[str, Any]]) -> None:
+    """One line per run length: how reads per step go with the length of the run."""
+    print(f"\n{title}:")
+    header = ("steps", 6), ("read units/step", 16), ("write units/step", 17), ("UpdateItem/step", 16)
+    print("  " + " ".join(f"{name:>{width}}" for name, width in header) + f" {'USD/M steps':>12}")
+    for steps, run in runs.items():
+        updates = run["requests"].get("UpdateItem", 0) / steps
+        print(
+            f"  {steps:>6} {run['read_units'] / steps:>16.3f} {run['write_units'] / steps:>17.3f} "
+            f"{updates:>16.3f} {dynamodb_usd(run, steps):>12.2f}"
+        )
 
 
 def report(steps: int, run: dict[str, Any], shape: str = "inline") -> None:
@@ -204,7 +240,7 @@ def report(steps: int, run: dict[str, Any], shape: str = "inline") -> None:
     for op, v in sorted(per_step.items()):
         print(f"  {op:<22} {v:>8.3f} requests")
     print(f"  DynamoDB read units   {reads:>8.3f}   write units {writes:.3f} (index writes included)")
-    dynamodb = (reads * DYNAMODB_READ_REQUEST_UNIT + writes * DYNAMODB_WRITE_REQUEST_UNIT) * 1_000_000
+    dynamodb = dynamodb_usd(run, steps)
     print(
         f"  USD per million steps (list prices as of {PRICES_AS_OF}): DynamoDB {dynamodb:.2f}, "
         f"SQS {sqs * SQS_REQUEST * 1_000_000:.2f} (Lambda time: bench.steps)"
@@ -214,16 +250,23 @@ def report(steps: int, run: dict[str, Any], shape: str = "inline") -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1_000)
-    # Shorter: each invocation reads the whole run, so moto's work grows with the square of it.
-    parser.add_argument("--slow-steps", type=int, default=200)
+    parser.add_argument("--slow-steps", type=_sizes, default=[10, 100, 1_000])
+    # Shorter: there each invocation reads the whole run, so moto's work grows with its square.
+    parser.add_argument("--cold-steps", type=_sizes, default=[10, 100])
     args = parser.parse_args(argv)
     report(args.steps, measure_steps(args.steps), "inline (one invocation)")
-    report(
-        args.slow_steps,
-        measure_steps(args.slow_steps, one_per_invocation=True),
-        f"one step per invocation ({SLOW_CALL_MS // 1000} s calls)",
-    )
+    shape = f"one step per invocation ({SLOW_CALL_MS // 1000} s calls)"
+    slow = {n: measure_steps(n, one_per_invocation=True) for n in args.slow_steps}
+    longest = max(slow)
+    report(longest, slow[longest], f"{shape}, in the container that held it last")
+    report_shape(f"{shape}, in the container that held it last", slow)
+    cold = {n: measure_steps(n, one_per_invocation=True, cold=True) for n in args.cold_steps}
+    report_shape(f"{shape}, each invocation in a container that never held it", cold)
     return 0
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n.strip()]
 
 
 if __name__ == "__main__":

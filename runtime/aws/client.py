@@ -55,11 +55,12 @@ class TableClient:
             raise StoreError(f"{_action(operation)} failed: {describe(exc)}") from exc
 
     def conditional(self, operation: str, **kwargs: Any) -> tuple[bool, Item | None]:
-        """A conditional write: (True, None) when it happened, (False, the item as it was when
+        """A conditional write: (True, the item as ``ReturnValues`` asked for it, unresolved, or
+        None) when it happened, (False, the item as it was when
         ``ReturnValuesOnConditionCheckFailure`` asked for it) when the condition failed."""
         try:
-            getattr(self.client, operation)(TableName=self.name, **kwargs)
-            return True, None
+            resp = getattr(self.client, operation)(TableName=self.name, **kwargs)
+            return True, resp.get("Attributes")
         except ClientError as exc:
             if error_code(exc) == CONDITION_FAILED:
                 old = exc.response.get("Item")
@@ -67,6 +68,10 @@ class TableClient:
             raise StoreError(f"{_action(operation)} failed: {describe(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"{_action(operation)} failed: {describe(exc)}") from exc
+
+    def resolve(self, item: Item) -> Item:
+        """``item`` with its references to S3 replaced by the values (in place)."""
+        return self._resolved([item])[0]
 
     def get(self, key: Item) -> Item | None:
         item = self.call("get_item", Key=key, ConsistentRead=True).get("Item")

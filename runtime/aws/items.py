@@ -83,7 +83,8 @@ def get_json(item: Item, name: str, default: Any = None) -> Any:
     return json.loads(attr["S"]) if attr and "S" in attr else default
 
 
-def _item_bytes(item: Item) -> int:
+def item_bytes(item: Item) -> int:
+    """DynamoDB's size of an item: attribute names plus values (numbers and others estimated)."""
     total = 0
     for name, attr in item.items():
         total += len(name.encode("utf-8"))
@@ -101,7 +102,7 @@ def check_size(item: Item, what: str) -> None:
     """Refuse an item DynamoDB would refuse, before anything is written. Large JSON values are
     offloaded to S3 first (``stepline.aws.payloads``), so with a payload bucket this only trips
     on records whose non-JSON attributes are huge."""
-    size = _item_bytes(item)
+    size = item_bytes(item)
     if size > MAX_ITEM_BYTES:
         raise StoreError(
             f"{what} is {size} bytes, over the {MAX_ITEM_BYTES}-byte DynamoDB item limit "

@@ -29,6 +29,9 @@ that have not ended carry its keys (the sweeper's index; keys only)::
 Access patterns and their cost:
 
 * ``load_run``: one Query on ``RUN#<run_id>`` (run item, then step items). Strongly consistent.
+  Right after ``acquire_lease``, by the lease's owner, a container that held the run last and
+  kept it (``stepline.aws.run_cache``) reads only the items of the ops the run waits on (one
+  BatchGetItem; nothing when it waits on none): the take returned the run item.
 * ``commit_memo``: one conditional UpdateItem on the step item (``attribute_not_exists``).
   A step item holds its memo (``memo_*``) and/or its pending op (``pending_*``, and the op's
   ``claim_*``), so ``add_pending``'s "no op and no memo for this step" is one conditional write
@@ -36,7 +39,8 @@ Access patterns and their cost:
   says). ``claim_pending`` and ``remove_pending`` are one UpdateItem each.
 * ``update_run`` / ``acquire_lease`` / ``release_lease``: one conditional UpdateItem on the run
   item, touching only the named attributes (status is written only when the caller changes it;
-  lease writes never touch ``gsi1``, which does not project them). A write of ``wake_at`` moves
+  lease writes never touch ``gsi1``, which does not project them). ``acquire_lease`` also adds
+  one to ``sgen``, the run's count of takes, and returns the new item. A write of ``wake_at`` moves
   the run's ``gsi2`` keys in the same request; a terminal status removes them (and ``wake_at``),
   so ended runs leave the sweeper's index. ``acquire_lease`` never touches ``gsi2``.
 * ``stalled_runs``: one Query per ``gsi2`` shard (``gsi2sk`` below the cut-off, oldest first),
@@ -107,6 +111,8 @@ from stepline.aws.items import (
     decode_cursor,
     encode_cursor,
     encode_run_field,
+    get_int,
+    item_bytes,
     json_attr,
     num_attr,
     run_from_item,
@@ -119,10 +125,12 @@ from stepline.aws.items import (
     time_key_window,
 )
 from stepline.aws.payloads import PayloadStore, run_prefix, step_prefix
+from stepline.aws.run_cache import RunCache
+from stepline.aws.run_reads import RunReads
 from stepline.aws.signals import SignalRecords
-from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
+from stepline.aws.step_items import pending_from_item
 from stepline.aws.waiters import WaiterRecords
-from stepline.engine.records import Memo, PendingOp, Run, RunState, RunStatus
+from stepline.engine.records import Memo, PendingOp, Run, RunStatus
 
 # Everything of a pending op, including its claim, goes when the op is removed.
 _PENDING_ATTRS = (
@@ -151,9 +159,12 @@ def _sweep_position(cursor: str | None) -> tuple[int, str | None]:
     return int(shard), key
 
 
-class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, SignalRecords, FlowRecords, ErasureRecords):
+class DynamoStore(
+    RunReads, EventRecords, EventNameIndex, AppRecords, WaiterRecords, SignalRecords, FlowRecords, ErasureRecords
+):
     """Every storage port (``Store``) on one DynamoDB table (see the module docstring for keys):
-    runs, steps, leases and claims here, the other ports in the mixins, one module each."""
+    runs, steps, leases and claims here, reading runs and the other ports in the mixins, one
+    module each."""
 
     def __init__(
         self, client: Any, table_name: str, payloads: PayloadStore | None = None, *, retention_ms: int | None = None
@@ -163,6 +174,8 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         # How long ended runs and stored events are kept (None: for ever); see stores.RunEraser.
         self.retention_ms = retention_ms
         self._fields_written = set()
+        # The runs this container holds, as it last read and wrote them (stepline.aws.run_cache).
+        self._kept = RunCache()
 
     # -- runs --------------------------------------------------------------------------------
 
@@ -185,28 +198,6 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         self._t.batch_write(
             puts=[{"pk": str_attr(f"EVENT#{eid}"), "sk": str_attr(f"RUN#{run_id}")} for eid in dict.fromkeys(event_ids)]
         )
-
-    def load_run(self, run_id: str) -> RunState | None:
-        # Memo values in S3 are fetched when first used (stepline.aws.step_items).
-        items = self._t.query_partition(f"RUN#{run_id}", keep=DEFERRED_ATTRS)
-        head = next((i for i in items if i["sk"]["S"] == "RUN"), None)
-        if head is None:
-            return None
-        state = RunState(run=run_from_item(head))
-        deferred = None if self._t.payloads is None else DeferredValues(self._t.payloads)
-        for item in items:
-            sk = item["sk"]["S"]
-            if not sk.startswith("STEP#"):
-                continue
-            step_id = sk.removeprefix("STEP#")
-            memo = memo_from_item(step_id, item, deferred)
-            if memo is not None:
-                state.memos.append(memo)
-            pending = pending_from_item(step_id, item)
-            if pending is not None:
-                state.pending[step_id] = pending
-        state.memos.sort(key=lambda m: m.seq)
-        return state
 
     def get_run(self, run_id: str) -> Run | None:
         item = self._t.get(run_key(run_id))
@@ -377,6 +368,8 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
         if values:
             kwargs["ExpressionAttributeValues"] = values
         ok, _ = self._t.conditional("update_item", **kwargs)
+        if ending:
+            self._kept.drop(run_id)  # no take will come: nothing to keep it for
         return ok
 
     def _expiry(self, run_id: str, changes: dict[str, Any]) -> Item:
@@ -452,14 +445,29 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
             and (run.lease_until is None or run.lease_until < now_ms)
         ], next_cursor
 
-    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
-        ok, _ = self._t.conditional(
+    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> int | None:
+        try:
+            ok, item = self._take(run_id, owner, until_ms, now_ms)
+        except Exception:
+            self._kept.drop(run_id)
+            raise
+        if not ok or item is None:
+            self._kept.drop(run_id)  # another holder will write it, or it ended
+            return None
+        gen = get_int(item, "sgen") or 0
+        self._kept.taken(run_id, owner, gen, item)
+        return gen
+
+    def _take(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> tuple[bool, Item | None]:
+        return self._t.conditional(
             "update_item",
             Key=run_key(run_id),
             # Status goes QUEUED -> RUNNING here; a RUNNING run gets the same value back in
-            # the same write, so no extra request is spent on it.
+            # the same write, so no extra request is spent on it. ``sgen`` counts takes
+            # (stepline.aws.run_cache); the new item comes back with the write, at no cost.
             UpdateExpression=(
-                "SET #owner = :owner, #until = :until, #status = :running, #started = if_not_exists(#started, :now)"
+                "SET #owner = :owner, #until = :until, #status = :running, #started = if_not_exists(#started, :now) "
+                "ADD #gen :one"
             ),
             ConditionExpression=(
                 "attribute_exists(pk) AND #status IN (:queued, :running) AND "
@@ -470,6 +478,7 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
                 "#until": "lease_until",
                 "#status": "status",
                 "#started": "started_at",
+                "#gen": "sgen",
             },
             ExpressionAttributeValues={
                 ":owner": str_attr(owner),
@@ -477,9 +486,10 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
                 ":now": num_attr(now_ms),
                 ":queued": str_attr(RunStatus.QUEUED.value),
                 ":running": str_attr(RunStatus.RUNNING.value),
+                ":one": num_attr(1),
             },
+            ReturnValues="ALL_NEW",
         )
-        return ok
 
     def release_lease(self, run_id: str, owner: str) -> None:
         self._t.conditional(
@@ -501,21 +511,23 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
             # A few small fields (times, op kind, the op's input): kept inline, never offloaded.
             values[":detail"] = json_attr(memo.detail)
             update += ", memo_detail = :detail"
-        check_size(
-            {
-                **step_key(run_id, memo.step_id),
-                "memo_value": value,
-                **({"memo_detail": values[":detail"]} if memo.detail else {}),
-            },
-            f"memo of step {memo.step_id} in run {run_id}",
-        )
-        ok, _ = self._t.conditional(
-            "update_item",
-            Key=step_key(run_id, memo.step_id),
-            UpdateExpression=update,
-            ConditionExpression="attribute_not_exists(memo_value)",
-            ExpressionAttributeValues=values,
-        )
+        item = {
+            **step_key(run_id, memo.step_id),
+            "memo_value": value,
+            **({"memo_detail": values[":detail"]} if memo.detail else {}),
+        }
+        check_size(item, f"memo of step {memo.step_id} in run {run_id}")
+        with self._keeping(run_id) as written:
+            ok, _ = self._t.conditional(
+                "update_item",
+                Key=step_key(run_id, memo.step_id),
+                UpdateExpression=update,
+                ConditionExpression="attribute_not_exists(memo_value)",
+                ExpressionAttributeValues=values,
+            )
+            written.append(ok)
+        if ok:
+            self._kept.memo_written(run_id, memo, item_bytes(item))
         return ok
 
     def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
@@ -528,28 +540,36 @@ class DynamoStore(EventRecords, EventNameIndex, AppRecords, WaiterRecords, Signa
             {**step_key(run_id, op.step_id), "pending_detail": detail},
             f"pending op of step {op.step_id} in run {run_id}",
         )
-        ok, _ = self._t.conditional(
-            "update_item",
-            Key=step_key(run_id, op.step_id),
-            UpdateExpression=("SET pending_op = :op, pending_at = :at, pending_name = :name, pending_detail = :detail"),
-            ConditionExpression=("attribute_not_exists(pending_op) AND attribute_not_exists(memo_value)"),
-            ExpressionAttributeValues={
-                ":op": str_attr(op.op),
-                ":at": num_attr(op.created_at),
-                ":name": str_attr(op.name),
-                ":detail": detail,
-            },
-        )
+        with self._keeping(run_id) as written:
+            ok, _ = self._t.conditional(
+                "update_item",
+                Key=step_key(run_id, op.step_id),
+                UpdateExpression=(
+                    "SET pending_op = :op, pending_at = :at, pending_name = :name, pending_detail = :detail"
+                ),
+                ConditionExpression=("attribute_not_exists(pending_op) AND attribute_not_exists(memo_value)"),
+                ExpressionAttributeValues={
+                    ":op": str_attr(op.op),
+                    ":at": num_attr(op.created_at),
+                    ":name": str_attr(op.name),
+                    ":detail": detail,
+                },
+            )
+            written.append(ok)
+        if ok:
+            self._kept.pending_added(run_id, op)
         return ok
 
     def remove_pending(self, run_id: str, step_id: str) -> None:
-        # Only the op's attributes go: a memo on the same step item stays.
-        self._t.conditional(
-            "update_item",
-            Key=step_key(run_id, step_id),
-            UpdateExpression="REMOVE " + ", ".join(_PENDING_ATTRS),
-            ConditionExpression="attribute_exists(pending_op)",
-        )
+        # Only the op's attributes go: a memo on the same step item stays. Gone either way.
+        with self._keeping(run_id):
+            self._t.conditional(
+                "update_item",
+                Key=step_key(run_id, step_id),
+                UpdateExpression="REMOVE " + ", ".join(_PENDING_ATTRS),
+                ConditionExpression="attribute_exists(pending_op)",
+            )
+        self._kept.pending_removed(run_id, step_id)
 
     def claim_pending(self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         ok, _ = self._t.conditional(

@@ -28,6 +28,9 @@ from stepline.settings import Settings
 
 # Register payloads name their SDK (``sdk``); these checkpoint through /v1/checkpoint.
 _API_CHECKPOINTING_SDKS = ("js:",)
+# How Stepline's own SDK names itself at sync (stepline.sdk.version.SDK_HEADER): it checkpoints
+# through the API where its answers cannot stream, and then says so (H_CHECKPOINTED).
+_STEPLINE_SDK = "stepline-py:"
 # A budget shorter than this is not worth a checkpointing call.
 MIN_BUDGET_MS = 100
 # How often a run that keeps checkpointing is read to see whether it was cancelled meanwhile:
@@ -83,6 +86,16 @@ def plan_call(
         if budget_ms >= MIN_BUDGET_MS:
             headers = {H_CHECKPOINT: STREAM, H_CHECKPOINT_BUDGET: str(budget_ms)}
     return CallPlan(disable_immediate, fn_id=state.run.fn_id, headers=headers, api_checkpoints=inline)
+
+
+def may_store_through_api(app: AppRecord | None, settings: Settings) -> bool:
+    """Whether the app's calls may store steps through /v1/checkpoint: the TypeScript SDK's may
+    whenever it runs steps inline under the run's lease (checkpointing is its own option),
+    Stepline's SDK's when a call asks it to (only with ``settings.checkpointing``), an app not
+    known here is assumed to."""
+    if app is None or app.sdk.startswith(_API_CHECKPOINTING_SDKS):
+        return True
+    return settings.checkpointing and app.sdk.startswith(_STEPLINE_SDK)
 
 
 def stored_through_api(app: AppRecord | None, headers: dict[str, str], result: CallResult, body: bytes) -> bool:

@@ -62,6 +62,16 @@ class CheckpointedCalls:
             inv.liveness = checkpoint_calls.Liveness(self.runs, inv.hold.run_id, inv.hold.owner, self.clock.now_ms())
         return inv.liveness
 
+    def start(self, inv: Invocation, read_at: int) -> None:
+        """At the start of an invocation, the run read at ``read_at``: what its checkpointing
+        calls know of its liveness. Steps those calls may checkpoint through the API are written
+        by another process, which the store's copy of the run would miss: the copy is dropped,
+        and the next invocation reads the run whole (few do: such calls run on)."""
+        inv.liveness = checkpoint_calls.Liveness(self.runs, inv.state.run.run_id, inv.hold.owner, read_at)
+        app = self.functions.app(inv.fn.app_id) if inv.fn is not None else None
+        if checkpoint_calls.may_store_through_api(app, self.settings):
+            self.runs.forget_run(inv.state.run.run_id)
+
     def still_live(self, inv: Invocation) -> bool:
         """Before another checkpointing call of the same invocation: False (and the run is let
         go) when it was cancelled or lost meanwhile."""

@@ -175,7 +175,7 @@ class Executor:
         run_id, now = hold.run_id, hold.taken_at
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
-        state = self.runs.load_run(run_id)
+        state = self.runs.load_run(run_id, lease_owner=hold.owner if hold.holds_run_lease else None)
         if state is None or state.run.status.terminal:
             self.leases.let_go(hold)
             return
@@ -194,7 +194,7 @@ class Executor:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, Ending(RunStatus.FAILED, error=memo_error(error)["error"]), nxt)
             return
-        inv.liveness = checkpoint_calls.Liveness(self.runs, run_id, hold.owner, now)  # the run was just read
+        self.checkpointed.start(inv, now)  # the run was just read
         if hold.holds_run_lease and not first_start_checks(self.cancel, self.waker, inv.state, fn, now):
             return
         step: Next | None = nxt

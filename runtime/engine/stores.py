@@ -102,8 +102,12 @@ class RunStore(Protocol):
         """Insert a new run. False if a run with this id exists (the write is skipped). Every
         ``Run`` field round-trips, ``origin`` included (None stays None)."""
 
-    def load_run(self, run_id: str) -> RunState | None:
-        """The run with its memos and pending ops, in ONE backend read."""
+    def load_run(self, run_id: str, *, lease_owner: str | None = None) -> RunState | None:
+        """The run with its memos and pending ops, in ONE backend read; by the ``lease_owner`` that
+        just took it, maybe from the adapter's copy of it (``stepline.aws.run_cache``)."""
+
+    def forget_run(self, run_id: str) -> None:
+        """Any copy of the run is out of date (written elsewhere): the next load reads it whole."""
 
     def get_run(self, run_id: str) -> Run | None: ...
 
@@ -125,10 +129,10 @@ class RunStore(Protocol):
         when a condition fails or the run does not exist. Setting a terminal status also clears
         ``wake_at`` (an ended run is never stalled), whatever ``changes`` say of it."""
 
-    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
+    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> int | None:
         """Take the run's lease when it is free, expired (``lease_until < now_ms``) or already
-        held by ``owner``; also moves a QUEUED run to RUNNING and sets ``started_at`` once.
-        False when another owner holds a live lease, or the run is terminal or missing."""
+        held by ``owner``; moves a QUEUED run to RUNNING, sets ``started_at`` once. Returns the
+        run's count of takes, renewals included; None when refused (held, ended or missing)."""
 
     def release_lease(self, run_id: str, owner: str) -> None:
         """Drop the lease if ``owner`` still holds it; otherwise do nothing."""
@@ -156,9 +160,8 @@ class RunStore(Protocol):
     def remove_pending(self, run_id: str, step_id: str) -> None: ...
 
     def get_pending(self, run_id: str, step_id: str) -> PendingOp | None:
-        """One pending op, or None when there is none (never recorded, or removed). A point read
-        (one GetItem on DynamoDB), so resuming a step can keep what its op recorded (name, kind,
-        start, input) in the memo without reading the whole run."""
+        """One pending op, or None (never recorded, or removed): a point read (one GetItem on
+        DynamoDB), so a resume keeps what its op recorded (name, kind, start, input) in the memo."""
 
     def claim_pending(self, run_id: str, step_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
         """Lease one pending op (a planned step run by its own job, concurrently with the run's

@@ -37,8 +37,9 @@ class RunTable:
                 _index_events(conn, run.run_id, run.event_ids)
         return bool(inserted)
 
-    def load_run(self, run_id: str) -> RunState | None:
-        # One read transaction, so memos and pending ops match the run row they came with.
+    def load_run(self, run_id: str, *, lease_owner: str | None = None) -> RunState | None:
+        # A local read is cheap: the whole run every time, whoever asks. One read transaction,
+        # so memos and pending ops match the run row they came with.
         with self._db.snapshot() as conn:
             row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
@@ -52,6 +53,9 @@ class RunTable:
             memos=[memo_from_row(m) for m in memos],
             pending={p["step_id"]: pending_from_row(p) for p in pending},
         )
+
+    def forget_run(self, run_id: str) -> None:
+        return None  # nothing is kept: every load_run reads the file
 
     def get_run(self, run_id: str) -> Run | None:
         with self._db.connection() as conn:
@@ -138,7 +142,7 @@ class RunTable:
                 _index_events(conn, run_id, changes["event_ids"])
         return bool(updated)
 
-    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> bool:
+    def acquire_lease(self, run_id: str, owner: str, until_ms: int, now_ms: int) -> int | None:
         # A single UPDATE is atomic in SQLite: the condition and the write cannot be split by
         # another writer, so of N racing owners exactly one matches.
         with self._db.connection() as conn:
@@ -148,11 +152,13 @@ class RunTable:
                     lease_owner = :owner,
                     lease_until = :until,
                     status = CASE WHEN status = :queued THEN :running ELSE status END,
-                    started_at = COALESCE(started_at, :now)
+                    started_at = COALESCE(started_at, :now),
+                    sgen = sgen + 1
                 WHERE run_id = :run_id
                   AND status IN (:queued, :running)
                   AND (lease_owner IS NULL OR lease_until IS NULL
                        OR lease_until < :now OR lease_owner = :owner)
+                RETURNING sgen
                 """,
                 {
                     "owner": owner,
@@ -162,8 +168,8 @@ class RunTable:
                     "queued": _LIVE[0],
                     "running": _LIVE[1],
                 },
-            ).rowcount
-        return bool(taken)
+            ).fetchall()  # all of it: the write is done once the statement is
+        return int(taken[0][0]) if taken else None
 
     def stalled_runs(
         self, before_ms: int, now_ms: int, *, limit: int, cursor: str | None = None

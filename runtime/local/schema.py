@@ -15,10 +15,11 @@ run and a stored event expire (``runs.expires_at``, ``events.expires_at``, NULL 
 ever), each indexed, and waiters by run; 8 waiters keyed by the equality their
 expression states (``waiters.match_key``, '' for the unkeyed; ``waiter_fields``); 9 the app
 version a run is pinned to (``runs.app_version``); 10 runs waiting for a signal
-(``signal_waits``); 11 each run's trace context (``runs.trace``).
+(``signal_waits``); 11 each run's trace context (``runs.trace``); 12 each run's generation of
+lease takes (``runs.sgen``, returned by ``acquire_lease``).
 """
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -87,7 +88,8 @@ CREATE TABLE IF NOT EXISTS runs (
     wake_at           INTEGER,              -- Run.wake_at; NULL once the run ended
     expires_at        INTEGER,              -- set on the ending write: ended_at + the retention
     app_version       TEXT,                 -- Run.app_version: the version the run is pinned to
-    trace             TEXT                  -- Run.trace: the traceparent of the run's root span
+    trace             TEXT,                 -- Run.trace: the traceparent of the run's root span
+    sgen              INTEGER NOT NULL DEFAULT 0 -- lease takes so far (acquire_lease returns it)
 );
 -- list_runs: a function's runs newest first, run_id breaking ties as in the cursor.
 CREATE INDEX IF NOT EXISTS runs_by_fn_time ON runs (fn_id, created_at, run_id);
@@ -254,6 +256,7 @@ ADDED_COLUMNS: list[tuple[str, str, str]] = [
     ("waiters", "match_key", "TEXT NOT NULL DEFAULT ''"),
     ("runs", "app_version", "TEXT"),
     ("runs", "trace", "TEXT"),
+    ("runs", "sgen", "INTEGER NOT NULL DEFAULT 0"),
 ]
 
 # Run by ``db.migrate`` after the script when it upgrades a file: fill added columns of existing

@@ -9,6 +9,7 @@ import pytest
 
 from bench.aws_requests import SLOW_CALL_MS, SlowSteps, drain, register
 from stepline.aws.payloads import ObjectCache
+from stepline.aws.run_cache import RunCache
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
 from stepline.settings import Settings
@@ -50,6 +51,7 @@ def test_a_call_that_leaves_the_state_to_the_sdk_fetches_nothing_from_s3(aws, ca
 
     def fresh_container(body):
         aws.store._t.payloads.cache = ObjectCache()
+        aws.store._kept = RunCache()  # nor a run kept from an invocation before
         _, counts = calls.during(original, body)
         gets.append(counts.get("GetObject", 0))
 

@@ -178,6 +178,8 @@ def test_sqlite_file_of_schema_v1_is_upgraded_in_place(tmp_path, clock):
         assert upgraded.store.claim_pending("r-old", "p-old", "w2", now + 30 * S, now) is False
         (old,), _ = upgraded.store.list_runs("shop-fulfil", limit=5)
         assert old.run_id == "r-old"
+        # The run counts its takes from the upgrade on (runs.sgen, added with 0).
+        assert upgraded.store.acquire_lease("r-old", "w1", now + 30 * S, now) == 1
         assert upgraded.timers.next_fire_at() == 5000
         # And the new tables exist.
         waiting = Waiter(PAID_EVENT, "r-old", "w", WaiterKind.WAIT, now + S, now)

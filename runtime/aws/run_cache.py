@@ -1,0 +1,198 @@
+"""What a container keeps of the runs it holds, so that taking a run again does not read it again.
+
+The executor reads a run right after taking its lease, on every invocation. Reading the whole
+partition each time (memos up to 64 KiB inline, strongly consistent) makes a run of N steps that
+goes one invocation at a time cost O(N²) read units. Instead:
+
+* the run item carries ``sgen``, a generation that every ``acquire_lease`` adds one to (a take
+  or a renewal, both already one UpdateItem; the write returns the new item, ``ALL_NEW``, at no
+  extra write unit). ``sgen`` counts takes, not writes: no other writer touches it;
+* a container that took a run and read it keeps the run's step records here, tagged with the
+  generation its take returned, and applies its own step writes to that copy (``DynamoStore``:
+  a memo written, an op added or removed; a write whose condition failed, or that failed, drops
+  the copy, and so does a write that ends the run);
+* when its next take returns the tag plus one, no other container took the run since: the copy
+  holds every memo and op those holders wrote. What writers without the lease may have written
+  since is confined to the items of the ops the run waits on: a resume (a sleep's end, an event
+  or signal, a timeout, an invoke's result, a model call's answer) writes the memo of its op's
+  step and removes the op, and the sweeper removes ops whose step has a memo. Those items are
+  read again, one strongly consistent BatchGetItem (one read unit each), and nothing else is;
+  the run item comes back from the take itself. A run with nothing pending costs no read at all.
+
+Read whole instead (one partition Query, as before) when the copy cannot be trusted: the
+container has not held the run before (Lambda may route a run's invocations to different
+containers), another container took it since (the tag is behind by more than one), the copy was
+dropped or evicted, or the run waits on a planned parallel step, whose job (under the step's
+claim, not the run's lease) may write more than its own item. An invocation whose calls may
+checkpoint through ``POST /v1/checkpoint`` (the TypeScript SDK's; Stepline's with checkpointing
+on) drops the copy as it starts (``forget_run``, ``engine.checkpointed``): those memos are written
+by another process, which does not count takes (that would cost a write per step), so such runs
+are read whole once per invocation; they have few. A parallel step's own job reads the run whole
+too: it takes no lease.
+
+Why the generation is bumped by takes rather than by every writer: a writer that bumped before
+writing its memo could be overtaken by a holder whose take sees the bump and whose read misses
+the memo still in flight, and whose copy would then be trusted; one that bumped after could die
+in between. The ops' items read again on every take have neither hole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from stepline.aws.items import Item, item_bytes
+from stepline.engine.records import Memo, PendingOp, RunState
+from stepline.protocol.opcodes import Op
+
+# What one container keeps of the runs it holds (the items' sizes, approximately), and of how many.
+KEPT_MAX_BYTES = 16 * 1024 * 1024
+KEPT_MAX_RUNS = 4096
+# Waiting on more ops than this, a run is read whole rather than op by op (one BatchGetItem).
+POINT_READS_MAX = 100
+
+
+@dataclass
+class KeptRun:
+    """A run as this container last took it: who took it, the generation the take returned,
+    the run item it returned, and the step records read since and kept in step with its writes
+    (None until the run is read after the take)."""
+
+    owner: str
+    gen: int
+    head: Item
+    memos: dict[str, Memo] | None = None
+    pending: dict[str, PendingOp] = field(default_factory=dict)
+    bytes: int = 0
+    # Taken at the copy's generation plus one: nobody else took the run since the copy was made.
+    current: bool = False
+
+
+@dataclass
+class Copy:
+    """What a take that found its copy current reads from it: the run item the take returned,
+    the memos and the ops (new containers: the caller owns them)."""
+
+    head: Item
+    memos: list[Memo]
+    pending: dict[str, PendingOp]
+
+    def needs_whole_read(self) -> bool:
+        planned = any(op.op == Op.STEP_PLANNED for op in self.pending.values())
+        return planned or len(self.pending) > POINT_READS_MAX
+
+
+class RunCache:
+    """Kept runs by id, the least recently taken dropped first past ``max_bytes``. Thread-safe:
+    the dev server's executor threads share one store."""
+
+    def __init__(self, max_bytes: int = KEPT_MAX_BYTES, max_runs: int = KEPT_MAX_RUNS) -> None:
+        self.max_bytes = max_bytes
+        self.max_runs = max_runs
+        self._runs: OrderedDict[str, KeptRun] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    # -- takes ---------------------------------------------------------------------------------
+    def taken(self, run_id: str, owner: str, gen: int, head: Item) -> None:
+        """``owner`` took the run and the take returned ``gen`` and the run item ``head``."""
+        size = item_bytes(head)
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is not None and kept.memos is not None and gen == kept.gen + 1:
+                kept.owner, kept.gen, kept.current = owner, gen, True
+                self._resize(kept, kept.bytes - item_bytes(kept.head) + size)
+                kept.head = head
+                self._runs.move_to_end(run_id)
+            else:
+                self._pop(run_id)
+                self._runs[run_id] = KeptRun(owner, gen, head, bytes=size)
+                self._bytes += size
+            self._evict()
+
+    def copy(self, run_id: str, owner: str) -> Copy | None:
+        """The kept run, when ``owner``'s take found it current; else None (read it whole)."""
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is None or kept.owner != owner or not kept.current or kept.memos is None:
+                return None
+            return Copy(kept.head, list(kept.memos.values()), dict(kept.pending))
+
+    def head(self, run_id: str, owner: str) -> tuple[int, Item] | None:
+        """The generation and run item of ``owner``'s take, for the whole read that follows it."""
+        with self._lock:
+            kept = self._runs.get(run_id)
+            return None if kept is None or kept.owner != owner else (kept.gen, kept.head)
+
+    def keep(self, run_id: str, owner: str, gen: int, state: RunState, size: int) -> None:
+        """The run as read whole after ``owner``'s take at ``gen``: kept, unless the take is no
+        longer the last one seen here."""
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is None or kept.owner != owner or kept.gen != gen:
+                return
+            kept.memos = {m.step_id: m for m in state.memos}
+            kept.pending = dict(state.pending)
+            kept.current = True
+            self._resize(kept, item_bytes(kept.head) + size)
+            self._evict()
+
+    def reread(self, run_id: str, owner: str, memos: list[Memo], pending: dict[str, PendingOp | None]) -> None:
+        """The ops' items as read again after ``owner``'s take: their memos, and their ops (None:
+        gone)."""
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is None or kept.owner != owner or kept.memos is None:
+                return
+            for memo in memos:
+                kept.memos.setdefault(memo.step_id, memo)
+            for step_id, op in pending.items():
+                if op is None:
+                    kept.pending.pop(step_id, None)
+                else:
+                    kept.pending[step_id] = op
+
+    # -- this container's writes -----------------------------------------------------------
+    def memo_written(self, run_id: str, memo: Memo, size: int) -> None:
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is not None and kept.memos is not None:
+                kept.memos.setdefault(memo.step_id, memo)
+                self._resize(kept, kept.bytes + size)
+                self._evict()
+
+    def pending_added(self, run_id: str, op: PendingOp) -> None:
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is not None and kept.memos is not None:
+                kept.pending[op.step_id] = op
+
+    def pending_removed(self, run_id: str, step_id: str) -> None:
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is not None:
+                kept.pending.pop(step_id, None)
+
+    def drop(self, run_id: str) -> None:
+        """Nothing kept of the run can be trusted: its next take reads it whole."""
+        with self._lock:
+            self._pop(run_id)
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    # -- under the lock ------------------------------------------------------------------------
+    def _pop(self, run_id: str) -> None:
+        kept = self._runs.pop(run_id, None)
+        if kept is not None:
+            self._bytes -= kept.bytes
+
+    def _resize(self, kept: KeptRun, size: int) -> None:
+        self._bytes += size - kept.bytes
+        kept.bytes = size
+
+    def _evict(self) -> None:
+        while (self._bytes > self.max_bytes or len(self._runs) > self.max_runs) and self._runs:
+            _, kept = self._runs.popitem(last=False)
+            self._bytes -= kept.bytes

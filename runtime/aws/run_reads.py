@@ -1,0 +1,101 @@
+"""Reading a run on DynamoDB (``DynamoStore.load_run``): the whole partition, or, right after the
+lease's take by a container that kept the run, only the items of the ops it waits on
+(``stepline.aws.run_cache`` says why that is enough). Also where the container's own step writes
+keep its copy in step, or drop it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from stepline.aws.client import TableClient
+from stepline.aws.items import Item, item_bytes, run_from_item, step_key
+from stepline.aws.payloads import is_ref
+from stepline.aws.run_cache import Copy, RunCache
+from stepline.aws.step_items import DEFERRED_ATTRS, DeferredValues, memo_from_item, pending_from_item
+from stepline.engine.records import PendingOp, RunState
+
+
+def _kept_bytes(item: Item) -> int:
+    """What keeping a step item may come to: the item, and its memo's value in S3 once fetched."""
+    attr = item.get("memo_value")
+    offloaded = int(attr["M"].get("bytes", {}).get("N", "0")) if attr is not None and is_ref(attr) else 0
+    return item_bytes(item) + offloaded
+
+
+class RunReads:
+    """The run-reading half of ``DynamoStore``."""
+
+    _t: TableClient
+    _kept: RunCache
+
+    def load_run(self, run_id: str, *, lease_owner: str | None = None) -> RunState | None:
+        if lease_owner is not None:
+            kept = self._kept.copy(run_id, lease_owner)
+            if kept is not None and not kept.needs_whole_read():
+                return self._from_copy(run_id, lease_owner, kept)
+        taken = None if lease_owner is None else self._kept.head(run_id, lease_owner)
+        # Memo values in S3 are fetched when first used (stepline.aws.step_items).
+        items = self._t.query_partition(f"RUN#{run_id}", keep=DEFERRED_ATTRS)
+        head = next((i for i in items if i["sk"]["S"] == "RUN"), None)
+        if head is None:
+            return None
+        state = RunState(run=run_from_item(head))
+        deferred = self._deferred()
+        size = 0
+        for item in items:
+            sk = item["sk"]["S"]
+            if not sk.startswith("STEP#"):
+                continue
+            size += _kept_bytes(item)
+            step_id = sk.removeprefix("STEP#")
+            memo = memo_from_item(step_id, item, deferred)
+            if memo is not None:
+                state.memos.append(memo)
+            pending = pending_from_item(step_id, item)
+            if pending is not None:
+                state.pending[step_id] = pending
+        state.memos.sort(key=lambda m: m.seq)
+        if taken is not None and lease_owner is not None:
+            self._kept.keep(run_id, lease_owner, taken[0], state, size)
+        return state
+
+    def _from_copy(self, run_id: str, owner: str, kept: Copy) -> RunState:
+        """The run as kept here since this container last held it, with the items of the ops it
+        waits on read again: only writers without the lease touch them (stepline.aws.run_cache)."""
+        memos = {m.step_id: m for m in kept.memos}
+        if kept.pending:
+            waiting = list(kept.pending)
+            items = self._t.batch_get([step_key(run_id, s) for s in waiting], keep=DEFERRED_ATTRS)
+            found = {i["sk"]["S"].removeprefix("STEP#"): i for i in items}
+            deferred = self._deferred()
+            read: dict[str, PendingOp | None] = {}
+            for step_id in waiting:
+                item = found.get(step_id)
+                memo = None if item is None else memo_from_item(step_id, item, deferred)
+                if memo is not None:
+                    memos.setdefault(step_id, memo)
+                read[step_id] = None if item is None else pending_from_item(step_id, item)
+            self._kept.reread(run_id, owner, [memos[s] for s in waiting if s in memos], read)
+            kept.pending = {s: op for s, op in read.items() if op is not None}
+        run = run_from_item(self._t.resolve(kept.head))
+        return RunState(run=run, memos=sorted(memos.values(), key=lambda m: m.seq), pending=kept.pending)
+
+    def _deferred(self) -> DeferredValues | None:
+        return None if self._t.payloads is None else DeferredValues(self._t.payloads)
+
+    def forget_run(self, run_id: str) -> None:
+        self._kept.drop(run_id)
+
+    @contextmanager
+    def _keeping(self, run_id: str) -> Iterator[list[bool]]:
+        """Around a step write of this container: a write that failed, or whose condition failed
+        (another writer was first), leaves the run's kept copy out of date: it is dropped."""
+        written: list[bool] = []
+        try:
+            yield written
+        except Exception:
+            self._kept.drop(run_id)
+            raise
+        if not all(written):
+            self._kept.drop(run_id)
