@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 
 from stepline.aws.items import Item, item_bytes
 from stepline.engine.records import Memo, PendingOp, RunState
-from stepline.protocol.opcodes import Op
 
 # What one container keeps of the runs it holds (the items' sizes, approximately), and of how many.
 KEPT_MAX_BYTES = 16 * 1024 * 1024
@@ -79,8 +78,7 @@ class Copy:
     pending: dict[str, PendingOp]
 
     def needs_whole_read(self) -> bool:
-        planned = any(op.op == Op.STEP_PLANNED for op in self.pending.values())
-        return planned or len(self.pending) > POINT_READS_MAX
+        return len(self.pending) > POINT_READS_MAX
 
 
 class RunCache:
@@ -118,6 +116,16 @@ class RunCache:
             if kept is None or kept.owner != owner or not kept.current or kept.memos is None:
                 return None
             return Copy(kept.head, list(kept.memos.values()), dict(kept.pending))
+
+    def at_hand(self, run_id: str) -> tuple[int, Copy] | None:
+        """The kept run, whoever took it, with the generation of the take it follows: for a
+        planned step's job, which holds no lease and trusts it only if the run item it reads
+        says no take came since (``RunReads.load_run``). None when there is no copy."""
+        with self._lock:
+            kept = self._runs.get(run_id)
+            if kept is None or kept.memos is None:
+                return None
+            return kept.gen, Copy(kept.head, list(kept.memos.values()), dict(kept.pending))
 
     def head(self, run_id: str, owner: str) -> tuple[int, Item] | None:
         """The generation and run item of ``owner``'s take, for the whole read that follows it."""
@@ -169,9 +177,12 @@ class RunCache:
                 kept.pending[op.step_id] = op
 
     def pending_removed(self, run_id: str, step_id: str) -> None:
+        """An op is removed only once its step has a memo. When the copy lacks that memo (another
+        writer's: the sweeper, or a job finishing what a job that died left), the op stays in the
+        copy, so that the next take reads its item again and finds the memo."""
         with self._lock:
             kept = self._runs.get(run_id)
-            if kept is not None:
+            if kept is not None and (kept.memos is None or step_id in kept.memos):
                 kept.pending.pop(step_id, None)
 
     def drop(self, run_id: str) -> None:

@@ -69,9 +69,9 @@ class Reads:
             self.from_copy += 1
             return original_copy(*args, **kwargs)
 
-        def load_run(run_id, *, lease_owner=None):
+        def load_run(run_id, *, lease_owner=None, **kwargs):
             before = self.from_copy
-            state = original_load(run_id, lease_owner=lease_owner)
+            state = original_load(run_id, lease_owner=lease_owner, **kwargs)
             if lease_owner is not None and self.from_copy == before:
                 self.whole += 1
             return state
