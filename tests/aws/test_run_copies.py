@@ -231,8 +231,9 @@ def test_a_run_erased_by_another_container_while_the_holder_kept_it(aws, clock):
 
 
 def test_parallel_steps_run_by_another_container(aws, clock):
-    """A run waiting on planned steps is read whole: their jobs hold the steps' claims, not the
-    run's lease, and may write more than their own items."""
+    """Their jobs hold the steps' claims, not the run's lease, and write only their own items:
+    what each job and each join reads is the run item and the group's items
+    (tests/aws/test_parallel_copies.py)."""
     scripts = {"t-app-par": [("run", "a"), ("parallel", ["p1", "p2", "p3"]), ("run", "b")]}
     both, app = containers(aws, clock, scripts)
     run_id = both.start()
