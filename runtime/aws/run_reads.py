@@ -68,20 +68,19 @@ class RunReads:
 
     def _for_planned_step(self, run_id: str, step_id: str) -> RunState | None:
         """For the job of a planned step (no lease, no take): when this container keeps a copy
-        of the run, the run item, the step's item and the items of the ops the copy waits on,
-        in one BatchGetItem; the copy answers for the rest if the run item says nobody took the
-        run since the take the copy follows (stepline.aws.run_cache). None: read it whole."""
+        of the run, the run item and the step's own item, in one BatchGetItem; the copy answers
+        for the rest if the run item says nobody took the run since the take the copy follows
+        (stepline.aws.run_cache says why that is as good as a whole read). None: read it whole."""
         at_hand = self._kept.at_hand(run_id)
-        if at_hand is None or at_hand[1].needs_whole_read():
+        if at_hand is None:
             return None
         gen, kept = at_hand
-        waiting = list(dict.fromkeys([*kept.pending, step_id]))
-        items = self._t.batch_get([run_key(run_id), *(step_key(run_id, s) for s in waiting)], keep=DEFERRED_ATTRS)
+        items = self._t.batch_get([run_key(run_id), step_key(run_id, step_id)], keep=DEFERRED_ATTRS)
         head = next((i for i in items if i["sk"]["S"] == "RUN"), None)
         if head is None or (get_int(head, "sgen") or 0) != gen:
             return None
         kept.head = head
-        return self._from_copy(run_id, kept, items=items, waiting=waiting)
+        return self._from_copy(run_id, kept, items=items, waiting=[step_id])
 
     def _from_copy(
         self,
@@ -94,9 +93,10 @@ class RunReads:
     ) -> RunState:
         """The run as kept here since this container last held it, with the items of the ops it
         waits on read again: only writers without the lease touch them (stepline.aws.run_cache).
-        By the take's ``lease_owner``, what was read is kept too; a planned step's job, holding
-        no lease, passes the ``items`` it read already (its ``waiting`` ops) and keeps nothing."""
+        By the take's ``lease_owner``, what was read is kept too. A planned step's job, holding
+        no lease, passes the ``items`` it read already (of its ``waiting`` step) and keeps nothing."""
         memos = {m.step_id: m for m in kept.memos}
+        pending = dict(kept.pending)
         waiting = list(kept.pending) if waiting is None else waiting
         if waiting:
             if items is None:
@@ -109,12 +109,15 @@ class RunReads:
                 memo = None if item is None else memo_from_item(step_id, item, deferred)
                 if memo is not None:
                     memos.setdefault(step_id, memo)
-                read[step_id] = None if item is None else pending_from_item(step_id, item)
+                op = read[step_id] = None if item is None else pending_from_item(step_id, item)
+                if op is None:
+                    pending.pop(step_id, None)
+                else:
+                    pending[step_id] = op
             if lease_owner is not None:
                 self._kept.reread(run_id, lease_owner, [memos[s] for s in waiting if s in memos], read)
-            kept.pending = {s: op for s, op in read.items() if op is not None}
         run = run_from_item(self._t.resolve(kept.head))
-        return RunState(run=run, memos=sorted(memos.values(), key=lambda m: m.seq), pending=kept.pending)
+        return RunState(run=run, memos=sorted(memos.values(), key=lambda m: m.seq), pending=pending)
 
     def _deferred(self) -> DeferredValues | None:
         return None if self._t.payloads is None else DeferredValues(self._t.payloads)
