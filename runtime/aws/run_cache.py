@@ -15,20 +15,38 @@ goes one invocation at a time cost O(N²) read units. Instead:
   holds every memo and op those holders wrote. What writers without the lease may have written
   since is confined to the items of the ops the run waits on: a resume (a sleep's end, an event
   or signal, a timeout, an invoke's result, a model call's answer) writes the memo of its op's
-  step and removes the op, and the sweeper removes ops whose step has a memo. Those items are
-  read again, one strongly consistent BatchGetItem (one read unit each), and nothing else is;
-  the run item comes back from the take itself. A run with nothing pending costs no read at all.
+  step and removes the op, the sweeper removes ops whose step has a memo, and a planned parallel
+  step's job, under the claim on its step, writes that step's item: its memo, its op removed,
+  its claim (a job acts on no step the run does not wait on: new steps its call names are the
+  discovery's, ``engine.plan``; a failure that ends the run writes the run item, which every
+  take returns). Only lease holders add ops, and every lease is a take. Those items are read
+  again, one strongly consistent BatchGetItem (one read unit each), and nothing else is; the run
+  item comes back from the take itself. A run with nothing pending costs no read at all. This
+  holds while planned steps are out as for any op: the take of the discovery after each branch
+  (``Leases.upgrade``, a take like the others) reads the group's ops it has not seen settle,
+  which is what it needs to know exactly whether the group is done.
+* a planned step's job takes no lease. It reads the run item and its own step's item (one
+  BatchGetItem); when the run item's ``sgen`` is the generation of this container's copy,
+  nobody took the run since the copy's take, and the copy answers for the rest. That is as good
+  as a whole read for the job: every memo the code needs to reach its step was written before
+  the step was planned, so before the copy's take or by that take's holder (the copy has them);
+  its own item is read; what siblings wrote since (their results, their ops gone) the job
+  could have missed by reading a moment earlier, and its call does not need it (the SDK skips a
+  branch without a result; the join's take reads them). The job keeps nothing of what it read:
+  only its own writes reach the copy, as any writer's in this container do. An op removed by a
+  writer whose memo the copy lacks (the sweeper, a job finishing what one that died left) stays
+  in the copy, so the next take reads its item and finds the memo.
 
 Read whole instead (one partition Query, as before) when the copy cannot be trusted: the
 container has not held the run before (Lambda may route a run's invocations to different
-containers), another container took it since (the tag is behind by more than one), the copy was
-dropped or evicted, or the run waits on a planned parallel step, whose job (under the step's
-claim, not the run's lease) may write more than its own item. An invocation whose calls may
+containers), another container took it since (the tag is behind by more than one; for a job,
+the run item's ``sgen`` is not the copy's: a group whose branches run in several containers
+makes each one's copy stale whenever another's join takes the run), the copy was dropped or
+evicted, or the run waits on more than ``POINT_READS_MAX`` ops. An invocation whose calls may
 checkpoint through ``POST /v1/checkpoint`` (the TypeScript SDK's; Stepline's with checkpointing
 on) drops the copy as it starts (``forget_run``, ``engine.checkpointed``): those memos are written
 by another process, which does not count takes (that would cost a write per step), so such runs
-are read whole once per invocation; they have few. A parallel step's own job reads the run whole
-too: it takes no lease.
+are read whole once per invocation; they have few.
 
 Why the generation is bumped by takes rather than by every writer: a writer that bumped before
 writing its memo could be overtaken by a holder whose take sees the bump and whose read misses
