@@ -121,7 +121,7 @@ class FlowControl:
             return []
         at = throttle.start_at(self.flow_state, fn, context, now)
         if at > now:
-            self.telemetry.flow_wait(started, FlowLimit.THROTTLE, now, at)
+            self.telemetry.flow_wait(self.runs, started, FlowLimit.THROTTLE, now, at)
             self.waker.at(messages.Call(run_id=started), at)
             # A delayed start is due later than its creation: tell the sweeper when (one write
             # per throttled start, and only while the run still waits for it).
