@@ -89,13 +89,13 @@ class Engine:
             b.flow_state,
             b.key_claims,
             b.runs,
+            b.events,
             b.apps,
             b.queue,
-            b.timers,
+            self.waker,
             clock,
             self.starter,
             cancel=cancel,
-            events=b.events,
             telemetry=tel,
         )
         self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
