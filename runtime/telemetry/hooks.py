@@ -185,10 +185,10 @@ class Telemetry:
         """An executor invocation took the run on: its log lines name it from now on."""
         logs.about_run(run.run_id, run.fn_id, _trace_hex(run))
 
-    def message(self, body: Mapping[str, Any]) -> None:
-        """A work message is being handled: its log lines name its run, if it has one."""
-        run_id = body.get("run_id")
-        logs.about_run(run_id if isinstance(run_id, str) else None)
+    def message(self, run_id: str | None) -> None:
+        """A work message about ``run_id`` (None: about no run) is being handled: its log lines
+        name the run."""
+        logs.about_run(run_id)
 
     # -- calls and steps -------------------------------------------------------------------------
     def call_began(self, run: Run, step: str, attempt: int, headers: dict[str, str]) -> CallSpan:
