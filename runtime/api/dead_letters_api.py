@@ -23,6 +23,8 @@ MAX_REDRIVE = 100
 
 
 def dead_letter_json(entry: DeadLetter) -> dict[str, Any]:
+    # The body as it was kept, unparsed: a dead letter may be malformed (that may be why it is
+    # here), and the operator is shown what came. Its kind is read from it only for display.
     return {
         "id": entry.id,
         "kind": entry.body.get("kind") if isinstance(entry.body.get("kind"), str) else None,

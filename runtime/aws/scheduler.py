@@ -162,6 +162,9 @@ class SchedulerTimers:
         _check_name(schedule.name)
         now = self._clock.now_ms()
         spec = schedule_spec(schedule.cron, schedule.timezone, now)
+        # The body stays opaque, as every Timers adapter keeps it (the port's contract holds
+        # bodies that are no work message): only the fire time's placeholder is added, which
+        # the engine's CronFire reads back as its ``scheduled_time``.
         params = dict(
             Name=schedule.name,
             GroupName=self._cron_group,

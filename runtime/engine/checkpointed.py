@@ -47,7 +47,7 @@ class CheckpointedCalls:
             return self.writes.commit(inv, op, value, nxt, checkpointed=True) and "error" not in value
 
         def check() -> None:
-            self.liveness(inv).check(self.clock.now_ms())
+            inv.liveness.check(self.clock.now_ms())
 
         def hold() -> None:
             try:
@@ -57,17 +57,11 @@ class CheckpointedCalls:
 
         return StreamHooks(store, check, hold)
 
-    def liveness(self, inv: Invocation) -> checkpoint_calls.Liveness:
-        if inv.liveness is None:
-            inv.liveness = checkpoint_calls.Liveness(self.runs, inv.hold.run_id, inv.hold.owner, self.clock.now_ms())
-        return inv.liveness
-
-    def start(self, inv: Invocation, read_at: int) -> None:
-        """At the start of an invocation, the run read at ``read_at``: what its checkpointing
-        calls know of its liveness. Steps those calls may checkpoint through the API are written
-        by another process, which the store's copy of the run would miss: the copy is dropped,
-        and the next invocation reads the run whole (few do: such calls run on)."""
-        inv.liveness = checkpoint_calls.Liveness(self.runs, inv.state.run.run_id, inv.hold.owner, read_at)
+    def start(self, inv: Invocation) -> None:
+        """At the start of an invocation, the run just read: steps its checkpointing calls may
+        store through the API are written by another process, which the store's copy of the run
+        would miss: the copy is dropped, and the next invocation reads the run whole (few do:
+        such calls run on)."""
         app = self.functions.app(inv.fn.app_id) if inv.fn is not None else None
         if checkpoint_calls.may_store_through_api(app, self.settings):
             self.runs.forget_run(inv.state.run.run_id)
@@ -76,7 +70,7 @@ class CheckpointedCalls:
         """Before another checkpointing call of the same invocation: False (and the run is let
         go) when it was cancelled or lost meanwhile."""
         try:
-            self.liveness(inv).check(self.clock.now_ms())
+            inv.liveness.check(self.clock.now_ms())
         except StopReading:
             return not self.let_stale_call_go(inv)
         return True

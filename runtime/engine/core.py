@@ -67,8 +67,6 @@ class Engine:
         self.waker = Waker(b.queue, b.timers, clock)
         # Traces, metrics and log fields: the OTEL_* environment's tracer, unless given.
         self.telemetry = tel = telemetry or telemetry_from_env(self.clock)
-        if tel.runs is None:
-            tel.runs = b.runs
         # Each service gets only the storage ports it uses (the Backend's typed views of its store).
         self.starter = RunStarter(b.runs, b.waiters, clock, telemetry=tel)
         self.resumer = Resumer(b.runs, b.queue, self.ids, telemetry=tel)
@@ -91,13 +89,13 @@ class Engine:
             b.flow_state,
             b.key_claims,
             b.runs,
+            b.events,
             b.apps,
             b.queue,
-            b.timers,
+            self.waker,
             clock,
             self.starter,
             cancel=cancel,
-            events=b.events,
             telemetry=tel,
         )
         self.waits = Waits(b.waiters, b.events, b.queue, self.resumer, cancel, b.signals)
@@ -118,7 +116,9 @@ class Engine:
         # One outbound client, under the address policy, for the apps and step.ai.infer's models.
         self.caller = caller = caller or PooledHttpCaller(policy=AddressPolicy.from_settings(self.settings))
         # Concurrency limits: the slots around each executor call, and the lines the sweeper wakes.
-        self.concurrency = Concurrency(b.slots, b.queue, self.waker, clock, self.ids, self.settings, telemetry=tel)
+        self.concurrency = Concurrency(
+            b.slots, b.runs, b.queue, self.waker, clock, self.ids, self.settings, telemetry=tel
+        )
         # Finds runs whose wake-up got lost; on AWS a scheduled `sweep` message runs it.
         self.sweeper = Sweeper(
             b.runs, b.apps, b.slots, b.queue, self.waker, self.concurrency, clock, self.ids, self.settings

@@ -97,11 +97,13 @@ class Delivery:
         with the message (acknowledge it, or leave it to come back)."""
         body = message.body
         kind = messages.kind_of(body)
-        self.telemetry.message(body)
         try:
             parsed = messages.parse(body, self.executor.handlers)
         except messages.Malformed as refusal:
+            # Its log lines name the run the body names, if it names one.
+            self.telemetry.message(refusal.run_id)
             return self._bury(message, None, f"{kind} message is malformed: {refusal.reason}", refusal.run_id)
+        self.telemetry.message(messages.run_id_of(parsed))
         try:
             self.executor.handle(parsed, budget_ms=budget_ms)
             return Outcome.DONE

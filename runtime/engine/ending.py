@@ -193,7 +193,7 @@ class RunEnding:
 
     # -- the steps -------------------------------------------------------------------------------
     def _announce(self, run: Run) -> None:
-        self.telemetry.run_ended(run)
+        self.telemetry.run_ended(self.runs, run)
         trigger = run.events[0] if run.events else {}
         self._answer_invoker(run, trigger)
         data: dict[str, Any] = {

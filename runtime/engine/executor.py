@@ -192,12 +192,14 @@ class Executor:
         fn = self.functions.function(state.run.fn_id)
         self.telemetry.invocation(state.run)
         budget = budget_ms if budget_ms is not None else int(self.settings.invocation_budget_s * 1000)
-        inv = Invocation(state, fn, hold, now + budget)
+        # Checkpointing calls look again at the run read ``now`` (cancelled meanwhile?).
+        liveness = checkpoint_calls.Liveness(self.runs, run_id, hold.owner, now)
+        inv = Invocation(state, fn, hold, now + budget, liveness)
         if fn is None:
             error = {"name": "FunctionNotFound", "message": f"function {state.run.fn_id!r} is not registered"}
             self._finish(inv, Ending(RunStatus.FAILED, error=memo_error(error)["error"]), nxt)
             return
-        self.checkpointed.start(inv, now)  # the run was just read
+        self.checkpointed.start(inv)
         if hold.holds_run_lease and not first_start_checks(self.cancel, self.waker, inv.state, fn, now):
             return
         step: Next | None = nxt

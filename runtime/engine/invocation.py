@@ -39,6 +39,9 @@ class Invocation:
     fn: FunctionRecord | None  # None when the run's function is no longer registered
     hold: Hold  # the run's lease, the planned step's claim, or both (stepline.engine.leases)
     deadline_ms: int
+    # Checkpointing calls look at the run now and then: was it cancelled meanwhile? Built with
+    # the time the invocation read the run.
+    liveness: checkpoint_calls.Liveness
     dirty: dict[str, Any] = field(default_factory=dict)  # run fields to persist on release
     encoder: CallEncoder = field(default_factory=CallEncoder)  # caches each memo's JCS text
     call_started: int = 0  # when the current SDK call began (a memo's started_at)
@@ -47,8 +50,6 @@ class Invocation:
     # Checkpointing (stepline.engine.checkpoint_calls): the app may have stored steps through
     # /v1/checkpoint during the last call, so the state is read again before the next one.
     refresh: bool = False
-    # Checkpointing calls look at the run now and then: was it cancelled meanwhile?
-    liveness: checkpoint_calls.Liveness | None = None
     # Whether the claimed step belongs to a race-mode group: its result then calls discovery at
     # once, whatever else of the group is still running, and its call may answer that the
     # function completed (the race was won without it; docs/protocol.md §7.5). Known from the

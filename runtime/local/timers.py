@@ -158,6 +158,9 @@ def _fire_cron(conn: sqlite3.Connection, row: sqlite3.Row, now_ms: int) -> tuple
         conn.execute("DELETE FROM crons WHERE name = ?", (row["name"],))
         return None
     conn.execute("UPDATE crons SET next_fire_at = ? WHERE name = ?", (following, row["name"]))
+    # The body stays opaque here: the Timers port puts any JSON object on the queue, and stamps
+    # the fire time as "at" (its contract, tests/contract/test_crons.py, holds bodies that are
+    # no work message). The engine's crons schedule a CronFire body, which reads "at" back.
     return at, dumps({**loads(row["body"]), "at": at})
 
 

@@ -126,8 +126,6 @@ class Telemetry:
         self.clock = clock
         self.tracer = tracer
         self.metrics = metrics
-        # Where a hook that is given only a run id reads the run (set by the engine).
-        self.runs: RunStore | None = None
 
     def _now(self) -> int:
         return self.clock.now_ms() if self.clock is not None else int(time.time() * 1000)
@@ -174,22 +172,23 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.run_started(run.fn_id)
 
-    def run_ended(self, run: Run) -> None:
-        """The run ended (completed, failed, cancelled): its root span, and the count."""
+    def run_ended(self, runs: RunStore, run: Run) -> None:
+        """The run ended (completed, failed, cancelled): its root span, and the count. Only with
+        tracing on, and for a run a step.invoke started, is the invoking run read (``runs``)."""
         if self.metrics is not None:
             self.metrics.run_ended(run.fn_id, run.status.value)
         trace = self._sampled(run)
         if trace is not None and self.tracer is not None:
-            self.tracer.run_ended(run, trace, run.ended_at or self._now(), self._invoker(run))
+            self.tracer.run_ended(run, trace, run.ended_at or self._now(), _invoker(runs, run))
 
     def invocation(self, run: Run) -> None:
         """An executor invocation took the run on: its log lines name it from now on."""
         logs.about_run(run.run_id, run.fn_id, _trace_hex(run))
 
-    def message(self, body: Mapping[str, Any]) -> None:
-        """A work message is being handled: its log lines name its run, if it has one."""
-        run_id = body.get("run_id")
-        logs.about_run(run_id if isinstance(run_id, str) else None)
+    def message(self, run_id: str | None) -> None:
+        """A work message about ``run_id`` (None: about no run) is being handled: its log lines
+        name the run."""
+        logs.about_run(run_id)
 
     # -- calls and steps -------------------------------------------------------------------------
     def call_began(self, run: Run, step: str, attempt: int, headers: dict[str, str]) -> CallSpan:
@@ -265,12 +264,13 @@ class Telemetry:
         name = f"{_WAIT_NAMES.get(op.op, op.op)} {op.name or op.step_id}"
         self.tracer.span(trace, name, op.created_at, self._now(), attributes, _message(error), _settled_by.get())
 
-    def flow_wait(self, run_id: str, limit: FlowLimit, since_ms: int, until_ms: int) -> None:
+    def flow_wait(self, runs: RunStore, run_id: str, limit: FlowLimit, since_ms: int, until_ms: int) -> None:
         """A run's start or call waited (or is to wait) behind a flow-control limit from
-        ``since_ms`` to ``until_ms``. Only with telemetry on is the run read (its function, trace)."""
-        if until_ms <= since_ms or (self.metrics is None and self.tracer is None) or self.runs is None:
+        ``since_ms`` to ``until_ms``. Only with telemetry on is the run read from ``runs`` (its
+        function, its trace)."""
+        if until_ms <= since_ms or (self.metrics is None and self.tracer is None):
             return
-        run = self.runs.get_run(run_id)
+        run = runs.get_run(run_id)
         if run is None:
             return
         if self.metrics is not None:
@@ -291,15 +291,6 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.flush()
 
-    def _invoker(self, run: Run) -> RunTrace | None:
-        """The trace of the run whose step.invoke started this one, if any: the child's root
-        span links to it (a run is a trace of its own, the link joins the two)."""
-        caller = parse_correlation(run.events[0]) if run.events else None
-        if caller is None or self.runs is None:
-            return None
-        parent = self.runs.get_run(caller[0])
-        return RunTrace.parse(parent.trace) if parent is not None else None
-
     def _sampled(self, run: Run) -> RunTrace | None:
         if self.tracer is None:
             return None
@@ -311,6 +302,16 @@ _WAIT_NAMES = {"Sleep": "sleep", "WaitForEvent": "wait", "WaitForSignal": "signa
 
 # The senders of the request being handled that settle ops (``Telemetry.sent_by``).
 _settled_by: ContextVar[tuple[SenderContext, ...]] = ContextVar("stepline_settled_by", default=())
+
+
+def _invoker(runs: RunStore, run: Run) -> RunTrace | None:
+    """The trace of the run whose step.invoke started ``run``, if any: the child's root span
+    links to it (a run is a trace of its own, the link joins the two)."""
+    caller = parse_correlation(run.events[0]) if run.events else None
+    if caller is None:
+        return None
+    parent = runs.get_run(caller[0])
+    return RunTrace.parse(parent.trace) if parent is not None else None
 
 
 def _trace_hex(run: Run) -> str | None:

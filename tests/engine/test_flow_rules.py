@@ -9,11 +9,12 @@ import pytest
 from stepline.engine import messages
 from stepline.engine.flow import ratelimit, throttle
 from stepline.engine.flow.admission import FlowControl
-from stepline.engine.flow.buffers import event_doc
+from stepline.engine.flow.buffers import event_doc, event_ref
 from stepline.engine.flow.concurrency import limits_for
 from stepline.engine.flow.keys import rule_key
 from stepline.engine.flow.priority import factor_ms
 from stepline.engine.runs import RunStarter
+from stepline.engine.scheduling import Waker
 from stepline.local import local_backend
 from tests.contract.helpers import make_event, make_function, take
 
@@ -30,7 +31,15 @@ def local(tmp_path, clock):
 def flow(local, clock):
     b = local
     starter = RunStarter(b.runs, b.waiters, clock)
-    return FlowControl(b.flow_state, b.key_claims, b.runs, b.apps, b.queue, b.timers, clock, starter, cancel=no_cancel)
+    waker = Waker(b.queue, b.timers, clock)
+    return FlowControl(b.flow_state, b.key_claims, b.runs, b.events, b.apps, b.queue, waker, clock, starter,
+                       cancel=no_cancel)
+
+
+def stored(local, clock, **fields):
+    """An event as ingest hands it to flow control: stored already."""
+    [event] = local.events.save_events([make_event(clock, **fields)], clock.now_ms())
+    return event
 
 
 def no_cancel(run_id: str, reason: str) -> None:
@@ -87,27 +96,28 @@ def test_a_rate_limit_key_that_is_false_exempts_the_event(local, clock):
 def test_a_batch_sealed_by_a_crashed_writer_runs_before_the_next_batch(local, flow, clock):
     fn = fn_with(batchEvents={"maxSize": 3, "timeout": "1h"})
     local.store.put_app(make_app_for(fn), [fn])
-    first, second = make_event(clock), make_event(clock)
+    first, second = make_event(clock), stored(local, clock)
     key = rule_key("batch", fn.fn_id, None, ctx())
     now = clock.now_ms()
-    # The writer that filled this batch sealed it and died before starting its run.
-    sealed = {"fn_id": fn.fn_id, "batch_id": first.internal_id, "events": [event_doc(first), event_doc(second)],
+    # The writer that filled this batch sealed it and died before starting its run. Its first
+    # event is held whole, as batches held them before they held references.
+    sealed = {"fn_id": fn.fn_id, "batch_id": first.internal_id, "events": [event_doc(first), event_ref(second)],
               "first_at": now, "fire_at": now + H, "bytes": 10, "sealed": True}
     local.store.put_flow_state(key, sealed, expect_version=None, expires_at=now + 2 * H, now_ms=now)
 
-    late = make_event(clock)
+    late = stored(local, clock)
     assert flow.on_event(fn, late) == []
 
     [started] = calls(local)
     run = local.store.get_run(started["run_id"])
     assert run.event_ids == [first.internal_id, second.internal_id]
-    assert local.store.get_flow_state(key, now).data["events"] == [event_doc(late)]
+    assert local.store.get_flow_state(key, now).data["events"] == [event_ref(late)]
 
 
 def test_a_batch_timer_for_a_batch_that_already_ran_does_nothing(local, flow, clock):
     fn = fn_with(batchEvents={"maxSize": 2, "timeout": "1h"})
     local.store.put_app(make_app_for(fn), [fn])
-    events = [make_event(clock) for _ in range(3)]
+    events = [stored(local, clock) for _ in range(3)]
     for event in events:
         flow.on_event(fn, event)
     key = rule_key("batch", fn.fn_id, None, ctx())
@@ -127,7 +137,7 @@ def test_a_retried_event_that_opens_a_second_batch_gets_a_run_of_its_own(local, 
     """The first event of a batch that already ran comes again (a retried request): the new
     batch it opens must not collide with the first batch's run, or its other events are lost."""
     fn = fn_with(batchEvents={"maxSize": 2, "timeout": "1h"})
-    first, second, third = (make_event(clock) for _ in range(3))
+    first, second, third = (stored(local, clock) for _ in range(3))
     flow.on_event(fn, first)
     flow.on_event(fn, second)
     flow.on_event(fn, first)
@@ -144,10 +154,10 @@ def test_a_stale_debounce_message_leaves_the_moved_window_alone(local, flow, clo
     fn = fn_with(debounce={"period": "1h"})
     local.store.put_app(make_app_for(fn), [fn])
     key = rule_key("debounce", fn.fn_id, None, ctx())
-    flow.on_event(fn, make_event(clock))
+    flow.on_event(fn, stored(local, clock))
     first_at = local.store.get_flow_state(key, clock.now_ms()).data["fire_at"]
     clock.advance(30 * 60 * 1000)
-    last = make_event(clock)
+    last = stored(local, clock)
     flow.on_event(fn, last)
 
     clock.advance(31 * 60 * 1000)  # past the first window's time, not the second's
@@ -163,13 +173,13 @@ def test_a_stale_debounce_message_leaves_the_moved_window_alone(local, flow, clo
 
 def test_idempotency_lets_a_retried_start_of_the_same_run_through(local, flow, clock):
     fn = fn_with(idempotency="event.data.order")
-    event = make_event(clock, data={"order": "o-1"})
+    event = stored(local, clock, data={"order": "o-1"})
 
     assert len(flow.on_event(fn, event)) == 1
     # The same event again (a retried request): the same run, its start message again.
     assert len(flow.start(fn, [event])) == 1
     # Another event with the same key: nothing.
-    assert flow.on_event(fn, make_event(clock, data={"order": "o-1"})) == []
+    assert flow.on_event(fn, stored(local, clock, data={"order": "o-1"})) == []
 
 
 def test_priority_is_clamped_seconds_and_anything_else_is_zero():

@@ -10,12 +10,14 @@ import logging
 import pytest
 from aws_lambda_powertools import Logger
 
+from stepline.engine import messages
 from stepline.engine.core import Engine
+from stepline.engine.delivery import Outcome
 from stepline.engine.http import HttpResponse
 from stepline.settings import Settings
 from stepline.telemetry import logs
 from stepline.telemetry.trace_context import RunTrace
-from tests.engine.scripted_app import ScriptedApp, pump, register
+from tests.engine.scripted_app import ScriptedApp, pump, receive_all, register
 
 
 class Records(logging.Handler):
@@ -87,3 +89,24 @@ def test_deployed_lines_are_powertools_json_with_the_run_fields(runtime_logger):
     assert (record["run_id"], record["function_id"], record["trace_id"]) == (
         "01J0000000000000000000000X", "shop-fn", "ab" * 16
     )
+
+
+def test_a_delivered_messages_lines_name_the_run_it_names_even_when_malformed(backend, clock, runtime_logger):
+    handler = Records()
+    logs.install_text(handler)
+    runtime_logger.addHandler(handler)
+    runtime_logger.setLevel(logging.INFO)
+    engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=ScriptedApp({}))
+    # A call whose step is no string can never be handled: dead-lettered, its lines name its run.
+    # Then a message of no kind this engine knows, about no run: its lines name none.
+    backend.queue.send({"kind": messages.CALL, "run_id": "run-named", "step": 5})
+    backend.queue.send({"kind": "no-such-kind"})
+    for received in receive_all(backend):
+        assert engine.delivery.deliver(received) is Outcome.DEAD
+
+    buried = [r for r in handler.records if r.getMessage().startswith("dead-lettered")]
+    # (The queue may deliver the two in either order.)
+    assert sorted((r.run_id or "", "(run run-named)" in r.getMessage()) for r in buried) == [
+        ("", False),
+        ("run-named", True),
+    ]

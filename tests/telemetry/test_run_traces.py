@@ -6,13 +6,17 @@ were stored with the run when it was created."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import StatusCode
 
+from stepline.engine.flow.concurrency import limits_for
 from stepline.engine.http import HttpResponse
 from stepline.engine.ports import RunStatus
+from stepline.local import local_backend
 from stepline.settings import Settings
 from stepline.telemetry.trace_context import RunTrace
 from tests.engine.scripted_app import ScriptedApp, pump
@@ -278,3 +282,55 @@ def test_an_invoked_runs_root_span_links_to_the_run_that_invoked_it(backend, clo
                                                              parent_spans.root.context.span_id)
     [invoke] = parent_spans.named("invoke ")
     assert parent_spans.parent_of(invoke) is parent_spans.root
+
+
+def test_a_throttled_start_is_a_queued_span_from_its_event_to_its_turn(backend, clock):
+    # One start an hour: the second waits past SQS's delay cap, on a timer the manual clock fires.
+    engine, app, _, exporter = make(backend, clock, {"slow": [("run", "s")]},
+                                    configs={"slow": {"throttle": {"limit": 1, "period": "1h"}}})
+    first, second = start(engine, backend, "slow"), start(engine, backend, "slow")
+    sent_at = clock.now_ms()
+    pump(backend, engine, clock)
+    clock.advance(HOUR)
+    pump(backend, engine, clock)
+    assert app.executed == {"s": 2}
+
+    assert RunSpans.of(exporter, ended(backend, first)).named("queued ") == []
+    [queued] = RunSpans.of(exporter, ended(backend, second)).named("queued ")
+    assert queued.name == "queued throttle" and queued.attributes["stepline.flow.limit"] == "throttle"
+    assert queued.start_time == sent_at * 1_000_000
+    assert queued.end_time - queued.start_time >= (HOUR - 1_000) * 1_000_000
+
+
+@pytest.fixture
+def clocked_queue(backend, tmp_path, clock):
+    """The backend with a SQLite work queue: a waiting call's safety-net delays run on the
+    manual clock (SQS's run on real time)."""
+    if backend.name == "sqlite":
+        yield backend
+        return
+    with local_backend(str(tmp_path / "queue.db"), clock) as local:
+        yield dataclasses.replace(backend, queue=local.queue)
+
+
+def test_a_call_that_waited_for_a_concurrency_slot_is_a_queued_span_of_the_wait(clocked_queue, clock):
+    backend = clocked_queue
+    engine, app, _, exporter = make(backend, clock, {"lim": [("run", "s")]},
+                                    configs={"lim": {"concurrency": [{"limit": 1}]}})
+    [limit] = limits_for(backend.store.get_function("lim"), {"name": "app/lim", "data": {}})
+    # A step of another run holds the only slot while this run's first call comes.
+    assert backend.store.take_slot(limit.key, 0, "elsewhere", clock.now_ms() + HOUR, clock.now_ms())
+    run_id = start(engine, backend, "lim")
+    pump(backend, engine, clock)
+    lined_up_at = clock.now_ms()
+    assert app.executed == {} and backend.store.slot_view(limit.key, 10).line  # it waits in line
+    clock.advance(5_000)
+    assert backend.store.release_slot(limit.key, 0, "elsewhere")
+    engine.concurrency.wake(limit.key, limit.limit)
+    pump(backend, engine, clock)
+    assert app.executed == {"s": 1}
+
+    [queued] = RunSpans.of(exporter, ended(backend, run_id)).named("queued ")
+    assert queued.name == "queued concurrency" and queued.attributes["stepline.flow.limit"] == "concurrency"
+    assert queued.start_time == lined_up_at * 1_000_000
+    assert queued.end_time == (lined_up_at + 5_000) * 1_000_000

@@ -39,12 +39,12 @@ class HeaderLog:
 
 
 def make(backend, clock, scripts: dict, *, app: Any = None, sampler: Sampler | None = None,
-         settings: Settings | None = None):
+         settings: Settings | None = None, configs: dict[str, dict] | None = None):
     app = app or ScriptedApp(scripts)
     caller = HeaderLog(app)
     telemetry, exporter = traced_telemetry(clock, sampler)
     engine = Engine(backend, settings or Settings(mode="dev"), clock=clock, caller=caller, telemetry=telemetry)
-    register(engine, list(scripts))
+    register(engine, list(scripts), configs)
     return engine, app, caller, exporter
 
 

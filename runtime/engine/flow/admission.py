@@ -30,7 +30,6 @@ from stepline.engine.ports import (
     RunStatus,
     RunStore,
     StoredEvent,
-    Timers,
     WorkQueue,
 )
 from stepline.engine.runs import RunStarter, run_id_for, run_id_for_events
@@ -48,14 +47,14 @@ class FlowControl:
         flow_state: FlowStateStore,
         key_claims: KeyClaims,
         runs: RunStore,
+        events: EventStore,
         apps: AppStore,
         queue: WorkQueue,
-        timers: Timers,
+        waker: Waker,
         clock: Clock,
         starter: RunStarter,
         *,
         cancel: Callable[[str, str], Any],
-        events: EventStore | None = None,
         telemetry: Telemetry = NOOP,
     ) -> None:
         self.flow_state = flow_state
@@ -65,7 +64,8 @@ class FlowControl:
         self.queue = queue
         self.clock = clock
         self.starter = starter
-        self.waker = Waker(queue, timers, clock)
+        self.waker = waker  # throttled starts, debounce and batch timers
+        # Buffered events: a batch holds references, read back from ``events`` when its run starts.
         self.buffers = Buffers(flow_state, events)
         # The function configs a debounce or batch timer reads, as the executor reads them.
         self.functions = FunctionCache(apps, clock)
@@ -121,7 +121,7 @@ class FlowControl:
             return []
         at = throttle.start_at(self.flow_state, fn, context, now)
         if at > now:
-            self.telemetry.flow_wait(started, FlowLimit.THROTTLE, now, at)
+            self.telemetry.flow_wait(self.runs, started, FlowLimit.THROTTLE, now, at)
             self.waker.at(messages.Call(run_id=started), at)
             # A delayed start is due later than its creation: tell the sweeper when (one write
             # per throttled start, and only while the run still waits for it).

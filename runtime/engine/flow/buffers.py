@@ -58,14 +58,13 @@ def event_ref(event: StoredEvent) -> dict[str, Any]:
 
 
 class Buffers:
-    def __init__(self, flow_state: FlowStateStore, events: EventStore | None = None) -> None:
+    def __init__(self, flow_state: FlowStateStore, events: EventStore) -> None:
         self.flow_state = flow_state
-        # Where referenced events are read back; without it buffers hold whole events.
-        self.events = events
+        self.events = events  # where a batch's referenced events are read back
 
     def entry(self, event: StoredEvent) -> dict[str, Any]:
-        """What a batch buffer holds for ``event``."""
-        return event_ref(event) if self.events is not None else event_doc(event)
+        """What a batch buffer holds for ``event`` (stored already: its reference)."""
+        return event_ref(event)
 
     def events_of(self, entries: list[dict[str, Any]]) -> list[StoredEvent]:
         out: list[StoredEvent] = []
@@ -73,7 +72,7 @@ class Buffers:
             if "name" in entry:  # a whole event: a debounce's, or a batch's from before references
                 out.append(event_from_doc(entry))
                 continue
-            event = self.events.get_event(entry["internal_id"]) if self.events is not None else None
+            event = self.events.get_event(entry["internal_id"])
             if event is None:
                 log.error("buffered event %s is not stored; its run starts without it", entry["internal_id"])
                 continue

@@ -63,7 +63,7 @@ from stepline.engine.flow.priority import factor_ms
 from stepline.engine.flow_records import LineEntry, SlotView
 from stepline.engine.ids import IdGenerator
 from stepline.engine.messages import Call, LinePlace, Message
-from stepline.engine.ports import Clock, FunctionRecord, RunState, SlotStore, WorkQueue
+from stepline.engine.ports import Clock, FunctionRecord, RunState, RunStore, SlotStore, WorkQueue
 from stepline.engine.scheduling import Waker
 from stepline.settings import Settings
 from stepline.telemetry import NOOP, FlowLimit, Telemetry
@@ -84,6 +84,7 @@ class Concurrency:
     def __init__(
         self,
         slots: SlotStore,
+        runs: RunStore,
         queue: WorkQueue,
         waker: Waker,
         clock: Clock,
@@ -93,6 +94,7 @@ class Concurrency:
         telemetry: Telemetry = NOOP,
     ) -> None:
         self.slot_store = slots
+        self.runs = runs  # read only for a waited call's span and metric (its function, its trace)
         self.queue = queue
         self.waker = waker
         self.clock = clock
@@ -162,7 +164,7 @@ class Concurrency:
                 return False
         entry = next((e for e in view.line if e.position == ticket.position), None)
         if entry is not None:
-            self.telemetry.flow_wait(ticket.call.run_id, FlowLimit.CONCURRENCY, entry.created_at, now)
+            self.telemetry.flow_wait(self.runs, ticket.call.run_id, FlowLimit.CONCURRENCY, entry.created_at, now)
         return True
 
     # -- around the executor's calls ---------------------------------------------------------
