@@ -176,6 +176,11 @@ def finished_once(both: TwoContainers, run_id: str) -> None:
     # Each wave of each group joined in one discovery, made once everything planned had a result.
     assert app.early_joins == 0
     assert max(app.discoveries.values()) == 1, app.discoveries
+    for g, group in enumerate(app.groups):
+        done = {s for chain in group for s in chain}
+        later = {s for gr in app.groups[g + 1 :] for chain in gr for s in chain} | set(app.after)
+        joins = sum(n for memos, n in app.discoveries.items() if done <= memos and not memos & later)
+        assert joins == 1, (g, app.discoveries)
 
 
 # -- what a branch reads ---------------------------------------------------------------------------
