@@ -56,6 +56,7 @@ in between. The ops' items read again on every take have neither hole.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -68,6 +69,8 @@ KEPT_MAX_BYTES = 16 * 1024 * 1024
 KEPT_MAX_RUNS = 4096
 # Waiting on more ops than this, a run is read whole rather than op by op (one BatchGetItem).
 POINT_READS_MAX = 100
+# What a strongly consistent read unit covers.
+READ_UNIT_BYTES = 4096
 
 
 @dataclass
@@ -94,9 +97,14 @@ class Copy:
     head: Item
     memos: list[Memo]
     pending: dict[str, PendingOp]
+    # What the run's items come to, about (values in S3 counted in full: never less).
+    bytes: int = 0
 
-    def needs_whole_read(self) -> bool:
-        return len(self.pending) > POINT_READS_MAX
+    def cheaper_whole(self, items: int) -> bool:
+        """Whether reading the run whole costs no more than reading ``items`` of it point by
+        point: each item a BatchGetItem returns is billed at least one read unit, a Query by the
+        4 KB of everything it returns (a short run, a wide group); and past ``POINT_READS_MAX``."""
+        return items > POINT_READS_MAX or items > math.ceil(self.bytes / READ_UNIT_BYTES)
 
 
 class RunCache:
@@ -133,7 +141,7 @@ class RunCache:
             kept = self._runs.get(run_id)
             if kept is None or kept.owner != owner or not kept.current or kept.memos is None:
                 return None
-            return Copy(kept.head, list(kept.memos.values()), dict(kept.pending))
+            return Copy(kept.head, list(kept.memos.values()), dict(kept.pending), kept.bytes)
 
     def at_hand(self, run_id: str) -> tuple[int, Copy] | None:
         """The kept run, whoever took it, with the generation of the take it follows: for a
@@ -143,7 +151,7 @@ class RunCache:
             kept = self._runs.get(run_id)
             if kept is None or kept.memos is None:
                 return None
-            return kept.gen, Copy(kept.head, list(kept.memos.values()), dict(kept.pending))
+            return kept.gen, Copy(kept.head, list(kept.memos.values()), dict(kept.pending), kept.bytes)
 
     def head(self, run_id: str, owner: str) -> tuple[int, Item] | None:
         """The generation and run item of ``owner``'s take, for the whole read that follows it."""

@@ -29,15 +29,13 @@ class RunReads:
     _t: TableClient
     _kept: RunCache
 
-    def load_run(
-        self, run_id: str, *, lease_owner: str | None = None, claimed_step: str | None = None
-    ) -> RunState | None:
+    def load_run(self, run_id: str, *, lease_owner: str | None = None, claimed: str | None = None) -> RunState | None:
         if lease_owner is not None:
             kept = self._kept.copy(run_id, lease_owner)
-            if kept is not None and not kept.needs_whole_read():
+            if kept is not None and not kept.cheaper_whole(len(kept.pending)):
                 return self._from_copy(run_id, kept, lease_owner=lease_owner)
-        elif claimed_step is not None:
-            state = self._for_planned_step(run_id, claimed_step)
+        elif claimed is not None:
+            state = self._for_planned_step(run_id, claimed)
             if state is not None:
                 return state
         taken = None if lease_owner is None else self._kept.head(run_id, lease_owner)
@@ -72,7 +70,7 @@ class RunReads:
         for the rest if the run item says nobody took the run since the take the copy follows
         (stepline.aws.run_cache says why that is as good as a whole read). None: read it whole."""
         at_hand = self._kept.at_hand(run_id)
-        if at_hand is None:
+        if at_hand is None or at_hand[1].cheaper_whole(2):
             return None
         gen, kept = at_hand
         items = self._t.batch_get([run_key(run_id), step_key(run_id, step_id)], keep=DEFERRED_ATTRS)

@@ -178,7 +178,7 @@ class Executor:
         if hold.holds_run_lease:
             state = self.runs.load_run(run_id, lease_owner=hold.owner)
         else:
-            state = self.runs.load_run(run_id, claimed_step=hold.claimed_step)
+            state = self.runs.load_run(run_id, claimed=hold.claimed_step)
         if state is None or state.run.status.terminal:
             self.leases.let_go(hold)
             return

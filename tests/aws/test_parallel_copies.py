@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bench.aws_requests import Meter
 from stepline.aws.table import DynamoStore
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
@@ -107,6 +108,7 @@ class Handled:
     step: str  # the call's step (DISCOVERY_STEP_ID for discovery)
     container: int
     items: int  # DynamoDB items read while handling it
+    units: float  # and the read units they cost
 
 
 # Which container (0: the first, 1: the other) handles a call message, given its step and how
@@ -123,6 +125,7 @@ class TwoContainers:
         self.engines = (first, Engine(self.other_backend, SETTINGS, clock=clock, caller=app))
         register(first, ["t-app-par"])
         self.reads = ItemsRead(aws.clients)
+        self.meter = Meter(aws.clients)
         self.handled: list[Handled] = []
         # Job messages waiting to be handled, in the order chosen (see ``run``).
         self.order: Callable[[list[Any]], list[Any]] = lambda messages: messages
@@ -149,12 +152,18 @@ class TwoContainers:
                 step = message.body.get("step", DISCOVERY_STEP_ID)
                 done = sum(h.step != DISCOVERY_STEP_ID for h in self.handled)
                 container = self.route(step, done)
+                self.meter.reset()
+                self.meter.active = True
                 items = self.reads.during(self.engines[container].executor.handle, message.body)
-                self.handled.append(Handled(step, container, items))
+                self.meter.active = False
+                self.handled.append(Handled(step, container, items, self.meter.read_units))
                 self.aws.queue.ack(message.handle)
 
     def job_reads(self, steps: set[str]) -> list[int]:
         return [h.items for h in self.handled if h.step in steps]
+
+    def job_read_units(self, steps: set[str]) -> list[float]:
+        return [h.units for h in self.handled if h.step in steps]
 
 
 def in_one_container(step: str, done: int) -> int:
@@ -190,18 +199,24 @@ def finished_once(both: TwoContainers, run_id: str) -> None:
 @pytest.mark.parametrize("width", [2, 5])
 def test_what_a_branch_reads_does_not_grow_with_the_steps_before_it(aws, clock, route, width):
     """Each branch's job reads the run item and its own item, and the join's take after it the
-    items of the group's ops it has not seen settle: the same after 40 more steps. Only a
-    container's first read of the run is whole."""
-    per_branch: dict[int, list[int]] = {}
-    for before in (5, 45):
+    items of the group's ops it has not seen settle, one read unit each: whatever came before.
+    Where the whole run costs fewer read units (a short run), it is read whole instead. Only a
+    container's first read of the run is whole in any case."""
+    # The middle group's branches (its join plans the last group): 2 for the job, and the
+    # group's ops still out when it finished.
+    point_reads = [2 + width - 1 - n for n in range(width)]
+    units: dict[int, list[float]] = {}
+    for before in (5, 45, 90):
         app = ParallelApp(prefix(before), groups(3, width), ["last"])
         both = TwoContainers(aws, clock, app, route)
         finished_once(both, both.run())
-        later = {s for g in app.groups[1:] for chain in g for s in chain}
-        per_branch[before] = both.job_reads(later)
-    assert per_branch[5] == per_branch[45], per_branch
-    # 2 for the job, and the group's ops still out when it finished (a whole read: 45 and more).
-    assert per_branch[45] == [2 + width - 1 - n for n in range(width)] * 2, per_branch
+        later = {s for chain in app.groups[1] for s in chain}
+        units[before] = both.job_read_units(later)
+        assert all(u <= p for u, p in zip(units[before], point_reads, strict=True)), units
+        if before == 90:  # the run outweighs the group: point reads, item by item
+            assert both.job_reads(later) == point_reads
+    assert units[90] == point_reads, units
+    assert all(a <= b <= c for a, b, c in zip(units[5], units[45], units[90], strict=True)), units
 
 
 def test_a_branch_that_runs_in_a_container_another_took_the_run_from_reads_it_whole(aws, clock):
