@@ -42,7 +42,9 @@ container has not held the run before (Lambda may route a run's invocations to d
 containers), another container took it since (the tag is behind by more than one; for a job,
 the run item's ``sgen`` is not the copy's: a group whose branches run in several containers
 makes each one's copy stale whenever another's join takes the run), the copy was dropped or
-evicted, or the run waits on more than ``POINT_READS_MAX`` ops. An invocation whose calls may
+evicted, or reading it whole costs no more read units than reading its ops' items one by one
+(``Copy.cheaper_whole``: each item of a BatchGetItem is billed at least a unit, a Query by the
+4 KB of all it returns; a short run with a wide group is cheaper whole). An invocation whose calls may
 checkpoint through ``POST /v1/checkpoint`` (the TypeScript SDK's; Stepline's with checkpointing
 on) drops the copy as it starts (``forget_run``, ``engine.checkpointed``): those memos are written
 by another process, which does not count takes (that would cost a write per step), so such runs
