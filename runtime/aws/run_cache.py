@@ -44,11 +44,11 @@ the run item's ``sgen`` is not the copy's: a group whose branches run in several
 makes each one's copy stale whenever another's join takes the run), the copy was dropped or
 evicted, or reading it whole costs no more read units than reading its ops' items one by one
 (``Copy.cheaper_whole``: each item of a BatchGetItem is billed at least a unit, a Query by the
-4 KB of all it returns; a short run with a wide group is cheaper whole). An invocation whose calls may
-checkpoint through ``POST /v1/checkpoint`` (the TypeScript SDK's; Stepline's with checkpointing
-on) drops the copy as it starts (``forget_run``, ``engine.checkpointed``): those memos are written
-by another process, which does not count takes (that would cost a write per step), so such runs
-are read whole once per invocation; they have few.
+4 KB of all it returns; a short run with a wide group is cheaper whole). An invocation whose
+calls may checkpoint through ``POST /v1/checkpoint`` (the TypeScript SDK's; Stepline's with
+checkpointing on) drops the copy as it starts (``forget_run``, ``engine.checkpointed``): those
+memos are written by another process, which does not count takes (that would cost a write per
+step), so such runs are read whole once per invocation; they have few.
 
 Why the generation is bumped by takes rather than by every writer: a writer that bumped before
 writing its memo could be overtaken by a holder whose take sees the bump and whose read misses
@@ -93,8 +93,8 @@ class KeptRun:
 
 @dataclass
 class Copy:
-    """What a take that found its copy current reads from it: the run item the take returned,
-    the memos and the ops (new containers: the caller owns them)."""
+    """What a take that found its copy current (or a planned step's job) reads from it: the run
+    item the take returned, the memos and the ops (new containers: the caller owns them)."""
 
     head: Item
     memos: list[Memo]
