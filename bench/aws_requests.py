@@ -10,11 +10,18 @@ the meter ``bench.ingest`` uses for a full Event API request too.
   request) and write units, and what a million steps cost at list prices with reads and index
   writes included. The same run, every invocation in a container that has not held it (the
   worst case: each reads the whole run), at 10 and 100 steps for the shape.
+* Parallel groups after a run of steps: 10 groups of 10 branches after 100 sequential steps
+  (the Python SDKs' wait mode: each group planned in one reply, each branch a job of its own
+  under its step's claim, the group joined in one discovery). Read and write units per branch:
+  its job's read, the join's take after it, the discovery after the last branch and the
+  planning of the next group; in the container that held the run, and with every job in a
+  container that never held it.
 
 Read units are computed from the items each response returns, by DynamoDB's item-size rule
 (attribute names plus values), since moto reports no consumed capacity.
 
     python -m bench.aws_requests [--steps 1000] [--slow-steps 10,100,1000] [--cold-steps 10,100]
+                                 [--parallel 100,10,10]
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import json
 import math
 from collections import Counter
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from bench.steps import (
     DDB_READS,
@@ -41,6 +49,7 @@ from stepline.engine import messages
 from stepline.engine.clock import ManualClock
 from stepline.engine.core import Engine
 from stepline.engine.http import HttpResponse
+from stepline.protocol.opcodes import DISCOVERY_STEP_ID
 from stepline.protocol.register import parse_register
 from stepline.settings import Settings
 
@@ -212,6 +221,68 @@ def measure_steps(steps: int, *, one_per_invocation: bool = False, cold: bool = 
         return {"requests": meter.requests, "read_units": meter.read_units, "write_units": meter.write_units}
 
 
+class ParallelSteps(Steps):
+    """``before`` sequential steps (as ``Steps``), then ``groups`` parallel groups of ``width``
+    steps, answered as the Python SDKs do in wait mode: a discovery plans every branch without a
+    result, a call for a branch runs it. Then the function completes."""
+
+    def __init__(self, before: int, groups: int, width: int) -> None:
+        super().__init__(before)
+        self.groups = [[f"g{g:03d}-b{b:03d}" for b in range(width)] for g in range(groups)]
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> HttpResponse:
+        memos = json.loads(body).get("steps") or {}
+        if len(memos) < self.n:
+            return super().post(url, body, headers, timeout_s)
+        target = parse_qs(urlsplit(url).query).get("stepId", [DISCOVERY_STEP_ID])[0]
+        for group in self.groups:
+            todo = [s for s in group if s not in memos]
+            if target in todo:
+                op = {"op": "StepRun", "id": target, "name": target, "data": {"pad": "x" * 64}}
+                return HttpResponse(206, json.dumps([op]).encode(), {"x-inngest-req-version": "2"})
+            if todo:
+                ops = [{"op": "StepPlanned", "id": s, "name": s} for s in todo]
+                return HttpResponse(206, json.dumps(ops).encode(), {"x-inngest-req-version": "2"})
+        return HttpResponse(200, b'{"ok":true}', {"x-inngest-req-version": "2"})
+
+
+def measure_parallel(before: int, groups: int, width: int, *, cold: bool = False) -> dict[str, Any]:
+    """What the parallel steps' messages (each branch's job, with the join's take and the
+    discovery it may make) cost; the first invocation (the steps before, the first planning)
+    is not counted. ``cold``: every job in a container that has not held the run."""
+    clock = ManualClock()
+    with moto_backend(clock) as backend:
+        engine = Engine(backend, Settings(mode="dev"), clock=clock, caller=ParallelSteps(before, groups, width))
+        register(engine, "bench-par", "bench/par")
+        meter = Meter(backend.clients)
+        handle, store = engine.executor.handle, backend.store
+        assert isinstance(store, DynamoStore)
+
+        def metered(body: messages.Message | dict[str, Any], *, budget_ms: int | None = None) -> None:
+            step = body.get("step", DISCOVERY_STEP_ID) if isinstance(body, dict) else DISCOVERY_STEP_ID
+            meter.active = step != DISCOVERY_STEP_ID
+            if cold and meter.active:
+                store._kept = RunCache()  # nothing kept from the invocations before
+            handle(body, budget_ms=budget_ms)
+            meter.active = False
+
+        engine.executor.handle = metered  # type: ignore[method-assign, assignment]
+        engine.ingest.accept([{"name": "bench/par", "data": {}}])
+        drain(engine, backend)
+        return {"requests": meter.requests, "read_units": meter.read_units, "write_units": meter.write_units}
+
+
+def report_parallel(before: int, groups: int, width: int) -> None:
+    branches = groups * width
+    print(f"\n{groups} parallel groups of {width} steps after {before} sequential steps, per parallel step:")
+    for title, cold in (("in the container that held the run", False), ("each job in a new container", True)):
+        run = measure_parallel(before, groups, width, cold=cold)
+        print(
+            f"  {title:<36} read units {run['read_units'] / branches:>7.3f}   "
+            f"write units {run['write_units'] / branches:.3f}"
+        )
+
+
 def dynamodb_usd(run: dict[str, Any], steps: int) -> float:
     """DynamoDB's cost of a million such steps, reads and writes (index writes included)."""
     per_step = run["read_units"] / steps * DYNAMODB_READ_REQUEST_UNIT + run["write_units"] / steps * (
@@ -255,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-steps", type=_sizes, default=[10, 100, 1_000])
     # Shorter: there each invocation reads the whole run, so moto's work grows with its square.
     parser.add_argument("--cold-steps", type=_sizes, default=[10, 100])
+    # Steps before, groups, branches per group.
+    parser.add_argument("--parallel", type=_sizes, default=[100, 10, 10])
     args = parser.parse_args(argv)
     report(args.steps, measure_steps(args.steps), "inline (one invocation)")
     shape = f"one step per invocation ({SLOW_CALL_MS // 1000} s calls)"
@@ -264,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     report_shape(f"{shape}, in the container that held it last", slow)
     cold = {n: measure_steps(n, one_per_invocation=True, cold=True) for n in args.cold_steps}
     report_shape(f"{shape}, each invocation in a container that never held it", cold)
+    report_parallel(*args.parallel)
     return 0
 
 

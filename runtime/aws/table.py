@@ -31,7 +31,10 @@ Access patterns and their cost:
 * ``load_run``: one Query on ``RUN#<run_id>`` (run item, then step items). Strongly consistent.
   Right after ``acquire_lease``, by the lease's owner, a container that held the run last and
   kept it (``stepline.aws.run_cache``) reads only the items of the ops the run waits on (one
-  BatchGetItem; nothing when it waits on none): the take returned the run item.
+  BatchGetItem; nothing when it waits on none): the take returned the run item. A planned
+  step's job in a container that kept the run reads the run item and its step's item (one
+  BatchGetItem), and the rest from the copy if nobody took the run since. Either reads whole
+  where that costs fewer read units (a short run).
 * ``commit_memo``: one conditional UpdateItem on the step item (``attribute_not_exists``).
   A step item holds its memo (``memo_*``) and/or its pending op (``pending_*``, and the op's
   ``claim_*``), so ``add_pending``'s "no op and no memo for this step" is one conditional write

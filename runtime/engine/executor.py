@@ -175,7 +175,10 @@ class Executor:
         run_id, now = hold.run_id, hold.taken_at
         # Lease (or claim) first, then read: a read taken before could miss the memo the
         # previous holder wrote just before releasing, and run that step again.
-        state = self.runs.load_run(run_id, lease_owner=hold.owner if hold.holds_run_lease else None)
+        if hold.holds_run_lease:
+            state = self.runs.load_run(run_id, lease_owner=hold.owner)
+        else:
+            state = self.runs.load_run(run_id, claimed=hold.claimed_step)
         if state is None or state.run.status.terminal:
             self.leases.let_go(hold)
             return
@@ -291,13 +294,13 @@ class Executor:
     # -- leases and bookkeeping (stepline.engine.leases) ----------------------------------------
     def _upgrade(self, inv: Invocation, *, queue_discovery: bool = True) -> bool:
         """Take the run's lease after a claimed step, to run discovery; re-read the run, since
-        other branches may have finished meanwhile. False if busy (then discovery is queued,
-        unless told not to)."""
+        other branches may have finished meanwhile (a take like any other: from the container's
+        copy when it is current). False if busy (then discovery is queued, unless told not to)."""
         if not self.leases.upgrade(inv.hold):
             if queue_discovery:
                 self._busy(Next(DISCOVERY_STEP_ID, 0, join=True).call(inv.hold.run_id))
             return False
-        fresh = self.runs.load_run(inv.hold.run_id)
+        fresh = self.runs.load_run(inv.hold.run_id, lease_owner=inv.hold.owner)
         if fresh is not None:
             inv.state = fresh
         return True

@@ -27,7 +27,9 @@ The rules (docs/protocol.md §6.4, §7):
   run, naming the limit: asking the app again would get the same answer.
 * ``StepPlanned`` steps each run in a job of their own, except a lone planned step the reply
   reports nothing else with, which the invocation holding the run's lease runs at once (no
-  queue hop). Whether the next call may run a step inside it is the call's to say, from the
+  queue hop). A planned step's job, under its claim alone, acts only on steps the run waits on
+  (its own result, a sibling's): a new step its call names is left to the discovery after it,
+  which holds the run's lease. Whether the next call may run a step inside it is the call's to say, from the
   ops still out (``checkpoint_calls.immediate_disabled``, §7.3): no reply changes the run for it.
 * After a step settles, discovery follows at once (race mode needs it; in wait mode the SDK
   re-reports the unfinished ops, which are ignored, §7.5).
@@ -209,6 +211,12 @@ def _plan_ops(
     for op in result.ops:
         first.setdefault(op.id, op)
     fresh = [op for op in first.values() if _acts_on(op, state)]
+    if not holds_run_lease and not call.discovery:
+        # A planned step's job writes only the items of ops the run waits on: new steps are the
+        # discovery's (the SDKs name none here, docs/protocol.md §7.4; the discovery after the
+        # result reports them again), and the copies of the run kept by containers count on it
+        # (stepline.aws.run_cache).
+        fresh = [op for op in fresh if op.id in state.pending]
     over = reply_problem(len(result.ops), settings) or steps_problem(state, (op.id for op in fresh), fn, settings)
     if over is not None:
         name = TOO_MANY_OPS if len(result.ops) > settings.max_ops_per_reply else STEP_LIMIT

@@ -102,9 +102,9 @@ class RunStore(Protocol):
         """Insert a new run. False if a run with this id exists (the write is skipped). Every
         ``Run`` field round-trips, ``origin`` included (None stays None)."""
 
-    def load_run(self, run_id: str, *, lease_owner: str | None = None) -> RunState | None:
-        """The run with its memos and pending ops, in ONE backend read; by the ``lease_owner`` that
-        just took it, maybe from the adapter's copy of it (``stepline.aws.run_cache``)."""
+    def load_run(self, run_id: str, *, lease_owner: str | None = None, claimed: str | None = None) -> RunState | None:
+        """The run with its memos and pending ops, in ONE backend read; by the ``lease_owner`` that just
+        took it or the job that ``claimed`` a planned step, maybe from the adapter's copy (``aws.run_cache``)."""
 
     def forget_run(self, run_id: str) -> None:
         """Any copy of the run is out of date (written elsewhere): the next load reads it whole."""

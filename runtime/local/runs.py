@@ -37,7 +37,7 @@ class RunTable:
                 _index_events(conn, run.run_id, run.event_ids)
         return bool(inserted)
 
-    def load_run(self, run_id: str, *, lease_owner: str | None = None) -> RunState | None:
+    def load_run(self, run_id: str, *, lease_owner: str | None = None, claimed: str | None = None) -> RunState | None:
         # A local read is cheap: the whole run every time, whoever asks. One read transaction,
         # so memos and pending ops match the run row they came with.
         with self._db.snapshot() as conn:

@@ -69,9 +69,9 @@ class Reads:
             self.from_copy += 1
             return original_copy(*args, **kwargs)
 
-        def load_run(run_id, *, lease_owner=None):
+        def load_run(run_id, *, lease_owner=None, **kwargs):
             before = self.from_copy
-            state = original_load(run_id, lease_owner=lease_owner)
+            state = original_load(run_id, lease_owner=lease_owner, **kwargs)
             if lease_owner is not None and self.from_copy == before:
                 self.whole += 1
             return state
@@ -182,9 +182,11 @@ def test_an_invoked_run_that_another_container_ran(aws, clock):
     assert both.reads.from_copy >= 1
 
 
-def test_the_sweeper_of_another_container_finishes_a_resume_that_died(aws, clock):
+@pytest.mark.parametrize("sweeping", ["other", "holder"])
+def test_a_sweeper_finishes_a_resume_that_died(aws, clock, sweeping):
     """A resume wrote the sleep's memo and died before queueing discovery and removing the op:
-    the other container's sweeper finds the run overdue, queues discovery and removes the op."""
+    a sweeper finds the run overdue, queues discovery and removes the op. In the holder's
+    container, its copy lacks the memo, so it keeps the op and reads its item again."""
     both, app = containers(aws, clock, {"t-app-swept": [("run", "a"), ("sleep", "nap", "1h"), ("run", "b")]})
     run_id = both.start()
     both.pump()
@@ -196,7 +198,7 @@ def test_the_sweeper_of_another_container_finishes_a_resume_that_died(aws, clock
     assert both.other_backend.store.commit_memo(run_id, memo)
     assert both.pump() == 0 and both.status(run_id) is RunStatus.RUNNING  # stuck
     clock.advance(GRACE_MS + 1)
-    report = both.other.sweeper.sweep()
+    report = (both.holder if sweeping == "holder" else both.other).sweeper.sweep()
     assert (report.rearmed, dict(report.sent)) == (1, {"discovery": 1}) and op.step_id == "nap"
     both.pump()
     assert both.status(run_id) is RunStatus.COMPLETED
@@ -231,8 +233,9 @@ def test_a_run_erased_by_another_container_while_the_holder_kept_it(aws, clock):
 
 
 def test_parallel_steps_run_by_another_container(aws, clock):
-    """A run waiting on planned steps is read whole: their jobs hold the steps' claims, not the
-    run's lease, and may write more than their own items."""
+    """Their jobs hold the steps' claims, not the run's lease, and write only their own items:
+    what each job and each join reads is the run item and the group's items
+    (tests/aws/test_parallel_copies.py)."""
     scripts = {"t-app-par": [("run", "a"), ("parallel", ["p1", "p2", "p3"]), ("run", "b")]}
     both, app = containers(aws, clock, scripts)
     run_id = both.start()

@@ -34,7 +34,7 @@ from stepline.settings import Settings
 from tests.fuzz.strategies import nested
 
 NOW = 1_800_000_000_000
-A, B, C = "a" * 40, "b" * 40, "c" * 40
+A, B, C, D, E = "a" * 40, "b" * 40, "c" * 40, "d" * 40, "e" * 40
 DISCOVERY = Target()
 
 
@@ -330,6 +330,35 @@ ROWS: dict[str, Row] = {
         expect(planned=[C]),
         pending={A: Op.STEP_PLANNED},
         holds_run_lease=False,
+    ),
+    "a planned step's job leaves the new steps its call names to discovery": Row(
+        ops(
+            {"id": B, "op": "StepRun", "data": 2},
+            {"id": C, "op": "StepPlanned"},
+            {"id": D, "op": "Sleep", "name": "30s"},
+            {"id": E, "op": "StepRun", "data": 5},
+        ),
+        expect([("settle", B, ("data", 2), 0)], outcome=DISCOVER),
+        call=Target(B),
+        pending={B: Op.STEP_PLANNED},
+        holds_run_lease=False,
+        claimed=True,
+    ),
+    "a planned step's job settles a sibling's result it reports": Row(
+        ops({"id": B, "op": "StepRun", "data": 2}, {"id": A, "op": "StepRun", "data": 1}),
+        expect([("settle", B, ("data", 2), 0), ("settle", A, ("data", 1), 0)], outcome=DISCOVER),
+        call=Target(B),
+        pending={A: Op.STEP_PLANNED, B: Op.STEP_PLANNED},
+        holds_run_lease=False,
+        claimed=True,
+    ),
+    "a planned step's job answered only with new steps made no progress": Row(
+        ops({"id": C, "op": "StepRun", "data": 3}),
+        expect(outcome=("retry call", B, 1, "NoProgress", None)),
+        call=Target(B),
+        pending={B: Op.STEP_PLANNED},
+        holds_run_lease=False,
+        claimed=True,
     ),
     "the one new branch beside branches in hand runs inline": Row(
         ops({"id": A, "op": "StepPlanned"}, {"id": C, "op": "StepPlanned"}),
