@@ -77,15 +77,18 @@ def own(request, tmp_path_factory):
     # a chain checkpointed through the API, one HTTP request per step).
     settings = Settings(mode="dev", retry_base_ms=200, retry_cap_ms=1000, checkpoint_call_budget_s=4.0)
     runtime = start_runtime(backend, tmp, [], settings=settings, caller=calls)
-    app = None
+    app = stack = None
     try:
         app = OwnApp(runtime.url, server, tmp)
         assert sync_app(app.url, runtime.settings, attempts=20, interval_s=0.25).ok
         wait_for(lambda: runtime.backend.store.get_app(APP_ID), what="the app to sync")
-        yield OwnStack(backend, server, Stepline(runtime), app, calls, tmp)
+        stack = OwnStack(backend, server, Stepline(runtime), app, calls, tmp)
+        yield stack
     finally:
-        if app is not None:
-            app.stop()
+        # A test that restarts the app puts its new process on the stack: stop that one too.
+        for running in (app, stack.app if stack is not None else None):
+            if running is not None:
+                running.stop()
         runtime.stop()
 
 
