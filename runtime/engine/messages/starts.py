@@ -48,12 +48,10 @@ class CronFire(Envelope):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Debounce(Envelope):
-    """The debounce window of ``key`` (of ``fn_id``) may be over at ``at``: start its run if the
-    window still ends then (stepline.engine.flow.debounce). ``step`` names the Scheduler timer
-    (see ``timer_name``): one per key, so each event replaces the window's schedule."""
+class _KeyedTimer(Envelope):
+    """A flow-control timer of ``key`` (of ``fn_id``) due at ``at``; ``step`` names its
+    Scheduler timer (see ``timer_name``)."""
 
-    kind: ClassVar[Kind] = Kind.DEBOUNCE
     key: str
     at: int
     fn_id: str | None = None
@@ -76,42 +74,41 @@ class Debounce(Envelope):
             fn_id=fields.loose("fn_id", str),
             step=fields.optional("step", str),
             not_before=not_before,
+            **cls._more(fields),
         )
+
+    @classmethod
+    def _more(cls, fields: Fields) -> dict[str, Any]:
+        """The fields a kind of timer adds, read from the body."""
+        return {}
 
 
 @dataclass(frozen=True, kw_only=True)
-class BatchTimeout(Envelope):
-    """The batch ``batch_id`` of ``key`` (of ``fn_id``) timed out at ``at``: start its run unless
-    it already ran (stepline.engine.flow.batching). ``step`` names its Scheduler timer."""
+class Debounce(_KeyedTimer):
+    """The debounce window of ``key`` may be over at ``at``: start its run if the window still
+    ends then (stepline.engine.flow.debounce). One timer per key, so each event replaces the
+    window's schedule."""
+
+    kind: ClassVar[Kind] = Kind.DEBOUNCE
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchTimeout(_KeyedTimer):
+    """The batch ``batch_id`` of ``key`` timed out at ``at``: start its run unless it already ran
+    (stepline.engine.flow.batching)."""
 
     kind: ClassVar[Kind] = Kind.BATCH
-    key: str
-    at: int
-    fn_id: str | None = None
     batch_id: str | None = None
-    step: str | None = None
 
     def _fields(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"key": self.key, "at": self.at}
-        if self.fn_id is not None:
-            body["fn_id"] = self.fn_id
+        body = super()._fields()
         if self.batch_id is not None:
             body["batch_id"] = self.batch_id
-        if self.step is not None:
-            body["step"] = self.step
         return body
 
     @classmethod
-    def _read(cls, fields: Fields, not_before: int | None) -> Self:
-        key, at = fields.required("key", str), fields.required("at", int)
-        return cls(
-            key=key,
-            at=at,
-            fn_id=fields.loose("fn_id", str),
-            batch_id=fields.loose("batch_id", str),
-            step=fields.optional("step", str),
-            not_before=not_before,
-        )
+    def _more(cls, fields: Fields) -> dict[str, Any]:
+        return {"batch_id": fields.loose("batch_id", str)}
 
 
 @dataclass(frozen=True, kw_only=True)
