@@ -68,3 +68,26 @@ def test_a_run_started_by_send_event_is_the_sending_steps_child(traced_stack):
         (sender_trace.trace_id, step.context.span_id)
     ]
     assert root.links[0].attributes["stepline.link"] == "sent by"
+
+
+def test_without_opentelemetry_in_the_app_the_child_continues_the_call_span(traced_stack, monkeypatch):
+    """An app without ``opentelemetry-api`` records no step spans: the events carry the call's
+    traceparent, and the run they start is the child of the executor's span for that call."""
+    from stepline.sdk import tracing
+
+    monkeypatch.setattr(tracing, "_missing", [True])
+    stack, runtime_spans = traced_stack
+    [event_id] = stack.send({"name": "sdk-send-trace/emit", "data": {}})
+    sender = stack.wait_run(event_id, status="Completed")
+    [sent_id] = sender["output"]
+    child = stack.wait_run(sent_id, status="Completed")
+    assert ran == {child["run_id"]: 1}
+    ran.clear()
+
+    spans = runtime_spans.get_finished_spans()
+    calls = {s.context.span_id for s in spans
+             if s.name.startswith("call ") and s.attributes["stepline.run.id"] == sender["run_id"]}
+    [root] = [s for s in spans if s.name.startswith("run ") and s.attributes["stepline.run.id"] == child["run_id"]]
+    assert root.context.trace_id == RunTrace.parse(stack.runtime.backend.store.get_run(sender["run_id"]).trace).trace_id
+    assert root.parent is not None and root.parent.span_id in calls
+    assert [link.context.span_id for link in root.links] == [root.parent.span_id]
