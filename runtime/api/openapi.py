@@ -66,6 +66,18 @@ _CURSOR = _param("cursor", description="the cursor of the previous page")
 _BEARER: list[dict[str, list[str]]] = [{"signingKey": []}, {"operatorKey": []}]
 _OPERATOR: list[dict[str, list[str]]] = [{"operatorKey": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
+# W3C trace context (docs/operating.md, observability): the runs a request's events start join the
+# sender's trace, and the span of a run a signal resumes links to its sender.
+_TRACE_CONTEXT = [
+    _param(
+        "traceparent",
+        "header",
+        "W3C trace context of the sending span: runs this request starts continue its trace (their root "
+        "span is its child and links to it), a signal's span in the run it resumes links to it; an invalid "
+        "value is ignored",
+    ),
+    _param("tracestate", "header", "W3C trace state, kept with traceparent"),
+]
 
 
 def _op(
@@ -334,7 +346,7 @@ def document() -> dict[str, Any]:
                 "Event API: send one event or an array",
                 _ok(_ref("SendResult")),
                 tags=["events"],
-                params=[_path_param("key", "an event key (any key in dev mode)")],
+                params=[_path_param("key", "an event key (any key in dev mode)"), *_TRACE_CONTEXT],
                 security=_PUBLIC,
                 body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
                 description=(
@@ -358,7 +370,7 @@ def document() -> dict[str, Any]:
                     }
                 ),
                 tags=["webhooks"],
-                params=[_path_param("source", "a configured webhook source")],
+                params=[_path_param("source", "a configured webhook source"), *_TRACE_CONTEXT],
                 security=_PUBLIC,
                 body=_body({"type": "object"}),
                 description="Authenticated by the provider's signature (Stripe, GitHub, Standard Webhooks, Shopify "
@@ -410,6 +422,7 @@ def document() -> dict[str, Any]:
                     "404": {"description": "no run waits for the signal"},
                 },
                 tags=["sdk"],
+                params=_TRACE_CONTEXT,
                 body=_body(
                     {
                         "type": "object",
@@ -439,6 +452,7 @@ def document() -> dict[str, Any]:
                 "Send one event or an array, with the operator key (the dashboard's and `stepline send`'s way)",
                 _ok(_ref("SendResult")),
                 tags=["events"],
+                params=_TRACE_CONTEXT,
                 body=_body({"oneOf": [_ref("EventInput"), {"type": "array", "items": _ref("EventInput")}]}),
             ),
         },
@@ -690,7 +704,7 @@ def document() -> dict[str, Any]:
                     )
                 ),
                 tags=["functions"],
-                params=[_path_param("fn_id", "a function id")],
+                params=[_path_param("fn_id", "a function id"), *_TRACE_CONTEXT],
                 body=_body({"type": "object", "properties": {"data": {"type": "object"}}}),
             )
         },

@@ -55,3 +55,25 @@ def test_the_document_is_valid_openapi_3_1():
 def test_it_is_served_at_a_fixed_path(ops):
     code, body = http("GET", f"{ops.url}/openapi.json")
     assert code == 200 and body == document()
+
+
+# The routes whose requests' W3C trace context the runs they start (or resume) continue
+# (tests/telemetry/test_sender_context.py proves each does).
+TRACED = {
+    ("/e/{key}", "post"),
+    ("/v1/events", "post"),
+    ("/v1/functions/{fn_id}/invoke", "post"),
+    ("/webhooks/{source}", "post"),
+    ("/v1/signals", "post"),
+}
+
+
+def test_the_routes_that_continue_a_senders_trace_declare_its_headers():
+    declaring = {
+        (path, method)
+        for path, item in document()["paths"].items()
+        for method, op in item.items()
+        if {("traceparent", "header"), ("tracestate", "header")}
+        <= {(p["name"], p["in"]) for p in op.get("parameters", [])}
+    }
+    assert declaring == TRACED
