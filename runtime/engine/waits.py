@@ -137,8 +137,10 @@ class Waits:
         if not matches(waiter.expression, context):
             return
         if waiter.kind == WaiterKind.WAIT:
-            # The memo write decides between racing events and the timeout (see resume).
-            self.resumer.resume(waiter.run_id, waiter.step_id, memo_data(incoming))
+            # The memo write decides between racing events and the timeout (see resume). The
+            # wait's span links to the span that sent the event, when its sender sent one.
+            with self.resumer.telemetry.sent_by(event.trace):
+                self.resumer.resume(waiter.run_id, waiter.step_id, memo_data(incoming))
         else:
             log.info("event %s cancels run %s", event.internal_id, waiter.run_id)
             self.cancel_run(waiter.run_id)

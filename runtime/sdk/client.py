@@ -16,6 +16,7 @@ from stepline.sdk.env import ClientEnv, resolve
 from stepline.sdk.errors import SdkError, SendEventsError
 from stepline.sdk.events import to_wire_event
 from stepline.sdk.function import Function, build_options
+from stepline.sdk.tracing import TRACEPARENT, step_traceparent
 from stepline.sdk.transport import HttpReply, Transport, TransportError, Urllib3Transport
 from stepline.sdk.triggers import normalize_triggers
 from stepline.sdk.version import SDK_HEADER
@@ -167,6 +168,9 @@ class Client:
             raise SdkError("no event key: set INNGEST_EVENT_KEY (or pass event_key=) to send events outside dev mode")
         url = f"{env.event_api_origin}/e/{env.event_key}"
         headers = {**self.headers(env), "x-inngest-event-id-seed": seed}
+        sent_from = step_traceparent()
+        if sent_from:  # sent by a step: the runs the events start continue this run's trace
+            headers[TRACEPARENT] = sent_from
         body = json.dumps(events).encode()
         last: str = ""
         for attempt in range(SEND_ATTEMPTS):

@@ -9,7 +9,7 @@ A run's spans, whatever process records them:
         step <name>             one step attempt reported on that call (inline, streamed)
       step <name>               a step stored through /v1/checkpoint, outside any call we made
       sleep|wait|signal|invoke <name>
-                                from the op's start to its end (a signal's links to its sender)
+                                from the op's start to its end (a signal's, or an event's wait, links to its sender)
       queued <limit>            time held back by concurrency, throttle or rate limit
 
 Every span is written when what it measures is over, with its real start and end: a sleep of

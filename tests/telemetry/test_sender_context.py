@@ -3,7 +3,8 @@ OpenTelemetry tracer of the client's own, spans in memory) sends events through 
 its ``traceparent`` and ``tracestate``, and the runs they start are in the sender's trace, their
 root spans children of and linked to the sender's span, however late they start (a debounce, a
 batch read back from the store). Events from several senders start a trace of the run's own
-linked to each; a traceparent that is not W3C is ignored, never refused."""
+linked to each; a traceparent that is not W3C is ignored, never refused. A signal or event that
+ends a wait links the wait's span to its sender."""
 
 from __future__ import annotations
 
@@ -284,3 +285,43 @@ def test_a_signal_links_the_span_of_the_wait_it_ends_to_its_sender(backend, cloc
     assert waited.parent.span_id == root.context.span_id
     sent = span.get_span_context()
     assert [(link.context.trace_id, link.context.span_id) for link in waited.links] == [(sent.trace_id, sent.span_id)]
+
+
+def test_a_wait_ended_by_an_event_links_to_the_events_sender(backend, clock):
+    """The event that ends a wait starts no run of the waiting function: the run keeps its own
+    trace, and its wait span links to the span that sent the event."""
+    script = [("wait", "paid", "app/paid", "1h"), ("run", "after")]
+    engine, app, _, exporter = make(backend, clock, {"fn": script})
+    api = build_api(engine)
+    status, body = post(api, "/e/key", {"name": "app/fn", "data": {}}, {})
+    assert status == 200, body
+    pump(backend, engine, clock)
+    sender = Sender()
+    with sender.tracer.start_as_current_span("pay") as span:
+        status, reply = post(api, "/e/key", {"name": "app/paid", "data": {"ok": True}}, sender.headers(span))
+    assert status == 200, reply
+    pump(backend, engine, clock)
+    [run] = completed(backend, body["ids"][0])
+    assert app.executed == {"after": 1}
+    root = root_of(exporter, run)
+    assert root.parent is None and not root.links
+    [waited] = [s for s in spans_of(exporter, run) if s.name.startswith("wait ")]
+    assert waited.parent.span_id == root.context.span_id
+    sent = span.get_span_context()
+    assert [(link.context.trace_id, link.context.span_id) for link in waited.links] == [(sent.trace_id, sent.span_id)]
+    assert waited.links[0].attributes["stepline.link"] == "sent by"
+
+
+def test_a_wait_ended_by_an_event_without_a_sender_has_no_link(backend, clock):
+    script = [("wait", "paid", "app/paid", "1h"), ("run", "after")]
+    engine, app, _, exporter = make(backend, clock, {"fn": script})
+    api = build_api(engine)
+    status, body = post(api, "/e/key", {"name": "app/fn", "data": {}}, {})
+    assert status == 200, body
+    pump(backend, engine, clock)
+    status, reply = post(api, "/e/key", {"name": "app/paid", "data": {}}, {})
+    assert status == 200, reply
+    pump(backend, engine, clock)
+    [run] = completed(backend, body["ids"][0])
+    [waited] = [s for s in spans_of(exporter, run) if s.name.startswith("wait ")]
+    assert not waited.links
