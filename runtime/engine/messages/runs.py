@@ -164,7 +164,12 @@ class _StepMessage(RunMessage):
     @classmethod
     def _read(cls, fields: Fields, not_before: int | None) -> Self:
         run_id = fields.required("run_id", str)
-        return cls(run_id=run_id, step=fields.required("step", str), not_before=not_before)
+        return cls(run_id=run_id, step=fields.required("step", str), not_before=not_before, **cls._more(fields))
+
+    @classmethod
+    def _more(cls, fields: Fields) -> dict[str, Any]:
+        """The fields a kind of step message adds, read from the body."""
+        return {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,21 +196,14 @@ class WaitTimeout(_StepMessage):
     match_key: str | None = None
 
     def _fields(self) -> dict[str, Any]:
-        body = {"run_id": self.run_id, "step": self.step, "event": self.event}
+        body = {**super()._fields(), "event": self.event}
         if self.match_key is not None:
             body["match_key"] = self.match_key
         return body
 
     @classmethod
-    def _read(cls, fields: Fields, not_before: int | None) -> Self:
-        run_id = fields.required("run_id", str)
-        return cls(
-            run_id=run_id,
-            step=fields.required("step", str),
-            event=fields.loose("event", str) or "",
-            match_key=fields.loose("match_key", str),
-            not_before=not_before,
-        )
+    def _more(cls, fields: Fields) -> dict[str, Any]:
+        return {"event": fields.loose("event", str) or "", "match_key": fields.loose("match_key", str)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,21 +216,14 @@ class AiCall(_StepMessage):
     claim: str | None = None
 
     def _fields(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"run_id": self.run_id, "step": self.step, "attempt": self.attempt}
+        body = {**super()._fields(), "attempt": self.attempt}
         if self.claim:
             body["claim"] = self.claim
         return body
 
     @classmethod
-    def _read(cls, fields: Fields, not_before: int | None) -> Self:
-        run_id = fields.required("run_id", str)
-        return cls(
-            run_id=run_id,
-            step=fields.required("step", str),
-            attempt=fields.optional("attempt", int) or 0,
-            claim=fields.loose("claim", str) or None,
-            not_before=not_before,
-        )
+    def _more(cls, fields: Fields) -> dict[str, Any]:
+        return {"attempt": fields.optional("attempt", int) or 0, "claim": fields.loose("claim", str) or None}
 
 
 @dataclass(frozen=True, kw_only=True)
