@@ -77,9 +77,7 @@ def assert_continues(exporter, run, sender_span) -> None:
     assert {s.context.trace_id for s in spans} == {sender.trace_id}
     root = root_of(exporter, run)
     assert root.parent is not None and root.parent.span_id == sender.span_id and root.parent.is_remote
-    assert [(link.context.trace_id, link.context.span_id) for link in root.links] == [
-        (sender.trace_id, sender.span_id)
-    ]
+    assert [(link.context.trace_id, link.context.span_id) for link in root.links] == [(sender.trace_id, sender.span_id)]
     assert root.links[0].attributes["stepline.link"] == "sent by"
     stored = RunTrace.parse(run.trace)
     assert stored.trace_id == sender.trace_id and stored.span_id == root.context.span_id
@@ -231,8 +229,9 @@ def test_a_large_requests_queued_starts_read_the_context_back_from_the_store(bac
         events = [{"name": "app/fn", "data": {"i": i}} for i in range(3)]
         status, body = post(api, "/e/key", events, sender.headers(span))
     assert status == 200, body
-    assert all(backend.store.get_event(i).trace["traceparent"] == sender.headers(span)["traceparent"]
-               for i in body["ids"])
+    assert all(
+        backend.store.get_event(i).trace["traceparent"] == sender.headers(span)["traceparent"] for i in body["ids"]
+    )
     pump(backend, engine, clock)
     runs = [r for event_id in body["ids"] for r in completed(backend, event_id)]
     assert len(runs) == 3 and app.executed == {"a": 3}
@@ -245,15 +244,24 @@ def test_a_webhook_delivery_continues_the_senders_trace(backend, clock):
 
     engine, app, _, exporter = make(backend, clock, {"fn": [("run", "a")]})
     api = build_api(engine)
-    source = {"source": "shop", "provider": "github", "secret": "gh-secret",
-              "transform": {"cel": '{"name": "app/fn", "data": {"n": event.body.n}}'}}
+    source = {
+        "source": "shop",
+        "provider": "github",
+        "secret": "gh-secret",
+        "transform": {"cel": '{"name": "app/fn", "data": {"n": event.body.n}}'},
+    }
     status, body = post(api, "/v1/webhooks", source, {})
     assert status in (200, 201), body
     sender = Sender()
     payload = json.dumps({"n": 1}).encode()
     with sender.tracer.start_as_current_span("notify") as span:
-        headers = {"x-hub-signature-256": github_header("gh-secret", payload), "x-github-delivery": "d-1",
-                   "x-github-event": "order", "content-type": "application/json", **sender.headers(span)}
+        headers = {
+            "x-hub-signature-256": github_header("gh-secret", payload),
+            "x-github-delivery": "d-1",
+            "x-github-event": "order",
+            "content-type": "application/json",
+            **sender.headers(span),
+        }
         event = to_http_api_event("POST", "/webhooks/shop", headers, payload, "127.0.0.1")
         result = api.resolve(event, None)
     assert result["statusCode"] == 200, result
@@ -263,49 +271,39 @@ def test_a_webhook_delivery_continues_the_senders_trace(backend, clock):
     assert_continues(exporter, run, span)
 
 
-def test_a_signal_links_the_span_of_the_wait_it_ends_to_its_sender(backend, clock):
-    """A signal starts no run: the run it resumes keeps its own trace, and its signal span links
-    to the span that sent the signal."""
-    script = [("signal", "approval", "approval/7", "1h"), ("run", "after")]
-    engine, app, _, exporter = make(backend, clock, {"fn": script})
+# What ends a wait without starting a run of the waiting function: the waiting step, the
+# request that ends it, and the name its span starts with.
+RESUMERS = {
+    "signal": (
+        ("signal", "approval", "approval/7", "1h"),
+        "/v1/signals",
+        {"signal": "approval/7", "data": {"ok": True}},
+    ),
+    "event": (("wait", "paid", "app/paid", "1h"), "/e/key", {"name": "app/paid", "data": {"ok": True}}),
+}
+SPAN_PREFIX = {"signal": "signal ", "event": "wait "}
+
+
+@pytest.mark.parametrize("resumer", list(RESUMERS))
+def test_what_ends_a_wait_links_the_waits_span_to_its_sender(backend, clock, resumer):
+    """A signal, or an event that ends a wait, starts no run of the waiting function: the run
+    keeps its own trace, and the wait's span links to the span that sent it."""
+    waiting, path, payload = RESUMERS[resumer]
+    engine, app, _, exporter = make(backend, clock, {"fn": [waiting, ("run", "after")]})
     api = build_api(engine)
     status, body = post(api, "/e/key", {"name": "app/fn", "data": {}}, {})
     assert status == 200, body
     pump(backend, engine, clock)
     sender = Sender()
-    with sender.tracer.start_as_current_span("approve") as span:
-        status, reply = post(api, "/v1/signals", {"signal": "approval/7", "data": {"ok": True}}, sender.headers(span))
+    with sender.tracer.start_as_current_span("resume") as span:
+        status, reply = post(api, path, payload, sender.headers(span))
     assert status == 200, reply
     pump(backend, engine, clock)
     [run] = completed(backend, body["ids"][0])
     assert app.executed == {"after": 1}
     root = root_of(exporter, run)
     assert root.parent is None and not root.links
-    [waited] = [s for s in spans_of(exporter, run) if s.name.startswith("signal ")]
-    assert waited.parent.span_id == root.context.span_id
-    sent = span.get_span_context()
-    assert [(link.context.trace_id, link.context.span_id) for link in waited.links] == [(sent.trace_id, sent.span_id)]
-
-
-def test_a_wait_ended_by_an_event_links_to_the_events_sender(backend, clock):
-    """The event that ends a wait starts no run of the waiting function: the run keeps its own
-    trace, and its wait span links to the span that sent the event."""
-    script = [("wait", "paid", "app/paid", "1h"), ("run", "after")]
-    engine, app, _, exporter = make(backend, clock, {"fn": script})
-    api = build_api(engine)
-    status, body = post(api, "/e/key", {"name": "app/fn", "data": {}}, {})
-    assert status == 200, body
-    pump(backend, engine, clock)
-    sender = Sender()
-    with sender.tracer.start_as_current_span("pay") as span:
-        status, reply = post(api, "/e/key", {"name": "app/paid", "data": {"ok": True}}, sender.headers(span))
-    assert status == 200, reply
-    pump(backend, engine, clock)
-    [run] = completed(backend, body["ids"][0])
-    assert app.executed == {"after": 1}
-    root = root_of(exporter, run)
-    assert root.parent is None and not root.links
-    [waited] = [s for s in spans_of(exporter, run) if s.name.startswith("wait ")]
+    [waited] = [s for s in spans_of(exporter, run) if s.name.startswith(SPAN_PREFIX[resumer])]
     assert waited.parent.span_id == root.context.span_id
     sent = span.get_span_context()
     assert [(link.context.trace_id, link.context.span_id) for link in waited.links] == [(sent.trace_id, sent.span_id)]
